@@ -1,0 +1,193 @@
+//! `AppState` (cheap to clone, everything behind one `Arc`) and `Application`, which binds the
+//! listener (port 0 in tests) and serves the router until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::crypto::{Passwords, Vault};
+use crate::store::{self, Store};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub vault: Arc<Vault>,
+    pub passwords: Passwords,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            store,
+            vault,
+            passwords: Passwords::default(),
+            clock,
+        }))
+    }
+
+    /// Opens the vault (creating the key file on first start) and the database (applying
+    /// migrations), as every subcommand does.
+    pub async fn from_config(config: Config) -> anyhow::Result<Self> {
+        let (vault, created) = config.open_vault()?;
+        if created {
+            tracing::warn!(
+                path = %config.vault_key_file().display(),
+                key_id = vault.primary_key_id(),
+                "generated a new vault key file; back it up: stored Clari keys cannot be decrypted without it"
+            );
+        }
+        let store = store::connect(&config.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the database {}",
+                    crate::config::redact_url(&config.database_url)
+                )
+            })?;
+        Ok(Self::new(
+            config,
+            store,
+            Arc::new(vault),
+            Arc::new(SystemClock),
+        ))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::error!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `config.bind` (use port 0 for an ephemeral port) and prepares the router.
+    pub async fn build(state: AppState) -> anyhow::Result<Self> {
+        let bind = state.config.bind;
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        Self::from_listener(state, listener)
+    }
+
+    /// Serves on an already bound listener (tests bind port 0 first, so the public URL can name
+    /// the real port).
+    pub fn from_listener(
+        state: AppState,
+        listener: tokio::net::TcpListener,
+    ) -> anyhow::Result<Self> {
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            addr,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

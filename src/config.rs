@@ -1,0 +1,432 @@
+//! One `Config` for every subcommand: environment first (`CLARI_MCP_*`), then an optional TOML file,
+//! then defaults. `validate` runs at start and names the bad setting.
+//!
+//! The issuer and the MCP resource URL are derived here once, from the public base URL, and reused
+//! verbatim everywhere (metadata, challenges, token claims); they are never rebuilt from request headers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::crypto::Vault;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_CLARI_BASE_URL: &str = "https://api.clari.com/v4";
+pub const VAULT_KEY_FILE: &str = "vault.key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("cannot read the configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+/// The optional TOML file; every key mirrors an environment variable without the prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    vault_keys: Option<Vec<String>>,
+    clari_base_url: Option<String>,
+    log_format: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// The public base URL exactly as configured, without a trailing slash.
+    pub public_url: String,
+    /// The OAuth issuer identifier; equal to `public_url`.
+    pub issuer: String,
+    /// The MCP resource URL (`<public_url>/mcp`).
+    pub mcp_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// Keys given by configuration; when absent the key file in the data directory is used.
+    pub vault_keys: Option<Vec<SecretString>>,
+    pub clari_base_url: String,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "vault_keys",
+                &self
+                    .vault_keys
+                    .as_ref()
+                    .map(|k| format!("{} key(s)", k.len())),
+            )
+            .field("clari_base_url", &self.clari_base_url)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Hides a password in a connection URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment and, when given, a TOML file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CLARI_MCP_"))
+            .collect();
+        Self::from_sources(file, &env)
+    }
+
+    /// Builds the configuration from an explicit environment map (tests use this).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let file_cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    reason: e.message().to_owned(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let get = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
+
+        let bind_text = get("CLARI_MCP_BIND")
+            .or(file_cfg.bind)
+            .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
+            invalid(
+                "CLARI_MCP_BIND",
+                format!("'{bind_text}' is not an address:port such as 127.0.0.1:8080"),
+            )
+        })?;
+
+        let public_text = get("CLARI_MCP_PUBLIC_URL")
+            .or(file_cfg.public_url)
+            .unwrap_or_else(|| format!("http://{bind}"));
+        let public_url = validate_public_url(&public_text)?;
+
+        let data_dir = get("CLARI_MCP_DATA_DIR")
+            .map(PathBuf::from)
+            .or(file_cfg.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+
+        let database_url = get("CLARI_MCP_DATABASE_URL")
+            .or(file_cfg.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}/clari-mcp.db", data_dir.display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "CLARI_MCP_DATABASE_URL",
+                format!(
+                    "'{}' is neither sqlite://PATH nor postgres://…",
+                    redact_url(&database_url)
+                ),
+            ));
+        }
+
+        let vault_keys = match get("CLARI_MCP_VAULT_KEYS") {
+            Some(text) => Some(split_keys(&text)),
+            None => file_cfg.vault_keys.map(|keys| {
+                keys.into_iter()
+                    .map(|k| SecretString::from(k.trim().to_owned()))
+                    .collect()
+            }),
+        };
+        if let Some(keys) = &vault_keys {
+            Vault::new(keys).map_err(|e| invalid("CLARI_MCP_VAULT_KEYS", e.to_string()))?;
+        }
+
+        let clari_text = get("CLARI_MCP_CLARI_BASE_URL")
+            .or(file_cfg.clari_base_url)
+            .unwrap_or_else(|| DEFAULT_CLARI_BASE_URL.to_owned());
+        let clari_base_url = validate_http_url("CLARI_MCP_CLARI_BASE_URL", &clari_text)?;
+
+        let log_format = match get("CLARI_MCP_LOG_FORMAT")
+            .or(file_cfg.log_format)
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "CLARI_MCP_LOG_FORMAT",
+                    format!("'{other}' is not one of: text, json"),
+                ));
+            }
+        };
+
+        Ok(Self {
+            bind,
+            issuer: public_url.clone(),
+            mcp_url: format!("{public_url}/mcp"),
+            public_url,
+            data_dir,
+            database_url,
+            vault_keys,
+            clari_base_url,
+            log_format,
+        })
+    }
+
+    pub fn vault_key_file(&self) -> PathBuf {
+        self.data_dir.join(VAULT_KEY_FILE)
+    }
+
+    /// Whether browser cookies must carry `Secure` (the public URL is https).
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    /// The vault key ring: configured keys, else the key file in the data directory, created with
+    /// mode 0600 on first use. Returns the vault and whether a new key file was generated.
+    pub fn open_vault(&self) -> anyhow::Result<(Vault, bool)> {
+        use anyhow::Context;
+        if let Some(keys) = &self.vault_keys {
+            return Ok((Vault::new(keys)?, false));
+        }
+        let path = self.vault_key_file();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let keys = split_keys(&text);
+                let vault = Vault::new(&keys)
+                    .with_context(|| format!("vault key file {}", path.display()))?;
+                Ok((vault, false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!("creating data directory {}", self.data_dir.display())
+                })?;
+                let key = Vault::generate_key();
+                write_private_file(&path, format!("{}\n", key.expose_secret()).as_bytes())
+                    .with_context(|| format!("writing vault key file {}", path.display()))?;
+                Ok((Vault::new(&[key])?, true))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading vault key file {}", path.display())),
+        }
+    }
+}
+
+fn split_keys(text: &str) -> Vec<SecretString> {
+    text.split([',', '\n'])
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| SecretString::from(k.to_owned()))
+        .collect()
+}
+
+/// Creates a file readable only by its owner; fails if it already exists.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+fn validate_http_url(setting: &'static str, text: &str) -> Result<String, ConfigError> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let url = url::Url::parse(trimmed)
+        .map_err(|e| invalid(setting, format!("'{text}' is not a URL: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(invalid(
+            setting,
+            format!("'{text}' must start with http:// or https://"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            setting,
+            format!("'{text}' must not have a query or fragment"),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(setting, format!("'{text}' has no host")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn validate_public_url(text: &str) -> Result<String, ConfigError> {
+    const SETTING: &str = "CLARI_MCP_PUBLIC_URL";
+    let url = validate_http_url(SETTING, text)?;
+    let parsed = url::Url::parse(&url).expect("validated above");
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid(SETTING, "must not contain credentials"));
+    }
+    if parsed.scheme() == "http" && !is_loopback_host(parsed.host_str().unwrap_or_default()) {
+        return Err(invalid(
+            SETTING,
+            format!(
+                "'{text}' uses http on a non-loopback host; OAuth requires https in production"
+            ),
+        ));
+    }
+    Ok(url)
+}
+
+/// `localhost`, `127.0.0.0/8` and `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = Config::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.mcp_url, "http://127.0.0.1:8080/mcp");
+        assert_eq!(c.database_url, "sqlite://./data/clari-mcp.db");
+        assert_eq!(c.clari_base_url, DEFAULT_CLARI_BASE_URL);
+        assert!(c.vault_keys.is_none());
+    }
+
+    #[test]
+    fn public_url_loses_trailing_slash_and_derives_issuer_and_mcp_url() {
+        let c = Config::from_sources(
+            None,
+            &env(&[("CLARI_MCP_PUBLIC_URL", "https://mcp.example.com/")]),
+        )
+        .unwrap();
+        assert_eq!(c.issuer, "https://mcp.example.com");
+        assert_eq!(c.mcp_url, "https://mcp.example.com/mcp");
+        assert!(c.is_https());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        for (name, value) in [
+            ("CLARI_MCP_BIND", "nope"),
+            ("CLARI_MCP_PUBLIC_URL", "ftp://x"),
+            ("CLARI_MCP_PUBLIC_URL", "http://mcp.example.com"),
+            ("CLARI_MCP_PUBLIC_URL", "https://x/?a=b"),
+            ("CLARI_MCP_DATABASE_URL", "mysql://x"),
+            ("CLARI_MCP_VAULT_KEYS", "short"),
+            ("CLARI_MCP_LOG_FORMAT", "xml"),
+            ("CLARI_MCP_CLARI_BASE_URL", "api.clari.com"),
+        ] {
+            let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9000\"\nlog_format = \"json\"\n").unwrap();
+        let c = Config::from_sources(Some(&path), &env(&[("CLARI_MCP_BIND", "127.0.0.1:9100")]))
+            .unwrap();
+        assert_eq!(c.bind.port(), 9100);
+        assert_eq!(c.log_format, LogFormat::Json);
+        std::fs::write(&path, "bindd = 1\n").unwrap();
+        let err = Config::from_sources(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn vault_key_file_is_created_once_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let c = Config::from_sources(
+            None,
+            &env(&[("CLARI_MCP_DATA_DIR", data.to_str().unwrap())]),
+        )
+        .unwrap();
+        let (v1, created) = c.open_vault().unwrap();
+        assert!(created);
+        let (v2, created_again) = c.open_vault().unwrap();
+        assert!(!created_again);
+        assert_eq!(v1.primary_key_id(), v2.primary_key_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(c.vault_key_file())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let key = Vault::generate_key();
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("CLARI_MCP_VAULT_KEYS", key.expose_secret()),
+                ("CLARI_MCP_DATABASE_URL", "postgres://u:hunter2@db/x"),
+            ]),
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains(key.expose_secret()));
+        assert!(!dbg.contains("hunter2"));
+    }
+}

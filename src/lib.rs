@@ -1,0 +1,15 @@
+//! clari-mcp: an OAuth 2.1 authorization server fronting an MCP resource server that gives AI agents
+//! scoped, read-only access to an organisation's Clari revenue data.
+//!
+//! The library holds everything; `main.rs` only parses the command line and dispatches, so tests and
+//! benchmarks reuse the same code paths as operators.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod scope;
+pub mod store;
+pub mod telemetry;

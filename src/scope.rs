@@ -1,0 +1,192 @@
+//! OAuth scopes of clari-mcp. `clari:read` implies every narrower read scope (the MCP spec asks
+//! resource servers to honour scope hierarchies).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    ClariRead,
+    ForecastsRead,
+    OpportunitiesRead,
+    AccountsRead,
+    UsersRead,
+    AuditRead,
+    ExportsRead,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope '{0}': valid scopes are {list}", list = Scope::names().join(", "))]
+pub struct UnknownScope(pub String);
+
+impl Scope {
+    pub const ALL: [Scope; 7] = [
+        Scope::ClariRead,
+        Scope::ForecastsRead,
+        Scope::OpportunitiesRead,
+        Scope::AccountsRead,
+        Scope::UsersRead,
+        Scope::AuditRead,
+        Scope::ExportsRead,
+    ];
+
+    /// The six narrow read scopes that `clari:read` stands for.
+    pub const NARROW: [Scope; 6] = [
+        Scope::ForecastsRead,
+        Scope::OpportunitiesRead,
+        Scope::AccountsRead,
+        Scope::UsersRead,
+        Scope::AuditRead,
+        Scope::ExportsRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ClariRead => "clari:read",
+            Scope::ForecastsRead => "forecasts:read",
+            Scope::OpportunitiesRead => "opportunities:read",
+            Scope::AccountsRead => "accounts:read",
+            Scope::UsersRead => "users:read",
+            Scope::AuditRead => "audit:read",
+            Scope::ExportsRead => "exports:read",
+        }
+    }
+
+    /// What the scope lets an agent read, in plain words for the consent page.
+    pub fn description(self) -> &'static str {
+        match self {
+            Scope::ClariRead => "Read all of your organisation's Clari data listed below",
+            Scope::ForecastsRead => "Read forecasts, forecast submissions and fiscal time periods",
+            Scope::OpportunitiesRead => "Read opportunities, deal risk scores and pipeline changes",
+            Scope::AccountsRead => "Read accounts and their opportunities",
+            Scope::UsersRead => "Read the forecast hierarchy: users, roles and managers",
+            Scope::AuditRead => "Read Clari audit events (who did what, when)",
+            Scope::ExportsRead => "Read export jobs and export quota",
+        }
+    }
+
+    pub fn names() -> Vec<&'static str> {
+        Scope::ALL.iter().map(|s| s.as_str()).collect()
+    }
+
+    pub fn parse(text: &str) -> Result<Scope, UnknownScope> {
+        Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownScope(text.to_owned()))
+    }
+
+    /// Whether holding `self` allows what `required` guards.
+    pub fn implies(self, required: Scope) -> bool {
+        self == required || self == Scope::ClariRead
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of scopes, written space-separated on the wire (RFC 6749 §3.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet(BTreeSet<Scope>);
+
+impl ScopeSet {
+    pub fn new(scopes: impl IntoIterator<Item = Scope>) -> Self {
+        Self(scopes.into_iter().collect())
+    }
+
+    /// Parses scopes separated by spaces or commas. Empty items are skipped; an unknown one is an error.
+    pub fn parse(text: &str) -> Result<Self, UnknownScope> {
+        text.split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(Scope::parse)
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map(Self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Scope> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether the set allows an operation guarded by `required`, honouring `clari:read`.
+    pub fn allows(&self, required: Scope) -> bool {
+        self.0.iter().any(|s| s.implies(required))
+    }
+
+    /// Whether every scope of `other` is allowed by this set.
+    pub fn covers(&self, other: &ScopeSet) -> bool {
+        other.iter().all(|s| self.allows(s))
+    }
+
+    /// The scopes of `self` that `granted` allows (used to narrow a request to a grant).
+    pub fn intersect(&self, granted: &ScopeSet) -> ScopeSet {
+        ScopeSet(
+            self.0
+                .iter()
+                .copied()
+                .filter(|s| granted.allows(*s))
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for s in &self.0 {
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            f.write_str(s.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl FromIterator<Scope> for ScopeSet {
+    fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clari_read_implies_every_narrow_scope() {
+        let set = ScopeSet::parse("clari:read").unwrap();
+        for s in Scope::NARROW {
+            assert!(set.allows(s), "{s}");
+        }
+        let narrow = ScopeSet::parse("audit:read").unwrap();
+        assert!(narrow.allows(Scope::AuditRead));
+        assert!(!narrow.allows(Scope::ForecastsRead));
+        assert!(!narrow.allows(Scope::ClariRead));
+    }
+
+    #[test]
+    fn parse_accepts_spaces_and_commas_and_rejects_unknown() {
+        let set = ScopeSet::parse("forecasts:read, users:read").unwrap();
+        assert_eq!(set.to_string(), "forecasts:read users:read");
+        let err = ScopeSet::parse("forecasts:read admin").unwrap_err();
+        assert_eq!(err.0, "admin");
+        assert!(err.to_string().contains("clari:read"));
+    }
+
+    #[test]
+    fn intersect_narrows_to_granted() {
+        let asked = ScopeSet::parse("forecasts:read audit:read").unwrap();
+        let granted = ScopeSet::parse("forecasts:read").unwrap();
+        assert_eq!(asked.intersect(&granted).to_string(), "forecasts:read");
+        let all = ScopeSet::parse("clari:read").unwrap();
+        assert_eq!(asked.intersect(&all), asked);
+    }
+}

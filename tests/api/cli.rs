@@ -1,0 +1,508 @@
+//! The operator's CLI, run as a process with its own environment, as operators and scripts do.
+
+use clari_mcp::crypto::{Vault, sha256_hex};
+use clari_mcp::store::Email;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::both_backends;
+use crate::helpers::{Backend, Cli, TestDb, python_fernet_decrypt};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+both_backends!(
+    migrate_and_org_commands_work,
+    clari_key_is_read_from_stdin_stored_encrypted_and_never_shown,
+    user_and_api_key_commands_work,
+    bad_input_exits_non_zero_with_one_line_and_changes_nothing,
+    rotate_vault_reencrypts_every_credential,
+);
+
+#[tokio::test]
+async fn first_start_creates_data_dir_database_and_private_vault_key() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let cli = Cli::new(&db);
+    let mut cli = cli;
+    cli.env.remove("CLARI_MCP_DATABASE_URL");
+    assert!(!cli.data_dir.exists());
+    let out = cli.run(&["migrate"], None);
+    assert!(out.0.status.success(), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("generated a new vault key file"),
+        "{}",
+        out.stderr()
+    );
+    assert!(cli.data_dir.join("clari-mcp.db").exists());
+    let key_file = cli.data_dir.join("vault.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        !out.stderr().contains(key.trim()),
+        "the key is never logged"
+    );
+    // A second start reuses the key and says nothing about generating one.
+    let again = cli.run(&["migrate"], None);
+    assert!(again.0.status.success());
+    assert!(!again.stderr().contains("generated"));
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    // WAL mode is on.
+    let mode: (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(
+            &sqlx::SqlitePool::connect(&format!(
+                "sqlite://{}/clari-mcp.db",
+                cli.data_dir.display()
+            ))
+            .await
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mode.0, "wal");
+}
+
+async fn migrate_and_org_commands_work(db: &TestDb) {
+    let cli = Cli::new(db);
+    assert!(cli.ok(&["migrate"], None).contains("up to date"));
+    let id = cli
+        .ok(&["org", "create", "--name", "Acme Corp"], None)
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 36, "prints the org id: {id}");
+    let table = cli.ok(&["org", "list"], None);
+    assert!(
+        table.contains(&id) && table.contains("Acme Corp") && table.contains("not set"),
+        "{table}"
+    );
+    cli.ok(&["org", "disable", "--org", "Acme Corp"], None);
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["org", "list", "--json"], None)).unwrap();
+    assert_eq!(json[0]["disabled"], true);
+    cli.ok(&["org", "enable", "--org", &id], None);
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["org", "list", "--json"], None)).unwrap();
+    assert_eq!(json[0]["disabled"], false);
+    assert_eq!(json[0]["id"], id.as_str());
+}
+
+async fn clari_key_is_read_from_stdin_stored_encrypted_and_never_shown(db: &TestDb) {
+    let cli = Cli::new(db);
+    let org = cli
+        .ok(&["org", "create", "--name", "Acme"], None)
+        .trim()
+        .to_owned();
+    let secret = "clari-live-key-0123456789WXYZ";
+    let out = cli.run(
+        &[
+            "org",
+            "set-clari-key",
+            "--org",
+            "Acme",
+            "--base-url",
+            "http://127.0.0.1:9/v4/",
+        ],
+        Some(&format!("{secret}\n")),
+    );
+    assert!(out.0.status.success(), "{}", out.stderr());
+    assert!(out.stdout().contains("****WXYZ"));
+    assert!(!out.stdout().contains(secret) && !out.stderr().contains(secret));
+    let listing = cli.ok(&["org", "list", "--json"], None);
+    assert!(!listing.contains(secret));
+    let json: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(json[0]["clari_key"]["hint"], "WXYZ");
+    assert_eq!(json[0]["clari_key"]["base_url"], "http://127.0.0.1:9/v4");
+
+    // The stored ciphertext is Fernet under the vault key, readable by Python's implementation.
+    let store = db.store().await;
+    let cred = store
+        .clari_credential(&clari_mcp::store::OrgId(org))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!cred.ciphertext.contains(secret));
+    let vault_key = std::fs::read_to_string(cli.data_dir.join("vault.key")).unwrap();
+    let vault_key = vault_key.lines().next().unwrap().trim().to_owned();
+    let vault = Vault::new(&[SecretString::from(vault_key.clone())]).unwrap();
+    assert_eq!(
+        &*vault.open(&cred.ciphertext, &cred.key_id).unwrap(),
+        secret.as_bytes()
+    );
+    if let Some(plain) = python_fernet_decrypt(&vault_key, &cred.ciphertext) {
+        assert_eq!(plain, secret);
+    }
+}
+
+async fn user_and_api_key_commands_work(db: &TestDb) {
+    let cli = Cli::new(db);
+    cli.ok(&["org", "create", "--name", "Acme"], None);
+    cli.ok(&["org", "create", "--name", "Globex"], None);
+    let uid = cli.ok(
+        &[
+            "user",
+            "create",
+            "--org",
+            "Acme",
+            "--email",
+            "Ava@Acme.test",
+            "--role",
+            "admin",
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(uid.trim().len(), 36);
+    let users = cli.ok(&["user", "list", "--org", "Acme"], None);
+    assert!(
+        users.contains("ava@acme.test") && users.contains("admin"),
+        "{users}"
+    );
+
+    // The stored hash verifies the password given on stdin.
+    let store = db.store().await;
+    let creds = store
+        .find_user_by_email(&Email::parse("ava@acme.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(creds.password_hash.starts_with("$argon2id$"));
+    let passwords = clari_mcp::crypto::Passwords::new(1);
+    assert!(
+        passwords
+            .verify(
+                SecretString::from(PASSWORD.to_owned()),
+                Some(creds.password_hash)
+            )
+            .await
+            .unwrap()
+    );
+
+    let out = cli.run(
+        &[
+            "api-key",
+            "create",
+            "--email",
+            "ava@acme.test",
+            "--scopes",
+            "forecasts:read,users:read",
+            "--name",
+            "laptop",
+            "--expires-in",
+            "90d",
+        ],
+        None,
+    );
+    assert!(out.0.status.success(), "{}", out.stderr());
+    let key = out.stdout().trim().to_owned();
+    assert!(key.starts_with("cmk_") && key.len() == 47, "{key}");
+    assert!(out.stderr().contains("shown only once"));
+    let principal = store
+        .authenticate_api_key(
+            &sha256_hex(&key),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(principal.scopes.to_string(), "forecasts:read users:read");
+
+    let listing = cli.ok(&["api-key", "list", "--json"], None);
+    assert!(!listing.contains(&key));
+    let keys: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let id = keys[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(keys[0]["name"], "laptop");
+    assert!(keys[0]["expires_at"].as_i64().unwrap() > 0);
+    assert!(
+        cli.ok(&["api-key", "list", "--org", "Globex"], None)
+            .lines()
+            .count()
+            == 1,
+        "header only"
+    );
+
+    // Several memberships require --org.
+    cli.ok(
+        &[
+            "user",
+            "add-to-org",
+            "--org",
+            "Globex",
+            "--email",
+            "ava@acme.test",
+        ],
+        None,
+    );
+    let err = cli.fails(
+        &[
+            "api-key",
+            "create",
+            "--email",
+            "ava@acme.test",
+            "--scopes",
+            "clari:read",
+        ],
+        None,
+    );
+    assert!(err.contains("--org"), "{err}");
+    cli.ok(
+        &[
+            "api-key",
+            "create",
+            "--email",
+            "ava@acme.test",
+            "--scopes",
+            "clari:read",
+            "--org",
+            "Globex",
+        ],
+        None,
+    );
+
+    assert!(
+        cli.ok(&["api-key", "revoke", &id], None)
+            .contains("revoked")
+    );
+    assert!(
+        cli.ok(&["api-key", "revoke", &id], None)
+            .contains("already revoked")
+    );
+    assert!(
+        store
+            .authenticate_api_key(
+                &sha256_hex(&key),
+                time::OffsetDateTime::now_utc().unix_timestamp()
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listing = cli.ok(&["api-key", "list"], None);
+    assert!(listing.contains("revoked"), "{listing}");
+
+    cli.ok(&["user", "disable", "--email", "ava@acme.test"], None);
+    assert!(
+        cli.ok(&["user", "list", "--org", "Acme"], None)
+            .contains("disabled")
+    );
+}
+
+async fn bad_input_exits_non_zero_with_one_line_and_changes_nothing(db: &TestDb) {
+    let cli = Cli::new(db);
+    cli.ok(&["org", "create", "--name", "Acme"], None);
+    let before = cli.ok(&["org", "list", "--json"], None);
+
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (&["org", "create", "--name", "Acme"], None, "already exists"),
+        (
+            &["org", "create", "--name", "  "],
+            None,
+            "must not be empty",
+        ),
+        (
+            &["org", "set-clari-key", "--org", "Nope"],
+            Some("k-123456789"),
+            "unknown organisation",
+        ),
+        (
+            &["org", "set-clari-key", "--org", "Acme"],
+            Some(""),
+            "no Clari API key on standard input",
+        ),
+        (
+            &["org", "set-clari-key", "--org", "Acme"],
+            Some("has space inside"),
+            "without spaces",
+        ),
+        (
+            &[
+                "org",
+                "set-clari-key",
+                "--org",
+                "Acme",
+                "--base-url",
+                "ftp://x",
+            ],
+            Some("k-123456789"),
+            "--base-url",
+        ),
+        (
+            &["org", "disable", "--org", "Nope"],
+            None,
+            "unknown organisation",
+        ),
+        (
+            &["user", "create", "--org", "Nope", "--email", "a@b.test"],
+            Some(PASSWORD),
+            "unknown organisation",
+        ),
+        (
+            &["user", "create", "--org", "Acme", "--email", "not-an-email"],
+            Some(PASSWORD),
+            "not an e-mail",
+        ),
+        (
+            &["user", "create", "--org", "Acme", "--email", "a@b.test"],
+            Some("short"),
+            "at least 12",
+        ),
+        (
+            &["user", "create", "--org", "Acme", "--email", "a@b.test"],
+            Some(""),
+            "no password",
+        ),
+        (
+            &[
+                "api-key",
+                "create",
+                "--email",
+                "ghost@b.test",
+                "--scopes",
+                "clari:read",
+            ],
+            None,
+            "unknown user",
+        ),
+        (
+            &["api-key", "revoke", "no-such-id"],
+            None,
+            "unknown API key",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let line = cli.fails(args, *stdin);
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+    // Malformed scope and duration, for a real user.
+    cli.ok(
+        &[
+            "user",
+            "create",
+            "--org",
+            "Acme",
+            "--email",
+            "ava@acme.test",
+        ],
+        Some(PASSWORD),
+    );
+    let line = cli.fails(
+        &[
+            "api-key",
+            "create",
+            "--email",
+            "ava@acme.test",
+            "--scopes",
+            "forecasts:write",
+        ],
+        None,
+    );
+    assert!(line.contains("unknown scope 'forecasts:write'"), "{line}");
+    let line = cli.fails(
+        &[
+            "api-key",
+            "create",
+            "--email",
+            "ava@acme.test",
+            "--scopes",
+            "clari:read",
+            "--expires-in",
+            "90",
+        ],
+        None,
+    );
+    assert!(line.contains("--expires-in"), "{line}");
+    let line = cli.fails(
+        &[
+            "user",
+            "create",
+            "--org",
+            "Acme",
+            "--email",
+            "AVA@acme.test",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(line.contains("already exists"), "{line}");
+
+    assert_eq!(
+        cli.ok(&["org", "list", "--json"], None),
+        before.replace("\n]", "\n]"),
+        "orgs unchanged"
+    );
+    assert!(cli.ok(&["api-key", "list", "--json"], None).trim() == "[]");
+    let users = cli.ok(&["user", "list", "--org", "Acme", "--json"], None);
+    let users: serde_json::Value = serde_json::from_str(&users).unwrap();
+    assert_eq!(
+        users.as_array().unwrap().len(),
+        1,
+        "only the one valid user exists"
+    );
+}
+
+async fn rotate_vault_reencrypts_every_credential(db: &TestDb) {
+    let mut cli = Cli::new(db);
+    let old = Vault::generate_key();
+    cli.env.insert(
+        "CLARI_MCP_VAULT_KEYS".into(),
+        old.expose_secret().to_owned(),
+    );
+    cli.ok(&["org", "create", "--name", "A"], None);
+    cli.ok(&["org", "create", "--name", "B"], None);
+    cli.ok(
+        &["org", "set-clari-key", "--org", "A"],
+        Some("key-for-org-a-1"),
+    );
+    cli.ok(
+        &["org", "set-clari-key", "--org", "B"],
+        Some("key-for-org-b-2"),
+    );
+
+    let new = Vault::generate_key();
+    cli.env.insert(
+        "CLARI_MCP_VAULT_KEYS".into(),
+        format!("{},{}", new.expose_secret(), old.expose_secret()),
+    );
+    assert!(
+        cli.ok(&["keys", "rotate-vault"], None)
+            .contains("re-encrypted 2 Clari credential(s)")
+    );
+    assert!(
+        cli.ok(&["keys", "rotate-vault"], None)
+            .contains("re-encrypted 0")
+    );
+    let err = cli.fails(&["keys", "rotate-vault", "--add-key"], None);
+    assert!(err.contains("CLARI_MCP_VAULT_KEYS"), "{err}");
+
+    // With only the new key every credential still opens.
+    let only_new = Vault::new(&[new]).unwrap();
+    let store = db.store().await;
+    for (name, plain) in [("A", "key-for-org-a-1"), ("B", "key-for-org-b-2")] {
+        let org = store.find_org(name).await.unwrap().unwrap();
+        let c = store.clari_credential(&org.id).await.unwrap().unwrap();
+        assert_eq!(c.key_id, only_new.primary_key_id());
+        assert_eq!(
+            &*only_new.open(&c.ciphertext, &c.key_id).unwrap(),
+            plain.as_bytes()
+        );
+    }
+
+    // Key-file mode: --add-key prepends a key and re-encrypts under it.
+    cli.env.remove("CLARI_MCP_VAULT_KEYS");
+    cli.env.insert(
+        "CLARI_MCP_DATA_DIR".into(),
+        db.dir.path().join("file-mode").display().to_string(),
+    );
+    let file_db = format!("sqlite://{}/file-mode/other.db", db.dir.path().display());
+    cli.env.insert("CLARI_MCP_DATABASE_URL".into(), file_db);
+    cli.ok(&["org", "create", "--name", "C"], None);
+    cli.ok(
+        &["org", "set-clari-key", "--org", "C"],
+        Some("key-for-org-c-3"),
+    );
+    let out = cli.ok(&["keys", "rotate-vault", "--add-key"], None);
+    assert!(out.contains("re-encrypted 1"), "{out}");
+    let file = std::fs::read_to_string(db.dir.path().join("file-mode/vault.key")).unwrap();
+    assert_eq!(file.lines().filter(|l| !l.trim().is_empty()).count(), 2);
+}
