@@ -76,14 +76,14 @@ impl TestDb {
 
     /// Drops a PostgreSQL test database; a temporary SQLite file goes with the directory.
     pub async fn cleanup(self) {
-        if let Some((admin, name)) = &self.pg {
-            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await {
-                let _ = sqlx::Executor::execute(
-                    &mut conn,
-                    sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
-                )
-                .await;
-            }
+        if let Some((admin, name)) = &self.pg
+            && let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await
+        {
+            let _ = sqlx::Executor::execute(
+                &mut conn,
+                sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+            )
+            .await;
         }
     }
 }

@@ -242,7 +242,7 @@ async fn reseal_rewrites_only_old_key_rows(db: &TestDb) {
     let store = db.store().await;
     let old = Vault::generate_key();
     let new = Vault::generate_key();
-    let before = Vault::new(&[old.clone()]).unwrap();
+    let before = Vault::new(std::slice::from_ref(&old)).unwrap();
     let after = Arc::new(Vault::new(&[new.clone(), old]).unwrap());
     let a = store.create_org("A", NOW).await.unwrap();
     let b = store.create_org("B", NOW).await.unwrap();

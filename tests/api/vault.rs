@@ -133,7 +133,7 @@ fn tokens_made_by_python_cryptography_open_in_the_vault() {
 #[test]
 fn vault_tokens_open_in_python_cryptography() {
     let key = Vault::generate_key();
-    let vault = Vault::new(&[key.clone()]).unwrap();
+    let vault = Vault::new(std::slice::from_ref(&key)).unwrap();
     for plain in ["clari-key-abc123", "schlüssel 🔑", ""] {
         let sealed = vault.seal(plain.as_bytes());
         let Some(out) = python_fernet_decrypt(key.expose_secret(), &sealed.ciphertext) else {
