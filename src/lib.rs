@@ -5,6 +5,7 @@
 //! benchmarks reuse the same code paths as operators.
 
 pub mod app;
+pub mod clari;
 pub mod cli;
 pub mod clock;
 pub mod config;

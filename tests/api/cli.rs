@@ -506,3 +506,23 @@ async fn rotate_vault_reencrypts_every_credential(db: &TestDb) {
     let file = std::fs::read_to_string(db.dir.path().join("file-mode/vault.key")).unwrap();
     assert_eq!(file.lines().filter(|l| !l.trim().is_empty()).count(), 2);
 }
+
+#[tokio::test]
+async fn sandbox_describe_prints_base_url_and_keys_as_json() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let cli = Cli::new(&db);
+    let out = cli.ok(&["sandbox", "--describe", "--port", "9123"], None);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["base_url"], "http://127.0.0.1:9123/v4");
+    let orgs = v["orgs"].as_array().unwrap();
+    assert_eq!(orgs.len(), 2);
+    assert!(
+        orgs.iter()
+            .all(|o| o["name"].is_string() && o["api_key"].as_str().unwrap().starts_with("sbx_"))
+    );
+    // Same seed, same keys.
+    assert_eq!(
+        cli.ok(&["sandbox", "--describe", "--port", "9123"], None),
+        out
+    );
+}

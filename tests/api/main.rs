@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod clari;
 mod cli;
 mod health;
 mod store;

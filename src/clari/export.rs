@@ -1,0 +1,226 @@
+//! The export job lifecycle: create → poll (interval and deadline configurable) → download.
+//!
+//! Waiting is the caller's business and never the job's: when the deadline passes, the caller gets
+//! [`ExportOutcome::Pending`] with the job id and can resume later; nothing is cancelled, because
+//! others may be waiting for the same job. Dropping a wait (a client going away) likewise leaves
+//! the job running in Clari.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::client::{ClariClient, ClariTarget};
+use super::error::ClariError;
+use super::types::*;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WaitPolicy {
+    /// Pause between status checks.
+    pub poll_interval: Duration,
+    /// How long this caller is willing to wait; zero means "check once".
+    pub deadline: Duration,
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(2),
+            deadline: Duration::from_secs(25),
+        }
+    }
+}
+
+/// An export's results, or the job to come back to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportOutcome<T> {
+    Ready(T),
+    Pending { job_id: String, status: JobStatus },
+}
+
+impl<T> ExportOutcome<T> {
+    pub fn ready(self) -> Option<T> {
+        match self {
+            Self::Ready(t) => Some(t),
+            Self::Pending { .. } => None,
+        }
+    }
+}
+
+/// Reports Clari's silent fallback to the current quarter for a period it does not know.
+pub fn check_time_period(
+    requested: Option<&TimePeriod>,
+    results: &ForecastResults,
+) -> Result<(), ClariError> {
+    let (Some(requested), Some(first)) = (requested, results.time_periods.first()) else {
+        return Ok(());
+    };
+    if first.time_period_id == requested.as_str() {
+        Ok(())
+    } else {
+        Err(ClariError::WrongTimePeriod {
+            requested: requested.to_string(),
+            returned: first.time_period_id.clone(),
+        })
+    }
+}
+
+impl ClariClient {
+    /// Polls a job until it is DONE (returns the job), ends otherwise (`JobEnded`), or the
+    /// deadline passes (`StillRunning`).
+    pub async fn wait_for_job(
+        &self,
+        target: &ClariTarget,
+        job_id: &str,
+        wait: WaitPolicy,
+    ) -> Result<Job, ClariError> {
+        let deadline = Instant::now() + wait.deadline;
+        // The first look comes quickly: small exports often finish in well under a poll interval.
+        let mut pause = wait.poll_interval.min(Duration::from_millis(200));
+        loop {
+            let job = self.job(target, job_id).await?;
+            match &job.status {
+                JobStatus::Done => return Ok(job),
+                s if s.is_terminal() => {
+                    return Err(ClariError::JobEnded {
+                        job_id: job_id.to_owned(),
+                        status: s.to_string(),
+                    });
+                }
+                s => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(ClariError::StillRunning {
+                            job_id: job_id.to_owned(),
+                            status: s.to_string(),
+                        });
+                    }
+                    tokio::time::sleep(pause.min(deadline - now)).await;
+                    pause = wait.poll_interval;
+                }
+            }
+        }
+    }
+
+    /// Waits for `job_id` within `wait` and downloads it with `download`, or reports it pending.
+    async fn finish<T, F, Fut>(
+        &self,
+        target: &ClariTarget,
+        job_id: String,
+        wait: WaitPolicy,
+        download: F,
+    ) -> Result<ExportOutcome<T>, ClariError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<T, ClariError>>,
+    {
+        match self.wait_for_job(target, &job_id, wait).await {
+            Ok(_) => Ok(ExportOutcome::Ready(download(job_id).await?)),
+            Err(ClariError::StillRunning { job_id, status }) => Ok(ExportOutcome::Pending {
+                job_id,
+                status: JobStatus::parse(&status),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a forecast export, waits within `wait`, downloads and checks the time period.
+    pub async fn export_forecast(
+        &self,
+        target: &ClariTarget,
+        forecast_id: &str,
+        req: &ForecastExportRequest,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<ForecastResults>, ClariError> {
+        let job_id = self
+            .create_forecast_export(target, forecast_id, req)
+            .await?;
+        self.resume_forecast_export(target, &job_id, req.time_period.as_ref(), wait)
+            .await
+    }
+
+    /// Continues waiting for a forecast export started earlier (by this caller or another).
+    pub async fn resume_forecast_export(
+        &self,
+        target: &ClariTarget,
+        job_id: &str,
+        requested_period: Option<&TimePeriod>,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<ForecastResults>, ClariError> {
+        let outcome = self
+            .finish(target, job_id.to_owned(), wait, |id| async move {
+                self.forecast_results(target, &id).await
+            })
+            .await?;
+        if let ExportOutcome::Ready(results) = &outcome {
+            check_time_period(requested_period, results)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Creates an audit export and waits for it within `wait`.
+    pub async fn export_audit(
+        &self,
+        target: &ClariTarget,
+        query: &AuditQuery,
+        now: i64,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<AuditPage>, ClariError> {
+        let job_id = self.create_audit_export(target, query, now).await?;
+        self.finish(target, job_id, wait, |id| async move {
+            self.audit_results(target, &id).await
+        })
+        .await
+    }
+
+    /// Creates an activity export and waits for it within `wait`.
+    pub async fn export_activity(
+        &self,
+        target: &ClariTarget,
+        req: &ActivityExportRequest,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<ActivityResults>, ClariError> {
+        let job_id = self.create_activity_export(target, req).await?;
+        self.resume_activity_export(target, &job_id, wait).await
+    }
+
+    pub async fn resume_activity_export(
+        &self,
+        target: &ClariTarget,
+        job_id: &str,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<ActivityResults>, ClariError> {
+        self.finish(target, job_id.to_owned(), wait, |id| async move {
+            self.activity_results(target, &id).await
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results_for(period: &str) -> ForecastResults {
+        ForecastResults {
+            time_periods: vec![TimePeriodInfo {
+                time_period_id: period.into(),
+                label: None,
+                year: None,
+                period_type: None,
+                start_date: None,
+                end_date: None,
+                crm_id: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fallback_to_another_quarter_is_reported() {
+        let asked = TimePeriod::parse("2019_Q1").unwrap();
+        let err = check_time_period(Some(&asked), &results_for("2026_Q4")).unwrap_err();
+        assert!(matches!(err, ClariError::WrongTimePeriod { .. }));
+        assert!(check_time_period(Some(&asked), &results_for("2019_Q1")).is_ok());
+        assert!(check_time_period(None, &results_for("2026_Q4")).is_ok());
+    }
+}

@@ -1,0 +1,12 @@
+//! The Clari Revenue API: a faithful client, the export job lifecycle, and the sandbox (a simulator
+//! of the real API used by tests, the demo and benchmarks).
+
+pub mod client;
+pub mod error;
+pub mod export;
+pub mod sandbox;
+pub mod types;
+
+pub use client::{ClariClient, ClariTarget, ClientOptions, RetryPolicy};
+pub use error::ClariError;
+pub use export::{ExportOutcome, WaitPolicy};

@@ -1,0 +1,245 @@
+//! The Clari sandbox: a simulator of the Clari Revenue API that speaks the same wire format as the
+//! real one for every endpoint the client uses, over a deterministic dataset. Started in-process on
+//! port 0 by tests, the demo and benchmarks, or alone by `clari-mcp sandbox`.
+//!
+//! Knobs (job latency, request latency, injected failures, limits, envelope variants) can be set at
+//! start, per test through [`SandboxHandle`], or at run time with `PUT /_sandbox/knobs`.
+
+mod data;
+mod jobs;
+mod render;
+mod routes;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use data::{Dataset, FIELDS, Level, OrgData, Period, Rng};
+
+/// A failure the gateway injects instead of answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// 429 with `Retry-After`.
+    RateLimited,
+    /// 500 with the exports error envelope.
+    ServerError,
+    /// 503 from the gateway.
+    Unavailable,
+    /// Holds the request for `timeout_delay_ms`, then 504.
+    Timeout,
+}
+
+impl Failure {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "429" | "rate_limited" => Some(Self::RateLimited),
+            "500" | "server_error" => Some(Self::ServerError),
+            "503" | "unavailable" => Some(Self::Unavailable),
+            "timeout" => Some(Self::Timeout),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Knobs {
+    /// How long an export job takes from creation to DONE.
+    pub job_latency_ms: u64,
+    /// Added to every request.
+    pub request_latency_ms: u64,
+    pub concurrent_limit: u32,
+    pub monthly_quota: u32,
+    /// Every Nth request fails with `failure` (0 = never).
+    pub fail_every: u32,
+    pub failure: Failure,
+    pub retry_after_secs: u64,
+    pub timeout_delay_ms: u64,
+    /// Export creation answers `export_monthly_quota_reached` regardless of counts.
+    pub quota_exhausted: bool,
+    /// New export jobs end FAILED instead of DONE.
+    pub fail_jobs: bool,
+    /// Accept `crm_total` / `crm_closed` (the spec's example rejects them).
+    pub crm_types_supported: bool,
+    /// `GET /export/jobs/{id}` wraps the job as `{"job": …}` (as production does).
+    pub wrap_job_envelope: bool,
+    /// Audit `eventTimestamp` as `{epochSecond, nano}` instead of an RFC 3339 string.
+    pub timestamps_as_instant: bool,
+    /// Keys answered with 401 as if revoked in Clari.
+    pub revoked_keys: Vec<String>,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Self {
+            job_latency_ms: 1_500,
+            request_latency_ms: 0,
+            concurrent_limit: 3,
+            monthly_quota: 1_000,
+            fail_every: 0,
+            failure: Failure::ServerError,
+            retry_after_secs: 1,
+            timeout_delay_ms: 60_000,
+            quota_exhausted: false,
+            fail_jobs: false,
+            crm_types_supported: false,
+            wrap_job_envelope: true,
+            timestamps_as_instant: false,
+            revoked_keys: Vec::new(),
+        }
+    }
+}
+
+pub(crate) struct SandboxState {
+    pub dataset: Dataset,
+    pub base_url: String,
+    pub knobs: Mutex<Knobs>,
+    pub fail_next: Mutex<VecDeque<Failure>>,
+    pub requests: std::sync::atomic::AtomicU64,
+    pub jobs: jobs::JobEngine,
+    /// When the sandbox started; its clock is the dataset's "now" plus the time since.
+    pub started: std::time::Instant,
+}
+
+impl SandboxState {
+    pub fn knobs(&self) -> Knobs {
+        self.knobs.lock().unwrap().clone()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SandboxOrgInfo {
+    pub name: String,
+    /// The admin key: full visibility of the forecast hierarchy.
+    pub api_key: String,
+    /// A second key whose user is a first-line manager (sees only that team).
+    pub manager_api_key: String,
+}
+
+pub struct SandboxConfig {
+    pub addr: SocketAddr,
+    pub seed: u64,
+    pub knobs: Knobs,
+    /// "Now" for the dataset (the current quarter and relative dates).
+    pub now: OffsetDateTime,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 42,
+            knobs: Knobs::default(),
+            now: OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+/// A running sandbox; stops when dropped.
+pub struct SandboxHandle {
+    /// Base URL ending in `/v4`, like the real API's.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    state: Arc<SandboxState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SandboxHandle {
+    pub fn orgs(&self) -> Vec<SandboxOrgInfo> {
+        describe_orgs(&self.state.dataset)
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.state.dataset
+    }
+
+    pub fn knobs(&self) -> Knobs {
+        self.state.knobs()
+    }
+
+    pub fn set_knobs(&self, f: impl FnOnce(&mut Knobs)) {
+        f(&mut self.state.knobs.lock().unwrap());
+    }
+
+    /// The next `n` requests fail with `failure`.
+    pub fn fail_next(&self, failure: Failure, n: usize) {
+        let mut q = self.state.fail_next.lock().unwrap();
+        q.extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// Requests the gateway has seen (including failed ones).
+    pub fn request_count(&self) -> u64 {
+        self.state
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Export jobs created so far, in every organisation.
+    pub fn jobs_created(&self) -> usize {
+        self.state.jobs.count()
+    }
+
+    /// `{"base_url", "orgs": [{"name", "api_key", "manager_api_key"}]}`.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({"base_url": self.base_url, "orgs": self.orgs()})
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn describe_orgs(dataset: &Dataset) -> Vec<SandboxOrgInfo> {
+    dataset
+        .orgs
+        .iter()
+        .map(|o| SandboxOrgInfo {
+            name: o.name.clone(),
+            api_key: o.keys[0].key.clone(),
+            manager_api_key: o.keys[1].key.clone(),
+        })
+        .collect()
+}
+
+/// Binds `config.addr` and serves until the handle is dropped.
+pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}/v4");
+    let state = Arc::new(SandboxState {
+        dataset: Dataset::generate(config.seed, config.now),
+        base_url: base_url.clone(),
+        knobs: Mutex::new(config.knobs),
+        fail_next: Mutex::new(VecDeque::new()),
+        requests: Default::default(),
+        jobs: jobs::JobEngine::default(),
+        started: std::time::Instant::now(),
+    });
+    let app = routes::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SandboxHandle {
+        base_url,
+        addr,
+        state,
+        stop: Some(tx),
+    })
+}
