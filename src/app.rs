@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::crypto::keys::Keys;
 use crate::crypto::{Passwords, Vault};
 use crate::store::{self, Store};
 
@@ -29,6 +30,7 @@ pub struct Inner {
     pub vault: Arc<Vault>,
     pub passwords: Passwords,
     pub clock: Arc<dyn Clock>,
+    pub keys: Arc<Keys>,
 }
 
 impl std::ops::Deref for AppState {
@@ -39,19 +41,26 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(
+    /// Assembles the state, loading the signing keys (and creating the first one on a new database).
+    pub async fn build(
         config: Config,
         store: Arc<dyn Store>,
         vault: Arc<Vault>,
         clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self(Arc::new(Inner {
+    ) -> anyhow::Result<Self> {
+        // Retired keys stay published until every token they signed has expired.
+        let publish_retired_for = config.access_token_ttl + 300;
+        let keys = Keys::load(store.as_ref(), &vault, clock.now(), publish_retired_for)
+            .await
+            .context("loading signing keys")?;
+        Ok(Self(Arc::new(Inner {
             config,
             store,
             vault,
             passwords: Passwords::default(),
             clock,
-        }))
+            keys: Arc::new(keys),
+        })))
     }
 
     /// Opens the vault (creating the key file on first start) and the database (applying
@@ -73,12 +82,7 @@ impl AppState {
                     crate::config::redact_url(&config.database_url)
                 )
             })?;
-        Ok(Self::new(
-            config,
-            store,
-            Arc::new(vault),
-            Arc::new(SystemClock),
-        ))
+        Self::build(config, store, Arc::new(vault), Arc::new(SystemClock)).await
     }
 
     pub fn now(&self) -> i64 {
@@ -90,6 +94,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::oauth::router())
+        .merge(crate::web::router())
+        .layer(crate::web::session::layer(&state))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())

@@ -211,6 +211,8 @@ pub enum KeysCommand {
     },
     /// Print a new random vault key (to put first in CLARI_MCP_VAULT_KEYS).
     NewVaultKey,
+    /// Add a new access-token signing key; older keys stay published until their tokens expire.
+    RotateSigning,
 }
 
 /// Runs a parsed command line. Errors come back as one chain for `main` to print on one line.
@@ -232,6 +234,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::RotateVault { add_key }) => rotate_vault(config, add_key).await,
+        Command::Keys(KeysCommand::RotateSigning) => {
+            let state = AppState::from_config(config).await?;
+            let kid =
+                crate::crypto::keys::Keys::rotate(state.store.as_ref(), &state.vault, state.now())
+                    .await?;
+            let purged = state
+                .store
+                .purge_signing_keys(state.now() - state.config.access_token_ttl - 300)
+                .await?;
+            println!(
+                "new signing key {kid}; earlier keys stay published until their tokens expire ({purged} expired key(s) removed)"
+            );
+            Ok(())
+        }
         Command::Sandbox(args) => sandbox(args).await,
     }
 }
@@ -683,8 +699,9 @@ async fn rotate_vault(config: Config, add_key: bool) -> anyhow::Result<()> {
         .store
         .reseal_clari_credentials(&reseal, state.now())
         .await?;
+    let k = state.store.reseal_signing_keys(&reseal).await?;
     println!(
-        "re-encrypted {n} Clari credential(s) under vault key {}",
+        "re-encrypted {n} Clari credential(s) and {k} signing key(s) under vault key {}",
         state.vault.primary_key_id()
     );
     Ok(())

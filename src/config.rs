@@ -52,6 +52,13 @@ struct FileConfig {
     vault_keys: Option<Vec<String>>,
     clari_base_url: Option<String>,
     log_format: Option<String>,
+    access_token_ttl: Option<String>,
+    refresh_token_ttl: Option<String>,
+    dcr_rate_limit: Option<u32>,
+    dcr_client_ttl: Option<String>,
+    dcr_initial_access_token: Option<String>,
+    trust_forwarded_for: Option<bool>,
+    danger_cimd_allow_loopback: Option<bool>,
 }
 
 #[derive(Clone)]
@@ -69,6 +76,20 @@ pub struct Config {
     pub vault_keys: Option<Vec<SecretString>>,
     pub clari_base_url: String,
     pub log_format: LogFormat,
+    /// Lifetime of access tokens, seconds (`CLARI_MCP_ACCESS_TOKEN_TTL`, default 15m).
+    pub access_token_ttl: i64,
+    /// Refresh tokens expire after this much inactivity, seconds (`CLARI_MCP_REFRESH_TOKEN_TTL`, 30d).
+    pub refresh_token_ttl: i64,
+    /// Dynamic registrations per client IP per hour (`CLARI_MCP_DCR_RATE_LIMIT`, default 20).
+    pub dcr_rate_limit: u32,
+    /// Unused dynamically registered clients expire after this long (`CLARI_MCP_DCR_CLIENT_TTL`, 90d).
+    pub dcr_client_ttl: i64,
+    /// When set, registration requires `Authorization: Bearer <token>` (closed deployments).
+    pub dcr_initial_access_token: Option<SecretString>,
+    /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// DANGER, tests only: allow Client ID Metadata Documents on http loopback URLs.
+    pub danger_cimd_allow_loopback: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -87,6 +108,19 @@ impl std::fmt::Debug for Config {
             )
             .field("clari_base_url", &self.clari_base_url)
             .field("log_format", &self.log_format)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("dcr_rate_limit", &self.dcr_rate_limit)
+            .field("dcr_client_ttl", &self.dcr_client_ttl)
+            .field(
+                "dcr_initial_access_token",
+                &self.dcr_initial_access_token.as_ref().map(|_| "***"),
+            )
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field(
+                "danger_cimd_allow_loopback",
+                &self.danger_cimd_allow_loopback,
+            )
             .finish()
     }
 }
@@ -199,7 +233,73 @@ impl Config {
             }
         };
 
+        let duration = |setting: &'static str,
+                        value: Option<String>,
+                        default: i64|
+         -> Result<i64, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(v) => crate::clock::parse_duration(&v).map_err(|e| invalid(setting, e)),
+            }
+        };
+        let access_token_ttl = duration(
+            "CLARI_MCP_ACCESS_TOKEN_TTL",
+            get("CLARI_MCP_ACCESS_TOKEN_TTL").or(file_cfg.access_token_ttl),
+            15 * 60,
+        )?;
+        if !(60..=86_400).contains(&access_token_ttl) {
+            return Err(invalid(
+                "CLARI_MCP_ACCESS_TOKEN_TTL",
+                "must be between 1m and 24h",
+            ));
+        }
+        let refresh_token_ttl = duration(
+            "CLARI_MCP_REFRESH_TOKEN_TTL",
+            get("CLARI_MCP_REFRESH_TOKEN_TTL").or(file_cfg.refresh_token_ttl),
+            30 * 86_400,
+        )?;
+        let dcr_client_ttl = duration(
+            "CLARI_MCP_DCR_CLIENT_TTL",
+            get("CLARI_MCP_DCR_CLIENT_TTL").or(file_cfg.dcr_client_ttl),
+            90 * 86_400,
+        )?;
+        let dcr_rate_limit = match get("CLARI_MCP_DCR_RATE_LIMIT") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                invalid(
+                    "CLARI_MCP_DCR_RATE_LIMIT",
+                    format!("'{v}' is not a whole number"),
+                )
+            })?,
+            None => file_cfg.dcr_rate_limit.unwrap_or(20),
+        };
+        let flag = |setting: &'static str, file: Option<bool>| -> Result<bool, ConfigError> {
+            match get(setting).as_deref().map(str::trim) {
+                None => Ok(file.unwrap_or(false)),
+                Some("1" | "true" | "yes") => Ok(true),
+                Some("0" | "false" | "no") => Ok(false),
+                Some(other) => Err(invalid(setting, format!("'{other}' is not true or false"))),
+            }
+        };
+        let trust_forwarded_for = flag(
+            "CLARI_MCP_TRUST_FORWARDED_FOR",
+            file_cfg.trust_forwarded_for,
+        )?;
+        let danger_cimd_allow_loopback = flag(
+            "CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK",
+            file_cfg.danger_cimd_allow_loopback,
+        )?;
+        let dcr_initial_access_token = get("CLARI_MCP_DCR_INITIAL_ACCESS_TOKEN")
+            .or(file_cfg.dcr_initial_access_token)
+            .map(|t| SecretString::from(t.trim().to_owned()));
+
         Ok(Self {
+            access_token_ttl,
+            refresh_token_ttl,
+            dcr_rate_limit,
+            dcr_client_ttl,
+            dcr_initial_access_token,
+            trust_forwarded_for,
+            danger_cimd_allow_loopback,
             bind,
             issuer: public_url.clone(),
             mcp_url: format!("{public_url}/mcp"),

@@ -11,6 +11,14 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod oauth;
 pub mod scope;
 pub mod store;
 pub mod telemetry;
+pub mod web;
+
+/// Installs the process-wide TLS crypto provider (ring). Idempotent; every entry point that builds
+/// an HTTP client calls it.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -166,8 +166,7 @@ struct Ctx<'a> {
 
 impl ClariClient {
     pub fn new(opts: ClientOptions) -> Self {
-        // One process-wide rustls provider; installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::init_crypto();
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(opts.connect_timeout)

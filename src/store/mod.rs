@@ -5,8 +5,10 @@
 //! SQL names `organization_id` in the WHERE clause. There is no way to read a credential by id alone.
 
 mod models;
+mod oauth;
 mod postgres;
 mod sql;
+mod sql_oauth;
 mod sqlite;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use models::*;
+pub use oauth::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -52,7 +55,7 @@ pub type Resealer<'a> =
     &'a (dyn Fn(&str, &str) -> Result<Option<Sealed>, VaultError> + Send + Sync);
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OAuthStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations; safe to run on every start.

@@ -30,4 +30,5 @@ impl PgStore {
     }
 }
 
+super::sql_oauth::impl_oauth_store!(PgStore, sqlx::Postgres);
 super::sql::impl_store!(PgStore, Backend::Postgres);

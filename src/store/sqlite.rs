@@ -40,4 +40,5 @@ impl SqliteStore {
     }
 }
 
+super::sql_oauth::impl_oauth_store!(SqliteStore, sqlx::Sqlite);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);

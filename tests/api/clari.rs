@@ -897,6 +897,7 @@ async fn bare_job_envelope_is_read_too() {
 #[tokio::test]
 async fn sandbox_speaks_clari_wire_format() {
     let sb = sandbox_with(fast_knobs()).await;
+    clari_mcp::init_crypto();
     let http = reqwest::Client::new();
     let key = sb.orgs()[0].api_key.clone();
     let get = |path: &str| {

@@ -152,18 +152,26 @@ impl TestApp {
 
 /// Starts the app on 127.0.0.1:0 over the given database, with a manual clock.
 pub async fn spawn_app(db: &TestDb) -> TestApp {
+    spawn_app_with(db, &[]).await
+}
+
+/// Starts the app with extra `CLARI_MCP_*` settings.
+pub async fn spawn_app_with(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
+    clari_mcp::init_crypto();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = config_for(db, &addr.to_string(), &[]);
+    let config = config_for(db, &addr.to_string(), extra);
     let clock = ManualClock::new(1_790_000_000);
     let (vault, _) = config.open_vault().unwrap();
     let store = db.store().await;
-    let state = AppState::new(
+    let state = AppState::build(
         config,
         store,
         Arc::new(vault),
         Arc::new(clock.clone()) as Arc<dyn Clock>,
-    );
+    )
+    .await
+    .expect("app state");
     let app = Application::from_listener(state.clone(), listener).unwrap();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {

@@ -2,9 +2,11 @@
 //! and processes.
 
 mod helpers;
+mod oauth_helpers;
 
 mod clari;
 mod cli;
 mod health;
+mod oauth;
 mod store;
 mod vault;

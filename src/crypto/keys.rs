@@ -1,0 +1,303 @@
+//! Access-token signing keys: ES256 (P-256). Keys live in the database with the private half
+//! sealed by the vault, so every replica signs and verifies with the same set. The newest
+//! unretired key signs; retired keys stay published in the JWKS until their tokens have expired.
+//! Tokens are RFC 9068 JWTs (`typ: at+jwt`); time is passed in, never read here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::pkcs8::EncodePrivateKey;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+
+use super::Vault;
+use crate::clock::UnixTime;
+use crate::store::{SigningKeyRecord, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] super::VaultError),
+    #[error("signing key {0} is damaged: {1}")]
+    Damaged(String, String),
+    #[error("no signing key is available")]
+    NoKey,
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    /// Organisation id.
+    pub org: String,
+    /// Grant id: revoking the grant reaches every token made from it.
+    pub gid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed signed JWT")]
+    Malformed,
+    #[error("the token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the token signature or claims are invalid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token was issued for another audience")]
+    WrongAudience,
+}
+
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+}
+
+struct KeySet {
+    signer: Option<Signer>,
+    verifiers: HashMap<String, DecodingKey>,
+    jwks: serde_json::Value,
+}
+
+/// The key set, cached in memory and reloaded from the store when an unknown `kid` appears.
+pub struct Keys {
+    set: RwLock<Arc<KeySet>>,
+    /// Retired keys are dropped from the JWKS this long after retirement.
+    publish_retired_for: i64,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys").finish_non_exhaustive()
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A new P-256 key: (record to store, with the private scalar sealed by the vault).
+pub fn generate(vault: &Vault, now: UnixTime) -> SigningKeyRecord {
+    let secret = loop {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(bytes.as_mut());
+        if let Ok(s) = p256::SecretKey::from_slice(bytes.as_ref()) {
+            break s;
+        }
+    };
+    let point = secret.public_key();
+    let encoded = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&point, false);
+    let x = b64(encoded.x().expect("uncompressed point"));
+    let y = b64(encoded.y().expect("uncompressed point"));
+    // RFC 7638 thumbprint: members in lexicographic order, no white space.
+    let thumb = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    let kid = b64(&Sha256::digest(thumb.as_bytes()));
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"});
+    let sealed = vault.seal(secret.to_bytes().as_slice());
+    SigningKeyRecord {
+        kid,
+        alg: "ES256".into(),
+        public_jwk: jwk.to_string(),
+        private_ciphertext: sealed.ciphertext,
+        private_key_id: sealed.key_id,
+        created_at: now,
+        retired_at: None,
+    }
+}
+
+fn build(
+    records: &[SigningKeyRecord],
+    vault: &Vault,
+    now: UnixTime,
+    publish_retired_for: i64,
+) -> Result<KeySet, KeyError> {
+    let mut verifiers = HashMap::new();
+    let mut published = Vec::new();
+    let mut signer = None;
+    for r in records {
+        if r.retired_at.is_some_and(|t| t + publish_retired_for < now) {
+            continue;
+        }
+        let jwk: serde_json::Value = serde_json::from_str(&r.public_jwk)
+            .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?;
+        let (Some(x), Some(y)) = (jwk["x"].as_str(), jwk["y"].as_str()) else {
+            return Err(KeyError::Damaged(
+                r.kid.clone(),
+                "public key without x/y".into(),
+            ));
+        };
+        let dk = DecodingKey::from_ec_components(x, y)
+            .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?;
+        verifiers.insert(r.kid.clone(), dk);
+        published.push(jwk);
+        // Records come newest first: the first unretired one signs.
+        if signer.is_none() && r.retired_at.is_none() {
+            let scalar = vault.open(&r.private_ciphertext, &r.private_key_id)?;
+            let secret = p256::SecretKey::from_slice(&scalar)
+                .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?;
+            let der = secret
+                .to_pkcs8_der()
+                .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?;
+            signer = Some(Signer {
+                kid: r.kid.clone(),
+                key: EncodingKey::from_ec_der(der.as_bytes()),
+            });
+        }
+    }
+    Ok(KeySet {
+        signer,
+        verifiers,
+        jwks: serde_json::json!({"keys": published}),
+    })
+}
+
+impl Keys {
+    /// Loads the keys, creating the first one when the database has none.
+    pub async fn load(
+        store: &dyn Store,
+        vault: &Vault,
+        now: UnixTime,
+        publish_retired_for: i64,
+    ) -> Result<Self, KeyError> {
+        let mut records = store.signing_keys().await?;
+        if !records.iter().any(|r| r.retired_at.is_none()) {
+            store.insert_signing_key(&generate(vault, now)).await?;
+            records = store.signing_keys().await?;
+        }
+        let set = build(&records, vault, now, publish_retired_for)?;
+        Ok(Self {
+            set: RwLock::new(Arc::new(set)),
+            publish_retired_for,
+        })
+    }
+
+    pub async fn reload(
+        &self,
+        store: &dyn Store,
+        vault: &Vault,
+        now: UnixTime,
+    ) -> Result<(), KeyError> {
+        let records = store.signing_keys().await?;
+        let set = build(&records, vault, now, self.publish_retired_for)?;
+        *self.set.write().await = Arc::new(set);
+        Ok(())
+    }
+
+    /// Adds a new signing key and retires the others (still published until their tokens expire).
+    pub async fn rotate(
+        store: &dyn Store,
+        vault: &Vault,
+        now: UnixTime,
+    ) -> Result<String, KeyError> {
+        let record = generate(vault, now);
+        let kid = record.kid.clone();
+        store.insert_signing_key(&record).await?;
+        store.retire_signing_keys_except(&kid, now).await?;
+        Ok(kid)
+    }
+
+    pub async fn jwks(&self) -> serde_json::Value {
+        self.set.read().await.jwks.clone()
+    }
+
+    pub async fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
+        let set = self.set.read().await.clone();
+        let signer = set.signer.as_ref().ok_or(KeyError::NoKey)?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, claims, &signer.key)
+            .map_err(|e| KeyError::Damaged(signer.kid.clone(), e.to_string()))
+    }
+
+    /// Verifies signature, `typ`, `iss`, `aud` and `exp` (against `now`, with 30 s of leeway).
+    /// An unknown `kid` triggers one reload, so keys rotated by another replica are picked up.
+    pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: UnixTime,
+        store: &dyn Store,
+        vault: &Vault,
+    ) -> Result<AccessClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::ES256
+            || header
+                .typ
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+                != Some("at+jwt")
+        {
+            return Err(TokenError::Invalid);
+        }
+        let kid = header.kid.ok_or(TokenError::Malformed)?;
+        let mut set = self.set.read().await.clone();
+        if !set.verifiers.contains_key(&kid) {
+            if self.reload(store, vault, now).await.is_err() {
+                return Err(TokenError::UnknownKey);
+            }
+            set = self.set.read().await.clone();
+        }
+        let key = set.verifiers.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims = ["exp", "iss", "aud", "sub"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.set_issuer(&[issuer]);
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        if claims.aud != audience {
+            return Err(TokenError::WrongAudience);
+        }
+        if claims.exp + 30 < now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_sign_and_verify_and_thumbprints_are_stable() {
+        let vault = Vault::new(&[Vault::generate_key()]).unwrap();
+        let rec = generate(&vault, 100);
+        let set = build(std::slice::from_ref(&rec), &vault, 100, 3600).unwrap();
+        let signer = set.signer.as_ref().unwrap();
+        assert_eq!(signer.kid, rec.kid);
+        assert_eq!(rec.kid.len(), 43);
+        let jwk: serde_json::Value = serde_json::from_str(&rec.public_jwk).unwrap();
+        assert_eq!(
+            (
+                jwk["kty"].as_str(),
+                jwk["crv"].as_str(),
+                jwk["alg"].as_str()
+            ),
+            (Some("EC"), Some("P-256"), Some("ES256"))
+        );
+        assert!(jwk.get("d").is_none(), "no private part is published");
+        assert!(!rec.private_ciphertext.contains(jwk["x"].as_str().unwrap()));
+    }
+}

@@ -1,0 +1,675 @@
+//! The authorization endpoint (RFC 6749 §4.1 with PKCE S256, RFC 8707 resource, RFC 9207 `iss`).
+//!
+//! Order matters: the client and the exact redirect URI are validated first, and a failure there
+//! is an HTML error page, never a redirect. Every later error goes back to the validated redirect
+//! URI with `error`, the caller's `state` byte for byte, and `iss`. The request waits in the
+//! browser session (keyed by a random `rid`) through sign-in and consent.
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Query, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use super::client::{self, Client};
+use super::error::ErrorCode;
+use super::{parse_form, parse_pairs, pkce, read_body, redirect};
+use crate::app::AppState;
+use crate::crypto::{random_token, sha256_hex};
+use crate::scope::{Scope, ScopeSet};
+use crate::store::{CodeRecord, OrgId, UserId};
+use crate::web::{self, error_page, render, urlencode};
+
+pub const CODE_TTL: i64 = 60;
+const PENDING_TTL: i64 = 600;
+pub const MAX_STATE_BYTES: usize = 2048;
+
+/// An authorization request that passed validation, waiting for sign-in and consent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resource: String,
+    pub created_at: i64,
+    pub force_consent: bool,
+}
+
+fn pending_key(rid: &str) -> String {
+    format!("authz:{rid}")
+}
+
+pub async fn pending_client_name(state: &AppState, session: &Session, rid: &str) -> Option<String> {
+    let p: Pending = session.get(&pending_key(rid)).await.ok().flatten()?;
+    (p.created_at + PENDING_TTL > state.now()).then_some(p.client_name)
+}
+
+/// The authorization response: `redirect_uri` plus `params`, `state` and `iss`.
+fn respond(
+    state: &AppState,
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    client_state: Option<&str>,
+    see_other: bool,
+) -> Response {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return web::internal_error_page();
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+        if let Some(s) = client_state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &state.config.issuer);
+    }
+    redirect_to(url.as_str(), see_other)
+}
+
+/// 302 Found answers a GET; 303 See Other answers a POST (never 307 after a form with credentials).
+pub fn redirect_to(location: &str, see_other: bool) -> Response {
+    let status = if see_other {
+        StatusCode::SEE_OTHER
+    } else {
+        StatusCode::FOUND
+    };
+    let mut r = status.into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(location) {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn error_redirect(
+    state: &AppState,
+    p: &RedirectTarget,
+    code: ErrorCode,
+    description: &str,
+    see_other: bool,
+) -> Response {
+    let d = super::error::sanitize(description);
+    respond(
+        state,
+        &p.redirect_uri,
+        &[("error", code.as_str()), ("error_description", &d)],
+        p.state.as_deref(),
+        see_other,
+    )
+}
+
+struct RedirectTarget {
+    redirect_uri: String,
+    state: Option<String>,
+}
+
+fn bad_request_page(message: &str) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        message,
+        "Return to the application and start again. Nothing was shared.",
+    )
+}
+
+/// Accepts our MCP resource URL (scheme and host compared case-insensitively; one trailing slash allowed).
+pub fn resource_matches(requested: &str, canonical: &str) -> bool {
+    if requested.contains('#') {
+        return false;
+    }
+    let (Ok(a), Ok(b)) = (url::Url::parse(requested), url::Url::parse(canonical)) else {
+        return false;
+    };
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
+        && a.query().is_none()
+}
+
+/// Consent shows the six narrow scopes in place of `clari:read`, so a user can untick any.
+fn displayed_scopes(requested: &ScopeSet) -> Vec<Scope> {
+    if requested.allows(Scope::ClariRead) {
+        Scope::NARROW.to_vec()
+    } else {
+        requested.iter().collect()
+    }
+}
+
+/// All six narrow scopes granted amount to `clari:read`.
+pub fn normalize(scopes: ScopeSet) -> ScopeSet {
+    if Scope::NARROW.iter().all(|s| scopes.allows(*s)) {
+        ScopeSet::new([Scope::ClariRead])
+    } else {
+        scopes
+    }
+}
+
+pub async fn get_authorize(
+    State(state): State<AppState>,
+    session: Session,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let raw = raw.unwrap_or_default();
+    let params = match parse_pairs(url::form_urlencoded::parse(raw.as_bytes())) {
+        Ok(p) => p,
+        Err(e) => return bad_request_page(&e.description),
+    };
+    let Some(client_id) = params.get("client_id") else {
+        return bad_request_page("The request names no client (client_id is missing).");
+    };
+    let client = match client::load(&state, client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return bad_request_page("The application is not registered here (unknown client_id).");
+        }
+        Err(_) => return web::internal_error_page(),
+    };
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(r) => match redirect::find_match(&client.meta.redirect_uris, r) {
+            Some(_) => r.clone(),
+            None => {
+                return bad_request_page("The redirect URI is not one the application registered.");
+            }
+        },
+        None if client.meta.redirect_uris.len() == 1 => client.meta.redirect_uris[0].clone(),
+        None => {
+            return bad_request_page(
+                "The request must name one of the application's redirect URIs.",
+            );
+        }
+    };
+    let client_state = params.get("state").cloned();
+    if client_state
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_STATE_BYTES)
+    {
+        return bad_request_page("The state parameter is too long.");
+    }
+    let target = RedirectTarget {
+        redirect_uri: redirect_uri.clone(),
+        state: client_state.clone(),
+    };
+
+    // From here on, errors go back to the application.
+    match params.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        Some(_) => {
+            return error_redirect(
+                &state,
+                &target,
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+                false,
+            );
+        }
+        None => {
+            return error_redirect(
+                &state,
+                &target,
+                ErrorCode::InvalidRequest,
+                "response_type is required",
+                false,
+            );
+        }
+    }
+    let Some(challenge) = params.get("code_challenge") else {
+        return error_redirect(
+            &state,
+            &target,
+            ErrorCode::InvalidRequest,
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+            false,
+        );
+    };
+    if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return error_redirect(
+            &state,
+            &target,
+            ErrorCode::InvalidRequest,
+            "code_challenge_method must be S256",
+            false,
+        );
+    }
+    if !pkce::is_valid_challenge(challenge) {
+        return error_redirect(
+            &state,
+            &target,
+            ErrorCode::InvalidRequest,
+            "code_challenge must be 43 base64url characters",
+            false,
+        );
+    }
+    let requested = match params.get("scope").map(|s| ScopeSet::parse(s)) {
+        None => client
+            .meta
+            .scope
+            .as_deref()
+            .and_then(|s| ScopeSet::parse(s).ok())
+            .unwrap_or_else(|| ScopeSet::new([Scope::ClariRead])),
+        Some(Ok(s)) if !s.is_empty() => s,
+        Some(Ok(_)) => ScopeSet::new([Scope::ClariRead]),
+        Some(Err(e)) => {
+            return error_redirect(
+                &state,
+                &target,
+                ErrorCode::InvalidScope,
+                &e.to_string(),
+                false,
+            );
+        }
+    };
+    if let Some(registered) = client
+        .meta
+        .scope
+        .as_deref()
+        .and_then(|s| ScopeSet::parse(s).ok())
+        && !registered.covers(&requested)
+    {
+        return error_redirect(
+            &state,
+            &target,
+            ErrorCode::InvalidScope,
+            "the requested scope exceeds the scope the client registered",
+            false,
+        );
+    }
+    let resource = match params.get("resource") {
+        Some(r) if resource_matches(r, &state.config.mcp_url) => state.config.mcp_url.clone(),
+        Some(_) => {
+            return error_redirect(
+                &state,
+                &target,
+                ErrorCode::InvalidTarget,
+                "resource must be this server's MCP URL",
+                false,
+            );
+        }
+        None => state.config.mcp_url.clone(),
+    };
+    let prompt = params.get("prompt").map(String::as_str).unwrap_or_default();
+
+    let pending = Pending {
+        client_id: client.id.clone(),
+        client_name: client.meta.client_name.clone(),
+        redirect_uri,
+        state: client_state,
+        code_challenge: challenge.clone(),
+        scope: requested.to_string(),
+        resource,
+        created_at: state.now(),
+        force_consent: prompt.split(' ').any(|p| p == "consent" || p == "login"),
+    };
+    let user = web::current_user(&state, &session).await;
+    if prompt.split(' ').any(|p| p == "none") {
+        let Some((user, _)) = user else {
+            return error_redirect(
+                &state,
+                &target,
+                ErrorCode::LoginRequired,
+                "the user is not signed in",
+                false,
+            );
+        };
+        return match remembered(&state, &user, &client, &pending).await {
+            Some(org) => finish(&state, &user, &org, &pending, &requested, false).await,
+            None => error_redirect(
+                &state,
+                &target,
+                ErrorCode::ConsentRequired,
+                "the user has not approved this application",
+                false,
+            ),
+        };
+    }
+    let rid = random_token(16);
+    if session.insert(&pending_key(&rid), &pending).await.is_err() {
+        return web::internal_error_page();
+    }
+    if user.is_none() || prompt.split(' ').any(|p| p == "login") {
+        return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);
+    }
+    redirect_to(
+        &format!("/authorize/consent?rid={}", urlencode(&rid)),
+        false,
+    )
+}
+
+/// The organisation of a live grant that already covers this request, when the choice is unambiguous.
+async fn remembered(
+    state: &AppState,
+    user: &UserId,
+    client: &Client,
+    p: &Pending,
+) -> Option<OrgId> {
+    if p.force_consent {
+        return None;
+    }
+    let requested = ScopeSet::parse(&p.scope).ok()?;
+    let orgs: Vec<OrgId> = state
+        .store
+        .memberships(user)
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|m| !m.organization.disabled)
+        .map(|m| m.organization.id)
+        .collect();
+    let [org] = orgs.as_slice() else { return None };
+    let grant = state
+        .store
+        .live_grant_for(org, user, &client.id)
+        .await
+        .ok()??;
+    (grant.scope.covers(&requested) && grant.resource == p.resource).then(|| org.clone())
+}
+
+/// Records the grant, issues a code and sends the browser back to the application.
+async fn finish(
+    state: &AppState,
+    user: &UserId,
+    org: &OrgId,
+    p: &Pending,
+    scopes: &ScopeSet,
+    see_other: bool,
+) -> Response {
+    let target = RedirectTarget {
+        redirect_uri: p.redirect_uri.clone(),
+        state: p.state.clone(),
+    };
+    let now = state.now();
+    let existing = state
+        .store
+        .live_grant_for(org, user, &p.client_id)
+        .await
+        .ok()
+        .flatten();
+    // A remembered grant keeps what was approved; a new approval records exactly what was approved.
+    let grant = match existing {
+        Some(g) if g.scope.covers(scopes) && g.resource == p.resource => g,
+        _ => match state
+            .store
+            .upsert_grant(org, user, &p.client_id, scopes, &p.resource, now)
+            .await
+        {
+            Ok(g) => g,
+            Err(_) => {
+                return error_redirect(
+                    state,
+                    &target,
+                    ErrorCode::ServerError,
+                    "the grant could not be recorded",
+                    see_other,
+                );
+            }
+        },
+    };
+    let code = random_token(32);
+    let record = CodeRecord {
+        code_hash: sha256_hex(&code),
+        grant_id: grant.id.clone(),
+        organization_id: org.clone(),
+        client_id: p.client_id.clone(),
+        user_id: user.clone(),
+        redirect_uri: p.redirect_uri.clone(),
+        code_challenge: p.code_challenge.clone(),
+        scope: scopes.clone(),
+        resource: p.resource.clone(),
+        created_at: now,
+        expires_at: now + CODE_TTL,
+        consumed_at: None,
+    };
+    if state.store.insert_code(&record).await.is_err() {
+        return error_redirect(
+            state,
+            &target,
+            ErrorCode::ServerError,
+            "the authorization code could not be stored",
+            see_other,
+        );
+    }
+    tracing::info!(client_id = %p.client_id, org_id = %org, "authorization code issued");
+    respond(
+        state,
+        &p.redirect_uri,
+        &[("code", &code)],
+        p.state.as_deref(),
+        see_other,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage {
+    client_name: String,
+    email: String,
+    redirect_host: String,
+    localhost: bool,
+    csrf: String,
+    rid: String,
+    orgs: Vec<(String, String)>,
+    scopes: Vec<(&'static str, &'static str)>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ConsentQuery {
+    rid: Option<String>,
+}
+
+async fn load_pending(state: &AppState, session: &Session, rid: &str) -> Option<Pending> {
+    let p: Pending = session.get(&pending_key(rid)).await.ok().flatten()?;
+    (p.created_at + PENDING_TTL > state.now()).then_some(p)
+}
+
+fn expired_page() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This request has expired",
+        "The sign-in request is unknown or older than 10 minutes.",
+        "Return to the application and connect again.",
+    )
+}
+
+async fn consent_page(
+    state: &AppState,
+    session: &Session,
+    rid: &str,
+    p: &Pending,
+    user: &UserId,
+    email: String,
+    error: Option<String>,
+) -> Response {
+    let orgs: Vec<(String, String)> = match state.store.memberships(user).await {
+        Ok(ms) => ms
+            .into_iter()
+            .filter(|m| !m.organization.disabled)
+            .map(|m| (m.organization.id.0, m.organization.name))
+            .collect(),
+        Err(_) => return web::internal_error_page(),
+    };
+    if orgs.is_empty() {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "No organisation",
+            "Your account does not belong to an active organisation.",
+            "Ask an administrator to add you to one.",
+        );
+    }
+    let url = url::Url::parse(&p.redirect_uri).ok();
+    let host = url
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| p.redirect_uri.clone());
+    let localhost = url.as_ref().is_some_and(redirect::is_loopback_url);
+    let requested = ScopeSet::parse(&p.scope).unwrap_or_default();
+    let scopes = displayed_scopes(&requested)
+        .into_iter()
+        .map(|s| (s.as_str(), s.description()))
+        .collect();
+    let csrf = web::csrf_token(session).await;
+    render(
+        StatusCode::OK,
+        &ConsentPage {
+            client_name: p.client_name.clone(),
+            email,
+            redirect_host: host,
+            localhost,
+            csrf,
+            rid: rid.to_owned(),
+            orgs,
+            scopes,
+            error,
+        },
+    )
+}
+
+pub async fn get_consent(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ConsentQuery>,
+) -> Response {
+    let Some(rid) = q.rid else {
+        return expired_page();
+    };
+    let Some(p) = load_pending(&state, &session, &rid).await else {
+        return expired_page();
+    };
+    let Some((user, email)) = web::current_user(&state, &session).await else {
+        return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);
+    };
+    let client = match client::load(&state, &p.client_id).await {
+        Ok(Some(c)) => c,
+        _ => return bad_request_page("The application is no longer registered."),
+    };
+    if let Some(org) = remembered(&state, &user, &client, &p).await {
+        let _ = session.remove_value(&pending_key(&rid)).await;
+        let requested = ScopeSet::parse(&p.scope).unwrap_or_default();
+        return finish(&state, &user, &org, &p, &requested, false).await;
+    }
+    consent_page(&state, &session, &rid, &p, &user, email, None).await
+}
+
+pub async fn post_consent(State(state): State<AppState>, session: Session, body: Body) -> Response {
+    let form = match read_body(body, 16 * 1024)
+        .await
+        .and_then(|b| parse_form(&b))
+    {
+        Ok(f) => f,
+        Err(e) => return bad_request_page(&e.description),
+    };
+    if !web::check_csrf(&session, form.get("csrf")).await {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form was not sent from this site's current page.",
+            "Go back, reload the page and try again.",
+        );
+    }
+    let Some(rid) = form.get("rid") else {
+        return expired_page();
+    };
+    let Some(p) = load_pending(&state, &session, rid).await else {
+        return expired_page();
+    };
+    let Some((user, email)) = web::current_user(&state, &session).await else {
+        return redirect_to(&format!("/login?rid={}", urlencode(rid)), true);
+    };
+    let target = RedirectTarget {
+        redirect_uri: p.redirect_uri.clone(),
+        state: p.state.clone(),
+    };
+    if form.get("decision").map(String::as_str) != Some("approve") {
+        // Single use: the request is gone whatever the answer.
+        let _ = session.remove_value(&pending_key(rid)).await;
+        tracing::info!(client_id = %p.client_id, "consent denied");
+        return error_redirect(
+            &state,
+            &target,
+            ErrorCode::AccessDenied,
+            "the user denied the request",
+            true,
+        );
+    }
+    let requested = ScopeSet::parse(&p.scope).unwrap_or_default();
+    let chosen: ScopeSet = displayed_scopes(&requested)
+        .into_iter()
+        .filter(|s| form.contains_key(&format!("scope_{}", s.as_str())))
+        .collect();
+    if chosen.is_empty() {
+        return consent_page(
+            &state,
+            &session,
+            rid,
+            &p,
+            &user,
+            email,
+            Some("Choose at least one kind of data, or deny.".into()),
+        )
+        .await;
+    }
+    let memberships = match state.store.memberships(&user).await {
+        Ok(m) => m,
+        Err(_) => return web::internal_error_page(),
+    };
+    let live: Vec<OrgId> = memberships
+        .into_iter()
+        .filter(|m| !m.organization.disabled)
+        .map(|m| m.organization.id)
+        .collect();
+    let org = match form.get("org") {
+        Some(o) => live.iter().find(|l| l.0 == *o).cloned(),
+        None if live.len() == 1 => live.first().cloned(),
+        None => None,
+    };
+    let Some(org) = org else {
+        return consent_page(
+            &state,
+            &session,
+            rid,
+            &p,
+            &user,
+            email,
+            Some("Choose one of your organisations.".into()),
+        )
+        .await;
+    };
+    let _ = session.remove_value(&pending_key(rid)).await;
+    finish(&state, &user, &org, &p, &normalize(chosen), true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_comparison_tolerates_case_and_one_trailing_slash_only() {
+        let c = "https://mcp.example.com/mcp";
+        assert!(resource_matches("https://mcp.example.com/mcp", c));
+        assert!(resource_matches("HTTPS://MCP.example.com/mcp", c));
+        assert!(resource_matches("https://mcp.example.com/mcp/", c));
+        assert!(resource_matches("https://mcp.example.com:443/mcp", c));
+        assert!(!resource_matches("https://mcp.example.com/mcp#x", c));
+        assert!(!resource_matches("https://mcp.example.com/other", c));
+        assert!(!resource_matches("https://evil.example.com/mcp", c));
+        assert!(!resource_matches("mcp", c));
+    }
+
+    #[test]
+    fn six_narrow_scopes_normalize_to_clari_read() {
+        let all: ScopeSet = Scope::NARROW.into_iter().collect();
+        assert_eq!(normalize(all).to_string(), "clari:read");
+        let some = ScopeSet::parse("audit:read users:read").unwrap();
+        assert_eq!(normalize(some.clone()), some);
+    }
+}

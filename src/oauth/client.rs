@@ -1,0 +1,328 @@
+//! OAuth clients: RFC 7591 metadata and its validation, and loading a client by id, whether it was
+//! registered dynamically or is a Client ID Metadata Document URL.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::{ErrorCode, OAuthError};
+use super::redirect;
+use crate::app::AppState;
+use crate::scope::ScopeSet;
+use crate::store::{ClientKind, ClientRecord};
+
+pub const MAX_REDIRECT_URIS: usize = 10;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub client_name: String,
+    pub application_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+fn meta_err(d: impl AsRef<str>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, d)
+}
+
+fn redirect_err(d: impl AsRef<str>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRedirectUri, d)
+}
+
+fn opt_string(v: &Value, key: &str, max: usize) -> Result<Option<String>, OAuthError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => {
+            Ok(Some(s.clone()))
+        }
+        Some(Value::String(_)) => Err(meta_err(format!(
+            "{key} is too long or has control characters"
+        ))),
+        Some(_) => Err(meta_err(format!("{key} must be a string"))),
+    }
+}
+
+fn string_list(
+    v: &Value,
+    key: &str,
+    max_items: usize,
+    max_len: usize,
+) -> Result<Option<Vec<String>>, OAuthError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => {
+            if items.len() > max_items {
+                return Err(meta_err(format!("{key} has more than {max_items} entries")));
+            }
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) if s.len() <= max_len => Ok(s.clone()),
+                    _ => Err(meta_err(format!("{key} must be an array of short strings"))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        }
+        Some(_) => Err(meta_err(format!("{key} must be an array"))),
+    }
+}
+
+fn https_uri(v: &Value, key: &str) -> Result<Option<String>, OAuthError> {
+    let Some(s) = opt_string(v, key, 2000)? else {
+        return Ok(None);
+    };
+    match url::Url::parse(&s) {
+        Ok(u) if u.scheme() == "https" => Ok(Some(s)),
+        _ => Err(meta_err(format!("{key} must be an https URL"))),
+    }
+}
+
+/// Validates registration metadata (RFC 7591 §2) and fills the RFC defaults.
+pub fn validate_metadata(v: &Value) -> Result<ClientMetadata, OAuthError> {
+    if !v.is_object() {
+        return Err(meta_err("the registration body must be a JSON object"));
+    }
+    let redirect_uris = string_list(v, "redirect_uris", MAX_REDIRECT_URIS, 2000)
+        .map_err(|e| {
+            if e.code == ErrorCode::InvalidClientMetadata {
+                redirect_err(e.description)
+            } else {
+                e
+            }
+        })?
+        .unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(redirect_err(
+            "redirect_uris must list at least one redirect URI",
+        ));
+    }
+    for uri in &redirect_uris {
+        redirect::validate_for_registration(uri).map_err(redirect_err)?;
+    }
+    let token_endpoint_auth_method = opt_string(v, "token_endpoint_auth_method", 64)?
+        .unwrap_or_else(|| "client_secret_basic".into());
+    if !AUTH_METHODS.contains(&token_endpoint_auth_method.as_str()) {
+        return Err(meta_err(format!(
+            "token_endpoint_auth_method must be one of {}",
+            AUTH_METHODS.join(", ")
+        )));
+    }
+    let grant_types =
+        string_list(v, "grant_types", 5, 64)?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    if grant_types
+        .iter()
+        .any(|g| g != "authorization_code" && g != "refresh_token")
+        || !grant_types.iter().any(|g| g == "authorization_code")
+    {
+        return Err(meta_err(
+            "grant_types must include authorization_code and may add refresh_token",
+        ));
+    }
+    let response_types =
+        string_list(v, "response_types", 3, 64)?.unwrap_or_else(|| vec!["code".into()]);
+    if response_types != ["code"] {
+        return Err(meta_err("response_types must be [\"code\"]"));
+    }
+    let application_type = opt_string(v, "application_type", 16)?.unwrap_or_else(|| "web".into());
+    if application_type != "web" && application_type != "native" {
+        return Err(meta_err("application_type must be web or native"));
+    }
+    let explicit_web = v.get("application_type").and_then(Value::as_str) == Some("web");
+    if explicit_web && token_endpoint_auth_method != "none" {
+        let loopback = redirect_uris
+            .iter()
+            .any(|u| url::Url::parse(u).is_ok_and(|u| redirect::is_loopback_url(&u)));
+        if loopback {
+            return Err(redirect_err(
+                "a confidential web client cannot use a loopback redirect URI; register as application_type native",
+            ));
+        }
+    }
+    let client_name = opt_string(v, "client_name", MAX_NAME_CHARS)?
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Unnamed client".into());
+    let scope = opt_string(v, "scope", 500)?;
+    if let Some(s) = &scope {
+        ScopeSet::parse(s).map_err(|e| meta_err(e.to_string()))?;
+    }
+    Ok(ClientMetadata {
+        redirect_uris,
+        token_endpoint_auth_method,
+        grant_types,
+        response_types,
+        client_name,
+        application_type,
+        scope,
+        client_uri: https_uri(v, "client_uri")?,
+        logo_uri: https_uri(v, "logo_uri")?,
+        tos_uri: https_uri(v, "tos_uri")?,
+        policy_uri: https_uri(v, "policy_uri")?,
+        contacts: string_list(v, "contacts", 5, 254)?.unwrap_or_default(),
+        software_id: opt_string(v, "software_id", 200)?,
+        software_version: opt_string(v, "software_version", 100)?,
+    })
+}
+
+/// A client as the protocol code sees it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub kind: ClientKind,
+    pub meta: ClientMetadata,
+    pub secret_hash: Option<String>,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.meta.token_endpoint_auth_method == "none"
+    }
+
+    pub fn allows_refresh(&self) -> bool {
+        self.meta.grant_types.iter().any(|g| g == "refresh_token")
+    }
+
+    fn from_record(r: ClientRecord) -> Option<Self> {
+        let meta: ClientMetadata = serde_json::from_value(r.metadata).ok()?;
+        Some(Self {
+            id: r.id,
+            kind: r.kind,
+            meta,
+            secret_hash: r.secret_hash,
+        })
+    }
+}
+
+/// Whether a `client_id` names a metadata document.
+pub fn is_cimd_id(client_id: &str, allow_loopback: bool) -> bool {
+    client_id.starts_with("https://") || (allow_loopback && client_id.starts_with("http://"))
+}
+
+/// Loads an enabled client: from the store, or (for a URL `client_id`) from its metadata document,
+/// cached in the store per its HTTP cache headers.
+pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    if client_id.is_empty() || client_id.len() > 2000 {
+        return Ok(None);
+    }
+    let now = state.now();
+    let record = state.store.client(client_id).await?;
+    if let Some(r) = &record
+        && r.disabled
+    {
+        return Ok(None);
+    }
+    if is_cimd_id(client_id, state.config.danger_cimd_allow_loopback) {
+        if let Some(r) = record
+            && r.kind == ClientKind::Cimd
+            && r.expires_at.is_some_and(|e| e > now)
+        {
+            return Ok(Client::from_record(r));
+        }
+        let (doc, ttl) =
+            match super::cimd::fetch(client_id, state.config.danger_cimd_allow_loopback).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(client_id, error = %e, "client metadata document rejected");
+                    return Ok(None);
+                }
+            };
+        let meta = super::cimd::to_metadata(&doc)?;
+        let value = serde_json::to_value(&meta).expect("metadata serializes");
+        state
+            .store
+            .upsert_cimd_client(client_id, &value, now, now + ttl)
+            .await?;
+        return Ok(Some(Client {
+            id: client_id.to_owned(),
+            kind: ClientKind::Cimd,
+            meta,
+            secret_hash: None,
+        }));
+    }
+    Ok(record
+        .filter(|r| r.kind == ClientKind::Dcr)
+        .and_then(Client::from_record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_follow_rfc7591() {
+        let m = validate_metadata(&json!({"redirect_uris": ["https://a.example/cb"]})).unwrap();
+        assert_eq!(m.token_endpoint_auth_method, "client_secret_basic");
+        assert_eq!(m.grant_types, ["authorization_code"]);
+        assert_eq!(m.response_types, ["code"]);
+        assert_eq!(m.application_type, "web");
+    }
+
+    #[test]
+    fn bad_metadata_is_named() {
+        let cases = [
+            (json!({}), "invalid_redirect_uri"),
+            (
+                json!({"redirect_uris": ["http://evil.example/cb"]}),
+                "invalid_redirect_uri",
+            ),
+            (
+                json!({"redirect_uris": ["https://a.example/cb#x"]}),
+                "invalid_redirect_uri",
+            ),
+            (
+                json!({"redirect_uris": vec!["https://a.example/cb"; 11]}),
+                "invalid_redirect_uri",
+            ),
+            (
+                json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
+                "invalid_client_metadata",
+            ),
+            (
+                json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                json!({"redirect_uris": ["https://a.example/cb"], "response_types": ["token"]}),
+                "invalid_client_metadata",
+            ),
+            (
+                json!({"redirect_uris": ["https://a.example/cb"], "client_name": "x".repeat(201)}),
+                "invalid_client_metadata",
+            ),
+            (
+                json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin"}),
+                "invalid_client_metadata",
+            ),
+            (
+                json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "web", "token_endpoint_auth_method": "client_secret_post"}),
+                "invalid_redirect_uri",
+            ),
+            (json!(["not an object"]), "invalid_client_metadata"),
+        ];
+        for (body, code) in cases {
+            let e = validate_metadata(&body).unwrap_err();
+            assert_eq!(e.code.as_str(), code, "{body}");
+        }
+        assert!(validate_metadata(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"})).is_ok());
+    }
+}

@@ -1,0 +1,97 @@
+//! RFC 7662 introspection, for confidential clients about their own tokens. Anything expired,
+//! revoked, unknown or belonging to another client is `{"active": false}`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::{OAuthError, no_store};
+use super::{MAX_FORM_BYTES, authenticate_client, parse_form, read_body, require_form};
+use crate::app::AppState;
+use crate::crypto::sha256_hex;
+use crate::store::OrgId;
+
+pub async fn introspect_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match introspect(&state, &headers, body).await {
+        Ok(v) => no_store(Json(v).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn introspect(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<serde_json::Value, OAuthError> {
+    require_form(headers)?;
+    let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
+    let client = authenticate_client(state, headers, &form).await?;
+    if client.is_public() {
+        return Err(
+            OAuthError::invalid_client("introspection requires a confidential client")
+                .with_basic_challenge(true),
+        );
+    }
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let now = state.now();
+    let inactive = json!({"active": false});
+    if let Some(rt) = state.store.refresh(&sha256_hex(token)).await? {
+        if rt.client_id != client.id
+            || rt.revoked_at.is_some()
+            || rt.rotated_at.is_some()
+            || now >= rt.expires_at
+        {
+            return Ok(inactive);
+        }
+        let Some(grant) = state
+            .store
+            .live_grant(&rt.organization_id, &rt.grant_id)
+            .await?
+        else {
+            return Ok(inactive);
+        };
+        return Ok(json!({
+            "active": true, "token_type": "refresh_token", "client_id": rt.client_id, "scope": rt.scope.to_string(),
+            "sub": grant.user_id.0, "aud": rt.resource, "iss": state.config.issuer, "iat": rt.created_at, "exp": rt.expires_at,
+            "org": rt.organization_id.0,
+        }));
+    }
+    let Ok(claims) = state
+        .keys
+        .verify(
+            token,
+            &state.config.issuer,
+            &state.config.mcp_url,
+            now,
+            state.store.as_ref(),
+            &state.vault,
+        )
+        .await
+    else {
+        return Ok(inactive);
+    };
+    if claims.client_id != client.id || claims.exp <= now {
+        return Ok(inactive);
+    }
+    if state
+        .store
+        .live_grant(&OrgId(claims.org.clone()), &claims.gid)
+        .await?
+        .is_none()
+    {
+        return Ok(inactive);
+    }
+    Ok(json!({
+        "active": true, "token_type": "Bearer", "client_id": claims.client_id, "scope": claims.scope, "sub": claims.sub,
+        "aud": claims.aud, "iss": claims.iss, "iat": claims.iat, "exp": claims.exp, "jti": claims.jti, "org": claims.org,
+    }))
+}

@@ -1,0 +1,224 @@
+//! Redirect URI rules. Registration: https, http only on loopback (`127.0.0.1`, `[::1]`,
+//! `localhost`), or a private-use scheme for native apps; never a fragment, credentials, dot
+//! segments, or a `javascript:`/`data:`/`file:`-like scheme. Use: exact string match against a
+//! registered URI, except that a loopback URI may use any port (RFC 8252 §7.3).
+
+use url::Url;
+
+const FORBIDDEN_SCHEMES: &[&str] = &[
+    "javascript",
+    "data",
+    "file",
+    "vbscript",
+    "about",
+    "blob",
+    "filesystem",
+    "ftp",
+    "ws",
+    "wss",
+];
+
+/// Why a redirect URI cannot be registered.
+pub fn validate_for_registration(uri: &str) -> Result<(), String> {
+    if uri.is_empty() || uri.len() > 2000 {
+        return Err("redirect URIs must be 1 to 2000 characters".into());
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "'{}' contains white space or control characters",
+            printable(uri)
+        ));
+    }
+    if uri.contains('#') {
+        return Err(format!("'{}' has a fragment", printable(uri)));
+    }
+    let url =
+        Url::parse(uri).map_err(|_| format!("'{}' is not an absolute URI", printable(uri)))?;
+    let scheme = url.scheme();
+    if FORBIDDEN_SCHEMES.contains(&scheme) {
+        return Err(format!("the '{scheme}:' scheme is not allowed"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("'{}' contains credentials", printable(uri)));
+    }
+    let raw_path = raw_path(uri);
+    let lower = raw_path.to_ascii_lowercase();
+    if raw_path.split('/').any(|seg| seg == ".." || seg == ".")
+        || lower.contains("%2e")
+        || lower.contains("%2f")
+    {
+        return Err(format!(
+            "'{}' has dot segments or encoded separators in its path",
+            printable(uri)
+        ));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback_url(&url) => Ok(()),
+        "http" => Err(format!(
+            "'{}' uses http on a host that is not loopback; use https",
+            printable(uri)
+        )),
+        // Private-use schemes (RFC 8252 §7.1) should be reverse domain names, e.g. com.example.app.
+        s if s.contains('.') => Ok(()),
+        s => Err(format!(
+            "the '{s}:' scheme is not allowed: use https, http on loopback, or a reverse-domain private-use scheme"
+        )),
+    }
+}
+
+/// The path exactly as written (the parser would normalise dot segments away).
+fn raw_path(uri: &str) -> &str {
+    let after_scheme = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    let after_authority = after_scheme
+        .strip_prefix("//")
+        .map_or(after_scheme, |rest| {
+            rest.find('/').map_or("", |i| &rest[i..])
+        });
+    after_authority.split(['?', '#']).next().unwrap_or_default()
+}
+
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// `http` to `127.0.0.1`, `[::1]` or `localhost` exactly (not `localhost.evil.com`).
+pub fn is_loopback_url(url: &Url) -> bool {
+    url.scheme() == "http"
+        && match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+            Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+            None => false,
+        }
+}
+
+/// Whether a requested redirect URI is allowed by one registered URI.
+pub fn matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    // RFC 8252 §7.3: loopback redirects may use any port; everything else must match exactly.
+    let (Ok(reg), Ok(req)) = (Url::parse(registered), Url::parse(requested)) else {
+        return false;
+    };
+    if !(is_loopback_url(&reg) && is_loopback_url(&req)) {
+        return false;
+    }
+    // Compare the written text with the port removed, so case or encoding changes still fail.
+    strip_port(registered) == strip_port(requested)
+}
+
+/// `http://127.0.0.1:1234/cb?x` → `http://127.0.0.1/cb?x` (textually).
+fn strip_port(uri: &str) -> String {
+    let Some(rest) = uri.strip_prefix("http://") else {
+        return uri.to_owned();
+    };
+    let (authority, tail) = rest
+        .find(['/', '?'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    let host = if authority.starts_with('[') {
+        authority.find(']').map_or(authority, |i| &authority[..=i])
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    format!("http://{host}{tail}")
+}
+
+/// The registered URI that allows `requested`, if any.
+pub fn find_match<'a>(registered: &'a [String], requested: &str) -> Option<&'a str> {
+    registered
+        .iter()
+        .map(String::as_str)
+        .find(|r| matches(r, requested))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_accepts_https_loopback_and_private_use() {
+        for ok in [
+            "https://claude.ai/api/mcp/auth_callback",
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:3999/callback",
+            "http://localhost:6274/oauth/callback",
+            "http://[::1]/cb",
+            "com.example.app:/oauth2redirect",
+            "cursor.app://callback",
+        ] {
+            assert!(validate_for_registration(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn registration_rejects_dangerous_and_sloppy_uris() {
+        for bad in [
+            "http://example.com/cb",
+            "http://localhost.evil.com/cb",
+            "http://127.0.0.1.nip.io/cb",
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "https://example.com/cb#frag",
+            "https://user:pw@example.com/cb",
+            "https://example.com/a/../b",
+            "https://example.com/a/%2e%2e/b",
+            "https://example.com/a/%252E%252E/b",
+            "myapp:/cb",
+            "/relative",
+            "https://exa mple.com/",
+            "",
+        ] {
+            assert!(validate_for_registration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn matching_is_exact_except_loopback_ports() {
+        let reg = "https://app.example.com/cb";
+        assert!(matches(reg, reg));
+        for near in [
+            "https://app.example.com/cb/",
+            "https://app.example.com/cb/x",
+            "https://APP.example.com/cb",
+            "HTTPS://app.example.com/cb",
+            "https://app.example.com:443/cb",
+            "https://app.example.com/cb?x=1",
+            "https://app.example.com/cb/../cb",
+        ] {
+            assert!(!matches(reg, near), "{near}");
+        }
+        assert!(matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:53124/callback"
+        ));
+        assert!(matches(
+            "http://localhost:3000/callback",
+            "http://localhost:61000/callback"
+        ));
+        assert!(matches("http://[::1]/cb", "http://[::1]:8080/cb"));
+        assert!(!matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:53124/other"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:53124/callback?x=1"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/callback",
+            "http://localhost:53124/callback"
+        ));
+        assert!(!matches(
+            "http://127.0.0.1/callback",
+            "https://127.0.0.1/callback"
+        ));
+        assert!(
+            !matches("https://127.0.0.1/cb", "https://127.0.0.1:8443/cb"),
+            "port relaxation is for http loopback only"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! RFC 7009 revocation. The client must authenticate (public clients by client_id). Revoking a
+//! refresh token or an access token revokes its grant, so every token of that sign-in stops
+//! working (access tokens are checked against the grant on each MCP request). Unknown tokens and
+//! other clients' tokens are answered 200 with nothing revoked, as the RFC asks.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::{OAuthError, no_store};
+use super::{MAX_FORM_BYTES, authenticate_client, parse_form, read_body, require_form};
+use crate::app::AppState;
+use crate::crypto::sha256_hex;
+use crate::store::OrgId;
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match revoke(&state, &headers, body).await {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn revoke(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+    require_form(headers)?;
+    let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
+    let client = authenticate_client(state, headers, &form).await?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let now = state.now();
+    if let Some(rt) = state.store.refresh(&sha256_hex(token)).await? {
+        if rt.client_id == client.id {
+            state
+                .store
+                .revoke_grant(&rt.organization_id, &rt.grant_id, now)
+                .await?;
+            tracing::info!(client_id = %client.id, "refresh token revoked");
+        }
+        return Ok(());
+    }
+    if let Ok(claims) = state
+        .keys
+        .verify(
+            token,
+            &state.config.issuer,
+            &state.config.mcp_url,
+            now,
+            state.store.as_ref(),
+            &state.vault,
+        )
+        .await
+        && claims.client_id == client.id
+    {
+        state
+            .store
+            .revoke_grant(&OrgId(claims.org), &claims.gid, now)
+            .await?;
+        tracing::info!(client_id = %client.id, "access token revoked");
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The token endpoint.
+//!
+//! `authorization_code`: the code is read first and checked against the presenting client, its
+//! 60 s lifetime, the exact redirect URI, the PKCE verifier and the resource; only then is it
+//! consumed with one conditional update, so exactly one of two concurrent redemptions succeeds. A
+//! code presented again by its own client revokes the grant, and with it every token issued
+//! from the code.
+//!
+//! `refresh_token` (rotation policy): every use rotates the token. Presenting a rotated token again
+//! revokes the whole grant (replay), with one exception for a client's legitimate retry after a
+//! lost response: within 10 seconds of the rotation, and only while the token it was rotated into
+//! has not been used, the retry is answered with a fresh pair and that unused successor is revoked.
+//! There is never more than one live refresh token per grant. Refresh may narrow the scope of the
+//! access token, never widen it; the refresh token keeps its scope (RFC 6749 §6). Refresh tokens
+//! expire after `refresh_token_ttl` without use.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::authorize::resource_matches;
+use super::client::Client;
+use super::error::{ErrorCode, OAuthError, no_store};
+use super::{MAX_FORM_BYTES, authenticate_client, parse_form, pkce, read_body, require_form};
+use crate::app::AppState;
+use crate::crypto::keys::AccessClaims;
+use crate::crypto::{random_token, sha256_hex};
+use crate::scope::ScopeSet;
+use crate::store::{CodeRedemption, Grant, RefreshRecord};
+
+/// How long after a rotation a client may retry with the rotated token.
+pub const ROTATION_GRACE_SECS: i64 = 10;
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    scope: String,
+}
+
+#[tracing::instrument(skip_all, fields(client_id, grant_type))]
+pub async fn post_token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match token(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(error = e.code.as_str(), "token request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    require_form(headers)?;
+    let bytes = read_body(body, MAX_FORM_BYTES).await?;
+    let form = parse_form(&bytes)?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
+        .clone();
+    tracing::Span::current().record("grant_type", grant_type.as_str());
+    if grant_type != "authorization_code" && grant_type != "refresh_token" {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type must be authorization_code or refresh_token",
+        ));
+    }
+    let client = authenticate_client(state, headers, &form).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    if !client.meta.grant_types.contains(&grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("this client is not registered for the {grant_type} grant"),
+        ));
+    }
+    let get = |k: &str| form.get(k).map(String::as_str);
+    if grant_type == "authorization_code" {
+        code_grant(
+            state,
+            &client,
+            get("code"),
+            get("redirect_uri"),
+            get("code_verifier"),
+            get("resource"),
+        )
+        .await
+    } else {
+        refresh_grant(
+            state,
+            &client,
+            get("refresh_token"),
+            get("scope"),
+            get("resource"),
+        )
+        .await
+    }
+}
+
+fn check_resource(requested: Option<&str>, bound: &str, canonical: &str) -> Result<(), OAuthError> {
+    match requested {
+        Some(r) if !(resource_matches(r, canonical) && bound == canonical) => Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "resource must be this server's MCP URL, as in the authorization request",
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn code_grant(
+    state: &AppState,
+    client: &Client,
+    code: Option<&str>,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+    resource: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let code = code.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let hash = sha256_hex(code);
+    let now = state.now();
+    let record = state
+        .store
+        .find_code(&hash)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the authorization code is invalid"))?;
+    if record.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if record.consumed_at.is_some() {
+        state
+            .store
+            .revoke_grant(&record.organization_id, &record.grant_id, now)
+            .await?;
+        tracing::warn!(client_id = %client.id, "authorization code replayed; grant revoked");
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used; every token issued from it is revoked",
+        ));
+    }
+    if now >= record.expires_at {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
+    }
+    if redirect_uri != Some(record.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri must equal the one in the authorization request",
+        ));
+    }
+    let verifier =
+        verifier.ok_or_else(|| OAuthError::invalid_grant("code_verifier is required"))?;
+    if !pkce::verify_s256(verifier, &record.code_challenge) {
+        return Err(OAuthError::invalid_grant(
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    check_resource(resource, &record.resource, &state.config.mcp_url)?;
+    let Some(grant) = state
+        .store
+        .live_grant(&record.organization_id, &record.grant_id)
+        .await?
+    else {
+        return Err(OAuthError::invalid_grant(
+            "the grant was revoked, or the user, organisation or client is disabled",
+        ));
+    };
+    match state.store.redeem_code(&hash, now).await? {
+        CodeRedemption::Redeemed(_) => {}
+        CodeRedemption::Replayed(_) => {
+            state
+                .store
+                .revoke_grant(&record.organization_id, &record.grant_id, now)
+                .await?;
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used; every token issued from it is revoked",
+            ));
+        }
+        CodeRedemption::Unknown => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is invalid",
+            ));
+        }
+    }
+    let refresh = if client.allows_refresh() {
+        Some(new_refresh(state, &grant, &record.scope, now).await?)
+    } else {
+        None
+    };
+    issue(state, client, &grant, &record.scope, refresh).await
+}
+
+async fn new_refresh(
+    state: &AppState,
+    grant: &Grant,
+    scope: &ScopeSet,
+    now: i64,
+) -> Result<String, OAuthError> {
+    let token = random_token(32);
+    let record = refresh_record(state, grant, scope, &token, now);
+    state.store.insert_refresh(&record).await?;
+    Ok(token)
+}
+
+fn refresh_record(
+    state: &AppState,
+    grant: &Grant,
+    scope: &ScopeSet,
+    token: &str,
+    now: i64,
+) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: sha256_hex(token),
+        grant_id: grant.id.clone(),
+        organization_id: grant.organization_id.clone(),
+        client_id: grant.client_id.clone(),
+        scope: scope.clone(),
+        resource: grant.resource.clone(),
+        created_at: now,
+        expires_at: now + state.config.refresh_token_ttl,
+        rotated_at: None,
+        replaced_by: None,
+        revoked_at: None,
+    }
+}
+
+async fn refresh_grant(
+    state: &AppState,
+    client: &Client,
+    token: Option<&str>,
+    scope: Option<&str>,
+    resource: Option<&str>,
+) -> Result<Response, OAuthError> {
+    let token = token.ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let hash = sha256_hex(token);
+    let now = state.now();
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let rt = state.store.refresh(&hash).await?.ok_or_else(invalid)?;
+    if rt.client_id != client.id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if rt.revoked_at.is_some() || now >= rt.expires_at {
+        return Err(invalid());
+    }
+    let Some(grant) = state
+        .store
+        .live_grant(&rt.organization_id, &rt.grant_id)
+        .await?
+    else {
+        return Err(OAuthError::invalid_grant(
+            "the grant was revoked, or the user, organisation or client is disabled",
+        ));
+    };
+    let at_scope = match scope {
+        None => rt.scope.clone(),
+        Some(s) => {
+            let asked = ScopeSet::parse(s)
+                .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?;
+            if asked.is_empty() || !rt.scope.covers(&asked) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "a refresh may narrow the scope but never widen it",
+                ));
+            }
+            asked
+        }
+    };
+    check_resource(resource, &rt.resource, &state.config.mcp_url)?;
+
+    let new_token = random_token(32);
+    let successor = refresh_record(state, &grant, &rt.scope, &new_token, now);
+    let rotated = match (rt.rotated_at, &rt.replaced_by) {
+        (None, _) => state.store.rotate_refresh(&hash, &successor, now).await?,
+        (Some(at), Some(previous)) if now - at <= ROTATION_GRACE_SECS => {
+            state
+                .store
+                .retry_rotation(&hash, previous, &successor, now)
+                .await?
+        }
+        _ => false,
+    };
+    if !rotated {
+        state
+            .store
+            .revoke_grant(&rt.organization_id, &rt.grant_id, now)
+            .await?;
+        tracing::warn!(client_id = %client.id, "rotated refresh token replayed; grant revoked");
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used; this sign-in has been revoked",
+        ));
+    }
+    issue(state, client, &grant, &at_scope, Some(new_token)).await
+}
+
+async fn issue(
+    state: &AppState,
+    client: &Client,
+    grant: &Grant,
+    scope: &ScopeSet,
+    refresh: Option<String>,
+) -> Result<Response, OAuthError> {
+    let now = state.now();
+    let claims = AccessClaims {
+        iss: state.config.issuer.clone(),
+        sub: grant.user_id.0.clone(),
+        aud: grant.resource.clone(),
+        client_id: client.id.clone(),
+        scope: scope.to_string(),
+        org: grant.organization_id.0.clone(),
+        gid: grant.id.clone(),
+        jti: random_token(16),
+        iat: now,
+        exp: now + state.config.access_token_ttl,
+    };
+    let access_token = state.keys.sign(&claims).await.map_err(|e| {
+        tracing::error!(error = %e, "signing failed");
+        OAuthError::server_error()
+    })?;
+    let expiry =
+        (client.kind == crate::store::ClientKind::Dcr).then_some(now + state.config.dcr_client_ttl);
+    state.store.touch_client(&client.id, now, expiry).await?;
+    Ok(no_store(
+        Json(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: state.config.access_token_ttl,
+            refresh_token: refresh,
+            scope: scope.to_string(),
+        })
+        .into_response(),
+    ))
+}

@@ -1,0 +1,401 @@
+//! Browser pages: sign-in, consent (rendered by the authorization endpoint), the account page where a
+//! user revokes what they granted, and error pages. Sessions live in the database (so replicas share
+//! them) behind an HttpOnly, SameSite=Lax cookie that is `__Host-` prefixed and Secure on https.
+//! Every form carries a per-session CSRF token; every page forbids framing.
+
+pub mod session;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use secrecy::SecretString;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::app::AppState;
+use crate::crypto::{constant_time_eq, random_token};
+use crate::oauth::{client_ip, parse_form, read_body};
+use crate::store::{Email, UserId};
+
+pub const USER_KEY: &str = "user_id";
+const CSRF_KEY: &str = "csrf";
+/// Sign-in attempts allowed per account and per address in a 15-minute window.
+pub const LOGIN_ATTEMPTS_PER_ACCOUNT: i64 = 10;
+pub const LOGIN_ATTEMPTS_PER_IP: i64 = 50;
+const LOGIN_WINDOW: i64 = 15 * 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(get_login).post(post_login))
+        .route("/logout", post(post_logout))
+        .route("/account", get(get_account))
+        .route("/account/grants/{id}/revoke", post(revoke_grant))
+}
+
+/// Security headers of every page.
+pub fn page(status: StatusCode, html: String) -> Response {
+    let mut r = (status, axum::response::Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub fn render(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => page(status, html),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub hint: &'a str,
+}
+
+/// An error page that never redirects anywhere.
+pub fn error_page(status: StatusCode, title: &str, message: &str, hint: &str) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            title,
+            message,
+            hint,
+        },
+    )
+}
+
+pub fn internal_error_page() -> Response {
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The server could not complete the request.",
+        "Try again in a moment.",
+    )
+}
+
+/// 303 See Other: the right redirect after a POST (RFC 9700 §4.12).
+pub fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// The session's CSRF token, created on first use.
+pub async fn csrf_token(session: &Session) -> String {
+    if let Ok(Some(t)) = session.get::<String>(CSRF_KEY).await {
+        return t;
+    }
+    let t = random_token(32);
+    let _ = session.insert(CSRF_KEY, &t).await;
+    t
+}
+
+pub async fn check_csrf(session: &Session, presented: Option<&String>) -> bool {
+    match (
+        session.get::<String>(CSRF_KEY).await.ok().flatten(),
+        presented,
+    ) {
+        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
+        _ => false,
+    }
+}
+
+fn csrf_failure() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was not sent from this site's current page.",
+        "Go back, reload the page and try again.",
+    )
+}
+
+/// The signed-in user, if the session has one and the user is still enabled.
+pub async fn current_user(state: &AppState, session: &Session) -> Option<(UserId, String)> {
+    let id: String = session.get(USER_KEY).await.ok().flatten()?;
+    let email: String = session.get("email").await.ok().flatten()?;
+    let creds = state
+        .store
+        .find_user_by_email(&Email::parse(&email).ok()?)
+        .await
+        .ok()
+        .flatten()?;
+    (creds.user.id.0 == id && !creds.user.disabled).then_some((creds.user.id, email))
+}
+
+async fn home() -> Response {
+    see_other("/account")
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    rid: Option<String>,
+    email: String,
+    error: Option<String>,
+    client_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    rid: Option<String>,
+}
+
+async fn login_page(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    rid: Option<String>,
+    email: String,
+    error: Option<String>,
+) -> Response {
+    let client_name = match &rid {
+        Some(r) => crate::oauth::authorize::pending_client_name(state, session, r).await,
+        None => None,
+    };
+    let csrf = csrf_token(session).await;
+    render(
+        status,
+        &LoginPage {
+            csrf,
+            rid,
+            email,
+            error,
+            client_name,
+        },
+    )
+}
+
+async fn get_login(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    login_page(&state, &session, StatusCode::OK, q.rid, String::new(), None).await
+}
+
+async fn post_login(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let form = match read_body(body, 16 * 1024)
+        .await
+        .and_then(|b| parse_form(&b))
+    {
+        Ok(f) => f,
+        Err(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in form is malformed",
+                "The request could not be read.",
+                "Go back and try again.",
+            );
+        }
+    };
+    if !check_csrf(&session, form.get("csrf")).await {
+        return csrf_failure();
+    }
+    let rid = form.get("rid").cloned();
+    let email_text = form.get("email").cloned().unwrap_or_default();
+    let password = SecretString::from(form.get("password").cloned().unwrap_or_default());
+    let generic = "The e-mail or password is incorrect.".to_owned();
+    let Ok(email) = Email::parse(&email_text) else {
+        return login_page(
+            &state,
+            &session,
+            StatusCode::UNAUTHORIZED,
+            rid,
+            email_text,
+            Some(generic),
+        )
+        .await;
+    };
+
+    // Throttle before spending argon2 work: per account and per address.
+    let now = state.now();
+    let window = now - now.rem_euclid(LOGIN_WINDOW);
+    let ip = client_ip(&state, &headers, peer);
+    let (acct, by_ip) = match (
+        state
+            .store
+            .rate_hit(&format!("login:acct:{email}"), window)
+            .await,
+        state
+            .store
+            .rate_hit(&format!("login:ip:{ip}"), window)
+            .await,
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return internal_error_page(),
+    };
+    if acct > LOGIN_ATTEMPTS_PER_ACCOUNT || by_ip > LOGIN_ATTEMPTS_PER_IP {
+        tracing::warn!(%ip, "sign-in throttled");
+        let mut r = login_page(
+            &state,
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            rid,
+            email_text,
+            Some("Too many sign-in attempts. Wait 15 minutes and try again.".into()),
+        )
+        .await;
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from((window + LOGIN_WINDOW - now).max(1)),
+        );
+        return r;
+    }
+
+    let creds = match state.store.find_user_by_email(&email).await {
+        Ok(c) => c,
+        Err(_) => return internal_error_page(),
+    };
+    let hash = creds.as_ref().map(|c| c.password_hash.clone());
+    let verified = state
+        .passwords
+        .verify(password, hash)
+        .await
+        .unwrap_or(false);
+    let Some(creds) = creds.filter(|c| verified && !c.user.disabled) else {
+        tracing::info!("sign-in failed");
+        return login_page(
+            &state,
+            &session,
+            StatusCode::UNAUTHORIZED,
+            rid,
+            email_text,
+            Some(generic),
+        )
+        .await;
+    };
+    // A new session id on privilege change (no fixation); a fresh CSRF token with it.
+    if session.cycle_id().await.is_err()
+        || session.insert(USER_KEY, &creds.user.id.0).await.is_err()
+        || session.insert("email", email.as_str()).await.is_err()
+        || session.insert(CSRF_KEY, random_token(32)).await.is_err()
+    {
+        return internal_error_page();
+    }
+    tracing::info!(user_id = %creds.user.id, "signed in");
+    match rid {
+        Some(rid) => see_other(&format!("/authorize/consent?rid={}", urlencode(&rid))),
+        None => see_other("/account"),
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn post_logout(session: Session, body: Body) -> Response {
+    let form = read_body(body, 4096)
+        .await
+        .and_then(|b| parse_form(&b))
+        .unwrap_or_default();
+    if !check_csrf(&session, form.get("csrf")).await {
+        return csrf_failure();
+    }
+    let _ = session.flush().await;
+    see_other("/login")
+}
+
+struct GrantRow {
+    id: String,
+    client_name: String,
+    organization_name: String,
+    scope: String,
+    since: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    email: String,
+    csrf: String,
+    grants: Vec<GrantRow>,
+}
+
+async fn get_account(State(state): State<AppState>, session: Session) -> Response {
+    let Some((user, email)) = current_user(&state, &session).await else {
+        return see_other("/login");
+    };
+    let grants = match state.store.grants_of_user(&user).await {
+        Ok(g) => g,
+        Err(_) => return internal_error_page(),
+    };
+    let grants = grants
+        .into_iter()
+        .map(|g| GrantRow {
+            id: g.grant.id,
+            client_name: g.client_name,
+            organization_name: g.organization_name,
+            scope: g.grant.scope.to_string(),
+            since: crate::clock::rfc3339(g.grant.created_at),
+        })
+        .collect();
+    let csrf = csrf_token(&session).await;
+    render(
+        StatusCode::OK,
+        &AccountPage {
+            email,
+            csrf,
+            grants,
+        },
+    )
+}
+
+async fn revoke_grant(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let form = read_body(body, 4096)
+        .await
+        .and_then(|b| parse_form(&b))
+        .unwrap_or_default();
+    if !check_csrf(&session, form.get("csrf")).await {
+        return csrf_failure();
+    }
+    let Some((user, _)) = current_user(&state, &session).await else {
+        return see_other("/login");
+    };
+    let Ok(grants) = state.store.grants_of_user(&user).await else {
+        return internal_error_page();
+    };
+    // Only the user's own grants can be revoked from here.
+    if let Some(g) = grants.into_iter().find(|g| g.grant.id == id)
+        && state
+            .store
+            .revoke_grant(&g.grant.organization_id, &g.grant.id, state.now())
+            .await
+            .is_err()
+    {
+        return internal_error_page();
+    }
+    see_other("/account")
+}
