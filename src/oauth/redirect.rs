@@ -46,9 +46,10 @@ pub fn validate_for_registration(uri: &str) -> Result<(), String> {
     if raw_path.split('/').any(|seg| seg == ".." || seg == ".")
         || lower.contains("%2e")
         || lower.contains("%2f")
+        || lower.contains("%25")
     {
         return Err(format!(
-            "'{}' has dot segments or encoded separators in its path",
+            "'{}' has dot segments or encoded dots, slashes or percent signs in its path",
             printable(uri)
         ));
     }
