@@ -245,7 +245,13 @@ pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, O
                     return Ok(None);
                 }
             };
-        let meta = super::cimd::to_metadata(&doc)?;
+        let meta = match super::cimd::to_metadata(&doc) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(client_id, error = %e.description, "client metadata document rejected");
+                return Ok(None);
+            }
+        };
         let value = serde_json::to_value(&meta).expect("metadata serializes");
         state
             .store

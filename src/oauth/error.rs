@@ -129,7 +129,10 @@ pub fn sanitize(text: &str) -> String {
         .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
         .take(300)
         .collect();
-    kept.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+    kept.split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` on every token-bearing or error response.

@@ -9,8 +9,8 @@
 //! `refresh_token` (rotation policy): every use rotates the token. Presenting a rotated token again
 //! revokes the whole grant (replay), with one exception for a client's legitimate retry after a
 //! lost response: within 10 seconds of the rotation, and only while the token it was rotated into
-//! has not been used, the retry is answered with a fresh pair and that unused successor is revoked.
-//! There is never more than one live refresh token per grant. Refresh may narrow the scope of the
+//! has not been used, the retry is answered with a fresh pair and that unused successor is revoked
+//! (presenting it later is a replay too). There is never more than one live refresh token per grant. Refresh may narrow the scope of the
 //! access token, never widen it; the refresh token keeps its scope (RFC 6749 §6). Refresh tokens
 //! expire after `refresh_token_ttl` without use.
 
@@ -245,7 +245,16 @@ async fn refresh_grant(
             "the refresh token was issued to another client",
         ));
     }
-    if rt.revoked_at.is_some() || now >= rt.expires_at {
+    if rt.revoked_at.is_some() {
+        // A revoked token coming back (e.g. the successor superseded by a retry) means two
+        // parties hold tokens of this family: end the whole sign-in.
+        state
+            .store
+            .revoke_grant(&rt.organization_id, &rt.grant_id, now)
+            .await?;
+        return Err(invalid());
+    }
+    if now >= rt.expires_at {
         return Err(invalid());
     }
     let Some(grant) = state

@@ -8,5 +8,6 @@ mod clari;
 mod cli;
 mod health;
 mod oauth;
+mod oauth_attacks;
 mod store;
 mod vault;

@@ -324,15 +324,3 @@ pub async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str
     .await;
     (s, b)
 }
-
-/// DCR, sign-in, consent and code exchange in one go: returns (client, token response).
-pub async fn signed_in_client(app: &TestApp, email: &str) -> (Value, Value) {
-    let client = register_public(app).await;
-    let id = client["client_id"].as_str().unwrap().to_owned();
-    let p = pkce();
-    let mut b = Browser::new(app);
-    let q = authorize(&mut b, &id, &p, email).await;
-    let (status, tokens) = exchange(app, &id, &q["code"], &p.verifier).await;
-    assert_eq!(status, 200, "{tokens}");
-    (client, tokens)
-}
