@@ -176,6 +176,40 @@ impl Application {
     }
 }
 
+/// Hourly housekeeping: expired dynamic clients without live grants, old rate-limit windows, and
+/// signing keys whose tokens have all expired. Every replica may run it; each step is idempotent.
+pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+        loop {
+            tick.tick().await;
+            let now = state.now();
+            let clients = state.store.purge_unused_clients(now).await;
+            let limits = state.store.purge_rate_limits(now - 86_400).await;
+            let keys = state
+                .store
+                .purge_signing_keys(now - state.config.access_token_ttl - 300)
+                .await;
+            match (clients, limits, keys) {
+                (Ok(c), Ok(l), Ok(k)) => {
+                    tracing::info!(
+                        clients = c,
+                        rate_windows = l,
+                        signing_keys = k,
+                        "housekeeping done"
+                    )
+                }
+                (c, l, k) => tracing::warn!(
+                    clients = ?c.err(),
+                    rate_windows = ?l.err(),
+                    signing_keys = ?k.err(),
+                    "housekeeping failed"
+                ),
+            }
+        }
+    })
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -309,6 +309,7 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::from_config(config).await?;
     let app = Application::build(state.clone()).await?;
+    crate::app::spawn_maintenance(state.clone());
     tracing::info!(
         addr = %app.local_addr(),
         public_url = %state.config.public_url,
