@@ -13,3 +13,33 @@ async fn health_and_readiness_answer_over_http() {
     let r = app.http.get(app.url("/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[test]
+fn openapi_documents_every_route() {
+    let spec = include_str!("../../openapi.yaml");
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+        "/jwks.json",
+        "/register",
+        "/register/{client_id}",
+        "/authorize",
+        "/authorize/consent",
+        "/login",
+        "/logout",
+        "/account",
+        "/account/grants/{id}/revoke",
+        "/token",
+        "/revoke",
+        "/introspect",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            spec.contains(&format!("\n  {path}:\n")),
+            "openapi.yaml does not document {path}"
+        );
+    }
+}
