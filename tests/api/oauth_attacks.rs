@@ -1426,3 +1426,113 @@ async fn metadata_document_clients_are_fetched_validated_and_cached() {
         "cached per max-age"
     );
 }
+
+#[tokio::test]
+async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
+    let (_db, app) = app().await;
+    let store = app.state.store.clone();
+    let user = store
+        .find_user_by_email(&clari_mcp::store::Email::parse("ava@acme.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
+    let globex = store.create_org("Globex", app.state.now()).await.unwrap();
+    store
+        .add_membership(
+            &globex.id,
+            &user.id,
+            clari_mcp::store::Role::Member,
+            app.state.now(),
+        )
+        .await
+        .unwrap();
+    let cid = id(&register_public(&app).await);
+    let p = pkce();
+    let mut b = Browser::new(&app);
+    let start = authorize_raw(&mut b, &base(&cid, &p)).await;
+    let next = b
+        .login(
+            start.location.as_deref().unwrap(),
+            "ava@acme.test",
+            PASSWORD,
+        )
+        .await
+        .location
+        .unwrap();
+    let page = b.get(&next).await;
+    assert!(
+        page.body.contains("<select") && page.body.contains("Acme") && page.body.contains("Globex"),
+        "both organisations offered"
+    );
+    let done = b
+        .post(
+            "/authorize/consent",
+            &[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("rid", &hidden(&page.body, "rid")),
+                ("org", &globex.id.0),
+                ("decision", "approve"),
+                ("scope_forecasts:read", "on"),
+            ],
+        )
+        .await;
+    let code = query_of(&done.location.unwrap())["code"].clone();
+    let (s, t) = exchange(&app, &cid, &code, &p.verifier).await;
+    assert_eq!(s, 200);
+    let s_ = &app.state;
+    let claims = s_
+        .keys
+        .verify(
+            t["access_token"].as_str().unwrap(),
+            &s_.config.issuer,
+            &s_.config.mcp_url,
+            s_.now(),
+            s_.store.as_ref(),
+            &s_.vault,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        claims.org, globex.id.0,
+        "the token is bound to the chosen organisation"
+    );
+
+    // A member of another org cannot be smuggled in through the form.
+    let stranger = store.create_org("Initech", app.state.now()).await.unwrap();
+    let start = authorize_raw(&mut b, &base(&cid, &pkce())).await;
+    let page = b.get(start.location.as_deref().unwrap()).await;
+    let again = b
+        .post(
+            "/authorize/consent",
+            &[
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("rid", &hidden(&page.body, "rid")),
+                ("org", &stranger.id.0),
+                ("decision", "approve"),
+                ("scope_forecasts:read", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 200, "the consent page is shown again");
+    assert!(again.body.contains("Choose one of your organisations"));
+
+    // The account page lists the grant and revokes it; the refresh token dies with it.
+    let account = b.get("/account").await;
+    assert!(account.body.contains("Test Agent") && account.body.contains("Globex"));
+    let grant_id = claims.gid.clone();
+    let revoked = b
+        .post(
+            &format!("/account/grants/{grant_id}/revoke"),
+            &[("csrf", &hidden(&account.body, "csrf"))],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert_eq!(
+        refresh(&app, &cid, t["refresh_token"].as_str().unwrap())
+            .await
+            .0,
+        400
+    );
+    assert!(!b.get("/account").await.body.contains(&grant_id));
+}
