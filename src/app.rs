@@ -15,10 +15,13 @@ use axum::serve::ListenerExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::clari::types::{ActivityResults, ForecastResults};
+use crate::clari::{ClariClient, ClientOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Keys;
 use crate::crypto::{Passwords, Vault};
+use crate::mcp::cache::ExportCache;
 use crate::store::{self, Store};
 
 #[derive(Clone)]
@@ -31,6 +34,10 @@ pub struct Inner {
     pub passwords: Passwords,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<Keys>,
+    /// One pooled Clari client for every organisation.
+    pub clari: ClariClient,
+    pub forecasts: ExportCache<ForecastResults>,
+    pub activities: ExportCache<ActivityResults>,
 }
 
 impl std::ops::Deref for AppState {
@@ -53,6 +60,7 @@ impl AppState {
         let keys = Keys::load(store.as_ref(), &vault, clock.now(), publish_retired_for)
             .await
             .context("loading signing keys")?;
+        let ttl = config.export_cache_ttl;
         Ok(Self(Arc::new(Inner {
             config,
             store,
@@ -60,6 +68,9 @@ impl AppState {
             passwords: Passwords::default(),
             clock,
             keys: Arc::new(keys),
+            clari: ClariClient::new(ClientOptions::default()),
+            forecasts: ExportCache::new(ttl),
+            activities: ExportCache::new(ttl),
         })))
     }
 
@@ -95,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(crate::oauth::router())
+        .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
         .layer(crate::web::session::layer(&state))
         .with_state(state)
@@ -184,6 +196,8 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let now = state.now();
+            state.forecasts.sweep();
+            state.activities.sweep();
             let clients = state.store.purge_unused_clients(now).await;
             let limits = state.store.purge_rate_limits(now - 86_400).await;
             let keys = state

@@ -59,6 +59,9 @@ struct FileConfig {
     dcr_initial_access_token: Option<String>,
     trust_forwarded_for: Option<bool>,
     danger_cimd_allow_loopback: Option<bool>,
+    allowed_origins: Option<Vec<String>>,
+    export_cache_ttl: Option<String>,
+    export_poll_ms: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -90,6 +93,12 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// DANGER, tests only: allow Client ID Metadata Documents on http loopback URLs.
     pub danger_cimd_allow_loopback: bool,
+    /// Browser origins allowed to call `/mcp` besides the public URL's (`CLARI_MCP_ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// How long a finished Clari export is served from memory (`CLARI_MCP_EXPORT_CACHE_TTL`, 5m).
+    pub export_cache_ttl: std::time::Duration,
+    /// Pause between export status checks (`CLARI_MCP_EXPORT_POLL_MS`, 1000).
+    pub export_poll_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -292,7 +301,47 @@ impl Config {
             .or(file_cfg.dcr_initial_access_token)
             .map(|t| SecretString::from(t.trim().to_owned()));
 
+        let allowed_origins: Vec<String> = match get("CLARI_MCP_ALLOWED_ORIGINS") {
+            Some(v) => v
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            None => file_cfg.allowed_origins.unwrap_or_default(),
+        };
+        for o in &allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(invalid(
+                    "CLARI_MCP_ALLOWED_ORIGINS",
+                    format!("'{o}' must be an origin such as https://app.example.com"),
+                ));
+            }
+        }
+        let export_cache_ttl = duration(
+            "CLARI_MCP_EXPORT_CACHE_TTL",
+            get("CLARI_MCP_EXPORT_CACHE_TTL").or(file_cfg.export_cache_ttl),
+            300,
+        )?;
+        let export_poll_ms = match get("CLARI_MCP_EXPORT_POLL_MS") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                invalid(
+                    "CLARI_MCP_EXPORT_POLL_MS",
+                    format!("'{v}' is not a whole number"),
+                )
+            })?,
+            None => file_cfg.export_poll_ms.unwrap_or(1000),
+        };
+        if !(10..=60_000).contains(&export_poll_ms) {
+            return Err(invalid(
+                "CLARI_MCP_EXPORT_POLL_MS",
+                "must be between 10 and 60000",
+            ));
+        }
+
         Ok(Self {
+            allowed_origins,
+            export_cache_ttl: std::time::Duration::from_secs(export_cache_ttl as u64),
+            export_poll_interval: std::time::Duration::from_millis(export_poll_ms),
             access_token_ttl,
             refresh_token_ttl,
             dcr_rate_limit,

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod mcp;
 pub mod oauth;
 pub mod scope;
 pub mod store;

@@ -503,9 +503,11 @@ impl ClariClient {
                 unique.push(id);
             }
         }
-        let batches: Vec<Vec<&str>> = unique
+        // Owned batches: borrowed ones trip the higher-ranked lifetime check of `buffered`
+        // streams inside `Send` futures.
+        let batches: Vec<Vec<String>> = unique
             .chunks(OPPORTUNITY_BATCH)
-            .map(<[&str]>::to_vec)
+            .map(|c| c.iter().map(|s| (*s).to_owned()).collect())
             .collect();
         let results: Vec<Result<Vec<Opportunity>, ClariError>> =
             futures_util::stream::iter(batches)
@@ -525,9 +527,9 @@ impl ClariClient {
     async fn opportunity_batch(
         &self,
         target: &ClariTarget,
-        ids: Vec<&str>,
+        ids: Vec<String>,
     ) -> Result<Vec<Opportunity>, ClariError> {
-        let mut query: Vec<(&str, &str)> = ids.iter().map(|id| ("oppId", *id)).collect();
+        let mut query: Vec<(&str, &str)> = ids.iter().map(|id| ("oppId", id.as_str())).collect();
         query.push(("mode", "OPPORTUNITY_MODE_ID"));
         self.call_json(
             target,

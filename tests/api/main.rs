@@ -2,11 +2,13 @@
 //! and processes.
 
 mod helpers;
+mod mcp_helpers;
 mod oauth_helpers;
 
 mod clari;
 mod cli;
 mod health;
+mod mcp;
 mod oauth;
 mod oauth_attacks;
 mod store;

@@ -1,0 +1,266 @@
+//! The bearer layer in front of `/mcp`. Every request carries a token: a JWT access token from our
+//! authorization server (signature, `typ`, `iss`, `aud` = the MCP URL, `exp`, and a live grant:
+//! not revoked, client, user, membership and organisation all enabled) or an API key (`cmk_…`,
+//! SHA-256 lookup, not revoked or expired, user and organisation enabled). Anything else is 401 with
+//! a `WWW-Authenticate` challenge naming the protected-resource metadata and the scopes a full agent
+//! needs. A `tools/call` for a tool the token's scopes do not cover is 403 `insufficient_scope` with
+//! the scopes to ask for, so clients can step up. The checks run on every request, so a revocation
+//! or a disabled organisation takes effect on the very next call.
+//!
+//! The layer puts an [`AuthContext`] into the request extensions; rmcp hands the request parts to
+//! the tools, which read it from there. The caller's token never leaves this process.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::tools::required_scope;
+use crate::app::AppState;
+use crate::crypto::sha256_hex;
+use crate::scope::{Scope, ScopeSet};
+use crate::store::{ApiKeyId, OrgId, UserId};
+
+/// Largest JSON-RPC body the layer reads to find the tool name (rmcp's own cap).
+pub const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Grant { grant_id: String, client_id: String },
+    ApiKey { key_id: ApiKeyId },
+}
+
+/// Who is calling: the only way tool code learns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthContext {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub subject: Subject,
+    pub scopes: ScopeSet,
+}
+
+fn resource_metadata_url(state: &AppState) -> String {
+    format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        state.config.issuer
+    )
+}
+
+/// The scopes a full agent needs; what clients should ask for on first contact.
+pub fn challenge_scopes() -> String {
+    ScopeSet::new(Scope::NARROW).to_string()
+}
+
+fn quoted(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+fn jsonrpc_error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// 401: no token, or one that is not valid here.
+pub fn unauthorized(state: &AppState, invalid: Option<&str>) -> Response {
+    let mut challenge = format!(
+        "Bearer resource_metadata=\"{}\", scope=\"{}\"",
+        resource_metadata_url(state),
+        challenge_scopes()
+    );
+    if let Some(reason) = invalid {
+        challenge.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{}\"",
+            quoted(reason)
+        ));
+    }
+    let message = invalid.unwrap_or("Authentication required: send Authorization: Bearer <token>");
+    let mut r = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(jsonrpc_error(Value::Null, -32001, message)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// 403: the token is fine but lacks the scope this tool needs.
+fn insufficient_scope(
+    state: &AppState,
+    id: Value,
+    held: &ScopeSet,
+    needed: Scope,
+    tool: &str,
+) -> Response {
+    // Ask for everything at once: what the token has plus what this call needs.
+    let wanted: ScopeSet = held.iter().chain([needed]).collect();
+    let description = format!("The tool {tool} needs the {needed} scope");
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\", error_description=\"{}\"",
+        wanted,
+        resource_metadata_url(state),
+        quoted(&description)
+    );
+    let mut r = (
+        StatusCode::FORBIDDEN,
+        axum::Json(jsonrpc_error(id, -32003, &description)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    // The scheme is case-insensitive (RFC 6750 / RFC 9110).
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// Resolves a presented token to a live caller, or the reason it is refused.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, &'static str> {
+    let now = state.now();
+    if token.starts_with(crate::cli::API_KEY_PREFIX) {
+        let principal = state
+            .store
+            .authenticate_api_key(&sha256_hex(token), now)
+            .await
+            .map_err(|_| "the credential could not be checked")?
+            .ok_or("the API key is unknown, revoked or expired, or its user or organisation is disabled")?;
+        return Ok(AuthContext {
+            org_id: principal.organization_id,
+            user_id: principal.user_id,
+            subject: Subject::ApiKey {
+                key_id: principal.key_id,
+            },
+            scopes: principal.scopes,
+        });
+    }
+    let claims = state
+        .keys
+        .verify(
+            token,
+            &state.config.issuer,
+            &state.config.mcp_url,
+            now,
+            state.store.as_ref(),
+            &state.vault,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::crypto::keys::TokenError::Expired => "the access token has expired",
+            crate::crypto::keys::TokenError::WrongAudience => {
+                "the access token was issued for another resource"
+            }
+            _ => "the access token is not valid here",
+        })?;
+    let org = OrgId(claims.org.clone());
+    let grant = state
+        .store
+        .live_grant(&org, &claims.gid)
+        .await
+        .map_err(|_| "the credential could not be checked")?
+        .ok_or("the sign-in behind this token was revoked, or its user, organisation or client is disabled")?;
+    if grant.client_id != claims.client_id || grant.user_id.0 != claims.sub {
+        return Err("the access token does not match its grant");
+    }
+    // The token's scope, never more than the grant still allows.
+    let scopes = ScopeSet::parse(&claims.scope)
+        .unwrap_or_default()
+        .intersect(&grant.scope);
+    Ok(AuthContext {
+        org_id: org,
+        user_id: grant.user_id,
+        subject: Subject::Grant {
+            grant_id: grant.id,
+            client_id: grant.client_id,
+        },
+        scopes,
+    })
+}
+
+/// The tools a JSON-RPC body calls, with their request ids.
+fn tool_calls(body: &[u8]) -> Vec<(Value, String)> {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let items = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
+        .map(|m| {
+            let name = m
+                .pointer("/params/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            (m.get("id").cloned().unwrap_or(Value::Null), name)
+        })
+        .collect()
+}
+
+pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = bearer(&req) else {
+        return unauthorized(&state, None);
+    };
+    let ctx = match authenticate(&state, &token).await {
+        Ok(ctx) => ctx,
+        Err(reason) => {
+            tracing::info!(reason, "MCP request refused");
+            return unauthorized(&state, Some(reason));
+        }
+    };
+    let (mut parts, body) = req.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_MCP_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(jsonrpc_error(
+                    Value::Null,
+                    -32600,
+                    "The request body is too large",
+                )),
+            )
+                .into_response();
+        }
+    };
+    for (id, tool) in tool_calls(&bytes) {
+        if let Some(needed) = required_scope(&tool)
+            && !ctx.scopes.allows(needed)
+        {
+            return insufficient_scope(&state, id, &ctx.scopes, needed, &tool);
+        }
+    }
+    tracing::debug!(org_id = %ctx.org_id, "MCP request authenticated");
+    parts.extensions.insert(ctx);
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_calls_are_found_in_single_and_batched_bodies() {
+        let one =
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_forecast"}}"#;
+        assert_eq!(tool_calls(one), vec![(json!(7), "get_forecast".to_owned())]);
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_users"}}]"#;
+        assert_eq!(tool_calls(batch).len(), 1);
+        assert!(tool_calls(b"not json").is_empty());
+    }
+}

@@ -1,0 +1,252 @@
+//! The rmcp `ServerHandler`: tools (filtered by the caller's scopes), resources and prompts. Each
+//! request's caller comes from the `AuthContext` the bearer layer put into the HTTP request, which
+//! rmcp passes along as `http::request::Parts`; nothing about the caller is kept in the handler.
+
+use rmcp::model::*;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use super::auth::AuthContext;
+use super::tools;
+use crate::app::AppState;
+use crate::scope::Scope;
+
+#[derive(Clone)]
+pub struct ClariMcp {
+    state: AppState,
+}
+
+impl ClariMcp {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+fn caller(ctx: &RequestContext<RoleServer>) -> Result<AuthContext, McpError> {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<AuthContext>())
+        .cloned()
+        .ok_or_else(|| McpError::invalid_request("the request is not authenticated", None))
+}
+
+const INSTRUCTIONS: &str = "Read-only access to this organisation's Clari revenue data. Start with get_forecast (by manager, for a quarter as YYYY_QN), list_forecast_submissions (who changed the forecast when), get_pipeline_changes (which deals slipped), get_deal_risk and list_audit_events. Exports from Clari can take 5-30 s: when a tool answers status \"running\", call it again with the same arguments shortly.";
+
+const PROMPT_PREP: &str = "forecast_call_prep";
+const PROMPT_REVIEW: &str = "weekly_pipeline_review";
+
+impl ServerHandler for ClariMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("clari-mcp", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let auth = caller(&ctx)?;
+        Ok(ListToolsResult::with_all_items(tools::list_for(
+            &auth.scopes,
+        )))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let auth = caller(&ctx)?;
+        let args = request.arguments.unwrap_or_default();
+        match tools::call(&self.state, &auth, &request.name, args).await {
+            Some(result) => Ok(result.into()),
+            None => Err(McpError::invalid_params(
+                format!(
+                    "unknown tool '{}'; tools/list shows the available tools",
+                    request.name
+                ),
+                None,
+            )),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let auth = caller(&ctx)?;
+        let mut items = Vec::new();
+        if auth.scopes.allows(Scope::ForecastsRead) {
+            items.push(
+                Resource::new("clari://forecast/current", "Current forecast")
+                    .with_description("The default forecast for the current quarter, by manager")
+                    .with_mime_type("application/json"),
+            );
+        }
+        if auth.scopes.allows(Scope::UsersRead) {
+            items.push(
+                Resource::new("clari://users", "Forecast hierarchy")
+                    .with_description("Users, roles and managers of the forecast hierarchy")
+                    .with_mime_type("application/json"),
+            );
+        }
+        Ok(ListResourcesResult::with_all_items(items))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let auth = caller(&ctx)?;
+        let mut items = Vec::new();
+        if auth.scopes.allows(Scope::ForecastsRead) {
+            items.push(
+                ResourceTemplate::new(
+                    "clari://forecast/{forecast_id}/{time_period}",
+                    "Forecast for a quarter",
+                )
+                .with_description("A forecast tab (e.g. forecast) for a fiscal quarter (YYYY_QN)")
+                .with_mime_type("application/json"),
+            );
+        }
+        Ok(ListResourceTemplatesResult::with_all_items(items))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let auth = caller(&ctx)?;
+        let uri = request.uri.clone();
+        let (tool, args): (&str, Value) = if uri == "clari://forecast/current" {
+            ("get_forecast", json!({}))
+        } else if uri == "clari://users" {
+            ("list_users", json!({"limit": 200}))
+        } else if let Some(rest) = uri.strip_prefix("clari://forecast/") {
+            let Some((forecast_id, period)) = rest.split_once('/') else {
+                return Err(McpError::resource_not_found(
+                    format!("unknown resource {uri}"),
+                    None,
+                ));
+            };
+            (
+                "get_forecast",
+                json!({"forecast_id": forecast_id, "time_period": period}),
+            )
+        } else {
+            return Err(McpError::resource_not_found(
+                format!("unknown resource {uri}"),
+                None,
+            ));
+        };
+        let args = args.as_object().cloned().unwrap_or_default();
+        let result = tools::call(&self.state, &auth, tool, args)
+            .await
+            .expect("known tool");
+        let text = match (&result.structured_content, result.is_error) {
+            (Some(v), _) => serde_json::to_string_pretty(v).unwrap_or_default(),
+            (None, _) => result
+                .content
+                .iter()
+                .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        if result.is_error == Some(true) {
+            return Err(McpError::invalid_request(text, None));
+        }
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let arg = |name: &str, description: &str| {
+            let mut a = PromptArgument::new(name);
+            a.description = Some(description.into());
+            a.required = Some(false);
+            a
+        };
+        Ok(ListPromptsResult::with_all_items(vec![
+            Prompt::new(
+                PROMPT_PREP,
+                Some(
+                    "Prepare a forecast call: the current forecast, risky deals and last week's changes",
+                ),
+                Some(vec![
+                    arg(
+                        "manager",
+                        "Whose team (name, e-mail or user id); default the whole hierarchy",
+                    ),
+                    arg("time_period", "Quarter as YYYY_QN; default the current one"),
+                ]),
+            ),
+            Prompt::new(
+                PROMPT_REVIEW,
+                Some("Review what moved in the pipeline since a date"),
+                Some(vec![arg(
+                    "since",
+                    "Start date, YYYY-MM-DD; default 7 days ago",
+                )]),
+            ),
+        ]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let args = request.arguments.unwrap_or_default();
+        let get = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = match request.name.as_str() {
+            PROMPT_PREP => {
+                let team = get("manager")
+                    .map(|m| format!(" for {m}'s team"))
+                    .unwrap_or_default();
+                let quarter = get("time_period")
+                    .map(|p| format!(" in {p}"))
+                    .unwrap_or_else(|| " this quarter".into());
+                format!(
+                    "Prepare me for a forecast call{team}{quarter}.\n1. Call get_forecast{} and summarise Commit, Best Case and Closed Won against quota, manager by manager.\n2. Call get_pipeline_changes for the last 7 days and list deals whose close date slipped or whose amount fell.\n3. Call get_deal_risk on those deals and flag scores below 40.\n4. Call list_forecast_submissions for the last 7 days and note who changed their call and by how much.\nEnd with three questions I should ask on the call.",
+                    match (get("manager"), get("time_period")) {
+                        (Some(m), Some(p)) => format!(" (manager \"{m}\", time_period \"{p}\")"),
+                        (Some(m), None) => format!(" (manager \"{m}\")"),
+                        (None, Some(p)) => format!(" (time_period \"{p}\")"),
+                        (None, None) => String::new(),
+                    }
+                )
+            }
+            PROMPT_REVIEW => {
+                let since = get("since").unwrap_or_else(|| "7 days ago".into());
+                format!(
+                    "Review what moved in the pipeline since {since}.\n1. Call get_pipeline_changes with since set to that date and group the changes into slipped close dates, stage moves, amount changes and owner changes.\n2. For the five largest changes call get_opportunity to see their history.\n3. Call list_forecast_submissions for the same window and relate forecast changes to the deals that moved.\nSummarise in a short table and a paragraph of what to watch."
+                )
+            }
+            other => {
+                return Err(McpError::invalid_params(
+                    format!("unknown prompt '{other}'"),
+                    None,
+                ));
+            }
+        };
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).into())
+    }
+}

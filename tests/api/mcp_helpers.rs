@@ -1,0 +1,145 @@
+//! The MCP server wired to an in-process Clari sandbox, driven with JSON-RPC over HTTP.
+
+use clari_mcp::clari::sandbox::{self, Knobs, SandboxConfig, SandboxHandle};
+use clari_mcp::crypto::{random_token, sha256_hex};
+use clari_mcp::scope::ScopeSet;
+use clari_mcp::store::{ApiKeyId, Email, NewApiKey, OrgId, Role, UserId};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestDb, spawn_app_with};
+use crate::oauth_helpers::PASSWORD;
+
+pub const PROTOCOL: &str = "2025-11-25";
+
+pub struct McpEnv {
+    pub app: TestApp,
+    pub sandbox: SandboxHandle,
+    pub org: OrgId,
+    pub user: UserId,
+}
+
+/// The app and a sandbox; organisation "Acme" holds the sandbox's first organisation's key.
+pub async fn mcp_env(db: &TestDb) -> McpEnv {
+    let sandbox = sandbox::start(SandboxConfig {
+        knobs: Knobs {
+            job_latency_ms: 60,
+            ..Knobs::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_with(
+        db,
+        &[
+            ("CLARI_MCP_CLARI_BASE_URL", &sandbox.base_url),
+            ("CLARI_MCP_EXPORT_POLL_MS", "40"),
+        ],
+    )
+    .await;
+    let now = app.state.now();
+    let org = app.state.store.create_org("Acme", now).await.unwrap();
+    let sealed = app.state.vault.seal(sandbox.orgs()[0].api_key.as_bytes());
+    app.state
+        .store
+        .put_clari_credential(&org.id, &sealed, "xxxx", None, now)
+        .await
+        .unwrap();
+    let hash = app
+        .state
+        .passwords
+        .hash(SecretString::from(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    let user = app
+        .state
+        .store
+        .create_user(
+            &org.id,
+            &Email::parse("ava@acme.test").unwrap(),
+            &hash,
+            Role::Admin,
+            now,
+        )
+        .await
+        .unwrap();
+    McpEnv {
+        app,
+        sandbox,
+        org: org.id,
+        user: user.id,
+    }
+}
+
+impl McpEnv {
+    /// A `cmk_` API key for the user with these scopes.
+    pub async fn api_key(&self, scopes: &str) -> String {
+        let key = format!("cmk_{}", random_token(32));
+        self.app
+            .state
+            .store
+            .create_api_key(&NewApiKey {
+                id: ApiKeyId::new_random(),
+                organization_id: self.org.clone(),
+                user_id: self.user.clone(),
+                name: "test".into(),
+                key_hash: sha256_hex(&key),
+                key_hint: key[key.len() - 4..].to_owned(),
+                scopes: ScopeSet::parse(scopes).unwrap(),
+                expires_at: None,
+                created_at: self.app.state.now(),
+            })
+            .await
+            .unwrap();
+        key
+    }
+}
+
+pub struct Rpc {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+pub async fn rpc(app: &TestApp, token: Option<&str>, method: &str, params: Value) -> Rpc {
+    let mut req = app
+        .http
+        .post(app.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| {
+        // An SSE answer: take the data line.
+        text.lines()
+            .find_map(|l| l.strip_prefix("data:"))
+            .and_then(|d| serde_json::from_str(d.trim()).ok())
+            .unwrap_or(Value::String(text))
+    });
+    Rpc {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `tools/call`, returning the result object.
+pub async fn call_tool(app: &TestApp, token: &str, name: &str, args: Value) -> Value {
+    let r = rpc(
+        app,
+        Some(token),
+        "tools/call",
+        json!({"name": name, "arguments": args}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}: {}", name, r.body);
+    r.body["result"].clone()
+}
