@@ -964,7 +964,7 @@ async fn list_opportunities(state: &AppState, ctx: &AuthContext, args: JsonObjec
             (last, v)
         })
         .collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let rows: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
     let total = rows.len();
     let (items, next) = page(&rows, offset, limit);
@@ -1023,7 +1023,7 @@ async fn list_accounts(state: &AppState, ctx: &AuthContext, args: JsonObject) ->
             }))
         })
         .collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     let rows: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
     let total = rows.len();
     let (items, next) = page(&rows, offset, limit);
@@ -1112,7 +1112,7 @@ async fn get_pipeline_changes(state: &AppState, ctx: &AuthContext, args: JsonObj
             }
         }
     }
-    changes.sort_by(|a, b| b.0.cmp(&a.0));
+    changes.sort_by_key(|c| std::cmp::Reverse(c.0));
     let truncated = changes.len() > limit;
     let slipped = changes.iter().filter(|c| c.1["slipped"] == true).count();
     let items: Vec<Value> = changes.iter().take(limit).map(|(_, v)| v.clone()).collect();
@@ -1233,7 +1233,7 @@ async fn list_export_jobs(state: &AppState, ctx: &AuthContext, args: JsonObject)
     let target = data::target(state, &ctx.org_id).await?;
     let mut jobs = state.clari.list_jobs(&target).await?;
     jobs.retain(|j| status.as_ref().is_none_or(|s| &j.status == s));
-    jobs.sort_by(|a, b| b.start_time.cmp(&a.start_time));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.start_time));
     let total = jobs.len();
     let items: Vec<Value> = jobs.iter().take(limit).map(job_json).collect();
     let running = jobs.iter().filter(|j| !j.status.is_terminal()).count();

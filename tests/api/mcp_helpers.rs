@@ -38,6 +38,9 @@ pub async fn mcp_env(db: &TestDb) -> McpEnv {
         ],
     )
     .await;
+    // The sandbox's dataset is built around the real "now"; the app's clock must agree.
+    app.clock
+        .set(time::OffsetDateTime::now_utc().unix_timestamp());
     let now = app.state.now();
     let org = app.state.store.create_org("Acme", now).await.unwrap();
     let sealed = app.state.vault.seal(sandbox.orgs()[0].api_key.as_bytes());
