@@ -51,6 +51,19 @@ pub enum Command {
     Keys(KeysCommand),
     /// Run the Clari API sandbox: a simulator of the Clari Revenue API with a synthetic dataset.
     Sandbox(SandboxArgs),
+    /// Everything on one machine: SQLite, the sandbox in-process, a demo organisation, user and
+    /// API key; prints how to connect an agent.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port of the server (the sandbox picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Where the demo keeps its database, vault key and credentials.
+    #[arg(long, value_name = "DIR", default_value = "./demo-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +230,9 @@ pub enum KeysCommand {
 
 /// Runs a parsed command line. Errors come back as one chain for `main` to print on one line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo(args) = &cli.command {
+        return crate::demo::run(cli.config.as_deref(), args.port, &args.data_dir).await;
+    }
     let config = Config::load(cli.config.as_deref()).context("configuration")?;
     crate::telemetry::init(config.log_format);
     match cli.command {
@@ -249,6 +265,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sandbox(args) => sandbox(args).await,
+        Command::Demo(_) => unreachable!("handled above"),
     }
 }
 

@@ -154,6 +154,20 @@ impl Config {
         Self::from_sources(file, &env)
     }
 
+    /// Like [`Config::load`], with some settings forced (the `demo` command uses this).
+    pub fn load_with(
+        file: Option<&Path>,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("CLARI_MCP_"))
+            .collect();
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        Self::from_sources(file, &env)
+    }
+
     /// Builds the configuration from an explicit environment map (tests use this).
     pub fn from_sources(
         file: Option<&Path>,

@@ -526,3 +526,91 @@ async fn sandbox_describe_prints_base_url_and_keys_as_json() {
         out
     );
 }
+
+/// Starts `clari-mcp demo` and waits until it serves; the child is killed on drop.
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_demo(dir: &std::path::Path, port: u16) -> Demo {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_clari-mcp"))
+        .args([
+            "demo",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let demo = Demo(child);
+    let http = reqwest::Client::new();
+    for _ in 0..150 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+            && dir.join("demo-credentials.json").exists()
+        {
+            return demo;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the demo did not start");
+}
+
+#[tokio::test]
+async fn demo_serves_a_working_mcp_url_and_reuses_its_data() {
+    clari_mcp::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let demo = start_demo(dir.path(), port).await;
+    let path = dir.path().join("demo-credentials.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let creds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(creds["mcp_url"], format!("http://127.0.0.1:{port}/mcp"));
+    assert_eq!(creds["issuer"], format!("http://127.0.0.1:{port}"));
+    let key = creds["api_key"].as_str().unwrap();
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(creds["mcp_url"].as_str().unwrap())
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_forecast", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["result"]["structuredContent"]["status"], "ready", "{r}");
+    drop(demo);
+    // Again: same database, same key and password.
+    let _again = start_demo(dir.path(), port).await;
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(again["api_key"], creds["api_key"]);
+    assert_eq!(again["password"], creds["password"]);
+}
