@@ -37,6 +37,11 @@ impl ManualClock {
     pub fn set(&self, now: UnixTime) {
         self.0.store(now, Ordering::SeqCst);
     }
+
+    /// The current reading (same as `Clock::now`, without importing the trait).
+    pub fn now_for_tests(&self) -> UnixTime {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl Clock for ManualClock {

@@ -21,6 +21,10 @@ pub struct McpEnv {
 
 /// The app and a sandbox; organisation "Acme" holds the sandbox's first organisation's key.
 pub async fn mcp_env(db: &TestDb) -> McpEnv {
+    mcp_env_with(db, &[]).await
+}
+
+pub async fn mcp_env_with(db: &TestDb, extra: &[(&str, &str)]) -> McpEnv {
     let sandbox = sandbox::start(SandboxConfig {
         knobs: Knobs {
             job_latency_ms: 60,
@@ -30,14 +34,12 @@ pub async fn mcp_env(db: &TestDb) -> McpEnv {
     })
     .await
     .unwrap();
-    let app = spawn_app_with(
-        db,
-        &[
-            ("CLARI_MCP_CLARI_BASE_URL", &sandbox.base_url),
-            ("CLARI_MCP_EXPORT_POLL_MS", "40"),
-        ],
-    )
-    .await;
+    let mut settings = vec![
+        ("CLARI_MCP_CLARI_BASE_URL", sandbox.base_url.as_str()),
+        ("CLARI_MCP_EXPORT_POLL_MS", "40"),
+    ];
+    settings.extend_from_slice(extra);
+    let app = spawn_app_with(db, &settings).await;
     // The sandbox's dataset is built around the real "now"; the app's clock must agree.
     app.clock
         .set(time::OffsetDateTime::now_utc().unix_timestamp());
