@@ -739,3 +739,91 @@ async fn two_replicas_over_one_postgres_share_tokens_revocations_and_sessions() 
     );
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
+    use rmcp::ServiceExt;
+    use rmcp::transport::auth::{AuthClient, AuthorizationRequest, OAuthState};
+    use rmcp::transport::streamable_http_client::{
+        StreamableHttpClientTransport, StreamableHttpClientTransportConfig,
+    };
+
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let mcp_url = env.app.state.config.mcp_url.clone();
+
+    // rmcp does RFC 9728 → RFC 8414 discovery, DCR and PKCE itself.
+    let mut oauth = OAuthState::new(mcp_url.as_str(), None)
+        .await
+        .expect("discovery");
+    oauth
+        .start_authorization(
+            AuthorizationRequest::new(crate::oauth_helpers::REDIRECT)
+                .with_client_name("rmcp end-to-end"),
+        )
+        .await
+        .expect("registration");
+    let url = oauth.get_authorization_url().await.unwrap();
+    assert!(
+        url.contains("code_challenge_method=S256") && url.contains("resource="),
+        "{url}"
+    );
+
+    // The person at the browser: sign in and approve.
+    let mut b = crate::oauth_helpers::Browser::new(&env.app);
+    let start = b.get(&url).await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let after = b
+        .login(
+            start.location.as_deref().unwrap(),
+            "ava@acme.test",
+            crate::oauth_helpers::PASSWORD,
+        )
+        .await;
+    let page = b.get(after.location.as_deref().unwrap()).await;
+    let mut form = vec![
+        (
+            "csrf".to_owned(),
+            crate::oauth_helpers::hidden(&page.body, "csrf"),
+        ),
+        (
+            "rid".to_owned(),
+            crate::oauth_helpers::hidden(&page.body, "rid"),
+        ),
+        (
+            "org".to_owned(),
+            crate::oauth_helpers::hidden(&page.body, "org"),
+        ),
+        ("decision".to_owned(), "approve".to_owned()),
+    ];
+    for s in clari_mcp::scope::Scope::NARROW {
+        form.push((format!("scope_{}", s.as_str()), "on".to_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let done = b.post("/authorize/consent", &pairs).await;
+    let callback = done.location.expect("redirect to the client");
+    oauth
+        .handle_callback_url(&callback)
+        .await
+        .expect("code exchange, state and iss checked by rmcp");
+
+    let manager = oauth.into_authorization_manager().expect("authorized");
+    let http = AuthClient::new(reqwest::Client::default(), manager);
+    let transport = StreamableHttpClientTransport::with_client(
+        http,
+        StreamableHttpClientTransportConfig::with_uri(mcp_url.as_str()),
+    );
+    let client = ().serve(transport).await.expect("initialize over OAuth");
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.len(), 13);
+    let result = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("get_forecast")
+                .with_arguments(serde_json::Map::new()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false));
+    assert_eq!(result.structured_content.unwrap()["status"], "ready");
+    client.cancel().await.unwrap();
+}
