@@ -36,6 +36,7 @@ fn openapi_documents_every_route() {
         "/introspect",
         "/healthz",
         "/readyz",
+        "/mcp",
     ] {
         assert!(
             spec.contains(&format!("\n  {path}:\n")),
