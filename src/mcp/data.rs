@@ -14,8 +14,10 @@ use crate::app::AppState;
 use crate::clari::client::{ClariTarget, validate_forecast_id};
 use crate::clari::types::*;
 use crate::clari::{ClariError, ExportOutcome, WaitPolicy};
+use crate::clock::Clock;
 use crate::clock::rfc3339;
-use crate::store::OrgId;
+use crate::crypto::sha256_hex;
+use crate::store::{ExportClaim, OrgId, Store};
 
 pub enum Got<T> {
     Ready(T),
@@ -50,6 +52,80 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
     ClariTarget::new(base, key)
 }
 
+/// A claim older than this without progress is taken over (its replica probably died).
+const STALLED_AFTER: i64 = 900;
+
+/// Starts the Clari job for `key`, or follows the one another replica started for the same
+/// request (cross-replica single-flight through the `export_jobs` row). Returns the job id and
+/// whether this replica owns the claim (and so must record the outcome).
+async fn shared_job<F, Fut>(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    fresh_for: i64,
+    org: OrgId,
+    key: &str,
+    create: F,
+) -> Result<(String, bool), ClariError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<String, ClariError>>,
+{
+    let key = sha256_hex(key);
+    let mut create = Some(create);
+    // Up to ~30 s for another replica to record the job it is starting.
+    for _ in 0..150 {
+        let now = clock.now();
+        match store
+            .claim_export(&org, &key, now, now - STALLED_AFTER, now - fresh_for)
+            .await
+        {
+            Ok(ExportClaim::Won) => {
+                let created = (create.take().expect("create runs once"))().await;
+                let now = clock.now();
+                return match created {
+                    Ok(job) => {
+                        let _ = store.record_export_job(&org, &key, &job, now).await;
+                        Ok((job, true))
+                    }
+                    Err(e) => {
+                        let _ = store.finish_export(&org, &key, false, now).await;
+                        Err(e)
+                    }
+                };
+            }
+            Ok(ExportClaim::Taken {
+                clari_job_id: Some(job),
+                ..
+            }) => return Ok((job, false)),
+            Ok(ExportClaim::Taken {
+                clari_job_id: None, ..
+            }) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "export claim failed; starting the export without coordination");
+                break;
+            }
+        }
+    }
+    (create.take().expect("create runs once"))()
+        .await
+        .map(|job| (job, false))
+}
+
+async fn finish(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    org: &OrgId,
+    key: &str,
+    owner: bool,
+    ok: bool,
+) {
+    if owner {
+        let _ = store
+            .finish_export(org, &sha256_hex(key), ok, clock.now())
+            .await;
+    }
+}
+
 fn background_wait(state: &AppState) -> WaitPolicy {
     WaitPolicy {
         poll_interval: state.config.export_poll_interval,
@@ -76,14 +152,24 @@ pub async fn forecast(
     let client = state.clari.clone();
     let policy = background_wait(state);
     let forecast_id = forecast_id.to_owned();
+    let (store, clock, org) = (state.store.clone(), state.clock.clone(), ctx.org_id.clone());
+    let fresh_for = state.config.export_cache_ttl.as_secs() as i64;
+    let shared_key = key.clone();
     let fetched = state
         .forecasts
         .get(key, wait, move |tx| async move {
-            let job = match client
-                .create_forecast_export(&target, &forecast_id, &req)
-                .await
-            {
-                Ok(job) => job,
+            let create = || client.create_forecast_export(&target, &forecast_id, &req);
+            let started = shared_job(
+                store.clone(),
+                clock.clone(),
+                fresh_for,
+                org.clone(),
+                &shared_key,
+                create,
+            )
+            .await;
+            let (job, owner) = match started {
+                Ok(x) => x,
                 Err(e) => {
                     let _ = tx.send(Progress::Failed(e));
                     return;
@@ -95,6 +181,8 @@ pub async fn forecast(
             let outcome = client
                 .resume_forecast_export(&target, &job, req.time_period.as_ref(), policy)
                 .await;
+            let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
+            finish(&store, &clock, &org, &shared_key, owner, ok).await;
             let _ = tx.send(match outcome {
                 Ok(ExportOutcome::Ready(r)) => Progress::Done(Arc::new(r)),
                 Ok(ExportOutcome::Pending { .. }) => Progress::Failed(ClariError::StillRunning {
@@ -133,11 +221,24 @@ pub async fn activities(
     let target = target(state, &ctx.org_id).await?;
     let client = state.clari.clone();
     let policy = background_wait(state);
+    let (store, clock, org) = (state.store.clone(), state.clock.clone(), ctx.org_id.clone());
+    let fresh_for = state.config.export_cache_ttl.as_secs() as i64;
+    let shared_key = key.clone();
     let fetched = state
         .activities
         .get(key, wait, move |tx| async move {
-            let job = match client.create_activity_export(&target, &req).await {
-                Ok(job) => job,
+            let create = || client.create_activity_export(&target, &req);
+            let started = shared_job(
+                store.clone(),
+                clock.clone(),
+                fresh_for,
+                org.clone(),
+                &shared_key,
+                create,
+            )
+            .await;
+            let (job, owner) = match started {
+                Ok(x) => x,
                 Err(e) => {
                     let _ = tx.send(Progress::Failed(e));
                     return;
@@ -146,18 +247,17 @@ pub async fn activities(
             let _ = tx.send(Progress::Pending {
                 job_id: Some(job.clone()),
             });
-            let _ = tx.send(
-                match client.resume_activity_export(&target, &job, policy).await {
-                    Ok(ExportOutcome::Ready(r)) => Progress::Done(Arc::new(r)),
-                    Ok(ExportOutcome::Pending { .. }) => {
-                        Progress::Failed(ClariError::StillRunning {
-                            job_id: job,
-                            status: "STARTED".into(),
-                        })
-                    }
-                    Err(e) => Progress::Failed(e),
-                },
-            );
+            let outcome = client.resume_activity_export(&target, &job, policy).await;
+            let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
+            finish(&store, &clock, &org, &shared_key, owner, ok).await;
+            let _ = tx.send(match outcome {
+                Ok(ExportOutcome::Ready(r)) => Progress::Done(Arc::new(r)),
+                Ok(ExportOutcome::Pending { .. }) => Progress::Failed(ClariError::StillRunning {
+                    job_id: job,
+                    status: "STARTED".into(),
+                }),
+                Err(e) => Progress::Failed(e),
+            });
         })
         .await?;
     Ok(match fetched {

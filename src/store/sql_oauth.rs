@@ -652,6 +652,75 @@ macro_rules! impl_oauth_store {
                 Ok(())
             }
 
+            async fn claim_export(
+                &self,
+                org: &$crate::store::OrgId,
+                key: &str,
+                now: i64,
+                stalled_before: i64,
+                done_before: i64,
+            ) -> Result<$crate::store::ExportClaim, StoreError> {
+                // Insert, or take over a claim that finished or went stale; exactly one caller
+                // sees its row come back.
+                let won: Option<(String,)> = sqlx::query_as(
+                    "INSERT INTO export_jobs (organization_id, request_key, clari_job_id, status, created_at, updated_at) \
+                     VALUES ($1, $2, NULL, 'starting', $3, $3) \
+                     ON CONFLICT (organization_id, request_key) DO UPDATE SET \
+                       clari_job_id = NULL, status = 'starting', created_at = excluded.created_at, updated_at = excluded.updated_at \
+                     WHERE export_jobs.status = 'failed' \
+                        OR (export_jobs.status = 'done' AND export_jobs.updated_at < $5) \
+                        OR (export_jobs.status IN ('starting', 'running') AND export_jobs.updated_at < $4) \
+                     RETURNING request_key",
+                )
+                .bind(org.as_str())
+                .bind(key)
+                .bind(now)
+                .bind(stalled_before)
+                .bind(done_before)
+                .fetch_optional(&self.pool)
+                .await?;
+                if won.is_some() {
+                    return Ok($crate::store::ExportClaim::Won);
+                }
+                Ok(self.export_claim(org, key).await?.unwrap_or($crate::store::ExportClaim::Won))
+            }
+
+            async fn export_claim(&self, org: &$crate::store::OrgId, key: &str) -> Result<Option<$crate::store::ExportClaim>, StoreError> {
+                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(
+                    "SELECT clari_job_id, status, updated_at FROM export_jobs WHERE organization_id = $1 AND request_key = $2",
+                )
+                .bind(org.as_str())
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(clari_job_id, status, updated_at)| $crate::store::ExportClaim::Taken { clari_job_id, status, updated_at }))
+            }
+
+            async fn record_export_job(&self, org: &$crate::store::OrgId, key: &str, clari_job_id: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE export_jobs SET clari_job_id = $1, status = 'running', updated_at = $2 \
+                     WHERE organization_id = $3 AND request_key = $4",
+                )
+                .bind(clari_job_id)
+                .bind(now)
+                .bind(org.as_str())
+                .bind(key)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn finish_export(&self, org: &$crate::store::OrgId, key: &str, succeeded: bool, now: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE export_jobs SET status = $1, updated_at = $2 WHERE organization_id = $3 AND request_key = $4")
+                    .bind(if succeeded { "done" } else { "failed" })
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn rate_hit(&self, bucket: &str, window_start: i64) -> Result<i64, StoreError> {
                 let (hits,): (i64,) = sqlx::query_as(
                     "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \

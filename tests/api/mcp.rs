@@ -827,3 +827,42 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
     assert_eq!(result.structured_content.unwrap()["status"], "ready");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn replicas_share_one_clari_export_through_the_database() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let vault_key = clari_mcp::crypto::Vault::generate_key();
+    let vault = [(
+        "CLARI_MCP_VAULT_KEYS",
+        secrecy::ExposeSecret::expose_secret(&vault_key),
+    )];
+    let env = mcp_env_with(&db, &vault).await;
+    let b = crate::helpers::spawn_app_with(
+        &db,
+        &[
+            vault[0],
+            ("CLARI_MCP_CLARI_BASE_URL", &env.sandbox.base_url),
+            ("CLARI_MCP_PUBLIC_URL", &env.app.address),
+            ("CLARI_MCP_EXPORT_POLL_MS", "40"),
+        ],
+    )
+    .await;
+    b.clock.set(env.app.clock.now_for_tests());
+    env.sandbox.set_knobs(|k| k.job_latency_ms = 1_000);
+    let key = env.api_key("forecasts:read").await;
+    let on_a = call_tool(&env.app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
+    assert_eq!(on_a["structuredContent"]["status"], "running");
+    // Replica B has nothing in memory, but follows the job A started.
+    let on_b = call_tool(&b, &key, "get_forecast", json!({"wait_seconds": 10})).await;
+    assert_eq!(on_b["structuredContent"]["status"], "ready", "{on_b}");
+    let again_a = call_tool(&env.app, &key, "get_forecast", json!({"wait_seconds": 10})).await;
+    assert_eq!(
+        again_a["structuredContent"]["total"],
+        on_b["structuredContent"]["total"]
+    );
+    assert_eq!(
+        env.sandbox.jobs_created(),
+        1,
+        "one Clari export for both replicas"
+    );
+}
