@@ -38,6 +38,9 @@ pub struct Inner {
     pub clari: ClariClient,
     pub forecasts: ExportCache<ForecastResults>,
     pub activities: ExportCache<ActivityResults>,
+    /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
+    #[cfg(feature = "conformance")]
+    pub conformance_identity: std::sync::OnceLock<crate::mcp::auth::AuthContext>,
 }
 
 impl std::ops::Deref for AppState {
@@ -71,6 +74,8 @@ impl AppState {
             clari: ClariClient::new(ClientOptions::default()),
             forecasts: ExportCache::new(ttl),
             activities: ExportCache::new(ttl),
+            #[cfg(feature = "conformance")]
+            conformance_identity: std::sync::OnceLock::new(),
         })))
     }
 

@@ -54,6 +54,13 @@ pub enum Command {
     /// Everything on one machine: SQLite, the sandbox in-process, a demo organisation, user and
     /// API key; prints how to connect an agent.
     Demo(DemoArgs),
+    /// Conformance build only: serve `/mcp` with a fixed test identity and the MCP conformance
+    /// suite's fixtures (over the sandbox), for `tests/conformance/server.sh`.
+    #[cfg(feature = "conformance")]
+    ConformanceServer {
+        #[arg(long, default_value_t = 3001)]
+        port: u16,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -233,6 +240,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo(args) = &cli.command {
         return crate::demo::run(cli.config.as_deref(), args.port, &args.data_dir).await;
     }
+    #[cfg(feature = "conformance")]
+    if let Command::ConformanceServer { port } = &cli.command {
+        return crate::demo::conformance_server(*port).await;
+    }
     let config = Config::load(cli.config.as_deref()).context("configuration")?;
     crate::telemetry::init(config.log_format);
     match cli.command {
@@ -266,6 +277,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sandbox(args) => sandbox(args).await,
         Command::Demo(_) => unreachable!("handled above"),
+        #[cfg(feature = "conformance")]
+        Command::ConformanceServer { .. } => unreachable!("handled above"),
     }
 }
 

@@ -224,3 +224,73 @@ The same credentials are in {file} (readable by you only). Press Ctrl-C to stop.
         file = data_dir.join(CREDENTIALS_FILE).display(),
     );
 }
+
+/// The conformance build's server: a throwaway data directory, the sandbox, one organisation
+/// holding the sandbox key, and a fixed identity with `clari:read` in place of the bearer layer.
+#[cfg(feature = "conformance")]
+pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("clari-mcp-conformance-{}", random_token(8)));
+    std::fs::create_dir_all(&dir)?;
+    crate::init_crypto();
+    let sandbox = sandbox::start(SandboxConfig::default())
+        .await
+        .context("starting the Clari sandbox")?;
+    let config = Config::load_with(
+        None,
+        &[
+            ("CLARI_MCP_BIND", format!("127.0.0.1:{port}")),
+            ("CLARI_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+            ("CLARI_MCP_DATA_DIR", dir.display().to_string()),
+            (
+                "CLARI_MCP_DATABASE_URL",
+                format!("sqlite://{}/clari-mcp.db", dir.display()),
+            ),
+            ("CLARI_MCP_CLARI_BASE_URL", sandbox.base_url.clone()),
+        ],
+    )?;
+    crate::telemetry::init(config.log_format);
+    let state = AppState::from_config(config).await?;
+    let now = state.now();
+    let org = state.store.create_org("Conformance", now).await?;
+    let key = sandbox.orgs()[0].api_key.clone();
+    state
+        .store
+        .put_clari_credential(
+            &org.id,
+            &state.vault.seal(key.as_bytes()),
+            &hint(&key),
+            None,
+            now,
+        )
+        .await?;
+    let hash = state
+        .passwords
+        .hash(SecretString::from(random_token(18)))
+        .await?;
+    let user = state
+        .store
+        .create_user(
+            &org.id,
+            &Email::parse("conformance@example.com").map_err(|e| anyhow::anyhow!(e))?,
+            &hash,
+            Role::Admin,
+            now,
+        )
+        .await?;
+    let _ = state
+        .conformance_identity
+        .set(crate::mcp::auth::AuthContext {
+            org_id: org.id,
+            user_id: user.id,
+            subject: crate::mcp::auth::Subject::ApiKey {
+                key_id: ApiKeyId("conformance".into()),
+            },
+            scopes: ScopeSet::new([Scope::ClariRead]),
+        });
+    let app = Application::build(state).await?;
+    println!("conformance server on http://127.0.0.1:{port}/mcp");
+    app.run_until_stopped(shutdown_signal()).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(sandbox);
+    Ok(())
+}

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod cache;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod data;
 pub mod server;
 pub mod tools;
@@ -15,17 +17,33 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 
 use crate::app::AppState;
 
-/// Hosts the transport accepts: the public URL's authority and the bound address.
+/// The public URL's host, plus the other loopback names when it is a loopback host (a local
+/// server answers `localhost`, `127.0.0.1` and `[::1]` alike).
+fn public_hosts(state: &AppState) -> (Vec<String>, Option<u16>, String) {
+    let Ok(u) = url::Url::parse(&state.config.public_url) else {
+        return (Vec::new(), None, "http".into());
+    };
+    let host = u.host_str().unwrap_or_default().to_owned();
+    let mut hosts = vec![host.clone()];
+    if crate::config::is_loopback_host(&host) {
+        for alias in ["localhost", "127.0.0.1", "[::1]"] {
+            if !hosts.iter().any(|h| h == alias) {
+                hosts.push(alias.to_owned());
+            }
+        }
+    }
+    (hosts, u.port(), u.scheme().to_owned())
+}
+
+/// Hosts the transport accepts: the public URL's authority (and loopback aliases) and the bound address.
 fn allowed_hosts(state: &AppState) -> Vec<String> {
+    let (names, port, _) = public_hosts(state);
     let mut hosts = Vec::new();
-    if let Ok(u) = url::Url::parse(&state.config.public_url)
-        && let Some(h) = u.host_str()
-    {
-        hosts.push(match u.port() {
-            Some(p) => format!("{h}:{p}"),
-            None => h.to_owned(),
-        });
-        hosts.push(h.to_owned());
+    for h in names {
+        if let Some(p) = port {
+            hosts.push(format!("{h}:{p}"));
+        }
+        hosts.push(h);
     }
     hosts.push(state.config.bind.to_string());
     hosts
@@ -49,10 +67,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_auth,
-        ))
+    let router = Router::new().nest_service("/mcp", service);
+    #[cfg(feature = "conformance")]
+    if let Some(identity) = state.conformance_identity.get().cloned() {
+        // Conformance build: a fixed test identity stands in for the bearer layer.
+        return router.layer(axum::middleware::from_fn(
+            move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+                req.extensions_mut().insert(identity.clone());
+                next.run(req)
+            },
+        ));
+    }
+    router.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_auth,
+    ))
 }

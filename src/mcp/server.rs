@@ -37,9 +37,12 @@ const PROMPT_PREP: &str = "forecast_call_prep";
 const PROMPT_REVIEW: &str = "weekly_pipeline_review";
 
 impl ServerHandler for ClariMcp {
+    // `enable_logging` is deprecated from 2026-07-28 but required by 2025-11-25 clients.
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
+                .enable_logging()
                 .enable_tools()
                 .enable_resources()
                 .enable_prompts()
@@ -47,6 +50,17 @@ impl ServerHandler for ClariMcp {
         )
         .with_server_info(Implementation::new("clari-mcp", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
+    }
+
+    /// Accepted for clients that set a level; this server's tools send no log messages. Logging is
+    /// deprecated from 2026-07-28 (SEP-2577) but part of 2025-11-25, which this server also speaks.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        _request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        Ok(())
     }
 
     async fn list_tools(
@@ -66,6 +80,10 @@ impl ServerHandler for ClariMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let auth = caller(&ctx)?;
+        #[cfg(feature = "conformance")]
+        if let Some(r) = super::conformance::call(&request.name, &ctx).await {
+            return Ok(r.into());
+        }
         let args = request.arguments.unwrap_or_default();
         match tools::call(&self.state, &auth, &request.name, args).await {
             Some(result) => Ok(result.into()),
@@ -100,6 +118,8 @@ impl ServerHandler for ClariMcp {
                     .with_mime_type("application/json"),
             );
         }
+        #[cfg(feature = "conformance")]
+        items.extend(super::conformance::resources());
         Ok(ListResourcesResult::with_all_items(items))
     }
 
@@ -120,6 +140,8 @@ impl ServerHandler for ClariMcp {
                 .with_mime_type("application/json"),
             );
         }
+        #[cfg(feature = "conformance")]
+        items.extend(super::conformance::templates());
         Ok(ListResourceTemplatesResult::with_all_items(items))
     }
 
@@ -129,6 +151,10 @@ impl ServerHandler for ClariMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let auth = caller(&ctx)?;
+        #[cfg(feature = "conformance")]
+        if let Some(r) = super::conformance::read(&request.uri) {
+            return Ok(r.into());
+        }
         let uri = request.uri.clone();
         let (tool, args): (&str, Value) = if uri == "clari://forecast/current" {
             ("get_forecast", json!({}))
@@ -184,7 +210,8 @@ impl ServerHandler for ClariMcp {
             a.required = Some(false);
             a
         };
-        Ok(ListPromptsResult::with_all_items(vec![
+        #[allow(unused_mut)]
+        let mut list = vec![
             Prompt::new(
                 PROMPT_PREP,
                 Some(
@@ -206,7 +233,10 @@ impl ServerHandler for ClariMcp {
                     "Start date, YYYY-MM-DD; default 7 days ago",
                 )]),
             ),
-        ]))
+        ];
+        #[cfg(feature = "conformance")]
+        list.extend(super::conformance::prompts());
+        Ok(ListPromptsResult::with_all_items(list))
     }
 
     async fn get_prompt(
@@ -215,6 +245,10 @@ impl ServerHandler for ClariMcp {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
+        #[cfg(feature = "conformance")]
+        if let Some(r) = super::conformance::get_prompt(&request.name, &args) {
+            return Ok(r.into());
+        }
         let get = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
         let text = match request.name.as_str() {
             PROMPT_PREP => {

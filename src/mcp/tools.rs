@@ -73,8 +73,34 @@ struct Def {
 }
 
 fn schema<T: JsonSchema>() -> JsonObject {
-    let value = serde_json::to_value(schemars::schema_for!(T)).expect("schema serializes");
+    let mut value = serde_json::to_value(schemars::schema_for!(T)).expect("schema serializes");
+    objects_only(&mut value);
     value.as_object().cloned().unwrap_or_default()
+}
+
+/// schemars writes `true` as the schema of a free-form value; MCP requires every property (and
+/// item) schema to be an object, so `true` becomes `{}` (the same meaning).
+fn objects_only(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                if matches!(key.as_str(), "properties" | "$defs" | "definitions") {
+                    if let Value::Object(props) = child {
+                        for p in props.values_mut() {
+                            if *p == Value::Bool(true) {
+                                *p = json!({});
+                            }
+                        }
+                    }
+                } else if key == "items" && *child == Value::Bool(true) {
+                    *child = json!({});
+                }
+                objects_only(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(objects_only),
+        _ => {}
+    }
 }
 
 macro_rules! defs {
@@ -1292,6 +1318,29 @@ mod tests {
                 Some(true)
             );
             assert!(required_scope(&t.name).is_some());
+        }
+    }
+
+    #[test]
+    fn schemas_use_objects_for_every_property() {
+        fn walk(v: &Value, path: &str) {
+            if let Value::Object(m) = v {
+                if let Some(Value::Object(props)) = m.get("properties") {
+                    for (k, p) in props {
+                        assert!(p.is_object(), "{path}.{k} is {p}");
+                    }
+                }
+                for (k, c) in m {
+                    walk(c, &format!("{path}.{k}"));
+                }
+            }
+        }
+        for t in all_tools() {
+            walk(&Value::Object((*t.input_schema).clone()), &t.name);
+            walk(
+                &Value::Object((*t.output_schema.clone().unwrap()).clone()),
+                &t.name,
+            );
         }
     }
 
