@@ -2,6 +2,15 @@
 
 use serde_json::json;
 
+use crate::both_backends;
+
+both_backends!(
+    every_tool_answers_from_clari_with_numbers_that_add_up,
+    revocation_and_disabling_take_effect_on_the_next_request,
+    an_organisation_never_sees_another_organisations_data,
+    slow_exports_answer_running_then_ready_from_one_upstream_job,
+);
+
 use crate::helpers::{Backend, TestDb};
 use crate::mcp_helpers::*;
 
@@ -139,10 +148,8 @@ async fn tools_are_scope_gated_with_a_step_up_challenge() {
     }
 }
 
-#[tokio::test]
-async fn every_tool_answers_from_clari_with_numbers_that_add_up() {
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = mcp_env(&db).await;
+async fn every_tool_answers_from_clari_with_numbers_that_add_up(db: &TestDb) {
+    let env = mcp_env(db).await;
     let key = env.api_key("clari:read").await;
     let data = &env.sandbox.dataset().orgs[0];
     let cur = data.periods.len() - 1;
@@ -376,10 +383,8 @@ async fn bad_arguments_and_clari_failures_are_tool_errors_that_say_what_to_do() 
     assert!(text(&q).contains("monthly quota"), "{}", text(&q));
 }
 
-#[tokio::test]
-async fn an_organisation_never_sees_another_organisations_data() {
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = mcp_env(&db).await;
+async fn an_organisation_never_sees_another_organisations_data(db: &TestDb) {
+    let env = mcp_env(db).await;
     let s = &env.app.state;
     let globex = s.store.create_org("Globex", s.now()).await.unwrap();
     s.store
@@ -438,10 +443,8 @@ async fn an_organisation_never_sees_another_organisations_data() {
     );
 }
 
-#[tokio::test]
-async fn revocation_and_disabling_take_effect_on_the_next_request() {
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = mcp_env(&db).await;
+async fn revocation_and_disabling_take_effect_on_the_next_request(db: &TestDb) {
+    let env = mcp_env(db).await;
     let s = &env.app.state;
     let key = env.api_key("clari:read").await;
     assert_eq!(
@@ -544,10 +547,8 @@ async fn a_missing_clari_key_is_a_tool_error_naming_the_fix() {
     assert!(text(&r).contains("set-clari-key"), "{}", text(&r));
 }
 
-#[tokio::test]
-async fn slow_exports_answer_running_then_ready_from_one_upstream_job() {
-    let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let env = mcp_env(&db).await;
+async fn slow_exports_answer_running_then_ready_from_one_upstream_job(db: &TestDb) {
+    let env = mcp_env(db).await;
     env.sandbox.set_knobs(|k| k.job_latency_ms = 1_500);
     let key = env.api_key("forecasts:read").await;
     let first = call_tool(&env.app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
