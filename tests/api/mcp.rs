@@ -409,21 +409,7 @@ async fn an_organisation_never_sees_another_organisations_data(db: &TestDb) {
         .await
         .unwrap();
     let key_a = env.api_key("clari:read").await;
-    let key_b = format!("cmk_{}", clari_mcp::crypto::random_token(32));
-    s.store
-        .create_api_key(&clari_mcp::store::NewApiKey {
-            id: clari_mcp::store::ApiKeyId::new_random(),
-            organization_id: globex.id.clone(),
-            user_id: user.id.clone(),
-            name: "b".into(),
-            key_hash: clari_mcp::crypto::sha256_hex(&key_b),
-            key_hint: "bbbb".into(),
-            scopes: clari_mcp::scope::ScopeSet::parse("clari:read").unwrap(),
-            expires_at: None,
-            created_at: s.now(),
-        })
-        .await
-        .unwrap();
+    let key_b = env.api_key_for(&globex.id, &user.id, "clari:read").await;
     let a = call_tool(&env.app, &key_a, "get_forecast", json!({})).await;
     let b = call_tool(&env.app, &key_b, "get_forecast", json!({})).await;
     let data = env.sandbox.dataset();
@@ -527,21 +513,7 @@ async fn a_missing_clari_key_is_a_tool_error_naming_the_fix() {
         )
         .await
         .unwrap();
-    let key = format!("cmk_{}", clari_mcp::crypto::random_token(32));
-    s.store
-        .create_api_key(&clari_mcp::store::NewApiKey {
-            id: clari_mcp::store::ApiKeyId::new_random(),
-            organization_id: other.id.clone(),
-            user_id: env.user.clone(),
-            name: "n".into(),
-            key_hash: clari_mcp::crypto::sha256_hex(&key),
-            key_hint: "nnnn".into(),
-            scopes: clari_mcp::scope::ScopeSet::parse("clari:read").unwrap(),
-            expires_at: None,
-            created_at: s.now(),
-        })
-        .await
-        .unwrap();
+    let key = env.api_key_for(&other.id, &env.user, "clari:read").await;
     let r = call_tool(&env.app, &key, "get_admin_limits", json!({})).await;
     assert_eq!(r["isError"], true);
     assert!(text(&r).contains("set-clari-key"), "{}", text(&r));

@@ -78,16 +78,21 @@ pub async fn mcp_env_with(db: &TestDb, extra: &[(&str, &str)]) -> McpEnv {
 }
 
 impl McpEnv {
-    /// A `cmk_` API key for the user with these scopes.
+    /// A `cmk_` API key for the environment's user with these scopes.
     pub async fn api_key(&self, scopes: &str) -> String {
+        self.api_key_for(&self.org, &self.user, scopes).await
+    }
+
+    /// A `cmk_` API key for any member of any organisation.
+    pub async fn api_key_for(&self, org: &OrgId, user: &UserId, scopes: &str) -> String {
         let key = format!("cmk_{}", random_token(32));
         self.app
             .state
             .store
             .create_api_key(&NewApiKey {
                 id: ApiKeyId::new_random(),
-                organization_id: self.org.clone(),
-                user_id: self.user.clone(),
+                organization_id: org.clone(),
+                user_id: user.clone(),
                 name: "test".into(),
                 key_hash: sha256_hex(&key),
                 key_hint: key[key.len() - 4..].to_owned(),
