@@ -754,26 +754,11 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
         )
         .await;
     let page = b.get(after.location.as_deref().unwrap()).await;
-    let mut form = vec![
-        (
-            "csrf".to_owned(),
-            crate::oauth_helpers::hidden(&page.body, "csrf"),
-        ),
-        (
-            "rid".to_owned(),
-            crate::oauth_helpers::hidden(&page.body, "rid"),
-        ),
-        (
-            "org".to_owned(),
-            crate::oauth_helpers::hidden(&page.body, "org"),
-        ),
-        ("decision".to_owned(), "approve".to_owned()),
-    ];
-    for s in clari_mcp::scope::Scope::NARROW {
-        form.push((format!("scope_{}", s.as_str()), "on".to_owned()));
-    }
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let done = b.post("/authorize/consent", &pairs).await;
+    let all: Vec<&str> = clari_mcp::scope::Scope::NARROW
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let done = b.approve(&page, None, &all).await;
     let callback = done.location.expect("redirect to the client");
     oauth
         .handle_callback_url(&callback)

@@ -918,18 +918,7 @@ async fn refresh_tokens_are_bound_to_client_scope_and_resource() {
     let code = if page.status == 302 {
         query_of(&page.location.unwrap())["code"].clone()
     } else {
-        let done = br
-            .post(
-                "/authorize/consent",
-                &[
-                    ("csrf", &hidden(&page.body, "csrf")),
-                    ("rid", &hidden(&page.body, "rid")),
-                    ("org", &hidden(&page.body, "org")),
-                    ("decision", "approve"),
-                    ("scope_audit:read", "on"),
-                ],
-            )
-            .await;
+        let done = br.approve(&page, None, &["audit:read"]).await;
         query_of(&done.location.unwrap())["code"].clone()
     };
     let (s, narrow) = exchange(&app, &a, &code, &p.verifier).await;
@@ -1071,18 +1060,7 @@ async fn introspection_needs_a_confidential_client_and_reports_dead_tokens_inact
         .location
         .unwrap();
     let page = b.get(&next).await;
-    let done = b
-        .post(
-            "/authorize/consent",
-            &[
-                ("csrf", &hidden(&page.body, "csrf")),
-                ("rid", &hidden(&page.body, "rid")),
-                ("org", &hidden(&page.body, "org")),
-                ("decision", "approve"),
-                ("scope_forecasts:read", "on"),
-            ],
-        )
-        .await;
+    let done = b.approve(&page, None, &["forecasts:read"]).await;
     let code = query_of(&done.location.unwrap())["code"].clone();
     let r = app
         .http
@@ -1143,18 +1121,7 @@ async fn odd_state_is_echoed_exactly_and_huge_state_refused() {
         )
         .await;
     let page = b.get(after.location.as_deref().unwrap()).await;
-    let done = b
-        .post(
-            "/authorize/consent",
-            &[
-                ("csrf", &hidden(&page.body, "csrf")),
-                ("rid", &hidden(&page.body, "rid")),
-                ("org", &hidden(&page.body, "org")),
-                ("decision", "approve"),
-                ("scope_users:read", "on"),
-            ],
-        )
-        .await;
+    let done = b.approve(&page, None, &["users:read"]).await;
     assert_eq!(query_of(&done.location.unwrap())["state"], odd);
     let big = "s".repeat(8 * 1024);
     let page = authorize_raw(&mut b, &with(base(&cid, &p), "state", Some(&big))).await;
@@ -1466,16 +1433,7 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
         "both organisations offered"
     );
     let done = b
-        .post(
-            "/authorize/consent",
-            &[
-                ("csrf", &hidden(&page.body, "csrf")),
-                ("rid", &hidden(&page.body, "rid")),
-                ("org", &globex.id.0),
-                ("decision", "approve"),
-                ("scope_forecasts:read", "on"),
-            ],
-        )
+        .approve(&page, Some(&globex.id.0), &["forecasts:read"])
         .await;
     let code = query_of(&done.location.unwrap())["code"].clone();
     let (s, t) = exchange(&app, &cid, &code, &p.verifier).await;
@@ -1503,16 +1461,7 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
     let start = authorize_raw(&mut b, &base(&cid, &pkce())).await;
     let page = b.get(start.location.as_deref().unwrap()).await;
     let again = b
-        .post(
-            "/authorize/consent",
-            &[
-                ("csrf", &hidden(&page.body, "csrf")),
-                ("rid", &hidden(&page.body, "rid")),
-                ("org", &stranger.id.0),
-                ("decision", "approve"),
-                ("scope_forecasts:read", "on"),
-            ],
-        )
+        .approve(&page, Some(&stranger.id.0), &["forecasts:read"])
         .await;
     assert_eq!(again.status, 200, "the consent page is shown again");
     assert!(again.body.contains("Choose one of your organisations"));

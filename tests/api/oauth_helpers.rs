@@ -180,6 +180,25 @@ impl<'a> Browser<'a> {
         self.finish(r).await
     }
 
+    /// Approves the consent `page` for `scopes` (e.g. `"audit:read"`), in `org` or the page's only
+    /// organisation.
+    pub async fn approve(&mut self, page: &Page, org: Option<&str>, scopes: &[&str]) -> Page {
+        let csrf = hidden(&page.body, "csrf");
+        let rid = hidden(&page.body, "rid");
+        let org = org
+            .map(str::to_owned)
+            .unwrap_or_else(|| hidden(&page.body, "org"));
+        let fields: Vec<String> = scopes.iter().map(|s| format!("scope_{s}")).collect();
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("rid", rid.as_str()),
+            ("org", org.as_str()),
+            ("decision", "approve"),
+        ];
+        form.extend(fields.iter().map(|f| (f.as_str(), "on")));
+        self.post("/authorize/consent", &form).await
+    }
+
     /// Signs in on the login page reached through `login_location`.
     pub async fn login(&mut self, login_location: &str, email: &str, password: &str) -> Page {
         let page = self.get(login_location).await;
@@ -270,23 +289,11 @@ pub async fn authorize(
             return query_of(&consent.location.unwrap());
         }
         assert_eq!(consent.status, 200, "{}", consent.body);
-        let csrf = hidden(&consent.body, "csrf");
-        let rid = hidden(&consent.body, "rid");
-        let org = hidden(&consent.body, "org");
-        let mut form = vec![
-            ("csrf", csrf.as_str()),
-            ("rid", rid.as_str()),
-            ("org", org.as_str()),
-            ("decision", "approve"),
-        ];
-        let scopes: Vec<String> = clari_mcp::scope::Scope::NARROW
+        let all: Vec<&str> = clari_mcp::scope::Scope::NARROW
             .iter()
-            .map(|s| format!("scope_{}", s.as_str()))
+            .map(|s| s.as_str())
             .collect();
-        for s in &scopes {
-            form.push((s.as_str(), "on"));
-        }
-        let done = b.post("/authorize/consent", &form).await;
+        let done = b.approve(&consent, None, &all).await;
         assert_eq!(done.status, 303, "{}", done.body);
         return query_of(&done.location.unwrap());
     }
