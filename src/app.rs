@@ -15,13 +15,15 @@ use axum::serve::ListenerExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::clari::types::{ActivityResults, ForecastResults};
+use crate::clari::types::ActivityResults;
 use crate::clari::{ClariClient, ClientOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::keys::Keys;
 use crate::crypto::{Passwords, Vault};
 use crate::mcp::cache::ExportCache;
+use crate::mcp::data::Forecast;
+use crate::mcp::queue::LimitCache;
 use crate::store::{self, Store};
 
 #[derive(Clone)]
@@ -36,8 +38,11 @@ pub struct Inner {
     pub keys: Arc<Keys>,
     /// One pooled Clari client for every organisation.
     pub clari: ClariClient,
-    pub forecasts: ExportCache<ForecastResults>,
+    /// Forecast exports, as views built once per export.
+    pub forecasts: ExportCache<Forecast>,
     pub activities: ExportCache<ActivityResults>,
+    /// Each organisation's Clari concurrency limit, read from `/admin/limits`.
+    pub export_limits: LimitCache,
     /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
     #[cfg(feature = "conformance")]
     pub conformance_identity: std::sync::OnceLock<crate::mcp::auth::AuthContext>,
@@ -69,11 +74,12 @@ impl AppState {
             store,
             vault,
             passwords: Passwords::default(),
-            clock,
             keys: Arc::new(keys),
             clari: ClariClient::new(ClientOptions::default()),
-            forecasts: ExportCache::new(ttl),
-            activities: ExportCache::new(ttl),
+            forecasts: ExportCache::new(ttl, clock.clone()),
+            activities: ExportCache::new(ttl, clock.clone()),
+            export_limits: LimitCache::default(),
+            clock,
             #[cfg(feature = "conformance")]
             conformance_identity: std::sync::OnceLock::new(),
         })))
@@ -205,6 +211,14 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
             state.activities.sweep();
             let clients = state.store.purge_unused_clients(now).await;
             let limits = state.store.purge_rate_limits(now - 86_400).await;
+            // Finished export rows are kept a day past their freshness, then go.
+            let exports = state
+                .store
+                .purge_export_jobs(now - state.config.export_cache_ttl.as_secs() as i64 - 86_400)
+                .await;
+            if let Err(e) = &exports {
+                tracing::warn!(error = %e, "purging finished export rows failed");
+            }
             let keys = state
                 .store
                 .purge_signing_keys(now - state.config.access_token_ttl - 300)

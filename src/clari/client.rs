@@ -436,7 +436,8 @@ impl ClariClient {
         decode(&bytes)
     }
 
-    /// Reads pages until there are none left or `max_items` events are collected; `next_link`
+    /// Reads pages until there are none left, `max_items` events are collected or
+    /// [`MAX_AUDIT_PAGES`] pages are read; `next_link`
     /// of the result is set when more remain. Actors are merged without duplicates.
     pub async fn audit_events_all(
         &self,
@@ -447,6 +448,7 @@ impl ClariClient {
     ) -> Result<AuditPage, ClariError> {
         let mut page = self.audit_events(target, query, now).await?;
         let mut out = AuditPage::default();
+        let mut pages = 1;
         loop {
             out.items.append(&mut page.items);
             for a in page.actors.drain(..) {
@@ -455,8 +457,11 @@ impl ClariClient {
                 }
             }
             match page.next_link.take() {
-                Some(link) if out.items.len() < max_items => {
+                // Bounded in pages too: an upstream answering empty pages with a nextLink
+                // must not keep us reading forever.
+                Some(link) if out.items.len() < max_items && pages < MAX_AUDIT_PAGES => {
                     page = self.audit_next(target, &link).await?;
+                    pages += 1;
                 }
                 rest => {
                     out.next_link = rest;
@@ -768,6 +773,9 @@ fn is_slug(s: &str, max: usize) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
+
+/// The most audit pages one call reads.
+pub const MAX_AUDIT_PAGES: usize = 50;
 
 pub fn validate_forecast_id(id: &str) -> Result<(), ClariError> {
     if is_slug(id, 100) {

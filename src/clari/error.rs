@@ -55,6 +55,12 @@ pub enum ClariError {
     Network(String),
     #[error("Clari sent a response this client cannot read: {0}")]
     UnexpectedResponse(String),
+    #[error(
+        "this server already has {limit} different Clari exports in progress for the organisation"
+    )]
+    TooManyExports { limit: usize },
+    #[error("Clari's export slots stayed busy for {minutes} minutes, so the export never started")]
+    QueueTimeout { minutes: u64 },
 }
 
 fn quota_text(limits: Option<&Limits>, message: &str) -> String {
@@ -103,6 +109,12 @@ impl ClariError {
                 "Try again in a minute; if it persists, check Clari's status."
             }
             Self::UnexpectedResponse(_) => "Try again; if it persists, report it to the operator.",
+            Self::TooManyExports { .. } => {
+                "Call again with the same arguments in a minute, when the exports in progress have finished."
+            }
+            Self::QueueTimeout { .. } => {
+                "Check list_export_jobs for long-running exports (cancel one in Clari if it is stuck) and call again."
+            }
         }
     }
 
@@ -116,6 +128,8 @@ impl ClariError {
                 | Self::Network(_)
                 | Self::StillRunning { .. }
                 | Self::JobNotFinished { .. }
+                | Self::TooManyExports { .. }
+                | Self::QueueTimeout { .. }
         )
     }
 }

@@ -1,21 +1,36 @@
 //! The fast path for Clari exports (5–30 s each upstream). Results are cached per organisation and
-//! request parameters with a TTL; concurrent identical requests share one upstream job
-//! (single-flight); a caller waits at most its `wait_seconds` and otherwise gets the job id back
-//! while the job keeps running in a spawned task and fills the cache. Errors are never cached.
-//! The key always starts with the organisation id, so one organisation never sees another's data.
+//! request with a TTL read from the injected clock; concurrent identical requests share one
+//! upstream job (single-flight); a caller waits at most its `wait_seconds` and otherwise learns
+//! where the export stands (queued behind Clari's concurrency limit, or running) while a spawned
+//! task carries on and fills the cache. Errors are never cached.
+//!
+//! Bounded: at most `max_entries` keys, and at most `max_pending_per_org` exports in progress per
+//! organisation. The key always starts with the organisation id, so one organisation never sees
+//! another's data.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::clari::ClariError;
+use crate::clock::Clock;
+use crate::store::OrgId;
 
+/// What the background task reports.
 #[derive(Debug)]
 pub enum Progress<T> {
-    Pending { job_id: Option<String> },
+    /// Waiting for one of Clari's concurrency slots.
+    Queued {
+        position: u32,
+        waiting_for: Option<String>,
+    },
+    /// The Clari job exists (or is being created when `job_id` is `None`).
+    Running {
+        job_id: Option<String>,
+    },
     Done(Arc<T>),
     Failed(ClariError),
 }
@@ -23,7 +38,14 @@ pub enum Progress<T> {
 impl<T> Clone for Progress<T> {
     fn clone(&self) -> Self {
         match self {
-            Self::Pending { job_id } => Self::Pending {
+            Self::Queued {
+                position,
+                waiting_for,
+            } => Self::Queued {
+                position: *position,
+                waiting_for: waiting_for.clone(),
+            },
+            Self::Running { job_id } => Self::Running {
                 job_id: job_id.clone(),
             },
             Self::Done(v) => Self::Done(v.clone()),
@@ -32,72 +54,133 @@ impl<T> Clone for Progress<T> {
     }
 }
 
-/// What a caller gets within its wait budget.
+impl<T> Progress<T> {
+    fn pending(&self) -> bool {
+        matches!(self, Self::Queued { .. } | Self::Running { .. })
+    }
+}
+
+/// Where an export stands for a caller: the one name for "ready or not yet".
 #[derive(Debug)]
-pub enum Fetched<T> {
+pub enum Availability<T> {
     Ready(Arc<T>),
-    StillRunning { job_id: Option<String> },
+    Running {
+        job_id: Option<String>,
+    },
+    Queued {
+        position: u32,
+        waiting_for: Option<String>,
+    },
+}
+
+impl<T> Availability<T> {
+    /// The same state for another value type (the ready value mapped by `f`).
+    pub fn map<U>(self, f: impl FnOnce(Arc<T>) -> Arc<U>) -> Availability<U> {
+        match self {
+            Self::Ready(v) => Availability::Ready(f(v)),
+            Self::Running { job_id } => Availability::Running { job_id },
+            Self::Queued {
+                position,
+                waiting_for,
+            } => Availability::Queued {
+                position,
+                waiting_for,
+            },
+        }
+    }
 }
 
 struct Slot<T> {
+    org: OrgId,
     rx: watch::Receiver<Progress<T>>,
-    created: Instant,
+    created: i64,
 }
+
+pub const MAX_ENTRIES: usize = 1_000;
+pub const MAX_PENDING_PER_ORG: usize = 16;
 
 pub struct ExportCache<T> {
     slots: Mutex<HashMap<String, Slot<T>>>,
-    ttl: Duration,
+    ttl_secs: i64,
+    clock: Arc<dyn Clock>,
+    max_entries: usize,
+    max_pending_per_org: usize,
 }
 
 impl<T: Send + Sync + 'static> ExportCache<T> {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self::with_limits(ttl, clock, MAX_ENTRIES, MAX_PENDING_PER_ORG)
+    }
+
+    pub fn with_limits(
+        ttl: Duration,
+        clock: Arc<dyn Clock>,
+        max_entries: usize,
+        max_pending_per_org: usize,
+    ) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
-            ttl,
+            ttl_secs: ttl.as_secs() as i64,
+            clock,
+            max_entries,
+            max_pending_per_org,
         }
     }
 
-    /// Returns the cached value for `key`, joins a running job, or starts `run` in a spawned task
-    /// (it reports the job id and the outcome through the sender). Waits at most `wait`.
+    fn live(&self, slot: &Slot<T>, now: i64) -> bool {
+        match &*slot.rx.borrow() {
+            Progress::Done(_) => now - slot.created < self.ttl_secs,
+            Progress::Queued { .. } | Progress::Running { .. } => true,
+            Progress::Failed(_) => false,
+        }
+    }
+
+    /// The cached value for `key` when it is ready and fresh; never starts anything.
+    pub fn peek(&self, key: &str) -> Option<Arc<T>> {
+        let now = self.clock.now();
+        let slots = self.slots.lock().expect("cache lock");
+        let slot = slots.get(key)?;
+        match &*slot.rx.borrow() {
+            Progress::Done(v) if now - slot.created < self.ttl_secs => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Returns the cached value for `key`, joins a running export, or starts `run` in a spawned
+    /// task (it reports progress and the outcome through the sender). Waits at most `wait`.
     pub async fn get<F, Fut>(
         &self,
+        org: &OrgId,
         key: String,
         wait: Duration,
         run: F,
-    ) -> Result<Fetched<T>, ClariError>
+    ) -> Result<Availability<T>, ClariError>
     where
         F: FnOnce(watch::Sender<Progress<T>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let mut rx = {
+            let now = self.clock.now();
             let mut slots = self.slots.lock().expect("cache lock");
-            let fresh = slots.get(&key).is_some_and(|s| {
-                let p = s.rx.borrow();
-                match &*p {
-                    Progress::Done(_) => s.created.elapsed() < self.ttl,
-                    Progress::Pending { .. } => true,
-                    Progress::Failed(_) => false,
-                }
-            });
+            let fresh = slots.get(&key).is_some_and(|s| self.live(s, now));
             if !fresh {
-                let (tx, rx) = watch::channel(Progress::Pending { job_id: None });
+                self.make_room(&mut slots, org, now)?;
+                let (tx, rx) = watch::channel(Progress::Running { job_id: None });
                 slots.insert(
                     key.clone(),
                     Slot {
+                        org: org.clone(),
                         rx: rx.clone(),
-                        created: Instant::now(),
+                        created: now,
                     },
                 );
                 tokio::spawn(run(tx));
             }
             slots.get(&key).expect("inserted above").rx.clone()
         };
-        let outcome = tokio::time::timeout(
-            wait,
-            rx.wait_for(|p| !matches!(p, Progress::Pending { .. })),
-        )
-        .await
-        .map(|r| r.map(|p| p.clone()));
+        let outcome = tokio::time::timeout(wait, rx.wait_for(|p| !p.pending()))
+            .await
+            .map(|r| r.map(|p| p.clone()));
         let current = match outcome {
             Ok(Ok(p)) => p,
             // The task ended without reporting (it panicked): treat as unavailable.
@@ -105,8 +188,15 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
             Err(_) => rx.borrow().clone(),
         };
         match current {
-            Progress::Done(v) => Ok(Fetched::Ready(v)),
-            Progress::Pending { job_id } => Ok(Fetched::StillRunning { job_id }),
+            Progress::Done(v) => Ok(Availability::Ready(v)),
+            Progress::Running { job_id } => Ok(Availability::Running { job_id }),
+            Progress::Queued {
+                position,
+                waiting_for,
+            } => Ok(Availability::Queued {
+                position,
+                waiting_for,
+            }),
             Progress::Failed(e) => {
                 let mut slots = self.slots.lock().expect("cache lock");
                 if slots
@@ -120,15 +210,58 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
         }
     }
 
+    /// Frees room for one more entry of `org`: drops what expired or failed, then the oldest
+    /// finished entry; refuses when the organisation already has too many exports in progress
+    /// or every entry is an export in progress.
+    fn make_room(
+        &self,
+        slots: &mut HashMap<String, Slot<T>>,
+        org: &OrgId,
+        now: i64,
+    ) -> Result<(), ClariError> {
+        let pending_here = slots
+            .values()
+            .filter(|s| &s.org == org && s.rx.borrow().pending())
+            .count();
+        if pending_here >= self.max_pending_per_org {
+            return Err(ClariError::TooManyExports {
+                limit: self.max_pending_per_org,
+            });
+        }
+        if slots.len() < self.max_entries {
+            return Ok(());
+        }
+        slots.retain(|_, s| self.live(s, now));
+        if slots.len() < self.max_entries {
+            return Ok(());
+        }
+        let oldest_done = slots
+            .iter()
+            .filter(|(_, s)| matches!(&*s.rx.borrow(), Progress::Done(_)))
+            .min_by_key(|(_, s)| s.created)
+            .map(|(k, _)| k.clone());
+        match oldest_done {
+            Some(k) => {
+                slots.remove(&k);
+                Ok(())
+            }
+            None => Err(ClariError::TooManyExports {
+                limit: self.max_entries,
+            }),
+        }
+    }
+
     /// Drops expired and failed entries.
     pub fn sweep(&self) {
+        let now = self.clock.now();
         let mut slots = self.slots.lock().expect("cache lock");
-        let ttl = self.ttl;
-        slots.retain(|_, s| match &*s.rx.borrow() {
-            Progress::Done(_) => s.created.elapsed() < ttl,
-            Progress::Pending { .. } => true,
-            Progress::Failed(_) => false,
-        });
+        slots.retain(|_, s| self.live(s, now));
+    }
+
+    /// Forgets every entry of one organisation (its results and the senders of its exports).
+    pub fn forget_org(&self, org: &OrgId) {
+        let mut slots = self.slots.lock().expect("cache lock");
+        slots.retain(|_, s| &s.org != org);
     }
 
     pub fn len(&self) -> usize {
@@ -143,78 +276,232 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn org() -> OrgId {
+        OrgId("org_1".into())
+    }
+
+    fn cache(clock: &ManualClock) -> Arc<ExportCache<u32>> {
+        Arc::new(ExportCache::new(
+            Duration::from_secs(60),
+            Arc::new(clock.clone()),
+        ))
+    }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_run_and_errors_are_not_cached() {
-        let cache: Arc<ExportCache<u32>> = Arc::new(ExportCache::new(Duration::from_secs(60)));
+        let clock = ManualClock::new(1_000);
+        let cache = cache(&clock);
         let runs = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = watch::channel(false);
         let mut handles = Vec::new();
         for _ in 0..5 {
             let cache = cache.clone();
             let runs = runs.clone();
+            let mut gate = gate.clone();
             handles.push(tokio::spawn(async move {
                 cache
                     .get(
-                        "org1:k".into(),
+                        &org(),
+                        "org_1:k".into(),
                         Duration::from_secs(5),
                         move |tx| async move {
                             runs.fetch_add(1, Ordering::SeqCst);
-                            let _ = tx.send(Progress::Pending {
+                            let _ = tx.send(Progress::Running {
                                 job_id: Some("j1".into()),
                             });
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let _ = gate.wait_for(|open| *open).await;
                             let _ = tx.send(Progress::Done(Arc::new(7)));
                         },
                     )
                     .await
             }));
         }
+        tokio::task::yield_now().await;
+        release.send(true).unwrap();
         for h in handles {
-            assert!(matches!(h.await.unwrap(), Ok(Fetched::Ready(v)) if *v == 7));
+            assert!(matches!(h.await.unwrap(), Ok(Availability::Ready(v)) if *v == 7));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
 
-        let failed = cache.get("org1:bad".into(), Duration::from_secs(1), |tx| async move {
-            let _ = tx.send(Progress::Failed(ClariError::Timeout));
-        });
+        let o = org();
+        let failed = cache.get(
+            &o,
+            "org_1:bad".into(),
+            Duration::from_secs(1),
+            |tx| async move {
+                let _ = tx.send(Progress::Failed(ClariError::Timeout));
+            },
+        );
         assert!(failed.await.is_err());
-        let retried = cache.get("org1:bad".into(), Duration::from_secs(1), |tx| async move {
-            let _ = tx.send(Progress::Done(Arc::new(1)));
-        });
+        let retried = cache.get(
+            &o,
+            "org_1:bad".into(),
+            Duration::from_secs(1),
+            |tx| async move {
+                let _ = tx.send(Progress::Done(Arc::new(1)));
+            },
+        );
         assert!(
-            matches!(retried.await, Ok(Fetched::Ready(_))),
+            matches!(retried.await, Ok(Availability::Ready(_))),
             "a failure was not cached"
         );
     }
 
     #[tokio::test]
-    async fn a_short_wait_returns_the_job_and_the_run_goes_on() {
-        let cache: Arc<ExportCache<u32>> = Arc::new(ExportCache::new(Duration::from_secs(60)));
+    async fn a_short_wait_reports_the_state_and_the_run_goes_on() {
+        let clock = ManualClock::new(1_000);
+        let cache = cache(&clock);
+        let (release, mut gate) = watch::channel(false);
         let first = cache
             .get(
-                "org1:slow".into(),
-                Duration::from_millis(30),
+                &org(),
+                "org_1:slow".into(),
+                Duration::ZERO,
                 |tx| async move {
-                    let _ = tx.send(Progress::Pending {
-                        job_id: Some("j9".into()),
+                    let _ = tx.send(Progress::Queued {
+                        position: 2,
+                        waiting_for: Some("j0".into()),
                     });
-                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    let _ = gate.wait_for(|open| *open).await;
                     let _ = tx.send(Progress::Done(Arc::new(3)));
                 },
             )
             .await
             .unwrap();
-        assert!(matches!(first, Fetched::StillRunning { job_id: Some(ref j) } if j == "j9"));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            matches!(
+                first,
+                Availability::Queued { .. } | Availability::Running { job_id: None }
+            ),
+            "{first:?}"
+        );
+        release.send(true).unwrap();
         let again = cache
             .get(
-                "org1:slow".into(),
-                Duration::from_millis(10),
+                &org(),
+                "org_1:slow".into(),
+                Duration::from_secs(5),
                 |_tx| async move { panic!("must not run twice") },
             )
             .await
             .unwrap();
-        assert!(matches!(again, Fetched::Ready(v) if *v == 3));
+        assert!(matches!(again, Availability::Ready(v) if *v == 3));
+    }
+
+    #[tokio::test]
+    async fn entries_expire_by_the_injected_clock() {
+        let clock = ManualClock::new(1_000);
+        let cache = cache(&clock);
+        let runs = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let r = runs.clone();
+            let got = cache
+                .get(
+                    &org(),
+                    "org_1:t".into(),
+                    Duration::from_secs(5),
+                    move |tx| async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let _ = tx.send(Progress::Done(Arc::new(1)));
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(matches!(got, Availability::Ready(_)));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "fresh within the TTL");
+        assert!(cache.peek("org_1:t").is_some());
+        clock.advance(61);
+        assert!(cache.peek("org_1:t").is_none(), "expired after the TTL");
+        let r = runs.clone();
+        cache
+            .get(
+                &org(),
+                "org_1:t".into(),
+                Duration::from_secs(5),
+                move |tx| async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let _ = tx.send(Progress::Done(Arc::new(2)));
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "refreshed after the TTL");
+        cache.sweep();
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_in_entries_and_exports_in_progress() {
+        let clock = ManualClock::new(1_000);
+        let cache: ExportCache<u32> =
+            ExportCache::with_limits(Duration::from_secs(60), Arc::new(clock.clone()), 3, 2);
+        for i in 0..3 {
+            cache
+                .get(
+                    &org(),
+                    format!("org_1:{i}"),
+                    Duration::from_secs(5),
+                    move |tx| async move {
+                        let _ = tx.send(Progress::Done(Arc::new(i)));
+                    },
+                )
+                .await
+                .unwrap();
+            clock.advance(1);
+        }
+        // A fourth entry evicts the oldest finished one.
+        cache
+            .get(
+                &org(),
+                "org_1:3".into(),
+                Duration::from_secs(5),
+                |tx| async move {
+                    let _ = tx.send(Progress::Done(Arc::new(3)));
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(cache.len(), 3);
+        assert!(cache.peek("org_1:0").is_none() && cache.peek("org_1:3").is_some());
+        // Exports in progress per organisation are capped.
+        let (_hold, gate) = watch::channel(false);
+        for i in 0..2 {
+            let mut gate = gate.clone();
+            let got = cache
+                .get(
+                    &org(),
+                    format!("org_1:p{i}"),
+                    Duration::ZERO,
+                    move |tx| async move {
+                        let _ = gate.wait_for(|open| *open).await;
+                        drop(tx);
+                    },
+                )
+                .await;
+            assert!(got.is_ok());
+        }
+        let refused = cache
+            .get(
+                &org(),
+                "org_1:p2".into(),
+                Duration::ZERO,
+                |_tx| async move {},
+            )
+            .await;
+        assert!(matches!(
+            refused,
+            Err(ClariError::TooManyExports { limit: 2 })
+        ));
+        let other = OrgId("org_2".into());
+        let elsewhere = cache
+            .get(&other, "org_2:p".into(), Duration::ZERO, |tx| async move {
+                let _ = tx.send(Progress::Done(Arc::new(9)));
+            })
+            .await;
+        assert!(elsewhere.is_ok(), "another organisation is not held back");
     }
 }

@@ -1,31 +1,31 @@
-//! What the tools read from Clari, shaped once: the organisation's Clari target (key decrypted per
-//! call, dropped after), forecasts and activities through the single-flight cache, and a
-//! `Forecast` view with the lookups the tools need.
+//! What the tools read from Clari, shaped once: the organisation's Clari target (key decrypted only
+//! when Clari must be called, dropped after), exports through one generic shared-export helper
+//! (cache → single-flight → the organisation's queue → Clari), and a `Forecast` view whose
+//! lookups are built once per cached export.
+//!
+//! Tools that need the same data share one export: one forecast export (all types, with history)
+//! per forecast tab and quarter serves the forecast, its submissions, time periods and users; one
+//! activity export of the last [`ACTIVITY_DAYS`] days serves opportunities, accounts and pipeline
+//! changes for any window inside it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
-use super::auth::AuthContext;
-use super::cache::{Fetched, Progress};
+use super::cache::{Availability, ExportCache, Progress};
+use super::queue::{self, Waiting};
 use crate::app::AppState;
 use crate::clari::client::{ClariTarget, validate_forecast_id};
 use crate::clari::types::*;
-use crate::clari::{ClariError, ExportOutcome, WaitPolicy};
-use crate::clock::Clock;
+use crate::clari::{ClariClient, ClariError, ExportOutcome, WaitPolicy};
 use crate::clock::rfc3339;
-use crate::crypto::sha256_hex;
-use crate::store::{ExportClaim, OrgId, Store};
+use crate::store::OrgId;
 
-pub enum Got<T> {
-    Ready(T),
-    Running(Option<String>),
-}
-
-/// How long a background export may keep polling before giving up.
+/// How long a background export may keep polling Clari before giving up.
 const BACKGROUND_DEADLINE: Duration = Duration::from_secs(600);
+/// The activity window exported once and shared by every activity question inside it.
+pub const ACTIVITY_DAYS: i64 = 90;
 
 /// The organisation's Clari base URL and key, decrypted for this call only.
 pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariError> {
@@ -34,7 +34,7 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
         .clari_credential(org)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "reading the Clari credential failed");
+            tracing::error!(error = %e, org_id = %org, "reading the Clari credential failed");
             ClariError::Unavailable { status: 500 }
         })?
         .ok_or(ClariError::MissingApiKey)?;
@@ -52,219 +52,288 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
     ClariTarget::new(base, key)
 }
 
-/// A claim older than this without progress is taken over (its replica probably died).
-const STALLED_AFTER: i64 = 900;
+/// One kind of Clari export: how to name it, start it, and finish it.
+pub trait ExportKind: Send + Sync + 'static {
+    type Output: Send + Sync + 'static;
 
-/// Starts the Clari job for `key`, or follows the one another replica started for the same
-/// request (cross-replica single-flight through the `export_jobs` row). Returns the job id and
-/// whether this replica owns the claim (and so must record the outcome).
-async fn shared_job<F, Fut>(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    fresh_for: i64,
-    org: OrgId,
-    key: &str,
-    create: F,
-) -> Result<(String, bool), ClariError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<String, ClariError>>,
-{
-    let key = sha256_hex(key);
-    let mut create = Some(create);
-    // Up to ~30 s for another replica to record the job it is starting.
-    for _ in 0..150 {
-        let now = clock.now();
-        match store
-            .claim_export(&org, &key, now, now - STALLED_AFTER, now - fresh_for)
-            .await
-        {
-            Ok(ExportClaim::Won) => {
-                let created = (create.take().expect("create runs once"))().await;
-                let now = clock.now();
-                return match created {
-                    Ok(job) => {
-                        let _ = store.record_export_job(&org, &key, &job, now).await;
-                        Ok((job, true))
-                    }
-                    Err(e) => {
-                        let _ = store.finish_export(&org, &key, false, now).await;
-                        Err(e)
-                    }
-                };
-            }
-            Ok(ExportClaim::Taken {
-                clari_job_id: Some(job),
-                ..
-            }) => return Ok((job, false)),
-            Ok(ExportClaim::Taken {
-                clari_job_id: None, ..
-            }) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "export claim failed; starting the export without coordination");
-                break;
-            }
-        }
-    }
-    (create.take().expect("create runs once"))()
-        .await
-        .map(|job| (job, false))
+    /// The cache and queue key; always starts with the organisation id.
+    fn request_key(&self, org: &OrgId) -> String;
+    fn cache(state: &AppState) -> &ExportCache<Self::Output>;
+    fn create(
+        &self,
+        client: &ClariClient,
+        target: &ClariTarget,
+    ) -> impl Future<Output = Result<String, ClariError>> + Send;
+    fn resume(
+        &self,
+        client: &ClariClient,
+        target: &ClariTarget,
+        job_id: &str,
+        wait: WaitPolicy,
+    ) -> impl Future<Output = Result<ExportOutcome<Self::Output>, ClariError>> + Send;
 }
 
-async fn finish(
-    store: &Arc<dyn Store>,
-    clock: &Arc<dyn Clock>,
-    org: &OrgId,
-    key: &str,
-    owner: bool,
-    ok: bool,
-) {
-    if owner {
-        let _ = store
-            .finish_export(org, &sha256_hex(key), ok, clock.now())
-            .await;
-    }
-}
-
-fn background_wait(state: &AppState) -> WaitPolicy {
-    WaitPolicy {
-        poll_interval: state.config.export_poll_interval,
-        deadline: BACKGROUND_DEADLINE,
-    }
-}
-
-/// A forecast export for the caller's organisation, shared with concurrent identical requests.
-pub async fn forecast(
+/// The export `kind` for the organisation: from the cache, or joined, or queued and started in
+/// the background. Waits at most `wait` for it to be ready.
+pub async fn shared_export<K: ExportKind>(
     state: &AppState,
-    ctx: &AuthContext,
-    forecast_id: &str,
-    req: ForecastExportRequest,
+    org: &OrgId,
+    kind: K,
     wait: Duration,
-) -> Result<Got<Forecast>, ClariError> {
-    validate_forecast_id(forecast_id)?;
-    let key = format!(
-        "{}:forecast:{}:{}",
-        ctx.org_id,
-        forecast_id,
-        serde_json::to_string(&req).expect("request serializes")
-    );
-    let target = target(state, &ctx.org_id).await?;
-    let client = state.clari.clone();
-    let policy = background_wait(state);
-    let forecast_id = forecast_id.to_owned();
-    let (store, clock, org) = (state.store.clone(), state.clock.clone(), ctx.org_id.clone());
-    let fresh_for = state.config.export_cache_ttl.as_secs() as i64;
-    let shared_key = key.clone();
-    let fetched = state
-        .forecasts
-        .get(key, wait, move |tx| async move {
-            let create = || client.create_forecast_export(&target, &forecast_id, &req);
-            let started = shared_job(
-                store.clone(),
-                clock.clone(),
-                fresh_for,
-                org.clone(),
-                &shared_key,
-                create,
-            )
-            .await;
-            let (job, owner) = match started {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = tx.send(Progress::Failed(e));
-                    return;
-                }
-            };
-            let _ = tx.send(Progress::Pending {
-                job_id: Some(job.clone()),
-            });
-            let outcome = client
-                .resume_forecast_export(&target, &job, req.time_period.as_ref(), policy)
-                .await;
-            let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
-            finish(&store, &clock, &org, &shared_key, owner, ok).await;
+) -> Result<Availability<K::Output>, ClariError> {
+    let key = kind.request_key(org);
+    let (task_state, task_org, request) = (state.clone(), org.clone(), key.clone());
+    K::cache(state)
+        .get(org, key, wait, move |tx| async move {
+            let outcome = run_export(&task_state, &task_org, &request, &kind, &tx).await;
             let _ = tx.send(match outcome {
-                Ok(ExportOutcome::Ready(r)) => Progress::Done(Arc::new(r)),
-                Ok(ExportOutcome::Pending { .. }) => Progress::Failed(ClariError::StillRunning {
-                    job_id: job,
-                    status: "STARTED".into(),
-                }),
+                Ok(v) => Progress::Done(Arc::new(v)),
                 Err(e) => Progress::Failed(e),
             });
         })
-        .await?;
-    Ok(match fetched {
-        Fetched::Ready(r) => Got::Ready(Forecast::new(r)),
-        Fetched::StillRunning { job_id } => Got::Running(job_id),
-    })
+        .await
 }
 
-/// The activity export of a date window (all activity types), shared like forecasts.
+async fn run_export<K: ExportKind>(
+    state: &AppState,
+    org: &OrgId,
+    request: &str,
+    kind: &K,
+    tx: &tokio::sync::watch::Sender<Progress<K::Output>>,
+) -> Result<K::Output, ClariError> {
+    let target = target(state, org).await?;
+    let client = &state.clari;
+    let report = |w: Waiting| {
+        let _ = tx.send(match w {
+            Waiting::Queued {
+                position,
+                waiting_for,
+            } => Progress::Queued {
+                position,
+                waiting_for,
+            },
+            Waiting::Starting => Progress::Running { job_id: None },
+        });
+    };
+    let started = queue::start_or_follow(state, org, &target, request, report, || {
+        kind.create(client, &target)
+    })
+    .await?;
+    let _ = tx.send(Progress::Running {
+        job_id: Some(started.job_id.clone()),
+    });
+    let policy = WaitPolicy {
+        poll_interval: state.config.export_poll_interval,
+        deadline: BACKGROUND_DEADLINE,
+    };
+    let outcome = kind.resume(client, &target, &started.job_id, policy).await;
+    let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
+    queue::finish(state, org, request, &started, ok).await;
+    match outcome? {
+        ExportOutcome::Ready(v) => Ok(v),
+        ExportOutcome::Pending { job_id, status } => Err(ClariError::StillRunning {
+            job_id,
+            status: status.to_string(),
+        }),
+    }
+}
+
+// --- forecast ---------------------------------------------------------------------------------
+
+/// One forecast tab for one quarter (`None`: the current one), with every type the tools read.
+pub struct ForecastExport {
+    pub forecast_id: String,
+    pub time_period: Option<TimePeriod>,
+}
+
+impl ForecastExport {
+    pub fn new(forecast_id: &str, time_period: Option<TimePeriod>) -> Result<Self, ClariError> {
+        validate_forecast_id(forecast_id)?;
+        Ok(Self {
+            forecast_id: forecast_id.to_owned(),
+            time_period,
+        })
+    }
+
+    fn request(&self) -> ForecastExportRequest {
+        ForecastExportRequest {
+            time_period: self.time_period.clone(),
+            types_to_export: vec![
+                ExportType::Forecast,
+                ExportType::Quota,
+                ExportType::ForecastUpdated,
+            ],
+            include_historical: Some(true),
+            ..Default::default()
+        }
+    }
+}
+
+impl ExportKind for ForecastExport {
+    type Output = Forecast;
+
+    fn request_key(&self, org: &OrgId) -> String {
+        let period = self
+            .time_period
+            .as_ref()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "current".into());
+        format!("{org}:forecast:{}:{period}", self.forecast_id)
+    }
+
+    fn cache(state: &AppState) -> &ExportCache<Forecast> {
+        &state.forecasts
+    }
+
+    async fn create(
+        &self,
+        client: &ClariClient,
+        target: &ClariTarget,
+    ) -> Result<String, ClariError> {
+        client
+            .create_forecast_export(target, &self.forecast_id, &self.request())
+            .await
+    }
+
+    async fn resume(
+        &self,
+        client: &ClariClient,
+        target: &ClariTarget,
+        job_id: &str,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<Forecast>, ClariError> {
+        Ok(
+            match client
+                .resume_forecast_export(target, job_id, self.time_period.as_ref(), wait)
+                .await?
+            {
+                ExportOutcome::Ready(r) => ExportOutcome::Ready(Forecast::new(r)),
+                ExportOutcome::Pending { job_id, status } => {
+                    ExportOutcome::Pending { job_id, status }
+                }
+            },
+        )
+    }
+}
+
+pub async fn forecast(
+    state: &AppState,
+    org: &OrgId,
+    forecast_id: &str,
+    time_period: Option<TimePeriod>,
+    wait: Duration,
+) -> Result<Availability<Forecast>, ClariError> {
+    let kind = ForecastExport::new(forecast_id, time_period)?;
+    shared_export(state, org, kind, wait).await
+}
+
+// --- activity ---------------------------------------------------------------------------------
+
+/// The activity export of whole days `start..=end` (YYYY-MM-DD), all activity types.
+pub struct ActivityExport {
+    start: String,
+    end: String,
+}
+
+fn day(t: i64) -> String {
+    rfc3339(t).get(..10).unwrap_or_default().to_owned()
+}
+
+impl ActivityExport {
+    /// The shared window of the last [`ACTIVITY_DAYS`] days when `since..until` lies inside it,
+    /// else exactly the days asked for.
+    pub fn covering(since: i64, until: i64, now: i64) -> Self {
+        let (shared_start, shared_end) = (day(now - ACTIVITY_DAYS * 86_400), day(now));
+        let (start, end) = (day(since), day(until));
+        if start >= shared_start && end <= shared_end {
+            Self {
+                start: shared_start,
+                end: shared_end,
+            }
+        } else {
+            Self { start, end }
+        }
+    }
+
+    fn request(&self) -> ActivityExportRequest {
+        ActivityExportRequest {
+            activity_types: ActivityType::ALL.to_vec(),
+            start_date: format!("{}T00:00:00Z", self.start),
+            end_date: format!("{}T23:59:59Z", self.end),
+            export_format: ExportFormat::Json,
+        }
+    }
+}
+
+impl ExportKind for ActivityExport {
+    type Output = ActivityResults;
+
+    fn request_key(&self, org: &OrgId) -> String {
+        format!("{org}:activity:{}:{}", self.start, self.end)
+    }
+
+    fn cache(state: &AppState) -> &ExportCache<ActivityResults> {
+        &state.activities
+    }
+
+    async fn create(
+        &self,
+        client: &ClariClient,
+        target: &ClariTarget,
+    ) -> Result<String, ClariError> {
+        client.create_activity_export(target, &self.request()).await
+    }
+
+    async fn resume(
+        &self,
+        client: &ClariClient,
+        target: &ClariTarget,
+        job_id: &str,
+        wait: WaitPolicy,
+    ) -> Result<ExportOutcome<ActivityResults>, ClariError> {
+        client.resume_activity_export(target, job_id, wait).await
+    }
+}
+
+/// Activities of the whole days from `since` to `until` (the window a tool asked for), from the
+/// shared export when it covers them.
 pub async fn activities(
     state: &AppState,
-    ctx: &AuthContext,
+    org: &OrgId,
     since: i64,
     until: i64,
     wait: Duration,
-) -> Result<Got<Arc<ActivityResults>>, ClariError> {
-    let day = |t: i64| rfc3339(t).get(..10).unwrap_or_default().to_owned();
-    let req = ActivityExportRequest {
-        activity_types: ActivityType::ALL.to_vec(),
-        start_date: format!("{}T00:00:00Z", day(since)),
-        end_date: format!("{}T23:59:59Z", day(until)),
-        export_format: ExportFormat::Json,
-    };
-    let key = format!(
-        "{}:activity:{}:{}",
-        ctx.org_id, req.start_date, req.end_date
-    );
-    let target = target(state, &ctx.org_id).await?;
-    let client = state.clari.clone();
-    let policy = background_wait(state);
-    let (store, clock, org) = (state.store.clone(), state.clock.clone(), ctx.org_id.clone());
-    let fresh_for = state.config.export_cache_ttl.as_secs() as i64;
-    let shared_key = key.clone();
-    let fetched = state
-        .activities
-        .get(key, wait, move |tx| async move {
-            let create = || client.create_activity_export(&target, &req);
-            let started = shared_job(
-                store.clone(),
-                clock.clone(),
-                fresh_for,
-                org.clone(),
-                &shared_key,
-                create,
-            )
-            .await;
-            let (job, owner) = match started {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = tx.send(Progress::Failed(e));
-                    return;
-                }
-            };
-            let _ = tx.send(Progress::Pending {
-                job_id: Some(job.clone()),
-            });
-            let outcome = client.resume_activity_export(&target, &job, policy).await;
-            let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
-            finish(&store, &clock, &org, &shared_key, owner, ok).await;
-            let _ = tx.send(match outcome {
-                Ok(ExportOutcome::Ready(r)) => Progress::Done(Arc::new(r)),
-                Ok(ExportOutcome::Pending { .. }) => Progress::Failed(ClariError::StillRunning {
-                    job_id: job,
-                    status: "STARTED".into(),
-                }),
-                Err(e) => Progress::Failed(e),
-            });
+) -> Result<Availability<ActivityWindow>, ClariError> {
+    let kind = ActivityExport::covering(since, until, state.now());
+    let got = shared_export(state, org, kind, wait).await?;
+    let from_ms = (since - since.rem_euclid(86_400)) * 1000;
+    let to_ms = (until - until.rem_euclid(86_400) + 86_400) * 1000 - 1;
+    Ok(got.map(|all| {
+        Arc::new(ActivityWindow {
+            all,
+            from_ms,
+            to_ms,
         })
-        .await?;
-    Ok(match fetched {
-        Fetched::Ready(r) => Got::Ready(r),
-        Fetched::StillRunning { job_id } => Got::Running(job_id),
-    })
+    }))
 }
+
+/// The activities of one window, filtered from a (possibly wider) export.
+pub struct ActivityWindow {
+    all: Arc<ActivityResults>,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+impl ActivityWindow {
+    pub fn iter(&self) -> impl Iterator<Item = &Activity> {
+        self.all
+            .activities
+            .iter()
+            .filter(|a| a.date >= self.from_ms && a.date <= self.to_ms)
+    }
+}
+
+// --- the forecast view ------------------------------------------------------------------------
 
 fn frame_index(id: &str) -> u32 {
     id.rsplit('_')
@@ -273,16 +342,33 @@ fn frame_index(id: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// A forecast export with lookups: values at the latest week, quotas, and the hierarchy.
+/// Most users a hierarchy walk returns; a larger answer means a broken hierarchy.
+const MAX_SUBTREE: usize = 100_000;
+
+/// The hierarchy Clari returned is not a tree (a cycle, or a walk beyond any real size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenHierarchy {
+    pub user_id: String,
+}
+
+/// A forecast export with lookups: values at the latest week, quotas, the hierarchy.
 pub struct Forecast {
-    pub results: Arc<ForecastResults>,
+    pub results: ForecastResults,
     latest: HashMap<(String, String), f64>,
+    /// (user, field, week index) → value, for week-over-week changes.
+    by_week: HashMap<(String, String, u32), f64>,
     quota: HashMap<String, f64>,
     latest_frame: Option<String>,
+    /// user id → index in `results.users` (first occurrence).
+    by_user: HashMap<String, usize>,
+    /// hierarchy id → indexes of the users whose parent it is.
+    children: HashMap<String, Vec<usize>>,
+    /// hierarchy id → index of the user at that node (first occurrence).
+    by_node: HashMap<String, usize>,
 }
 
 impl Forecast {
-    pub fn new(results: Arc<ForecastResults>) -> Self {
+    pub fn new(results: ForecastResults) -> Self {
         let latest_frame = results
             .entries
             .iter()
@@ -290,28 +376,53 @@ impl Forecast {
             .filter_map(|e| e.time_frame_id.clone())
             .max_by_key(|id| frame_index(id));
         let mut latest = HashMap::new();
+        let mut by_week = HashMap::new();
         let mut quota = HashMap::new();
         for e in &results.entries {
             if let Some(q) = e.quota_value {
                 quota.insert(e.user_id.clone(), q);
             }
-            if let (Some(v), Some(tf)) = (e.forecast_value, &e.time_frame_id)
-                && Some(tf) == latest_frame.as_ref()
-            {
-                latest.insert((e.user_id.clone(), e.field_id.clone()), v);
+            if let (Some(v), Some(tf)) = (e.forecast_value, &e.time_frame_id) {
+                by_week.insert((e.user_id.clone(), e.field_id.clone(), frame_index(tf)), v);
+                if Some(tf) == latest_frame.as_ref() {
+                    latest.insert((e.user_id.clone(), e.field_id.clone()), v);
+                }
+            }
+        }
+        let mut by_user = HashMap::new();
+        let mut children: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_node = HashMap::new();
+        for (i, u) in results.users.iter().enumerate() {
+            by_user.entry(u.user_id.clone()).or_insert(i);
+            if let Some(h) = &u.hierarchy_id {
+                by_node.entry(h.clone()).or_insert(i);
+            }
+            if let Some(p) = &u.parent_hierarchy_id {
+                children.entry(p.clone()).or_default().push(i);
             }
         }
         Self {
             results,
             latest,
+            by_week,
             quota,
             latest_frame,
+            by_user,
+            children,
+            by_node,
         }
     }
 
     pub fn value(&self, user: &str, field: &str) -> Option<f64> {
         self.latest
             .get(&(user.to_owned(), field.to_owned()))
+            .copied()
+    }
+
+    /// The value of `field` for `user` in week `week` (1-based index of the quarter's weeks).
+    pub fn value_in_week(&self, user: &str, field: &str, week: u32) -> Option<f64> {
+        self.by_week
+            .get(&(user.to_owned(), field.to_owned(), week))
             .copied()
     }
 
@@ -348,138 +459,161 @@ impl Forecast {
         ))
     }
 
+    pub fn user(&self, user_id: &str) -> Option<&ForecastUser> {
+        self.by_user.get(user_id).map(|&i| &self.results.users[i])
+    }
+
     pub fn root(&self) -> Option<&ForecastUser> {
-        let ids: std::collections::HashSet<&str> = self
-            .results
-            .users
-            .iter()
-            .filter_map(|u| u.hierarchy_id.as_deref())
-            .collect();
         self.results.users.iter().find(|u| {
             u.parent_hierarchy_id
                 .as_deref()
-                .is_none_or(|p| !ids.contains(p))
+                .is_none_or(|p| !self.by_node.contains_key(p))
         })
     }
 
     pub fn direct_reports(&self, user_id: &str) -> Vec<&ForecastUser> {
-        let Some(h) = self
-            .results
-            .users
-            .iter()
-            .find(|u| u.user_id == user_id)
-            .and_then(|u| u.hierarchy_id.as_deref())
-        else {
+        let Some(h) = self.user(user_id).and_then(|u| u.hierarchy_id.as_deref()) else {
             return Vec::new();
         };
-        self.results
-            .users
-            .iter()
-            .filter(|u| u.parent_hierarchy_id.as_deref() == Some(h) && u.user_id != user_id)
-            .collect()
+        self.children
+            .get(h)
+            .map(|kids| {
+                kids.iter()
+                    .map(|&i| &self.results.users[i])
+                    .filter(|u| u.user_id != user_id)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    pub fn subtree(&self, user_id: &str) -> Vec<&ForecastUser> {
-        let mut out: Vec<&ForecastUser> = self
-            .results
-            .users
-            .iter()
-            .filter(|u| u.user_id == user_id)
-            .collect();
+    /// The user and everyone below, each once, breadth first. A cycle (a manager below their own
+    /// report) is a broken hierarchy, not an endless walk.
+    pub fn subtree(&self, user_id: &str) -> Result<Vec<&ForecastUser>, BrokenHierarchy> {
+        let Some(top) = self.user(user_id) else {
+            return Ok(Vec::new());
+        };
+        let mut seen: HashSet<&str> = HashSet::from([top.user_id.as_str()]);
+        let mut out = vec![top];
         let mut i = 0;
         while i < out.len() {
-            let next = self.direct_reports(&out[i].user_id);
-            out.extend(next);
+            for u in self.direct_reports(&out[i].user_id) {
+                if u.user_id == top.user_id {
+                    return Err(BrokenHierarchy {
+                        user_id: u.user_id.clone(),
+                    });
+                }
+                if seen.insert(u.user_id.as_str()) {
+                    out.push(u);
+                }
+            }
+            if out.len() > MAX_SUBTREE {
+                return Err(BrokenHierarchy {
+                    user_id: user_id.to_owned(),
+                });
+            }
             i += 1;
         }
-        out
+        Ok(out)
     }
 
     pub fn manager_of(&self, u: &ForecastUser) -> Option<&ForecastUser> {
         let p = u.parent_hierarchy_id.as_deref()?;
-        self.results
-            .users
-            .iter()
-            .find(|m| m.hierarchy_id.as_deref() == Some(p))
+        self.by_node.get(p).map(|&i| &self.results.users[i])
     }
 
     /// By user id, e-mail or name (case-insensitive).
     pub fn find_user(&self, q: &str) -> Option<&ForecastUser> {
         let q = q.trim();
         let lower = q.to_lowercase();
-        self.results
-            .users
-            .iter()
-            .find(|u| u.user_id == q)
-            .or_else(|| {
-                self.results.users.iter().find(|u| {
-                    u.email
-                        .as_deref()
-                        .is_some_and(|e| e.eq_ignore_ascii_case(q))
-                        || u.name.as_deref().is_some_and(|n| n.to_lowercase() == lower)
-                })
+        self.user(q).or_else(|| {
+            self.results.users.iter().find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(q))
+                    || u.name.as_deref().is_some_and(|n| n.to_lowercase() == lower)
             })
+        })
     }
 
-    fn name(&self, user_id: &str) -> Option<String> {
+    pub fn name(&self, user_id: &str) -> Option<String> {
+        self.user(user_id).and_then(|u| u.name.clone())
+    }
+
+    pub fn field_name<'a>(&'a self, field_id: &'a str) -> &'a str {
         self.results
-            .users
-            .iter()
-            .find(|u| u.user_id == user_id)
-            .and_then(|u| u.name.clone())
-    }
-
-    /// Submitted changes (isUpdated) in a window, newest first, with the week-over-week change.
-    pub fn submissions(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-        user: Option<&str>,
-        field: Option<&str>,
-    ) -> Vec<Value> {
-        let mut by_key: HashMap<(&str, &str, u32), f64> = HashMap::new();
-        for e in &self.results.entries {
-            if let (Some(v), Some(tf)) = (e.forecast_value, &e.time_frame_id) {
-                by_key.insert(
-                    (e.user_id.as_str(), e.field_id.as_str(), frame_index(tf)),
-                    v,
-                );
-            }
-        }
-        let field_names: HashMap<&str, &str> = self
-            .results
             .fields
             .iter()
-            .map(|f| {
-                (
-                    f.field_id.as_str(),
-                    f.field_name.as_deref().unwrap_or(&f.field_id),
-                )
-            })
-            .collect();
-        let mut rows: Vec<(i64, Value)> = self
-            .results
-            .entries
+            .find(|f| f.field_id == field_id)
+            .and_then(|f| f.field_name.as_deref())
+            .unwrap_or(field_id)
+    }
+}
+
+pub fn week_index(time_frame_id: &str) -> u32 {
+    frame_index(time_frame_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, h: &str, parent: Option<&str>) -> ForecastUser {
+        serde_json::from_value(serde_json::json!({
+            "userId": id, "name": id, "hierarchyId": h, "parentHierarchyId": parent,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cycle_in_the_hierarchy_is_reported_not_walked_forever() {
+        let f = Forecast::new(ForecastResults {
+            users: vec![
+                user("a", "h1", Some("h3")),
+                user("b", "h2", Some("h1")),
+                user("c", "h3", Some("h2")),
+            ],
+            ..Default::default()
+        });
+        assert_eq!(
+            f.subtree("a").unwrap_err(),
+            BrokenHierarchy {
+                user_id: "a".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_user_at_two_nodes_is_listed_once() {
+        let f = Forecast::new(ForecastResults {
+            users: vec![
+                user("ceo", "h0", None),
+                user("vp", "h1", Some("h0")),
+                user("rep", "h2", Some("h1")),
+                user("rep", "h3", Some("h1")),
+            ],
+            ..Default::default()
+        });
+        let ids: Vec<&str> = f
+            .subtree("ceo")
+            .unwrap()
             .iter()
-            .filter(|e| e.is_updated == Some(true))
-            .filter(|e| e.updated_on.is_some_and(|t| t >= since_ms && t <= until_ms))
-            .filter(|e| user.is_none_or(|u| e.user_id == u))
-            .filter(|e| field.is_none_or(|f| e.field_id == f))
-            .map(|e| {
-                let tf = e.time_frame_id.as_deref().map(frame_index).unwrap_or(0);
-                let previous = (tf > 1).then(|| by_key.get(&(e.user_id.as_str(), e.field_id.as_str(), tf - 1)).copied()).flatten();
-                let at = e.updated_on.unwrap_or(0);
-                (at, json!({
-                    "user_id": e.user_id, "user": self.name(&e.user_id),
-                    "field": e.field_id, "field_name": field_names.get(e.field_id.as_str()),
-                    "value": e.forecast_value, "previous_week_value": previous,
-                    "change": match (e.forecast_value, previous) { (Some(v), Some(p)) => Some(v - p), _ => None },
-                    "week": e.time_frame_id, "updated_on": rfc3339(at / 1000),
-                    "updated_by": e.updated_by, "updated_by_name": e.updated_by.as_deref().and_then(|b| self.name(b)),
-                }))
-            })
+            .map(|u| u.user_id.as_str())
             .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-        rows.into_iter().map(|(_, v)| v).collect()
+        assert_eq!(ids, ["ceo", "vp", "rep"]);
+        assert_eq!(f.root().unwrap().user_id, "ceo");
+    }
+
+    #[test]
+    fn the_shared_activity_window_serves_windows_inside_it() {
+        let now = 1_800_000_000;
+        let inside = ActivityExport::covering(now - 30 * 86_400, now, now);
+        let shared = ActivityExport::covering(now - 7 * 86_400, now - 86_400, now);
+        assert_eq!(
+            (inside.start.as_str(), inside.end.as_str()),
+            (shared.start.as_str(), shared.end.as_str())
+        );
+        let older = ActivityExport::covering(now - 200 * 86_400, now - 100 * 86_400, now);
+        assert_eq!(older.start, day(now - 200 * 86_400));
+        assert_eq!(older.end, day(now - 100 * 86_400));
     }
 }

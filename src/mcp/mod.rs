@@ -6,6 +6,7 @@ pub mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod data;
+pub mod queue;
 pub mod server;
 pub mod tools;
 

@@ -4,10 +4,12 @@
 //! Tenant isolation is structural: every method that touches tenant data takes the `OrgId` and its
 //! SQL names `organization_id` in the WHERE clause. There is no way to read a credential by id alone.
 
+mod exports;
 mod models;
 mod oauth;
 mod postgres;
 mod sql;
+mod sql_exports;
 mod sql_oauth;
 mod sqlite;
 
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use exports::*;
 pub use models::*;
 pub use oauth::*;
 pub use postgres::PgStore;
@@ -55,7 +58,7 @@ pub type Resealer<'a> =
     &'a (dyn Fn(&str, &str) -> Result<Option<Sealed>, VaultError> + Send + Sync);
 
 #[async_trait]
-pub trait Store: OAuthStore + Send + Sync + 'static {
+pub trait Store: OAuthStore + ExportStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations; safe to run on every start.

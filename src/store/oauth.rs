@@ -112,19 +112,6 @@ pub struct SigningKeyRecord {
     pub retired_at: Option<UnixTime>,
 }
 
-/// The state of an export claimed in the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExportClaim {
-    /// This replica holds the claim and must start the Clari job.
-    Won,
-    /// Another replica holds it; follow its job once the id is recorded.
-    Taken {
-        clari_job_id: Option<String>,
-        status: String,
-        updated_at: UnixTime,
-    },
-}
-
 #[async_trait]
 pub trait OAuthStore: Send + Sync {
     // Clients ---------------------------------------------------------------------------------
@@ -235,35 +222,6 @@ pub trait OAuthStore: Send + Sync {
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
-
-    // Export jobs (cross-replica single-flight) ------------------------------------------------
-    /// Claims `key` for this replica: `Won` when this call inserted the row or took over one that
-    /// failed, stalled (starting/running not updated since `stalled_before`) or finished before
-    /// `done_before`; otherwise the current claim, so the caller can follow its Clari job.
-    async fn claim_export(
-        &self,
-        org: &OrgId,
-        key: &str,
-        now: UnixTime,
-        stalled_before: UnixTime,
-        done_before: UnixTime,
-    ) -> Result<ExportClaim, StoreError>;
-    async fn record_export_job(
-        &self,
-        org: &OrgId,
-        key: &str,
-        clari_job_id: &str,
-        now: UnixTime,
-    ) -> Result<(), StoreError>;
-    async fn finish_export(
-        &self,
-        org: &OrgId,
-        key: &str,
-        succeeded: bool,
-        now: UnixTime,
-    ) -> Result<(), StoreError>;
-    async fn export_claim(&self, org: &OrgId, key: &str)
-    -> Result<Option<ExportClaim>, StoreError>;
 
     // Rate limits -----------------------------------------------------------------------------
     /// Counts a hit in `bucket` for the window starting at `window_start`; returns the count.

@@ -31,4 +31,5 @@ impl PgStore {
 }
 
 super::sql_oauth::impl_oauth_store!(PgStore, sqlx::Postgres);
+super::sql_exports::impl_export_store!(PgStore);
 super::sql::impl_store!(PgStore, Backend::Postgres);

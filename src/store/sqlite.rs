@@ -41,4 +41,5 @@ impl SqliteStore {
 }
 
 super::sql_oauth::impl_oauth_store!(SqliteStore, sqlx::Sqlite);
+super::sql_exports::impl_export_store!(SqliteStore);
 super::sql::impl_store!(SqliteStore, Backend::Sqlite);

@@ -9,6 +9,7 @@ mod clari;
 mod cli;
 mod health;
 mod mcp;
+mod mcp_answers;
 mod oauth;
 mod oauth_attacks;
 mod store;

@@ -112,6 +112,8 @@ impl JobRecord {
 pub struct JobEngine {
     jobs: Mutex<Vec<JobRecord>>,
     counter: std::sync::atomic::AtomicU64,
+    /// The most jobs ever running at once in any one organisation.
+    peak_running: std::sync::atomic::AtomicUsize,
 }
 
 /// Why a job could not be created.
@@ -129,6 +131,10 @@ const MONTH_MS: i64 = 30 * 86_400_000;
 impl JobEngine {
     pub fn count(&self) -> usize {
         self.jobs.lock().unwrap().len()
+    }
+
+    pub fn peak_running(&self) -> usize {
+        self.peak_running.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn usage(&self, org: usize, now: Instant, now_ms: i64) -> Usage {
@@ -169,6 +175,8 @@ impl JobEngine {
         if usage.running.len() >= concurrent as usize || usage.submitted.len() >= monthly as usize {
             return Err(Refusal::Limit);
         }
+        self.peak_running
+            .fetch_max(usage.running.len() + 1, std::sync::atomic::Ordering::SeqCst);
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -183,6 +183,11 @@ impl SandboxHandle {
         self.state.jobs.count()
     }
 
+    /// The most export jobs that were ever running at once in one organisation.
+    pub fn peak_running_jobs(&self) -> usize {
+        self.state.jobs.peak_running()
+    }
+
     /// `{"base_url", "orgs": [{"name", "api_key", "manager_api_key"}]}`.
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({"base_url": self.base_url, "orgs": self.orgs()})

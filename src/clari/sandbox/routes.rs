@@ -592,7 +592,12 @@ async fn admin_limits(State(s): St, Extension(caller): Extension<Caller>) -> Res
         "concurrentLimit": knobs.concurrent_limit,
         "availableConcurrentLimit": i64::from(knobs.concurrent_limit) - usage.running.len() as i64,
         "monthlyQuota": knobs.monthly_quota,
-        "availableMonthlyQuota": i64::from(knobs.monthly_quota) - usage.submitted.len() as i64,
+        // An exhausted quota (the knob) reads as none left, as Clari's own counters would.
+        "availableMonthlyQuota": if knobs.quota_exhausted {
+            0
+        } else {
+            i64::from(knobs.monthly_quota) - usage.submitted.len() as i64
+        },
         "submittedJobIds": usage.submitted,
     });
     if !usage.running.is_empty() {

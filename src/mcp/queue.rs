@@ -1,0 +1,279 @@
+//! Exports scheduled per organisation behind Clari's concurrency limit, across replicas.
+//!
+//! The `export_jobs` row of a request is its place in the organisation's queue (see
+//! `store::exports`). The replica that owns the row waits for a slot (Clari's `concurrentLimit`,
+//! read from `/admin/limits` and cached), then creates the Clari job; every other caller, in this
+//! replica or another, follows that job. While waiting, the position is reported so callers can be
+//! answered `queued` within their `wait_seconds`. A refusal from Clari for lack of a slot (slots
+//! held by other clients of the same key) puts the row back in the queue; only an exhausted
+//! monthly quota is an error.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::clari::ClariError;
+use crate::clari::client::ClariTarget;
+use crate::crypto::sha256_hex;
+use crate::store::{ExportClaim, ExportStaleness, ExportStatus, OrgId, Promotion};
+
+/// A queued row whose owner has not heart-beaten for this long is taken over.
+const QUEUED_STALE_AFTER: i64 = 60;
+/// A starting/running row not updated for this long is taken over (its replica probably died).
+const ACTIVE_STALE_AFTER: i64 = 900;
+/// How long an export may wait in the queue before the wait is given up.
+const QUEUE_DEADLINE: Duration = Duration::from_secs(600);
+/// How long `/admin/limits` is trusted.
+const LIMITS_TTL: i64 = 60;
+/// Clari's documented default, used while `/admin/limits` cannot be read.
+const DEFAULT_CONCURRENT_LIMIT: u32 = 3;
+
+/// Where an export waits, as reported to callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    Queued {
+        position: u32,
+        waiting_for: Option<String>,
+    },
+    Starting,
+}
+
+/// The Clari job an export follows, and whether this replica owns its row (and so records the
+/// outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub job_id: String,
+    pub owner: bool,
+}
+
+/// Organisation → (read at, concurrent limit).
+#[derive(Default)]
+pub struct LimitCache(Mutex<HashMap<OrgId, (i64, u32)>>);
+
+impl LimitCache {
+    fn get(&self, org: &OrgId, now: i64) -> Option<u32> {
+        let map = self.0.lock().expect("limits lock");
+        map.get(org)
+            .filter(|(at, _)| now - at < LIMITS_TTL)
+            .map(|(_, l)| *l)
+    }
+
+    fn put(&self, org: &OrgId, now: i64, limit: u32) {
+        let mut map = self.0.lock().expect("limits lock");
+        if map.len() > 10_000 {
+            map.retain(|_, (at, _)| now - *at < LIMITS_TTL);
+        }
+        map.insert(org.clone(), (now, limit));
+    }
+
+    pub fn forget(&self, org: &OrgId) {
+        self.0.lock().expect("limits lock").remove(org);
+    }
+}
+
+fn staleness(now: i64, fresh_for: i64) -> ExportStaleness {
+    ExportStaleness {
+        queued_before: now - QUEUED_STALE_AFTER,
+        active_before: now - ACTIVE_STALE_AFTER,
+        done_before: now - fresh_for,
+    }
+}
+
+/// The organisation's concurrent export limit (cached; Clari's default while it cannot be read).
+async fn concurrent_limit(state: &AppState, org: &OrgId, target: &ClariTarget) -> u32 {
+    let now = state.now();
+    if let Some(l) = state.export_limits.get(org, now) {
+        return l;
+    }
+    match state.clari.admin_limits(target).await {
+        Ok(l) => {
+            let limit = l.jobs.concurrent_limit.clamp(1, 1_000) as u32;
+            state.export_limits.put(org, now, limit);
+            limit
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, org_id = %org, "reading Clari's export limits failed; assuming the default");
+            DEFAULT_CONCURRENT_LIMIT
+        }
+    }
+}
+
+/// Whether a refusal means "no free slot right now" (wait) rather than "no quota left" (fail).
+fn only_slots_are_busy(e: &ClariError) -> bool {
+    match e {
+        ClariError::QuotaReached {
+            limits: Some(l), ..
+        } => l.jobs.available_monthly_quota > 0,
+        _ => false,
+    }
+}
+
+/// Starts the Clari job for `request` when a slot is free, or follows the job another caller
+/// started for the same request. `report` hears every change of the waiting state.
+pub async fn start_or_follow<C, Fut>(
+    state: &AppState,
+    org: &OrgId,
+    target: &ClariTarget,
+    request: &str,
+    report: impl Fn(Waiting),
+    create: C,
+) -> Result<Started, ClariError>
+where
+    C: Fn() -> Fut,
+    Fut: Future<Output = Result<String, ClariError>>,
+{
+    let key = sha256_hex(request);
+    let store = &state.store;
+    let fresh_for = state.config.export_cache_ttl.as_secs() as i64;
+    let pause = state
+        .config
+        .export_poll_interval
+        .clamp(Duration::from_millis(20), Duration::from_secs(2));
+    let deadline = tokio::time::Instant::now() + QUEUE_DEADLINE;
+    let mut owner = false;
+    let mut last: Option<Waiting> = None;
+    let say = |w: Waiting, last: &mut Option<Waiting>| {
+        if last.as_ref() != Some(&w) {
+            report(w.clone());
+            *last = Some(w);
+        }
+    };
+    loop {
+        if tokio::time::Instant::now() >= deadline {
+            if owner {
+                finish_quietly(state, org, &key, false).await;
+            }
+            return Err(ClariError::QueueTimeout {
+                minutes: QUEUE_DEADLINE.as_secs() / 60,
+            });
+        }
+        let now = state.now();
+        if !owner {
+            match store
+                .claim_export(org, &key, now, staleness(now, fresh_for))
+                .await
+            {
+                Ok(ExportClaim::Won) => owner = true,
+                Ok(ExportClaim::Taken {
+                    clari_job_id: Some(job_id),
+                    status: ExportStatus::Running | ExportStatus::Done,
+                    ..
+                }) => {
+                    return Ok(Started {
+                        job_id,
+                        owner: false,
+                    });
+                }
+                Ok(ExportClaim::Taken {
+                    status: ExportStatus::Queued,
+                    position,
+                    ..
+                }) => say(
+                    Waiting::Queued {
+                        position: position.unwrap_or(1),
+                        waiting_for: None,
+                    },
+                    &mut last,
+                ),
+                Ok(ExportClaim::Taken { .. }) => say(Waiting::Starting, &mut last),
+                Err(e) => {
+                    // Without the database there is no coordination: start alone rather than
+                    // fail, as a single replica would.
+                    tracing::warn!(error = %e, org_id = %org, "export queue unavailable; starting the export uncoordinated");
+                    let job_id = create().await?;
+                    return Ok(Started {
+                        job_id,
+                        owner: false,
+                    });
+                }
+            }
+        }
+        if owner {
+            let limit = concurrent_limit(state, org, target).await;
+            let now = state.now();
+            match store
+                .promote_export(org, &key, limit, now, staleness(now, fresh_for))
+                .await
+            {
+                Ok(Promotion::Start) => {
+                    say(Waiting::Starting, &mut last);
+                    match create().await {
+                        Ok(job_id) => {
+                            if let Err(e) = store
+                                .record_export_job(org, &key, &job_id, state.now())
+                                .await
+                            {
+                                tracing::warn!(error = %e, org_id = %org, job_id, "recording the export job failed; other replicas may start their own");
+                            }
+                            return Ok(Started {
+                                job_id,
+                                owner: true,
+                            });
+                        }
+                        Err(e) if only_slots_are_busy(&e) => {
+                            // Another client of the same Clari key holds the slots: wait our turn.
+                            state.export_limits.forget(org);
+                            if let Err(e) = store.requeue_export(org, &key, state.now()).await {
+                                tracing::warn!(error = %e, org_id = %org, "putting an export back in the queue failed");
+                            }
+                            let waiting_for = match &e {
+                                ClariError::QuotaReached {
+                                    limits: Some(l), ..
+                                } => l.jobs.running_job_ids.first().cloned(),
+                                _ => None,
+                            };
+                            say(
+                                Waiting::Queued {
+                                    position: 1,
+                                    waiting_for,
+                                },
+                                &mut last,
+                            );
+                            tokio::time::sleep(pause * 5).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            finish_quietly(state, org, &key, false).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(Promotion::Wait {
+                    position,
+                    running_job_id,
+                }) => say(
+                    Waiting::Queued {
+                        position,
+                        waiting_for: running_job_id,
+                    },
+                    &mut last,
+                ),
+                Ok(Promotion::Lost) => owner = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, org_id = %org, "export queue unavailable; starting the export uncoordinated");
+                    let job_id = create().await?;
+                    return Ok(Started {
+                        job_id,
+                        owner: false,
+                    });
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Records the outcome of an owned export.
+pub async fn finish(state: &AppState, org: &OrgId, request: &str, started: &Started, ok: bool) {
+    if started.owner {
+        finish_quietly(state, org, &sha256_hex(request), ok).await;
+    }
+}
+
+async fn finish_quietly(state: &AppState, org: &OrgId, key: &str, ok: bool) {
+    if let Err(e) = state.store.finish_export(org, key, ok, state.now()).await {
+        tracing::warn!(error = %e, org_id = %org, "recording the end of an export failed; its slot frees when the row goes stale");
+    }
+}

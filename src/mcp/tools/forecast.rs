@@ -1,0 +1,661 @@
+//! Forecast tools. All four read one shared forecast export per forecast tab and quarter.
+
+use rmcp::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
+
+use super::render::{Amount, Export, Summary, money, next_page, plural, ratio};
+use super::{Tool, ToolError, cursor, limit, page, wait, window};
+use crate::app::AppState;
+use crate::clari::types::{ForecastUser, TimePeriod};
+use crate::clock::rfc3339;
+use crate::mcp::auth::AuthContext;
+use crate::mcp::data::{self, Forecast, week_index};
+use crate::scope::Scope;
+
+const FIELDS: [&str; 5] = ["commit", "best_case", "pipeline", "closed_won", "quota"];
+
+fn forecast_id(id: &Option<String>) -> String {
+    id.clone().unwrap_or_else(|| "forecast".into())
+}
+
+fn period_arg(v: Option<&str>) -> Result<Option<TimePeriod>, ToolError> {
+    v.map(|p| TimePeriod::parse(p).map_err(|e| ToolError::arg("time_period", e)))
+        .transpose()
+}
+
+fn broken(e: data::BrokenHierarchy) -> ToolError {
+    ToolError {
+        message: format!(
+            "Clari's forecast hierarchy is not a tree: the walk below user {} comes back to a manager above.",
+            e.user_id
+        ),
+        hint:
+            "Ask a Clari administrator to fix the hierarchy; get_forecast still works per manager."
+                .into(),
+    }
+}
+
+// --- get_forecast -----------------------------------------------------------------------------
+
+pub struct GetForecast;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetForecastArgs {
+    /// Forecast tab id from the Clari URL (app.clari.com/forecast/<id>); default "forecast".
+    pub forecast_id: Option<String>,
+    /// Fiscal quarter as YYYY_QN, e.g. 2026_Q3; default the current quarter.
+    pub time_period: Option<String>,
+    /// A manager (user id, e-mail or name) whose team to show; default the top of the hierarchy.
+    pub manager: Option<String>,
+    /// Fields to include: commit, best_case, pipeline, closed_won, quota; default all.
+    pub fields: Option<Vec<String>>,
+    /// Most rows in the breakdown (default 25, at most 200).
+    pub limit: Option<u32>,
+    /// Seconds to wait for Clari's export (default 20, at most 50); otherwise the answer says
+    /// where the export stands and when to call again.
+    pub wait_seconds: Option<u64>,
+}
+
+/// One person's forecast at the latest week with values.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ForecastRow {
+    pub user_id: String,
+    pub name: String,
+    /// The person's node in the forecast hierarchy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_case: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_won: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Amount>,
+    /// Closed Won / quota (0.925 = 92.5 %).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attainment: Option<f64>,
+    /// Commit / quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_to_quota: Option<f64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Week {
+    pub time_frame_id: String,
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ForecastData {
+    pub forecast_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_period: Option<String>,
+    /// The latest week with values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub week: Option<Week>,
+    pub currency: String,
+    /// The manager (or the top of the hierarchy) with their whole team's rollup.
+    pub total: ForecastRow,
+    /// Each direct report's rollup.
+    pub breakdown: Vec<ForecastRow>,
+    /// How many direct reports there are in all.
+    pub direct_reports: usize,
+    /// True when `limit` cut the breakdown short.
+    pub truncated: bool,
+}
+
+fn row(f: &Forecast, u: &ForecastUser, fields: Option<&[String]>) -> ForecastRow {
+    let wanted = |name: &str| fields.is_none_or(|fs| fs.iter().any(|x| x == name));
+    let v = |field: &str| wanted(field).then(|| f.value(&u.user_id, field)).flatten();
+    let quota = f.quota(&u.user_id);
+    ForecastRow {
+        user_id: u.user_id.clone(),
+        name: u.name.clone().unwrap_or_else(|| u.user_id.clone()),
+        role: u.hierarchy_name.clone(),
+        commit: v("commit").map(Amount),
+        best_case: v("best_case").map(Amount),
+        pipeline: v("pipeline").map(Amount),
+        closed_won: v("closed_won").map(Amount),
+        quota: wanted("quota").then_some(quota).flatten().map(Amount),
+        attainment: ratio(f.value(&u.user_id, "closed_won"), quota),
+        commit_to_quota: ratio(f.value(&u.user_id, "commit"), quota),
+    }
+}
+
+impl Summary for ForecastData {
+    fn summary(&self, tool: &str) -> String {
+        let t = &self.total;
+        let c = self.currency.as_str();
+        let mut parts = Vec::new();
+        for (label, v) in [
+            ("Commit", t.commit),
+            ("Best Case", t.best_case),
+            ("Pipeline", t.pipeline),
+            ("Closed Won", t.closed_won),
+        ] {
+            if v.is_some() {
+                parts.push(format!("{label} {}", money(v, c)));
+            }
+        }
+        let quota = match (t.quota, t.attainment) {
+            (Some(q), Some(a)) => format!(
+                " against quota {} ({:.0}% attained)",
+                money(Some(q), c),
+                a * 100.0
+            ),
+            (Some(q), None) => format!(" against quota {}", money(Some(q), c)),
+            _ => String::new(),
+        };
+        format!(
+            "{} {}{}: {} has {}{quota}; {} of {} direct report{} in the breakdown{}. For a team, call {tool} with manager set to one of them.",
+            self.forecast_id,
+            self.time_period.as_deref().unwrap_or(""),
+            self.week
+                .as_ref()
+                .map(|w| format!(" (week of {})", w.start))
+                .unwrap_or_default(),
+            t.name,
+            if parts.is_empty() {
+                "no values".into()
+            } else {
+                parts.join(", ")
+            },
+            self.breakdown.len(),
+            self.direct_reports,
+            plural(self.direct_reports, "", "s"),
+            if self.truncated {
+                " (raise limit for more)"
+            } else {
+                ""
+            },
+        )
+    }
+}
+
+impl Tool for GetForecast {
+    const NAME: &'static str = "get_forecast";
+    const TITLE: &'static str = "Forecast";
+    const DESCRIPTION: &'static str = "Forecast for a forecast tab and fiscal quarter: Commit, Best Case, Pipeline, Closed Won and Quota for a manager (default: the top of the hierarchy) with the rollup of each direct report, attainment and coverage vs quota. Answers 'What does Q3 commit look like by manager?'.";
+    const SCOPE: Scope = Scope::ForecastsRead;
+    type Args = GetForecastArgs;
+    type Output = Export<ForecastData>;
+
+    async fn run(
+        state: &AppState,
+        ctx: &AuthContext,
+        a: GetForecastArgs,
+    ) -> Result<Self::Output, ToolError> {
+        let forecast_id = forecast_id(&a.forecast_id);
+        let period = period_arg(a.time_period.as_deref())?;
+        if let Some(fields) = &a.fields {
+            for f in fields {
+                if !FIELDS.contains(&f.as_str()) {
+                    return Err(ToolError::arg(
+                        "fields",
+                        format!("'{f}' is not one of {}", FIELDS.join(", ")),
+                    ));
+                }
+            }
+        }
+        let limit = limit(a.limit)?;
+        let got = data::forecast(
+            state,
+            &ctx.org_id,
+            &forecast_id,
+            period,
+            wait(a.wait_seconds),
+        )
+        .await?;
+        Export::from_availability(got, |f: &Forecast| {
+            let top = match &a.manager {
+                Some(m) => Some(f.find_user(m).ok_or_else(|| {
+                    ToolError::arg(
+                        "manager",
+                        format!("no user matches '{m}' (list_users shows the hierarchy)"),
+                    )
+                })?),
+                None => f.root(),
+            };
+            let Some(top) = top else {
+                return Err(ToolError {
+                    message: "Clari returned no users for this forecast.".into(),
+                    hint: "Check that the API key's user can see this forecast.".into(),
+                });
+            };
+            let fields = a.fields.as_deref();
+            let team = f.direct_reports(&top.user_id);
+            Ok(ForecastData {
+                forecast_id: forecast_id.clone(),
+                time_period: f.period_id(),
+                week: f.week().map(|(time_frame_id, start, end)| Week {
+                    time_frame_id,
+                    start,
+                    end,
+                }),
+                currency: f.currency().unwrap_or_else(|| "USD".into()),
+                total: row(f, top, fields),
+                breakdown: team.iter().take(limit).map(|u| row(f, u, fields)).collect(),
+                direct_reports: team.len(),
+                truncated: team.len() > limit,
+            })
+        })
+    }
+}
+
+// --- list_forecast_submissions ----------------------------------------------------------------
+
+pub struct ListForecastSubmissions;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionsArgs {
+    pub forecast_id: Option<String>,
+    pub time_period: Option<String>,
+    /// Only this user's submissions (user id, e-mail or name).
+    pub user: Option<String>,
+    /// Only this field: commit or best_case.
+    pub field: Option<String>,
+    /// Start of the window, YYYY-MM-DD or RFC 3339 (default: 7 days ago).
+    pub since: Option<String>,
+    /// End of the window (default: now).
+    pub until: Option<String>,
+    pub limit: Option<u32>,
+    /// The `next_cursor` of a previous answer.
+    pub cursor: Option<String>,
+    pub wait_seconds: Option<u64>,
+}
+
+/// One submitted forecast value.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SubmissionRow {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub field: String,
+    pub field_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Amount>,
+    /// The same person's value for the field in the week before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_week_value: Option<Amount>,
+    /// value − previous_week_value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub week: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
+    pub updated_on: String,
+    /// Who submitted it (user id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by_name: Option<String>,
+}
+
+/// Submitted changes (isUpdated) in a window, newest first, with the week-over-week change.
+pub(super) fn submissions(
+    f: &Forecast,
+    since_ms: i64,
+    until_ms: i64,
+    user: Option<&str>,
+    field: Option<&str>,
+) -> Vec<SubmissionRow> {
+    let mut rows: Vec<(i64, SubmissionRow)> = f
+        .results
+        .entries
+        .iter()
+        .filter(|e| e.is_updated == Some(true))
+        .filter(|e| e.updated_on.is_some_and(|t| t >= since_ms && t <= until_ms))
+        .filter(|e| user.is_none_or(|u| e.user_id == u))
+        .filter(|e| field.is_none_or(|x| e.field_id == x))
+        .map(|e| {
+            let week = e.time_frame_id.as_deref().map(week_index).unwrap_or(0);
+            let previous = (week > 1)
+                .then(|| f.value_in_week(&e.user_id, &e.field_id, week - 1))
+                .flatten();
+            let at = e.updated_on.unwrap_or(0);
+            (
+                at,
+                SubmissionRow {
+                    user_id: e.user_id.clone(),
+                    user: f.name(&e.user_id),
+                    field: e.field_id.clone(),
+                    field_name: f.field_name(&e.field_id).to_owned(),
+                    value: e.forecast_value.map(Amount),
+                    previous_week_value: previous.map(Amount),
+                    change: match (e.forecast_value, previous) {
+                        (Some(v), Some(p)) => Some(Amount(v - p)),
+                        _ => None,
+                    },
+                    week: e.time_frame_id.clone(),
+                    updated_on: rfc3339(at / 1000),
+                    updated_by: e.updated_by.clone(),
+                    updated_by_name: e.updated_by.as_deref().and_then(|b| f.name(b)),
+                },
+            )
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    rows.into_iter().map(|(_, v)| v).collect()
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SubmissionsData {
+    #[schemars(extend("format" = "date-time"))]
+    pub since: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub until: String,
+    /// Newest first.
+    pub submissions: Vec<SubmissionRow>,
+    /// Submissions in the window in all.
+    pub total: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl Summary for SubmissionsData {
+    fn summary(&self, _tool: &str) -> String {
+        format!(
+            "{} forecast submission{} between {} and {}, newest first; showing {}.{}",
+            self.total,
+            plural(self.total, "", "s"),
+            self.since,
+            self.until,
+            self.submissions.len(),
+            next_page(&self.next_cursor)
+        )
+    }
+}
+
+impl Tool for ListForecastSubmissions {
+    const NAME: &'static str = "list_forecast_submissions";
+    const TITLE: &'static str = "Forecast submissions";
+    const DESCRIPTION: &'static str = "Who submitted or changed which forecast value when, newest first, with the week-over-week change. Filter by user, field and date window. Answers 'Who changed the forecast on Monday?'.";
+    const SCOPE: Scope = Scope::ForecastsRead;
+    type Args = SubmissionsArgs;
+    type Output = Export<SubmissionsData>;
+
+    async fn run(
+        state: &AppState,
+        ctx: &AuthContext,
+        a: SubmissionsArgs,
+    ) -> Result<Self::Output, ToolError> {
+        let forecast_id = forecast_id(&a.forecast_id);
+        let period = period_arg(a.time_period.as_deref())?;
+        let (since, until) = window(a.since.as_deref(), a.until.as_deref(), state.now(), 7)?;
+        if let Some(field) = &a.field
+            && field != "commit"
+            && field != "best_case"
+        {
+            return Err(ToolError::arg(
+                "field",
+                "submitted fields are commit and best_case",
+            ));
+        }
+        let limit = limit(a.limit)?;
+        let got = data::forecast(
+            state,
+            &ctx.org_id,
+            &forecast_id,
+            period,
+            wait(a.wait_seconds),
+        )
+        .await?;
+        Export::from_availability(got, |f: &Forecast| {
+            let who = match &a.user {
+                Some(u) => Some(
+                    f.find_user(u)
+                        .ok_or_else(|| ToolError::arg("user", format!("no user matches '{u}'")))?
+                        .user_id
+                        .clone(),
+                ),
+                None => None,
+            };
+            let rows = submissions(
+                f,
+                since * 1000,
+                until * 1000,
+                who.as_deref(),
+                a.field.as_deref(),
+            );
+            let offset = cursor(a.cursor.as_deref(), rows.len())?;
+            let (items, next) = page(&rows, offset, limit);
+            Ok(SubmissionsData {
+                since: rfc3339(since),
+                until: rfc3339(until),
+                submissions: items,
+                total: rows.len(),
+                next_cursor: next,
+            })
+        })
+    }
+}
+
+// --- list_time_periods ------------------------------------------------------------------------
+
+pub struct ListTimePeriods;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimePeriodsArgs {
+    pub forecast_id: Option<String>,
+    pub time_period: Option<String>,
+    pub wait_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PeriodRow {
+    pub time_period: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WeekRow {
+    pub time_frame_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TimePeriodsData {
+    pub time_periods: Vec<PeriodRow>,
+    /// The quarter's weeks with data, in order.
+    pub weeks: Vec<WeekRow>,
+}
+
+impl Summary for TimePeriodsData {
+    fn summary(&self, _tool: &str) -> String {
+        format!(
+            "{}: {} week{} with data. Pass time_period (YYYY_QN) to the forecast tools for another quarter.",
+            self.time_periods
+                .first()
+                .map(|p| p.label.clone().unwrap_or_else(|| p.time_period.clone()))
+                .unwrap_or_else(|| "The quarter".into()),
+            self.weeks.len(),
+            plural(self.weeks.len(), "", "s")
+        )
+    }
+}
+
+impl Tool for ListTimePeriods {
+    const NAME: &'static str = "list_time_periods";
+    const TITLE: &'static str = "Time periods";
+    const DESCRIPTION: &'static str =
+        "The fiscal quarter of a forecast (default: the current one) and its weekly time frames.";
+    const SCOPE: Scope = Scope::ForecastsRead;
+    type Args = TimePeriodsArgs;
+    type Output = Export<TimePeriodsData>;
+
+    async fn run(
+        state: &AppState,
+        ctx: &AuthContext,
+        a: TimePeriodsArgs,
+    ) -> Result<Self::Output, ToolError> {
+        let forecast_id = forecast_id(&a.forecast_id);
+        let period = period_arg(a.time_period.as_deref())?;
+        let got = data::forecast(
+            state,
+            &ctx.org_id,
+            &forecast_id,
+            period,
+            wait(a.wait_seconds),
+        )
+        .await?;
+        Export::from_availability(got, |f: &Forecast| {
+            let mut weeks: Vec<WeekRow> = f
+                .results
+                .time_frames
+                .iter()
+                .map(|w| WeekRow {
+                    time_frame_id: w.time_frame_id.clone(),
+                    start: w.start_date.clone(),
+                    end: w.end_date.clone(),
+                })
+                .collect();
+            weeks.sort_by_key(|w| week_index(&w.time_frame_id));
+            Ok(TimePeriodsData {
+                time_periods: f
+                    .results
+                    .time_periods
+                    .iter()
+                    .map(|p| PeriodRow {
+                        time_period: p.time_period_id.clone(),
+                        label: p.label.clone(),
+                        start: p.start_date.clone(),
+                        end: p.end_date.clone(),
+                    })
+                    .collect(),
+                weeks,
+            })
+        })
+    }
+}
+
+// --- list_users -------------------------------------------------------------------------------
+
+pub struct ListUsers;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UsersArgs {
+    pub forecast_id: Option<String>,
+    /// Only this manager and everyone below (user id, e-mail or name).
+    pub manager: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub wait_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UserRow {
+    pub user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_user_id: Option<String>,
+    pub direct_reports: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crm_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UsersData {
+    pub users: Vec<UserRow>,
+    /// Users in the hierarchy (or under the manager) in all.
+    pub total: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl Summary for UsersData {
+    fn summary(&self, _tool: &str) -> String {
+        format!(
+            "{} user{} in the hierarchy; showing {}.{}",
+            self.total,
+            plural(self.total, "", "s"),
+            self.users.len(),
+            next_page(&self.next_cursor)
+        )
+    }
+}
+
+impl Tool for ListUsers {
+    const NAME: &'static str = "list_users";
+    const TITLE: &'static str = "Forecast hierarchy";
+    const DESCRIPTION: &'static str = "The forecast hierarchy: users, roles, managers, e-mails and CRM ids, optionally under one manager.";
+    const SCOPE: Scope = Scope::UsersRead;
+    type Args = UsersArgs;
+    type Output = Export<UsersData>;
+
+    async fn run(
+        state: &AppState,
+        ctx: &AuthContext,
+        a: UsersArgs,
+    ) -> Result<Self::Output, ToolError> {
+        let forecast_id = forecast_id(&a.forecast_id);
+        let limit = limit(a.limit)?;
+        let got =
+            data::forecast(state, &ctx.org_id, &forecast_id, None, wait(a.wait_seconds)).await?;
+        Export::from_availability(got, |f: &Forecast| {
+            let users: Vec<&ForecastUser> = match &a.manager {
+                Some(m) => {
+                    let top = f.find_user(m).ok_or_else(|| {
+                        ToolError::arg("manager", format!("no user matches '{m}'"))
+                    })?;
+                    f.subtree(&top.user_id).map_err(broken)?
+                }
+                None => {
+                    let mut seen = std::collections::HashSet::new();
+                    f.results
+                        .users
+                        .iter()
+                        .filter(|u| seen.insert(u.user_id.as_str()))
+                        .collect()
+                }
+            };
+            let offset = cursor(a.cursor.as_deref(), users.len())?;
+            let (shown, next) = page(&users, offset, limit);
+            Ok(UsersData {
+                users: shown
+                    .into_iter()
+                    .map(|u| {
+                        let manager = f.manager_of(u);
+                        UserRow {
+                            user_id: u.user_id.clone(),
+                            name: u.name.clone(),
+                            email: u.email.clone(),
+                            role: u.hierarchy_name.clone(),
+                            manager: manager.and_then(|m| m.name.clone()),
+                            manager_user_id: manager.map(|m| m.user_id.clone()),
+                            direct_reports: f.direct_reports(&u.user_id).len(),
+                            crm_id: u.crm_id.clone(),
+                            scope_id: u.scope_id.clone(),
+                        }
+                    })
+                    .collect(),
+                total: users.len(),
+                next_cursor: next,
+            })
+        })
+    }
+}
