@@ -28,6 +28,9 @@ pub struct DemoCredentials {
     pub email: String,
     pub password: String,
     pub api_key: String,
+    /// The in-process Clari sandbox (its knobs at `<origin>/_sandbox/knobs`); a new port each run.
+    #[serde(default)]
+    pub sandbox_url: String,
 }
 
 pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyhow::Result<()> {
@@ -56,7 +59,13 @@ pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyh
     .context("configuration")?;
     crate::telemetry::init(config.log_format);
     let state = AppState::from_config(config).await?;
-    let creds = provision(&state, &sandbox.orgs()[0].api_key, &data_dir).await?;
+    let creds = provision(
+        &state,
+        &sandbox.orgs()[0].api_key,
+        &sandbox.base_url,
+        &data_dir,
+    )
+    .await?;
     let app = Application::build(state.clone()).await?;
     spawn_maintenance(state.clone());
     print_instructions(&creds, &sandbox.base_url, &data_dir);
@@ -69,6 +78,7 @@ pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyh
 async fn provision(
     state: &AppState,
     clari_key: &str,
+    sandbox_url: &str,
     data_dir: &Path,
 ) -> anyhow::Result<DemoCredentials> {
     let now = state.now();
@@ -174,6 +184,7 @@ async fn provision(
         email: EMAIL.into(),
         password,
         api_key,
+        sandbox_url: sandbox_url.to_owned(),
     };
     let text = serde_json::to_string_pretty(&creds)?;
     let _ = std::fs::remove_file(&path);

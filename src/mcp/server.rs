@@ -31,7 +31,7 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Result<AuthContext, McpError> {
         .ok_or_else(|| McpError::invalid_request("the request is not authenticated", None))
 }
 
-const INSTRUCTIONS: &str = "Read-only access to this organisation's Clari revenue data. Start with get_forecast (by manager, for a quarter as YYYY_QN), list_forecast_submissions (who changed the forecast when), get_pipeline_changes (which deals slipped), get_deal_risk and list_audit_events. Exports from Clari can take 5-30 s: when a tool answers status \"running\", call it again with the same arguments shortly.";
+const INSTRUCTIONS: &str = "Read-only access to this organisation's Clari revenue data. Start with get_forecast (by manager, for a quarter as YYYY_QN), list_forecast_submissions (who changed the forecast when), get_pipeline_changes (which deals slipped), get_deal_risk and list_audit_events. Exports from Clari can take 5-30 s and only a few run at once: when a tool answers status \"running\" or \"queued\", call it again with the same arguments after retry_after_seconds. Every answer's text holds the full data as JSON after a one-line summary.";
 
 const PROMPT_PREP: &str = "forecast_call_prep";
 const PROMPT_REVIEW: &str = "weekly_pipeline_review";

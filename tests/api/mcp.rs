@@ -795,23 +795,7 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
 #[tokio::test]
 async fn replicas_share_one_clari_export_through_the_database() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let vault_key = clari_mcp::crypto::Vault::generate_key();
-    let vault = [(
-        "CLARI_MCP_VAULT_KEYS",
-        secrecy::ExposeSecret::expose_secret(&vault_key),
-    )];
-    let env = mcp_env_with(&db, &vault).await;
-    let b = crate::helpers::spawn_app_with(
-        &db,
-        &[
-            vault[0],
-            ("CLARI_MCP_CLARI_BASE_URL", &env.sandbox.base_url),
-            ("CLARI_MCP_PUBLIC_URL", &env.app.address),
-            ("CLARI_MCP_EXPORT_POLL_MS", "40"),
-        ],
-    )
-    .await;
-    b.clock.set(env.app.clock.now_for_tests());
+    let (env, b) = mcp_env_with_replica(&db).await;
     env.sandbox.set_knobs(|k| k.job_latency_ms = 1_000);
     let key = env.api_key("forecasts:read").await;
     let on_a = call_tool(&env.app, &key, "get_forecast", json!({"wait_seconds": 0})).await;

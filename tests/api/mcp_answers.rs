@@ -425,23 +425,7 @@ async fn two_replicas_share_one_queue_over_postgres() {
         crate::helpers::announce_skip("mcp_answers::two_replicas_share_one_queue_over_postgres");
         return;
     };
-    let vault_key = clari_mcp::crypto::Vault::generate_key();
-    let vault = [(
-        "CLARI_MCP_VAULT_KEYS",
-        secrecy::ExposeSecret::expose_secret(&vault_key),
-    )];
-    let env = mcp_env_with(&db, &vault).await;
-    let b = crate::helpers::spawn_app_with(
-        &db,
-        &[
-            vault[0],
-            ("CLARI_MCP_CLARI_BASE_URL", &env.sandbox.base_url),
-            ("CLARI_MCP_PUBLIC_URL", &env.app.address),
-            ("CLARI_MCP_EXPORT_POLL_MS", "40"),
-        ],
-    )
-    .await;
-    b.clock.set(env.app.clock.now_for_tests());
+    let (env, b) = mcp_env_with_replica(&db).await;
     env.sandbox.set_knobs(|k| {
         k.concurrent_limit = 1;
         k.job_latency_ms = 800;

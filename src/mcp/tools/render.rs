@@ -22,7 +22,8 @@ pub trait Summary {
 /// structured content.
 pub fn answer<T: Serialize + Summary>(tool: &str, out: &T) -> CallToolResult {
     let value = serde_json::to_value(out).expect("tool output serializes");
-    let json = serde_json::to_string(&value).expect("tool output serializes");
+    // Straight from the struct, so the text keeps the fields in their declared order.
+    let json = serde_json::to_string(out).expect("tool output serializes");
     let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
         "{}\n{json}",
         out.summary(tool)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The official MCP SDK clients against a live `clari-mcp demo`: the TypeScript SDK (pinned by
+# tests/sdk/ts/package-lock.json, run on Node 22 from npx) and the Python SDK (pinned by
+# tests/sdk/py/requirements.txt, in a virtual environment). Both validate every tool result against
+# its output schema, as the hosts built on them do. Fails on any exception or schema warning.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SDK_DIR="$PWD/tests/sdk"
+
+cargo build --quiet --bin clari-mcp
+WORK="$(mktemp -d)"
+cp target/debug/clari-mcp "$WORK/clari-mcp"
+SERVER_PID=""
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+env -u CLARI_MCP_DATABASE_URL -u CLARI_MCP_PUBLIC_URL -u CLARI_MCP_VAULT_KEYS RUST_LOG=warn \
+  CLARI_MCP_EXPORT_POLL_MS=200 \
+  "$WORK/clari-mcp" demo --port "$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do [ -f "$WORK/data/demo-credentials.json" ] && curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null || { cat "$WORK/server.log"; exit 1; }
+cred() { python3 -c "import json,sys; print(json.load(open('$WORK/data/demo-credentials.json'))['$1'])"; }
+export MCP_URL="$(cred mcp_url)" API_KEY="$(cred api_key)" SANDBOX_URL="$(cred sandbox_url)"
+
+status=0
+echo "== official TypeScript SDK client (@modelcontextprotocol/sdk, Node 22)"
+(cd "$SDK_DIR/ts" && npm ci --silent --no-audit --no-fund >/dev/null)
+if ! (cd "$SDK_DIR/ts" && npx -y -p node@22 -- node client.mjs) >"$WORK/ts.out" 2>"$WORK/ts.err"; then
+  status=1
+fi
+cat "$WORK/ts.out"
+if grep -qi 'unknown format' "$WORK/ts.err"; then
+  echo "FAIL the TypeScript SDK warned about schema formats:"; grep -i 'unknown format' "$WORK/ts.err" | head -5
+  status=1
+fi
+if [ "$status" -ne 0 ]; then grep -v "npm warn" "$WORK/ts.err" | tail -20; fi
+
+echo "== official Python SDK client (mcp)"
+if [ ! -x "$SDK_DIR/py/.venv/bin/python" ]; then python3 -m venv "$SDK_DIR/py/.venv"; fi
+"$SDK_DIR/py/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$SDK_DIR/py/requirements.txt"
+if ! "$SDK_DIR/py/.venv/bin/python" "$SDK_DIR/py/client.py" 2>"$WORK/py.err"; then
+  status=1
+  tail -20 "$WORK/py.err"
+fi
+
+if [ "$status" -ne 0 ]; then
+  echo "server log (last lines):"; tail -20 "$WORK/server.log"
+  echo "SDK clients: FAILED"; exit 1
+fi
+echo "SDK clients: passed"
