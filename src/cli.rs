@@ -474,15 +474,8 @@ async fn org(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> {
             let org = find_org(&state, &org).await?;
             let base_url = base_url
                 .map(|u| {
-                    let u = u.trim().trim_end_matches('/');
-                    match url::Url::parse(u) {
-                        Ok(p)
-                            if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() =>
-                        {
-                            Ok(u.to_owned())
-                        }
-                        _ => Err(anyhow!("--base-url '{u}' is not an http(s) URL")),
-                    }
+                    crate::clari::client::check_base_url(&u)
+                        .map_err(|reason| anyhow!("--base-url: {reason}"))
                 })
                 .transpose()?;
             let key = read_secret("Clari API key")?;

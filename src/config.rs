@@ -58,6 +58,7 @@ struct FileConfig {
     dcr_client_ttl: Option<String>,
     dcr_initial_access_token: Option<String>,
     trust_forwarded_for: Option<bool>,
+    trusted_proxies: Option<u8>,
     danger_cimd_allow_loopback: Option<bool>,
     allowed_origins: Option<Vec<String>>,
     export_cache_ttl: Option<String>,
@@ -91,6 +92,10 @@ pub struct Config {
     pub dcr_initial_access_token: Option<SecretString>,
     /// Take the client IP from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// How many proxies in front append to `X-Forwarded-For` (`CLARI_MCP_TRUSTED_PROXIES`; 1 when
+    /// `CLARI_MCP_TRUST_FORWARDED_FOR` is on, else 0): the client is that many entries from the
+    /// right, since everything further left is whatever the client sent.
+    pub trusted_proxies: u8,
     /// DANGER, tests only: allow Client ID Metadata Documents on http loopback URLs.
     pub danger_cimd_allow_loopback: bool,
     /// Browser origins allowed to call `/mcp` besides the public URL's (`CLARI_MCP_ALLOWED_ORIGINS`).
@@ -126,6 +131,7 @@ impl std::fmt::Debug for Config {
                 &self.dcr_initial_access_token.as_ref().map(|_| "***"),
             )
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field(
                 "danger_cimd_allow_loopback",
                 &self.danger_cimd_allow_loopback,
@@ -239,7 +245,8 @@ impl Config {
         let clari_text = get("CLARI_MCP_CLARI_BASE_URL")
             .or(file_cfg.clari_base_url)
             .unwrap_or_else(|| DEFAULT_CLARI_BASE_URL.to_owned());
-        let clari_base_url = validate_http_url("CLARI_MCP_CLARI_BASE_URL", &clari_text)?;
+        let clari_base_url = crate::clari::client::check_base_url(&clari_text)
+            .map_err(|reason| invalid("CLARI_MCP_CLARI_BASE_URL", reason))?;
 
         let log_format = match get("CLARI_MCP_LOG_FORMAT")
             .or(file_cfg.log_format)
@@ -307,6 +314,22 @@ impl Config {
             "CLARI_MCP_TRUST_FORWARDED_FOR",
             file_cfg.trust_forwarded_for,
         )?;
+        let trusted_proxies = match get("CLARI_MCP_TRUSTED_PROXIES") {
+            Some(v) => v
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= 10)
+                .ok_or_else(|| {
+                    invalid(
+                        "CLARI_MCP_TRUSTED_PROXIES",
+                        format!("'{v}' is not a number of proxies from 0 to 10"),
+                    )
+                })?,
+            None => file_cfg
+                .trusted_proxies
+                .unwrap_or(u8::from(trust_forwarded_for)),
+        };
         let danger_cimd_allow_loopback = flag(
             "CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK",
             file_cfg.danger_cimd_allow_loopback,
@@ -362,6 +385,7 @@ impl Config {
             dcr_client_ttl,
             dcr_initial_access_token,
             trust_forwarded_for,
+            trusted_proxies,
             danger_cimd_allow_loopback,
             bind,
             issuer: public_url.clone(),

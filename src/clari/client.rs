@@ -50,18 +50,12 @@ impl ClariTarget {
                 reason: "the stored Clari API key is empty or malformed".into(),
             });
         }
-        let base = base_url.trim().trim_end_matches('/');
-        match url::Url::parse(base) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(ClariError::InvalidArgument {
-                    argument: "base url",
-                    reason: format!("'{base}' is not an http(s) URL"),
-                });
-            }
-        }
+        let base = check_base_url(base_url).map_err(|reason| ClariError::InvalidArgument {
+            argument: "base url",
+            reason,
+        })?;
         Ok(Self {
-            base_url: base.to_owned(),
+            base_url: base,
             api_key,
         })
     }
@@ -168,6 +162,9 @@ impl ClariClient {
     pub fn new(opts: ClientOptions) -> Self {
         crate::init_crypto();
         let http = reqwest::Client::builder()
+            // Never follow a redirect: the `apikey` header would go with it to wherever it
+            // points (reqwest strips only Authorization and Cookie on a cross-host hop).
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.request_timeout)
@@ -726,6 +723,10 @@ fn map_error(
     };
     let job_id = || ctx.job_id.unwrap_or_default().to_owned();
     match (status.as_u16(), code) {
+        (300..=399, _) => ClariError::UnexpectedResponse(format!(
+            "Clari answered with a redirect (HTTP {}), which is not followed so that the API key never goes elsewhere",
+            status.as_u16()
+        )),
         (_, "no_optin") => ClariError::NoOptIn {
             message: message_or_status(),
         },
@@ -772,6 +773,26 @@ fn is_slug(s: &str, max: usize) -> bool {
         && s.len() <= max
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A Clari base URL the API key may be sent to: https, or http only to a loopback host (the
+/// sandbox, a local proxy), with a host and no credentials. Returns it without a trailing slash.
+pub fn check_base_url(text: &str) -> Result<String, String> {
+    let base = text.trim().trim_end_matches('/');
+    let url = url::Url::parse(base).map_err(|_| format!("'{base}' is not a URL"))?;
+    let host = url.host_str().unwrap_or_default();
+    if !matches!(url.scheme(), "http" | "https") || host.is_empty() {
+        return Err(format!("'{base}' is not an http(s) URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("'{base}' must not carry credentials"));
+    }
+    if url.scheme() == "http" && !crate::config::is_loopback_host(host) {
+        return Err(format!(
+            "'{base}' uses plain http to a non-loopback host, which would send the API key in clear text; use https"
+        ));
+    }
+    Ok(base.to_owned())
 }
 
 /// The most audit pages one call reads.

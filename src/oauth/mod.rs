@@ -151,18 +151,47 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
     }
 }
 
-/// The caller's IP: the socket peer, or the first `X-Forwarded-For` hop when configured to trust it.
+/// The caller's IP: the socket peer, or, behind `CLARI_MCP_TRUSTED_PROXIES` proxies, the address
+/// the outermost trusted proxy saw.
 pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    if state.config.trust_forwarded_for
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    forwarded_client(&entries, state.config.trusted_proxies).unwrap_or(peer.ip())
+}
+
+/// The client behind `hops` trusted proxies: each appends the address it saw, so the client is the
+/// `hops`-th entry from the right; anything further left is the client's own and proves nothing.
+/// `None` (use the peer) with no trusted proxies, too few entries, or an unreadable entry.
+pub fn forwarded_client(entries: &[&str], hops: u8) -> Option<IpAddr> {
+    let hops = usize::from(hops);
+    if hops == 0 || entries.len() < hops {
+        return None;
     }
-    peer.ip()
+    let entry = entries[entries.len() - hops].trim();
+    // Some proxies write `[v6]:port` or `v4:port`.
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The throttle bucket of an address: IPv4 as is, IPv6 by its /64 (one customer's allocation, so
+/// a client cannot walk through its own prefix for fresh buckets).
+pub fn ip_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 /// A Basic authorization header that cannot be read.
@@ -259,6 +288,43 @@ pub async fn authenticate_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_forwarded_client_is_taken_from_the_right() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // The client can write anything on the left; one proxy appends what it saw.
+        let xff = ["6.6.6.6", " 203.0.113.9"];
+        assert_eq!(forwarded_client(&xff, 1), ip("203.0.113.9"));
+        assert_eq!(forwarded_client(&xff, 2), ip("6.6.6.6"));
+        assert_eq!(
+            forwarded_client(&xff, 0),
+            None,
+            "no trusted proxy: the peer"
+        );
+        assert_eq!(
+            forwarded_client(&xff, 3),
+            None,
+            "fewer entries than proxies"
+        );
+        assert_eq!(forwarded_client(&["garbage"], 1), None);
+        assert_eq!(
+            forwarded_client(&["[2001:db8::1]:443"], 1),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&["198.51.100.7:5000"], 1),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        let b = |s: &str| ip_bucket(s.parse().unwrap());
+        assert_eq!(b("2001:db8:1:2::1"), b("2001:db8:1:2:ffff::9"));
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
+        assert_eq!(b("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(b("192.0.2.1"), "192.0.2.1");
+    }
 
     #[test]
     fn repeated_and_empty_parameters() {

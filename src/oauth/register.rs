@@ -95,7 +95,10 @@ async fn register(
     let now = state.now();
     let window = now - now.rem_euclid(WINDOW);
     let ip = client_ip(state, headers, peer);
-    let hits = state.store.rate_hit(&format!("dcr:{ip}"), window).await?;
+    let hits = state
+        .store
+        .rate_hit(&format!("dcr:{}", super::ip_bucket(ip)), window)
+        .await?;
     if hits > i64::from(state.config.dcr_rate_limit) {
         let mut e = OAuthError::new(
             ErrorCode::InvalidRequest,

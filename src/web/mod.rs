@@ -246,7 +246,7 @@ async fn post_login(
             .await,
         state
             .store
-            .rate_hit(&format!("login:ip:{ip}"), window)
+            .rate_hit(&format!("login:ip:{}", crate::oauth::ip_bucket(ip)), window)
             .await,
     ) {
         (Ok(a), Ok(b)) => (a, b),

@@ -5,6 +5,7 @@ mod helpers;
 mod mcp_helpers;
 mod oauth_helpers;
 
+mod abuse;
 mod clari;
 mod cli;
 mod health;

@@ -71,6 +71,8 @@ pub struct Knobs {
     pub timestamps_as_instant: bool,
     /// Keys answered with 401 as if revoked in Clari.
     pub revoked_keys: Vec<String>,
+    /// `GET /audit/events` answers empty pages that always link to a next one (a broken upstream).
+    pub audit_empty_pages: bool,
 }
 
 impl Default for Knobs {
@@ -90,6 +92,7 @@ impl Default for Knobs {
             wrap_job_envelope: true,
             timestamps_as_instant: false,
             revoked_keys: Vec::new(),
+            audit_empty_pages: false,
         }
     }
 }

@@ -702,12 +702,18 @@ async fn audit_events(
     };
     let matching: Vec<_> = audit_matches(org, &filter).collect();
     let page: Vec<_> = matching.iter().skip(cursor).take(limit).copied().collect();
-    let as_instant = s.knobs().timestamps_as_instant;
+    let knobs = s.knobs();
+    let as_instant = knobs.timestamps_as_instant;
+    let page = if knobs.audit_empty_pages {
+        Vec::new()
+    } else {
+        page
+    };
     let mut body = json!({
         "items": page.iter().map(|e| render::audit_item(org, e, as_instant)).collect::<Vec<_>>(),
         "actors": render::audit_actors(org, page.iter().copied()),
     });
-    if cursor + limit < matching.len() {
+    if cursor + limit < matching.len() || knobs.audit_empty_pages {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         let mut keys: Vec<_> = query
             .iter()

@@ -1,0 +1,198 @@
+//! Hardening: what an attacker, a misbehaving upstream or a careless setting can make the server
+//! do. Each test is named after the rule it guards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use clari_mcp::clari::client::{ClariTarget, check_base_url};
+use clari_mcp::clari::{ClariClient, ClariError, ClientOptions};
+use clari_mcp::config::Config;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestDb};
+use crate::mcp_helpers::*;
+
+/// Serves `router` on 127.0.0.1:0 and returns its origin.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_clari_key_never_follows_a_redirect() {
+    // B records every header it is sent; A redirects everything to B.
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let b = serve(axum::Router::new().fallback(move |req: Request| {
+        let record = record.clone();
+        async move {
+            record.lock().unwrap().push(req.headers().clone());
+            axum::Json(
+                json!({"jobs": {"concurrentLimit": 3, "availableConcurrentLimit": 3,
+                "monthlyQuota": 10, "availableMonthlyQuota": 10}}),
+            )
+        }
+    }))
+    .await;
+    for status in [
+        StatusCode::FOUND,
+        StatusCode::MOVED_PERMANENTLY,
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::PERMANENT_REDIRECT,
+    ] {
+        let to = b.clone();
+        let a =
+            serve(axum::Router::new().fallback(move |req: Request| {
+                let to = to.clone();
+                async move {
+                    (status, [(header::LOCATION, format!("{to}{}", req.uri()))]).into_response()
+                }
+            }))
+            .await;
+        let client = ClariClient::new(ClientOptions::default());
+        let target = ClariTarget::new(
+            &format!("{a}/v4"),
+            SecretString::from("secret-clari-key".to_owned()),
+        )
+        .unwrap();
+        let err = client.admin_limits(&target).await.unwrap_err();
+        assert!(
+            matches!(&err, ClariError::UnexpectedResponse(m) if m.contains("redirect")),
+            "{status}: {err:?}"
+        );
+    }
+    let leaked = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.contains_key("apikey"));
+    assert!(!leaked, "the redirect target never sees the API key");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "no request reached the redirect target"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_to_a_remote_clari_is_refused_everywhere() {
+    for bad in [
+        "http://api.clari.com/v4",
+        "http://10.0.0.5/v4",
+        "https://user:pass@api.clari.com/v4",
+        "ftp://api.clari.com",
+        "not a url",
+    ] {
+        assert!(check_base_url(bad).is_err(), "{bad}");
+        assert!(
+            ClariTarget::new(bad, SecretString::from("k".to_owned())).is_err(),
+            "{bad}"
+        );
+        let env: HashMap<String, String> = [
+            ("CLARI_MCP_CLARI_BASE_URL", bad),
+            ("CLARI_MCP_DATABASE_URL", "sqlite::memory:"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let e = Config::from_sources(None, &env).unwrap_err().to_string();
+        assert!(e.contains("CLARI_MCP_CLARI_BASE_URL"), "{bad}: {e}");
+    }
+    for good in [
+        "https://api.clari.com/v4",
+        "http://127.0.0.1:9999/v4",
+        "http://localhost/v4",
+        "http://[::1]:8/v4",
+    ] {
+        assert!(check_base_url(good).is_ok(), "{good}");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_this_server_did_not_issue_is_a_tool_error_naming_cursor() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let key = env.api_key("clari:read").await;
+    for cursor in ["5001", "18446744073709551615", "-3", "abc"] {
+        let r = call_tool(
+            &env.app,
+            &key,
+            "list_audit_events",
+            json!({"cursor": cursor, "limit": 200}),
+        )
+        .await;
+        assert_eq!(r["isError"], true, "{cursor}: {r}");
+        let text = r["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("`cursor`"), "{cursor}: {text}");
+    }
+    let requests = env.sandbox.request_count();
+    assert_eq!(requests, 0, "a bad cursor never reaches Clari");
+}
+
+#[tokio::test]
+async fn an_upstream_that_pages_forever_is_read_a_bounded_number_of_pages() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let key = env.api_key("audit:read").await;
+    env.sandbox.set_knobs(|k| k.audit_empty_pages = true);
+    let r = call_tool(&env.app, &key, "list_audit_events", json!({})).await;
+    assert_eq!(r["isError"], false, "{r}");
+    assert_eq!(r["structuredContent"]["events"], json!([]));
+    let requests = env.sandbox.request_count();
+    assert!(
+        requests <= clari_mcp::clari::client::MAX_AUDIT_PAGES as u64,
+        "{requests} requests for one call"
+    );
+}
+
+/// Registers a public client with `X-Forwarded-For: <xff>`; returns the status.
+async fn register_from(app: &crate::helpers::TestApp, xff: &str) -> u16 {
+    app.http
+        .post(app.url("/register"))
+        .header("x-forwarded-for", xff)
+        .json(&json!({"redirect_uris": ["http://127.0.0.1/callback"], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_does_not_buy_a_fresh_throttle_bucket() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = crate::helpers::spawn_app_with(
+        &db,
+        &[
+            ("CLARI_MCP_DCR_RATE_LIMIT", "3"),
+            ("CLARI_MCP_TRUST_FORWARDED_FOR", "true"),
+        ],
+    )
+    .await;
+    // Behind one proxy, the proxy appends the real client (203.0.113.9) to whatever it sent.
+    for i in 0..3 {
+        assert_eq!(
+            register_from(&app, &format!("10.9.9.{i}, 203.0.113.9")).await,
+            201
+        );
+    }
+    assert_eq!(
+        register_from(&app, "10.9.9.77, 203.0.113.9").await,
+        429,
+        "a new left-most entry is the same client"
+    );
+    // Another client of the same IPv6 /64 shares the bucket; another /64 does not.
+    for i in 0..3 {
+        assert_eq!(
+            register_from(&app, &format!("2001:db8:5:5::{i}")).await,
+            201
+        );
+    }
+    assert_eq!(register_from(&app, "2001:db8:5:5::99").await, 429);
+    assert_eq!(register_from(&app, "2001:db8:5:6::1").await, 201);
+}
