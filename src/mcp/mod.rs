@@ -13,6 +13,7 @@ pub mod tools;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::response::IntoResponse;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
@@ -50,17 +51,44 @@ fn allowed_hosts(state: &AppState) -> Vec<String> {
     hosts
 }
 
-pub fn router(state: &AppState) -> Router<AppState> {
+/// Browser origins that may call `/mcp`: the public URL's and `CLARI_MCP_ALLOWED_ORIGINS`.
+fn allowed_origins(state: &AppState) -> Vec<String> {
     let public_origin = url::Url::parse(&state.config.public_url)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
     let mut origins = vec![public_origin];
     origins.extend(state.config.allowed_origins.iter().cloned());
+    origins
+}
+
+/// Whether a request's Host and Origin may reach `/mcp` (DNS rebinding and cross-site calls):
+/// the Host must be one of ours, and an Origin, when sent, one we allow.
+pub fn host_and_origin_allowed(
+    headers: &axum::http::HeaderMap,
+    hosts: &[String],
+    origins: &[String],
+) -> bool {
+    let host_ok = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_none_or(|h| hosts.iter().any(|a| a.eq_ignore_ascii_case(h)));
+    let origin_ok = headers
+        .get(axum::http::header::ORIGIN)
+        .map(|o| {
+            o.to_str()
+                .is_ok_and(|o| origins.iter().any(|a| a.eq_ignore_ascii_case(o)))
+        })
+        .unwrap_or(true);
+    host_ok && origin_ok
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let origins = allowed_origins(state);
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_allowed_hosts(allowed_hosts(state))
-        .with_allowed_origins(origins)
+        .with_allowed_origins(origins.clone())
         .enforce_origin_validation();
     let handler_state = state.clone();
     let service = StreamableHttpService::new(
@@ -79,8 +107,29 @@ pub fn router(state: &AppState) -> Router<AppState> {
             },
         ));
     }
-    router.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_auth,
-    ))
+    // Host and Origin are checked before authentication: a foreign page gets 403 whether or not
+    // it carries a token, and never learns anything from a 401 challenge.
+    let hosts = Arc::new(allowed_hosts(state));
+    let origins = Arc::new(origins);
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_auth,
+        ))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let allowed = host_and_origin_allowed(req.headers(), &hosts, &origins);
+                async move {
+                    if allowed {
+                        next.run(req).await
+                    } else {
+                        (
+                            axum::http::StatusCode::FORBIDDEN,
+                            "Forbidden: this Host or Origin may not call the MCP endpoint",
+                        )
+                            .into_response()
+                    }
+                }
+            },
+        ))
 }

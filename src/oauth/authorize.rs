@@ -1,9 +1,12 @@
 //! The authorization endpoint (RFC 6749 §4.1 with PKCE S256, RFC 8707 resource, RFC 9207 `iss`).
 //!
 //! Order matters: the client and the exact redirect URI are validated first, and a failure there
-//! is an HTML error page, never a redirect. Every later error goes back to the validated redirect
-//! URI with `error`, the caller's `state` byte for byte, and `iss`. The request waits in the
-//! browser session (keyed by a random `rid`) through sign-in and consent.
+//! is an HTML error page, never a redirect. Later errors go back to the validated redirect URI with
+//! `error`, the caller's `state` byte for byte, and `iss`, but only for a signed-in user: before
+//! sign-in they are an error page too, so an unauthenticated link cannot bounce a browser to a URI
+//! that a freshly registered client chose (RFC 9700 §4.11.2). The rules themselves are the pure
+//! [`validate_authorization_request`]. The request waits in the browser session (keyed by a random
+//! `rid`) through sign-in and consent.
 
 use askama::Template;
 use axum::body::Body;
@@ -122,6 +125,116 @@ fn bad_request_page(message: &str) -> Response {
     )
 }
 
+/// Why an authorization request is refused, in RFC 6749 terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeError {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+fn refuse(code: ErrorCode, description: impl Into<String>) -> AuthorizeError {
+    AuthorizeError {
+        code,
+        description: description.into(),
+    }
+}
+
+/// The parts of an authorization request that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidRequest {
+    pub challenge: String,
+    pub requested: ScopeSet,
+    /// Always this server's MCP URL, as configured.
+    pub resource: String,
+    pub prompt: String,
+}
+
+/// Validates everything after the client and redirect URI: response type, PKCE S256, scope (the
+/// client's registered scope by default, and never beyond it), RFC 8707 resource. No I/O.
+pub fn validate_authorization_request(
+    params: &std::collections::HashMap<String, String>,
+    registered_scope: Option<&str>,
+    mcp_url: &str,
+) -> Result<ValidRequest, AuthorizeError> {
+    match params.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+        None => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "response_type is required",
+            ));
+        }
+    }
+    let Some(challenge) = params.get("code_challenge") else {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        ));
+    };
+    if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "code_challenge_method must be S256",
+        ));
+    }
+    if !pkce::is_valid_challenge(challenge) {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "code_challenge must be 43 base64url characters",
+        ));
+    }
+    let registered = registered_scope.and_then(|s| ScopeSet::parse(s).ok());
+    let requested =
+        resolve_requested_scope(params.get("scope").map(String::as_str), registered.as_ref())?;
+    let resource = match params.get("resource") {
+        Some(r) if resource_matches(r, mcp_url) => mcp_url.to_owned(),
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::InvalidTarget,
+                "resource must be this server's MCP URL",
+            ));
+        }
+        None => mcp_url.to_owned(),
+    };
+    Ok(ValidRequest {
+        challenge: challenge.clone(),
+        requested,
+        resource,
+        prompt: params.get("prompt").cloned().unwrap_or_default(),
+    })
+}
+
+/// The scope a request asks for: as written, else the client's registered scope, else
+/// `clari:read`; never more than the client registered.
+pub fn resolve_requested_scope(
+    asked: Option<&str>,
+    registered: Option<&ScopeSet>,
+) -> Result<ScopeSet, AuthorizeError> {
+    let requested = match asked.map(ScopeSet::parse) {
+        None => registered
+            .cloned()
+            .unwrap_or_else(|| ScopeSet::new([Scope::ClariRead])),
+        Some(Ok(s)) if !s.is_empty() => s,
+        Some(Ok(_)) => ScopeSet::new([Scope::ClariRead]),
+        Some(Err(e)) => return Err(refuse(ErrorCode::InvalidScope, e.to_string())),
+    };
+    if let Some(registered) = registered
+        && !registered.covers(&requested)
+    {
+        return Err(refuse(
+            ErrorCode::InvalidScope,
+            "the requested scope exceeds the scope the client registered",
+        ));
+    }
+    Ok(requested)
+}
+
 /// Accepts our MCP resource URL (scheme and host compared case-insensitively; one trailing slash allowed).
 pub fn resource_matches(requested: &str, canonical: &str) -> bool {
     if requested.contains('#') {
@@ -201,116 +314,42 @@ pub async fn get_authorize(
         state: client_state.clone(),
     };
 
-    // From here on, errors go back to the application.
-    match params.get("response_type").map(String::as_str) {
-        Some("code") => {}
-        Some(_) => {
-            return error_redirect(
-                &state,
-                &target,
-                ErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
-                false,
-            );
+    // From here on, errors go back to the application, but only once the user has signed in: an
+    // unauthenticated request must not turn this server into a redirector for whatever URI a
+    // freshly registered client named (RFC 9700 §4.11.2).
+    let user = web::current_user(&state, &session).await;
+    let valid = match validate_authorization_request(
+        &params,
+        client.meta.scope.as_deref(),
+        &state.config.mcp_url,
+    ) {
+        Ok(v) => v,
+        Err(e) if user.is_some() => {
+            return error_redirect(&state, &target, e.code, &e.description, false);
         }
-        None => {
-            return error_redirect(
-                &state,
-                &target,
-                ErrorCode::InvalidRequest,
-                "response_type is required",
-                false,
-            );
-        }
-    }
-    let Some(challenge) = params.get("code_challenge") else {
-        return error_redirect(
-            &state,
-            &target,
-            ErrorCode::InvalidRequest,
-            "PKCE is required: send code_challenge with code_challenge_method=S256",
-            false,
-        );
-    };
-    if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
-        return error_redirect(
-            &state,
-            &target,
-            ErrorCode::InvalidRequest,
-            "code_challenge_method must be S256",
-            false,
-        );
-    }
-    if !pkce::is_valid_challenge(challenge) {
-        return error_redirect(
-            &state,
-            &target,
-            ErrorCode::InvalidRequest,
-            "code_challenge must be 43 base64url characters",
-            false,
-        );
-    }
-    let requested = match params.get("scope").map(|s| ScopeSet::parse(s)) {
-        None => client
-            .meta
-            .scope
-            .as_deref()
-            .and_then(|s| ScopeSet::parse(s).ok())
-            .unwrap_or_else(|| ScopeSet::new([Scope::ClariRead])),
-        Some(Ok(s)) if !s.is_empty() => s,
-        Some(Ok(_)) => ScopeSet::new([Scope::ClariRead]),
-        Some(Err(e)) => {
-            return error_redirect(
-                &state,
-                &target,
-                ErrorCode::InvalidScope,
-                &e.to_string(),
-                false,
-            );
+        Err(e) => {
+            return bad_request_page(&format!("The request is not valid: {}.", e.description));
         }
     };
-    if let Some(registered) = client
-        .meta
-        .scope
-        .as_deref()
-        .and_then(|s| ScopeSet::parse(s).ok())
-        && !registered.covers(&requested)
-    {
-        return error_redirect(
-            &state,
-            &target,
-            ErrorCode::InvalidScope,
-            "the requested scope exceeds the scope the client registered",
-            false,
-        );
-    }
-    let resource = match params.get("resource") {
-        Some(r) if resource_matches(r, &state.config.mcp_url) => state.config.mcp_url.clone(),
-        Some(_) => {
-            return error_redirect(
-                &state,
-                &target,
-                ErrorCode::InvalidTarget,
-                "resource must be this server's MCP URL",
-                false,
-            );
-        }
-        None => state.config.mcp_url.clone(),
-    };
-    let prompt = params.get("prompt").map(String::as_str).unwrap_or_default();
+    let ValidRequest {
+        challenge,
+        requested,
+        resource,
+        prompt,
+    } = valid;
+    let prompt = prompt.as_str();
 
     let pending = Pending {
         client_id: client.id.clone(),
         client_name: client.meta.client_name.clone(),
         redirect_uri,
         state: client_state,
-        code_challenge: challenge.clone(),
+        code_challenge: challenge,
         scope: requested.to_string(),
         resource,
         created_at: state.now(),
         force_consent: prompt.split(' ').any(|p| p == "consent" || p == "login"),
     };
-    let user = web::current_user(&state, &session).await;
     if prompt.split(' ').any(|p| p == "none") {
         let Some((user, _)) = user else {
             return error_redirect(
@@ -371,7 +410,8 @@ async fn remembered(
         .live_grant_for(org, user, &client.id)
         .await
         .ok()??;
-    (grant.scope.covers(&requested) && grant.resource == p.resource).then(|| org.clone())
+    (grant.consent_remembered && grant.scope.covers(&requested) && grant.resource == p.resource)
+        .then(|| org.clone())
 }
 
 /// Records the grant, issues a code and sends the browser back to the application.
@@ -396,7 +436,7 @@ async fn finish(
         .flatten();
     // A remembered grant keeps what was approved; a new approval records exactly what was approved.
     let grant = match existing {
-        Some(g) if g.scope.covers(scopes) && g.resource == p.resource => g,
+        Some(g) if g.consent_remembered && g.scope.covers(scopes) && g.resource == p.resource => g,
         _ => match state
             .store
             .upsert_grant(org, user, &p.client_id, scopes, &p.resource, now)
@@ -663,6 +703,111 @@ mod tests {
         assert!(!resource_matches("https://mcp.example.com/other", c));
         assert!(!resource_matches("https://evil.example.com/mcp", c));
         assert!(!resource_matches("mcp", c));
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const MCP: &str = "https://mcp.example.com/mcp";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn good() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("response_type", "code"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]
+    }
+
+    #[test]
+    fn a_valid_request_defaults_scope_and_resource() {
+        let v = validate_authorization_request(&params(&good()), None, MCP).unwrap();
+        assert_eq!(v.requested, ScopeSet::new([Scope::ClariRead]));
+        assert_eq!(v.resource, MCP);
+        let v =
+            validate_authorization_request(&params(&good()), Some("forecasts:read"), MCP).unwrap();
+        assert_eq!(
+            v.requested.to_string(),
+            "forecasts:read",
+            "the registered scope"
+        );
+    }
+
+    #[test]
+    fn every_refusal_has_its_error_code() {
+        let cases: Vec<(Vec<(&str, &str)>, ErrorCode)> = vec![
+            (
+                vec![("response_type", "token")],
+                ErrorCode::UnsupportedResponseType,
+            ),
+            (vec![], ErrorCode::InvalidRequest),
+            (vec![("response_type", "code")], ErrorCode::InvalidRequest),
+            (
+                vec![
+                    ("response_type", "code"),
+                    ("code_challenge", CHALLENGE),
+                    ("code_challenge_method", "plain"),
+                ],
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                vec![
+                    ("response_type", "code"),
+                    ("code_challenge", "short"),
+                    ("code_challenge_method", "S256"),
+                ],
+                ErrorCode::InvalidRequest,
+            ),
+        ];
+        for (p, code) in cases {
+            let e = validate_authorization_request(&params(&p), None, MCP).unwrap_err();
+            assert_eq!(e.code, code, "{p:?}");
+        }
+        let mut p = good();
+        p.push(("scope", "admin:everything"));
+        assert_eq!(
+            validate_authorization_request(&params(&p), None, MCP)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
+        for bad in [
+            "https://other.example.com/mcp",
+            "https://mcp.example.com//mcp",
+            "https://mcp.example.com/mcp/x",
+        ] {
+            let mut p = good();
+            p.push(("resource", bad));
+            assert_eq!(
+                validate_authorization_request(&params(&p), None, MCP)
+                    .unwrap_err()
+                    .code,
+                ErrorCode::InvalidTarget,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn requested_scope_never_exceeds_the_registered_scope() {
+        let reg = ScopeSet::parse("forecasts:read users:read").unwrap();
+        assert!(resolve_requested_scope(Some("forecasts:read"), Some(&reg)).is_ok());
+        assert_eq!(
+            resolve_requested_scope(Some("clari:read"), Some(&reg))
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidScope
+        );
+        assert_eq!(
+            resolve_requested_scope(Some(""), None).unwrap(),
+            ScopeSet::new([Scope::ClariRead]),
+            "an empty scope asks for the default"
+        );
+        assert_eq!(resolve_requested_scope(None, Some(&reg)).unwrap(), reg);
     }
 
     #[test]

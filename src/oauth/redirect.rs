@@ -96,18 +96,45 @@ pub fn is_loopback_url(url: &Url) -> bool {
 
 /// Whether a requested redirect URI is allowed by one registered URI.
 pub fn matches(registered: &str, requested: &str) -> bool {
-    if registered == requested {
-        return true;
+    registered == requested || same_loopback_but_port(registered, requested)
+}
+
+/// RFC 8252 §7.3: an http loopback redirect may use any port. Everything else must be the same,
+/// compared on the parsed URL, and the requested text must be exactly what the parser understood:
+/// no credentials, no backslashes (which some parsers read as `/` and others as part of the
+/// authority), no fragment, no dot segments or other spellings that normalise.
+fn same_loopback_but_port(registered: &str, requested: &str) -> bool {
+    if requested.contains(['\\', '@', '#']) || requested.chars().any(|c| c.is_whitespace()) {
+        return false;
     }
-    // RFC 8252 §7.3: loopback redirects may use any port; everything else must match exactly.
     let (Ok(reg), Ok(req)) = (Url::parse(registered), Url::parse(requested)) else {
         return false;
     };
     if !(is_loopback_url(&reg) && is_loopback_url(&req)) {
         return false;
     }
-    // Compare the written text with the port removed, so case or encoding changes still fail.
-    strip_port(registered) == strip_port(requested)
+    if !req.username().is_empty() || req.password().is_some() {
+        return false;
+    }
+    let without_port = |u: &Url| {
+        format!(
+            "http://{}{}{}",
+            u.host_str().unwrap_or_default(),
+            u.path(),
+            u.query().map(|q| format!("?{q}")).unwrap_or_default()
+        )
+    };
+    let as_parsed = format!(
+        "http://{}{}{}{}",
+        req.host_str().unwrap_or_default(),
+        req.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        req.path(),
+        req.query().map(|q| format!("?{q}")).unwrap_or_default()
+    );
+    // The registered text, with its port taken out, must be the requested one without its port.
+    as_parsed == requested
+        && without_port(&reg) == without_port(&req)
+        && strip_port(registered) == without_port(&req)
 }
 
 /// `http://127.0.0.1:1234/cb?x` → `http://127.0.0.1/cb?x` (textually).
@@ -221,5 +248,28 @@ mod tests {
             !matches("https://127.0.0.1/cb", "https://127.0.0.1:8443/cb"),
             "port relaxation is for http loopback only"
         );
+    }
+
+    #[test]
+    fn loopback_matching_refuses_credentials_backslashes_and_normalised_spellings() {
+        let reg = "http://127.0.0.1/callback";
+        for attack in [
+            "http://127.0.0.1:8080\\@evil.com/callback",
+            "http://127.0.0.1:x@127.0.0.1:9/callback",
+            "http://user@127.0.0.1:9/callback",
+            "http://127.0.0.1:9/x/../callback",
+            "http://127.0.0.1:9/./callback",
+            "http://127.0.0.1:9/callback#x",
+            "http://127.000.000.001:9/callback",
+            "http://127.0.0.1:09/callback",
+            "http://127.0.0.1:9\\callback",
+        ] {
+            assert!(!matches(reg, attack), "{attack}");
+        }
+        assert!(matches(reg, "http://127.0.0.1:9/callback"));
+        assert!(matches(
+            "http://127.0.0.1/cb?a=1",
+            "http://127.0.0.1:9/cb?a=1"
+        ));
     }
 }

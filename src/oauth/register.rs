@@ -213,6 +213,11 @@ pub async fn update_client(
             .store
             .update_client_metadata(&client_id, &value, state.now())
             .await?;
+        // Consent was given for the old redirect URIs: ask again before codes go anywhere new.
+        let old_uris = record.metadata.get("redirect_uris");
+        if old_uris != Some(&serde_json::json!(meta.redirect_uris)) {
+            state.store.forget_consent(&client_id).await?;
+        }
         Ok(no_store(
             Json(client_json(&state, &client_id, &meta, record.created_at)).into_response(),
         ))

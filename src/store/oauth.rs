@@ -51,6 +51,9 @@ pub struct Grant {
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
     pub revoked_at: Option<UnixTime>,
+    /// Whether `prompt=none` (and a repeat visit) may reuse this consent; false after the client's
+    /// redirect URIs changed, until the user approves again.
+    pub consent_remembered: bool,
 }
 
 /// A grant with the names a person recognises, for the account page.
@@ -155,6 +158,8 @@ pub trait OAuthStore: Send + Sync {
         resource: &str,
         now: UnixTime,
     ) -> Result<Grant, StoreError>;
+    /// Makes every live grant of the client ask for consent again (its redirect URIs changed).
+    async fn forget_consent(&self, client_id: &str) -> Result<u64, StoreError>;
     async fn live_grant_for(
         &self,
         org: &OrgId,

@@ -52,6 +52,7 @@ pub(super) struct GrantRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub revoked_at: Option<i64>,
+    pub consent_remembered: bool,
 }
 
 impl From<GrantRow> for Grant {
@@ -66,6 +67,7 @@ impl From<GrantRow> for Grant {
             created_at: r.created_at,
             updated_at: r.updated_at,
             revoked_at: r.revoked_at,
+            consent_remembered: r.consent_remembered,
         }
     }
 }
@@ -81,6 +83,7 @@ pub(super) struct GrantViewRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub revoked_at: Option<i64>,
+    pub consent_remembered: bool,
     pub metadata: String,
     pub organization_name: String,
 }
@@ -326,9 +329,9 @@ macro_rules! impl_oauth_store {
                 use $crate::store::sql_oauth::GrantRow;
                 let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query_as::<_, GrantRow>(
-                    "UPDATE grants SET scope = $1, resource = $2, updated_at = $3 \
+                    "UPDATE grants SET scope = $1, resource = $2, updated_at = $3, consent_remembered = TRUE \
                      WHERE organization_id = $4 AND user_id = $5 AND client_id = $6 AND revoked_at IS NULL \
-                     RETURNING id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at",
+                     RETURNING id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at, consent_remembered",
                 )
                 .bind(scope.to_string())
                 .bind(resource)
@@ -343,7 +346,7 @@ macro_rules! impl_oauth_store {
                     None => sqlx::query_as::<_, GrantRow>(
                         "INSERT INTO grants (id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL) \
-                         RETURNING id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at",
+                         RETURNING id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at, consent_remembered",
                     )
                     .bind(uuid::Uuid::now_v7().to_string())
                     .bind(org.as_str())
@@ -359,6 +362,16 @@ macro_rules! impl_oauth_store {
                 Ok(row.into())
             }
 
+            async fn forget_consent(&self, client_id: &str) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE grants SET consent_remembered = FALSE WHERE client_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(client_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn live_grant_for(
                 &self,
                 org: &$crate::store::OrgId,
@@ -367,7 +380,7 @@ macro_rules! impl_oauth_store {
             ) -> Result<Option<$crate::store::Grant>, StoreError> {
                 use $crate::store::sql_oauth::GrantRow;
                 let row = sqlx::query_as::<_, GrantRow>(
-                    "SELECT id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at \
+                    "SELECT id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at, consent_remembered \
                      FROM grants WHERE organization_id = $1 AND user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
                 )
                 .bind(org.as_str())
@@ -381,7 +394,7 @@ macro_rules! impl_oauth_store {
             async fn live_grant(&self, org: &$crate::store::OrgId, grant_id: &str) -> Result<Option<$crate::store::Grant>, StoreError> {
                 use $crate::store::sql_oauth::GrantRow;
                 let row = sqlx::query_as::<_, GrantRow>(
-                    "SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource, g.created_at, g.updated_at, g.revoked_at \
+                    "SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource, g.created_at, g.updated_at, g.revoked_at, g.consent_remembered \
                      FROM grants g \
                      JOIN users u ON u.id = g.user_id \
                      JOIN organizations o ON o.id = g.organization_id \
@@ -418,7 +431,7 @@ macro_rules! impl_oauth_store {
             async fn grants_of_user(&self, user: &$crate::store::UserId) -> Result<Vec<$crate::store::GrantView>, StoreError> {
                 use $crate::store::sql_oauth::GrantViewRow;
                 let rows = sqlx::query_as::<_, GrantViewRow>(
-                    "SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource, g.created_at, g.updated_at, g.revoked_at, \
+                    "SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource, g.created_at, g.updated_at, g.revoked_at, g.consent_remembered, \
                        c.metadata, o.name AS organization_name \
                      FROM grants g JOIN oauth_clients c ON c.id = g.client_id JOIN organizations o ON o.id = g.organization_id \
                      WHERE g.user_id = $1 AND g.revoked_at IS NULL ORDER BY g.updated_at DESC",
@@ -443,6 +456,7 @@ macro_rules! impl_oauth_store {
                                 created_at: r.created_at,
                                 updated_at: r.updated_at,
                                 revoked_at: r.revoked_at,
+                                consent_remembered: r.consent_remembered,
                             },
                         }
                     })

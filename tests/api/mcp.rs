@@ -648,6 +648,28 @@ async fn foreign_origins_and_hosts_are_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403, "DNS rebinding guard");
+    // Without a token too: the check comes before authentication, so 403 rather than a 401 challenge.
+    for (name, value) in [
+        ("origin", "http://evil.example.com"),
+        ("host", "evil.example.com"),
+    ] {
+        let r = env
+            .app
+            .http
+            .post(env.app.url("/mcp"))
+            .header(name, value)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        assert!(r.headers().get("www-authenticate").is_none());
+    }
+    // The public origin itself is allowed.
+    let r = rpc(&env.app, Some(&key), "tools/list", json!({})).await;
+    assert_eq!(r.status, 200);
 }
 
 #[tokio::test]

@@ -298,7 +298,7 @@ async fn client_management_requires_the_registration_access_token() {
 }
 
 #[tokio::test]
-async fn request_errors_after_the_redirect_is_validated_go_back_with_state_and_iss() {
+async fn request_errors_redirect_with_state_and_iss_only_after_sign_in() {
     let (_db, app) = app().await;
     let iss = app.state.config.issuer.clone();
     let c = register_public(&app).await;
@@ -351,6 +351,21 @@ async fn request_errors_after_the_redirect_is_validated_go_back_with_state_and_i
             "invalid_target",
         ),
     ];
+    // Before sign-in: an error page, never a redirect to the client's URI (RFC 9700 §4.11.2), so a
+    // freshly registered client cannot use this server as an open redirector.
+    for (pairs, _) in &cases {
+        assert_error_page(&authorize_raw(&mut b, pairs).await);
+    }
+    // Signed in: the error goes back to the application with state and iss.
+    let start = authorize_raw(&mut b, &base(&cid, &p)).await;
+    let signed_in = b
+        .login(
+            start.location.as_deref().unwrap(),
+            "ava@acme.test",
+            PASSWORD,
+        )
+        .await;
+    assert_eq!(signed_in.status, 303);
     for (pairs, error) in cases {
         let page = authorize_raw(&mut b, &pairs).await;
         assert_error_redirect(&page, &iss, error);
@@ -1484,4 +1499,47 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
         400
     );
     assert!(!b.get("/account").await.body.contains(&grant_id));
+}
+
+#[tokio::test]
+async fn changing_redirect_uris_forgets_remembered_consent() {
+    let (_db, app) = app().await;
+    let c = register_public(&app).await;
+    let cid = id(&c);
+    let token = c["registration_access_token"].as_str().unwrap();
+    let p = pkce();
+    let mut b = Browser::new(&app);
+    let first = authorize(&mut b, &cid, &p, "ava@acme.test").await;
+    assert!(first.contains_key("code"));
+    // Remembered: prompt=none answers with a code at once.
+    let silent = with(base(&cid, &p), "prompt", Some("none"));
+    let again = authorize_raw(&mut b, &silent).await;
+    let loc = again.location.clone().unwrap_or_default();
+    assert!(query_of(&loc).contains_key("code"), "{loc}");
+    // The client moves its redirect URI through RFC 7592.
+    let moved = "http://127.0.0.1/elsewhere";
+    let upd = app
+        .http
+        .put(app.url(&format!("/register/{cid}")))
+        .bearer_auth(token)
+        .json(&json!({"client_id": cid, "client_name": "Test Agent", "redirect_uris": [moved], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upd.status(), 200);
+    // prompt=none to the new URI must not deliver a code the user never approved for it.
+    let to_new = with(
+        with(base(&cid, &p), "prompt", Some("none")),
+        "redirect_uri",
+        Some(moved),
+    );
+    let page = authorize_raw(&mut b, &to_new).await;
+    let loc = page.location.clone().unwrap_or_default();
+    let q = query_of(&loc);
+    assert!(!q.contains_key("code"), "a code went to the new URI: {loc}");
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("consent_required"),
+        "{loc}"
+    );
 }
