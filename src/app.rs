@@ -201,43 +201,49 @@ impl Application {
 
 /// Hourly housekeeping: expired dynamic clients without live grants, old rate-limit windows, and
 /// signing keys whose tokens have all expired. Every replica may run it; each step is idempotent.
+/// Revoked grants (and their tokens) are kept this long for the account page's history.
+const KEEP_REVOKED_GRANTS: i64 = 30 * 86_400;
+
+/// What one housekeeping pass removed.
+#[derive(Debug, Default)]
+pub struct Housekeeping {
+    pub clients: u64,
+    pub rate_windows: u64,
+    pub export_rows: u64,
+    pub signing_keys: u64,
+    pub purged: crate::store::Purged,
+}
+
+/// One pass of housekeeping: everything an outsider can make us hold is dropped once it expires.
+pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store::StoreError> {
+    let now = state.now();
+    state.forecasts.sweep();
+    state.activities.sweep();
+    let store = &state.store;
+    Ok(Housekeeping {
+        clients: store.purge_unused_clients(now).await?,
+        rate_windows: store.purge_rate_limits(now - 86_400).await?,
+        // Finished export rows are kept a day past their freshness, then go.
+        export_rows: store
+            .purge_export_jobs(now - state.config.export_cache_ttl.as_secs() as i64 - 86_400)
+            .await?,
+        signing_keys: store
+            .purge_signing_keys(now - state.config.access_token_ttl - 300)
+            .await?,
+        purged: store.purge_expired(now, now - KEEP_REVOKED_GRANTS).await?,
+    })
+}
+
 pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(900));
         loop {
             tick.tick().await;
-            let now = state.now();
-            state.forecasts.sweep();
-            state.activities.sweep();
-            let clients = state.store.purge_unused_clients(now).await;
-            let limits = state.store.purge_rate_limits(now - 86_400).await;
-            // Finished export rows are kept a day past their freshness, then go.
-            let exports = state
-                .store
-                .purge_export_jobs(now - state.config.export_cache_ttl.as_secs() as i64 - 86_400)
-                .await;
-            if let Err(e) = &exports {
-                tracing::warn!(error = %e, "purging finished export rows failed");
-            }
-            let keys = state
-                .store
-                .purge_signing_keys(now - state.config.access_token_ttl - 300)
-                .await;
-            match (clients, limits, keys) {
-                (Ok(c), Ok(l), Ok(k)) => {
-                    tracing::info!(
-                        clients = c,
-                        rate_windows = l,
-                        signing_keys = k,
-                        "housekeeping done"
-                    )
+            match housekeeping(&state).await {
+                Ok(done) => tracing::info!(?done, "housekeeping done"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "housekeeping failed; trying again at the next tick")
                 }
-                (c, l, k) => tracing::warn!(
-                    clients = ?c.err(),
-                    rate_windows = ?l.err(),
-                    signing_keys = ?k.err(),
-                    "housekeeping failed"
-                ),
             }
         }
     })

@@ -126,7 +126,13 @@ async fn run_export<K: ExportKind>(
         poll_interval: state.config.export_poll_interval,
         deadline: BACKGROUND_DEADLINE,
     };
-    let outcome = kind.resume(client, &target, &started.job_id, policy).await;
+    // The decrypted key lives as long as this wait; it ends early when the organisation is
+    // disabled meanwhile (the key and the poll go with it).
+    let outcome = tokio::select! {
+        outcome = kind.resume(client, &target, &started.job_id, policy) => outcome,
+        () = org_disabled(state, org) => Err(ClariError::MissingApiKey),
+    };
+    drop(target);
     let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
     queue::finish(state, org, request, &started, ok).await;
     match outcome? {
@@ -135,6 +141,23 @@ async fn run_export<K: ExportKind>(
             job_id,
             status: status.to_string(),
         }),
+    }
+}
+
+/// Resolves once the organisation is disabled or gone (a failing check is not taken as either).
+/// Checked every third poll of Clari.
+async fn org_disabled(state: &AppState, org: &OrgId) {
+    let every = state.config.export_poll_interval * 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match state.store.find_org(org.as_str()).await {
+            Ok(Some(o)) if !o.disabled => {}
+            Ok(_) => {
+                tracing::info!(org_id = %org, "organisation disabled: abandoning its export");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, org_id = %org, "checking the organisation failed"),
+        }
     }
 }
 

@@ -375,6 +375,7 @@ pub async fn get_authorize(
     if session.insert(&pending_key(&rid), &pending).await.is_err() {
         return web::internal_error_page();
     }
+    web::expire_soon_if_anonymous(&session).await;
     if user.is_none() || prompt.split(' ').any(|p| p == "login") {
         return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);
     }

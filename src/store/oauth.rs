@@ -115,6 +115,15 @@ pub struct SigningKeyRecord {
     pub retired_at: Option<UnixTime>,
 }
 
+/// Rows one housekeeping pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub codes: u64,
+    pub refresh_tokens: u64,
+    pub grants: u64,
+}
+
 #[async_trait]
 pub trait OAuthStore: Send + Sync {
     // Clients ---------------------------------------------------------------------------------
@@ -232,4 +241,13 @@ pub trait OAuthStore: Send + Sync {
     /// Counts a hit in `bucket` for the window starting at `window_start`; returns the count.
     async fn rate_hit(&self, bucket: &str, window_start: UnixTime) -> Result<i64, StoreError>;
     async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError>;
+
+    /// Deletes what can no longer be used: expired browser sessions, authorization codes and
+    /// refresh tokens past their expiry, and grants revoked before `revoked_before` (with their
+    /// codes and tokens).
+    async fn purge_expired(
+        &self,
+        now: UnixTime,
+        revoked_before: UnixTime,
+    ) -> Result<Purged, StoreError>;
 }

@@ -678,6 +678,32 @@ macro_rules! impl_oauth_store {
                 Ok(hits)
             }
 
+            async fn purge_expired(&self, now: i64, revoked_before: i64) -> Result<$crate::store::Purged, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let sessions = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let grants = sqlx::query("DELETE FROM grants WHERE revoked_at IS NOT NULL AND revoked_at < $1")
+                    .bind(revoked_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok($crate::store::Purged { sessions, codes, refresh_tokens, grants })
+            }
+
             async fn purge_rate_limits(&self, before: i64) -> Result<u64, StoreError> {
                 let done = sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(before).execute(&self.pool).await?;
                 Ok(done.rows_affected())

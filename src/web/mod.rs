@@ -108,7 +108,23 @@ pub async fn csrf_token(session: &Session) -> String {
     }
     let t = random_token(32);
     let _ = session.insert(CSRF_KEY, &t).await;
+    expire_soon_if_anonymous(session).await;
     t
+}
+
+/// How long a session with nobody signed in is kept: a sign-in form or an authorization request
+/// waiting for sign-in. Anyone can make us create one, so it goes quickly.
+pub const ANONYMOUS_SESSION_IDLE: time::Duration = time::Duration::minutes(15);
+/// How long a signed-in session is kept without activity.
+pub const SIGNED_IN_SESSION_IDLE: time::Duration = time::Duration::hours(12);
+
+/// Gives a session nobody signed in to the short idle expiry.
+pub async fn expire_soon_if_anonymous(session: &Session) {
+    if matches!(session.get::<String>(USER_KEY).await, Ok(None)) {
+        session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+            ANONYMOUS_SESSION_IDLE,
+        )));
+    }
 }
 
 pub async fn check_csrf(session: &Session, presented: Option<&String>) -> bool {
@@ -293,6 +309,9 @@ async fn post_login(
         .await;
     };
     // A new session id on privilege change (no fixation); a fresh CSRF token with it.
+    session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+        SIGNED_IN_SESSION_IDLE,
+    )));
     if session.cycle_id().await.is_err()
         || session.insert(USER_KEY, &creds.user.id.0).await.is_err()
         || session.insert("email", email.as_str()).await.is_err()

@@ -79,5 +79,5 @@ pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore> {
     .with_http_only(true)
     .with_same_site(SameSite::Lax)
     .with_path("/")
-    .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)))
+    .with_expiry(Expiry::OnInactivity(super::SIGNED_IN_SESSION_IDLE))
 }

@@ -196,3 +196,95 @@ async fn a_spoofed_forwarded_for_does_not_buy_a_fresh_throttle_bucket() {
     assert_eq!(register_from(&app, "2001:db8:5:5::99").await, 429);
     assert_eq!(register_from(&app, "2001:db8:5:6::1").await, 201);
 }
+
+crate::both_backends!(expired_sessions_codes_and_refresh_tokens_are_purged);
+
+async fn expired_sessions_codes_and_refresh_tokens_are_purged(db: &TestDb) {
+    use crate::oauth_helpers::*;
+    let app = crate::helpers::spawn_app(db).await;
+    // Session expiry runs on the wall clock; put the app's clock there.
+    let real_now = time::OffsetDateTime::now_utc().unix_timestamp();
+    app.clock.set(real_now);
+    seed_user(&app, "Acme", "ava@acme.test").await;
+    // A signed-in browser with a grant, a used code and a refresh token.
+    let client = register_public(&app).await;
+    let cid = client["client_id"].as_str().unwrap().to_owned();
+    let p = pkce();
+    let mut signed_in = Browser::new(&app);
+    let q = authorize(&mut signed_in, &cid, &p, "ava@acme.test").await;
+    let (status, tokens) = exchange(&app, &cid, &q["code"], &p.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    // An anonymous visitor who only opened the sign-in page.
+    let mut anonymous = Browser::new(&app);
+    assert_eq!(anonymous.get("/login").await.status, 200);
+
+    // 20 minutes later only the anonymous session goes.
+    app.clock.set(real_now + 20 * 60);
+    let done = clari_mcp::app::housekeeping(&app.state).await.unwrap();
+    assert_eq!(done.purged.sessions, 1, "{done:?}");
+    assert!(done.purged.codes >= 1, "the used code is gone: {done:?}");
+    assert_eq!(done.purged.refresh_tokens, 0, "{done:?}");
+    assert_eq!(
+        signed_in.get("/account").await.status,
+        200,
+        "still signed in"
+    );
+
+    // Past every expiry: the signed-in session and the refresh token go too, then nothing is left.
+    app.clock.set(real_now + 40 * 86_400);
+    let done = clari_mcp::app::housekeeping(&app.state).await.unwrap();
+    assert_eq!(done.purged.sessions, 1, "{done:?}");
+    assert!(done.purged.refresh_tokens >= 1, "{done:?}");
+    let again = clari_mcp::app::housekeeping(&app.state).await.unwrap();
+    assert_eq!(again.purged, clari_mcp::store::Purged::default());
+    let (status, body, _) = token(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &cid),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_organisations_background_export_stops_calling_clari() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    env.sandbox.set_knobs(|k| k.job_latency_ms = 60_000);
+    let key = env.api_key("forecasts:read").await;
+    let r = call_tool(&env.app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
+    assert_eq!(r["structuredContent"]["status"], "running", "{r}");
+    // The export is being polled in the background (40 ms polls here).
+    let polling_from = env.sandbox.request_count();
+    while env.sandbox.request_count() < polling_from + 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    env.app
+        .state
+        .store
+        .set_org_disabled(&env.org, true)
+        .await
+        .unwrap();
+    // Within a few polls the task gives up, and with it the decrypted key.
+    let mut last = env.sandbox.request_count();
+    let mut quiet_rounds = 0;
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+        let now = env.sandbox.request_count();
+        quiet_rounds = if now == last { quiet_rounds + 1 } else { 0 };
+        last = now;
+        if quiet_rounds >= 10 {
+            break;
+        }
+    }
+    assert!(
+        quiet_rounds >= 10,
+        "Clari is still being polled for a disabled organisation"
+    );
+}
