@@ -61,6 +61,9 @@ pub enum ClariError {
     TooManyExports { limit: usize },
     #[error("Clari's export slots stayed busy for {minutes} minutes, so the export never started")]
     QueueTimeout { minutes: u64 },
+    /// Not Clari's fault: this server's database could not be read.
+    #[error("this server could not read the organisation's Clari connection from its database")]
+    StoreUnavailable,
 }
 
 fn quota_text(limits: Option<&Limits>, message: &str) -> String {
@@ -112,6 +115,9 @@ impl ClariError {
             Self::TooManyExports { .. } => {
                 "Call again with the same arguments in a minute, when the exports in progress have finished."
             }
+            Self::StoreUnavailable => {
+                "Try again in a moment; if it persists, tell the server's operator."
+            }
             Self::QueueTimeout { .. } => {
                 "Check list_export_jobs for long-running exports (cancel one in Clari if it is stuck) and call again."
             }
@@ -130,6 +136,7 @@ impl ClariError {
                 | Self::JobNotFinished { .. }
                 | Self::TooManyExports { .. }
                 | Self::QueueTimeout { .. }
+                | Self::StoreUnavailable
         )
     }
 }

@@ -60,6 +60,10 @@ pub enum TokenError {
     Expired,
     #[error("the token was issued for another audience")]
     WrongAudience,
+    /// The keys could not be read to check it (a database failure), which says nothing about
+    /// the token.
+    #[error("the signing keys could not be loaded")]
+    Unavailable,
 }
 
 struct Signer {
@@ -76,6 +80,9 @@ struct KeySet {
 /// The key set, cached in memory and reloaded from the store when an unknown `kid` appears.
 pub struct Keys {
     set: RwLock<Arc<KeySet>>,
+    /// When an unknown `kid` last made us reload (seconds); reloads are at most one per
+    /// [`RELOAD_AT_MOST_EVERY`], so garbage tokens cannot turn into database reads.
+    last_reload: std::sync::atomic::AtomicI64,
     /// Retired keys are dropped from the JWKS this long after retirement.
     publish_retired_for: i64,
 }
@@ -165,6 +172,17 @@ fn build(
     })
 }
 
+/// An unknown `kid` reloads the keys at most this often (seconds).
+pub const RELOAD_AT_MOST_EVERY: i64 = 10;
+
+/// Our key ids are RFC 7638 thumbprints: 43 base64url characters. Anything else cannot be ours.
+fn is_well_formed_kid(kid: &str) -> bool {
+    kid.len() == 43
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl Keys {
     /// Loads the keys, creating the first one when the database has none.
     pub async fn load(
@@ -181,6 +199,7 @@ impl Keys {
         let set = build(&records, vault, now, publish_retired_for)?;
         Ok(Self {
             set: RwLock::new(Arc::new(set)),
+            last_reload: std::sync::atomic::AtomicI64::new(i64::MIN),
             publish_retired_for,
         })
     }
@@ -247,10 +266,36 @@ impl Keys {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.ok_or(TokenError::Malformed)?;
+        if !is_well_formed_kid(&kid) {
+            return Err(TokenError::Malformed);
+        }
         let mut set = self.set.read().await.clone();
         if !set.verifiers.contains_key(&kid) {
-            if self.reload(store, vault, now).await.is_err() {
+            // A key rotated in by another replica: reload, but at most once per interval.
+            let last = self.last_reload.load(std::sync::atomic::Ordering::Relaxed);
+            if now.saturating_sub(last) < RELOAD_AT_MOST_EVERY
+                || self
+                    .last_reload
+                    .compare_exchange(
+                        last,
+                        now,
+                        std::sync::atomic::Ordering::AcqRel,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
                 return Err(TokenError::UnknownKey);
+            }
+            match self.reload(store, vault, now).await {
+                Ok(()) => {}
+                Err(KeyError::Store(e)) => {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                    return Err(TokenError::Unavailable);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading signing keys failed");
+                    return Err(TokenError::UnknownKey);
+                }
             }
             set = self.set.read().await.clone();
         }

@@ -116,6 +116,22 @@ fn insufficient_scope(
     r
 }
 
+/// 503 with `Retry-After`: the credential could not be checked, which says nothing about it.
+fn service_unavailable() -> Response {
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(jsonrpc_error(
+            Value::Null,
+            -32603,
+            "The server cannot check credentials right now; try again shortly",
+        )),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
 fn bearer(req: &Request) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -126,15 +142,35 @@ fn bearer(req: &Request) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// Resolves a presented token to a live caller, or the reason it is refused.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, &'static str> {
+/// Why a presented token does not authenticate a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// The token is refused (401 with `invalid_token`): it is wrong, expired or revoked.
+    Refused(&'static str),
+    /// It could not be checked (the database is failing): 503, so clients keep good tokens.
+    Unavailable,
+}
+
+impl From<&'static str> for AuthFailure {
+    fn from(reason: &'static str) -> Self {
+        Self::Refused(reason)
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> AuthFailure {
+    tracing::error!(error = %e, "checking an MCP credential failed");
+    AuthFailure::Unavailable
+}
+
+/// Resolves a presented token to a live caller, or says why not.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, AuthFailure> {
     let now = state.now();
     if token.starts_with(crate::cli::API_KEY_PREFIX) {
         let principal = state
             .store
             .authenticate_api_key(&sha256_hex(token), now)
             .await
-            .map_err(|_| "the credential could not be checked")?
+            .map_err(unavailable)?
             .ok_or("the API key is unknown, revoked or expired, or its user or organisation is disabled")?;
         return Ok(AuthContext {
             org_id: principal.organization_id,
@@ -157,21 +193,22 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, 
         )
         .await
         .map_err(|e| match e {
-            crate::crypto::keys::TokenError::Expired => "the access token has expired",
+            crate::crypto::keys::TokenError::Expired => "the access token has expired".into(),
             crate::crypto::keys::TokenError::WrongAudience => {
-                "the access token was issued for another resource"
+                "the access token was issued for another resource".into()
             }
-            _ => "the access token is not valid here",
+            crate::crypto::keys::TokenError::Unavailable => AuthFailure::Unavailable,
+            _ => "the access token is not valid here".into(),
         })?;
     let org = OrgId(claims.org.clone());
     let grant = state
         .store
         .live_grant(&org, &claims.gid)
         .await
-        .map_err(|_| "the credential could not be checked")?
+        .map_err(unavailable)?
         .ok_or("the sign-in behind this token was revoked, or its user, organisation or client is disabled")?;
     if grant.client_id != claims.client_id || grant.user_id.0 != claims.sub {
-        return Err("the access token does not match its grant");
+        return Err("the access token does not match its grant".into());
     }
     // The token's scope, never more than the grant still allows.
     let scopes = ScopeSet::parse(&claims.scope)
@@ -217,10 +254,11 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     };
     let ctx = match authenticate(&state, &token).await {
         Ok(ctx) => ctx,
-        Err(reason) => {
+        Err(AuthFailure::Refused(reason)) => {
             tracing::info!(reason, "MCP request refused");
             return unauthorized(&state, Some(reason));
         }
+        Err(AuthFailure::Unavailable) => return service_unavailable(),
     };
     let (mut parts, body) = req.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_MCP_BODY).await {

@@ -35,7 +35,7 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
         .await
         .map_err(|e| {
             tracing::error!(error = %e, org_id = %org, "reading the Clari credential failed");
-            ClariError::Unavailable { status: 500 }
+            ClariError::StoreUnavailable
         })?
         .ok_or(ClariError::MissingApiKey)?;
     let key = state

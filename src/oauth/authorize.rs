@@ -61,7 +61,7 @@ fn respond(
     see_other: bool,
 ) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return web::internal_error_page();
+        return web::internal_error_page(&"a validated redirect URI did not parse");
     };
     {
         let mut q = url.query_pairs_mut();
@@ -286,7 +286,7 @@ pub async fn get_authorize(
         Ok(None) => {
             return bad_request_page("The application is not registered here (unknown client_id).");
         }
-        Err(_) => return web::internal_error_page(),
+        Err(e) => return web::internal_error_page(&e),
     };
     let redirect_uri = match params.get("redirect_uri") {
         Some(r) => match redirect::find_match(&client.meta.redirect_uris, r) {
@@ -372,8 +372,8 @@ pub async fn get_authorize(
         };
     }
     let rid = random_token(16);
-    if session.insert(&pending_key(&rid), &pending).await.is_err() {
-        return web::internal_error_page();
+    if let Err(e) = session.insert(&pending_key(&rid), &pending).await {
+        return web::internal_error_page(&e);
     }
     web::expire_soon_if_anonymous(&session).await;
     if user.is_none() || prompt.split(' ').any(|p| p == "login") {
@@ -537,7 +537,7 @@ async fn consent_page(
             .filter(|m| !m.organization.disabled)
             .map(|m| (m.organization.id.0, m.organization.name))
             .collect(),
-        Err(_) => return web::internal_error_page(),
+        Err(e) => return web::internal_error_page(&e),
     };
     if orgs.is_empty() {
         return error_page(
@@ -661,7 +661,7 @@ pub async fn post_consent(State(state): State<AppState>, session: Session, body:
     }
     let memberships = match state.store.memberships(&user).await {
         Ok(m) => m,
-        Err(_) => return web::internal_error_page(),
+        Err(e) => return web::internal_error_page(&e),
     };
     let live: Vec<OrgId> = memberships
         .into_iter()

@@ -87,7 +87,10 @@ pub fn error_page(status: StatusCode, title: &str, message: &str, hint: &str) ->
     )
 }
 
-pub fn internal_error_page() -> Response {
+/// The page for a failure of ours; the cause goes to the log once (with the request id of the
+/// trace span), never to the page.
+pub fn internal_error_page(cause: &dyn std::fmt::Display) -> Response {
+    tracing::error!(cause = %cause, "answering 500");
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
@@ -266,7 +269,7 @@ async fn post_login(
             .await,
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        _ => return internal_error_page(),
+        (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
     };
     if acct > LOGIN_ATTEMPTS_PER_ACCOUNT || by_ip > LOGIN_ATTEMPTS_PER_IP {
         tracing::warn!(%ip, "sign-in throttled");
@@ -288,7 +291,7 @@ async fn post_login(
 
     let creds = match state.store.find_user_by_email(&email).await {
         Ok(c) => c,
-        Err(_) => return internal_error_page(),
+        Err(e) => return internal_error_page(&e),
     };
     let hash = creds.as_ref().map(|c| c.password_hash.clone());
     let verified = state
@@ -317,7 +320,7 @@ async fn post_login(
         || session.insert("email", email.as_str()).await.is_err()
         || session.insert(CSRF_KEY, random_token(32)).await.is_err()
     {
-        return internal_error_page();
+        return internal_error_page(&"the session could not be updated at sign-in");
     }
     tracing::info!(user_id = %creds.user.id, "signed in");
     match rid {
@@ -364,7 +367,7 @@ async fn get_account(State(state): State<AppState>, session: Session) -> Respons
     };
     let grants = match state.store.grants_of_user(&user).await {
         Ok(g) => g,
-        Err(_) => return internal_error_page(),
+        Err(e) => return internal_error_page(&e),
     };
     let grants = grants
         .into_iter()
@@ -403,18 +406,18 @@ async fn revoke_grant(
     let Some((user, _)) = current_user(&state, &session).await else {
         return see_other("/login");
     };
-    let Ok(grants) = state.store.grants_of_user(&user).await else {
-        return internal_error_page();
+    let grants = match state.store.grants_of_user(&user).await {
+        Ok(g) => g,
+        Err(e) => return internal_error_page(&e),
     };
     // Only the user's own grants can be revoked from here.
     if let Some(g) = grants.into_iter().find(|g| g.grant.id == id)
-        && state
+        && let Err(e) = state
             .store
             .revoke_grant(&g.grant.organization_id, &g.grant.id, state.now())
             .await
-            .is_err()
     {
-        return internal_error_page();
+        return internal_error_page(&e);
     }
     see_other("/account")
 }

@@ -288,3 +288,70 @@ async fn a_disabled_organisations_background_export_stops_calling_clari() {
         "Clari is still being polled for a disabled organisation"
     );
 }
+
+/// Turns connections to a PostgreSQL test database off (and drops the open ones) or on again.
+async fn postgres_outage(db: &TestDb, down: bool) {
+    let (admin, name) = db.postgres().expect("a PostgreSQL test database");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .unwrap();
+    let allow = if down { "false" } else { "true" };
+    sqlx::Executor::execute(
+        &mut conn,
+        sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {allow}"
+        )),
+    )
+    .await
+    .unwrap();
+    if down {
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            )),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_failing_database_is_503_not_a_bad_token_and_the_server_recovers() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        crate::helpers::announce_skip("abuse::a_failing_database_is_503_not_a_bad_token");
+        return;
+    };
+    let env = mcp_env(&db).await;
+    let key = env.api_key("clari:read").await;
+    assert_eq!(
+        rpc(&env.app, Some(&key), "tools/list", json!({}))
+            .await
+            .status,
+        200
+    );
+
+    postgres_outage(&db, true).await;
+    let r = rpc(&env.app, Some(&key), "tools/list", json!({})).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.get("retry-after").is_some());
+    assert!(
+        r.headers.get("www-authenticate").is_none(),
+        "the client must not throw its token away"
+    );
+    let ready = env
+        .app
+        .http
+        .get(env.app.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    postgres_outage(&db, false).await;
+    let r = rpc(&env.app, Some(&key), "tools/list", json!({})).await;
+    assert_eq!(r.status, 200, "recovered: {}", r.body);
+    let r = call_tool(&env.app, &key, "get_admin_limits", json!({})).await;
+    assert_eq!(r["isError"], false, "{r}");
+    db.cleanup().await;
+}

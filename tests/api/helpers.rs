@@ -70,6 +70,11 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL test database: (admin URL, database name).
+    pub fn postgres(&self) -> Option<(&str, &str)> {
+        self.pg.as_ref().map(|(a, n)| (a.as_str(), n.as_str()))
+    }
+
     pub async fn store(&self) -> Arc<dyn Store> {
         store::connect(&self.url).await.expect("open test store")
     }
