@@ -83,6 +83,8 @@ pub struct Keys {
     /// When an unknown `kid` last made us reload (seconds); reloads are at most one per
     /// [`RELOAD_AT_MOST_EVERY`], so garbage tokens cannot turn into database reads.
     last_reload: std::sync::atomic::AtomicI64,
+    /// Reloads caused by unknown kids so far.
+    reloads: std::sync::atomic::AtomicU64,
     /// Retired keys are dropped from the JWKS this long after retirement.
     publish_retired_for: i64,
 }
@@ -200,6 +202,7 @@ impl Keys {
         Ok(Self {
             set: RwLock::new(Arc::new(set)),
             last_reload: std::sync::atomic::AtomicI64::new(i64::MIN),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             publish_retired_for,
         })
     }
@@ -227,6 +230,11 @@ impl Keys {
         store.insert_signing_key(&record).await?;
         store.retire_signing_keys_except(&kid, now).await?;
         Ok(kid)
+    }
+
+    /// How many times an unknown `kid` made this process reload the keys.
+    pub fn unknown_kid_reloads(&self) -> u64 {
+        self.reloads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn jwks(&self) -> serde_json::Value {
@@ -286,6 +294,8 @@ impl Keys {
             {
                 return Err(TokenError::UnknownKey);
             }
+            self.reloads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match self.reload(store, vault, now).await {
                 Ok(()) => {}
                 Err(KeyError::Store(e)) => {

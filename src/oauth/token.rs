@@ -10,7 +10,10 @@
 //! revokes the whole grant (replay), with one exception for a client's legitimate retry after a
 //! lost response: within 10 seconds of the rotation, and only while the token it was rotated into
 //! has not been used, the retry is answered with a fresh pair and that unused successor is revoked
-//! (presenting it later is a replay too). There is never more than one live refresh token per grant. Refresh may narrow the scope of the
+//! (presenting it later is a replay too). Two refreshes with the same token at the same moment are
+//! answered the same way: the one that loses the rotation race is a retry, not a replay, and the
+//! answer that came last holds the live token (see `retry_within_grace`). There is never more
+//! than one live refresh token per grant. Refresh may narrow the scope of the
 //! access token, never widen it; the refresh token keeps its scope (RFC 6749 §6). Refresh tokens
 //! expire after `refresh_token_ttl` without use.
 
@@ -284,15 +287,12 @@ async fn refresh_grant(
 
     let new_token = random_token(32);
     let successor = refresh_record(state, &grant, &rt.scope, &new_token, now);
-    let rotated = match (rt.rotated_at, &rt.replaced_by) {
-        (None, _) => state.store.rotate_refresh(&hash, &successor, now).await?,
-        (Some(at), Some(previous)) if now - at <= ROTATION_GRACE_SECS => {
-            state
-                .store
-                .retry_rotation(&hash, previous, &successor, now)
-                .await?
+    let rotated = match rt.rotated_at {
+        None => {
+            state.store.rotate_refresh(&hash, &successor, now).await?
+                || retry_within_grace(state, &hash, &successor, now).await?
         }
-        _ => false,
+        Some(_) => retry_within_grace(state, &hash, &successor, now).await?,
     };
     if !rotated {
         state
@@ -305,6 +305,54 @@ async fn refresh_grant(
         ));
     }
     issue(state, client, &grant, &at_scope, Some(new_token)).await
+}
+
+/// A rotated token presented again within the grace window: a client's retry after a lost
+/// response, or the loser of two refreshes sent at the same moment. Either way it is answered
+/// with a fresh pair and the unused successor it supersedes is revoked, so one refresh token stays
+/// live. Concurrent retries serialise on the old token's row; each one that finds the successor
+/// swapped under it reads again (a few times at most). `false` means a replay: outside the
+/// window, or the successor was already used.
+async fn retry_within_grace(
+    state: &AppState,
+    hash: &str,
+    successor: &crate::store::RefreshRecord,
+    now: i64,
+) -> Result<bool, OAuthError> {
+    for _ in 0..8 {
+        let Some(current) = state.store.refresh(hash).await? else {
+            return Ok(false);
+        };
+        let (Some(at), Some(previous), None) =
+            (current.rotated_at, &current.replaced_by, current.revoked_at)
+        else {
+            return Ok(false);
+        };
+        if !within_grace(at, now) {
+            return Ok(false);
+        }
+        if state
+            .store
+            .retry_rotation(hash, previous, successor, now)
+            .await?
+        {
+            return Ok(true);
+        }
+        // Either another retry swapped the successor first (read again), or the successor was
+        // used: then the next read finds it rotated and `retry_rotation` refuses again.
+        let Some(prev) = state.store.refresh(previous).await? else {
+            return Ok(false);
+        };
+        if prev.rotated_at.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a rotation at `rotated_at` still admits a retry at `now`.
+pub fn within_grace(rotated_at: i64, now: i64) -> bool {
+    (0..=ROTATION_GRACE_SECS).contains(&(now - rotated_at))
 }
 
 async fn issue(
@@ -344,4 +392,20 @@ async fn issue(
         })
         .into_response(),
     ))
+}
+
+#[cfg(test)]
+mod grace_tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_is_admitted_only_inside_the_grace_window() {
+        assert!(within_grace(1_000, 1_000));
+        assert!(within_grace(1_000, 1_000 + ROTATION_GRACE_SECS));
+        assert!(!within_grace(1_000, 1_001 + ROTATION_GRACE_SECS));
+        assert!(
+            !within_grace(1_000, 999),
+            "a rotation stamped in the future is not a retry"
+        );
+    }
 }

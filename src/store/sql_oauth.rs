@@ -544,6 +544,18 @@ macro_rules! impl_oauth_store {
 
             async fn retry_rotation(&self, old: &str, previous: &str, successor: &$crate::store::RefreshRecord, now: i64) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
+                // Swap the old token's successor first: this locks the old row, so of two
+                // concurrent retries only one sees `previous` still in place.
+                let swapped = sqlx::query("UPDATE refresh_tokens SET replaced_by = $1 WHERE token_hash = $2 AND replaced_by = $3")
+                    .bind(&successor.token_hash)
+                    .bind(old)
+                    .bind(previous)
+                    .execute(&mut *tx)
+                    .await?;
+                if swapped.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                // The superseded successor must be unused; if it was used, this is a replay.
                 let done = sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL AND revoked_at IS NULL",
                 )
@@ -554,12 +566,6 @@ macro_rules! impl_oauth_store {
                 if done.rows_affected() != 1 {
                     return Ok(false);
                 }
-                sqlx::query("UPDATE refresh_tokens SET replaced_by = $1 WHERE token_hash = $2 AND replaced_by = $3")
-                    .bind(&successor.token_hash)
-                    .bind(old)
-                    .bind(previous)
-                    .execute(&mut *tx)
-                    .await?;
                 insert_refresh_token(&mut *tx, successor).await?;
                 tx.commit().await?;
                 Ok(true)

@@ -16,6 +16,11 @@ use serde_json::json;
 use crate::helpers::{Backend, TestDb};
 use crate::mcp_helpers::*;
 
+crate::both_backends!(
+    expired_sessions_codes_and_refresh_tokens_are_purged,
+    simultaneous_refreshes_with_one_token_are_not_a_replay,
+);
+
 /// Serves `router` on 127.0.0.1:0 and returns its origin.
 async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -197,8 +202,6 @@ async fn a_spoofed_forwarded_for_does_not_buy_a_fresh_throttle_bucket() {
     assert_eq!(register_from(&app, "2001:db8:5:6::1").await, 201);
 }
 
-crate::both_backends!(expired_sessions_codes_and_refresh_tokens_are_purged);
-
 async fn expired_sessions_codes_and_refresh_tokens_are_purged(db: &TestDb) {
     use crate::oauth_helpers::*;
     let app = crate::helpers::spawn_app(db).await;
@@ -354,4 +357,129 @@ async fn a_failing_database_is_503_not_a_bad_token_and_the_server_recovers() {
     let r = call_tool(&env.app, &key, "get_admin_limits", json!({})).await;
     assert_eq!(r["isError"], false, "{r}");
     db.cleanup().await;
+}
+
+/// A JWT with the given `kid` in its header and a junk signature.
+fn forged_jwt(kid: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(json!({"alg": "ES256", "typ": "at+jwt", "kid": kid})),
+        b64(json!({"sub": "x", "iss": "x", "aud": "x", "exp": 4_000_000_000u64}))
+    )
+}
+
+#[tokio::test]
+async fn garbage_tokens_with_unknown_kids_cannot_force_key_reloads() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let keys = &env.app.state.keys;
+    // Malformed kids are refused before any key lookup.
+    for kid in [
+        "x",
+        "../../etc/passwd",
+        &"A".repeat(500),
+        "not base64url!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+    ] {
+        let r = rpc(&env.app, Some(&forged_jwt(kid)), "tools/list", json!({})).await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(keys.unknown_kid_reloads(), 0);
+    // Well-formed unknown kids: at most one reload per interval, however many arrive.
+    for i in 0..50 {
+        let kid = format!("{:0>43}", i);
+        let r = rpc(&env.app, Some(&forged_jwt(&kid)), "tools/list", json!({})).await;
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(keys.unknown_kid_reloads(), 1);
+    env.app
+        .clock
+        .advance(clari_mcp::crypto::keys::RELOAD_AT_MOST_EVERY);
+    rpc(
+        &env.app,
+        Some(&forged_jwt(&"z".repeat(43))),
+        "tools/list",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        keys.unknown_kid_reloads(),
+        2,
+        "the next interval may reload again"
+    );
+}
+
+async fn simultaneous_refreshes_with_one_token_are_not_a_replay(db: &TestDb) {
+    use crate::oauth_helpers::*;
+    let app = crate::helpers::spawn_app(db).await;
+    seed_user(&app, "Acme", "ava@acme.test").await;
+    let client = register_public(&app).await;
+    let cid = client["client_id"].as_str().unwrap().to_owned();
+    let p = pkce();
+    let mut b = Browser::new(&app);
+    let q = authorize(&mut b, &cid, &p, "ava@acme.test").await;
+    let (_, tokens) = exchange(&app, &cid, &q["code"], &p.verifier).await;
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        let (app, cid) = (&app, cid.clone());
+        async move {
+            token(
+                app,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", &cid),
+                    ("refresh_token", &t),
+                ],
+            )
+            .await
+        }
+    };
+    // Six refreshes with the same token, truly at once.
+    let answers = futures_util::future::join_all((0..6).map(|_| refresh(rt.clone()))).await;
+    let mut successors = Vec::new();
+    for (status, body, _) in &answers {
+        assert_eq!(*status, 200, "a simultaneous refresh was refused: {body}");
+        successors.push(body["refresh_token"].as_str().unwrap().to_owned());
+    }
+    // Nothing was revoked; exactly one successor is live (the answer that came last), the others
+    // were superseded as retries are, and the live one refreshes.
+    let store = &app.state.store;
+    let mut live = Vec::new();
+    for s in &successors {
+        let r = store
+            .refresh(&clari_mcp::crypto::sha256_hex(s))
+            .await
+            .unwrap()
+            .unwrap();
+        if r.revoked_at.is_none() && r.rotated_at.is_none() {
+            live.push(s.clone());
+        }
+    }
+    assert_eq!(live.len(), 1, "one live refresh token per grant");
+    let (status, body, _) = refresh(live.pop().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    // Outside the grace window, the old token coming back is still a replay.
+    app.clock
+        .advance(clari_mcp::oauth::token::ROTATION_GRACE_SECS + 1);
+    let (status, _, _) = refresh(rt).await;
+    assert_eq!(status, 400);
+    let grants = app
+        .state
+        .store
+        .grants_of_user(
+            &app.state
+                .store
+                .find_user_by_email(&clari_mcp::store::Email::parse("ava@acme.test").unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .user
+                .id,
+        )
+        .await
+        .unwrap();
+    assert!(grants.is_empty(), "the replay revoked the sign-in");
 }
