@@ -43,6 +43,8 @@ pub struct Inner {
     pub activities: ExportCache<ActivityResults>,
     /// Each organisation's Clari concurrency limit, read from `/admin/limits`.
     pub export_limits: LimitCache,
+    /// The one guarded, bounded client for Client ID Metadata Documents.
+    pub cimd: crate::oauth::cimd::CimdFetcher,
     /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
     #[cfg(feature = "conformance")]
     pub conformance_identity: std::sync::OnceLock<crate::mcp::auth::AuthContext>,
@@ -69,6 +71,7 @@ impl AppState {
             .await
             .context("loading signing keys")?;
         let ttl = config.export_cache_ttl;
+        let cimd = crate::oauth::cimd::CimdFetcher::new(config.danger_cimd_allow_loopback);
         Ok(Self(Arc::new(Inner {
             config,
             store,
@@ -79,6 +82,7 @@ impl AppState {
             forecasts: ExportCache::new(ttl, clock.clone()),
             activities: ExportCache::new(ttl, clock.clone()),
             export_limits: LimitCache::default(),
+            cimd,
             clock,
             #[cfg(feature = "conformance")]
             conformance_identity: std::sync::OnceLock::new(),

@@ -1,10 +1,18 @@
 //! Client ID Metadata Documents: a `client_id` that is an https URL is fetched and validated. The
 //! fetch is guarded against SSRF: https only, the host's addresses must all be public (no private,
-//! loopback, link-local, metadata, CGNAT or multicast ranges), the connection goes to the checked
-//! address (no second DNS answer), no redirects, 5 KiB cap, 5 s timeout. The document is cached
-//! per its `Cache-Control: max-age` within [5 min, 24 h].
+//! loopback, link-local, metadata, CGNAT, multicast or tunnelling ranges), checked inside the one
+//! HTTP client's DNS resolver so the connection goes only to a checked address, no redirects,
+//! 5 KiB cap, 5 s timeout. The document is cached per its `Cache-Control: max-age` within
+//! [5 min, 24 h].
+//!
+//! Anyone can name any URL as a `client_id`, so fetching is bounded: a failed URL is not fetched
+//! again for [`FAILURE_TTL`] (negative cache), one host is fetched at most [`PER_HOST_PER_MINUTE`]
+//! times a minute, and the whole server at most [`GLOBAL_PER_MINUTE`] times a minute, with at most
+//! [`MAX_IN_FLIGHT`] fetches at once.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,7 +24,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 const MIN_TTL: i64 = 300;
 const MAX_TTL: i64 = 86_400;
 
-/// Whether an address may be fetched from the public internet side.
+/// Whether an address may be fetched from the public internet side: global unicast only.
 pub fn is_public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -31,6 +39,7 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99)
                 || (o[0] == 198 && (18..20).contains(&o[1]))
                 || o[0] >= 240)
         }
@@ -42,16 +51,163 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                // ::/96, IPv4-compatible (deprecated; reaches IPv4 space)
+                || s[..6] == [0; 6]
+                // fc00::/7 unique local, fe80::/10 link-local, fec0::/10 site-local
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                // 2001:db8::/32 documentation, 2001::/32 Teredo, 2001:2::/48 benchmarking,
+                // 2001:10::/28 ORCHID
                 || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || (s[0] == 0x64 && s[1] == 0xff9b))
+                || (s[0] == 0x2001 && s[1] == 0)
+                || (s[0] == 0x2001 && s[1] == 2 && s[2] == 0)
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x10)
+                // 2002::/16 6to4 (reaches IPv4 space)
+                || s[0] == 0x2002
+                // 64:ff9b::/96 and 64:ff9b:1::/48 NAT64
+                || (s[0] == 0x64 && s[1] == 0xff9b)
+                // 100::/64 discard-only
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0]))
         }
     }
 }
 
-/// Fetches and checks a metadata document; returns it with its cache lifetime in seconds.
-pub async fn fetch(client_id: &str, allow_loopback: bool) -> Result<(Value, i64), String> {
+/// A URL that failed is not fetched again for this long (seconds).
+pub const FAILURE_TTL: i64 = 300;
+pub const PER_HOST_PER_MINUTE: u32 = 10;
+pub const GLOBAL_PER_MINUTE: u32 = 120;
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Entries the negative cache keeps at most.
+const MAX_REMEMBERED_FAILURES: usize = 10_000;
+
+/// Resolves names for the metadata-document client, refusing any name with a non-public address.
+struct GuardedResolver {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::time::timeout(
+                Duration::from_secs(3),
+                tokio::net::lookup_host((host.as_str(), 0)),
+            )
+            .await
+            .map_err(|_| "resolving the host timed out")??
+            .collect();
+            if addrs.is_empty() {
+                return Err("the host has no address".into());
+            }
+            if let Some(bad) = addrs
+                .iter()
+                .find(|a| !(is_public_ip(a.ip()) || (allow_loopback && a.ip().is_loopback())))
+            {
+                return Err(
+                    format!("the host resolves to a non-public address ({})", bad.ip()).into(),
+                );
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The one guarded client for metadata documents, with its bounds.
+pub struct CimdFetcher {
+    http: reqwest::Client,
+    allow_loopback: bool,
+    /// URL → until when it is not fetched again.
+    failures: Mutex<HashMap<String, i64>>,
+    /// (minute, fetches) per host, and for the whole server under the key "".
+    windows: Mutex<HashMap<String, (i64, u32)>>,
+    in_flight: tokio::sync::Semaphore,
+}
+
+impl CimdFetcher {
+    pub fn new(allow_loopback: bool) -> Self {
+        crate::init_crypto();
+        let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .expect("the metadata-document client configuration is valid");
+        Self {
+            http,
+            allow_loopback,
+            failures: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        }
+    }
+
+    /// Counts one fetch of `host` in this minute; `false` when the host or the server is over its
+    /// limit.
+    fn admit(&self, host: &str, now: i64) -> bool {
+        let minute = now.div_euclid(60);
+        let mut w = self.windows.lock().expect("cimd windows lock");
+        w.retain(|_, (m, _)| *m == minute);
+        let host_count = w.get(host).map_or(0, |(_, c)| *c);
+        let all_count = w.get("").map_or(0, |(_, c)| *c);
+        if host_count >= PER_HOST_PER_MINUTE || all_count >= GLOBAL_PER_MINUTE {
+            return false;
+        }
+        w.insert(host.to_owned(), (minute, host_count + 1));
+        w.insert(String::new(), (minute, all_count + 1));
+        true
+    }
+
+    fn remember_failure(&self, client_id: &str, now: i64) {
+        let mut f = self.failures.lock().expect("cimd failures lock");
+        if f.len() >= MAX_REMEMBERED_FAILURES {
+            f.retain(|_, until| *until > now);
+        }
+        if f.len() < MAX_REMEMBERED_FAILURES {
+            f.insert(client_id.to_owned(), now + FAILURE_TTL);
+        }
+    }
+
+    /// Fetches and checks a metadata document within the bounds; returns it with its cache
+    /// lifetime in seconds.
+    pub async fn fetch(&self, client_id: &str, now: i64) -> Result<(Value, i64), String> {
+        if self
+            .failures
+            .lock()
+            .expect("cimd failures lock")
+            .get(client_id)
+            .is_some_and(|until| *until > now)
+        {
+            return Err("this metadata document failed recently; not fetched again yet".into());
+        }
+        let host = url::Url::parse(client_id)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        if !self.admit(&host, now) {
+            return Err("too many metadata-document fetches for this host right now".into());
+        }
+        let _slot = self
+            .in_flight
+            .try_acquire()
+            .map_err(|_| "too many metadata-document fetches in progress".to_owned())?;
+        let result = fetch_with(&self.http, client_id, self.allow_loopback).await;
+        if result.is_err() {
+            self.remember_failure(client_id, now);
+        }
+        result
+    }
+}
+
+/// Checks a document URL and fetches it with the guarded client.
+async fn fetch_with(
+    http: &reqwest::Client,
+    client_id: &str,
+    allow_loopback: bool,
+) -> Result<(Value, i64), String> {
     let url = url::Url::parse(client_id).map_err(|_| "client_id is not a URL".to_owned())?;
     let loopback_ok = allow_loopback && url.scheme() == "http";
     if url.scheme() != "https" && !loopback_ok {
@@ -66,48 +222,34 @@ pub async fn fetch(client_id: &str, allow_loopback: bool) -> Result<(Value, i64)
     if client_id.split('/').any(|s| s == "." || s == "..") {
         return Err("a metadata document client_id must have no dot segments".into());
     }
-    let host = url
-        .host_str()
-        .ok_or("no host")?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio::net::lookup_host((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| "resolving the host timed out".to_owned())?
-    .map_err(|e| format!("cannot resolve the host: {e}"))?
-    .collect();
-    let Some(addr) = addrs.first().copied() else {
-        return Err("the host has no address".into());
-    };
-    for a in &addrs {
-        let allowed = is_public_ip(a.ip()) || (loopback_ok && a.ip().is_loopback());
-        if !allowed {
-            return Err(format!(
-                "the host resolves to a non-public address ({})",
-                a.ip()
-            ));
+    // A literal address is never resolved, so it is checked here.
+    if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = url.host() {
+        let ip: IpAddr = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| "the host is not an address".to_owned())?;
+        if !(is_public_ip(ip) || (loopback_ok && ip.is_loopback())) {
+            return Err(format!("the host resolves to a non-public address ({ip})"));
         }
     }
-    crate::init_crypto();
-    let http = reqwest::Client::builder()
-        .resolve(&host, addr)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(3))
-        .build()
-        .map_err(|e| e.to_string())?;
     let mut resp = http
         .get(url.clone())
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| format!("fetching the document failed: {}", e.without_url()))?;
+        .map_err(|e| {
+            // The resolver's refusal is the useful part of the message.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text = s.to_string();
+                source = s.source();
+            }
+            format!("fetching the document failed: {text}")
+        })?;
     if !resp.status().is_success() {
         return Err(format!(
             "the document URL answered HTTP {}",
@@ -250,13 +392,76 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_documents_are_refused_without_the_danger_allowance() {
-        let e = fetch("http://127.0.0.1:9/client.json", false)
+        let f = CimdFetcher::new(false);
+        let e = f
+            .fetch("http://127.0.0.1:9/client.json", 0)
             .await
             .unwrap_err();
         assert!(e.contains("https"), "{e}");
-        let e = fetch("https://127.0.0.1:9/client.json", false)
+        let e = f
+            .fetch("https://127.0.0.1:9/client.json", 0)
             .await
             .unwrap_err();
         assert!(e.contains("non-public"), "{e}");
+        let e = f
+            .fetch("https://localhost:9/client.json", 0)
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("non-public"),
+            "a name that resolves to loopback: {e}"
+        );
+        let e = f.fetch("https://[::1]:9/client.json", 0).await.unwrap_err();
+        assert!(e.contains("non-public"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn failures_are_remembered_and_hosts_are_rate_limited() {
+        let f = CimdFetcher::new(false);
+        let url = "https://127.0.0.1:9/client.json";
+        assert!(f.fetch(url, 0).await.unwrap_err().contains("non-public"));
+        let again = f.fetch(url, 1).await.unwrap_err();
+        assert!(again.contains("failed recently"), "{again}");
+        assert!(
+            f.fetch(url, FAILURE_TTL + 1)
+                .await
+                .unwrap_err()
+                .contains("non-public")
+        );
+        // One host, many paths: bounded per minute.
+        let mut refused = 0;
+        for i in 0..(PER_HOST_PER_MINUTE + 5) {
+            let e = f
+                .fetch(&format!("https://10.0.0.1/c{i}.json"), 120)
+                .await
+                .unwrap_err();
+            if e.contains("too many") {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 5);
+        assert!(f.admit("10.0.0.1", 180), "a new minute, a new allowance");
+    }
+
+    #[test]
+    fn tunnelling_and_special_ipv6_ranges_are_not_public() {
+        for ip in [
+            "::a00:1",
+            "::",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "fec0::1",
+            "2001:db8::1",
+            "2001:2::1",
+            "2001:10::1",
+            "100::1",
+            "192.88.99.1",
+        ] {
+            assert!(!is_public_ip(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(is_public_ip("2001:4860:4860::8888".parse().unwrap()));
+        assert!(is_public_ip("2a00:1450:4001:81b::200e".parse().unwrap()));
     }
 }

@@ -237,14 +237,13 @@ pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, O
         {
             return Ok(Client::from_record(r));
         }
-        let (doc, ttl) =
-            match super::cimd::fetch(client_id, state.config.danger_cimd_allow_loopback).await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(client_id, error = %e, "client metadata document rejected");
-                    return Ok(None);
-                }
-            };
+        let (doc, ttl) = match state.cimd.fetch(client_id, now).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(client_id, error = %e, "client metadata document rejected");
+                return Ok(None);
+            }
+        };
         let meta = match super::cimd::to_metadata(&doc) {
             Ok(m) => m,
             Err(e) => {

@@ -153,7 +153,8 @@ pub trait OAuthStore: Send + Sync {
         now: UnixTime,
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
-    /// Deletes dynamically registered clients past their expiry that hold no live grant.
+    /// Deletes clients past their expiry that hold no live grant: unused dynamically registered
+    /// ones, and metadata-document ones whose cached copy went stale (fetched again on use).
     async fn purge_unused_clients(&self, now: UnixTime) -> Result<u64, StoreError>;
 
     // Grants ----------------------------------------------------------------------------------

@@ -308,7 +308,7 @@ macro_rules! impl_oauth_store {
 
             async fn purge_unused_clients(&self, now: i64) -> Result<u64, StoreError> {
                 let done = sqlx::query(
-                    "DELETE FROM oauth_clients WHERE kind = 'dcr' AND expires_at IS NOT NULL AND expires_at < $1 \
+                    "DELETE FROM oauth_clients WHERE expires_at IS NOT NULL AND expires_at < $1 \
                      AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = oauth_clients.id AND g.revoked_at IS NULL)",
                 )
                 .bind(now)

@@ -1543,3 +1543,55 @@ async fn changing_redirect_uris_forgets_remembered_consent() {
         "{loc}"
     );
 }
+
+#[tokio::test]
+async fn metadata_document_fetches_are_bounded_and_unused_rows_expire() {
+    let (server, hits) = document_server(vec![(
+        "/client.json",
+        json!({"client_id": "BASE/client.json", "client_name": "Doc Client", "redirect_uris": [REDIRECT]}),
+    )])
+    .await;
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(&db, &[("CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK", "true")]).await;
+    let p = pkce();
+    let mut b = Browser::new(&app);
+    let hit = || hits.load(std::sync::atomic::Ordering::SeqCst);
+    // A host that answers every request with 404, counting them.
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { axum::http::StatusCode::NOT_FOUND }
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let asked_count = || asked.load(std::sync::atomic::Ordering::SeqCst);
+    // A document that does not exist is fetched once, then remembered as failed.
+    let missing = format!("{other}/missing.json");
+    for _ in 0..5 {
+        assert_error_page(&authorize_raw(&mut b, &base(&missing, &p)).await);
+    }
+    assert_eq!(asked_count(), 1, "a failure is cached");
+    // Many different URLs on one host: at most the per-host allowance of fetches a minute.
+    for i in 0..30 {
+        let url = format!("{other}/c{i}.json");
+        assert_error_page(&authorize_raw(&mut b, &base(&url, &p)).await);
+    }
+    assert_eq!(
+        asked_count(),
+        clari_mcp::oauth::cimd::PER_HOST_PER_MINUTE as usize,
+        "one host is fetched at most the allowance a minute"
+    );
+    // A valid document is cached in the store; with no grant, its row goes once stale.
+    app.clock.advance(120);
+    let good = format!("{server}/client.json");
+    let page = authorize_raw(&mut b, &base(&good, &p)).await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    assert_eq!(hit(), 1);
+    assert!(app.state.store.client(&good).await.unwrap().is_some());
+    app.clock.advance(86_400 + 1);
+    let done = clari_mcp::app::housekeeping(&app.state).await.unwrap();
+    assert!(done.clients >= 1, "{done:?}");
+    assert!(app.state.store.client(&good).await.unwrap().is_none());
+}
