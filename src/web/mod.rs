@@ -221,10 +221,12 @@ async fn post_login(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let form = match read_body(body, 16 * 1024)
+    // The body holds the password: keep it in a buffer that is wiped when dropped (`Vec::from`
+    // takes over the body's allocation when it is the only owner).
+    let raw = read_body(body, 16 * 1024)
         .await
-        .and_then(|b| parse_form(&b))
-    {
+        .map(|b| zeroize::Zeroizing::new(Vec::from(b)));
+    let mut form = match raw.and_then(|b| parse_form(&b)) {
         Ok(f) => f,
         Err(_) => {
             return error_page(
@@ -240,7 +242,8 @@ async fn post_login(
     }
     let rid = form.get("rid").cloned();
     let email_text = form.get("email").cloned().unwrap_or_default();
-    let password = SecretString::from(form.get("password").cloned().unwrap_or_default());
+    // Moved out of the form, not copied; `SecretString` wipes it when dropped.
+    let password = SecretString::from(form.remove("password").unwrap_or_default());
     let generic = "The e-mail or password is incorrect.".to_owned();
     let Ok(email) = Email::parse(&email_text) else {
         return login_page(

@@ -14,4 +14,5 @@ mod mcp_answers;
 mod oauth;
 mod oauth_attacks;
 mod store;
+mod store_oauth;
 mod vault;

@@ -112,12 +112,17 @@ fn handle<'a, T: Tool>(
         match result {
             Ok(out) => render::answer(T::NAME, &out),
             Err(e) => {
-                // `?` quotes the caller's text, so a newline in it cannot forge a log line.
-                tracing::info!(tool = T::NAME, error = ?e.message, "tool error");
+                log_tool_error(T::NAME, &e);
                 render::failure(&e)
             }
         }
     })
+}
+
+/// Logs a tool error. The message may quote the caller's arguments, so it is logged with `?`
+/// (escaped): a newline in an argument cannot forge a log line.
+fn log_tool_error(tool: &str, e: &ToolError) {
+    tracing::info!(tool, error = ?e.message, "tool error");
 }
 
 fn entry<T: Tool>() -> Entry {
@@ -366,6 +371,37 @@ mod tests {
         assert!(e.message.contains("quarter"), "{}", e.message);
         let e = parse::<opportunities::DealRiskArgs>(JsonObject::new()).unwrap_err();
         assert!(e.message.contains("opportunity_ids"), "{}", e.message);
+    }
+
+    #[test]
+    fn caller_text_cannot_forge_log_lines() {
+        #[derive(Clone, Default)]
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let e = ToolError::arg(
+                "manager",
+                "no user matches 'x\n2026-01-01T00:00:00Z  INFO forged: admin signed in'",
+            );
+            log_tool_error("get_forecast", &e);
+        });
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "one event, one line: {out}");
+        assert!(out.contains("\\n"), "the newline is escaped: {out}");
     }
 
     #[test]

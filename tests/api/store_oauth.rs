@@ -1,0 +1,349 @@
+//! The authorization-server and export-queue storage, on SQLite and PostgreSQL alike, with the
+//! atomic operations raced by truly concurrent callers (on SQLite writers serialise; on
+//! PostgreSQL they do not, which is where a missing condition would show).
+
+use std::sync::Arc;
+
+use clari_mcp::crypto::sha256_hex;
+use clari_mcp::scope::ScopeSet;
+use clari_mcp::store::{
+    ClientKind, ClientRecord, CodeRecord, CodeRedemption, ExportClaim, ExportStaleness,
+    ExportStatus, OrgId, Promotion, RefreshRecord, Role, Store, UserId,
+};
+use serde_json::json;
+
+use crate::both_backends;
+use crate::helpers::TestDb;
+
+both_backends!(
+    clients_grants_and_consent_round_trip,
+    a_code_is_redeemed_exactly_once_under_concurrency,
+    a_refresh_token_rotates_exactly_once_under_concurrency,
+    sessions_and_rate_windows_expire,
+    the_export_queue_never_grants_more_slots_than_the_limit,
+);
+
+const NOW: i64 = 1_790_000_000;
+
+async fn setup(db: &TestDb) -> (Arc<dyn Store>, OrgId, UserId, String) {
+    let store = db.store().await;
+    let org = store.create_org("Acme", NOW).await.unwrap();
+    let user = store
+        .create_user(
+            &org.id,
+            &clari_mcp::store::Email::parse("ava@acme.test").unwrap(),
+            "$argon2id$dummy",
+            Role::Admin,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let client = ClientRecord {
+        id: "cmc_test".into(),
+        kind: ClientKind::Dcr,
+        metadata: json!({"client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"]}),
+        secret_hash: None,
+        registration_token_hash: Some(sha256_hex("rat")),
+        created_at: NOW,
+        updated_at: NOW,
+        last_used_at: None,
+        expires_at: Some(NOW + 86_400),
+        disabled: false,
+    };
+    store.create_client(&client).await.unwrap();
+    (store, org.id, user.id, client.id)
+}
+
+fn scope(s: &str) -> ScopeSet {
+    ScopeSet::parse(s).unwrap()
+}
+
+async fn clients_grants_and_consent_round_trip(db: &TestDb) {
+    let (store, org, user, cid) = setup(db).await;
+    let c = store.client(&cid).await.unwrap().unwrap();
+    assert_eq!(c.metadata["client_name"], "Agent");
+    let g = store
+        .upsert_grant(
+            &org,
+            &user,
+            &cid,
+            &scope("forecasts:read"),
+            "https://x/mcp",
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert!(g.consent_remembered);
+    // One live grant per (user, org, client): a second consent updates it.
+    let g2 = store
+        .upsert_grant(
+            &org,
+            &user,
+            &cid,
+            &scope("clari:read"),
+            "https://x/mcp",
+            NOW + 1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.id, g2.id);
+    assert_eq!(g2.scope, scope("clari:read"));
+    assert_eq!(store.forget_consent(&cid).await.unwrap(), 1);
+    let live = store
+        .live_grant_for(&org, &user, &cid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !live.consent_remembered,
+        "consent forgotten, grant still live"
+    );
+    let again = store
+        .upsert_grant(
+            &org,
+            &user,
+            &cid,
+            &scope("clari:read"),
+            "https://x/mcp",
+            NOW + 2,
+        )
+        .await
+        .unwrap();
+    assert!(again.consent_remembered, "approving again remembers it");
+    // Tenant isolation: the grant is not visible through another organisation.
+    let other = store.create_org("Globex", NOW).await.unwrap();
+    assert!(store.live_grant(&other.id, &g.id).await.unwrap().is_none());
+    // Disabling the client revokes its grants.
+    assert!(store.disable_client(&cid, NOW + 3).await.unwrap());
+    assert!(store.live_grant(&org, &g.id).await.unwrap().is_none());
+}
+
+async fn a_code_is_redeemed_exactly_once_under_concurrency(db: &TestDb) {
+    let (store, org, user, cid) = setup(db).await;
+    let g = store
+        .upsert_grant(
+            &org,
+            &user,
+            &cid,
+            &scope("clari:read"),
+            "https://x/mcp",
+            NOW,
+        )
+        .await
+        .unwrap();
+    let code = CodeRecord {
+        code_hash: sha256_hex("code"),
+        grant_id: g.id.clone(),
+        organization_id: org.clone(),
+        client_id: cid.clone(),
+        user_id: user.clone(),
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        code_challenge: "c".repeat(43),
+        scope: scope("clari:read"),
+        resource: "https://x/mcp".into(),
+        created_at: NOW,
+        expires_at: NOW + 60,
+        consumed_at: None,
+    };
+    store.insert_code(&code).await.unwrap();
+    let attempts = (0..8).map(|_| {
+        let store = store.clone();
+        let hash = code.code_hash.clone();
+        tokio::spawn(async move { store.redeem_code(&hash, NOW + 1).await.unwrap() })
+    });
+    let results: Vec<CodeRedemption> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let redeemed = results
+        .iter()
+        .filter(|r| matches!(r, CodeRedemption::Redeemed(_)))
+        .count();
+    assert_eq!(redeemed, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, CodeRedemption::Redeemed(_) | CodeRedemption::Replayed(_)))
+    );
+}
+
+fn refresh_record(hash: &str, grant: &str, org: &OrgId, cid: &str) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: hash.into(),
+        grant_id: grant.into(),
+        organization_id: org.clone(),
+        client_id: cid.into(),
+        scope: scope("clari:read"),
+        resource: "https://x/mcp".into(),
+        created_at: NOW,
+        expires_at: NOW + 86_400,
+        rotated_at: None,
+        replaced_by: None,
+        revoked_at: None,
+    }
+}
+
+async fn a_refresh_token_rotates_exactly_once_under_concurrency(db: &TestDb) {
+    let (store, org, user, cid) = setup(db).await;
+    let g = store
+        .upsert_grant(
+            &org,
+            &user,
+            &cid,
+            &scope("clari:read"),
+            "https://x/mcp",
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .insert_refresh(&refresh_record("old", &g.id, &org, &cid))
+        .await
+        .unwrap();
+    let attempts = (0..8).map(|i| {
+        let store = store.clone();
+        let next = refresh_record(&format!("new{i}"), &g.id, &org, &cid);
+        tokio::spawn(async move { store.rotate_refresh("old", &next, NOW + 1).await.unwrap() })
+    });
+    let won = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(won, 1);
+    let old = store.refresh("old").await.unwrap().unwrap();
+    let first = old.replaced_by.clone().unwrap();
+    // Concurrent retries swap the successor one at a time; each sees the current one.
+    let retries = (0..4).map(|i| {
+        let store = store.clone();
+        let next = refresh_record(&format!("retry{i}"), &g.id, &org, &cid);
+        let previous = first.clone();
+        tokio::spawn(async move {
+            store
+                .retry_rotation("old", &previous, &next, NOW + 2)
+                .await
+                .unwrap()
+        })
+    });
+    let swapped = futures_util::future::join_all(retries)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(swapped, 1, "only one retry may replace a given successor");
+    assert!(
+        store
+            .refresh(&first)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}
+
+async fn sessions_and_rate_windows_expire(db: &TestDb) {
+    let store = db.store().await;
+    store.save_session("s1", "{}", NOW + 10).await.unwrap();
+    assert!(store.load_session("s1", NOW).await.unwrap().is_some());
+    assert!(store.load_session("s1", NOW + 10).await.unwrap().is_none());
+    let purged = store.purge_expired(NOW + 10, NOW).await.unwrap();
+    assert_eq!(purged.sessions, 1);
+    let hits = (0..6).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.rate_hit("b", NOW).await.unwrap() })
+    });
+    let mut counts: Vec<i64> = futures_util::future::join_all(hits)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [1, 2, 3, 4, 5, 6], "every hit counted once");
+}
+
+async fn the_export_queue_never_grants_more_slots_than_the_limit(db: &TestDb) {
+    let store = db.store().await;
+    let org = store.create_org("Acme", NOW).await.unwrap().id;
+    let stale = ExportStaleness {
+        queued_before: NOW - 60,
+        active_before: NOW - 900,
+        done_before: NOW - 300,
+    };
+    // Ten requests join the queue at once.
+    for i in 0..10 {
+        assert_eq!(
+            store
+                .claim_export(&org, &format!("k{i}"), NOW, stale)
+                .await
+                .unwrap(),
+            ExportClaim::Won
+        );
+    }
+    // Every owner tries for a slot at the same time, several rounds: never more than 2 active.
+    let mut started = 0;
+    for round in 0..5 {
+        let tries = (0..10).map(|i| {
+            let store = store.clone();
+            let org = org.clone();
+            tokio::spawn(async move {
+                store
+                    .promote_export(&org, &format!("k{i}"), 2, NOW + round, stale)
+                    .await
+                    .unwrap()
+            })
+        });
+        started += futures_util::future::join_all(tries)
+            .await
+            .into_iter()
+            .filter(|p| matches!(p.as_ref().unwrap(), Promotion::Start))
+            .count();
+        assert!(
+            store
+                .active_exports(&org, stale.active_before)
+                .await
+                .unwrap()
+                <= 2
+        );
+    }
+    assert_eq!(started, 2, "two slots, two starts");
+    // First come, first served: the queue positions follow the claims.
+    match store
+        .promote_export(&org, "k2", 2, NOW + 9, stale)
+        .await
+        .unwrap()
+    {
+        Promotion::Wait { position, .. } => assert_eq!(position, 1),
+        other => panic!("{other:?}"),
+    }
+    // A finished export frees its slot for the next in line.
+    store
+        .record_export_job(&org, "k0", "job0", NOW + 10)
+        .await
+        .unwrap();
+    store
+        .finish_export(&org, "k0", true, NOW + 11)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .promote_export(&org, "k2", 2, NOW + 12, stale)
+            .await
+            .unwrap(),
+        Promotion::Start
+    );
+    // Another replica asking for k0 finds the finished job to follow.
+    match store
+        .claim_export(&org, "k0", NOW + 12, stale)
+        .await
+        .unwrap()
+    {
+        ExportClaim::Taken {
+            clari_job_id: Some(j),
+            status: ExportStatus::Done,
+            ..
+        } => assert_eq!(j, "job0"),
+        other => panic!("{other:?}"),
+    }
+}
