@@ -1,11 +1,13 @@
-//! `AppState` (cheap to clone, everything behind one `Arc`) and `Application`, which binds the
-//! listener (port 0 in tests) and serves the router until told to stop.
+//! The application: the router composed of every feature's routes, `Application` (binds the
+//! listener, port 0 in tests, and serves until told to stop) and housekeeping. The shared state
+//! lives below the handlers, in [`crate::state`].
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
+
+pub use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,107 +16,6 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-
-use crate::clari::types::ActivityResults;
-use crate::clari::{ClariClient, ClientOptions};
-use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::crypto::keys::Keys;
-use crate::crypto::{Passwords, Vault};
-use crate::mcp::cache::ExportCache;
-use crate::mcp::data::Forecast;
-use crate::mcp::queue::LimitCache;
-use crate::store::{self, Store};
-
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    pub config: Config,
-    pub store: Arc<dyn Store>,
-    pub vault: Arc<Vault>,
-    pub passwords: Passwords,
-    pub clock: Arc<dyn Clock>,
-    pub keys: Arc<Keys>,
-    /// One pooled Clari client for every organisation.
-    pub clari: ClariClient,
-    /// Forecast exports, as views built once per export.
-    pub forecasts: ExportCache<Forecast>,
-    pub activities: ExportCache<ActivityResults>,
-    /// Each organisation's Clari concurrency limit, read from `/admin/limits`.
-    pub export_limits: LimitCache,
-    /// The one guarded, bounded client for Client ID Metadata Documents.
-    pub cimd: crate::oauth::cimd::CimdFetcher,
-    /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
-    #[cfg(feature = "conformance")]
-    pub conformance_identity: std::sync::OnceLock<crate::mcp::auth::AuthContext>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Assembles the state, loading the signing keys (and creating the first one on a new database).
-    pub async fn build(
-        config: Config,
-        store: Arc<dyn Store>,
-        vault: Arc<Vault>,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
-        // Retired keys stay published until every token they signed has expired.
-        let publish_retired_for = config.access_token_ttl + 300;
-        let keys = Keys::load(store.as_ref(), &vault, clock.now(), publish_retired_for)
-            .await
-            .context("loading signing keys")?;
-        let ttl = config.export_cache_ttl;
-        let cimd = crate::oauth::cimd::CimdFetcher::new(config.danger_cimd_allow_loopback);
-        Ok(Self(Arc::new(Inner {
-            config,
-            store,
-            vault,
-            passwords: Passwords::default(),
-            keys: Arc::new(keys),
-            clari: ClariClient::new(ClientOptions::default()),
-            forecasts: ExportCache::new(ttl, clock.clone()),
-            activities: ExportCache::new(ttl, clock.clone()),
-            export_limits: LimitCache::default(),
-            cimd,
-            clock,
-            #[cfg(feature = "conformance")]
-            conformance_identity: std::sync::OnceLock::new(),
-        })))
-    }
-
-    /// Opens the vault (creating the key file on first start) and the database (applying
-    /// migrations), as every subcommand does.
-    pub async fn from_config(config: Config) -> anyhow::Result<Self> {
-        let (vault, created) = config.open_vault()?;
-        if created {
-            tracing::warn!(
-                path = %config.vault_key_file().display(),
-                key_id = vault.primary_key_id(),
-                "generated a new vault key file; back it up: stored Clari keys cannot be decrypted without it"
-            );
-        }
-        let store = store::connect(&config.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the database {}",
-                    crate::config::redact_url(&config.database_url)
-                )
-            })?;
-        Self::build(config, store, Arc::new(vault), Arc::new(SystemClock)).await
-    }
-
-    pub fn now(&self) -> i64 {
-        self.clock.now()
-    }
-}
 
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -12,10 +12,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::{AppState, Application, shutdown_signal};
 use crate::clock::{parse_duration, rfc3339};
 use crate::config::Config;
+use crate::crypto::Passwords;
 use crate::crypto::token::hint;
-use crate::crypto::{Passwords, random_token, sha256_hex};
 use crate::scope::ScopeSet;
-use crate::store::{ApiKeyId, Email, NewApiKey, OrgId, Organization, Role, StoreError, User};
+use crate::store::{ApiKeyId, Email, OrgId, Organization, Role, StoreError, User};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -263,9 +263,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::RotateVault { add_key }) => rotate_vault(config, add_key).await,
         Command::Keys(KeysCommand::RotateSigning) => {
             let state = AppState::from_config(config).await?;
-            let kid =
-                crate::crypto::keys::Keys::rotate(state.store.as_ref(), &state.vault, state.now())
-                    .await?;
+            let kid = crate::signing::Keys::rotate(state.store.as_ref(), &state.vault, state.now())
+                .await?;
             let purged = state
                 .store
                 .purge_signing_keys(state.now() - state.config.access_token_ttl - 300)
@@ -577,9 +576,6 @@ async fn user(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The prefix that marks clari-mcp API keys in `Authorization: Bearer`.
-pub const API_KEY_PREFIX: &str = "cmk_";
-
 async fn api_key(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     let now = state.now();
     match cmd {
@@ -619,19 +615,18 @@ async fn api_key(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<()> {
                     ),
                 },
             };
-            let key = SecretString::from(format!("{API_KEY_PREFIX}{}", random_token(32)));
-            let new = NewApiKey {
-                id: ApiKeyId::new_random(),
-                organization_id: org,
-                user_id: user.id.clone(),
-                name: name.to_owned(),
-                key_hash: sha256_hex(key.expose_secret()),
-                key_hint: hint(key.expose_secret()),
-                scopes: scopes.clone(),
-                expires_at,
-                created_at: now,
-            };
-            state.store.create_api_key(&new).await?;
+            let (key, new) = crate::apikeys::mint(
+                state.store.as_ref(),
+                crate::apikeys::KeyRequest {
+                    org: &org,
+                    user: &user.id,
+                    name,
+                    scopes: scopes.clone(),
+                    expires_at,
+                    now,
+                },
+            )
+            .await?;
             println!("{}", key.expose_secret());
             eprintln!(
                 "created API key {} for {} with scopes '{}'{}; it is shown only once",

@@ -489,7 +489,9 @@ fn validate_public_url(text: &str) -> Result<String, ConfigError> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(invalid(SETTING, "must not contain credentials"));
     }
-    if parsed.scheme() == "http" && !is_loopback_host(parsed.host_str().unwrap_or_default()) {
+    if parsed.scheme() == "http"
+        && !crate::net::is_loopback_host(parsed.host_str().unwrap_or_default())
+    {
         return Err(invalid(
             SETTING,
             format!(
@@ -498,16 +500,6 @@ fn validate_public_url(text: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(url)
-}
-
-/// `localhost`, `127.0.0.0/8` and `[::1]`.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
 }
 
 #[cfg(test)]

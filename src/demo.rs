@@ -15,7 +15,7 @@ use crate::clari::sandbox::{self, SandboxConfig};
 use crate::config::{Config, write_private_file};
 use crate::crypto::{random_token, sha256_hex, token::hint};
 use crate::scope::{Scope, ScopeSet};
-use crate::store::{ApiKeyId, Email, NewApiKey, Role};
+use crate::store::{Email, Role};
 
 const ORG: &str = "Demo (Northwind Analytics)";
 const EMAIL: &str = "admin@demo.example";
@@ -157,24 +157,18 @@ async fn provision(
             p.api_key.clone()
         }
         _ => {
-            let key = SecretString::from(format!(
-                "{}{}",
-                crate::cli::API_KEY_PREFIX,
-                random_token(32)
-            ));
-            store
-                .create_api_key(&NewApiKey {
-                    id: ApiKeyId::new_random(),
-                    organization_id: org.id.clone(),
-                    user_id: user.id.clone(),
-                    name: "demo".into(),
-                    key_hash: sha256_hex(key.expose_secret()),
-                    key_hint: hint(key.expose_secret()),
+            let (key, _) = crate::apikeys::mint(
+                store.as_ref(),
+                crate::apikeys::KeyRequest {
+                    org: &org.id,
+                    user: &user.id,
+                    name: "demo",
                     scopes: ScopeSet::new([Scope::ClariRead]),
                     expires_at: None,
-                    created_at: now,
-                })
-                .await?;
+                    now,
+                },
+            )
+            .await?;
             key.expose_secret().to_owned()
         }
     };
@@ -290,11 +284,11 @@ pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
         .await?;
     let _ = state
         .conformance_identity
-        .set(crate::mcp::auth::AuthContext {
+        .set(crate::principal::AuthContext {
             org_id: org.id,
             user_id: user.id,
-            subject: crate::mcp::auth::Subject::ApiKey {
-                key_id: ApiKeyId("conformance".into()),
+            subject: crate::principal::Subject::ApiKey {
+                key_id: crate::store::ApiKeyId("conformance".into()),
             },
             scopes: ScopeSet::new([Scope::ClariRead]),
         });

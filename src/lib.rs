@@ -4,6 +4,7 @@
 //! The library holds everything; `main.rs` only parses the command line and dispatches, so tests and
 //! benchmarks reuse the same code paths as operators.
 
+pub mod apikeys;
 pub mod app;
 pub mod clari;
 pub mod cli;
@@ -12,9 +13,15 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod exports;
+pub mod http;
 pub mod mcp;
+pub mod net;
 pub mod oauth;
+pub mod principal;
 pub mod scope;
+pub mod signing;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;

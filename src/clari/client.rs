@@ -787,7 +787,7 @@ pub fn check_base_url(text: &str) -> Result<String, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("'{base}' must not carry credentials"));
     }
-    if url.scheme() == "http" && !crate::config::is_loopback_host(host) {
+    if url.scheme() == "http" && !crate::net::is_loopback_host(host) {
         return Err(format!(
             "'{base}' uses plain http to a non-loopback host, which would send the API key in clear text; use https"
         ));

@@ -1,7 +1,6 @@
 //! Cryptographic building blocks: password hashing (argon2id), the credential vault (Fernet), and
 //! random tokens with their SHA-256 digests.
 
-pub mod keys;
 pub mod password;
 pub mod token;
 pub mod vault;

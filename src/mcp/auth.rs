@@ -18,28 +18,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::tools::required_scope;
-use crate::app::AppState;
 use crate::crypto::sha256_hex;
 use crate::scope::{Scope, ScopeSet};
-use crate::store::{ApiKeyId, OrgId, UserId};
+use crate::state::AppState;
+use crate::store::OrgId;
 
 /// Largest JSON-RPC body the layer reads to find the tool name (rmcp's own cap).
 pub const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    Grant { grant_id: String, client_id: String },
-    ApiKey { key_id: ApiKeyId },
-}
-
-/// Who is calling: the only way tool code learns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthContext {
-    pub org_id: OrgId,
-    pub user_id: UserId,
-    pub subject: Subject,
-    pub scopes: ScopeSet,
-}
+pub use crate::principal::{AuthContext, Subject};
 
 fn resource_metadata_url(state: &AppState) -> String {
     format!(
@@ -165,7 +152,7 @@ fn unavailable(e: impl std::fmt::Display) -> AuthFailure {
 /// Resolves a presented token to a live caller, or says why not.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, AuthFailure> {
     let now = state.now();
-    if token.starts_with(crate::cli::API_KEY_PREFIX) {
+    if crate::apikeys::is_api_key(token) {
         let principal = state
             .store
             .authenticate_api_key(&sha256_hex(token), now)
@@ -193,11 +180,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, 
         )
         .await
         .map_err(|e| match e {
-            crate::crypto::keys::TokenError::Expired => "the access token has expired".into(),
-            crate::crypto::keys::TokenError::WrongAudience => {
+            crate::signing::TokenError::Expired => "the access token has expired".into(),
+            crate::signing::TokenError::WrongAudience => {
                 "the access token was issued for another resource".into()
             }
-            crate::crypto::keys::TokenError::Unavailable => AuthFailure::Unavailable,
+            crate::signing::TokenError::Unavailable => AuthFailure::Unavailable,
             _ => "the access token is not valid here".into(),
         })?;
     let org = OrgId(claims.org.clone());

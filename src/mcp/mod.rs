@@ -2,7 +2,6 @@
 //! manager, JSON responses) so any replica answers any request, behind the bearer layer.
 
 pub mod auth;
-pub mod cache;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod data;
@@ -17,7 +16,7 @@ use axum::response::IntoResponse;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The public URL's host, plus the other loopback names when it is a loopback host (a local
 /// server answers `localhost`, `127.0.0.1` and `[::1]` alike).
@@ -27,7 +26,7 @@ fn public_hosts(state: &AppState) -> (Vec<String>, Option<u16>, String) {
     };
     let host = u.host_str().unwrap_or_default().to_owned();
     let mut hosts = vec![host.clone()];
-    if crate::config::is_loopback_host(&host) {
+    if crate::net::is_loopback_host(&host) {
         for alias in ["localhost", "127.0.0.1", "[::1]"] {
             if !hosts.iter().any(|h| h == alias) {
                 hosts.push(alias.to_owned());

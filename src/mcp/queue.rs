@@ -8,15 +8,13 @@
 //! held by other clients of the same key) puts the row back in the queue; only an exhausted
 //! monthly quota is an error.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::app::AppState;
 use crate::clari::ClariError;
 use crate::clari::client::ClariTarget;
 use crate::crypto::sha256_hex;
+use crate::state::AppState;
 use crate::store::{ExportClaim, ExportStaleness, ExportStatus, OrgId, Promotion};
 
 /// A queued row whose owner has not heart-beaten for this long is taken over.
@@ -25,8 +23,6 @@ const QUEUED_STALE_AFTER: i64 = 60;
 const ACTIVE_STALE_AFTER: i64 = 900;
 /// How long an export may wait in the queue before the wait is given up.
 const QUEUE_DEADLINE: Duration = Duration::from_secs(600);
-/// How long `/admin/limits` is trusted.
-const LIMITS_TTL: i64 = 60;
 /// Clari's documented default, used while `/admin/limits` cannot be read.
 const DEFAULT_CONCURRENT_LIMIT: u32 = 3;
 
@@ -46,31 +42,6 @@ pub enum Waiting {
 pub struct Started {
     pub job_id: String,
     pub owner: bool,
-}
-
-/// Organisation → (read at, concurrent limit).
-#[derive(Default)]
-pub struct LimitCache(Mutex<HashMap<OrgId, (i64, u32)>>);
-
-impl LimitCache {
-    fn get(&self, org: &OrgId, now: i64) -> Option<u32> {
-        let map = self.0.lock().expect("limits lock");
-        map.get(org)
-            .filter(|(at, _)| now - at < LIMITS_TTL)
-            .map(|(_, l)| *l)
-    }
-
-    fn put(&self, org: &OrgId, now: i64, limit: u32) {
-        let mut map = self.0.lock().expect("limits lock");
-        if map.len() > 10_000 {
-            map.retain(|_, (at, _)| now - *at < LIMITS_TTL);
-        }
-        map.insert(org.clone(), (now, limit));
-    }
-
-    pub fn forget(&self, org: &OrgId) {
-        self.0.lock().expect("limits lock").remove(org);
-    }
 }
 
 fn staleness(now: i64, fresh_for: i64) -> ExportStaleness {

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::auth::AuthContext;
 use super::tools;
-use crate::app::AppState;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct ClariMcp {

@@ -18,10 +18,11 @@ use tower_sessions::Session;
 
 use super::client::{self, Client};
 use super::error::ErrorCode;
-use super::{parse_form, parse_pairs, pkce, read_body, redirect};
-use crate::app::AppState;
+use super::{pkce, redirect};
 use crate::crypto::{random_token, sha256_hex};
+use crate::http::{parse_form, parse_pairs, read_body};
 use crate::scope::{Scope, ScopeSet};
+use crate::state::AppState;
 use crate::store::{CodeRecord, OrgId, UserId};
 use crate::web::{self, error_page, render, urlencode};
 
@@ -45,11 +46,6 @@ pub struct Pending {
 
 fn pending_key(rid: &str) -> String {
     format!("authz:{rid}")
-}
-
-pub async fn pending_client_name(state: &AppState, session: &Session, rid: &str) -> Option<String> {
-    let p: Pending = session.get(&pending_key(rid)).await.ok().flatten()?;
-    (p.created_at + PENDING_TTL > state.now()).then_some(p.client_name)
 }
 
 /// The authorization response: `redirect_uri` plus `params`, `state` and `iss`.
@@ -276,7 +272,7 @@ pub async fn get_authorize(
     let raw = raw.unwrap_or_default();
     let params = match parse_pairs(url::form_urlencoded::parse(raw.as_bytes())) {
         Ok(p) => p,
-        Err(e) => return bad_request_page(&e.description),
+        Err(e) => return bad_request_page(&e.0),
     };
     let Some(client_id) = params.get("client_id") else {
         return bad_request_page("The request names no client (client_id is missing).");
@@ -375,6 +371,14 @@ pub async fn get_authorize(
     if let Err(e) = session.insert(&pending_key(&rid), &pending).await {
         return web::internal_error_page(&e);
     }
+    // The sign-in page names the application the user is signing in for.
+    web::sign_in_is_for(
+        &session,
+        &rid,
+        &pending.client_name,
+        pending.created_at + PENDING_TTL,
+    )
+    .await;
     web::expire_soon_if_anonymous(&session).await;
     if user.is_none() || prompt.split(' ').any(|p| p == "login") {
         return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);
@@ -607,7 +611,7 @@ pub async fn post_consent(State(state): State<AppState>, session: Session, body:
         .and_then(|b| parse_form(&b))
     {
         Ok(f) => f,
-        Err(e) => return bad_request_page(&e.description),
+        Err(e) => return bad_request_page(&e.0),
     };
     if !web::check_csrf(&session, form.get("csrf")).await {
         return error_page(

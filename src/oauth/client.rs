@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::error::{ErrorCode, OAuthError};
 use super::redirect;
-use crate::app::AppState;
 use crate::scope::ScopeSet;
+use crate::state::AppState;
 use crate::store::{ClientKind, ClientRecord};
 
 pub const MAX_REDIRECT_URIS: usize = 10;
@@ -244,7 +244,7 @@ pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, O
                 return Ok(None);
             }
         };
-        let meta = match super::cimd::to_metadata(&doc) {
+        let meta = match metadata_from_document(&doc) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(client_id, error = %e.description, "client metadata document rejected");
@@ -266,6 +266,57 @@ pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, O
     Ok(record
         .filter(|r| r.kind == ClientKind::Dcr)
         .and_then(Client::from_record))
+}
+
+/// A Client ID Metadata Document's metadata: `client_name` and `redirect_uris` required, public
+/// client only (no secret, no private keys).
+pub fn metadata_from_document(doc: &Value) -> Result<ClientMetadata, OAuthError> {
+    let bad = |d: &str| {
+        OAuthError::new(
+            ErrorCode::InvalidClient,
+            format!("the client metadata document is invalid: {d}"),
+        )
+    };
+    if doc
+        .get("client_name")
+        .and_then(Value::as_str)
+        .is_none_or(|s| s.trim().is_empty())
+    {
+        return Err(bad("client_name is required"));
+    }
+    if doc.get("redirect_uris").is_none() {
+        return Err(bad("redirect_uris is required"));
+    }
+    for secret in ["client_secret", "client_secret_expires_at"] {
+        if doc.get(secret).is_some() {
+            return Err(bad("a metadata document must not contain a client secret"));
+        }
+    }
+    if doc
+        .get("jwks")
+        .and_then(|j| j.get("keys"))
+        .and_then(Value::as_array)
+        .is_some_and(|keys| keys.iter().any(|k| k.get("d").is_some()))
+    {
+        return Err(bad("a metadata document must not contain private keys"));
+    }
+    match doc
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+    {
+        None | Some("none") => {}
+        Some(_) => {
+            return Err(bad(
+                "only token_endpoint_auth_method none is supported for metadata documents",
+            ));
+        }
+    }
+    let mut v = doc.clone();
+    v["token_endpoint_auth_method"] = Value::from("none");
+    if v.get("grant_types").is_none() {
+        v["grant_types"] = serde_json::json!(["authorization_code", "refresh_token"]);
+    }
+    validate_metadata(&v).map_err(|e| bad(&e.description))
 }
 
 #[cfg(test)]
@@ -329,5 +380,19 @@ mod tests {
             assert_eq!(e.code.as_str(), code, "{body}");
         }
         assert!(validate_metadata(&json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"})).is_ok());
+    }
+
+    #[test]
+    fn documents_must_be_public_clients_with_name_and_redirects() {
+        let ok = serde_json::json!({"client_id": "https://app.example/c.json", "client_name": "App", "redirect_uris": ["http://127.0.0.1/cb"]});
+        let m = metadata_from_document(&ok).unwrap();
+        assert_eq!(m.token_endpoint_auth_method, "none");
+        assert!(m.grant_types.contains(&"refresh_token".to_owned()));
+        let mut with_secret = ok.clone();
+        with_secret["client_secret"] = "x".into();
+        assert!(metadata_from_document(&with_secret).is_err());
+        let mut no_name = ok.clone();
+        no_name.as_object_mut().unwrap().remove("client_name");
+        assert!(metadata_from_document(&no_name).is_err());
     }
 }

@@ -114,6 +114,12 @@ impl OAuthError {
     }
 }
 
+impl From<crate::http::FormError> for OAuthError {
+    fn from(e: crate::http::FormError) -> Self {
+        Self::invalid_request(e.0)
+    }
+}
+
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "storage failure on an OAuth endpoint");

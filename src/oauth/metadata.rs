@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 fn cacheable(body: serde_json::Value) -> Response {
     let mut r = Json(body).into_response();

@@ -4,7 +4,6 @@
 //! (RFC 7662) and the JWKS.
 
 pub mod authorize;
-pub mod cimd;
 pub mod client;
 pub mod error;
 pub mod introspect;
@@ -16,17 +15,15 @@ pub mod revoke;
 pub mod token;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, header};
 use axum::routing::{get, post};
 use base64::Engine;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::app::AppState;
 use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::state::AppState;
 use client::Client;
 use error::OAuthError;
 
@@ -98,43 +95,6 @@ pub fn router() -> Router<AppState> {
     discovery.merge(endpoints).merge(browser)
 }
 
-/// Reads a body up to `limit` bytes; larger bodies are an `invalid_request`.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        OAuthError::invalid_request(format!("the request body is larger than {limit} bytes"))
-    })
-}
-
-/// Form parameters of a request: UTF-8 only, each at most once; empty values count as absent.
-pub fn parse_form(bytes: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(OAuthError::invalid_request("the request body is not UTF-8"));
-    }
-    parse_pairs(url::form_urlencoded::parse(bytes))
-}
-
-pub fn parse_pairs<'a>(
-    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
-) -> Result<HashMap<String, String>, OAuthError> {
-    let mut out = HashMap::new();
-    for (k, v) in pairs {
-        if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
-            return Err(OAuthError::invalid_request(
-                "a parameter is not valid UTF-8",
-            ));
-        }
-        if v.is_empty() {
-            continue;
-        }
-        if out.insert(k.clone().into_owned(), v.into_owned()).is_some() {
-            return Err(OAuthError::invalid_request(format!(
-                "the parameter {k} is repeated"
-            )));
-        }
-    }
-    Ok(out)
-}
-
 /// Requires `application/x-www-form-urlencoded`.
 pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
     let ct = headers
@@ -148,49 +108,6 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), OAuthError> {
         Err(OAuthError::invalid_request(
             "the request must be application/x-www-form-urlencoded",
         ))
-    }
-}
-
-/// The caller's IP: the socket peer, or, behind `CLARI_MCP_TRUSTED_PROXIES` proxies, the address
-/// the outermost trusted proxy saw.
-pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
-    let entries: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    forwarded_client(&entries, state.config.trusted_proxies).unwrap_or(peer.ip())
-}
-
-/// The client behind `hops` trusted proxies: each appends the address it saw, so the client is the
-/// `hops`-th entry from the right; anything further left is the client's own and proves nothing.
-/// `None` (use the peer) with no trusted proxies, too few entries, or an unreadable entry.
-pub fn forwarded_client(entries: &[&str], hops: u8) -> Option<IpAddr> {
-    let hops = usize::from(hops);
-    if hops == 0 || entries.len() < hops {
-        return None;
-    }
-    let entry = entries[entries.len() - hops].trim();
-    // Some proxies write `[v6]:port` or `v4:port`.
-    entry
-        .parse()
-        .ok()
-        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
-}
-
-/// The throttle bucket of an address: IPv4 as is, IPv6 by its /64 (one customer's allocation, so
-/// a client cannot walk through its own prefix for fresh buckets).
-pub fn ip_bucket(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
     }
 }
 
@@ -288,54 +205,6 @@ pub async fn authenticate_client(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_forwarded_client_is_taken_from_the_right() {
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        // The client can write anything on the left; one proxy appends what it saw.
-        let xff = ["6.6.6.6", " 203.0.113.9"];
-        assert_eq!(forwarded_client(&xff, 1), ip("203.0.113.9"));
-        assert_eq!(forwarded_client(&xff, 2), ip("6.6.6.6"));
-        assert_eq!(
-            forwarded_client(&xff, 0),
-            None,
-            "no trusted proxy: the peer"
-        );
-        assert_eq!(
-            forwarded_client(&xff, 3),
-            None,
-            "fewer entries than proxies"
-        );
-        assert_eq!(forwarded_client(&["garbage"], 1), None);
-        assert_eq!(
-            forwarded_client(&["[2001:db8::1]:443"], 1),
-            ip("2001:db8::1")
-        );
-        assert_eq!(
-            forwarded_client(&["198.51.100.7:5000"], 1),
-            ip("198.51.100.7")
-        );
-    }
-
-    #[test]
-    fn ipv6_addresses_share_a_bucket_per_64() {
-        let b = |s: &str| ip_bucket(s.parse().unwrap());
-        assert_eq!(b("2001:db8:1:2::1"), b("2001:db8:1:2:ffff::9"));
-        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
-        assert_eq!(b("::ffff:192.0.2.1"), "192.0.2.1");
-        assert_eq!(b("192.0.2.1"), "192.0.2.1");
-    }
-
-    #[test]
-    fn repeated_and_empty_parameters() {
-        assert!(parse_form(b"code=a&code=b").is_err());
-        let f = parse_form(b"a=1&b=&c=%20x").unwrap();
-        assert_eq!(f.get("a").map(String::as_str), Some("1"));
-        assert!(!f.contains_key("b"));
-        assert_eq!(f.get("c").map(String::as_str), Some(" x"));
-        assert!(parse_form(&[b'a', b'=', 0xff]).is_err());
-        assert!(parse_form(b"a=%ff").is_err());
-    }
 
     #[test]
     fn basic_auth_parsing() {

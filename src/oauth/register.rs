@@ -12,10 +12,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use super::client::{ClientMetadata, validate_metadata};
-use super::client_ip;
 use super::error::{ErrorCode, OAuthError, no_store};
-use crate::app::AppState;
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
+use crate::http::{client_ip, ip_bucket};
+use crate::state::AppState;
 use crate::store::{ClientKind, ClientRecord};
 
 pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
@@ -94,10 +94,10 @@ async fn register(
     }
     let now = state.now();
     let window = now - now.rem_euclid(WINDOW);
-    let ip = client_ip(state, headers, peer);
+    let ip = client_ip(state.config.trusted_proxies, headers, peer);
     let hits = state
         .store
-        .rate_hit(&format!("dcr:{}", super::ip_bucket(ip)), window)
+        .rate_hit(&format!("dcr:{}", ip_bucket(ip)), window)
         .await?;
     if hits > i64::from(state.config.dcr_rate_limit) {
         let mut e = OAuthError::new(

@@ -9,9 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{OAuthError, no_store};
-use super::{MAX_FORM_BYTES, authenticate_client, parse_form, read_body, require_form};
-use crate::app::AppState;
+use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::crypto::sha256_hex;
+use crate::http::{parse_form, read_body};
+use crate::state::AppState;
 use crate::store::OrgId;
 
 pub async fn revoke_token(

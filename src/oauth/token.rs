@@ -27,11 +27,12 @@ use serde::Serialize;
 use super::authorize::resource_matches;
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError, no_store};
-use super::{MAX_FORM_BYTES, authenticate_client, parse_form, pkce, read_body, require_form};
-use crate::app::AppState;
-use crate::crypto::keys::AccessClaims;
+use super::{MAX_FORM_BYTES, authenticate_client, pkce, require_form};
 use crate::crypto::{random_token, sha256_hex};
+use crate::http::{parse_form, read_body};
 use crate::scope::ScopeSet;
+use crate::signing::AccessClaims;
+use crate::state::AppState;
 use crate::store::{CodeRedemption, Grant, RefreshRecord};
 
 /// How long after a rotation a client may retry with the rotated token.

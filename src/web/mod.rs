@@ -18,9 +18,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::app::AppState;
 use crate::crypto::{constant_time_eq, random_token};
-use crate::oauth::{client_ip, parse_form, read_body};
+use crate::http::{client_ip, ip_bucket, parse_form, read_body};
+use crate::state::AppState;
 use crate::store::{Email, UserId};
 
 pub const USER_KEY: &str = "user_id";
@@ -115,6 +115,34 @@ pub async fn csrf_token(session: &Session) -> String {
     t
 }
 
+/// What a sign-in started by an authorization request is for, shown on the sign-in page.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SignInFor {
+    client_name: String,
+    until: i64,
+}
+
+fn sign_in_key(rid: &str) -> String {
+    format!("signin-for:{rid}")
+}
+
+/// Records that the sign-in of request `rid` is for the application `client_name`, until `until`.
+pub async fn sign_in_is_for(session: &Session, rid: &str, client_name: &str, until: i64) {
+    let record = SignInFor {
+        client_name: client_name.to_owned(),
+        until,
+    };
+    if let Err(e) = session.insert(&sign_in_key(rid), &record).await {
+        tracing::warn!(error = %e, "could not note which application a sign-in is for");
+    }
+}
+
+/// The application the sign-in of request `rid` is for, while the request is still valid.
+async fn sign_in_for(state: &AppState, session: &Session, rid: &str) -> Option<String> {
+    let r: SignInFor = session.get(&sign_in_key(rid)).await.ok().flatten()?;
+    (r.until > state.now()).then_some(r.client_name)
+}
+
 /// How long a session with nobody signed in is kept: a sign-in form or an authorization request
 /// waiting for sign-in. Anyone can make us create one, so it goes quickly.
 pub const ANONYMOUS_SESSION_IDLE: time::Duration = time::Duration::minutes(15);
@@ -190,7 +218,7 @@ async fn login_page(
     error: Option<String>,
 ) -> Response {
     let client_name = match &rid {
-        Some(r) => crate::oauth::authorize::pending_client_name(state, session, r).await,
+        Some(r) => sign_in_for(state, session, r).await,
         None => None,
     };
     let csrf = csrf_token(session).await;
@@ -260,7 +288,7 @@ async fn post_login(
     // Throttle before spending argon2 work: per account and per address.
     let now = state.now();
     let window = now - now.rem_euclid(LOGIN_WINDOW);
-    let ip = client_ip(&state, &headers, peer);
+    let ip = client_ip(state.config.trusted_proxies, &headers, peer);
     let (acct, by_ip) = match (
         state
             .store
@@ -268,7 +296,7 @@ async fn post_login(
             .await,
         state
             .store
-            .rate_hit(&format!("login:ip:{}", crate::oauth::ip_bucket(ip)), window)
+            .rate_hit(&format!("login:ip:{}", ip_bucket(ip)), window)
             .await,
     ) {
         (Ok(a), Ok(b)) => (a, b),

@@ -5,8 +5,8 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
-use crate::app::AppState;
 use crate::crypto::sha256_hex;
+use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct DbSessionStore {

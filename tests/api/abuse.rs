@@ -397,7 +397,7 @@ async fn garbage_tokens_with_unknown_kids_cannot_force_key_reloads() {
     assert_eq!(keys.unknown_kid_reloads(), 1);
     env.app
         .clock
-        .advance(clari_mcp::crypto::keys::RELOAD_AT_MOST_EVERY);
+        .advance(clari_mcp::signing::RELOAD_AT_MOST_EVERY);
     rpc(
         &env.app,
         Some(&forged_jwt(&"z".repeat(43))),

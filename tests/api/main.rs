@@ -9,6 +9,7 @@ mod abuse;
 mod clari;
 mod cli;
 mod health;
+mod layers;
 mod mcp;
 mod mcp_answers;
 mod oauth;

@@ -83,7 +83,7 @@ async fn requests_without_a_valid_token_get_the_resource_metadata_challenge() {
 
     // A token of ours, but for another audience, is refused (no passthrough of foreign tokens).
     let s = &env.app.state;
-    let claims = clari_mcp::crypto::keys::AccessClaims {
+    let claims = clari_mcp::signing::AccessClaims {
         iss: issuer.clone(),
         sub: env.user.0.clone(),
         aud: "https://other.example.com/mcp".into(),

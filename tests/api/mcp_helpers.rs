@@ -1,9 +1,8 @@
 //! The MCP server wired to an in-process Clari sandbox, driven with JSON-RPC over HTTP.
 
 use clari_mcp::clari::sandbox::{self, Knobs, SandboxConfig, SandboxHandle};
-use clari_mcp::crypto::{random_token, sha256_hex};
 use clari_mcp::scope::ScopeSet;
-use clari_mcp::store::{ApiKeyId, Email, NewApiKey, OrgId, Role, UserId};
+use clari_mcp::store::{Email, OrgId, Role, UserId};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -108,24 +107,20 @@ impl McpEnv {
 
     /// A `cmk_` API key for any member of any organisation.
     pub async fn api_key_for(&self, org: &OrgId, user: &UserId, scopes: &str) -> String {
-        let key = format!("cmk_{}", random_token(32));
-        self.app
-            .state
-            .store
-            .create_api_key(&NewApiKey {
-                id: ApiKeyId::new_random(),
-                organization_id: org.clone(),
-                user_id: user.clone(),
-                name: "test".into(),
-                key_hash: sha256_hex(&key),
-                key_hint: key[key.len() - 4..].to_owned(),
+        let (key, _) = clari_mcp::apikeys::mint(
+            self.app.state.store.as_ref(),
+            clari_mcp::apikeys::KeyRequest {
+                org,
+                user,
+                name: "test",
                 scopes: ScopeSet::parse(scopes).unwrap(),
                 expires_at: None,
-                created_at: self.app.state.now(),
-            })
-            .await
-            .unwrap();
-        key
+                now: self.app.state.now(),
+            },
+        )
+        .await
+        .unwrap();
+        secrecy::ExposeSecret::expose_secret(&key).to_owned()
     }
 }
 

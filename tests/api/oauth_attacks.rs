@@ -1256,7 +1256,7 @@ async fn signing_key_rotation_keeps_old_tokens_valid_and_publishes_both() {
         .unwrap()
         .kid
         .unwrap();
-    let new_kid = clari_mcp::crypto::keys::Keys::rotate(
+    let new_kid = clari_mcp::signing::Keys::rotate(
         app.state.store.as_ref(),
         &app.state.vault,
         app.state.now(),
@@ -1580,7 +1580,7 @@ async fn metadata_document_fetches_are_bounded_and_unused_rows_expire() {
     }
     assert_eq!(
         asked_count(),
-        clari_mcp::oauth::cimd::PER_HOST_PER_MINUTE as usize,
+        clari_mcp::net::PER_HOST_PER_MINUTE as usize,
         "one host is fetched at most the allowance a minute"
     );
     // A valid document is cached in the store; with no grant, its row goes once stale.

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{Export, Summary, next_page, plural};
 use super::{Tool, ToolError, cursor, limit, page, wait, window};
-use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::mcp::auth::AuthContext;
-use crate::mcp::data::{self, ActivityWindow};
+use crate::exports::ActivityWindow;
+use crate::mcp::data;
+use crate::principal::AuthContext;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -8,13 +8,13 @@ use serde_json::Value;
 
 use super::render::{Summary, exact, next_page, plural};
 use super::{Tool, ToolError, cursor, date_arg, limit};
-use crate::app::AppState;
 use crate::clari::ClariError;
 use crate::clari::types::AuditQuery;
 use crate::clock::rfc3339;
-use crate::mcp::auth::AuthContext;
 use crate::mcp::data;
+use crate::principal::AuthContext;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 /// The deepest a cursor may reach into the log: paging further means narrowing the window.
 pub const MAX_AUDIT_OFFSET: usize = 5_000;

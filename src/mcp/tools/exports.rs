@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{Summary, plural};
 use super::{Tool, ToolError, limit};
-use crate::app::AppState;
 use crate::clari::types::{Job, JobStatus};
 use crate::clock::rfc3339;
-use crate::mcp::auth::AuthContext;
 use crate::mcp::data;
+use crate::principal::AuthContext;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct JobRow {

@@ -5,12 +5,13 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{Amount, Export, Summary, money, next_page, plural, ratio};
 use super::{Tool, ToolError, cursor, limit, page, wait, window};
-use crate::app::AppState;
 use crate::clari::types::{ForecastUser, TimePeriod};
 use crate::clock::rfc3339;
-use crate::mcp::auth::AuthContext;
-use crate::mcp::data::{self, Forecast, week_index};
+use crate::exports::{BrokenHierarchy, Forecast, week_index};
+use crate::mcp::data;
+use crate::principal::AuthContext;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 const FIELDS: [&str; 5] = ["commit", "best_case", "pipeline", "closed_won", "quota"];
 
@@ -23,7 +24,7 @@ fn period_arg(v: Option<&str>) -> Result<Option<TimePeriod>, ToolError> {
         .transpose()
 }
 
-fn broken(e: data::BrokenHierarchy) -> ToolError {
+fn broken(e: BrokenHierarchy) -> ToolError {
     ToolError {
         message: format!(
             "Clari's forecast hierarchy is not a tree: the walk below user {} comes back to a manager above.",

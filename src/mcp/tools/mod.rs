@@ -24,10 +24,10 @@ use rmcp::schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::auth::AuthContext;
-use crate::app::AppState;
 use crate::clari::ClariError;
+use crate::principal::AuthContext;
 use crate::scope::{Scope, ScopeSet};
+use crate::state::AppState;
 use render::Summary;
 
 pub const DEFAULT_LIMIT: usize = 25;

@@ -11,13 +11,13 @@ use serde_json::Value;
 use super::forecast::{SubmissionRow, submissions};
 use super::render::{Export, Summary, exact, plural};
 use super::{Tool, ToolError, date_arg, limit, wait};
-use crate::app::AppState;
 use crate::clari::types::{Opportunity, OpportunityField};
 use crate::clock::rfc3339;
-use crate::mcp::auth::AuthContext;
-use crate::mcp::cache::Availability;
+use crate::exports::Availability;
 use crate::mcp::data::{self, ACTIVITY_DAYS};
+use crate::principal::AuthContext;
 use crate::scope::Scope;
+use crate::state::AppState;
 
 fn field<'a>(o: &'a Opportunity, id: &str) -> Option<&'a OpportunityField> {
     o.fields.iter().find(|f| f.id == id)

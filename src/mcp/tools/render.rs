@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::ToolError;
-use crate::mcp::cache::Availability;
+use crate::exports::Availability;
 
 /// The first line of an answer's text: what this is, how many, what to call next.
 pub trait Summary {

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 
-use super::Vault;
 use crate::clock::UnixTime;
+use crate::crypto::{Vault, VaultError};
 use crate::store::{SigningKeyRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum KeyError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Vault(#[from] super::VaultError),
+    Vault(#[from] VaultError),
     #[error("signing key {0} is damaged: {1}")]
     Damaged(String, String),
     #[error("no signing key is available")]

@@ -1,14 +1,15 @@
-//! Client ID Metadata Documents: a `client_id` that is an https URL is fetched and validated. The
-//! fetch is guarded against SSRF: https only, the host's addresses must all be public (no private,
-//! loopback, link-local, metadata, CGNAT, multicast or tunnelling ranges), checked inside the one
-//! HTTP client's DNS resolver so the connection goes only to a checked address, no redirects,
-//! 5 KiB cap, 5 s timeout. The document is cached per its `Cache-Control: max-age` within
-//! [5 min, 24 h].
+//! Outbound network safety, shared by every layer that reaches out: which hosts are loopback,
+//! which addresses are public, and the one guarded client that fetches documents named by
+//! outsiders (Client ID Metadata Documents). Depends on nothing of the crate.
 //!
-//! Anyone can name any URL as a `client_id`, so fetching is bounded: a failed URL is not fetched
-//! again for [`FAILURE_TTL`] (negative cache), one host is fetched at most [`PER_HOST_PER_MINUTE`]
-//! times a minute, and the whole server at most [`GLOBAL_PER_MINUTE`] times a minute, with at most
-//! [`MAX_IN_FLIGHT`] fetches at once.
+//! The guarded fetch: https only, the host's addresses must all be public (no private, loopback,
+//! link-local, metadata, CGNAT, multicast or tunnelling ranges), checked inside the one HTTP
+//! client's DNS resolver so the connection goes only to a checked address, no redirects, 5 KiB
+//! cap, 5 s timeout; the document's cache lifetime comes from its `Cache-Control: max-age` within
+//! [5 min, 24 h]. Anyone can name any URL, so fetching is bounded: a failed URL is not fetched
+//! again for [`FAILURE_TTL`] (negative cache), one host is fetched at most
+//! [`PER_HOST_PER_MINUTE`] times a minute, and the whole server at most [`GLOBAL_PER_MINUTE`]
+//! times a minute, with at most [`MAX_IN_FLIGHT`] fetches at once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,12 +18,19 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::client::{ClientMetadata, validate_metadata};
-use super::error::{ErrorCode, OAuthError};
-
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
 const MIN_TTL: i64 = 300;
 const MAX_TTL: i64 = 86_400;
+
+/// `localhost`, `127.0.0.0/8` and `[::1]`.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
 
 /// Whether an address may be fetched from the public internet side: global unicast only.
 pub fn is_public_ip(ip: IpAddr) -> bool {
@@ -295,56 +303,6 @@ fn cache_ttl(headers: &reqwest::header::HeaderMap) -> i64 {
         .clamp(MIN_TTL, MAX_TTL)
 }
 
-/// A document's metadata: `client_name` and `redirect_uris` required, public client only.
-pub fn to_metadata(doc: &Value) -> Result<ClientMetadata, OAuthError> {
-    let bad = |d: &str| {
-        OAuthError::new(
-            ErrorCode::InvalidClient,
-            format!("the client metadata document is invalid: {d}"),
-        )
-    };
-    if doc
-        .get("client_name")
-        .and_then(Value::as_str)
-        .is_none_or(|s| s.trim().is_empty())
-    {
-        return Err(bad("client_name is required"));
-    }
-    if doc.get("redirect_uris").is_none() {
-        return Err(bad("redirect_uris is required"));
-    }
-    for secret in ["client_secret", "client_secret_expires_at"] {
-        if doc.get(secret).is_some() {
-            return Err(bad("a metadata document must not contain a client secret"));
-        }
-    }
-    if doc
-        .get("jwks")
-        .and_then(|j| j.get("keys"))
-        .and_then(Value::as_array)
-        .is_some_and(|keys| keys.iter().any(|k| k.get("d").is_some()))
-    {
-        return Err(bad("a metadata document must not contain private keys"));
-    }
-    match doc
-        .get("token_endpoint_auth_method")
-        .and_then(Value::as_str)
-    {
-        None | Some("none") => {}
-        Some(_) => {
-            return Err(bad(
-                "only token_endpoint_auth_method none is supported for metadata documents",
-            ));
-        }
-    }
-    let mut v = doc.clone();
-    v["token_endpoint_auth_method"] = Value::from("none");
-    if v.get("grant_types").is_none() {
-        v["grant_types"] = serde_json::json!(["authorization_code", "refresh_token"]);
-    }
-    validate_metadata(&v).map_err(|e| bad(&e.description))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,20 +332,6 @@ mod tests {
         ] {
             assert!(is_public_ip(ip.parse().unwrap()), "{ip}");
         }
-    }
-
-    #[test]
-    fn documents_must_be_public_clients_with_name_and_redirects() {
-        let ok = serde_json::json!({"client_id": "https://app.example/c.json", "client_name": "App", "redirect_uris": ["http://127.0.0.1/cb"]});
-        let m = to_metadata(&ok).unwrap();
-        assert_eq!(m.token_endpoint_auth_method, "none");
-        assert!(m.grant_types.contains(&"refresh_token".to_owned()));
-        let mut with_secret = ok.clone();
-        with_secret["client_secret"] = "x".into();
-        assert!(to_metadata(&with_secret).is_err());
-        let mut no_name = ok.clone();
-        no_name.as_object_mut().unwrap().remove("client_name");
-        assert!(to_metadata(&no_name).is_err());
     }
 
     #[tokio::test]

@@ -1,0 +1,147 @@
+//! Request plumbing shared by the browser pages and the OAuth endpoints: bounded bodies, strict
+//! form parsing (UTF-8, each parameter at most once) and the caller's address behind proxies.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
+
+/// Why a request's form cannot be read, in words for an `invalid_request` or an error page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormError(pub String);
+
+impl std::fmt::Display for FormError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Reads a body up to `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, FormError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| FormError(format!("the request body is larger than {limit} bytes")))
+}
+
+/// Form parameters of a request: UTF-8 only, each at most once; empty values count as absent.
+pub fn parse_form(bytes: &[u8]) -> Result<HashMap<String, String>, FormError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(FormError("the request body is not UTF-8".into()));
+    }
+    parse_pairs(url::form_urlencoded::parse(bytes))
+}
+
+pub fn parse_pairs<'a>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> Result<HashMap<String, String>, FormError> {
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
+            return Err(FormError("a parameter is not valid UTF-8".into()));
+        }
+        if v.is_empty() {
+            continue;
+        }
+        if out.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            return Err(FormError(format!("the parameter {k} is repeated")));
+        }
+    }
+    Ok(out)
+}
+
+/// The caller's IP: the socket peer, or, behind `CLARI_MCP_TRUSTED_PROXIES` proxies, the address
+/// the outermost trusted proxy saw.
+pub fn client_ip(trusted_proxies: u8, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    forwarded_client(&entries, trusted_proxies).unwrap_or(peer.ip())
+}
+
+/// The client behind `hops` trusted proxies: each appends the address it saw, so the client is the
+/// `hops`-th entry from the right; anything further left is the client's own and proves nothing.
+/// `None` (use the peer) with no trusted proxies, too few entries, or an unreadable entry.
+pub fn forwarded_client(entries: &[&str], hops: u8) -> Option<IpAddr> {
+    let hops = usize::from(hops);
+    if hops == 0 || entries.len() < hops {
+        return None;
+    }
+    let entry = entries[entries.len() - hops].trim();
+    // Some proxies write `[v6]:port` or `v4:port`.
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// The throttle bucket of an address: IPv4 as is, IPv6 by its /64 (one customer's allocation, so
+/// a client cannot walk through its own prefix for fresh buckets).
+pub fn ip_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_and_empty_parameters() {
+        assert!(parse_form(b"code=a&code=b").is_err());
+        let f = parse_form(b"a=1&b=&c=%20x").unwrap();
+        assert_eq!(f.get("a").map(String::as_str), Some("1"));
+        assert!(!f.contains_key("b"));
+        assert_eq!(f.get("c").map(String::as_str), Some(" x"));
+        assert!(parse_form(&[b'a', b'=', 0xff]).is_err());
+        assert!(parse_form(b"a=%ff").is_err());
+    }
+
+    #[test]
+    fn the_forwarded_client_is_taken_from_the_right() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // The client can write anything on the left; one proxy appends what it saw.
+        let xff = ["6.6.6.6", " 203.0.113.9"];
+        assert_eq!(forwarded_client(&xff, 1), ip("203.0.113.9"));
+        assert_eq!(forwarded_client(&xff, 2), ip("6.6.6.6"));
+        assert_eq!(
+            forwarded_client(&xff, 0),
+            None,
+            "no trusted proxy: the peer"
+        );
+        assert_eq!(
+            forwarded_client(&xff, 3),
+            None,
+            "fewer entries than proxies"
+        );
+        assert_eq!(forwarded_client(&["garbage"], 1), None);
+        assert_eq!(
+            forwarded_client(&["[2001:db8::1]:443"], 1),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            forwarded_client(&["198.51.100.7:5000"], 1),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64() {
+        let b = |s: &str| ip_bucket(s.parse().unwrap());
+        assert_eq!(b("2001:db8:1:2::1"), b("2001:db8:1:2:ffff::9"));
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
+        assert_eq!(b("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(b("192.0.2.1"), "192.0.2.1");
+    }
+}
