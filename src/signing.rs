@@ -60,10 +60,14 @@ pub enum TokenError {
     Expired,
     #[error("the token was issued for another audience")]
     WrongAudience,
-    /// The keys could not be read to check it (a database failure), which says nothing about
-    /// the token.
-    #[error("the signing keys could not be loaded")]
+    /// The keys or the grant could not be read to check it (a database failure), which says
+    /// nothing about the token.
+    #[error("the token could not be checked")]
     Unavailable,
+    /// Well signed, but the sign-in behind it was revoked, or its user, organisation or client is
+    /// disabled.
+    #[error("the sign-in behind the token is no longer live")]
+    Revoked,
 }
 
 struct Signer {
@@ -172,6 +176,54 @@ fn build(
         verifiers,
         jwks: serde_json::json!({"keys": published}),
     })
+}
+
+/// A valid access token: its claims and the live grant behind it.
+#[derive(Debug, Clone)]
+pub struct ValidToken {
+    pub claims: AccessClaims,
+    pub grant: crate::store::Grant,
+}
+
+/// Access-token validation, the one way every consumer (the MCP bearer layer, `/introspect`,
+/// `/revoke`) checks a JWT: signature, `typ`, `iss`, `aud`, `exp`, and a live grant that matches
+/// the token's client and subject.
+pub struct AccessTokens<'a> {
+    pub keys: &'a Keys,
+    pub store: &'a dyn Store,
+    pub vault: &'a Vault,
+    pub issuer: &'a str,
+    pub audience: &'a str,
+}
+
+impl AccessTokens<'_> {
+    pub async fn validate(&self, token: &str, now: UnixTime) -> Result<ValidToken, TokenError> {
+        let claims = self
+            .keys
+            .verify(
+                token,
+                self.issuer,
+                self.audience,
+                now,
+                self.store,
+                self.vault,
+            )
+            .await?;
+        let org = crate::store::OrgId(claims.org.clone());
+        let grant = self
+            .store
+            .live_grant(&org, &claims.gid)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading the grant of an access token failed");
+                TokenError::Unavailable
+            })?
+            .ok_or(TokenError::Revoked)?;
+        if grant.client_id != claims.client_id || grant.user_id.0 != claims.sub {
+            return Err(TokenError::Invalid);
+        }
+        Ok(ValidToken { claims, grant })
+    }
 }
 
 /// An unknown `kid` reloads the keys at most this often (seconds).

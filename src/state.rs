@@ -102,4 +102,15 @@ impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
+
+    /// The access-token validator, bound to this server's issuer and MCP URL.
+    pub fn access_tokens(&self) -> crate::signing::AccessTokens<'_> {
+        crate::signing::AccessTokens {
+            keys: &self.keys,
+            store: self.store.as_ref(),
+            vault: &self.vault,
+            issuer: &self.config.issuer,
+            audience: &self.config.mcp_url,
+        }
+    }
 }

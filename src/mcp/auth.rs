@@ -21,7 +21,6 @@ use super::tools::required_scope;
 use crate::crypto::sha256_hex;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::OrgId;
 
 /// Largest JSON-RPC body the layer reads to find the tool name (rmcp's own cap).
 pub const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
@@ -168,35 +167,22 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, 
             scopes: principal.scopes,
         });
     }
-    let claims = state
-        .keys
-        .verify(
-            token,
-            &state.config.issuer,
-            &state.config.mcp_url,
-            now,
-            state.store.as_ref(),
-            &state.vault,
-        )
+    let crate::signing::ValidToken { claims, grant } = state
+        .access_tokens()
+        .validate(token, now)
         .await
         .map_err(|e| match e {
             crate::signing::TokenError::Expired => "the access token has expired".into(),
             crate::signing::TokenError::WrongAudience => {
                 "the access token was issued for another resource".into()
             }
+            crate::signing::TokenError::Revoked => {
+                "the sign-in behind this token was revoked, or its user, organisation or client is disabled".into()
+            }
             crate::signing::TokenError::Unavailable => AuthFailure::Unavailable,
             _ => "the access token is not valid here".into(),
         })?;
-    let org = OrgId(claims.org.clone());
-    let grant = state
-        .store
-        .live_grant(&org, &claims.gid)
-        .await
-        .map_err(unavailable)?
-        .ok_or("the sign-in behind this token was revoked, or its user, organisation or client is disabled")?;
-    if grant.client_id != claims.client_id || grant.user_id.0 != claims.sub {
-        return Err("the access token does not match its grant".into());
-    }
+    let org = grant.organization_id.clone();
     // The token's scope, never more than the grant still allows.
     let scopes = ScopeSet::parse(&claims.scope)
         .unwrap_or_default()

@@ -18,7 +18,7 @@ use tower_sessions::Session;
 
 use super::client::{self, Client};
 use super::error::ErrorCode;
-use super::{pkce, redirect};
+use super::{core, pkce, redirect};
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::{parse_form, parse_pairs, read_body};
 use crate::scope::{Scope, ScopeSet};
@@ -400,16 +400,10 @@ async fn remembered(
         return None;
     }
     let requested = ScopeSet::parse(&p.scope).ok()?;
-    let orgs: Vec<OrgId> = state
-        .store
-        .memberships(user)
-        .await
-        .ok()?
-        .into_iter()
-        .filter(|m| !m.organization.disabled)
-        .map(|m| m.organization.id)
-        .collect();
-    let [org] = orgs.as_slice() else { return None };
+    let orgs = core::selectable_orgs(&state.store.memberships(user).await.ok()?);
+    // Remembered only when the organisation is not a choice to make.
+    let org = core::chosen_org(&orgs, None)?;
+    let org = &org;
     let grant = state
         .store
         .live_grant_for(org, user, &client.id)
@@ -536,10 +530,9 @@ async fn consent_page(
     error: Option<String>,
 ) -> Response {
     let orgs: Vec<(String, String)> = match state.store.memberships(user).await {
-        Ok(ms) => ms
+        Ok(ms) => core::selectable_orgs(&ms)
             .into_iter()
-            .filter(|m| !m.organization.disabled)
-            .map(|m| (m.organization.id.0, m.organization.name))
+            .map(|(id, name)| (id.0, name))
             .collect(),
         Err(e) => return web::internal_error_page(&e),
     };
@@ -667,16 +660,10 @@ pub async fn post_consent(State(state): State<AppState>, session: Session, body:
         Ok(m) => m,
         Err(e) => return web::internal_error_page(&e),
     };
-    let live: Vec<OrgId> = memberships
-        .into_iter()
-        .filter(|m| !m.organization.disabled)
-        .map(|m| m.organization.id)
-        .collect();
-    let org = match form.get("org") {
-        Some(o) => live.iter().find(|l| l.0 == *o).cloned(),
-        None if live.len() == 1 => live.first().cloned(),
-        None => None,
-    };
+    let org = core::chosen_org(
+        &core::selectable_orgs(&memberships),
+        form.get("org").map(String::as_str),
+    );
     let Some(org) = org else {
         return consent_page(
             &state,

@@ -13,7 +13,6 @@ use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::crypto::sha256_hex;
 use crate::http::{parse_form, read_body};
 use crate::state::AppState;
-use crate::store::OrgId;
 
 pub async fn introspect_token(
     State(state): State<AppState>,
@@ -46,11 +45,9 @@ async fn introspect(
     let now = state.now();
     let inactive = json!({"active": false});
     if let Some(rt) = state.store.refresh(&sha256_hex(token)).await? {
-        if rt.client_id != client.id
-            || rt.revoked_at.is_some()
-            || rt.rotated_at.is_some()
-            || now >= rt.expires_at
-        {
+        let usable = super::core::decide_refresh(rt.rotated_at, rt.revoked_at, rt.expires_at, now)
+            == super::core::RefreshDecision::Rotate;
+        if rt.client_id != client.id || !usable {
             return Ok(inactive);
         }
         let Some(grant) = state
@@ -66,31 +63,13 @@ async fn introspect(
             "org": rt.organization_id.0,
         }));
     }
-    let Ok(claims) = state
-        .keys
-        .verify(
-            token,
-            &state.config.issuer,
-            &state.config.mcp_url,
-            now,
-            state.store.as_ref(),
-            &state.vault,
-        )
-        .await
-    else {
-        return Ok(inactive);
+    let claims = match state.access_tokens().validate(token, now).await {
+        Ok(valid) if valid.claims.client_id == client.id && valid.claims.exp > now => valid.claims,
+        Err(crate::signing::TokenError::Unavailable) => {
+            return Err(OAuthError::server_error());
+        }
+        _ => return Ok(inactive),
     };
-    if claims.client_id != client.id || claims.exp <= now {
-        return Ok(inactive);
-    }
-    if state
-        .store
-        .live_grant(&OrgId(claims.org.clone()), &claims.gid)
-        .await?
-        .is_none()
-    {
-        return Ok(inactive);
-    }
     Ok(json!({
         "active": true, "token_type": "Bearer", "client_id": claims.client_id, "scope": claims.scope, "sub": claims.sub,
         "aud": claims.aud, "iss": claims.iss, "iat": claims.iat, "exp": claims.exp, "jti": claims.jti, "org": claims.org,

@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod client;
+pub mod core;
 pub mod error;
 pub mod introspect;
 pub mod metadata;

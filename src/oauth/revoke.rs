@@ -13,7 +13,6 @@ use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::crypto::sha256_hex;
 use crate::http::{parse_form, read_body};
 use crate::state::AppState;
-use crate::store::OrgId;
 
 pub async fn revoke_token(
     State(state): State<AppState>,
@@ -44,22 +43,12 @@ async fn revoke(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(),
         }
         return Ok(());
     }
-    if let Ok(claims) = state
-        .keys
-        .verify(
-            token,
-            &state.config.issuer,
-            &state.config.mcp_url,
-            now,
-            state.store.as_ref(),
-            &state.vault,
-        )
-        .await
-        && claims.client_id == client.id
+    if let Ok(valid) = state.access_tokens().validate(token, now).await
+        && valid.claims.client_id == client.id
     {
         state
             .store
-            .revoke_grant(&OrgId(claims.org), &claims.gid, now)
+            .revoke_grant(&valid.grant.organization_id, &valid.grant.id, now)
             .await?;
         tracing::info!(client_id = %client.id, "access token revoked");
     }

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::authorize::resource_matches;
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError, no_store};
-use super::{MAX_FORM_BYTES, authenticate_client, pkce, require_form};
+use super::{MAX_FORM_BYTES, authenticate_client, core, require_form};
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::{parse_form, read_body};
 use crate::scope::ScopeSet;
@@ -35,8 +35,7 @@ use crate::signing::AccessClaims;
 use crate::state::AppState;
 use crate::store::{CodeRedemption, Grant, RefreshRecord};
 
-/// How long after a rotation a client may retry with the rotated token.
-pub const ROTATION_GRACE_SECS: i64 = 10;
+pub use super::core::ROTATION_GRACE_SECS;
 
 #[derive(Serialize)]
 struct TokenResponse {
@@ -131,37 +130,24 @@ async fn code_grant(
         .find_code(&hash)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the authorization code is invalid"))?;
-    if record.client_id != client.id {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was issued to another client",
-        ));
-    }
-    if record.consumed_at.is_some() {
-        state
-            .store
-            .revoke_grant(&record.organization_id, &record.grant_id, now)
-            .await?;
-        tracing::warn!(client_id = %client.id, "authorization code replayed; grant revoked");
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was already used; every token issued from it is revoked",
-        ));
-    }
-    if now >= record.expires_at {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
-    }
-    if redirect_uri != Some(record.redirect_uri.as_str()) {
-        return Err(OAuthError::invalid_grant(
-            "redirect_uri must equal the one in the authorization request",
-        ));
-    }
-    let verifier =
-        verifier.ok_or_else(|| OAuthError::invalid_grant("code_verifier is required"))?;
-    if !pkce::verify_s256(verifier, &record.code_challenge) {
-        return Err(OAuthError::invalid_grant(
-            "the code_verifier does not match the code_challenge",
-        ));
+    let redemption = core::Redemption {
+        client_id: &client.id,
+        redirect_uri,
+        verifier,
+    };
+    match core::check_code_redemption(&record, &redemption, now) {
+        Ok(()) => {}
+        Err(core::CodeRefusal::Replayed) => {
+            state
+                .store
+                .revoke_grant(&record.organization_id, &record.grant_id, now)
+                .await?;
+            tracing::warn!(client_id = %client.id, "authorization code replayed; grant revoked");
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used; every token issued from it is revoked",
+            ));
+        }
+        Err(core::CodeRefusal::Invalid(why)) => return Err(OAuthError::invalid_grant(why)),
     }
     check_resource(resource, &record.resource, &state.config.mcp_url)?;
     let Some(grant) = state
@@ -249,17 +235,19 @@ async fn refresh_grant(
             "the refresh token was issued to another client",
         ));
     }
-    if rt.revoked_at.is_some() {
+    let decision = core::decide_refresh(rt.rotated_at, rt.revoked_at, rt.expires_at, now);
+    match decision {
+        core::RefreshDecision::Expired => return Err(invalid()),
         // A revoked token coming back (e.g. the successor superseded by a retry) means two
         // parties hold tokens of this family: end the whole sign-in.
-        state
-            .store
-            .revoke_grant(&rt.organization_id, &rt.grant_id, now)
-            .await?;
-        return Err(invalid());
-    }
-    if now >= rt.expires_at {
-        return Err(invalid());
+        core::RefreshDecision::Replay if rt.revoked_at.is_some() => {
+            state
+                .store
+                .revoke_grant(&rt.organization_id, &rt.grant_id, now)
+                .await?;
+            return Err(invalid());
+        }
+        _ => {}
     }
     let Some(grant) = state
         .store
@@ -270,30 +258,20 @@ async fn refresh_grant(
             "the grant was revoked, or the user, organisation or client is disabled",
         ));
     };
-    let at_scope = match scope {
-        None => rt.scope.clone(),
-        Some(s) => {
-            let asked = ScopeSet::parse(s)
-                .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?;
-            if asked.is_empty() || !rt.scope.covers(&asked) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    "a refresh may narrow the scope but never widen it",
-                ));
-            }
-            asked
-        }
-    };
+    let at_scope = core::narrow_scope(&rt.scope, scope)?;
     check_resource(resource, &rt.resource, &state.config.mcp_url)?;
 
     let new_token = random_token(32);
     let successor = refresh_record(state, &grant, &rt.scope, &new_token, now);
-    let rotated = match rt.rotated_at {
-        None => {
+    let rotated = match decision {
+        core::RefreshDecision::Rotate => {
             state.store.rotate_refresh(&hash, &successor, now).await?
                 || retry_within_grace(state, &hash, &successor, now).await?
         }
-        Some(_) => retry_within_grace(state, &hash, &successor, now).await?,
+        core::RefreshDecision::GraceRetry => {
+            retry_within_grace(state, &hash, &successor, now).await?
+        }
+        core::RefreshDecision::Replay | core::RefreshDecision::Expired => false,
     };
     if !rotated {
         state
@@ -329,7 +307,7 @@ async fn retry_within_grace(
         else {
             return Ok(false);
         };
-        if !within_grace(at, now) {
+        if !core::within_grace(at, now) {
             return Ok(false);
         }
         if state
@@ -349,11 +327,6 @@ async fn retry_within_grace(
         }
     }
     Ok(false)
-}
-
-/// Whether a rotation at `rotated_at` still admits a retry at `now`.
-pub fn within_grace(rotated_at: i64, now: i64) -> bool {
-    (0..=ROTATION_GRACE_SECS).contains(&(now - rotated_at))
 }
 
 async fn issue(
@@ -393,20 +366,4 @@ async fn issue(
         })
         .into_response(),
     ))
-}
-
-#[cfg(test)]
-mod grace_tests {
-    use super::*;
-
-    #[test]
-    fn a_retry_is_admitted_only_inside_the_grace_window() {
-        assert!(within_grace(1_000, 1_000));
-        assert!(within_grace(1_000, 1_000 + ROTATION_GRACE_SECS));
-        assert!(!within_grace(1_000, 1_001 + ROTATION_GRACE_SECS));
-        assert!(
-            !within_grace(1_000, 999),
-            "a rotation stamped in the future is not a retry"
-        );
-    }
 }
