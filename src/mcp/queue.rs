@@ -149,16 +149,7 @@ where
                     &mut last,
                 ),
                 Ok(ExportClaim::Taken { .. }) => say(Waiting::Starting, &mut last),
-                Err(e) => {
-                    // Without the database there is no coordination: start alone rather than
-                    // fail, as a single replica would.
-                    tracing::warn!(error = %e, org_id = %org, "export queue unavailable; starting the export uncoordinated");
-                    let job_id = create().await?;
-                    return Ok(Started {
-                        job_id,
-                        owner: false,
-                    });
-                }
+                Err(e) => return uncoordinated(e, org, &create).await,
             }
         }
         if owner {
@@ -222,18 +213,29 @@ where
                     &mut last,
                 ),
                 Ok(Promotion::Lost) => owner = false,
-                Err(e) => {
-                    tracing::warn!(error = %e, org_id = %org, "export queue unavailable; starting the export uncoordinated");
-                    let job_id = create().await?;
-                    return Ok(Started {
-                        job_id,
-                        owner: false,
-                    });
-                }
+                Err(e) => return uncoordinated(e, org, &create).await,
             }
         }
         tokio::time::sleep(pause).await;
     }
+}
+
+/// Without the database there is no coordination: start the export alone rather than fail, as a
+/// single replica would.
+async fn uncoordinated<C, Fut>(
+    e: crate::store::StoreError,
+    org: &OrgId,
+    create: &C,
+) -> Result<Started, ClariError>
+where
+    C: Fn() -> Fut,
+    Fut: Future<Output = Result<String, ClariError>>,
+{
+    tracing::warn!(error = %e, org_id = %org, "export queue unavailable; starting the export uncoordinated");
+    Ok(Started {
+        job_id: create().await?,
+        owner: false,
+    })
 }
 
 /// Records the outcome of an owned export.

@@ -57,6 +57,23 @@ DELETE FROM export_jobs WHERE status IN ('done', 'failed') AND updated_at < $1";
 macro_rules! impl_export_store {
     ($store:ty) => {
         impl $store {
+            async fn set_export_status(
+                &self,
+                org: &$crate::store::OrgId,
+                key: &str,
+                status: $crate::store::ExportStatus,
+                now: i64,
+            ) -> Result<(), StoreError> {
+                sqlx::query(super::sql_exports::SET_STATUS)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn queue_ahead(
                 &self,
                 org: &$crate::store::OrgId,
@@ -221,14 +238,8 @@ macro_rules! impl_export_store {
                 key: &str,
                 now: i64,
             ) -> Result<(), StoreError> {
-                sqlx::query(super::sql_exports::SET_STATUS)
-                    .bind("queued")
-                    .bind(now)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                self.set_export_status(org, key, $crate::store::ExportStatus::Queued, now)
+                    .await
             }
 
             async fn finish_export(
@@ -238,14 +249,12 @@ macro_rules! impl_export_store {
                 succeeded: bool,
                 now: i64,
             ) -> Result<(), StoreError> {
-                sqlx::query(super::sql_exports::SET_STATUS)
-                    .bind(if succeeded { "done" } else { "failed" })
-                    .bind(now)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                let status = if succeeded {
+                    $crate::store::ExportStatus::Done
+                } else {
+                    $crate::store::ExportStatus::Failed
+                };
+                self.set_export_status(org, key, status, now).await
             }
 
             async fn export_claim(

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::forecast::{SubmissionRow, submissions};
 use super::render::{Export, Summary, exact, plural};
-use super::{Tool, ToolError, date_arg, limit, wait};
+use super::{Tool, ToolError, limit, wait, window};
 use crate::clari::types::{Opportunity, OpportunityField};
 use crate::clock::rfc3339;
 use crate::exports::Availability;
@@ -393,17 +393,7 @@ impl Tool for GetPipelineChanges {
         a: PipelineArgs,
     ) -> Result<Self::Output, ToolError> {
         let now = state.now();
-        let since = date_arg("since", a.since.as_deref(), now - 7 * 86_400)?;
-        let until = date_arg("until", a.until.as_deref(), now)?;
-        if since > until {
-            return Err(ToolError::arg("since", "must not be after until"));
-        }
-        if until - since > 366 * 86_400 {
-            return Err(ToolError::arg(
-                "since",
-                "the window may span at most a year",
-            ));
-        }
+        let (since, until) = window(a.since.as_deref(), a.until.as_deref(), now, 7)?;
         let kinds: Vec<String> = a
             .changes
             .clone()
