@@ -81,16 +81,7 @@ pub fn forwarded_client(entries: &[&str], hops: u8) -> Option<IpAddr> {
 /// The throttle bucket of an address: IPv4 as is, IPv6 by its /64 (one customer's allocation, so
 /// a client cannot walk through its own prefix for fresh buckets).
 pub fn ip_bucket(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
+    crate::net::address_bucket(ip)
 }
 
 #[cfg(test)]

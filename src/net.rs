@@ -84,10 +84,25 @@ pub fn is_public_ip(ip: IpAddr) -> bool {
 /// A URL that failed is not fetched again for this long (seconds).
 pub const FAILURE_TTL: i64 = 300;
 pub const PER_HOST_PER_MINUTE: u32 = 10;
+pub const PER_CALLER_PER_MINUTE: u32 = 20;
 pub const GLOBAL_PER_MINUTE: u32 = 120;
 pub const MAX_IN_FLIGHT: usize = 8;
 /// Entries the negative cache keeps at most.
 const MAX_REMEMBERED_FAILURES: usize = 10_000;
+
+/// An address's throttle bucket: IPv4 as is, IPv6 by its /64 (one customer's allocation).
+pub fn address_bucket(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
 
 /// Resolves names for the metadata-document client, refusing any name with a non-public address.
 struct GuardedResolver {
@@ -153,19 +168,28 @@ impl CimdFetcher {
         }
     }
 
-    /// Counts one fetch of `host` in this minute; `false` when the host or the server is over its
-    /// limit.
-    fn admit(&self, host: &str, now: i64) -> bool {
+    /// Counts one fetch of `host` asked by `caller` in this minute; `false` when the host, the
+    /// caller or the server is over its limit.
+    fn admit(&self, host: &str, caller: Option<IpAddr>, now: i64) -> bool {
         let minute = now.div_euclid(60);
         let mut w = self.windows.lock().expect("cimd windows lock");
         w.retain(|_, (m, _)| *m == minute);
-        let host_count = w.get(host).map_or(0, |(_, c)| *c);
-        let all_count = w.get("").map_or(0, |(_, c)| *c);
-        if host_count >= PER_HOST_PER_MINUTE || all_count >= GLOBAL_PER_MINUTE {
+        let count = |w: &HashMap<String, (i64, u32)>, k: &str| w.get(k).map_or(0, |(_, c)| *c);
+        let host_key = format!("host:{host}");
+        let caller_key = caller.map(|ip| format!("caller:{}", address_bucket(ip)));
+        if count(&w, &host_key) >= PER_HOST_PER_MINUTE
+            || count(&w, "") >= GLOBAL_PER_MINUTE
+            || caller_key
+                .as_deref()
+                .is_some_and(|k| count(&w, k) >= PER_CALLER_PER_MINUTE)
+        {
             return false;
         }
-        w.insert(host.to_owned(), (minute, host_count + 1));
-        w.insert(String::new(), (minute, all_count + 1));
+        let keys = [Some(host_key), Some(String::new()), caller_key];
+        for k in keys.into_iter().flatten() {
+            let n = count(&w, &k) + 1;
+            w.insert(k, (minute, n));
+        }
         true
     }
 
@@ -181,7 +205,12 @@ impl CimdFetcher {
 
     /// Fetches and checks a metadata document within the bounds; returns it with its cache
     /// lifetime in seconds.
-    pub async fn fetch(&self, client_id: &str, now: i64) -> Result<(Value, i64), String> {
+    pub async fn fetch(
+        &self,
+        client_id: &str,
+        now: i64,
+        caller: Option<IpAddr>,
+    ) -> Result<(Value, i64), String> {
         if self
             .failures
             .lock()
@@ -195,8 +224,8 @@ impl CimdFetcher {
             .ok()
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default();
-        if !self.admit(&host, now) {
-            return Err("too many metadata-document fetches for this host right now".into());
+        if !self.admit(&host, caller, now) {
+            return Err("too many metadata-document fetches right now".into());
         }
         let _slot = self
             .in_flight
@@ -338,24 +367,27 @@ mod tests {
     async fn loopback_documents_are_refused_without_the_danger_allowance() {
         let f = CimdFetcher::new(false);
         let e = f
-            .fetch("http://127.0.0.1:9/client.json", 0)
+            .fetch("http://127.0.0.1:9/client.json", 0, None)
             .await
             .unwrap_err();
         assert!(e.contains("https"), "{e}");
         let e = f
-            .fetch("https://127.0.0.1:9/client.json", 0)
+            .fetch("https://127.0.0.1:9/client.json", 0, None)
             .await
             .unwrap_err();
         assert!(e.contains("non-public"), "{e}");
         let e = f
-            .fetch("https://localhost:9/client.json", 0)
+            .fetch("https://localhost:9/client.json", 0, None)
             .await
             .unwrap_err();
         assert!(
             e.contains("non-public"),
             "a name that resolves to loopback: {e}"
         );
-        let e = f.fetch("https://[::1]:9/client.json", 0).await.unwrap_err();
+        let e = f
+            .fetch("https://[::1]:9/client.json", 0, None)
+            .await
+            .unwrap_err();
         assert!(e.contains("non-public"), "{e}");
     }
 
@@ -363,11 +395,16 @@ mod tests {
     async fn failures_are_remembered_and_hosts_are_rate_limited() {
         let f = CimdFetcher::new(false);
         let url = "https://127.0.0.1:9/client.json";
-        assert!(f.fetch(url, 0).await.unwrap_err().contains("non-public"));
-        let again = f.fetch(url, 1).await.unwrap_err();
+        assert!(
+            f.fetch(url, 0, None)
+                .await
+                .unwrap_err()
+                .contains("non-public")
+        );
+        let again = f.fetch(url, 1, None).await.unwrap_err();
         assert!(again.contains("failed recently"), "{again}");
         assert!(
-            f.fetch(url, FAILURE_TTL + 1)
+            f.fetch(url, FAILURE_TTL + 1, None)
                 .await
                 .unwrap_err()
                 .contains("non-public")
@@ -376,7 +413,7 @@ mod tests {
         let mut refused = 0;
         for i in 0..(PER_HOST_PER_MINUTE + 5) {
             let e = f
-                .fetch(&format!("https://10.0.0.1/c{i}.json"), 120)
+                .fetch(&format!("https://10.0.0.1/c{i}.json"), 120, None)
                 .await
                 .unwrap_err();
             if e.contains("too many") {
@@ -384,7 +421,17 @@ mod tests {
             }
         }
         assert_eq!(refused, 5);
-        assert!(f.admit("10.0.0.1", 180), "a new minute, a new allowance");
+        assert!(
+            f.admit("10.0.0.1", None, 180),
+            "a new minute, a new allowance"
+        );
+        // One caller, many hosts: bounded per minute too.
+        let caller: IpAddr = "203.0.113.9".parse().unwrap();
+        let admitted = (0..PER_CALLER_PER_MINUTE + 5)
+            .filter(|i| f.admit(&format!("h{i}.example"), Some(caller), 240))
+            .count();
+        assert_eq!(admitted as u32, PER_CALLER_PER_MINUTE);
+        assert!(f.admit("other.example", Some("203.0.113.10".parse().unwrap()), 240));
     }
 
     #[test]

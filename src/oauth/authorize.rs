@@ -10,7 +10,7 @@
 
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -266,6 +266,8 @@ pub fn normalize(scopes: ScopeSet) -> ScopeSet {
 
 pub async fn get_authorize(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     session: Session,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -277,7 +279,8 @@ pub async fn get_authorize(
     let Some(client_id) = params.get("client_id") else {
         return bad_request_page("The request names no client (client_id is missing).");
     };
-    let client = match client::load(&state, client_id).await {
+    let caller = crate::http::client_ip(state.config.trusted_proxies, &headers, peer);
+    let client = match client::load(&state, client_id, Some(caller)).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return bad_request_page("The application is not registered here (unknown client_id).");
@@ -586,7 +589,8 @@ pub async fn get_consent(
     let Some((user, email)) = web::current_user(&state, &session).await else {
         return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);
     };
-    let client = match client::load(&state, &p.client_id).await {
+    // Loaded (and, for a metadata document, cached) moments ago by GET /authorize.
+    let client = match client::load(&state, &p.client_id, None).await {
         Ok(Some(c)) => c,
         _ => return bad_request_page("The application is no longer registered."),
     };

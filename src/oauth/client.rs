@@ -219,7 +219,13 @@ pub fn is_cimd_id(client_id: &str, allow_loopback: bool) -> bool {
 
 /// Loads an enabled client: from the store, or (for a URL `client_id`) from its metadata document,
 /// cached in the store per its HTTP cache headers.
-pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, OAuthError> {
+/// `caller` is the address the request came from, which bounds the metadata-document fetches one
+/// address can cause.
+pub async fn load(
+    state: &AppState,
+    client_id: &str,
+    caller: Option<std::net::IpAddr>,
+) -> Result<Option<Client>, OAuthError> {
     if client_id.is_empty() || client_id.len() > 2000 {
         return Ok(None);
     }
@@ -237,7 +243,7 @@ pub async fn load(state: &AppState, client_id: &str) -> Result<Option<Client>, O
         {
             return Ok(Client::from_record(r));
         }
-        let (doc, ttl) = match state.cimd.fetch(client_id, now).await {
+        let (doc, ttl) = match state.cimd.fetch(client_id, now, caller).await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(client_id, error = %e, "client metadata document rejected");

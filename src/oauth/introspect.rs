@@ -3,7 +3,9 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -16,10 +18,11 @@ use crate::state::AppState;
 
 pub async fn introspect_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match introspect(&state, &headers, body).await {
+    match introspect(&state, peer, &headers, body).await {
         Ok(v) => no_store(Json(v).into_response()),
         Err(e) => e.into_response(),
     }
@@ -27,12 +30,13 @@ pub async fn introspect_token(
 
 async fn introspect(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<serde_json::Value, OAuthError> {
     require_form(headers)?;
     let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
-    let client = authenticate_client(state, headers, &form).await?;
+    let client = authenticate_client(state, peer, headers, &form).await?;
     if client.is_public() {
         return Err(
             OAuthError::invalid_client("introspection requires a confidential client")

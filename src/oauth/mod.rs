@@ -151,6 +151,7 @@ pub fn parse_basic_auth(headers: &HeaderMap) -> Result<Option<(String, String)>,
 /// only), `client_secret_basic` or `client_secret_post`. Failures are 401 `invalid_client`.
 pub async fn authenticate_client(
     state: &AppState,
+    peer: std::net::SocketAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<Client, OAuthError> {
@@ -184,7 +185,10 @@ pub async fn authenticate_client(
     let fail = || {
         OAuthError::invalid_client("client authentication failed").with_basic_challenge(used_basic)
     };
-    let client = client::load(state, &client_id).await?.ok_or_else(fail)?;
+    let caller = crate::http::client_ip(state.config.trusted_proxies, headers, peer);
+    let client = client::load(state, &client_id, Some(caller))
+        .await?
+        .ok_or_else(fail)?;
     if client.is_public() {
         if secret.is_some() {
             return Err(OAuthError::invalid_client(

@@ -4,7 +4,9 @@
 //! other clients' tokens are answered 200 with nothing revoked, as the RFC asks.
 
 use axum::body::Body;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -16,19 +18,25 @@ use crate::state::AppState;
 
 pub async fn revoke_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match revoke(&state, &headers, body).await {
+    match revoke(&state, peer, &headers, body).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => e.into_response(),
     }
 }
 
-async fn revoke(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(), OAuthError> {
+async fn revoke(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), OAuthError> {
     require_form(headers)?;
     let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
-    let client = authenticate_client(state, headers, &form).await?;
+    let client = authenticate_client(state, peer, headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

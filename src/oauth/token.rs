@@ -19,7 +19,9 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -48,8 +50,13 @@ struct TokenResponse {
 }
 
 #[tracing::instrument(skip_all, fields(client_id, grant_type))]
-pub async fn post_token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match token(&state, &headers, body).await {
+pub async fn post_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match token(&state, peer, &headers, body).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = e.code.as_str(), "token request refused");
@@ -58,7 +65,12 @@ pub async fn post_token(State(state): State<AppState>, headers: HeaderMap, body:
     }
 }
 
-async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+async fn token(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
     require_form(headers)?;
     let bytes = read_body(body, MAX_FORM_BYTES).await?;
     let form = parse_form(&bytes)?;
@@ -73,7 +85,7 @@ async fn token(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Resp
             "grant_type must be authorization_code or refresh_token",
         ));
     }
-    let client = authenticate_client(state, headers, &form).await?;
+    let client = authenticate_client(state, peer, headers, &form).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
     if !client.meta.grant_types.contains(&grant_type) {
         return Err(OAuthError::new(
