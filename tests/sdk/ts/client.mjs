@@ -2,6 +2,7 @@
 // 13, including a get_forecast whose export is still running, then again until it is ready. The
 // SDK validates every structuredContent against the tool's outputSchema and throws on a mismatch;
 // Ajv's warnings (such as "unknown format") are collected and fail the run.
+import { isDeepStrictEqual } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
@@ -66,7 +67,8 @@ async function call(name, args) {
   assert(r.structuredContent, `${name} has no structuredContent`);
   const text = r.content.map((c) => c.text || '').join('\n');
   const data = JSON.parse(text.split('\n')[1]);
-  assert(JSON.stringify(data) === JSON.stringify(r.structuredContent), `${name}: text and structure differ`);
+  // The same object (key order may differ between the two serializations).
+  assert(isDeepStrictEqual(data, r.structuredContent), `${name}: text and structure differ`);
   return r.structuredContent;
 }
 
