@@ -152,6 +152,16 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Config {
+    /// The `CLARI_MCP_DANGER_*` settings that are on: each weakens a protection for tests, and
+    /// every start says so in the log.
+    pub fn danger_settings(&self) -> Vec<&'static str> {
+        let mut on = Vec::new();
+        if self.danger_cimd_allow_loopback {
+            on.push("CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK");
+        }
+        on
+    }
+
     /// Reads the process environment and, when given, a TOML file.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = std::env::vars()
@@ -505,6 +515,21 @@ fn validate_public_url(text: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn danger_settings_are_named_when_on() {
+        let off = Config::from_sources(None, &env(&[])).unwrap();
+        assert!(off.danger_settings().is_empty());
+        let on = Config::from_sources(
+            None,
+            &env(&[("CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK", "true")]),
+        )
+        .unwrap();
+        assert_eq!(
+            on.danger_settings(),
+            ["CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK"]
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -58,6 +58,12 @@ impl AppState {
         let keys = Keys::load(store.as_ref(), &vault, clock.now(), publish_retired_for)
             .await
             .context("loading signing keys")?;
+        for setting in config.danger_settings() {
+            tracing::warn!(
+                setting,
+                "a DANGER setting is on: a protection is weakened; never use it in production"
+            );
+        }
         let ttl = config.export_cache_ttl;
         let cimd = crate::net::CimdFetcher::new(config.danger_cimd_allow_loopback);
         Ok(Self(Arc::new(Inner {
