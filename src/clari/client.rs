@@ -202,12 +202,7 @@ impl ClariClient {
         let created: JobCreated = self
             .call_json(
                 target,
-                Method::POST,
-                &path,
-                None::<&()>,
-                Some(req),
-                Class::Unsafe,
-                ctx,
+                Call::write(Method::POST, &path).body(req).about(ctx),
             )
             .await?;
         Ok(created.job_id)
@@ -226,12 +221,7 @@ impl ClariClient {
         let created: JobCreated = self
             .call_json(
                 target,
-                Method::POST,
-                "export/audit/events",
-                None::<&()>,
-                Some(&body),
-                Class::Unsafe,
-                Ctx::default(),
+                Call::write(Method::POST, "export/audit/events").body(&body),
             )
             .await?;
         Ok(created.job_id)
@@ -247,12 +237,7 @@ impl ClariClient {
         let created: JobCreated = self
             .call_json(
                 target,
-                Method::POST,
-                "export/activity",
-                None::<&()>,
-                Some(req),
-                Class::Unsafe,
-                Ctx::default(),
+                Call::write(Method::POST, "export/activity").body(req),
             )
             .await?;
         Ok(created.job_id)
@@ -264,15 +249,10 @@ impl ClariClient {
         let env: JobEnvelope = self
             .call_json(
                 target,
-                Method::GET,
-                &format!("export/jobs/{job_id}"),
-                None::<&()>,
-                None::<&()>,
-                Class::Safe,
-                Ctx {
+                Call::get(&format!("export/jobs/{job_id}")).about(Ctx {
                     job_id: Some(job_id),
                     ..Ctx::default()
-                },
+                }),
             )
             .await?;
         Ok(env.into_job())
@@ -280,17 +260,7 @@ impl ClariClient {
 
     /// `GET /export/jobs`: the jobs started by the API key's user.
     pub async fn list_jobs(&self, target: &ClariTarget) -> Result<Vec<Job>, ClariError> {
-        let env: JobListEnvelope = self
-            .call_json(
-                target,
-                Method::GET,
-                "export/jobs",
-                None::<&()>,
-                None::<&()>,
-                Class::Safe,
-                Ctx::default(),
-            )
-            .await?;
+        let env: JobListEnvelope = self.call_json(target, Call::get("export/jobs")).await?;
         Ok(env.into_jobs())
     }
 
@@ -304,15 +274,12 @@ impl ClariClient {
         let body = serde_json::json!({"type": "CANCEL"});
         self.call_json(
             target,
-            Method::PATCH,
-            &format!("export/jobs/{job_id}"),
-            None::<&()>,
-            Some(&body),
-            Class::Unsafe,
-            Ctx {
-                job_id: Some(job_id),
-                ..Ctx::default()
-            },
+            Call::write(Method::PATCH, &format!("export/jobs/{job_id}"))
+                .body(&body)
+                .about(Ctx {
+                    job_id: Some(job_id),
+                    ..Ctx::default()
+                }),
         )
         .await
     }
@@ -330,12 +297,7 @@ impl ClariClient {
         };
         self.call(
             target,
-            Method::GET,
-            &format!("export/jobs/{job_id}/results"),
-            None::<&()>,
-            None::<&()>,
-            Class::Safe,
-            ctx,
+            Call::get(&format!("export/jobs/{job_id}/results")).about(ctx),
         )
         .await
     }
@@ -368,17 +330,7 @@ impl ClariClient {
     pub async fn admin_limits(&self, target: &ClariTarget) -> Result<Limits, ClariError> {
         // Straight to `send`: `call` itself asks for the limits when a quota error arrives.
         let url = target.url("admin/limits");
-        let bytes = self
-            .send(
-                target,
-                Method::GET,
-                &url,
-                None::<&()>,
-                None::<&()>,
-                Class::Safe,
-                Ctx::default(),
-            )
-            .await?;
+        let bytes = self.send(target, &url, &Call::get("admin/limits")).await?;
         decode(&bytes)
     }
 
@@ -392,16 +344,8 @@ impl ClariClient {
         now: i64,
     ) -> Result<AuditPage, ClariError> {
         validate_audit_query(query, now)?;
-        self.call_json(
-            target,
-            Method::GET,
-            "audit/events",
-            Some(query),
-            None::<&()>,
-            Class::Safe,
-            Ctx::default(),
-        )
-        .await
+        self.call_json(target, Call::get("audit/events").query(query))
+            .await
     }
 
     /// Follows a `nextLink`. The link must point at the same origin as the organisation's base
@@ -420,15 +364,8 @@ impl ClariClient {
             ));
         }
         let bytes = self
-            .send(
-                target,
-                Method::GET,
-                link.as_str(),
-                None::<&()>,
-                None::<&()>,
-                Class::Safe,
-                Ctx::default(),
-            )
+            // The link is a whole URL already checked above; the path is not used.
+            .send(target, link.as_str(), &Call::get(""))
             .await?;
         decode(&bytes)
     }
@@ -533,58 +470,41 @@ impl ClariClient {
     ) -> Result<Vec<Opportunity>, ClariError> {
         let mut query: Vec<(&str, &str)> = ids.iter().map(|id| ("oppId", id.as_str())).collect();
         query.push(("mode", "OPPORTUNITY_MODE_ID"));
-        self.call_json(
-            target,
-            Method::GET,
-            "opportunity",
-            Some(&query),
-            None::<&()>,
-            Class::Safe,
-            Ctx::default(),
-        )
-        .await
+        self.call_json(target, Call::get("opportunity").query(&query))
+            .await
     }
 
     // --- transport ----------------------------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
-    async fn call_json<T: DeserializeOwned>(
+    async fn call_json<T: DeserializeOwned, Q, B>(
         &self,
         target: &ClariTarget,
-        method: Method,
-        path: &str,
-        query: Option<&(impl Serialize + ?Sized)>,
-        body: Option<&(impl Serialize + ?Sized)>,
-        class: Class,
-        ctx: Ctx<'_>,
-    ) -> Result<T, ClariError> {
-        let bytes = self
-            .call(target, method, path, query, body, class, ctx)
-            .await?;
-        decode(&bytes)
+        call: Call<'_, Q, B>,
+    ) -> Result<T, ClariError>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
+        decode(&self.call(target, call).await?)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn call(
+    /// Sends `call` to the organisation's Clari; a quota refusal names the numbers when Clari
+    /// will tell them.
+    async fn call<Q, B>(
         &self,
         target: &ClariTarget,
-        method: Method,
-        path: &str,
-        query: Option<&(impl Serialize + ?Sized)>,
-        body: Option<&(impl Serialize + ?Sized)>,
-        class: Class,
-        ctx: Ctx<'_>,
-    ) -> Result<Bytes, ClariError> {
-        let url = target.url(path);
-        let result = self
-            .send(target, method, &url, query, body, class, ctx)
-            .await;
-        match result {
+        call: Call<'_, Q, B>,
+    ) -> Result<Bytes, ClariError>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
+        let url = target.url(call.path);
+        match self.send(target, &url, &call).await {
             Err(ClariError::QuotaReached {
                 message,
                 limits: None,
             }) => {
-                // Name the numbers when Clari will tell them.
                 let limits = self.admin_limits(target).await.ok();
                 Err(ClariError::QuotaReached { message, limits })
             }
@@ -592,17 +512,18 @@ impl ClariClient {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn send(
+    /// Sends `call` to `url` (its path already resolved) with the organisation's key, retrying
+    /// what its class allows.
+    async fn send<Q, B>(
         &self,
         target: &ClariTarget,
-        method: Method,
         url: &str,
-        query: Option<&(impl Serialize + ?Sized)>,
-        body: Option<&(impl Serialize + ?Sized)>,
-        class: Class,
-        ctx: Ctx<'_>,
-    ) -> Result<Bytes, ClariError> {
+        call: &Call<'_, Q, B>,
+    ) -> Result<Bytes, ClariError>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
         let mut key = HeaderValue::from_str(target.api_key.expose_secret()).map_err(|_| {
             ClariError::InvalidArgument {
                 argument: "api key",
@@ -616,42 +537,44 @@ impl ClariClient {
         loop {
             let mut rb = self
                 .http
-                .request(method.clone(), url)
+                .request(call.method.clone(), url)
                 .header("apikey", key.clone())
                 .header(ACCEPT, "application/json");
-            if let Some(q) = query {
+            if let Some(q) = call.query {
                 rb = rb.query(q);
             }
-            if let Some(b) = body {
+            if let Some(b) = call.body {
                 rb = rb.json(b);
             }
-            // `retry_after` of `Some(ZERO)` marks a request that never reached Clari.
-            let (err, retry_after): (ClariError, Option<Duration>) = match rb.send().await {
+            let (err, outcome) = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = parse_retry_after(resp.headers());
                     match resp.bytes().await {
                         Ok(bytes) if status.is_success() => return Ok(bytes),
-                        Ok(bytes) => (map_error(status, &bytes, ctx, retry_after), retry_after),
-                        Err(e) => (transport_error(&e), None),
+                        Ok(bytes) => (
+                            map_error(status, &bytes, call.ctx, retry_after),
+                            Attempt::Answered { retry_after },
+                        ),
+                        Err(e) => (transport_error(&e), Attempt::Lost),
                     }
                 }
-                Err(e) => {
-                    let never_sent = e.is_connect();
-                    (transport_error(&e), never_sent.then_some(Duration::ZERO))
-                }
+                Err(e) if e.is_connect() => (transport_error(&e), Attempt::NeverSent),
+                Err(e) => (transport_error(&e), Attempt::Lost),
             };
-            let retryable = match (&err, class) {
+            let retryable = match (&err, call.class) {
                 (ClariError::RateLimited { .. }, _) => true,
-                (ClariError::Network(_), Class::Unsafe) => retry_after == Some(Duration::ZERO),
+                (ClariError::Network(_), Class::Unsafe) => outcome == Attempt::NeverSent,
                 (
                     ClariError::Unavailable { .. } | ClariError::Timeout | ClariError::Network(_),
                     Class::Safe,
                 ) => true,
                 _ => false,
             };
-            let delay = match retry_after {
-                Some(d) if !d.is_zero() => d,
+            let delay = match outcome {
+                Attempt::Answered {
+                    retry_after: Some(d),
+                } => d,
                 _ => policy.backoff(attempt),
             };
             if !retryable
@@ -665,6 +588,79 @@ impl ClariClient {
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
+    }
+}
+
+/// How one attempt went, for the retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Clari answered (with an error status), perhaps saying when to come back.
+    Answered { retry_after: Option<Duration> },
+    /// The connection was never made: Clari certainly did nothing.
+    NeverSent,
+    /// Sent, but the answer was lost: Clari may have acted.
+    Lost,
+}
+
+/// One request to Clari: method, path under the organisation's base URL, optional query and
+/// JSON body, whether it may be retried, and what it is about (for error messages).
+struct Call<'a, Q: ?Sized = (), B: ?Sized = ()> {
+    method: Method,
+    path: &'a str,
+    query: Option<&'a Q>,
+    body: Option<&'a B>,
+    class: Class,
+    ctx: Ctx<'a>,
+}
+
+impl<'a> Call<'a> {
+    /// A read: retried on 429, 5xx and transport errors.
+    fn get(path: &'a str) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            query: None,
+            body: None,
+            class: Class::Safe,
+            ctx: Ctx::default(),
+        }
+    }
+
+    /// A write (creates or changes a job): retried only when Clari certainly did nothing.
+    fn write(method: Method, path: &'a str) -> Self {
+        Self {
+            class: Class::Unsafe,
+            method,
+            ..Self::get(path)
+        }
+    }
+}
+
+impl<'a, Q: ?Sized, B: ?Sized> Call<'a, Q, B> {
+    fn query<Q2: ?Sized>(self, query: &'a Q2) -> Call<'a, Q2, B> {
+        Call {
+            method: self.method,
+            path: self.path,
+            query: Some(query),
+            body: self.body,
+            class: self.class,
+            ctx: self.ctx,
+        }
+    }
+
+    fn body<B2: ?Sized>(self, body: &'a B2) -> Call<'a, Q, B2> {
+        Call {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            body: Some(body),
+            class: self.class,
+            ctx: self.ctx,
+        }
+    }
+
+    fn about(self, ctx: Ctx<'a>) -> Self {
+        Self { ctx, ..self }
     }
 }
 
