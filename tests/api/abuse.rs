@@ -240,15 +240,8 @@ async fn expired_sessions_codes_and_refresh_tokens_are_purged(db: &TestDb) {
     assert!(done.purged.refresh_tokens >= 1, "{done:?}");
     let again = clari_mcp::app::housekeeping(&app.state).await.unwrap();
     assert_eq!(again.purged, clari_mcp::store::Purged::default());
-    let (status, body, _) = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &cid),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (status, body, _) =
+        refresh_with(&app, &cid, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
@@ -425,17 +418,7 @@ async fn simultaneous_refreshes_with_one_token_are_not_a_replay(db: &TestDb) {
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
     let refresh = |t: String| {
         let (app, cid) = (&app, cid.clone());
-        async move {
-            token(
-                app,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("client_id", &cid),
-                    ("refresh_token", &t),
-                ],
-            )
-            .await
-        }
+        async move { refresh_with(app, &cid, &t).await }
     };
     // Six refreshes with the same token, truly at once.
     let answers = futures_util::future::join_all((0..6).map(|_| refresh(rt.clone()))).await;

@@ -97,15 +97,7 @@ async fn whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect(
     assert!(q2.contains_key("code"), "{q2:?}");
 
     // Refresh rotates.
-    let (status, refreshed, headers) = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client_id),
-            ("refresh_token", &rt),
-        ],
-    )
-    .await;
+    let (status, refreshed, headers) = refresh_with(&app, &client_id, &rt).await;
     assert_eq!(status, 200, "{refreshed}");
     assert_eq!(headers["cache-control"], "no-store");
     let rt2 = refreshed["refresh_token"].as_str().unwrap().to_owned();
@@ -160,15 +152,7 @@ async fn whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect(
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (status, body, _) = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &client_id),
-            ("refresh_token", &rt3),
-        ],
-    )
-    .await;
+    let (status, body, _) = refresh_with(&app, &client_id, &rt3).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))

@@ -528,15 +528,7 @@ async fn code_reuse_fails_and_revokes_every_token_from_it() {
     )
     .await;
     assert_rfc6749(s, &body, &h, 400, "invalid_grant");
-    let (s, body, _) = token(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", &cid),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let (s, body, _) = refresh_with(&app, &cid, first["refresh_token"].as_str().unwrap()).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -782,15 +774,7 @@ async fn fresh_tokens(app: &TestApp, cid: &str) -> Value {
 }
 
 async fn refresh(app: &TestApp, cid: &str, rt: &str) -> (u16, Value) {
-    let (s, b, _) = token(
-        app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", cid),
-            ("refresh_token", rt),
-        ],
-    )
-    .await;
+    let (s, b, _) = refresh_with(app, cid, rt).await;
     (s, b)
 }
 

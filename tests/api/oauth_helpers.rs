@@ -331,3 +331,20 @@ pub async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str
     .await;
     (s, b)
 }
+
+/// `grant_type=refresh_token` for a public client: (status, body, headers).
+pub async fn refresh_with(
+    app: &TestApp,
+    client_id: &str,
+    refresh_token: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    token(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
