@@ -61,34 +61,32 @@ pub fn rfc3339(t: UnixTime) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-/// Parses a duration such as `90d`, `12h`, `30m`, `2w` or `45s` into seconds.
+/// Parses a human duration (`90d`, `12h`, `30m`, `2w`, `1h 30m`; humantime syntax) into whole
+/// seconds. Zero, sub-second remainders and more than 100 years are refused with a reason.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let d = parse_std_duration(text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "'{}' is not a whole number of seconds",
+            text.trim()
+        ));
+    }
+    Ok(d.as_secs() as i64)
+}
+
+/// Parses a human duration (`250ms`, `2s`, `15m`) into a [`std::time::Duration`]; zero and more
+/// than 100 years are refused.
+pub fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("'{text}' has no unit: use s, m, h, d or w (e.g. 90d)"))?;
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' does not start with a whole number (e.g. 90d)"))?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "'{text}' has unknown unit '{unit}': use s, m, h, d or w"
-            ));
-        }
-    };
-    if n <= 0 {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration such as 90d, 12h, 15m or 30s ({e})"))?;
+    if d.is_zero() {
         return Err(format!("'{text}' must be greater than zero"));
     }
-    n.checked_mul(unit_secs)
-        .filter(|s| *s <= 100 * 365 * 86_400)
-        .ok_or_else(|| format!("'{text}' is longer than 100 years"))
+    if d.as_secs() > 100 * 365 * 86_400 {
+        return Err(format!("'{text}' is longer than 100 years"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -103,7 +101,13 @@ mod tests {
         assert!(parse_duration("90").is_err());
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("d").is_err());
-        assert!(parse_duration("5y").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(5_400));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("1500ms").is_err());
+        assert_eq!(
+            parse_std_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
         assert!(parse_duration("99999999999d").is_err());
     }
 

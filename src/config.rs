@@ -1,5 +1,6 @@
-//! One `Config` for every subcommand: environment first (`CLARI_MCP_*`), then an optional TOML file,
-//! then defaults. `validate` runs at start and names the bad setting.
+//! One `Config` for every subcommand, read with figment: environment first (`CLARI_MCP_*`), then an
+//! optional TOML file (the same keys in lower case without the prefix), then defaults. Durations are
+//! humantime strings everywhere (`15m`, `30d`). `validate` runs at start and names the bad setting.
 //!
 //! The issuer and the MCP resource URL are derived here once, from the public base URL, and reused
 //! verbatim everywhere (metadata, challenges, token claims); they are never rebuilt from request headers.
@@ -7,15 +8,21 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::clock::{parse_duration, parse_std_duration};
 use crate::crypto::Vault;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_CLARI_BASE_URL: &str = "https://api.clari.com/v4";
 pub const VAULT_KEY_FILE: &str = "vault.key";
+/// Every environment variable starts with this; the file uses the rest in lower case.
+pub const ENV_PREFIX: &str = "CLARI_MCP_";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -26,43 +33,128 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{setting}: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
+    Invalid { setting: String, reason: String },
     #[error("cannot read the configuration file {path}: {reason}")]
     File { path: PathBuf, reason: String },
 }
 
-fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        setting,
+        setting: setting.to_owned(),
         reason: reason.into(),
     }
 }
 
-/// The optional TOML file; every key mirrors an environment variable without the prefix.
+/// The environment variable of a file key: `bind` → `CLARI_MCP_BIND`.
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
+}
+
+/// The settings as both sources spell them, before validation. Unknown keys in the file are an
+/// error (a typo must not silently fall back to a default).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<String>,
-    public_url: Option<String>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    vault_keys: Option<Vec<String>>,
-    clari_base_url: Option<String>,
-    log_format: Option<String>,
-    access_token_ttl: Option<String>,
-    refresh_token_ttl: Option<String>,
+struct RawConfig {
+    bind: Option<Text>,
+    public_url: Option<Text>,
+    data_dir: Option<Text>,
+    database_url: Option<Text>,
+    vault_keys: Option<List>,
+    clari_base_url: Option<Text>,
+    log_format: Option<Text>,
+    access_token_ttl: Option<Text>,
+    refresh_token_ttl: Option<Text>,
     dcr_rate_limit: Option<u32>,
-    dcr_client_ttl: Option<String>,
-    dcr_initial_access_token: Option<String>,
+    dcr_client_ttl: Option<Text>,
+    dcr_initial_access_token: Option<Text>,
     trust_forwarded_for: Option<bool>,
     trusted_proxies: Option<u8>,
     danger_cimd_allow_loopback: Option<bool>,
-    allowed_origins: Option<Vec<String>>,
-    export_cache_ttl: Option<String>,
-    export_poll_ms: Option<u64>,
+    allowed_origins: Option<List>,
+    export_cache_ttl: Option<Text>,
+    /// Milliseconds as a bare number (the historical form) or a humantime string (`250ms`).
+    export_poll_ms: Option<Text>,
+}
+
+/// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
+const KEYS: &[&str] = &[
+    "bind",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "vault_keys",
+    "clari_base_url",
+    "log_format",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "dcr_rate_limit",
+    "dcr_client_ttl",
+    "dcr_initial_access_token",
+    "trust_forwarded_for",
+    "trusted_proxies",
+    "danger_cimd_allow_loopback",
+    "allowed_origins",
+    "export_cache_ttl",
+    "export_poll_ms",
+];
+
+/// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a
+/// path, not an integer).
+#[derive(Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.trim().to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A list setting: a TOML array, or one string separated by commas or new lines (environment).
+#[derive(Debug)]
+struct List(Vec<String>);
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            One(Text),
+            Many(Vec<Text>),
+        }
+        let items = match Either::deserialize(d)? {
+            Either::One(t) => t.0.split([',', '\n']).map(str::to_owned).collect(),
+            Either::Many(v) => v.into_iter().map(|t| t.0).collect::<Vec<_>>(),
+        };
+        Ok(List(
+            items
+                .into_iter()
+                .map(|i| i.trim().to_owned())
+                .filter(|i| !i.is_empty())
+                .collect(),
+        ))
+    }
 }
 
 #[derive(Clone)]
@@ -136,6 +228,9 @@ impl std::fmt::Debug for Config {
                 "danger_cimd_allow_loopback",
                 &self.danger_cimd_allow_loopback,
             )
+            .field("allowed_origins", &self.allowed_origins)
+            .field("export_cache_ttl", &self.export_cache_ttl)
+            .field("export_poll_interval", &self.export_poll_interval)
             .finish()
     }
 }
@@ -164,10 +259,7 @@ impl Config {
 
     /// Reads the process environment and, when given, a TOML file.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("CLARI_MCP_"))
-            .collect();
-        Self::from_sources(file, &env)
+        Self::from_sources(file, &process_env())
     }
 
     /// Like [`Config::load`], with some settings forced (the `demo` command uses this).
@@ -175,57 +267,61 @@ impl Config {
         file: Option<&Path>,
         overrides: &[(&str, String)],
     ) -> Result<Self, ConfigError> {
-        let mut env: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("CLARI_MCP_"))
-            .collect();
+        let mut env = process_env();
         for (k, v) in overrides {
             env.insert((*k).to_owned(), v.clone());
         }
         Self::from_sources(file, &env)
     }
 
-    /// Builds the configuration from an explicit environment map (tests use this).
+    /// Builds the configuration from an explicit environment map (tests use this): the file is
+    /// the lower layer, the variables named `CLARI_MCP_<KEY>` are merged over it (empty values
+    /// count as unset), then [`Config::validate`] applies defaults and rules.
     pub fn from_sources(
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let file_cfg = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
-                    path: path.to_owned(),
-                    reason: e.message().to_owned(),
-                })?
-            }
-            None => FileConfig::default(),
-        };
-        let get = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            // Read first, so a missing or unreadable file is an error rather than an empty layer.
+            std::fs::metadata(path).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let vars: figment::value::Dict = KEYS
+            .iter()
+            .filter_map(|key| {
+                let value = env.get(&env_name(key))?.trim();
+                (!value.is_empty()).then(|| (key.to_string(), value.to_owned().into()))
+            })
+            .collect();
+        figment = figment.merge(Serialized::globals(vars));
+        let raw: RawConfig = figment.extract_lossy().map_err(|e| from_figment(e, file))?;
+        Self::validate(raw)
+    }
 
-        let bind_text = get("CLARI_MCP_BIND")
-            .or(file_cfg.bind)
-            .unwrap_or_else(|| DEFAULT_BIND.to_owned());
-        let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
+    /// Applies defaults and checks every rule, naming the setting that breaks one.
+    fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let text = |v: Option<Text>| v.map(|t| t.0).filter(|t| !t.is_empty());
+
+        let bind_text = text(raw.bind).unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_text.parse().map_err(|_| {
             invalid(
                 "CLARI_MCP_BIND",
                 format!("'{bind_text}' is not an address:port such as 127.0.0.1:8080"),
             )
         })?;
 
-        let public_text = get("CLARI_MCP_PUBLIC_URL")
-            .or(file_cfg.public_url)
-            .unwrap_or_else(|| format!("http://{bind}"));
+        let public_text = text(raw.public_url).unwrap_or_else(|| format!("http://{bind}"));
         let public_url = validate_public_url(&public_text)?;
 
-        let data_dir = get("CLARI_MCP_DATA_DIR")
+        let data_dir = text(raw.data_dir)
             .map(PathBuf::from)
-            .or(file_cfg.data_dir)
             .unwrap_or_else(|| PathBuf::from("./data"));
 
-        let database_url = get("CLARI_MCP_DATABASE_URL")
-            .or(file_cfg.database_url)
+        let database_url = text(raw.database_url)
             .unwrap_or_else(|| format!("sqlite://{}/clari-mcp.db", data_dir.display()));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
@@ -240,29 +336,22 @@ impl Config {
             ));
         }
 
-        let vault_keys = match get("CLARI_MCP_VAULT_KEYS") {
-            Some(text) => Some(split_keys(&text)),
-            None => file_cfg.vault_keys.map(|keys| {
-                keys.into_iter()
-                    .map(|k| SecretString::from(k.trim().to_owned()))
-                    .collect()
-            }),
-        };
+        let vault_keys = raw.vault_keys.map(|keys| {
+            keys.0
+                .into_iter()
+                .map(SecretString::from)
+                .collect::<Vec<_>>()
+        });
         if let Some(keys) = &vault_keys {
             Vault::new(keys).map_err(|e| invalid("CLARI_MCP_VAULT_KEYS", e.to_string()))?;
         }
 
-        let clari_text = get("CLARI_MCP_CLARI_BASE_URL")
-            .or(file_cfg.clari_base_url)
-            .unwrap_or_else(|| DEFAULT_CLARI_BASE_URL.to_owned());
+        let clari_text =
+            text(raw.clari_base_url).unwrap_or_else(|| DEFAULT_CLARI_BASE_URL.to_owned());
         let clari_base_url = crate::clari::client::check_base_url(&clari_text)
             .map_err(|reason| invalid("CLARI_MCP_CLARI_BASE_URL", reason))?;
 
-        let log_format = match get("CLARI_MCP_LOG_FORMAT")
-            .or(file_cfg.log_format)
-            .as_deref()
-            .map(str::trim)
-        {
+        let log_format = match text(raw.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
@@ -273,89 +362,47 @@ impl Config {
             }
         };
 
-        let duration = |setting: &'static str,
-                        value: Option<String>,
-                        default: i64|
-         -> Result<i64, ConfigError> {
-            match value {
-                None => Ok(default),
-                Some(v) => crate::clock::parse_duration(&v).map_err(|e| invalid(setting, e)),
-            }
-        };
-        let access_token_ttl = duration(
-            "CLARI_MCP_ACCESS_TOKEN_TTL",
-            get("CLARI_MCP_ACCESS_TOKEN_TTL").or(file_cfg.access_token_ttl),
-            15 * 60,
-        )?;
+        let seconds =
+            |setting: &str, value: Option<Text>, default: i64| -> Result<i64, ConfigError> {
+                match text(value) {
+                    None => Ok(default),
+                    Some(v) => parse_duration(&v).map_err(|e| invalid(setting, e)),
+                }
+            };
+        let access_token_ttl =
+            seconds("CLARI_MCP_ACCESS_TOKEN_TTL", raw.access_token_ttl, 15 * 60)?;
         if !(60..=86_400).contains(&access_token_ttl) {
             return Err(invalid(
                 "CLARI_MCP_ACCESS_TOKEN_TTL",
                 "must be between 1m and 24h",
             ));
         }
-        let refresh_token_ttl = duration(
+        let refresh_token_ttl = seconds(
             "CLARI_MCP_REFRESH_TOKEN_TTL",
-            get("CLARI_MCP_REFRESH_TOKEN_TTL").or(file_cfg.refresh_token_ttl),
+            raw.refresh_token_ttl,
             30 * 86_400,
         )?;
-        let dcr_client_ttl = duration(
-            "CLARI_MCP_DCR_CLIENT_TTL",
-            get("CLARI_MCP_DCR_CLIENT_TTL").or(file_cfg.dcr_client_ttl),
-            90 * 86_400,
-        )?;
-        let dcr_rate_limit = match get("CLARI_MCP_DCR_RATE_LIMIT") {
-            Some(v) => v.trim().parse().map_err(|_| {
-                invalid(
-                    "CLARI_MCP_DCR_RATE_LIMIT",
-                    format!("'{v}' is not a whole number"),
-                )
-            })?,
-            None => file_cfg.dcr_rate_limit.unwrap_or(20),
-        };
-        let flag = |setting: &'static str, file: Option<bool>| -> Result<bool, ConfigError> {
-            match get(setting).as_deref().map(str::trim) {
-                None => Ok(file.unwrap_or(false)),
-                Some("1" | "true" | "yes") => Ok(true),
-                Some("0" | "false" | "no") => Ok(false),
-                Some(other) => Err(invalid(setting, format!("'{other}' is not true or false"))),
-            }
-        };
-        let trust_forwarded_for = flag(
-            "CLARI_MCP_TRUST_FORWARDED_FOR",
-            file_cfg.trust_forwarded_for,
-        )?;
-        let trusted_proxies = match get("CLARI_MCP_TRUSTED_PROXIES") {
-            Some(v) => v
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n <= 10)
-                .ok_or_else(|| {
-                    invalid(
-                        "CLARI_MCP_TRUSTED_PROXIES",
-                        format!("'{v}' is not a number of proxies from 0 to 10"),
-                    )
-                })?,
-            None => file_cfg
-                .trusted_proxies
-                .unwrap_or(u8::from(trust_forwarded_for)),
-        };
-        let danger_cimd_allow_loopback = flag(
-            "CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK",
-            file_cfg.danger_cimd_allow_loopback,
-        )?;
-        let dcr_initial_access_token = get("CLARI_MCP_DCR_INITIAL_ACCESS_TOKEN")
-            .or(file_cfg.dcr_initial_access_token)
-            .map(|t| SecretString::from(t.trim().to_owned()));
+        let dcr_client_ttl = seconds("CLARI_MCP_DCR_CLIENT_TTL", raw.dcr_client_ttl, 90 * 86_400)?;
+        let dcr_rate_limit = raw.dcr_rate_limit.unwrap_or(20);
+        let trust_forwarded_for = raw.trust_forwarded_for.unwrap_or(false);
+        let trusted_proxies = raw.trusted_proxies.unwrap_or(u8::from(trust_forwarded_for));
+        if trusted_proxies > 10 {
+            return Err(invalid(
+                "CLARI_MCP_TRUSTED_PROXIES",
+                format!("'{trusted_proxies}' is not a number of proxies from 0 to 10"),
+            ));
+        }
+        let danger_cimd_allow_loopback = raw.danger_cimd_allow_loopback.unwrap_or(false);
+        let dcr_initial_access_token = text(raw.dcr_initial_access_token).map(SecretString::from);
 
-        let allowed_origins: Vec<String> = match get("CLARI_MCP_ALLOWED_ORIGINS") {
-            Some(v) => v
-                .split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect(),
-            None => file_cfg.allowed_origins.unwrap_or_default(),
-        };
+        let allowed_origins: Vec<String> = raw
+            .allowed_origins
+            .map(|l| {
+                l.0.into_iter()
+                    .map(|o| o.trim_end_matches('/').to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
         for o in &allowed_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) {
                 return Err(invalid(
@@ -364,31 +411,27 @@ impl Config {
                 ));
             }
         }
-        let export_cache_ttl = duration(
-            "CLARI_MCP_EXPORT_CACHE_TTL",
-            get("CLARI_MCP_EXPORT_CACHE_TTL").or(file_cfg.export_cache_ttl),
-            300,
-        )?;
-        let export_poll_ms = match get("CLARI_MCP_EXPORT_POLL_MS") {
-            Some(v) => v.trim().parse().map_err(|_| {
-                invalid(
-                    "CLARI_MCP_EXPORT_POLL_MS",
-                    format!("'{v}' is not a whole number"),
-                )
-            })?,
-            None => file_cfg.export_poll_ms.unwrap_or(1000),
+        let export_cache_ttl = seconds("CLARI_MCP_EXPORT_CACHE_TTL", raw.export_cache_ttl, 300)?;
+        let export_poll_interval = match text(raw.export_poll_ms) {
+            None => Duration::from_secs(1),
+            Some(v) => match v.parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => {
+                    parse_std_duration(&v).map_err(|e| invalid("CLARI_MCP_EXPORT_POLL_MS", e))?
+                }
+            },
         };
-        if !(10..=60_000).contains(&export_poll_ms) {
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&export_poll_interval) {
             return Err(invalid(
                 "CLARI_MCP_EXPORT_POLL_MS",
-                "must be between 10 and 60000",
+                "must be between 10 and 60000 (milliseconds), or 10ms to 1m",
             ));
         }
 
         Ok(Self {
             allowed_origins,
-            export_cache_ttl: std::time::Duration::from_secs(export_cache_ttl as u64),
-            export_poll_interval: std::time::Duration::from_millis(export_poll_ms),
+            export_cache_ttl: Duration::from_secs(export_cache_ttl as u64),
+            export_poll_interval,
             access_token_ttl,
             refresh_token_ttl,
             dcr_rate_limit,
@@ -444,6 +487,34 @@ impl Config {
             }
             Err(e) => Err(e).with_context(|| format!("reading vault key file {}", path.display())),
         }
+    }
+}
+
+/// The process's `CLARI_MCP_*` variables.
+fn process_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect()
+}
+
+/// A figment error in this module's words: the setting by its environment name, or the file.
+fn from_figment(e: figment::Error, file: Option<&Path>) -> ConfigError {
+    let from_file = e
+        .metadata
+        .as_ref()
+        .is_some_and(|m| matches!(m.source, Some(figment::Source::File(_))));
+    let reason = e.kind.to_string();
+    match (e.path.first(), file) {
+        (Some(key), Some(path)) if from_file => ConfigError::File {
+            path: path.to_owned(),
+            reason: format!("{key}: {reason}"),
+        },
+        (Some(key), _) => invalid(&env_name(key), reason),
+        (None, Some(path)) => ConfigError::File {
+            path: path.to_owned(),
+            reason,
+        },
+        (None, None) => invalid("configuration", reason),
     }
 }
 
@@ -632,5 +703,88 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains(key.expose_secret()));
         assert!(!dbg.contains("hunter2"));
+        // Every field is shown (redacted where secret), so an operator sees the whole picture.
+        for field in [
+            "allowed_origins",
+            "export_poll_interval",
+            "dcr_initial_access_token",
+        ] {
+            assert!(dbg.contains(field), "{field} missing from {dbg}");
+        }
+    }
+
+    #[test]
+    fn durations_are_humantime_everywhere_and_numbers_stay_numbers() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("CLARI_MCP_ACCESS_TOKEN_TTL", "1h 30m"),
+                ("CLARI_MCP_EXPORT_CACHE_TTL", "2m"),
+                ("CLARI_MCP_EXPORT_POLL_MS", "250ms"),
+                ("CLARI_MCP_DCR_RATE_LIMIT", "7"),
+                ("CLARI_MCP_TRUST_FORWARDED_FOR", "yes"),
+                (
+                    "CLARI_MCP_ALLOWED_ORIGINS",
+                    "https://a.example, https://b.example/",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.access_token_ttl, 5_400);
+        assert_eq!(c.export_cache_ttl, Duration::from_secs(120));
+        assert_eq!(c.export_poll_interval, Duration::from_millis(250));
+        assert_eq!(c.dcr_rate_limit, 7);
+        assert!(c.trust_forwarded_for);
+        assert_eq!(c.trusted_proxies, 1);
+        assert_eq!(
+            c.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        // The historical bare-milliseconds form of the poll interval still works.
+        let c = Config::from_sources(None, &env(&[("CLARI_MCP_EXPORT_POLL_MS", "40")])).unwrap();
+        assert_eq!(c.export_poll_interval, Duration::from_millis(40));
+        for (name, value) in [
+            ("CLARI_MCP_ACCESS_TOKEN_TTL", "900"),
+            ("CLARI_MCP_REFRESH_TOKEN_TTL", "soon"),
+            ("CLARI_MCP_DCR_RATE_LIMIT", "many"),
+            ("CLARI_MCP_TRUSTED_PROXIES", "11"),
+            ("CLARI_MCP_TRUST_FORWARDED_FOR", "maybe"),
+            ("CLARI_MCP_EXPORT_POLL_MS", "5ms"),
+        ] {
+            let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn file_lists_and_durations_and_empty_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "allowed_origins = [\"https://x.example\"]\nrefresh_token_ttl = \"7d\"\ndcr_rate_limit = 3\n",
+        )
+        .unwrap();
+        let c =
+            Config::from_sources(Some(&path), &env(&[("CLARI_MCP_DCR_RATE_LIMIT", " ")])).unwrap();
+        assert_eq!(c.allowed_origins, ["https://x.example"]);
+        assert_eq!(c.refresh_token_ttl, 7 * 86_400);
+        assert_eq!(
+            c.dcr_rate_limit, 3,
+            "an empty variable does not hide the file's value"
+        );
+        std::fs::write(&path, "dcr_rate_limit = \"lots\"\n").unwrap();
+        let err = Config::from_sources(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dcr_rate_limit") && err.contains("c.toml"),
+            "{err}"
+        );
+        let missing = dir.path().join("missing.toml");
+        assert!(matches!(
+            Config::from_sources(Some(&missing), &env(&[])),
+            Err(ConfigError::File { .. })
+        ));
     }
 }
