@@ -675,7 +675,7 @@ async fn api_key(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<()> {
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            let id = ApiKeyId(id.trim().to_owned());
+            let id = ApiKeyId::parse(id.trim())?;
             let org = state.store.api_key_org(&id).await?.ok_or_else(|| {
                 anyhow!("unknown API key id '{id}' (see `clari-mcp api-key list`)")
             })?;

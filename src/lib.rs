@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod exports;
 pub mod http;
+pub mod ids;
 pub mod mcp;
 pub mod net;
 pub mod oauth;

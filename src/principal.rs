@@ -1,13 +1,18 @@
 //! Who is calling: built by the bearer layer from a token, and the only way tool code learns it.
 
 use crate::scope::ScopeSet;
-use crate::store::{ApiKeyId, OrgId, UserId};
+use crate::store::{ApiKeyId, ClientId, GrantId, OrgId, UserId};
 
 /// What the caller presented: a grant (OAuth) or an API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    Grant { grant_id: String, client_id: String },
-    ApiKey { key_id: ApiKeyId },
+    Grant {
+        grant_id: GrantId,
+        client_id: ClientId,
+    },
+    ApiKey {
+        key_id: ApiKeyId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

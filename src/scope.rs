@@ -150,6 +150,37 @@ impl fmt::Display for ScopeSet {
     }
 }
 
+/// On the wire and in session data: the space-separated string; reading is strict (an unknown
+/// scope is an error).
+impl serde::Serialize for ScopeSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ScopeSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        ScopeSet::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Scopes as stored (space-separated, validated on the way in). A scope this version does not know
+/// (written by a newer one) is dropped rather than granting anything, so reading never fails.
+/// Deliberately not a `From<String>`: that would invite converting request text without the
+/// strict [`ScopeSet::parse`]; sqlx's `try_from` column attribute is what names this impl.
+#[allow(clippy::infallible_try_from)]
+impl TryFrom<String> for ScopeSet {
+    type Error = std::convert::Infallible;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Ok(text
+            .split(' ')
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect())
+    }
+}
+
 impl FromIterator<Scope> for ScopeSet {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
         Self(iter.into_iter().collect())

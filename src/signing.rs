@@ -209,17 +209,23 @@ impl AccessTokens<'_> {
                 self.vault,
             )
             .await?;
-        let org = crate::store::OrgId(claims.org.clone());
+        // Claims come from a verified signature, but are still text from the wire: parse them.
+        let (Ok(org), Ok(gid)) = (
+            crate::store::OrgId::parse(&claims.org),
+            crate::store::GrantId::parse(&claims.gid),
+        ) else {
+            return Err(TokenError::Invalid);
+        };
         let grant = self
             .store
-            .live_grant(&org, &claims.gid)
+            .live_grant(&org, &gid)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "reading the grant of an access token failed");
                 TokenError::Unavailable
             })?
             .ok_or(TokenError::Revoked)?;
-        if grant.client_id != claims.client_id || grant.user_id.0 != claims.sub {
+        if grant.client_id.as_str() != claims.client_id || grant.user_id.as_str() != claims.sub {
             return Err(TokenError::Invalid);
         }
         Ok(ValidToken { claims, grant })

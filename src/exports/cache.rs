@@ -280,7 +280,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn org() -> OrgId {
-        OrgId("org_1".into())
+        OrgId::parse("org_1").unwrap()
     }
 
     fn cache(clock: &ManualClock) -> Arc<ExportCache<u32>> {
@@ -496,7 +496,7 @@ mod tests {
             refused,
             Err(ClariError::TooManyExports { limit: 2 })
         ));
-        let other = OrgId("org_2".into());
+        let other = OrgId::parse("org_2").unwrap();
         let elsewhere = cache
             .get(&other, "org_2:p".into(), Duration::ZERO, |tx| async move {
                 let _ = tx.send(Progress::Done(Arc::new(9)));

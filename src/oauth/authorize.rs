@@ -23,7 +23,7 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::http::{parse_form, parse_pairs, read_body};
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{CodeRecord, OrgId, UserId};
+use crate::store::{ClientId, CodeRecord, OrgId, UserId};
 use crate::web::{self, error_page, render, urlencode};
 
 pub const CODE_TTL: i64 = 60;
@@ -33,12 +33,13 @@ pub const MAX_STATE_BYTES: usize = 2048;
 /// An authorization request that passed validation, waiting for sign-in and consent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub client_name: String,
     pub redirect_uri: String,
     pub state: Option<String>,
     pub code_challenge: String,
-    pub scope: String,
+    /// Parsed once, when the request was validated.
+    pub scope: ScopeSet,
     pub resource: String,
     pub created_at: i64,
     pub force_consent: bool,
@@ -344,7 +345,7 @@ pub async fn get_authorize(
         redirect_uri,
         state: client_state,
         code_challenge: challenge,
-        scope: requested.to_string(),
+        scope: requested.clone(),
         resource,
         created_at: state.now(),
         force_consent: prompt.split(' ').any(|p| p == "consent" || p == "login"),
@@ -402,7 +403,7 @@ async fn remembered(
     if p.force_consent {
         return None;
     }
-    let requested = ScopeSet::parse(&p.scope).ok()?;
+    let requested = &p.scope;
     let orgs = core::selectable_orgs(&state.store.memberships(user).await.ok()?);
     // Remembered only when the organisation is not a choice to make.
     let org = core::chosen_org(&orgs, None)?;
@@ -412,7 +413,7 @@ async fn remembered(
         .live_grant_for(org, user, &client.id)
         .await
         .ok()??;
-    (grant.consent_remembered && grant.scope.covers(&requested) && grant.resource == p.resource)
+    (grant.consent_remembered && grant.scope.covers(requested) && grant.resource == p.resource)
         .then(|| org.clone())
 }
 
@@ -535,7 +536,7 @@ async fn consent_page(
     let orgs: Vec<(String, String)> = match state.store.memberships(user).await {
         Ok(ms) => core::selectable_orgs(&ms)
             .into_iter()
-            .map(|(id, name)| (id.0, name))
+            .map(|(id, name)| (id.into_string(), name))
             .collect(),
         Err(e) => return web::internal_error_page(&e),
     };
@@ -553,7 +554,7 @@ async fn consent_page(
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| p.redirect_uri.clone());
     let localhost = url.as_ref().is_some_and(redirect::is_loopback_url);
-    let requested = ScopeSet::parse(&p.scope).unwrap_or_default();
+    let requested = p.scope.clone();
     let scopes = displayed_scopes(&requested)
         .into_iter()
         .map(|s| (s.as_str(), s.description()))
@@ -590,13 +591,13 @@ pub async fn get_consent(
         return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);
     };
     // Loaded (and, for a metadata document, cached) moments ago by GET /authorize.
-    let client = match client::load(&state, &p.client_id, None).await {
+    let client = match client::load(&state, p.client_id.as_str(), None).await {
         Ok(Some(c)) => c,
         _ => return bad_request_page("The application is no longer registered."),
     };
     if let Some(org) = remembered(&state, &user, &client, &p).await {
         let _ = session.remove_value(&pending_key(&rid)).await;
-        let requested = ScopeSet::parse(&p.scope).unwrap_or_default();
+        let requested = p.scope.clone();
         return finish(&state, &user, &org, &p, &requested, false).await;
     }
     consent_page(&state, &session, &rid, &p, &user, email, None).await
@@ -643,7 +644,7 @@ pub async fn post_consent(State(state): State<AppState>, session: Session, body:
             true,
         );
     }
-    let requested = ScopeSet::parse(&p.scope).unwrap_or_default();
+    let requested = p.scope.clone();
     let chosen: ScopeSet = displayed_scopes(&requested)
         .into_iter()
         .filter(|s| form.contains_key(&format!("scope_{}", s.as_str())))

@@ -8,7 +8,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::redirect;
 use crate::scope::ScopeSet;
 use crate::state::AppState;
-use crate::store::{ClientKind, ClientRecord};
+use crate::store::{ClientId, ClientKind, ClientRecord};
 
 pub const MAX_REDIRECT_URIS: usize = 10;
 pub const MAX_NAME_CHARS: usize = 200;
@@ -186,7 +186,7 @@ pub fn validate_metadata(v: &Value) -> Result<ClientMetadata, OAuthError> {
 /// A client as the protocol code sees it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub id: String,
+    pub id: ClientId,
     pub kind: ClientKind,
     pub meta: ClientMetadata,
     pub secret_hash: Option<String>,
@@ -226,11 +226,11 @@ pub async fn load(
     client_id: &str,
     caller: Option<std::net::IpAddr>,
 ) -> Result<Option<Client>, OAuthError> {
-    if client_id.is_empty() || client_id.len() > 2000 {
+    let Ok(id) = ClientId::parse(client_id) else {
         return Ok(None);
-    }
+    };
     let now = state.now();
-    let record = state.store.client(client_id).await?;
+    let record = state.store.client(&id).await?;
     if let Some(r) = &record
         && r.disabled
     {
@@ -260,10 +260,10 @@ pub async fn load(
         let value = serde_json::to_value(&meta).expect("metadata serializes");
         state
             .store
-            .upsert_cimd_client(client_id, &value, now, now + ttl)
+            .upsert_cimd_client(&id, &value, now, now + ttl)
             .await?;
         return Ok(Some(Client {
-            id: client_id.to_owned(),
+            id,
             kind: ClientKind::Cimd,
             meta,
             secret_hash: None,

@@ -6,7 +6,7 @@
 use super::error::{ErrorCode, OAuthError};
 use super::pkce;
 use crate::scope::ScopeSet;
-use crate::store::{CodeRecord, Membership, OrgId};
+use crate::store::{ClientId, CodeRecord, Membership, OrgId};
 
 /// How long after a rotation a client may retry with the rotated token (a lost response).
 pub const ROTATION_GRACE_SECS: i64 = 10;
@@ -100,7 +100,7 @@ pub enum CodeRefusal {
 
 /// What the token request presents with a code.
 pub struct Redemption<'a> {
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     pub redirect_uri: Option<&'a str>,
     pub verifier: Option<&'a str>,
 }
@@ -112,7 +112,7 @@ pub fn check_code_redemption(
     req: &Redemption<'_>,
     now: i64,
 ) -> Result<(), CodeRefusal> {
-    if code.client_id != req.client_id {
+    if &code.client_id != req.client_id {
         return Err(CodeRefusal::Invalid(
             "the authorization code was issued to another client",
         ));
@@ -142,12 +142,12 @@ pub fn check_code_redemption(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Organization, Role, UserId};
+    use crate::store::{GrantId, Organization, Role, UserId};
 
     fn membership(id: &str, disabled: bool) -> Membership {
         Membership {
             organization: Organization {
-                id: OrgId(id.into()),
+                id: OrgId::parse(id).unwrap(),
                 name: format!("Org {id}"),
                 disabled,
                 created_at: 0,
@@ -159,13 +159,16 @@ mod tests {
     #[test]
     fn only_enabled_organisations_are_selectable_and_the_choice_must_be_one_of_them() {
         let orgs = selectable_orgs(&[membership("a", false), membership("b", true)]);
-        assert_eq!(orgs, vec![(OrgId("a".into()), "Org a".into())]);
+        assert_eq!(orgs, vec![(OrgId::parse("a").unwrap(), "Org a".into())]);
         assert_eq!(
             chosen_org(&orgs, None),
-            Some(OrgId("a".into())),
+            Some(OrgId::parse("a").unwrap()),
             "the only one"
         );
-        assert_eq!(chosen_org(&orgs, Some("a")), Some(OrgId("a".into())));
+        assert_eq!(
+            chosen_org(&orgs, Some("a")),
+            Some(OrgId::parse("a").unwrap())
+        );
         assert_eq!(
             chosen_org(&orgs, Some("b")),
             None,
@@ -236,10 +239,10 @@ mod tests {
     fn code() -> CodeRecord {
         CodeRecord {
             code_hash: "h".into(),
-            grant_id: "g".into(),
-            organization_id: OrgId("o".into()),
-            client_id: "c".into(),
-            user_id: UserId("u".into()),
+            grant_id: GrantId::parse("g").unwrap(),
+            organization_id: OrgId::parse("o").unwrap(),
+            client_id: ClientId::parse("c").unwrap(),
+            user_id: UserId::parse("u").unwrap(),
             redirect_uri: "http://127.0.0.1/cb".into(),
             // The RFC 7636 example pair.
             code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
@@ -255,8 +258,10 @@ mod tests {
 
     #[test]
     fn a_code_is_redeemed_only_by_its_client_once_in_time_with_its_uri_and_verifier() {
+        let c = ClientId::parse("c").unwrap();
+        let other = ClientId::parse("other").unwrap();
         let ok = Redemption {
-            client_id: "c",
+            client_id: &c,
             redirect_uri: Some("http://127.0.0.1/cb"),
             verifier: Some(VERIFIER),
         };
@@ -265,7 +270,7 @@ mod tests {
         assert!(invalid(check_code_redemption(
             &code(),
             &Redemption {
-                client_id: "other",
+                client_id: &other,
                 ..ok
             },
             10

@@ -63,12 +63,14 @@ async fn introspect(
         };
         return Ok(json!({
             "active": true, "token_type": "refresh_token", "client_id": rt.client_id, "scope": rt.scope.to_string(),
-            "sub": grant.user_id.0, "aud": rt.resource, "iss": state.config.issuer, "iat": rt.created_at, "exp": rt.expires_at,
-            "org": rt.organization_id.0,
+            "sub": grant.user_id.as_str(), "aud": rt.resource, "iss": state.config.issuer, "iat": rt.created_at, "exp": rt.expires_at,
+            "org": rt.organization_id.as_str(),
         }));
     }
     let claims = match state.access_tokens().validate(token, now).await {
-        Ok(valid) if valid.claims.client_id == client.id && valid.claims.exp > now => valid.claims,
+        Ok(valid) if valid.claims.client_id == client.id.as_str() && valid.claims.exp > now => {
+            valid.claims
+        }
         Err(crate::signing::TokenError::Unavailable) => {
             return Err(OAuthError::server_error());
         }

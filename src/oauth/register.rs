@@ -16,7 +16,7 @@ use super::error::{ErrorCode, OAuthError, no_store};
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::http::{client_ip, ip_bucket};
 use crate::state::AppState;
-use crate::store::{ClientKind, ClientRecord};
+use crate::store::{ClientId, ClientKind, ClientRecord};
 
 pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 const WINDOW: i64 = 3_600;
@@ -110,7 +110,8 @@ async fn register(
     }
     let raw = parse_body(body).await?;
     let meta = validate_metadata(&raw)?;
-    let client_id = format!("cmc_{}", random_token(18));
+    let client_id =
+        ClientId::parse(&format!("cmc_{}", random_token(18))).expect("a minted id parses");
     tracing::Span::current().record("client_id", client_id.as_str());
     let secret = (meta.token_endpoint_auth_method != "none").then(|| random_token(32));
     let registration_token = random_token(32);
@@ -128,7 +129,7 @@ async fn register(
     };
     state.store.create_client(&record).await?;
     tracing::info!(client_name = %meta.client_name, public = secret.is_none(), "client registered");
-    let mut body = client_json(state, &client_id, &meta, now);
+    let mut body = client_json(state, client_id.as_str(), &meta, now);
     if let Some(s) = secret {
         body["client_secret"] = json!(s);
         body["client_secret_expires_at"] = json!(0);
@@ -146,7 +147,10 @@ async fn managed_client(
     let Some(token) = bearer(headers) else {
         return Ok(None);
     };
-    let Some(record) = state.store.client(client_id).await? else {
+    let Ok(client_id) = ClientId::parse(client_id) else {
+        return Ok(None);
+    };
+    let Some(record) = state.store.client(&client_id).await? else {
         return Ok(None);
     };
     let ok = !record.disabled
@@ -211,12 +215,12 @@ pub async fn update_client(
         let value = serde_json::to_value(&meta).expect("metadata serializes");
         state
             .store
-            .update_client_metadata(&client_id, &value, state.now())
+            .update_client_metadata(&record.id, &value, state.now())
             .await?;
         // Consent was given for the old redirect URIs: ask again before codes go anywhere new.
         let old_uris = record.metadata.get("redirect_uris");
         if old_uris != Some(&serde_json::json!(meta.redirect_uris)) {
-            state.store.forget_consent(&client_id).await?;
+            state.store.forget_consent(&record.id).await?;
         }
         Ok(no_store(
             Json(client_json(&state, &client_id, &meta, record.created_at)).into_response(),
@@ -232,7 +236,7 @@ pub async fn delete_client(
     Path(client_id): Path<String>,
 ) -> Response {
     match managed_client(&state, &headers, &client_id).await {
-        Ok(Some(_)) => match state.store.disable_client(&client_id, state.now()).await {
+        Ok(Some(record)) => match state.store.disable_client(&record.id, state.now()).await {
             Ok(_) => no_store(StatusCode::NO_CONTENT.into_response()),
             Err(e) => OAuthError::from(e).into_response(),
         },

@@ -52,7 +52,7 @@ async fn revoke(
         return Ok(());
     }
     if let Ok(valid) = state.access_tokens().validate(token, now).await
-        && valid.claims.client_id == client.id
+        && valid.claims.client_id == client.id.as_str()
     {
         state
             .store

@@ -351,12 +351,12 @@ async fn issue(
     let now = state.now();
     let claims = AccessClaims {
         iss: state.config.issuer.clone(),
-        sub: grant.user_id.0.clone(),
+        sub: grant.user_id.to_string(),
         aud: grant.resource.clone(),
-        client_id: client.id.clone(),
+        client_id: client.id.to_string(),
         scope: scope.to_string(),
-        org: grant.organization_id.0.clone(),
-        gid: grant.id.clone(),
+        org: grant.organization_id.to_string(),
+        gid: grant.id.to_string(),
         jti: random_token(16),
         iat: now,
         exp: now + state.config.access_token_ttl,

@@ -4,24 +4,39 @@
 //! Tenant isolation is structural: every method that touches tenant data takes the `OrgId` and its
 //! SQL names `organization_id` in the WHERE clause. There is no way to read a credential by id alone.
 
-mod exports;
+mod api_key;
+mod client;
+mod code;
+mod credential;
+mod export;
+mod grant;
 mod models;
-mod oauth;
+mod org;
 mod postgres;
-mod sql;
-mod sql_exports;
-mod sql_oauth;
+mod refresh;
+mod session;
+mod signing_key;
 mod sqlite;
+mod user;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use exports::*;
+pub use api_key::ApiKeyStore;
+pub use client::{ClientKind, ClientRecord, ClientStore};
+pub use code::{CodeRecord, CodeRedemption, CodeStore};
+pub use credential::CredentialStore;
+pub use export::*;
+pub use grant::{Grant, GrantStore, GrantView};
 pub use models::*;
-pub use oauth::*;
+pub use org::OrgStore;
 pub use postgres::PgStore;
+pub use refresh::{RefreshRecord, RefreshStore};
+pub use session::{BrowserSessionStore, RateLimitStore};
+pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 pub use sqlite::SqliteStore;
+pub use user::UserStore;
 
 use crate::clock::UnixTime;
 use crate::crypto::{Sealed, VaultError};
@@ -48,8 +63,21 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn is_unique_violation(err: &sqlx::Error) -> bool {
-        matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    /// A uniqueness violation in words (`what` says which rule), any other error as it is.
+    fn conflict_or(err: sqlx::Error, what: impl FnOnce() -> String) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict(what()),
+            _ => err.into(),
+        }
+    }
+
+    /// `NotFound(what)` when a statement that must touch a row touched none.
+    fn found(rows_affected: u64, what: &'static str) -> Result<(), Self> {
+        if rows_affected == 0 {
+            Err(Self::NotFound(what))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -57,87 +85,103 @@ impl StoreError {
 pub type Resealer<'a> =
     &'a (dyn Fn(&str, &str) -> Result<Option<Sealed>, VaultError> + Send + Sync);
 
+/// The whole store: one trait per aggregate, and what spans them. Code holds an
+/// `Arc<dyn Store>`; every aggregate's methods are callable on it.
 #[async_trait]
-pub trait Store: OAuthStore + ExportStore + Send + Sync + 'static {
+pub trait Store:
+    OrgStore
+    + UserStore
+    + CredentialStore
+    + ApiKeyStore
+    + ClientStore
+    + GrantStore
+    + CodeStore
+    + RefreshStore
+    + SigningKeyStore
+    + BrowserSessionStore
+    + RateLimitStore
+    + ExportStore
+    + Send
+    + Sync
+    + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies the embedded migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 
-    // Organisations ---------------------------------------------------------------------------
-    async fn create_org(&self, name: &str, now: UnixTime) -> Result<Organization, StoreError>;
-    async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError>;
-    /// Finds an organisation by id or, failing that, by exact name.
-    async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
-    async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
-
-    // Users and memberships -------------------------------------------------------------------
-    /// Creates a user and its first membership in one transaction.
-    async fn create_user(
+    /// Deletes what can no longer be used: expired browser sessions, authorization codes and
+    /// refresh tokens past their expiry, and grants revoked before `revoked_before` (with their
+    /// codes and tokens).
+    async fn purge_expired(
         &self,
-        org: &OrgId,
-        email: &Email,
-        password_hash: &str,
-        role: Role,
         now: UnixTime,
-    ) -> Result<User, StoreError>;
-    async fn add_membership(
-        &self,
-        org: &OrgId,
-        user: &UserId,
-        role: Role,
-        now: UnixTime,
-    ) -> Result<(), StoreError>;
-    async fn find_user_by_email(
-        &self,
-        email: &Email,
-    ) -> Result<Option<UserCredentials>, StoreError>;
-    async fn list_members(&self, org: &OrgId) -> Result<Vec<OrgMember>, StoreError>;
-    /// The organisations a user belongs to (disabled ones included, flagged).
-    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
-    async fn set_user_disabled(&self, user: &UserId, disabled: bool) -> Result<(), StoreError>;
-    async fn set_user_password(&self, user: &UserId, password_hash: &str)
-    -> Result<(), StoreError>;
-
-    // Clari credentials -----------------------------------------------------------------------
-    async fn put_clari_credential(
-        &self,
-        org: &OrgId,
-        sealed: &Sealed,
-        key_hint: &str,
-        base_url: Option<&str>,
-        now: UnixTime,
-    ) -> Result<(), StoreError>;
-    async fn clari_credential(&self, org: &OrgId) -> Result<Option<ClariCredential>, StoreError>;
-    /// Re-encrypts every stored Clari key that `reseal` rewrites, in one transaction; returns how
-    /// many rows changed. Either all are rewritten or none (a failure rolls back).
-    async fn reseal_clari_credentials(
-        &self,
-        reseal: Resealer<'_>,
-        now: UnixTime,
-    ) -> Result<usize, StoreError>;
-
-    // API keys --------------------------------------------------------------------------------
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<(), StoreError>;
-    async fn list_api_keys(&self, org: &OrgId) -> Result<Vec<ApiKey>, StoreError>;
-    /// The organisation that owns an API key id (for operator commands given only the id).
-    async fn api_key_org(&self, id: &ApiKeyId) -> Result<Option<OrgId>, StoreError>;
-    /// Revokes a key; `Ok(false)` when it was already revoked.
-    async fn revoke_api_key(
-        &self,
-        org: &OrgId,
-        id: &ApiKeyId,
-        now: UnixTime,
-    ) -> Result<bool, StoreError>;
-    /// Resolves a presented key (by its SHA-256) to a live principal: key not revoked or expired,
-    /// user and organisation enabled, user still a member. Records the use (at most once a minute).
-    async fn authenticate_api_key(
-        &self,
-        key_hash: &str,
-        now: UnixTime,
-    ) -> Result<Option<ApiKeyPrincipal>, StoreError>;
+        revoked_before: UnixTime,
+    ) -> Result<Purged, StoreError>;
 }
+
+/// Rows one housekeeping pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub codes: u64,
+    pub refresh_tokens: u64,
+    pub grants: u64,
+}
+
+const PURGE_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at <= $1";
+const PURGE_REVOKED_GRANTS: &str =
+    "DELETE FROM grants WHERE revoked_at IS NOT NULL AND revoked_at < $1";
+const PURGE_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at <= $1";
+const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at <= $1";
+
+macro_rules! store {
+    ($store:ty, $backend:expr) => {
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                Self::migrator().run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn purge_expired(
+                &self,
+                now: UnixTime,
+                revoked_before: UnixTime,
+            ) -> Result<Purged, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let mut purge = async |sql: &'static str, before: UnixTime| {
+                    sqlx::query(sql)
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await
+                        .map(|done| done.rows_affected())
+                };
+                let purged = Purged {
+                    sessions: purge(PURGE_SESSIONS, now).await?,
+                    grants: purge(PURGE_REVOKED_GRANTS, revoked_before).await?,
+                    codes: purge(PURGE_CODES, now).await?,
+                    refresh_tokens: purge(PURGE_REFRESH_TOKENS, now).await?,
+                };
+                tx.commit().await?;
+                Ok(purged)
+            }
+        }
+    };
+}
+
+store!(SqliteStore, Backend::Sqlite);
+store!(PgStore, Backend::Postgres);
 
 /// Opens the database named by `url` (creating a SQLite file and its directory when needed) and
 /// applies migrations.

@@ -5,38 +5,31 @@ use std::fmt;
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 
-macro_rules! id_newtype {
-    ($name:ident) => {
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-        #[serde(transparent)]
-        pub struct $name(pub String);
+pub use crate::ids::{ApiKeyId, ClientId, GrantId, OrgId, UserId};
 
-        impl $name {
-            pub fn new_random() -> Self {
-                Self(uuid::Uuid::now_v7().to_string())
-            }
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
+/// Text that is not a role or an e-mail address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("unknown role '{0}': use admin or member")]
+    Role(String),
+    #[error("'{0}' is not an e-mail address")]
+    Email(String),
 }
-
-id_newtype!(OrgId);
-id_newtype!(UserId);
-id_newtype!(ApiKeyId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,
     Member,
+}
+
+/// Roles as stored: the column's CHECK constraint admits only these two.
+impl TryFrom<String> for Role {
+    type Error = ModelError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Role::parse(&text)
+    }
 }
 
 impl Role {
@@ -47,11 +40,11 @@ impl Role {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
         match text {
             "admin" => Ok(Role::Admin),
             "member" => Ok(Role::Member),
-            other => Err(format!("unknown role '{other}': use admin or member")),
+            other => Err(ModelError::Role(other.to_owned())),
         }
     }
 }
@@ -62,7 +55,7 @@ impl Role {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
         let e = text.trim().to_lowercase();
         let valid = e.len() <= 254
             && e.split_once('@').is_some_and(|(local, domain)| {
@@ -77,7 +70,7 @@ impl Email {
         if valid {
             Ok(Self(e))
         } else {
-            Err(format!("'{}' is not an e-mail address", text.trim()))
+            Err(ModelError::Email(text.trim().to_owned()))
         }
     }
 
@@ -92,7 +85,7 @@ impl fmt::Display for Email {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Organization {
     pub id: OrgId,
     pub name: String,
@@ -100,7 +93,7 @@ pub struct Organization {
     pub created_at: UnixTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -109,8 +102,9 @@ pub struct User {
 }
 
 /// A user with the password hash, for login only.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct UserCredentials {
+    #[sqlx(flatten)]
     pub user: User,
     pub password_hash: String,
 }
@@ -123,20 +117,24 @@ impl fmt::Debug for UserCredentials {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Membership {
+    #[sqlx(flatten)]
     pub organization: Organization,
+    #[sqlx(try_from = "String")]
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct OrgMember {
+    #[sqlx(flatten)]
     pub user: User,
+    #[sqlx(try_from = "String")]
     pub role: Role,
 }
 
 /// An organisation's Clari API key as stored: ciphertext only, plus the last four characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClariCredential {
     pub organization_id: OrgId,
     pub ciphertext: String,
@@ -155,15 +153,17 @@ pub struct ClariCredentialInfo {
     pub rotated_at: UnixTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: ApiKeyId,
     pub organization_id: OrgId,
     pub user_id: UserId,
+    #[sqlx(rename = "email")]
     pub user_email: String,
     pub name: String,
     pub key_hint: String,
     #[serde(serialize_with = "ser_scopes")]
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
     pub expires_at: Option<UnixTime>,
     pub last_used_at: Option<UnixTime>,
@@ -195,10 +195,12 @@ pub struct NewApiKey {
 }
 
 /// What a live API key resolves to on the request path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApiKeyPrincipal {
+    #[sqlx(rename = "id")]
     pub key_id: ApiKeyId,
     pub organization_id: OrgId,
     pub user_id: UserId,
+    #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
 }

@@ -3,12 +3,12 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use super::{Backend, StoreError};
+use super::StoreError;
 
 /// The store for several replicas behind a load balancer.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PgStore {
@@ -25,11 +25,7 @@ impl PgStore {
         &self.pool
     }
 
-    fn migrator() -> sqlx::migrate::Migrator {
+    pub(super) fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("migrations/postgres")
     }
 }
-
-super::sql_oauth::impl_oauth_store!(PgStore, sqlx::Postgres);
-super::sql_exports::impl_export_store!(PgStore);
-super::sql::impl_store!(PgStore, Backend::Postgres);

@@ -4,12 +4,12 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Backend, StoreError};
+use super::StoreError;
 
 /// The embedded default: one SQLite file in WAL mode.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -35,11 +35,7 @@ impl SqliteStore {
         &self.pool
     }
 
-    fn migrator() -> sqlx::migrate::Migrator {
+    pub(super) fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("migrations/sqlite")
     }
 }
-
-super::sql_oauth::impl_oauth_store!(SqliteStore, sqlx::Sqlite);
-super::sql_exports::impl_export_store!(SqliteStore);
-super::sql::impl_store!(SqliteStore, Backend::Sqlite);

@@ -187,7 +187,7 @@ pub async fn current_user(state: &AppState, session: &Session) -> Option<(UserId
         .await
         .ok()
         .flatten()?;
-    (creds.user.id.0 == id && !creds.user.disabled).then_some((creds.user.id, email))
+    (creds.user.id.as_str() == id && !creds.user.disabled).then_some((creds.user.id, email))
 }
 
 async fn home() -> Response {
@@ -347,7 +347,10 @@ async fn post_login(
         SIGNED_IN_SESSION_IDLE,
     )));
     if session.cycle_id().await.is_err()
-        || session.insert(USER_KEY, &creds.user.id.0).await.is_err()
+        || session
+            .insert(USER_KEY, creds.user.id.as_str())
+            .await
+            .is_err()
         || session.insert("email", email.as_str()).await.is_err()
         || session.insert(CSRF_KEY, random_token(32)).await.is_err()
     {
@@ -403,7 +406,7 @@ async fn get_account(State(state): State<AppState>, session: Session) -> Respons
     let grants = grants
         .into_iter()
         .map(|g| GrantRow {
-            id: g.grant.id,
+            id: g.grant.id.into_string(),
             client_name: g.client_name,
             organization_name: g.organization_name,
             scope: g.grant.scope.to_string(),
@@ -442,7 +445,7 @@ async fn revoke_grant(
         Err(e) => return internal_error_page(&e),
     };
     // Only the user's own grants can be revoked from here.
-    if let Some(g) = grants.into_iter().find(|g| g.grant.id == id)
+    if let Some(g) = grants.into_iter().find(|g| g.grant.id.as_str() == id)
         && let Err(e) = state
             .store
             .revoke_grant(&g.grant.organization_id, &g.grant.id, state.now())

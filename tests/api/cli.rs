@@ -120,7 +120,7 @@ async fn clari_key_is_read_from_stdin_stored_encrypted_and_never_shown(db: &Test
     // The stored ciphertext is Fernet under the vault key, readable by Python's implementation.
     let store = db.store().await;
     let cred = store
-        .clari_credential(&clari_mcp::store::OrgId(org))
+        .clari_credential(&clari_mcp::store::OrgId::parse(&org).unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -32,7 +32,7 @@ const LAYERS: &[&[&str]] = &[
     &["principal", "net"],
     &["store"],
     &["crypto"],
-    &["clock", "scope"],
+    &["clock", "scope", "ids"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -85,11 +85,11 @@ async fn requests_without_a_valid_token_get_the_resource_metadata_challenge() {
     let s = &env.app.state;
     let claims = clari_mcp::signing::AccessClaims {
         iss: issuer.clone(),
-        sub: env.user.0.clone(),
+        sub: env.user.to_string(),
         aud: "https://other.example.com/mcp".into(),
         client_id: "c".into(),
         scope: "clari:read".into(),
-        org: env.org.0.clone(),
+        org: env.org.to_string(),
         gid: "g".into(),
         jti: "j".into(),
         iat: s.now(),

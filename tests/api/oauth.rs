@@ -1,5 +1,6 @@
 //! The authorization server driven over HTTP as MCP clients and browsers drive it.
 
+use clari_mcp::store::GrantId;
 use serde_json::Value;
 
 use crate::both_backends;
@@ -74,7 +75,7 @@ async fn whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect(
         )
         .await
         .unwrap();
-    assert_eq!(claims.org, org.0);
+    assert_eq!(claims.org, org.as_str());
     assert_eq!(claims.aud, app.state.config.mcp_url);
     assert_eq!(claims.client_id, client_id);
     assert_eq!(claims.exp - claims.iat, 900);
@@ -160,7 +161,7 @@ async fn whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect(
     assert!(
         app.state
             .store
-            .live_grant(&org, &claims.gid)
+            .live_grant(&org, &GrantId::parse(&claims.gid).unwrap())
             .await
             .unwrap()
             .is_none()

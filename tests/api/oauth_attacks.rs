@@ -808,7 +808,10 @@ async fn refresh_replay_revokes_family() {
     assert!(
         app.state
             .store
-            .live_grant(&clari_mcp::store::OrgId(claims.org), &claims.gid)
+            .live_grant(
+                &clari_mcp::store::OrgId::parse(&claims.org).unwrap(),
+                &clari_mcp::store::GrantId::parse(&claims.gid).unwrap()
+            )
             .await
             .unwrap()
             .is_none(),
@@ -979,7 +982,13 @@ async fn codes_and_refresh_tokens_die_with_their_user_org_or_client() {
     let p = pkce();
     let mut b = Browser::new(&app);
     let q = authorize(&mut b, &cid, &p, "ava@acme.test").await;
-    store.disable_client(&cid, app.state.now()).await.unwrap();
+    store
+        .disable_client(
+            &clari_mcp::store::ClientId::parse(&cid).unwrap(),
+            app.state.now(),
+        )
+        .await
+        .unwrap();
     let (s, body) = exchange(&app, &cid, &q["code"], &p.verifier).await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
 }
@@ -1432,7 +1441,7 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
         "both organisations offered"
     );
     let done = b
-        .approve(&page, Some(&globex.id.0), &["forecasts:read"])
+        .approve(&page, Some(globex.id.as_str()), &["forecasts:read"])
         .await;
     let code = query_of(&done.location.unwrap())["code"].clone();
     let (s, t) = exchange(&app, &cid, &code, &p.verifier).await;
@@ -1451,7 +1460,8 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
         .await
         .unwrap();
     assert_eq!(
-        claims.org, globex.id.0,
+        claims.org,
+        globex.id.as_str(),
         "the token is bound to the chosen organisation"
     );
 
@@ -1460,7 +1470,7 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
     let start = authorize_raw(&mut b, &base(&cid, &pkce())).await;
     let page = b.get(start.location.as_deref().unwrap()).await;
     let again = b
-        .approve(&page, Some(&stranger.id.0), &["forecasts:read"])
+        .approve(&page, Some(stranger.id.as_str()), &["forecasts:read"])
         .await;
     assert_eq!(again.status, 200, "the consent page is shown again");
     assert!(again.body.contains("Choose one of your organisations"));
@@ -1570,12 +1580,13 @@ async fn metadata_document_fetches_are_bounded_and_unused_rows_expire() {
     // A valid document is cached in the store; with no grant, its row goes once stale.
     app.clock.advance(120);
     let good = format!("{server}/client.json");
+    let good_id = clari_mcp::store::ClientId::parse(&good).unwrap();
     let page = authorize_raw(&mut b, &base(&good, &p)).await;
     assert_eq!(page.status, 302, "{}", page.body);
     assert_eq!(hit(), 1);
-    assert!(app.state.store.client(&good).await.unwrap().is_some());
+    assert!(app.state.store.client(&good_id).await.unwrap().is_some());
     app.clock.advance(86_400 + 1);
     let done = clari_mcp::app::housekeeping(&app.state).await.unwrap();
     assert!(done.clients >= 1, "{done:?}");
-    assert!(app.state.store.client(&good).await.unwrap().is_none());
+    assert!(app.state.store.client(&good_id).await.unwrap().is_none());
 }

@@ -106,7 +106,7 @@ async fn organisations_are_created_found_by_id_or_name_and_names_are_unique(db: 
 async fn disabling_an_unknown_org_is_not_found(db: &TestDb) {
     let store = db.store().await;
     let err = store
-        .set_org_disabled(&OrgId("nope".into()), true)
+        .set_org_disabled(&OrgId::parse("nope").unwrap(), true)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
@@ -132,7 +132,7 @@ async fn user_in_unknown_org_rolls_back_the_user(db: &TestDb) {
     let store = db.store().await;
     let err = store
         .create_user(
-            &OrgId("missing".into()),
+            &OrgId::parse("missing").unwrap(),
             &email("bo@x.test"),
             "h",
             Role::Member,
@@ -205,7 +205,7 @@ async fn clari_credentials_are_isolated_by_organisation(db: &TestDb) {
         b"key-of-a-1234"
     );
     let err = store
-        .put_clari_credential(&OrgId("ghost".into()), &sealed, "1234", None, NOW)
+        .put_clari_credential(&OrgId::parse("ghost").unwrap(), &sealed, "1234", None, NOW)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use clari_mcp::crypto::sha256_hex;
 use clari_mcp::scope::ScopeSet;
 use clari_mcp::store::{
-    ClientKind, ClientRecord, CodeRecord, CodeRedemption, ExportClaim, ExportStaleness,
-    ExportStatus, OrgId, Promotion, RefreshRecord, Role, Store, UserId,
+    ClientId, ClientKind, ClientRecord, CodeRecord, CodeRedemption, ExportClaim, ExportStaleness,
+    ExportStatus, GrantId, OrgId, Promotion, RefreshRecord, Role, Store, UserId,
 };
 use serde_json::json;
 
@@ -25,7 +25,7 @@ both_backends!(
 
 const NOW: i64 = 1_790_000_000;
 
-async fn setup(db: &TestDb) -> (Arc<dyn Store>, OrgId, UserId, String) {
+async fn setup(db: &TestDb) -> (Arc<dyn Store>, OrgId, UserId, ClientId) {
     let store = db.store().await;
     let org = store.create_org("Acme", NOW).await.unwrap();
     let user = store
@@ -39,7 +39,7 @@ async fn setup(db: &TestDb) -> (Arc<dyn Store>, OrgId, UserId, String) {
         .await
         .unwrap();
     let client = ClientRecord {
-        id: "cmc_test".into(),
+        id: ClientId::parse("cmc_test").unwrap(),
         kind: ClientKind::Dcr,
         metadata: json!({"client_name": "Agent", "redirect_uris": ["http://127.0.0.1/cb"]}),
         secret_hash: None,
@@ -168,12 +168,12 @@ async fn a_code_is_redeemed_exactly_once_under_concurrency(db: &TestDb) {
     );
 }
 
-fn refresh_record(hash: &str, grant: &str, org: &OrgId, cid: &str) -> RefreshRecord {
+fn refresh_record(hash: &str, grant: &GrantId, org: &OrgId, cid: &ClientId) -> RefreshRecord {
     RefreshRecord {
         token_hash: hash.into(),
-        grant_id: grant.into(),
+        grant_id: grant.clone(),
         organization_id: org.clone(),
-        client_id: cid.into(),
+        client_id: cid.clone(),
         scope: scope("clari:read"),
         resource: "https://x/mcp".into(),
         created_at: NOW,

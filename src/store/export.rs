@@ -1,0 +1,445 @@
+//! Clari export jobs shared across replicas: one `export_jobs` row per organisation and request is
+//! both the single-flight claim (only one replica starts the Clari job, the others follow it) and
+//! the organisation's queue in front of Clari's concurrency limit.
+//!
+//! Life of a row: `queued` (claimed, waiting for a slot) → `starting` (holds a slot, the Clari job
+//! is being created) → `running` (job id recorded) → `done` | `failed`. A queued row whose owner
+//! stops heart-beating, or an active row that stalls, is taken over by the next claimant.
+//! Promotion from `queued` to `starting` is serialised per organisation through the
+//! `export_lanes` row, so two replicas can never both take the last slot.
+
+use async_trait::async_trait;
+
+use super::{OrgId, PgStore, SqliteStore, StoreError};
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportStatus {
+    Queued,
+    Starting,
+    Running,
+    Done,
+    Failed,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "queued" => Self::Queued,
+            "starting" => Self::Starting,
+            "running" => Self::Running,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            other => {
+                return Err(StoreError::Conflict(format!(
+                    "unknown export status '{other}'"
+                )));
+            }
+        })
+    }
+}
+
+/// When rows stop counting: a queued row not heart-beaten since `queued_before`, an active
+/// (starting/running) row not updated since `active_before`, a finished row older than
+/// `done_before` (its result is no longer fresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportStaleness {
+    pub queued_before: UnixTime,
+    pub active_before: UnixTime,
+    pub done_before: UnixTime,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportClaim {
+    /// This replica owns the (queued) row: it must wait for a slot, then start the Clari job.
+    Won,
+    /// Another replica owns it; follow its Clari job once the id is recorded.
+    Taken {
+        clari_job_id: Option<String>,
+        status: ExportStatus,
+        /// 1 = next to start; only for queued rows.
+        position: Option<u32>,
+    },
+}
+
+/// The answer of one attempt to take a concurrency slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Promotion {
+    /// The row is now `starting`: create the Clari job.
+    Start,
+    /// Still queued (the heartbeat was recorded).
+    Wait {
+        position: u32,
+        /// The running job that has been running longest: the first to free a slot.
+        running_job_id: Option<String>,
+    },
+    /// The row is no longer this owner's (taken over after a stall, or finished).
+    Lost,
+}
+
+#[async_trait]
+pub trait ExportStore: Send + Sync {
+    /// Joins the queue for `key` (`Won`), or reports the replica that holds it. A stale row
+    /// (failed, finished before `done_before`, stalled) is taken over.
+    async fn claim_export(
+        &self,
+        org: &OrgId,
+        key: &str,
+        now: UnixTime,
+        stale: ExportStaleness,
+    ) -> Result<ExportClaim, StoreError>;
+
+    /// Moves the owner's queued row to `starting` when fewer than `limit` exports of the
+    /// organisation are active and no live queued row is ahead of it; otherwise records the
+    /// owner's heartbeat and reports the position.
+    async fn promote_export(
+        &self,
+        org: &OrgId,
+        key: &str,
+        limit: u32,
+        now: UnixTime,
+        stale: ExportStaleness,
+    ) -> Result<Promotion, StoreError>;
+
+    /// `starting` → `running` with the Clari job id.
+    async fn record_export_job(
+        &self,
+        org: &OrgId,
+        key: &str,
+        clari_job_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+
+    /// `starting` → `queued` (Clari refused for lack of a slot that other clients hold); the row
+    /// keeps its place in the queue.
+    async fn requeue_export(&self, org: &OrgId, key: &str, now: UnixTime)
+    -> Result<(), StoreError>;
+
+    async fn finish_export(
+        &self,
+        org: &OrgId,
+        key: &str,
+        succeeded: bool,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+
+    async fn export_claim(&self, org: &OrgId, key: &str)
+    -> Result<Option<ExportClaim>, StoreError>;
+
+    /// Exports of the organisation holding a slot (starting or running, not stalled).
+    async fn active_exports(&self, org: &OrgId, active_before: UnixTime)
+    -> Result<u32, StoreError>;
+
+    /// Deletes finished rows last updated before `before`.
+    async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError>;
+}
+
+// SQL shared by both backends; `$N` placeholders work on SQLite and PostgreSQL alike.
+
+/// Inserts the queued row, or takes over one that failed, finished long ago or went stale.
+/// Exactly one concurrent caller sees its row come back.
+const CLAIM: &str = "\
+INSERT INTO export_jobs
+    (organization_id, request_key, clari_job_id, status, created_at, updated_at, queue_seq)
+VALUES ($1, $2, NULL, 'queued', $3, $3,
+        (SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM export_jobs WHERE organization_id = $1))
+ON CONFLICT (organization_id, request_key) DO UPDATE SET
+    clari_job_id = NULL, status = 'queued', created_at = excluded.created_at,
+    updated_at = excluded.updated_at, queue_seq = excluded.queue_seq
+WHERE export_jobs.status = 'failed'
+   OR (export_jobs.status = 'done' AND export_jobs.updated_at < $6)
+   OR (export_jobs.status = 'queued' AND export_jobs.updated_at < $4)
+   OR (export_jobs.status IN ('starting', 'running') AND export_jobs.updated_at < $5)
+RETURNING request_key";
+
+const FIND: &str = "\
+SELECT clari_job_id, status, queue_seq FROM export_jobs
+WHERE organization_id = $1 AND request_key = $2";
+
+/// Takes the organisation's lane row: every promotion of one organisation runs after the
+/// previous one committed (a row lock on PostgreSQL, the write lock on SQLite).
+const LOCK_LANE: &str = "\
+INSERT INTO export_lanes (organization_id, touched_at) VALUES ($1, $2)
+ON CONFLICT (organization_id) DO UPDATE SET touched_at = excluded.touched_at";
+
+const COUNT_ACTIVE: &str = "\
+SELECT COUNT(*) FROM export_jobs
+WHERE organization_id = $1 AND status IN ('starting', 'running') AND updated_at >= $2";
+
+/// Live queued rows ahead of the given one (an earlier place; a tie, possible only under truly
+/// concurrent claims, is broken by the key).
+const COUNT_AHEAD: &str = "\
+SELECT COUNT(*) FROM export_jobs
+WHERE organization_id = $1 AND status = 'queued' AND updated_at >= $2
+  AND (queue_seq < $3 OR (queue_seq = $3 AND request_key < $4))";
+
+const OLDEST_RUNNING: &str = "\
+SELECT clari_job_id FROM export_jobs
+WHERE organization_id = $1 AND status = 'running' AND clari_job_id IS NOT NULL
+ORDER BY updated_at, request_key LIMIT 1";
+
+const SET_STATUS: &str = "\
+UPDATE export_jobs SET status = $1, updated_at = $2
+WHERE organization_id = $3 AND request_key = $4";
+
+const RECORD_JOB: &str = "\
+UPDATE export_jobs SET clari_job_id = $1, status = 'running', updated_at = $2
+WHERE organization_id = $3 AND request_key = $4";
+
+const PURGE: &str = "\
+DELETE FROM export_jobs WHERE status IN ('done', 'failed') AND updated_at < $1";
+
+macro_rules! export_store {
+    ($store:ty) => {
+        impl $store {
+            async fn set_export_status(
+                &self,
+                org: &OrgId,
+                key: &str,
+                status: ExportStatus,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(SET_STATUS)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn queue_ahead(
+                &self,
+                org: &OrgId,
+                key: &str,
+                queue_seq: i64,
+                queued_before: UnixTime,
+            ) -> Result<u32, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(COUNT_AHEAD)
+                    .bind(org.as_str())
+                    .bind(queued_before)
+                    .bind(queue_seq)
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n.max(0) as u32)
+            }
+        }
+
+        #[async_trait]
+        impl ExportStore for $store {
+            async fn claim_export(
+                &self,
+                org: &OrgId,
+                key: &str,
+                now: UnixTime,
+                stale: ExportStaleness,
+            ) -> Result<ExportClaim, StoreError> {
+                let won: Option<(String,)> = sqlx::query_as(CLAIM)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .bind(now)
+                    .bind(stale.queued_before)
+                    .bind(stale.active_before)
+                    .bind(stale.done_before)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if won.is_some() {
+                    return Ok(ExportClaim::Won);
+                }
+                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(FIND)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                // Deleted between the two statements (a purge): claim again next time.
+                let Some((clari_job_id, status, queue_seq)) = row else {
+                    return Ok(ExportClaim::Taken {
+                        clari_job_id: None,
+                        status: ExportStatus::Queued,
+                        position: None,
+                    });
+                };
+                let status = ExportStatus::parse(&status)?;
+                let position = if status == ExportStatus::Queued {
+                    Some(
+                        self.queue_ahead(org, key, queue_seq, stale.queued_before)
+                            .await?
+                            + 1,
+                    )
+                } else {
+                    None
+                };
+                Ok(ExportClaim::Taken {
+                    clari_job_id,
+                    status,
+                    position,
+                })
+            }
+
+            async fn promote_export(
+                &self,
+                org: &OrgId,
+                key: &str,
+                limit: u32,
+                now: UnixTime,
+                stale: ExportStaleness,
+            ) -> Result<Promotion, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(LOCK_LANE)
+                    .bind(org.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(FIND)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((_, status, queue_seq)) = row else {
+                    return Ok(Promotion::Lost);
+                };
+                if ExportStatus::parse(&status)? != ExportStatus::Queued {
+                    return Ok(Promotion::Lost);
+                }
+                let (active,): (i64,) = sqlx::query_as(COUNT_ACTIVE)
+                    .bind(org.as_str())
+                    .bind(stale.active_before)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let (ahead,): (i64,) = sqlx::query_as(COUNT_AHEAD)
+                    .bind(org.as_str())
+                    .bind(stale.queued_before)
+                    .bind(queue_seq)
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let start = active < i64::from(limit) && ahead == 0;
+                let next = if start {
+                    ExportStatus::Starting
+                } else {
+                    ExportStatus::Queued
+                };
+                sqlx::query(SET_STATUS)
+                    .bind(next.as_str())
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                let running: Option<(Option<String>,)> = if start {
+                    None
+                } else {
+                    sqlx::query_as(OLDEST_RUNNING)
+                        .bind(org.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                };
+                tx.commit().await?;
+                Ok(if start {
+                    Promotion::Start
+                } else {
+                    Promotion::Wait {
+                        position: ahead.max(0) as u32 + 1,
+                        running_job_id: running.and_then(|(j,)| j),
+                    }
+                })
+            }
+
+            async fn record_export_job(
+                &self,
+                org: &OrgId,
+                key: &str,
+                clari_job_id: &str,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(RECORD_JOB)
+                    .bind(clari_job_id)
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn requeue_export(
+                &self,
+                org: &OrgId,
+                key: &str,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                self.set_export_status(org, key, ExportStatus::Queued, now)
+                    .await
+            }
+
+            async fn finish_export(
+                &self,
+                org: &OrgId,
+                key: &str,
+                succeeded: bool,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                let status = if succeeded {
+                    ExportStatus::Done
+                } else {
+                    ExportStatus::Failed
+                };
+                self.set_export_status(org, key, status, now).await
+            }
+
+            async fn export_claim(
+                &self,
+                org: &OrgId,
+                key: &str,
+            ) -> Result<Option<ExportClaim>, StoreError> {
+                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(FIND)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(clari_job_id, status, _)| {
+                    Ok(ExportClaim::Taken {
+                        clari_job_id,
+                        status: ExportStatus::parse(&status)?,
+                        position: None,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn active_exports(
+                &self,
+                org: &OrgId,
+                active_before: UnixTime,
+            ) -> Result<u32, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(COUNT_ACTIVE)
+                    .bind(org.as_str())
+                    .bind(active_before)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n.max(0) as u32)
+            }
+
+            async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError> {
+                let done = sqlx::query(PURGE).bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+export_store!(SqliteStore);
+export_store!(PgStore);

@@ -1,0 +1,252 @@
+//! Grants: one per (user, organisation, client) consent. Revoking one kills every code and token
+//! derived from it, which is what makes a JWT access token revocable on the next request.
+
+use async_trait::async_trait;
+
+use super::{ClientId, GrantId, OrgId, PgStore, SqliteStore, StoreError, UserId};
+use crate::clock::UnixTime;
+use crate::scope::ScopeSet;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Grant {
+    pub id: GrantId,
+    pub organization_id: OrgId,
+    pub user_id: UserId,
+    pub client_id: ClientId,
+    #[sqlx(try_from = "String")]
+    pub scope: ScopeSet,
+    pub resource: String,
+    pub created_at: UnixTime,
+    pub updated_at: UnixTime,
+    pub revoked_at: Option<UnixTime>,
+    /// Whether `prompt=none` (and a repeat visit) may reuse this consent; false after the client's
+    /// redirect URIs changed, until the user approves again.
+    pub consent_remembered: bool,
+}
+
+/// A grant with the names a person recognises, for the account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantView {
+    pub grant: Grant,
+    pub client_name: String,
+    pub organization_name: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantViewRow {
+    #[sqlx(flatten)]
+    grant: Grant,
+    metadata: String,
+    organization_name: String,
+}
+
+impl From<GrantViewRow> for GrantView {
+    fn from(r: GrantViewRow) -> Self {
+        let meta: serde_json::Value = serde_json::from_str(&r.metadata).unwrap_or_default();
+        let client_name = meta["client_name"]
+            .as_str()
+            .unwrap_or(r.grant.client_id.as_str())
+            .to_owned();
+        GrantView {
+            client_name,
+            organization_name: r.organization_name,
+            grant: r.grant,
+        }
+    }
+}
+
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// The live grant of (user, org, client), updated to `scope` and `resource`, or a new one.
+    async fn upsert_grant(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        client_id: &ClientId,
+        scope: &ScopeSet,
+        resource: &str,
+        now: UnixTime,
+    ) -> Result<Grant, StoreError>;
+    /// Makes every live grant of the client ask for consent again (its redirect URIs changed).
+    async fn forget_consent(&self, client_id: &ClientId) -> Result<u64, StoreError>;
+    async fn live_grant_for(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        client_id: &ClientId,
+    ) -> Result<Option<Grant>, StoreError>;
+    /// The grant if it, its user, organisation, membership and client are all still live.
+    async fn live_grant(&self, org: &OrgId, grant: &GrantId) -> Result<Option<Grant>, StoreError>;
+    /// Revokes a grant and every refresh token derived from it.
+    async fn revoke_grant(
+        &self,
+        org: &OrgId,
+        grant: &GrantId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    async fn grants_of_user(&self, user: &UserId) -> Result<Vec<GrantView>, StoreError>;
+}
+
+const RENEW: &str = "\
+UPDATE grants SET scope = $1, resource = $2, updated_at = $3, consent_remembered = TRUE
+WHERE organization_id = $4 AND user_id = $5 AND client_id = $6 AND revoked_at IS NULL
+RETURNING id, organization_id, user_id, client_id, scope, resource,
+    created_at, updated_at, revoked_at, consent_remembered";
+
+const INSERT: &str = "\
+INSERT INTO grants
+    (id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL)
+RETURNING id, organization_id, user_id, client_id, scope, resource,
+    created_at, updated_at, revoked_at, consent_remembered";
+
+const FORGET_CONSENT: &str = "\
+UPDATE grants SET consent_remembered = FALSE WHERE client_id = $1 AND revoked_at IS NULL";
+
+const LIVE_FOR: &str = "\
+SELECT id, organization_id, user_id, client_id, scope, resource,
+    created_at, updated_at, revoked_at, consent_remembered
+FROM grants
+WHERE organization_id = $1 AND user_id = $2 AND client_id = $3 AND revoked_at IS NULL";
+
+/// Live means the whole chain: grant, user, organisation, membership and client.
+const LIVE: &str = "\
+SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource,
+    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered
+FROM grants g
+JOIN users u ON u.id = g.user_id
+JOIN organizations o ON o.id = g.organization_id
+JOIN memberships m ON m.user_id = g.user_id AND m.organization_id = g.organization_id
+JOIN oauth_clients c ON c.id = g.client_id
+WHERE g.organization_id = $1 AND g.id = $2 AND g.revoked_at IS NULL
+  AND u.disabled = FALSE AND o.disabled = FALSE AND c.disabled = FALSE";
+
+const REVOKE: &str = "\
+UPDATE grants SET revoked_at = $1
+WHERE organization_id = $2 AND id = $3 AND revoked_at IS NULL";
+
+const REVOKE_REFRESH_TOKENS: &str = "\
+UPDATE refresh_tokens SET revoked_at = $1
+WHERE organization_id = $2 AND grant_id = $3 AND revoked_at IS NULL";
+
+const OF_USER: &str = "\
+SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource,
+    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered,
+    c.metadata, o.name AS organization_name
+FROM grants g
+JOIN oauth_clients c ON c.id = g.client_id
+JOIN organizations o ON o.id = g.organization_id
+WHERE g.user_id = $1 AND g.revoked_at IS NULL ORDER BY g.updated_at DESC";
+
+macro_rules! grant_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl GrantStore for $store {
+            async fn upsert_grant(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+                client_id: &ClientId,
+                scope: &ScopeSet,
+                resource: &str,
+                now: UnixTime,
+            ) -> Result<Grant, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let renewed: Option<Grant> = sqlx::query_as(RENEW)
+                    .bind(scope.to_string())
+                    .bind(resource)
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(user.as_str())
+                    .bind(client_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let grant = match renewed {
+                    Some(g) => g,
+                    None => {
+                        sqlx::query_as(INSERT)
+                            .bind(GrantId::new_random().as_str())
+                            .bind(org.as_str())
+                            .bind(user.as_str())
+                            .bind(client_id.as_str())
+                            .bind(scope.to_string())
+                            .bind(resource)
+                            .bind(now)
+                            .fetch_one(&mut *tx)
+                            .await?
+                    }
+                };
+                tx.commit().await?;
+                Ok(grant)
+            }
+
+            async fn forget_consent(&self, client_id: &ClientId) -> Result<u64, StoreError> {
+                let done = sqlx::query(FORGET_CONSENT)
+                    .bind(client_id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn live_grant_for(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+                client_id: &ClientId,
+            ) -> Result<Option<Grant>, StoreError> {
+                Ok(sqlx::query_as(LIVE_FOR)
+                    .bind(org.as_str())
+                    .bind(user.as_str())
+                    .bind(client_id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn live_grant(
+                &self,
+                org: &OrgId,
+                grant: &GrantId,
+            ) -> Result<Option<Grant>, StoreError> {
+                Ok(sqlx::query_as(LIVE)
+                    .bind(org.as_str())
+                    .bind(grant.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn revoke_grant(
+                &self,
+                org: &OrgId,
+                grant: &GrantId,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(REVOKE)
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(grant.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(REVOKE_REFRESH_TOKENS)
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(grant.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn grants_of_user(&self, user: &UserId) -> Result<Vec<GrantView>, StoreError> {
+                let rows: Vec<GrantViewRow> = sqlx::query_as(OF_USER)
+                    .bind(user.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+        }
+    };
+}
+
+grant_store!(SqliteStore);
+grant_store!(PgStore);

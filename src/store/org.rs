@@ -1,0 +1,80 @@
+//! Organisations: the tenants every other row belongs to.
+
+use async_trait::async_trait;
+
+use super::{OrgId, Organization, PgStore, SqliteStore, StoreError};
+use crate::clock::UnixTime;
+
+#[async_trait]
+pub trait OrgStore: Send + Sync {
+    async fn create_org(&self, name: &str, now: UnixTime) -> Result<Organization, StoreError>;
+    async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError>;
+    /// Finds an organisation by id or, failing that, by exact name.
+    async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
+    async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
+}
+
+const INSERT: &str = "\
+INSERT INTO organizations (id, name, disabled, created_at) VALUES ($1, $2, FALSE, $3)
+RETURNING id, name, disabled, created_at";
+
+const LIST: &str = "SELECT id, name, disabled, created_at FROM organizations ORDER BY name";
+
+/// An exact id wins over a name that happens to equal it.
+const FIND: &str = "\
+SELECT id, name, disabled, created_at FROM organizations
+WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1";
+
+const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
+
+macro_rules! org_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl OrgStore for $store {
+            async fn create_org(
+                &self,
+                name: &str,
+                now: UnixTime,
+            ) -> Result<Organization, StoreError> {
+                sqlx::query_as(INSERT)
+                    .bind(OrgId::new_random().as_str())
+                    .bind(name)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        StoreError::conflict_or(e, || {
+                            format!("an organisation named '{name}' already exists")
+                        })
+                    })
+            }
+
+            async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError> {
+                Ok(sqlx::query_as(LIST).fetch_all(&self.pool).await?)
+            }
+
+            async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError> {
+                Ok(sqlx::query_as(FIND)
+                    .bind(id_or_name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_org_disabled(
+                &self,
+                org: &OrgId,
+                disabled: bool,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(SET_DISABLED)
+                    .bind(disabled)
+                    .bind(org.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                StoreError::found(done.rows_affected(), "organisation")
+            }
+        }
+    };
+}
+
+org_store!(SqliteStore);
+org_store!(PgStore);

@@ -1,0 +1,109 @@
+//! Browser sessions of the sign-in and consent pages (the data is opaque here), and the shared
+//! rate-limit counters; both must be shared by every replica.
+
+use async_trait::async_trait;
+
+use super::{PgStore, SqliteStore, StoreError};
+use crate::clock::UnixTime;
+
+#[async_trait]
+pub trait BrowserSessionStore: Send + Sync {
+    async fn load_session(&self, id: &str, now: UnixTime) -> Result<Option<String>, StoreError>;
+    async fn save_session(
+        &self,
+        id: &str,
+        data: &str,
+        expires_at: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Counts a hit in `bucket` for the window starting at `window_start`; returns the count.
+    async fn rate_hit(&self, bucket: &str, window_start: UnixTime) -> Result<i64, StoreError>;
+    async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError>;
+}
+
+const LOAD: &str = "SELECT data FROM web_sessions WHERE id = $1 AND expires_at > $2";
+
+const SAVE: &str = "\
+INSERT INTO web_sessions (id, data, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at";
+
+const DELETE: &str = "DELETE FROM web_sessions WHERE id = $1";
+
+/// One statement, so concurrent hits on any replica all count.
+const HIT: &str = "\
+INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1)
+ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+RETURNING hits";
+
+const PURGE_RATE_LIMITS: &str = "DELETE FROM rate_limits WHERE window_start < $1";
+
+macro_rules! session_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl BrowserSessionStore for $store {
+            async fn load_session(
+                &self,
+                id: &str,
+                now: UnixTime,
+            ) -> Result<Option<String>, StoreError> {
+                let row: Option<(String,)> = sqlx::query_as(LOAD)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(d,)| d))
+            }
+
+            async fn save_session(
+                &self,
+                id: &str,
+                data: &str,
+                expires_at: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(SAVE)
+                    .bind(id)
+                    .bind(data)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+                sqlx::query(DELETE).bind(id).execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl RateLimitStore for $store {
+            async fn rate_hit(
+                &self,
+                bucket: &str,
+                window_start: UnixTime,
+            ) -> Result<i64, StoreError> {
+                let (hits,): (i64,) = sqlx::query_as(HIT)
+                    .bind(bucket)
+                    .bind(window_start)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(hits)
+            }
+
+            async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError> {
+                let done = sqlx::query(PURGE_RATE_LIMITS)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+session_store!(SqliteStore);
+session_store!(PgStore);

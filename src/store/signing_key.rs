@@ -1,0 +1,114 @@
+//! The authorization server's JWT signing keys: public half as a JWK, private half sealed by the
+//! vault. Retired keys stay published until every token they signed has expired.
+
+use async_trait::async_trait;
+
+use super::{PgStore, Resealer, SqliteStore, StoreError};
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub alg: String,
+    pub public_jwk: String,
+    pub private_ciphertext: String,
+    pub private_key_id: String,
+    pub created_at: UnixTime,
+    pub retired_at: Option<UnixTime>,
+}
+
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Retires every key but `kid` (they stay published until their tokens expire).
+    async fn retire_signing_keys_except(&self, kid: &str, now: UnixTime) -> Result<(), StoreError>;
+    /// Drops retired keys retired before `before`.
+    async fn purge_signing_keys(&self, before: UnixTime) -> Result<u64, StoreError>;
+    /// Re-encrypts every private half that `reseal` rewrites, in one transaction.
+    async fn reseal_signing_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError>;
+}
+
+const INSERT: &str = "\
+INSERT INTO signing_keys
+    (kid, alg, public_jwk, private_ciphertext, private_key_id, created_at, retired_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const ALL: &str = "\
+SELECT kid, alg, public_jwk, private_ciphertext, private_key_id, created_at, retired_at
+FROM signing_keys ORDER BY created_at DESC, kid";
+
+const RETIRE_OTHERS: &str = "\
+UPDATE signing_keys SET retired_at = $1 WHERE kid <> $2 AND retired_at IS NULL";
+
+const PURGE: &str = "\
+DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1";
+
+const RESEAL: &str = "\
+UPDATE signing_keys SET private_ciphertext = $1, private_key_id = $2 WHERE kid = $3";
+
+macro_rules! signing_key_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl SigningKeyStore for $store {
+            async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+                sqlx::query(INSERT)
+                    .bind(&k.kid)
+                    .bind(&k.alg)
+                    .bind(&k.public_jwk)
+                    .bind(&k.private_ciphertext)
+                    .bind(&k.private_key_id)
+                    .bind(k.created_at)
+                    .bind(k.retired_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+                Ok(sqlx::query_as(ALL).fetch_all(&self.pool).await?)
+            }
+
+            async fn retire_signing_keys_except(
+                &self,
+                kid: &str,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(RETIRE_OTHERS)
+                    .bind(now)
+                    .bind(kid)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn purge_signing_keys(&self, before: UnixTime) -> Result<u64, StoreError> {
+                let done = sqlx::query(PURGE).bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn reseal_signing_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let keys: Vec<SigningKeyRecord> = sqlx::query_as(ALL).fetch_all(&mut *tx).await?;
+                let mut n = 0;
+                for key in keys {
+                    let Some(sealed) = reseal(&key.private_ciphertext, &key.private_key_id)? else {
+                        continue;
+                    };
+                    sqlx::query(RESEAL)
+                        .bind(&sealed.ciphertext)
+                        .bind(&sealed.key_id)
+                        .bind(&key.kid)
+                        .execute(&mut *tx)
+                        .await?;
+                    n += 1;
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+        }
+    };
+}
+
+signing_key_store!(SqliteStore);
+signing_key_store!(PgStore);

@@ -1,0 +1,189 @@
+//! People and their memberships: a user signs in with e-mail and password and belongs to one or
+//! more organisations, each with a role.
+
+use async_trait::async_trait;
+
+use super::{
+    Email, Membership, OrgId, OrgMember, PgStore, Role, SqliteStore, StoreError, User,
+    UserCredentials, UserId,
+};
+use crate::clock::UnixTime;
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user and its first membership in one transaction.
+    async fn create_user(
+        &self,
+        org: &OrgId,
+        email: &Email,
+        password_hash: &str,
+        role: Role,
+        now: UnixTime,
+    ) -> Result<User, StoreError>;
+    async fn add_membership(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        role: Role,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    async fn find_user_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<UserCredentials>, StoreError>;
+    async fn list_members(&self, org: &OrgId) -> Result<Vec<OrgMember>, StoreError>;
+    /// The organisations a user belongs to (disabled ones included, flagged).
+    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
+    async fn set_user_disabled(&self, user: &UserId, disabled: bool) -> Result<(), StoreError>;
+    async fn set_user_password(&self, user: &UserId, password_hash: &str)
+    -> Result<(), StoreError>;
+}
+
+const INSERT: &str = "\
+INSERT INTO users (id, email, password_hash, disabled, created_at)
+VALUES ($1, $2, $3, FALSE, $4)
+RETURNING id, email, password_hash, disabled, created_at";
+
+/// Adds the membership only when the organisation exists (no row: not found).
+const INSERT_FIRST_MEMBERSHIP: &str = "\
+INSERT INTO memberships (user_id, organization_id, role, created_at)
+SELECT $1, id, $3, $4 FROM organizations WHERE id = $2";
+
+const INSERT_MEMBERSHIP: &str = "\
+INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)";
+
+const FIND_BY_EMAIL: &str = "\
+SELECT id, email, password_hash, disabled, created_at FROM users WHERE email = $1";
+
+const MEMBERS: &str = "\
+SELECT u.id, u.email, u.disabled, u.created_at, m.role
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.organization_id = $1 ORDER BY u.email";
+
+const MEMBERSHIPS: &str = "\
+SELECT o.id, o.name, o.disabled, o.created_at, m.role
+FROM memberships m JOIN organizations o ON o.id = m.organization_id
+WHERE m.user_id = $1 ORDER BY o.name";
+
+const SET_DISABLED: &str = "UPDATE users SET disabled = $1 WHERE id = $2";
+
+const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
+
+macro_rules! user_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl UserStore for $store {
+            async fn create_user(
+                &self,
+                org: &OrgId,
+                email: &Email,
+                password_hash: &str,
+                role: Role,
+                now: UnixTime,
+            ) -> Result<User, StoreError> {
+                let id = UserId::new_random();
+                let mut tx = self.pool.begin().await?;
+                let created: UserCredentials = sqlx::query_as(INSERT)
+                    .bind(id.as_str())
+                    .bind(email.as_str())
+                    .bind(password_hash)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        StoreError::conflict_or(e, || {
+                            format!("a user with e-mail {email} already exists")
+                        })
+                    })?;
+                let added = sqlx::query(INSERT_FIRST_MEMBERSHIP)
+                    .bind(id.as_str())
+                    .bind(org.as_str())
+                    .bind(role.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                StoreError::found(added.rows_affected(), "organisation")?;
+                tx.commit().await?;
+                Ok(created.user)
+            }
+
+            async fn add_membership(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+                role: Role,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(INSERT_MEMBERSHIP)
+                    .bind(user.as_str())
+                    .bind(org.as_str())
+                    .bind(role.as_str())
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| match &e {
+                        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                            StoreError::NotFound("organisation or user")
+                        }
+                        _ => StoreError::conflict_or(e, || {
+                            "the user is already a member of that organisation".to_owned()
+                        }),
+                    })?;
+                Ok(())
+            }
+
+            async fn find_user_by_email(
+                &self,
+                email: &Email,
+            ) -> Result<Option<UserCredentials>, StoreError> {
+                Ok(sqlx::query_as(FIND_BY_EMAIL)
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn list_members(&self, org: &OrgId) -> Result<Vec<OrgMember>, StoreError> {
+                Ok(sqlx::query_as(MEMBERS)
+                    .bind(org.as_str())
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+                Ok(sqlx::query_as(MEMBERSHIPS)
+                    .bind(user.as_str())
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn set_user_disabled(
+                &self,
+                user: &UserId,
+                disabled: bool,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(SET_DISABLED)
+                    .bind(disabled)
+                    .bind(user.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                StoreError::found(done.rows_affected(), "user")
+            }
+
+            async fn set_user_password(
+                &self,
+                user: &UserId,
+                password_hash: &str,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(SET_PASSWORD)
+                    .bind(password_hash)
+                    .bind(user.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                StoreError::found(done.rows_affected(), "user")
+            }
+        }
+    };
+}
+
+user_store!(SqliteStore);
+user_store!(PgStore);
