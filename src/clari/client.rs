@@ -1,23 +1,13 @@
-//! The Clari Revenue API client. Cheap to clone (one pooled reqwest client inside, TCP_NODELAY,
-//! gzip, connect and request timeouts); it holds no tenant state: every call receives the
-//! organisation's base URL and API key in a [`ClariTarget`], which is dropped after the call.
-//!
-//! Retries: 429 honours `Retry-After`; 5xx and transport errors back off exponentially with jitter,
-//! bounded in count and total time; other 4xx never retry. A request that creates an export job is
-//! retried only when Clari certainly did not create one (429, or the connection never opened).
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! The Clari Revenue API endpoints clari-mcp uses (§3 of the API reference), each validating its
+//! arguments before any upstream call; how requests travel is [`super::transport`]'s business.
 
 use axum::body::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use reqwest::Method;
 
-use super::error::{ClariError, clean, parse_envelope};
+use super::error::{ClariError, clean};
+use super::transport::{Call, Ctx, decode};
+pub use super::transport::{ClariClient, ClariTarget, ClientOptions, RetryPolicy, check_base_url};
 use super::types::*;
 
 /// Clari keeps audit events for this long.
@@ -27,175 +17,20 @@ pub const OPPORTUNITY_BATCH: usize = 100;
 /// The most opportunity ids one call of ours accepts.
 pub const MAX_OPPORTUNITY_IDS: usize = 10_000;
 
-/// Where and as whom to call Clari: one organisation's base URL and API key.
-pub struct ClariTarget {
-    base_url: String,
-    api_key: SecretString,
-}
-
-impl std::fmt::Debug for ClariTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClariTarget")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClariTarget {
-    pub fn new(base_url: &str, api_key: SecretString) -> Result<Self, ClariError> {
-        let key = api_key.expose_secret();
-        if key.is_empty() || key.chars().any(|c| !c.is_ascii_graphic()) {
-            return Err(ClariError::InvalidArgument {
-                argument: "api key",
-                reason: "the stored Clari API key is empty or malformed".into(),
-            });
-        }
-        let base = check_base_url(base_url).map_err(|reason| ClariError::InvalidArgument {
-            argument: "base url",
-            reason,
-        })?;
-        Ok(Self {
-            base_url: base,
-            api_key,
-        })
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
-    }
-
-    fn origin(&self) -> Option<String> {
-        url::Url::parse(&self.base_url)
-            .ok()
-            .map(|u| u.origin().ascii_serialization())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// No retry starts once this much time has passed since the first attempt.
-    pub max_total: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 3,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(4),
-            max_total: Duration::from_secs(20),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with "equal jitter": half fixed, half random.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(attempt))
-            .min(self.max_delay);
-        let half = exp / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub retry: RetryPolicy,
-    /// Opportunity batches in flight at once.
-    pub batch_concurrency: usize,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
-            batch_concurrency: 4,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ClariClient {
-    http: reqwest::Client,
-    opts: Arc<ClientOptions>,
-}
-
-impl std::fmt::Debug for ClariClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClariClient")
-            .field("opts", &self.opts)
-            .finish()
-    }
-}
-
-/// How a request may be retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    /// Reads: retry on 429, 5xx and transport errors.
-    Safe,
-    /// Creates a job or changes one: retry only when Clari certainly did nothing.
-    Unsafe,
-}
-
-/// What a failing call was about, so errors can name the forecast or job.
-#[derive(Debug, Default, Clone, Copy)]
-struct Ctx<'a> {
-    forecast_id: Option<&'a str>,
-    job_id: Option<&'a str>,
-}
-
 impl ClariClient {
-    pub fn new(opts: ClientOptions) -> Self {
-        crate::init_crypto();
-        let http = reqwest::Client::builder()
-            // Never follow a redirect: the `apikey` header would go with it to wherever it
-            // points (reqwest strips only Authorization and Cookie on a cross-host hop).
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.request_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("clari-mcp/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client configuration is valid");
-        Self {
-            http,
-            opts: Arc::new(opts),
-        }
-    }
-
-    pub fn options(&self) -> &ClientOptions {
-        &self.opts
-    }
-
     // --- exports --------------------------------------------------------------------------
 
     /// `POST /export/forecast/{forecastId}`: queues a forecast export and returns its job id.
-    #[tracing::instrument(skip_all, fields(forecast_id = forecast_id))]
+    #[tracing::instrument(skip_all, fields(forecast_id = %forecast_id))]
     pub async fn create_forecast_export(
         &self,
         target: &ClariTarget,
-        forecast_id: &str,
+        forecast_id: &ForecastId,
         req: &ForecastExportRequest,
-    ) -> Result<String, ClariError> {
-        validate_forecast_id(forecast_id)?;
+    ) -> Result<JobId, ClariError> {
         validate_export_request(req)?;
         let ctx = Ctx {
-            forecast_id: Some(forecast_id),
+            forecast_id: Some(forecast_id.as_str()),
             job_id: None,
         };
         let path = format!("export/forecast/{forecast_id}");
@@ -214,7 +49,7 @@ impl ClariClient {
         target: &ClariTarget,
         query: &AuditQuery,
         now: i64,
-    ) -> Result<String, ClariError> {
+    ) -> Result<JobId, ClariError> {
         validate_audit_query(query, now)?;
         let mut body = query.clone();
         body.limit = None;
@@ -232,7 +67,7 @@ impl ClariClient {
         &self,
         target: &ClariTarget,
         req: &ActivityExportRequest,
-    ) -> Result<String, ClariError> {
+    ) -> Result<JobId, ClariError> {
         validate_activity_request(req)?;
         let created: JobCreated = self
             .call_json(
@@ -244,13 +79,12 @@ impl ClariClient {
     }
 
     /// `GET /export/jobs/{jobId}`.
-    pub async fn job(&self, target: &ClariTarget, job_id: &str) -> Result<Job, ClariError> {
-        validate_job_id(job_id)?;
+    pub async fn job(&self, target: &ClariTarget, job_id: &JobId) -> Result<Job, ClariError> {
         let env: JobEnvelope = self
             .call_json(
                 target,
                 Call::get(&format!("export/jobs/{job_id}")).about(Ctx {
-                    job_id: Some(job_id),
+                    job_id: Some(job_id.as_str()),
                     ..Ctx::default()
                 }),
             )
@@ -268,16 +102,15 @@ impl ClariClient {
     pub async fn cancel_job(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<CancelResponse, ClariError> {
-        validate_job_id(job_id)?;
         let body = serde_json::json!({"type": "CANCEL"});
         self.call_json(
             target,
             Call::write(Method::PATCH, &format!("export/jobs/{job_id}"))
                 .body(&body)
                 .about(Ctx {
-                    job_id: Some(job_id),
+                    job_id: Some(job_id.as_str()),
                     ..Ctx::default()
                 }),
         )
@@ -288,11 +121,10 @@ impl ClariClient {
     pub async fn results_raw(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<Bytes, ClariError> {
-        validate_job_id(job_id)?;
         let ctx = Ctx {
-            job_id: Some(job_id),
+            job_id: Some(job_id.as_str()),
             ..Ctx::default()
         };
         self.call(
@@ -305,7 +137,7 @@ impl ClariClient {
     pub async fn forecast_results(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<ForecastResults, ClariError> {
         decode(&self.results_raw(target, job_id).await?)
     }
@@ -313,7 +145,7 @@ impl ClariClient {
     pub async fn audit_results(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<AuditPage, ClariError> {
         decode(&self.results_raw(target, job_id).await?)
     }
@@ -321,7 +153,7 @@ impl ClariClient {
     pub async fn activity_results(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<ActivityResults, ClariError> {
         decode(&self.results_raw(target, job_id).await?)
     }
@@ -416,7 +248,7 @@ impl ClariClient {
     pub async fn opportunities(
         &self,
         target: &ClariTarget,
-        ids: &[String],
+        ids: &[OpportunityId],
     ) -> Result<Vec<Opportunity>, ClariError> {
         if ids.is_empty() {
             return Err(ClariError::InvalidArgument {
@@ -436,10 +268,8 @@ impl ClariClient {
         let mut unique: Vec<&str> = Vec::with_capacity(ids.len());
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         for id in ids {
-            let id = id.trim();
-            validate_opportunity_id(id)?;
-            if seen.insert(id) {
-                unique.push(id);
+            if seen.insert(id.as_str()) {
+                unique.push(id.as_str());
             }
         }
         // Owned batches: borrowed ones trip the higher-ranked lifetime check of `buffered`
@@ -451,7 +281,7 @@ impl ClariClient {
         let results: Vec<Result<Vec<Opportunity>, ClariError>> =
             futures_util::stream::iter(batches)
                 .map(|batch| self.opportunity_batch(target, batch))
-                .buffered(self.opts.batch_concurrency.max(1))
+                .buffered(self.options().batch_concurrency.max(1))
                 .collect()
                 .await;
         let mut by_id = std::collections::HashMap::new();
@@ -473,286 +303,6 @@ impl ClariClient {
         self.call_json(target, Call::get("opportunity").query(&query))
             .await
     }
-
-    // --- transport ----------------------------------------------------------------------------
-
-    async fn call_json<T: DeserializeOwned, Q, B>(
-        &self,
-        target: &ClariTarget,
-        call: Call<'_, Q, B>,
-    ) -> Result<T, ClariError>
-    where
-        Q: Serialize + ?Sized,
-        B: Serialize + ?Sized,
-    {
-        decode(&self.call(target, call).await?)
-    }
-
-    /// Sends `call` to the organisation's Clari; a quota refusal names the numbers when Clari
-    /// will tell them.
-    async fn call<Q, B>(
-        &self,
-        target: &ClariTarget,
-        call: Call<'_, Q, B>,
-    ) -> Result<Bytes, ClariError>
-    where
-        Q: Serialize + ?Sized,
-        B: Serialize + ?Sized,
-    {
-        let url = target.url(call.path);
-        match self.send(target, &url, &call).await {
-            Err(ClariError::QuotaReached {
-                message,
-                limits: None,
-            }) => {
-                let limits = self.admin_limits(target).await.ok();
-                Err(ClariError::QuotaReached { message, limits })
-            }
-            other => other,
-        }
-    }
-
-    /// Sends `call` to `url` (its path already resolved) with the organisation's key, retrying
-    /// what its class allows.
-    async fn send<Q, B>(
-        &self,
-        target: &ClariTarget,
-        url: &str,
-        call: &Call<'_, Q, B>,
-    ) -> Result<Bytes, ClariError>
-    where
-        Q: Serialize + ?Sized,
-        B: Serialize + ?Sized,
-    {
-        let mut key = HeaderValue::from_str(target.api_key.expose_secret()).map_err(|_| {
-            ClariError::InvalidArgument {
-                argument: "api key",
-                reason: "the stored Clari API key has characters a header cannot carry".into(),
-            }
-        })?;
-        key.set_sensitive(true);
-        let policy = &self.opts.retry;
-        let started = Instant::now();
-        let mut attempt: u32 = 0;
-        loop {
-            let mut rb = self
-                .http
-                .request(call.method.clone(), url)
-                .header("apikey", key.clone())
-                .header(ACCEPT, "application/json");
-            if let Some(q) = call.query {
-                rb = rb.query(q);
-            }
-            if let Some(b) = call.body {
-                rb = rb.json(b);
-            }
-            let (err, outcome) = match rb.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let retry_after = parse_retry_after(resp.headers());
-                    match resp.bytes().await {
-                        Ok(bytes) if status.is_success() => return Ok(bytes),
-                        Ok(bytes) => (
-                            map_error(status, &bytes, call.ctx, retry_after),
-                            Attempt::Answered { retry_after },
-                        ),
-                        Err(e) => (transport_error(&e), Attempt::Lost),
-                    }
-                }
-                Err(e) if e.is_connect() => (transport_error(&e), Attempt::NeverSent),
-                Err(e) => (transport_error(&e), Attempt::Lost),
-            };
-            let retryable = match (&err, call.class) {
-                (ClariError::RateLimited { .. }, _) => true,
-                (ClariError::Network(_), Class::Unsafe) => outcome == Attempt::NeverSent,
-                (
-                    ClariError::Unavailable { .. } | ClariError::Timeout | ClariError::Network(_),
-                    Class::Safe,
-                ) => true,
-                _ => false,
-            };
-            let delay = match outcome {
-                Attempt::Answered {
-                    retry_after: Some(d),
-                } => d,
-                _ => policy.backoff(attempt),
-            };
-            if !retryable
-                || attempt >= policy.max_retries
-                || started.elapsed() + delay > policy.max_total
-            {
-                tracing::warn!(error = %err, attempt, url = %redact_query(url), "Clari call failed");
-                return Err(err);
-            }
-            tracing::debug!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "retrying Clari call");
-            tokio::time::sleep(delay).await;
-            attempt += 1;
-        }
-    }
-}
-
-/// How one attempt went, for the retry decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attempt {
-    /// Clari answered (with an error status), perhaps saying when to come back.
-    Answered { retry_after: Option<Duration> },
-    /// The connection was never made: Clari certainly did nothing.
-    NeverSent,
-    /// Sent, but the answer was lost: Clari may have acted.
-    Lost,
-}
-
-/// One request to Clari: method, path under the organisation's base URL, optional query and
-/// JSON body, whether it may be retried, and what it is about (for error messages).
-struct Call<'a, Q: ?Sized = (), B: ?Sized = ()> {
-    method: Method,
-    path: &'a str,
-    query: Option<&'a Q>,
-    body: Option<&'a B>,
-    class: Class,
-    ctx: Ctx<'a>,
-}
-
-impl<'a> Call<'a> {
-    /// A read: retried on 429, 5xx and transport errors.
-    fn get(path: &'a str) -> Self {
-        Self {
-            method: Method::GET,
-            path,
-            query: None,
-            body: None,
-            class: Class::Safe,
-            ctx: Ctx::default(),
-        }
-    }
-
-    /// A write (creates or changes a job): retried only when Clari certainly did nothing.
-    fn write(method: Method, path: &'a str) -> Self {
-        Self {
-            class: Class::Unsafe,
-            method,
-            ..Self::get(path)
-        }
-    }
-}
-
-impl<'a, Q: ?Sized, B: ?Sized> Call<'a, Q, B> {
-    fn query<Q2: ?Sized>(self, query: &'a Q2) -> Call<'a, Q2, B> {
-        Call {
-            method: self.method,
-            path: self.path,
-            query: Some(query),
-            body: self.body,
-            class: self.class,
-            ctx: self.ctx,
-        }
-    }
-
-    fn body<B2: ?Sized>(self, body: &'a B2) -> Call<'a, Q, B2> {
-        Call {
-            method: self.method,
-            path: self.path,
-            query: self.query,
-            body: Some(body),
-            class: self.class,
-            ctx: self.ctx,
-        }
-    }
-
-    fn about(self, ctx: Ctx<'a>) -> Self {
-        Self { ctx, ..self }
-    }
-}
-
-fn redact_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClariError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        tracing::warn!(error = %e, "unreadable Clari response");
-        ClariError::UnexpectedResponse(format!("the JSON did not match the documented shape ({e})"))
-    })
-}
-
-fn transport_error(e: &reqwest::Error) -> ClariError {
-    if e.is_timeout() {
-        ClariError::Timeout
-    } else {
-        // reqwest errors carry the URL, never headers; keep the message short.
-        let mut msg = e.to_string();
-        if let Some(u) = e.url() {
-            msg = msg.replace(u.as_str(), redact_query(u.as_str()));
-        }
-        ClariError::Network(clean(&msg))
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(3_600)));
-    }
-    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
-    let secs = (at - time::OffsetDateTime::now_utc())
-        .whole_seconds()
-        .max(0) as u64;
-    Some(Duration::from_secs(secs.min(3_600)))
-}
-
-fn map_error(
-    status: StatusCode,
-    body: &[u8],
-    ctx: Ctx<'_>,
-    retry_after: Option<Duration>,
-) -> ClariError {
-    let env = parse_envelope(body);
-    let code = env.code.as_deref().unwrap_or("");
-    let message = clean(&env.message);
-    let message_or_status = || {
-        if message.is_empty() {
-            format!("HTTP {}", status.as_u16())
-        } else {
-            message.clone()
-        }
-    };
-    let job_id = || ctx.job_id.unwrap_or_default().to_owned();
-    match (status.as_u16(), code) {
-        (300..=399, _) => ClariError::UnexpectedResponse(format!(
-            "Clari answered with a redirect (HTTP {}), which is not followed so that the API key never goes elsewhere",
-            status.as_u16()
-        )),
-        (_, "no_optin") => ClariError::NoOptIn {
-            message: message_or_status(),
-        },
-        (401, _) => ClariError::InvalidApiKey,
-        (_, "export_monthly_quota_reached") => ClariError::QuotaReached {
-            message: message_or_status(),
-            limits: None,
-        },
-        (_, "no_such_forecast_config") | (404, "") if ctx.forecast_id.is_some() => {
-            ClariError::UnknownForecast {
-                forecast_id: ctx.forecast_id.unwrap_or_default().to_owned(),
-            }
-        }
-        (_, "type_not_supported") => ClariError::TypeNotSupported {
-            message: message_or_status(),
-        },
-        (_, "invalid_jobId") => ClariError::JobNotFinished { job_id: job_id() },
-        (_, "export_failed_to_cancel") => ClariError::JobAlreadyFinished { job_id: job_id() },
-        (400 | 403 | 404, "SWW" | "") if ctx.job_id.is_some() => {
-            ClariError::JobNotFound { job_id: job_id() }
-        }
-        (403, _) => ClariError::InvalidApiKey,
-        (429, _) => ClariError::RateLimited { retry_after },
-        (500..=599, _) => ClariError::Unavailable {
-            status: status.as_u16(),
-        },
-        _ => ClariError::BadRequest {
-            message: message_or_status(),
-        },
-    }
 }
 
 // --- validation before any upstream call --------------------------------------------------------
@@ -764,75 +314,8 @@ fn invalid(argument: &'static str, reason: impl Into<String>) -> ClariError {
     }
 }
 
-fn is_slug(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// A Clari base URL the API key may be sent to: https, or http only to a loopback host (the
-/// sandbox, a local proxy), with a host and no credentials. Returns it without a trailing slash.
-pub fn check_base_url(text: &str) -> Result<String, String> {
-    let base = text.trim().trim_end_matches('/');
-    let url = url::Url::parse(base).map_err(|_| format!("'{base}' is not a URL"))?;
-    let host = url.host_str().unwrap_or_default();
-    if !matches!(url.scheme(), "http" | "https") || host.is_empty() {
-        return Err(format!("'{base}' is not an http(s) URL with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("'{base}' must not carry credentials"));
-    }
-    if url.scheme() == "http" && !crate::net::is_loopback_host(host) {
-        return Err(format!(
-            "'{base}' uses plain http to a non-loopback host, which would send the API key in clear text; use https"
-        ));
-    }
-    Ok(base.to_owned())
-}
-
 /// The most audit pages one call reads.
 pub const MAX_AUDIT_PAGES: usize = 50;
-
-pub fn validate_forecast_id(id: &str) -> Result<(), ClariError> {
-    if is_slug(id, 100) {
-        Ok(())
-    } else {
-        Err(invalid(
-            "forecast_id",
-            format!(
-                "'{}' is not a forecast tab id (letters, digits, '_' or '-', as in app.clari.com/forecast/<forecastId>)",
-                clean(id)
-            ),
-        ))
-    }
-}
-
-pub fn validate_job_id(id: &str) -> Result<(), ClariError> {
-    if is_slug(id, 64) {
-        Ok(())
-    } else {
-        Err(invalid(
-            "job_id",
-            format!("'{}' is not an export job id", clean(id)),
-        ))
-    }
-}
-
-/// Salesforce ids: 15 or 18 letters and digits.
-pub fn validate_opportunity_id(id: &str) -> Result<(), ClariError> {
-    if (id.len() == 15 || id.len() == 18) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        Ok(())
-    } else {
-        Err(invalid(
-            "opportunity_ids",
-            format!(
-                "'{}' is not a Salesforce opportunity id (15 or 18 letters and digits)",
-                clean(id)
-            ),
-        ))
-    }
-}
 
 fn validate_export_request(req: &ForecastExportRequest) -> Result<(), ClariError> {
     if let Some(c) = &req.currency
@@ -950,111 +433,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_stays_bounded() {
-        let p = RetryPolicy {
-            max_retries: 5,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            max_total: Duration::from_secs(10),
-        };
-        for attempt in 0..10 {
-            let d = p.backoff(attempt);
-            let cap =
-                Duration::from_millis(100 * 2u64.pow(attempt.min(20))).min(Duration::from_secs(1));
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(parse_retry_after(&h), None);
-    }
-
-    #[test]
-    fn errors_map_to_words() {
-        let f = Ctx {
-            forecast_id: Some("deal_owner"),
-            job_id: None,
-        };
-        let j = Ctx {
-            forecast_id: None,
-            job_id: Some("abc"),
-        };
-        let none = Ctx::default();
-        let m = |s: u16, body: &str, ctx| {
-            map_error(StatusCode::from_u16(s).unwrap(), body.as_bytes(), ctx, None)
-        };
-        assert_eq!(
-            m(
-                401,
-                r#"{"message":"Invalid authentication credentials"}"#,
-                none
-            ),
-            ClariError::InvalidApiKey
-        );
-        assert!(matches!(
-            m(
-                401,
-                r#"{"code":"no_optin","namespace":"fcw","message":"No optins for scope 1::MGR"}"#,
-                f
-            ),
-            ClariError::NoOptIn { .. }
-        ));
-        assert_eq!(
-            m(
-                400,
-                r#"{"code":"no_such_forecast_config","message":"x"}"#,
-                f
-            ),
-            ClariError::UnknownForecast {
-                forecast_id: "deal_owner".into()
-            }
-        );
-        assert_eq!(
-            m(404, "", f),
-            ClariError::UnknownForecast {
-                forecast_id: "deal_owner".into()
-            }
-        );
-        assert!(matches!(
-            m(
-                400,
-                r#"{"code":"export_monthly_quota_reached","message":"limit"}"#,
-                f
-            ),
-            ClariError::QuotaReached { .. }
-        ));
-        assert_eq!(
-            m(400, r#"{"code":"invalid_jobId"}"#, j),
-            ClariError::JobNotFinished {
-                job_id: "abc".into()
-            }
-        );
-        assert_eq!(
-            m(400, r#"{"code":"SWW","message":"Something went wrong"}"#, j),
-            ClariError::JobNotFound {
-                job_id: "abc".into()
-            }
-        );
-        assert_eq!(
-            m(503, "<html>", none),
-            ClariError::Unavailable { status: 503 }
-        );
-        assert!(
-            matches!(m(400, r#"[{"statusCode":400,"reaspnPhrase":"Bad Request","details":"oppId is required"}]"#, none), ClariError::BadRequest { message } if message == "oppId is required")
-        );
-    }
-
-    #[test]
     fn audit_validation_catches_order_retention_and_format() {
         let now = 1_790_000_000;
         let q = |from: &str, to: &str| AuditQuery {
@@ -1078,15 +456,5 @@ mod tests {
             )
             .is_err()
         );
-    }
-
-    #[test]
-    fn ids_are_validated() {
-        assert!(validate_opportunity_id("0063x00000AbCdEAAA").is_ok());
-        assert!(validate_opportunity_id("006A").is_err());
-        assert!(validate_forecast_id("net_arr").is_ok());
-        assert!(validate_forecast_id("../admin").is_err());
-        assert!(validate_job_id("6073683781a6da229df71e00").is_ok());
-        assert!(validate_job_id("a/b").is_err());
     }
 }

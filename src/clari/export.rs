@@ -1,7 +1,7 @@
 //! The export job lifecycle: create → poll (interval and deadline configurable) → download.
 //!
 //! Waiting is the caller's business and never the job's: when the deadline passes, the caller gets
-//! [`ExportOutcome::Pending`] with the job id and can resume later; nothing is cancelled, because
+//! [`ExportState::Running`] with the job id and can resume later; nothing is cancelled, because
 //! others may be waiting for the same job. Dropping a wait (a client going away) likewise leaves
 //! the job running in Clari.
 
@@ -30,18 +30,49 @@ impl Default for WaitPolicy {
     }
 }
 
-/// An export's results, or the job to come back to.
+/// Where an export stands: the one name for "ready or not yet", from the Clari client (ready, or
+/// running with its job id) up to the tools (which also see an export queued behind Clari's
+/// concurrency limit, or running before Clari has given it an id).
 #[derive(Debug, Clone, PartialEq)]
-pub enum ExportOutcome<T> {
+pub enum ExportState<T> {
     Ready(T),
-    Pending { job_id: String, status: JobStatus },
+    /// The Clari job exists (`Some`), or is being created (`None`).
+    Running {
+        job_id: Option<JobId>,
+    },
+    /// Waiting for one of Clari's concurrency slots; 1 = next to start. `waiting_for` is the
+    /// running job expected to free a slot first.
+    Queued {
+        position: u32,
+        waiting_for: Option<JobId>,
+    },
 }
 
-impl<T> ExportOutcome<T> {
+impl<T> ExportState<T> {
     pub fn ready(self) -> Option<T> {
         match self {
             Self::Ready(t) => Some(t),
-            Self::Pending { .. } => None,
+            Self::Running { .. } | Self::Queued { .. } => None,
+        }
+    }
+
+    /// Not ready yet (running or queued).
+    pub fn is_pending(&self) -> bool {
+        !matches!(self, Self::Ready(_))
+    }
+
+    /// The same state with the ready value mapped by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> ExportState<U> {
+        match self {
+            Self::Ready(v) => ExportState::Ready(f(v)),
+            Self::Running { job_id } => ExportState::Running { job_id },
+            Self::Queued {
+                position,
+                waiting_for,
+            } => ExportState::Queued {
+                position,
+                waiting_for,
+            },
         }
     }
 }
@@ -70,7 +101,7 @@ impl ClariClient {
     pub async fn wait_for_job(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
         wait: WaitPolicy,
     ) -> Result<Job, ClariError> {
         let deadline = Instant::now() + wait.deadline;
@@ -82,7 +113,7 @@ impl ClariClient {
                 JobStatus::Done => return Ok(job),
                 s if s.is_terminal() => {
                     return Err(ClariError::JobEnded {
-                        job_id: job_id.to_owned(),
+                        job_id: job_id.to_string(),
                         status: s.to_string(),
                     });
                 }
@@ -90,7 +121,7 @@ impl ClariClient {
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(ClariError::StillRunning {
-                            job_id: job_id.to_owned(),
+                            job_id: job_id.to_string(),
                             status: s.to_string(),
                         });
                     }
@@ -101,23 +132,22 @@ impl ClariClient {
         }
     }
 
-    /// Waits for `job_id` within `wait` and downloads it with `download`, or reports it pending.
+    /// Waits for `job_id` within `wait` and downloads it with `download`, or reports it running.
     async fn finish<T, F, Fut>(
         &self,
         target: &ClariTarget,
-        job_id: String,
+        job_id: JobId,
         wait: WaitPolicy,
         download: F,
-    ) -> Result<ExportOutcome<T>, ClariError>
+    ) -> Result<ExportState<T>, ClariError>
     where
-        F: FnOnce(String) -> Fut,
+        F: FnOnce(JobId) -> Fut,
         Fut: Future<Output = Result<T, ClariError>>,
     {
         match self.wait_for_job(target, &job_id, wait).await {
-            Ok(_) => Ok(ExportOutcome::Ready(download(job_id).await?)),
-            Err(ClariError::StillRunning { job_id, status }) => Ok(ExportOutcome::Pending {
-                job_id,
-                status: JobStatus::parse(&status),
+            Ok(_) => Ok(ExportState::Ready(download(job_id).await?)),
+            Err(ClariError::StillRunning { .. }) => Ok(ExportState::Running {
+                job_id: Some(job_id),
             }),
             Err(e) => Err(e),
         }
@@ -127,10 +157,10 @@ impl ClariClient {
     pub async fn export_forecast(
         &self,
         target: &ClariTarget,
-        forecast_id: &str,
+        forecast_id: &ForecastId,
         req: &ForecastExportRequest,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<ForecastResults>, ClariError> {
+    ) -> Result<ExportState<ForecastResults>, ClariError> {
         let job_id = self
             .create_forecast_export(target, forecast_id, req)
             .await?;
@@ -142,16 +172,16 @@ impl ClariClient {
     pub async fn resume_forecast_export(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
         requested_period: Option<&TimePeriod>,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<ForecastResults>, ClariError> {
+    ) -> Result<ExportState<ForecastResults>, ClariError> {
         let outcome = self
-            .finish(target, job_id.to_owned(), wait, |id| async move {
+            .finish(target, job_id.clone(), wait, |id| async move {
                 self.forecast_results(target, &id).await
             })
             .await?;
-        if let ExportOutcome::Ready(results) = &outcome {
+        if let ExportState::Ready(results) = &outcome {
             check_time_period(requested_period, results)?;
         }
         Ok(outcome)
@@ -164,7 +194,7 @@ impl ClariClient {
         query: &AuditQuery,
         now: i64,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<AuditPage>, ClariError> {
+    ) -> Result<ExportState<AuditPage>, ClariError> {
         let job_id = self.create_audit_export(target, query, now).await?;
         self.finish(target, job_id, wait, |id| async move {
             self.audit_results(target, &id).await
@@ -178,7 +208,7 @@ impl ClariClient {
         target: &ClariTarget,
         req: &ActivityExportRequest,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<ActivityResults>, ClariError> {
+    ) -> Result<ExportState<ActivityResults>, ClariError> {
         let job_id = self.create_activity_export(target, req).await?;
         self.resume_activity_export(target, &job_id, wait).await
     }
@@ -186,10 +216,10 @@ impl ClariClient {
     pub async fn resume_activity_export(
         &self,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<ActivityResults>, ClariError> {
-        self.finish(target, job_id.to_owned(), wait, |id| async move {
+    ) -> Result<ExportState<ActivityResults>, ClariError> {
+        self.finish(target, job_id.clone(), wait, |id| async move {
             self.activity_results(target, &id).await
         })
         .await

@@ -4,9 +4,12 @@
 pub mod client;
 pub mod error;
 pub mod export;
+pub mod ids;
 pub mod sandbox;
+pub mod transport;
 pub mod types;
 
 pub use client::{ClariClient, ClariTarget, ClientOptions, RetryPolicy};
 pub use error::ClariError;
-pub use export::{ExportOutcome, WaitPolicy};
+pub use export::{ExportState, WaitPolicy};
+pub use ids::{ForecastId, JobId, OpportunityId};

@@ -7,6 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub use super::ids::{ForecastId, JobId, OpportunityId};
+
 /// A fiscal quarter id of the form `YYYY_QN`, e.g. `2026_Q3`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -126,7 +128,7 @@ pub struct ForecastExportRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobCreated {
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 /// Export job status. Terminal: DONE, FAILED, CANCELLED, ABORTED.
@@ -192,7 +194,7 @@ impl fmt::Display for JobStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Job {
     #[serde(alias = "id")]
-    pub job_id: String,
+    pub job_id: JobId,
     pub status: JobStatus,
     #[serde(default, deserialize_with = "lenient_string")]
     pub user_id: Option<String>,
@@ -687,6 +689,11 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
             )));
         }
     })
+}
+
+/// An id that must be there, as a string or a number.
+pub(super) fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    lenient_string_required(d)
 }
 
 fn lenient_string_required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

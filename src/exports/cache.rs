@@ -15,79 +15,16 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::clari::ClariError;
+use crate::clari::{ClariError, ExportState};
 use crate::clock::Clock;
 use crate::store::OrgId;
 
-/// What the background task reports.
-#[derive(Debug)]
-pub enum Progress<T> {
-    /// Waiting for one of Clari's concurrency slots.
-    Queued {
-        position: u32,
-        waiting_for: Option<String>,
-    },
-    /// The Clari job exists (or is being created when `job_id` is `None`).
-    Running {
-        job_id: Option<String>,
-    },
-    Done(Arc<T>),
-    Failed(ClariError),
-}
+/// What the background task reports: where the export stands, or why it failed. A failure ends
+/// the entry (errors are never cached).
+pub type Progress<T> = Result<ExportState<Arc<T>>, ClariError>;
 
-impl<T> Clone for Progress<T> {
-    fn clone(&self) -> Self {
-        match self {
-            Self::Queued {
-                position,
-                waiting_for,
-            } => Self::Queued {
-                position: *position,
-                waiting_for: waiting_for.clone(),
-            },
-            Self::Running { job_id } => Self::Running {
-                job_id: job_id.clone(),
-            },
-            Self::Done(v) => Self::Done(v.clone()),
-            Self::Failed(e) => Self::Failed(e.clone()),
-        }
-    }
-}
-
-impl<T> Progress<T> {
-    fn pending(&self) -> bool {
-        matches!(self, Self::Queued { .. } | Self::Running { .. })
-    }
-}
-
-/// Where an export stands for a caller: the one name for "ready or not yet".
-#[derive(Debug)]
-pub enum Availability<T> {
-    Ready(Arc<T>),
-    Running {
-        job_id: Option<String>,
-    },
-    Queued {
-        position: u32,
-        waiting_for: Option<String>,
-    },
-}
-
-impl<T> Availability<T> {
-    /// The same state for another value type (the ready value mapped by `f`).
-    pub fn map<U>(self, f: impl FnOnce(Arc<T>) -> Arc<U>) -> Availability<U> {
-        match self {
-            Self::Ready(v) => Availability::Ready(f(v)),
-            Self::Running { job_id } => Availability::Running { job_id },
-            Self::Queued {
-                position,
-                waiting_for,
-            } => Availability::Queued {
-                position,
-                waiting_for,
-            },
-        }
-    }
+fn pending<T>(p: &Progress<T>) -> bool {
+    matches!(p, Ok(state) if state.is_pending())
 }
 
 struct Slot<T> {
@@ -129,9 +66,9 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
 
     fn live(&self, slot: &Slot<T>, now: i64) -> bool {
         match &*slot.rx.borrow() {
-            Progress::Done(_) => now - slot.created < self.ttl_secs,
-            Progress::Queued { .. } | Progress::Running { .. } => true,
-            Progress::Failed(_) => false,
+            Ok(ExportState::Ready(_)) => now - slot.created < self.ttl_secs,
+            Ok(_) => true,
+            Err(_) => false,
         }
     }
 
@@ -141,20 +78,14 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
         let slots = self.slots.lock().expect("cache lock");
         let slot = slots.get(key)?;
         match &*slot.rx.borrow() {
-            Progress::Done(v) if now - slot.created < self.ttl_secs => Some(v.clone()),
+            Ok(ExportState::Ready(v)) if now - slot.created < self.ttl_secs => Some(v.clone()),
             _ => None,
         }
     }
 
     /// Returns the cached value for `key`, joins a running export, or starts `run` in a spawned
     /// task (it reports progress and the outcome through the sender). Waits at most `wait`.
-    pub async fn get<F, Fut>(
-        &self,
-        org: &OrgId,
-        key: String,
-        wait: Duration,
-        run: F,
-    ) -> Result<Availability<T>, ClariError>
+    pub async fn get<F, Fut>(&self, org: &OrgId, key: String, wait: Duration, run: F) -> Progress<T>
     where
         F: FnOnce(watch::Sender<Progress<T>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -165,7 +96,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
             let fresh = slots.get(&key).is_some_and(|s| self.live(s, now));
             if !fresh {
                 self.make_room(&mut slots, org, now)?;
-                let (tx, rx) = watch::channel(Progress::Running { job_id: None });
+                let (tx, rx) = watch::channel(Ok(ExportState::Running { job_id: None }));
                 slots.insert(
                     key.clone(),
                     Slot {
@@ -178,36 +109,22 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
             }
             slots.get(&key).expect("inserted above").rx.clone()
         };
-        let outcome = tokio::time::timeout(wait, rx.wait_for(|p| !p.pending()))
+        let outcome = tokio::time::timeout(wait, rx.wait_for(|p| !pending(p)))
             .await
             .map(|r| r.map(|p| p.clone()));
         let current = match outcome {
             Ok(Ok(p)) => p,
             // The task ended without reporting (it panicked): treat as unavailable.
-            Ok(Err(_)) => Progress::Failed(ClariError::Unavailable { status: 500 }),
+            Ok(Err(_)) => Err(ClariError::Unavailable { status: 500 }),
             Err(_) => rx.borrow().clone(),
         };
-        match current {
-            Progress::Done(v) => Ok(Availability::Ready(v)),
-            Progress::Running { job_id } => Ok(Availability::Running { job_id }),
-            Progress::Queued {
-                position,
-                waiting_for,
-            } => Ok(Availability::Queued {
-                position,
-                waiting_for,
-            }),
-            Progress::Failed(e) => {
-                let mut slots = self.slots.lock().expect("cache lock");
-                if slots
-                    .get(&key)
-                    .is_some_and(|s| matches!(&*s.rx.borrow(), Progress::Failed(_)))
-                {
-                    slots.remove(&key);
-                }
-                Err(e)
+        if current.is_err() {
+            let mut slots = self.slots.lock().expect("cache lock");
+            if slots.get(&key).is_some_and(|s| s.rx.borrow().is_err()) {
+                slots.remove(&key);
             }
         }
+        current
     }
 
     /// Frees room for one more entry of `org`: drops what expired or failed, then the oldest
@@ -221,7 +138,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     ) -> Result<(), ClariError> {
         let pending_here = slots
             .values()
-            .filter(|s| &s.org == org && s.rx.borrow().pending())
+            .filter(|s| &s.org == org && pending(&s.rx.borrow()))
             .count();
         if pending_here >= self.max_pending_per_org {
             return Err(ClariError::TooManyExports {
@@ -237,7 +154,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
         }
         let oldest_done = slots
             .iter()
-            .filter(|(_, s)| matches!(&*s.rx.borrow(), Progress::Done(_)))
+            .filter(|(_, s)| matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_))))
             .min_by_key(|(_, s)| s.created)
             .map(|(k, _)| k.clone());
         match oldest_done {
@@ -276,6 +193,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clari::JobId;
     use crate::clock::ManualClock;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -309,11 +227,11 @@ mod tests {
                         Duration::from_secs(5),
                         move |tx| async move {
                             runs.fetch_add(1, Ordering::SeqCst);
-                            let _ = tx.send(Progress::Running {
-                                job_id: Some("j1".into()),
-                            });
+                            let _ = tx.send(Ok(ExportState::Running {
+                                job_id: Some(JobId::parse("j1").unwrap()),
+                            }));
                             let _ = gate.wait_for(|open| *open).await;
-                            let _ = tx.send(Progress::Done(Arc::new(7)));
+                            let _ = tx.send(Ok(ExportState::Ready(Arc::new(7))));
                         },
                     )
                     .await
@@ -322,7 +240,7 @@ mod tests {
         tokio::task::yield_now().await;
         release.send(true).unwrap();
         for h in handles {
-            assert!(matches!(h.await.unwrap(), Ok(Availability::Ready(v)) if *v == 7));
+            assert!(matches!(h.await.unwrap(), Ok(ExportState::Ready(v)) if *v == 7));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
 
@@ -332,7 +250,7 @@ mod tests {
             "org_1:bad".into(),
             Duration::from_secs(1),
             |tx| async move {
-                let _ = tx.send(Progress::Failed(ClariError::Timeout));
+                let _ = tx.send(Err(ClariError::Timeout));
             },
         );
         assert!(failed.await.is_err());
@@ -341,11 +259,11 @@ mod tests {
             "org_1:bad".into(),
             Duration::from_secs(1),
             |tx| async move {
-                let _ = tx.send(Progress::Done(Arc::new(1)));
+                let _ = tx.send(Ok(ExportState::Ready(Arc::new(1))));
             },
         );
         assert!(
-            matches!(retried.await, Ok(Availability::Ready(_))),
+            matches!(retried.await, Ok(ExportState::Ready(_))),
             "a failure was not cached"
         );
     }
@@ -361,12 +279,12 @@ mod tests {
                 "org_1:slow".into(),
                 Duration::ZERO,
                 |tx| async move {
-                    let _ = tx.send(Progress::Queued {
+                    let _ = tx.send(Ok(ExportState::Queued {
                         position: 2,
-                        waiting_for: Some("j0".into()),
-                    });
+                        waiting_for: Some(JobId::parse("j0").unwrap()),
+                    }));
                     let _ = gate.wait_for(|open| *open).await;
-                    let _ = tx.send(Progress::Done(Arc::new(3)));
+                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(3))));
                 },
             )
             .await
@@ -374,7 +292,7 @@ mod tests {
         assert!(
             matches!(
                 first,
-                Availability::Queued { .. } | Availability::Running { job_id: None }
+                ExportState::Queued { .. } | ExportState::Running { job_id: None }
             ),
             "{first:?}"
         );
@@ -388,7 +306,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(matches!(again, Availability::Ready(v) if *v == 3));
+        assert!(matches!(again, ExportState::Ready(v) if *v == 3));
     }
 
     #[tokio::test]
@@ -405,12 +323,12 @@ mod tests {
                     Duration::from_secs(5),
                     move |tx| async move {
                         r.fetch_add(1, Ordering::SeqCst);
-                        let _ = tx.send(Progress::Done(Arc::new(1)));
+                        let _ = tx.send(Ok(ExportState::Ready(Arc::new(1))));
                     },
                 )
                 .await
                 .unwrap();
-            assert!(matches!(got, Availability::Ready(_)));
+            assert!(matches!(got, ExportState::Ready(_)));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1, "fresh within the TTL");
         assert!(cache.peek("org_1:t").is_some());
@@ -424,7 +342,7 @@ mod tests {
                 Duration::from_secs(5),
                 move |tx| async move {
                     r.fetch_add(1, Ordering::SeqCst);
-                    let _ = tx.send(Progress::Done(Arc::new(2)));
+                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(2))));
                 },
             )
             .await
@@ -446,7 +364,7 @@ mod tests {
                     format!("org_1:{i}"),
                     Duration::from_secs(5),
                     move |tx| async move {
-                        let _ = tx.send(Progress::Done(Arc::new(i)));
+                        let _ = tx.send(Ok(ExportState::Ready(Arc::new(i))));
                     },
                 )
                 .await
@@ -460,7 +378,7 @@ mod tests {
                 "org_1:3".into(),
                 Duration::from_secs(5),
                 |tx| async move {
-                    let _ = tx.send(Progress::Done(Arc::new(3)));
+                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(3))));
                 },
             )
             .await
@@ -499,7 +417,7 @@ mod tests {
         let other = OrgId::parse("org_2").unwrap();
         let elsewhere = cache
             .get(&other, "org_2:p".into(), Duration::ZERO, |tx| async move {
-                let _ = tx.send(Progress::Done(Arc::new(9)));
+                let _ = tx.send(Ok(ExportState::Ready(Arc::new(9))));
             })
             .await;
         assert!(elsewhere.is_ok(), "another organisation is not held back");

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::queue::{self, Waiting};
-use crate::clari::client::{ClariTarget, validate_forecast_id};
+use crate::clari::client::ClariTarget;
 use crate::clari::types::*;
-use crate::clari::{ClariClient, ClariError, ExportOutcome, WaitPolicy};
+use crate::clari::{ClariClient, ClariError, ExportState, ForecastId, JobId, WaitPolicy};
 use crate::clock::rfc3339;
-use crate::exports::{ActivityWindow, Availability, ExportCache, Forecast, Progress};
+use crate::exports::{ActivityWindow, ExportCache, Forecast, Progress};
 use crate::state::AppState;
 use crate::store::OrgId;
 
@@ -62,14 +62,14 @@ pub trait ExportKind: Send + Sync + 'static {
         &self,
         client: &ClariClient,
         target: &ClariTarget,
-    ) -> impl Future<Output = Result<String, ClariError>> + Send;
+    ) -> impl Future<Output = Result<JobId, ClariError>> + Send;
     fn resume(
         &self,
         client: &ClariClient,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
         wait: WaitPolicy,
-    ) -> impl Future<Output = Result<ExportOutcome<Self::Output>, ClariError>> + Send;
+    ) -> impl Future<Output = Result<ExportState<Self::Output>, ClariError>> + Send;
 }
 
 /// The export `kind` for the organisation: from the cache, or joined, or queued and started in
@@ -79,16 +79,13 @@ pub async fn shared_export<K: ExportKind>(
     org: &OrgId,
     kind: K,
     wait: Duration,
-) -> Result<Availability<K::Output>, ClariError> {
+) -> Progress<K::Output> {
     let key = kind.request_key(org);
     let (task_state, task_org, request) = (state.clone(), org.clone(), key.clone());
     K::cache(state)
         .get(org, key, wait, move |tx| async move {
             let outcome = run_export(&task_state, &task_org, &request, &kind, &tx).await;
-            let _ = tx.send(match outcome {
-                Ok(v) => Progress::Done(Arc::new(v)),
-                Err(e) => Progress::Failed(e),
-            });
+            let _ = tx.send(outcome.map(|v| ExportState::Ready(Arc::new(v))));
         })
         .await
 }
@@ -103,24 +100,24 @@ async fn run_export<K: ExportKind>(
     let target = target(state, org).await?;
     let client = &state.clari;
     let report = |w: Waiting| {
-        let _ = tx.send(match w {
+        let _ = tx.send(Ok(match w {
             Waiting::Queued {
                 position,
                 waiting_for,
-            } => Progress::Queued {
+            } => ExportState::Queued {
                 position,
                 waiting_for,
             },
-            Waiting::Starting => Progress::Running { job_id: None },
-        });
+            Waiting::Starting => ExportState::Running { job_id: None },
+        }));
     };
     let started = queue::start_or_follow(state, org, &target, request, report, || {
         kind.create(client, &target)
     })
     .await?;
-    let _ = tx.send(Progress::Running {
+    let _ = tx.send(Ok(ExportState::Running {
         job_id: Some(started.job_id.clone()),
-    });
+    }));
     let policy = WaitPolicy {
         poll_interval: state.config.export_poll_interval,
         deadline: BACKGROUND_DEADLINE,
@@ -132,13 +129,13 @@ async fn run_export<K: ExportKind>(
         () = org_disabled(state, org) => Err(ClariError::MissingApiKey),
     };
     drop(target);
-    let ok = matches!(outcome, Ok(ExportOutcome::Ready(_)));
+    let ok = matches!(outcome, Ok(ExportState::Ready(_)));
     queue::finish(state, org, request, &started, ok).await;
     match outcome? {
-        ExportOutcome::Ready(v) => Ok(v),
-        ExportOutcome::Pending { job_id, status } => Err(ClariError::StillRunning {
-            job_id,
-            status: status.to_string(),
+        ExportState::Ready(v) => Ok(v),
+        ExportState::Running { .. } | ExportState::Queued { .. } => Err(ClariError::StillRunning {
+            job_id: started.job_id.to_string(),
+            status: "running".to_owned(),
         }),
     }
 }
@@ -164,17 +161,16 @@ async fn org_disabled(state: &AppState, org: &OrgId) {
 
 /// One forecast tab for one quarter (`None`: the current one), with every type the tools read.
 pub struct ForecastExport {
-    pub forecast_id: String,
+    pub forecast_id: ForecastId,
     pub time_period: Option<TimePeriod>,
 }
 
 impl ForecastExport {
-    pub fn new(forecast_id: &str, time_period: Option<TimePeriod>) -> Result<Self, ClariError> {
-        validate_forecast_id(forecast_id)?;
-        Ok(Self {
-            forecast_id: forecast_id.to_owned(),
+    pub fn new(forecast_id: ForecastId, time_period: Option<TimePeriod>) -> Self {
+        Self {
+            forecast_id,
             time_period,
-        })
+        }
     }
 
     fn request(&self) -> ForecastExportRequest {
@@ -211,7 +207,7 @@ impl ExportKind for ForecastExport {
         &self,
         client: &ClariClient,
         target: &ClariTarget,
-    ) -> Result<String, ClariError> {
+    ) -> Result<JobId, ClariError> {
         client
             .create_forecast_export(target, &self.forecast_id, &self.request())
             .await
@@ -221,20 +217,13 @@ impl ExportKind for ForecastExport {
         &self,
         client: &ClariClient,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<Forecast>, ClariError> {
-        Ok(
-            match client
-                .resume_forecast_export(target, job_id, self.time_period.as_ref(), wait)
-                .await?
-            {
-                ExportOutcome::Ready(r) => ExportOutcome::Ready(Forecast::new(r)),
-                ExportOutcome::Pending { job_id, status } => {
-                    ExportOutcome::Pending { job_id, status }
-                }
-            },
-        )
+    ) -> Result<ExportState<Forecast>, ClariError> {
+        Ok(client
+            .resume_forecast_export(target, job_id, self.time_period.as_ref(), wait)
+            .await?
+            .map(Forecast::new))
     }
 }
 
@@ -244,8 +233,8 @@ pub async fn forecast(
     forecast_id: &str,
     time_period: Option<TimePeriod>,
     wait: Duration,
-) -> Result<Availability<Forecast>, ClariError> {
-    let kind = ForecastExport::new(forecast_id, time_period)?;
+) -> Progress<Forecast> {
+    let kind = ForecastExport::new(ForecastId::parse(forecast_id)?, time_period);
     shared_export(state, org, kind, wait).await
 }
 
@@ -302,7 +291,7 @@ impl ExportKind for ActivityExport {
         &self,
         client: &ClariClient,
         target: &ClariTarget,
-    ) -> Result<String, ClariError> {
+    ) -> Result<JobId, ClariError> {
         client.create_activity_export(target, &self.request()).await
     }
 
@@ -310,9 +299,9 @@ impl ExportKind for ActivityExport {
         &self,
         client: &ClariClient,
         target: &ClariTarget,
-        job_id: &str,
+        job_id: &JobId,
         wait: WaitPolicy,
-    ) -> Result<ExportOutcome<ActivityResults>, ClariError> {
+    ) -> Result<ExportState<ActivityResults>, ClariError> {
         client.resume_activity_export(target, job_id, wait).await
     }
 }
@@ -325,7 +314,7 @@ pub async fn activities(
     since: i64,
     until: i64,
     wait: Duration,
-) -> Result<Availability<ActivityWindow>, ClariError> {
+) -> Progress<ActivityWindow> {
     let kind = ActivityExport::covering(since, until, state.now());
     let got = shared_export(state, org, kind, wait).await?;
     let from_ms = (since - since.rem_euclid(86_400)) * 1000;

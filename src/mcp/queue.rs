@@ -11,8 +11,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::clari::ClariError;
 use crate::clari::client::ClariTarget;
+use crate::clari::{ClariError, JobId};
 use crate::crypto::sha256_hex;
 use crate::state::AppState;
 use crate::store::{ExportClaim, ExportStaleness, ExportStatus, OrgId, Promotion};
@@ -31,7 +31,7 @@ const DEFAULT_CONCURRENT_LIMIT: u32 = 3;
 pub enum Waiting {
     Queued {
         position: u32,
-        waiting_for: Option<String>,
+        waiting_for: Option<JobId>,
     },
     Starting,
 }
@@ -40,7 +40,7 @@ pub enum Waiting {
 /// outcome).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Started {
-    pub job_id: String,
+    pub job_id: JobId,
     pub owner: bool,
 }
 
@@ -93,7 +93,7 @@ pub async fn start_or_follow<C, Fut>(
 ) -> Result<Started, ClariError>
 where
     C: Fn() -> Fut,
-    Fut: Future<Output = Result<String, ClariError>>,
+    Fut: Future<Output = Result<JobId, ClariError>>,
 {
     let key = sha256_hex(request);
     let store = &state.store;
@@ -131,12 +131,16 @@ where
                     clari_job_id: Some(job_id),
                     status: ExportStatus::Running | ExportStatus::Done,
                     ..
-                }) => {
-                    return Ok(Started {
-                        job_id,
-                        owner: false,
-                    });
-                }
+                }) => match JobId::parse(&job_id) {
+                    Ok(job_id) => {
+                        return Ok(Started {
+                            job_id,
+                            owner: false,
+                        });
+                    }
+                    // Not an id this program would have recorded: wait for the row to go stale.
+                    Err(_) => say(Waiting::Starting, &mut last),
+                },
                 Ok(ExportClaim::Taken {
                     status: ExportStatus::Queued,
                     position,
@@ -164,10 +168,10 @@ where
                     match create().await {
                         Ok(job_id) => {
                             if let Err(e) = store
-                                .record_export_job(org, &key, &job_id, state.now())
+                                .record_export_job(org, &key, job_id.as_str(), state.now())
                                 .await
                             {
-                                tracing::warn!(error = %e, org_id = %org, job_id, "recording the export job failed; other replicas may start their own");
+                                tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
                             }
                             return Ok(Started {
                                 job_id,
@@ -183,7 +187,11 @@ where
                             let waiting_for = match &e {
                                 ClariError::QuotaReached {
                                     limits: Some(l), ..
-                                } => l.jobs.running_job_ids.first().cloned(),
+                                } => l
+                                    .jobs
+                                    .running_job_ids
+                                    .first()
+                                    .and_then(|j| JobId::parse(j).ok()),
                                 _ => None,
                             };
                             say(
@@ -208,7 +216,7 @@ where
                 }) => say(
                     Waiting::Queued {
                         position,
-                        waiting_for: running_job_id,
+                        waiting_for: running_job_id.and_then(|j| JobId::parse(&j).ok()),
                     },
                     &mut last,
                 ),
@@ -229,7 +237,7 @@ async fn uncoordinated<C, Fut>(
 ) -> Result<Started, ClariError>
 where
     C: Fn() -> Fut,
-    Fut: Future<Output = Result<String, ClariError>>,
+    Fut: Future<Output = Result<JobId, ClariError>>,
 {
     tracing::warn!(error = %e, org_id = %org, "export queue unavailable; starting the export uncoordinated");
     Ok(Started {

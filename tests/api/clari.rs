@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use clari_mcp::clari::client::{ClariClient, ClariTarget, ClientOptions, RetryPolicy};
 use clari_mcp::clari::sandbox::{self, Failure, Knobs, SandboxConfig, SandboxHandle};
 use clari_mcp::clari::types::*;
-use clari_mcp::clari::{ClariError, ExportOutcome, WaitPolicy};
+use clari_mcp::clari::{ClariError, ExportState, ForecastId, JobId, OpportunityId, WaitPolicy};
 use secrecy::SecretString;
 
 async fn sandbox_with(knobs: Knobs) -> SandboxHandle {
@@ -67,6 +67,16 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+fn fid(id: &str) -> ForecastId {
+    ForecastId::parse(id).unwrap()
+}
+
+fn opp_ids(ids: &[String]) -> Vec<OpportunityId> {
+    ids.iter()
+        .map(|id| OpportunityId::parse(id).unwrap())
+        .collect()
+}
+
 fn period(p: &str) -> TimePeriod {
     TimePeriod::parse(p).unwrap()
 }
@@ -95,7 +105,7 @@ async fn forecast_export_runs_create_poll_download_and_numbers_add_up() {
         ..Default::default()
     };
     let results = c
-        .export_forecast(&t, "forecast", &req, quick_wait())
+        .export_forecast(&t, &fid("forecast"), &req, quick_wait())
         .await
         .unwrap()
         .ready()
@@ -172,7 +182,7 @@ async fn historical_export_has_every_elapsed_week_and_csv_is_available() {
         ..Default::default()
     };
     let r = c
-        .export_forecast(&t, "forecast", &req, quick_wait())
+        .export_forecast(&t, &fid("forecast"), &req, quick_wait())
         .await
         .unwrap()
         .ready()
@@ -194,7 +204,7 @@ async fn historical_export_has_every_elapsed_week_and_csv_is_available() {
         ..Default::default()
     };
     let job = c
-        .create_forecast_export(&t, "forecast", &csv_req)
+        .create_forecast_export(&t, &fid("forecast"), &csv_req)
         .await
         .unwrap();
     c.wait_for_job(&t, &job, quick_wait()).await.unwrap();
@@ -213,7 +223,7 @@ async fn unknown_time_period_is_reported_not_passed_on() {
         ..Default::default()
     };
     let err = c
-        .export_forecast(&target(&sb, 0), "forecast", &req, quick_wait())
+        .export_forecast(&target(&sb, 0), &fid("forecast"), &req, quick_wait())
         .await
         .unwrap_err();
     let current = sb.dataset().orgs[0].periods.last().unwrap().id.clone();
@@ -241,18 +251,17 @@ async fn bad_input_is_refused_before_any_upstream_call() {
         ..Default::default()
     };
     let cases: Vec<ClariError> = vec![
-        c.create_forecast_export(&t, "forecast", &bad_currency)
+        c.create_forecast_export(&t, &fid("forecast"), &bad_currency)
             .await
             .unwrap_err(),
-        c.create_forecast_export(&t, "../admin", &ForecastExportRequest::default())
-            .await
-            .unwrap_err(),
-        c.opportunities(&t, &vec!["0065e00000AAAAAAAA".to_owned(); 10_001])
-            .await
-            .unwrap_err(),
-        c.opportunities(&t, &["not-an-id".to_owned()])
-            .await
-            .unwrap_err(),
+        ForecastId::parse("../admin").unwrap_err(),
+        c.opportunities(
+            &t,
+            &vec![OpportunityId::parse("0065e00000AAAAAAAA").unwrap(); 10_001],
+        )
+        .await
+        .unwrap_err(),
+        OpportunityId::parse("not-an-id").unwrap_err(),
         c.opportunities(&t, &[]).await.unwrap_err(),
         c.audit_events(
             &t,
@@ -285,7 +294,7 @@ async fn bad_input_is_refused_before_any_upstream_call() {
         )
         .await
         .unwrap_err(),
-        c.job(&t, "a/../b").await.unwrap_err(),
+        JobId::parse("a/../b").unwrap_err(),
         c.create_activity_export(
             &t,
             &ActivityExportRequest {
@@ -314,7 +323,7 @@ async fn forecast_errors_name_what_happened() {
     let c = client();
     let none = ForecastExportRequest::default();
     let e = c
-        .create_forecast_export(&target(&sb, 0), "deal_owner", &none)
+        .create_forecast_export(&target(&sb, 0), &fid("deal_owner"), &none)
         .await
         .unwrap_err();
     assert_eq!(
@@ -330,12 +339,12 @@ async fn forecast_errors_name_what_happened() {
         ..Default::default()
     };
     let e = c
-        .create_forecast_export(&target(&sb, 0), "forecast", &crm)
+        .create_forecast_export(&target(&sb, 0), &fid("forecast"), &crm)
         .await
         .unwrap_err();
     assert!(matches!(e, ClariError::TypeNotSupported { .. }), "{e:?}");
     sb.set_knobs(|k| k.crm_types_supported = true);
-    c.create_forecast_export(&target(&sb, 0), "forecast", &crm)
+    c.create_forecast_export(&target(&sb, 0), &fid("forecast"), &crm)
         .await
         .unwrap();
 
@@ -345,7 +354,7 @@ async fn forecast_errors_name_what_happened() {
     let e = c
         .create_forecast_export(
             &manager_target(&sb, 0),
-            "forecast",
+            &fid("forecast"),
             &ForecastExportRequest {
                 scope_id: Some(root_scope),
                 ..Default::default()
@@ -358,7 +367,12 @@ async fn forecast_errors_name_what_happened() {
         "{e:?}"
     );
     let mine = c
-        .export_forecast(&manager_target(&sb, 0), "forecast", &none, quick_wait())
+        .export_forecast(
+            &manager_target(&sb, 0),
+            &fid("forecast"),
+            &none,
+            quick_wait(),
+        )
         .await
         .unwrap()
         .ready()
@@ -397,11 +411,11 @@ async fn concurrency_and_monthly_quota_really_limit() {
     let t = target(&sb, 0);
     let none = ForecastExportRequest::default();
     let first = c
-        .create_forecast_export(&t, "forecast", &none)
+        .create_forecast_export(&t, &fid("forecast"), &none)
         .await
         .unwrap();
     let e = c
-        .create_forecast_export(&t, "forecast", &none)
+        .create_forecast_export(&t, &fid("forecast"), &none)
         .await
         .unwrap_err();
     match &e {
@@ -412,13 +426,13 @@ async fn concurrency_and_monthly_quota_really_limit() {
                 (l.jobs.concurrent_limit, l.jobs.available_concurrent_limit),
                 (1, 0)
             );
-            assert_eq!(l.jobs.running_job_ids, vec![first.clone()]);
+            assert_eq!(l.jobs.running_job_ids, vec![first.to_string()]);
         }
         other => panic!("{other:?}"),
     }
     assert!(e.to_string().contains("0 of 1 concurrent"), "{e}");
     // Another organisation has its own limits.
-    c.create_forecast_export(&target(&sb, 1), "forecast", &none)
+    c.create_forecast_export(&target(&sb, 1), &fid("forecast"), &none)
         .await
         .unwrap();
     // Cancelling frees the slot and gives the quota back.
@@ -426,12 +440,12 @@ async fn concurrency_and_monthly_quota_really_limit() {
     assert!(cancelled.successful);
     sb.set_knobs(|k| k.job_latency_ms = 0);
     for _ in 0..3 {
-        c.create_forecast_export(&t, "forecast", &none)
+        c.create_forecast_export(&t, &fid("forecast"), &none)
             .await
             .unwrap();
     }
     let e = c
-        .create_forecast_export(&t, "forecast", &none)
+        .create_forecast_export(&t, &fid("forecast"), &none)
         .await
         .unwrap_err();
     let ClariError::QuotaReached {
@@ -454,7 +468,7 @@ async fn concurrency_and_monthly_quota_really_limit() {
         k.monthly_quota = 100;
     });
     assert!(matches!(
-        c.create_forecast_export(&t, "forecast", &none).await,
+        c.create_forecast_export(&t, &fid("forecast"), &none).await,
         Err(ClariError::QuotaReached { .. })
     ));
 }
@@ -470,7 +484,7 @@ async fn cancel_follows_the_lifecycle_rules() {
     let t = target(&sb, 0);
     let none = ForecastExportRequest::default();
     let scheduled = c
-        .create_forecast_export(&t, "forecast", &none)
+        .create_forecast_export(&t, &fid("forecast"), &none)
         .await
         .unwrap();
     assert_eq!(
@@ -478,13 +492,13 @@ async fn cancel_follows_the_lifecycle_rules() {
         JobStatus::Cancelled
     );
     let running = c
-        .create_forecast_export(&t, "forecast", &none)
+        .create_forecast_export(&t, &fid("forecast"), &none)
         .await
         .unwrap();
     assert_eq!(
         c.results_raw(&t, &running).await.unwrap_err(),
         ClariError::JobNotFinished {
-            job_id: running.clone()
+            job_id: running.to_string()
         }
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -499,7 +513,7 @@ async fn cancel_follows_the_lifecycle_rules() {
     assert_eq!(
         c.cancel_job(&t, &running).await.unwrap_err(),
         ClariError::JobAlreadyFinished {
-            job_id: running.clone()
+            job_id: running.to_string()
         }
     );
     let e = c
@@ -509,12 +523,14 @@ async fn cancel_follows_the_lifecycle_rules() {
     assert_eq!(
         e,
         ClariError::JobEnded {
-            job_id: running,
+            job_id: running.to_string(),
             status: "ABORTED".into()
         }
     );
     assert_eq!(
-        c.job(&t, "ffffffffffffffffffffffff").await.unwrap_err(),
+        c.job(&t, &JobId::parse("ffffffffffffffffffffffff").unwrap())
+            .await
+            .unwrap_err(),
         ClariError::JobNotFound {
             job_id: "ffffffffffffffffffffffff".into()
         }
@@ -537,7 +553,7 @@ async fn cancel_follows_the_lifecycle_rules() {
         k.job_latency_ms = 50;
     });
     let e = c
-        .export_forecast(&t, "forecast", &none, quick_wait())
+        .export_forecast(&t, &fid("forecast"), &none, quick_wait())
         .await
         .unwrap_err();
     assert!(matches!(e, ClariError::JobEnded { status, .. } if status == "FAILED"));
@@ -557,25 +573,26 @@ async fn a_wait_that_times_out_returns_the_job_and_resume_finishes_it() {
         deadline: Duration::from_millis(150),
     };
     let req = ForecastExportRequest::default();
-    let ExportOutcome::Pending { job_id, status } = c
-        .export_forecast(&t, "forecast", &req, short)
+    let ExportState::Running {
+        job_id: Some(job_id),
+    } = c
+        .export_forecast(&t, &fid("forecast"), &req, short)
         .await
         .unwrap()
     else {
         panic!("the job cannot be done yet");
     };
-    assert!(!status.is_terminal());
     // An abandoned wait (the caller went away) cancels nothing either.
     let _ = tokio::time::timeout(
         Duration::from_millis(100),
-        c.export_forecast(&t, "forecast", &req, quick_wait()),
+        c.export_forecast(&t, &fid("forecast"), &req, quick_wait()),
     )
     .await;
     let resumed = c
         .resume_forecast_export(&t, &job_id, None, quick_wait())
         .await
         .unwrap();
-    assert!(matches!(resumed, ExportOutcome::Ready(_)));
+    assert!(matches!(resumed, ExportState::Ready(_)));
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let jobs = c.list_jobs(&t).await.unwrap();
     assert_eq!(jobs.len(), 2);
@@ -603,7 +620,7 @@ async fn rate_limits_honour_retry_after() {
     sb.fail_next(Failure::RateLimited, 1);
     c.create_forecast_export(
         &target(&sb, 0),
-        "forecast",
+        &fid("forecast"),
         &ForecastExportRequest::default(),
     )
     .await
@@ -635,7 +652,7 @@ async fn server_errors_retry_reads_with_backoff_but_never_duplicate_a_job() {
 
     sb.fail_next(Failure::ServerError, 1);
     let e = c
-        .create_forecast_export(&t, "forecast", &ForecastExportRequest::default())
+        .create_forecast_export(&t, &fid("forecast"), &ForecastExportRequest::default())
         .await
         .unwrap_err();
     assert_eq!(e, ClariError::Unavailable { status: 500 });
@@ -660,7 +677,7 @@ async fn server_errors_retry_reads_with_backoff_but_never_duplicate_a_job() {
 
     // 4xx other than 429 are answers, not accidents: no retry.
     let before = sb.request_count();
-    c.create_forecast_export(&t, "deal_owner", &ForecastExportRequest::default())
+    c.create_forecast_export(&t, &fid("deal_owner"), &ForecastExportRequest::default())
         .await
         .unwrap_err();
     assert_eq!(sb.request_count() - before, 1);
@@ -820,7 +837,10 @@ async fn opportunities_batch_by_100_and_keep_input_order() {
         .collect();
     ids.push(ids[3].clone()); // asked twice, fetched once
     ids[10] = ids[10][..15].to_owned(); // the 15-character form works too
-    let got = c.opportunities(&target(&sb, 0), &ids).await.unwrap();
+    let got = c
+        .opportunities(&target(&sb, 0), &opp_ids(&ids))
+        .await
+        .unwrap();
     assert_eq!(got.len(), 250);
     assert_eq!(sb.request_count(), 3, "250 ids in three batches");
     for (o, id) in got.iter().zip(ids.iter()) {
@@ -841,7 +861,10 @@ async fn opportunities_batch_by_100_and_keep_input_order() {
         .count();
     assert!(with_history > 100, "{with_history}");
     // Another organisation's ids are not visible.
-    let other = c.opportunities(&target(&sb, 1), &ids[..5]).await.unwrap();
+    let other = c
+        .opportunities(&target(&sb, 1), &opp_ids(&ids[..5]))
+        .await
+        .unwrap();
     assert!(other.is_empty());
 }
 
@@ -893,13 +916,13 @@ async fn bare_job_envelope_is_read_too() {
     let r = c
         .export_forecast(
             &target(&sb, 0),
-            "renewals",
+            &fid("renewals"),
             &ForecastExportRequest::default(),
             quick_wait(),
         )
         .await
         .unwrap();
-    assert!(matches!(r, ExportOutcome::Ready(_)));
+    assert!(matches!(r, ExportState::Ready(_)));
 }
 
 #[tokio::test]

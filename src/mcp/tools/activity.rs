@@ -140,7 +140,7 @@ impl Tool for ListOpportunities {
         let (since, until) = window(a.since.as_deref(), a.until.as_deref(), state.now(), 30)?;
         let limit = limit(a.limit)?;
         let got = data::activities(state, &ctx.org_id, since, until, wait(a.wait_seconds)).await?;
-        Export::from_availability(got, |acts| {
+        Export::from_state(got, |acts| {
             let rows = opportunities(acts);
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
             let (items, next) = page(&rows, offset, limit);
@@ -269,7 +269,7 @@ impl Tool for ListAccounts {
         let (since, until) = window(a.since.as_deref(), a.until.as_deref(), state.now(), 30)?;
         let limit = limit(a.limit)?;
         let got = data::activities(state, &ctx.org_id, since, until, wait(a.wait_seconds)).await?;
-        Export::from_availability(got, |acts| {
+        Export::from_state(got, |acts| {
             let rows = accounts(acts);
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
             let (items, next) = page(&rows, offset, limit);

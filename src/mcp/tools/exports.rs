@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{Summary, plural};
 use super::{Tool, ToolError, limit};
+use crate::clari::JobId;
 use crate::clari::types::{Job, JobStatus};
 use crate::clock::rfc3339;
 use crate::mcp::data;
@@ -39,7 +40,7 @@ pub struct JobRow {
 impl From<&Job> for JobRow {
     fn from(j: &Job) -> Self {
         Self {
-            job_id: j.job_id.clone(),
+            job_id: j.job_id.to_string(),
             status: j.status.as_str().to_owned(),
             title: j.title.clone(),
             module: j.module.clone(),
@@ -150,7 +151,10 @@ impl Tool for GetExportJob {
 
     async fn run(state: &AppState, ctx: &AuthContext, a: JobArgs) -> Result<JobOut, ToolError> {
         let target = data::target(state, &ctx.org_id).await?;
-        let job = state.clari.job(&target, a.job_id.trim()).await?;
+        let job = state
+            .clari
+            .job(&target, &JobId::parse(a.job_id.trim())?)
+            .await?;
         Ok(JobOut {
             job: JobRow::from(&job),
         })

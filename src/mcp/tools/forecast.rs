@@ -212,7 +212,7 @@ impl Tool for GetForecast {
             wait(a.wait_seconds),
         )
         .await?;
-        Export::from_availability(got, |f: &Forecast| {
+        Export::from_state(got, |f: &Forecast| {
             let top = match &a.manager {
                 Some(m) => Some(f.find_user(m).ok_or_else(|| {
                     ToolError::arg(
@@ -407,7 +407,7 @@ impl Tool for ListForecastSubmissions {
             wait(a.wait_seconds),
         )
         .await?;
-        Export::from_availability(got, |f: &Forecast| {
+        Export::from_state(got, |f: &Forecast| {
             let who = match &a.user {
                 Some(u) => Some(
                     f.find_user(u)
@@ -514,7 +514,7 @@ impl Tool for ListTimePeriods {
             wait(a.wait_seconds),
         )
         .await?;
-        Export::from_availability(got, |f: &Forecast| {
+        Export::from_state(got, |f: &Forecast| {
             let mut weeks: Vec<WeekRow> = f
                 .results
                 .time_frames
@@ -617,7 +617,7 @@ impl Tool for ListUsers {
         let limit = limit(a.limit)?;
         let got =
             data::forecast(state, &ctx.org_id, &forecast_id, None, wait(a.wait_seconds)).await?;
-        Export::from_availability(got, |f: &Forecast| {
+        Export::from_state(got, |f: &Forecast| {
             let users: Vec<&ForecastUser> = match &a.manager {
                 Some(m) => {
                     let top = f.find_user(m).ok_or_else(|| {

@@ -11,9 +11,10 @@ use serde_json::Value;
 use super::forecast::{SubmissionRow, submissions};
 use super::render::{Export, Summary, exact, plural};
 use super::{Tool, ToolError, limit, wait, window};
+use crate::clari::ExportState;
+use crate::clari::OpportunityId;
 use crate::clari::types::{Opportunity, OpportunityField};
 use crate::clock::rfc3339;
-use crate::exports::Availability;
 use crate::mcp::data::{self, ACTIVITY_DAYS};
 use crate::principal::AuthContext;
 use crate::scope::Scope;
@@ -122,11 +123,13 @@ impl Tool for GetDealRisk {
         a: DealRiskArgs,
     ) -> Result<DealRiskOut, ToolError> {
         let limit = limit(a.limit)?;
+        let ids = a
+            .opportunity_ids
+            .iter()
+            .map(|id| OpportunityId::parse(id.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
         let target = data::target(state, &ctx.org_id).await?;
-        let opps = state
-            .clari
-            .opportunities(&target, &a.opportunity_ids)
-            .await?;
+        let opps = state.clari.opportunities(&target, &ids).await?;
         drop(target);
         let found: HashSet<&str> = opps.iter().map(|o| o.id.as_str()).collect();
         let not_found: Vec<String> = a
@@ -240,10 +243,11 @@ impl Tool for GetOpportunity {
         ctx: &AuthContext,
         a: OpportunityArgs,
     ) -> Result<OpportunityOut, ToolError> {
+        let id = OpportunityId::parse(a.opportunity_id.trim())?;
         let target = data::target(state, &ctx.org_id).await?;
         let opps = state
             .clari
-            .opportunities(&target, std::slice::from_ref(&a.opportunity_id))
+            .opportunities(&target, std::slice::from_ref(&id))
             .await?;
         drop(target);
         let Some(o) = opps.into_iter().next() else {
@@ -421,15 +425,18 @@ impl Tool for GetPipelineChanges {
         if let Some(not_ready) = Export::not_ready(&got) {
             return Ok(not_ready);
         }
-        let Availability::Ready(acts) = got else {
+        let ExportState::Ready(acts) = got else {
             unreachable!("not_ready answers every other state")
         };
-        let mut ids: Vec<String> = Vec::new();
+        // Ids as Clari's activity export gives them; one that is not a Salesforce id is skipped.
+        let mut ids: Vec<OpportunityId> = Vec::new();
         let mut seen = HashSet::new();
         for act in acts.iter() {
             for o in &act.opportunities {
-                if seen.insert(o.opportunity_id.as_str()) {
-                    ids.push(o.opportunity_id.clone());
+                if seen.insert(o.opportunity_id.as_str())
+                    && let Ok(id) = OpportunityId::parse(&o.opportunity_id)
+                {
+                    ids.push(id);
                 }
             }
         }
@@ -480,15 +487,15 @@ impl Tool for GetPipelineChanges {
         )
         .await
         {
-            Ok(Availability::Ready(f)) => (
+            Ok(ExportState::Ready(f)) => (
                 submissions(&f, since * 1000, until * 1000, None, None)
                     .into_iter()
                     .take(limit)
                     .collect(),
                 ForecastChangesStatus::Ready,
             ),
-            Ok(Availability::Queued { .. }) => (Vec::new(), ForecastChangesStatus::Queued),
-            Ok(Availability::Running { .. }) => (Vec::new(), ForecastChangesStatus::Running),
+            Ok(ExportState::Queued { .. }) => (Vec::new(), ForecastChangesStatus::Queued),
+            Ok(ExportState::Running { .. }) => (Vec::new(), ForecastChangesStatus::Running),
             Err(e) => {
                 tracing::info!(error = %e, "forecast changes unavailable for get_pipeline_changes");
                 (Vec::new(), ForecastChangesStatus::Unavailable)

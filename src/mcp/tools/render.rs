@@ -4,6 +4,7 @@
 //! Numbers stay exact: whole amounts serialize as integers, fractions as at most cents.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::schemars::{self, JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -11,7 +12,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::ToolError;
-use crate::exports::Availability;
+use crate::clari::ExportState;
 
 /// The first line of an answer's text: what this is, how many, what to call next.
 pub trait Summary {
@@ -155,30 +156,30 @@ pub enum Export<T> {
 
 impl<T> Export<T> {
     /// `Ready(f(value))` when the export is ready, else the state it is in.
-    pub fn from_availability<U>(
-        got: Availability<U>,
+    pub fn from_state<U>(
+        got: ExportState<Arc<U>>,
         f: impl FnOnce(&U) -> Result<T, ToolError>,
     ) -> Result<Self, ToolError> {
         match got {
-            Availability::Ready(v) => Ok(Self::Ready(f(&v)?)),
+            ExportState::Ready(v) => Ok(Self::Ready(f(&v)?)),
             other => Ok(Self::not_ready(&other).expect("not ready")),
         }
     }
 
     /// The answer for an export that is not ready yet; `None` when it is.
-    pub fn not_ready<U>(got: &Availability<U>) -> Option<Self> {
+    pub fn not_ready<U>(got: &ExportState<U>) -> Option<Self> {
         match got {
-            Availability::Ready(_) => None,
-            Availability::Running { job_id } => Some(Self::Running {
-                job_id: job_id.clone(),
+            ExportState::Ready(_) => None,
+            ExportState::Running { job_id } => Some(Self::Running {
+                job_id: job_id.as_ref().map(ToString::to_string),
                 retry_after_seconds: 10,
             }),
-            Availability::Queued {
+            ExportState::Queued {
                 position,
                 waiting_for,
             } => Some(Self::Queued {
                 position: *position,
-                waiting_for_job_id: waiting_for.clone(),
+                waiting_for_job_id: waiting_for.as_ref().map(ToString::to_string),
                 retry_after_seconds: (10 + 10 * position).min(60),
             }),
         }

@@ -1,0 +1,586 @@
+//! How clari-mcp talks to Clari, whatever the endpoint: one pooled reqwest client (TCP_NODELAY,
+//! gzip, connect and request timeouts, no redirects), the organisation's key on every request, and
+//! the mapping of Clari's error envelopes to [`ClariError`]. It holds no tenant state: every call
+//! receives the organisation's base URL and API key in a [`ClariTarget`], dropped after the call.
+//!
+//! Retries: 429 honours `Retry-After`; 5xx and transport errors back off exponentially with jitter,
+//! bounded in count and total time; other 4xx never retry. A request that creates an export job is
+//! retried only when Clari certainly did not create one (429, or the connection never opened).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::{ClariError, clean, parse_envelope};
+
+/// Where and as whom to call Clari: one organisation's base URL and API key.
+pub struct ClariTarget {
+    base_url: String,
+    api_key: SecretString,
+}
+
+impl std::fmt::Debug for ClariTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClariTarget")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClariTarget {
+    pub fn new(base_url: &str, api_key: SecretString) -> Result<Self, ClariError> {
+        let key = api_key.expose_secret();
+        if key.is_empty() || key.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err(ClariError::InvalidArgument {
+                argument: "api key",
+                reason: "the stored Clari API key is empty or malformed".into(),
+            });
+        }
+        let base = check_base_url(base_url).map_err(|reason| ClariError::InvalidArgument {
+            argument: "base url",
+            reason,
+        })?;
+        Ok(Self {
+            base_url: base,
+            api_key,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub(super) fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+    }
+
+    pub(super) fn origin(&self) -> Option<String> {
+        url::Url::parse(&self.base_url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub max_total: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            max_total: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with "equal jitter": half fixed, half random.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.max_delay);
+        let half = exp / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Opportunity batches in flight at once.
+    pub batch_concurrency: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            batch_concurrency: 4,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ClariClient {
+    http: reqwest::Client,
+    opts: Arc<ClientOptions>,
+}
+
+impl std::fmt::Debug for ClariClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClariClient")
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+/// How a request may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Reads: retry on 429, 5xx and transport errors.
+    Safe,
+    /// Creates a job or changes one: retry only when Clari certainly did nothing.
+    Unsafe,
+}
+
+/// What a failing call was about, so errors can name the forecast or job.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Ctx<'a> {
+    pub(super) forecast_id: Option<&'a str>,
+    pub(super) job_id: Option<&'a str>,
+}
+
+impl ClariClient {
+    pub fn new(opts: ClientOptions) -> Self {
+        crate::init_crypto();
+        let http = reqwest::Client::builder()
+            // Never follow a redirect: the `apikey` header would go with it to wherever it
+            // points (reqwest strips only Authorization and Cookie on a cross-host hop).
+            .redirect(reqwest::redirect::Policy::none())
+            .tcp_nodelay(true)
+            .connect_timeout(opts.connect_timeout)
+            .timeout(opts.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("clari-mcp/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        Self {
+            http,
+            opts: Arc::new(opts),
+        }
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+}
+
+impl ClariClient {
+    pub(super) async fn call_json<T: DeserializeOwned, Q, B>(
+        &self,
+        target: &ClariTarget,
+        call: Call<'_, Q, B>,
+    ) -> Result<T, ClariError>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
+        decode(&self.call(target, call).await?)
+    }
+
+    /// Sends `call` to the organisation's Clari; a quota refusal names the numbers when Clari
+    /// will tell them.
+    pub(super) async fn call<Q, B>(
+        &self,
+        target: &ClariTarget,
+        call: Call<'_, Q, B>,
+    ) -> Result<Bytes, ClariError>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
+        let url = target.url(call.path);
+        match self.send(target, &url, &call).await {
+            Err(ClariError::QuotaReached {
+                message,
+                limits: None,
+            }) => {
+                let limits = self.admin_limits(target).await.ok();
+                Err(ClariError::QuotaReached { message, limits })
+            }
+            other => other,
+        }
+    }
+
+    /// Sends `call` to `url` (its path already resolved) with the organisation's key, retrying
+    /// what its class allows.
+    pub(super) async fn send<Q, B>(
+        &self,
+        target: &ClariTarget,
+        url: &str,
+        call: &Call<'_, Q, B>,
+    ) -> Result<Bytes, ClariError>
+    where
+        Q: Serialize + ?Sized,
+        B: Serialize + ?Sized,
+    {
+        let mut key = HeaderValue::from_str(target.api_key.expose_secret()).map_err(|_| {
+            ClariError::InvalidArgument {
+                argument: "api key",
+                reason: "the stored Clari API key has characters a header cannot carry".into(),
+            }
+        })?;
+        key.set_sensitive(true);
+        let policy = &self.opts.retry;
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            let mut rb = self
+                .http
+                .request(call.method.clone(), url)
+                .header("apikey", key.clone())
+                .header(ACCEPT, "application/json");
+            if let Some(q) = call.query {
+                rb = rb.query(q);
+            }
+            if let Some(b) = call.body {
+                rb = rb.json(b);
+            }
+            let (err, outcome) = match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = parse_retry_after(resp.headers());
+                    match resp.bytes().await {
+                        Ok(bytes) if status.is_success() => return Ok(bytes),
+                        Ok(bytes) => (
+                            map_error(status, &bytes, call.ctx, retry_after),
+                            Attempt::Answered { retry_after },
+                        ),
+                        Err(e) => (transport_error(&e), Attempt::Lost),
+                    }
+                }
+                Err(e) if e.is_connect() => (transport_error(&e), Attempt::NeverSent),
+                Err(e) => (transport_error(&e), Attempt::Lost),
+            };
+            let retryable = match (&err, call.class) {
+                (ClariError::RateLimited { .. }, _) => true,
+                (ClariError::Network(_), Class::Unsafe) => outcome == Attempt::NeverSent,
+                (
+                    ClariError::Unavailable { .. } | ClariError::Timeout | ClariError::Network(_),
+                    Class::Safe,
+                ) => true,
+                _ => false,
+            };
+            let delay = match outcome {
+                Attempt::Answered {
+                    retry_after: Some(d),
+                } => d,
+                _ => policy.backoff(attempt),
+            };
+            if !retryable
+                || attempt >= policy.max_retries
+                || started.elapsed() + delay > policy.max_total
+            {
+                tracing::warn!(error = %err, attempt, url = %redact_query(url), "Clari call failed");
+                return Err(err);
+            }
+            tracing::debug!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "retrying Clari call");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// How one attempt went, for the retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Clari answered (with an error status), perhaps saying when to come back.
+    Answered { retry_after: Option<Duration> },
+    /// The connection was never made: Clari certainly did nothing.
+    NeverSent,
+    /// Sent, but the answer was lost: Clari may have acted.
+    Lost,
+}
+
+/// One request to Clari: method, path under the organisation's base URL, optional query and
+/// JSON body, whether it may be retried, and what it is about (for error messages).
+pub(super) struct Call<'a, Q: ?Sized = (), B: ?Sized = ()> {
+    method: Method,
+    path: &'a str,
+    query: Option<&'a Q>,
+    body: Option<&'a B>,
+    class: Class,
+    ctx: Ctx<'a>,
+}
+
+impl<'a> Call<'a> {
+    /// A read: retried on 429, 5xx and transport errors.
+    pub(super) fn get(path: &'a str) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            query: None,
+            body: None,
+            class: Class::Safe,
+            ctx: Ctx::default(),
+        }
+    }
+
+    /// A write (creates or changes a job): retried only when Clari certainly did nothing.
+    pub(super) fn write(method: Method, path: &'a str) -> Self {
+        Self {
+            class: Class::Unsafe,
+            method,
+            ..Self::get(path)
+        }
+    }
+}
+
+impl<'a, Q: ?Sized, B: ?Sized> Call<'a, Q, B> {
+    pub(super) fn query<Q2: ?Sized>(self, query: &'a Q2) -> Call<'a, Q2, B> {
+        Call {
+            method: self.method,
+            path: self.path,
+            query: Some(query),
+            body: self.body,
+            class: self.class,
+            ctx: self.ctx,
+        }
+    }
+
+    pub(super) fn body<B2: ?Sized>(self, body: &'a B2) -> Call<'a, Q, B2> {
+        Call {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            body: Some(body),
+            class: self.class,
+            ctx: self.ctx,
+        }
+    }
+
+    pub(super) fn about(self, ctx: Ctx<'a>) -> Self {
+        Self { ctx, ..self }
+    }
+}
+
+fn redact_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClariError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        tracing::warn!(error = %e, "unreadable Clari response");
+        ClariError::UnexpectedResponse(format!("the JSON did not match the documented shape ({e})"))
+    })
+}
+
+fn transport_error(e: &reqwest::Error) -> ClariError {
+    if e.is_timeout() {
+        ClariError::Timeout
+    } else {
+        // reqwest errors carry the URL, never headers; keep the message short.
+        let mut msg = e.to_string();
+        if let Some(u) = e.url() {
+            msg = msg.replace(u.as_str(), redact_query(u.as_str()));
+        }
+        ClariError::Network(clean(&msg))
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(3_600)));
+    }
+    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let secs = (at - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(0) as u64;
+    Some(Duration::from_secs(secs.min(3_600)))
+}
+
+fn map_error(
+    status: StatusCode,
+    body: &[u8],
+    ctx: Ctx<'_>,
+    retry_after: Option<Duration>,
+) -> ClariError {
+    let env = parse_envelope(body);
+    let code = env.code.as_deref().unwrap_or("");
+    let message = clean(&env.message);
+    let message_or_status = || {
+        if message.is_empty() {
+            format!("HTTP {}", status.as_u16())
+        } else {
+            message.clone()
+        }
+    };
+    let job_id = || ctx.job_id.unwrap_or_default().to_owned();
+    match (status.as_u16(), code) {
+        (300..=399, _) => ClariError::UnexpectedResponse(format!(
+            "Clari answered with a redirect (HTTP {}), which is not followed so that the API key never goes elsewhere",
+            status.as_u16()
+        )),
+        (_, "no_optin") => ClariError::NoOptIn {
+            message: message_or_status(),
+        },
+        (401, _) => ClariError::InvalidApiKey,
+        (_, "export_monthly_quota_reached") => ClariError::QuotaReached {
+            message: message_or_status(),
+            limits: None,
+        },
+        (_, "no_such_forecast_config") | (404, "") if ctx.forecast_id.is_some() => {
+            ClariError::UnknownForecast {
+                forecast_id: ctx.forecast_id.unwrap_or_default().to_owned(),
+            }
+        }
+        (_, "type_not_supported") => ClariError::TypeNotSupported {
+            message: message_or_status(),
+        },
+        (_, "invalid_jobId") => ClariError::JobNotFinished { job_id: job_id() },
+        (_, "export_failed_to_cancel") => ClariError::JobAlreadyFinished { job_id: job_id() },
+        (400 | 403 | 404, "SWW" | "") if ctx.job_id.is_some() => {
+            ClariError::JobNotFound { job_id: job_id() }
+        }
+        (403, _) => ClariError::InvalidApiKey,
+        (429, _) => ClariError::RateLimited { retry_after },
+        (500..=599, _) => ClariError::Unavailable {
+            status: status.as_u16(),
+        },
+        _ => ClariError::BadRequest {
+            message: message_or_status(),
+        },
+    }
+}
+
+/// A Clari base URL the API key may be sent to: https, or http only to a loopback host (the
+/// sandbox, a local proxy), with a host and no credentials. Returns it without a trailing slash.
+pub fn check_base_url(text: &str) -> Result<String, String> {
+    let base = text.trim().trim_end_matches('/');
+    let url = url::Url::parse(base).map_err(|_| format!("'{base}' is not a URL"))?;
+    let host = url.host_str().unwrap_or_default();
+    if !matches!(url.scheme(), "http" | "https") || host.is_empty() {
+        return Err(format!("'{base}' is not an http(s) URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("'{base}' must not carry credentials"));
+    }
+    if url.scheme() == "http" && !crate::net::is_loopback_host(host) {
+        return Err(format!(
+            "'{base}' uses plain http to a non-loopback host, which would send the API key in clear text; use https"
+        ));
+    }
+    Ok(base.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_total: Duration::from_secs(10),
+        };
+        for attempt in 0..10 {
+            let d = p.backoff(attempt);
+            let cap =
+                Duration::from_millis(100 * 2u64.pow(attempt.min(20))).min(Duration::from_secs(1));
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn errors_map_to_words() {
+        let f = Ctx {
+            forecast_id: Some("deal_owner"),
+            job_id: None,
+        };
+        let j = Ctx {
+            forecast_id: None,
+            job_id: Some("abc"),
+        };
+        let none = Ctx::default();
+        let m = |s: u16, body: &str, ctx| {
+            map_error(StatusCode::from_u16(s).unwrap(), body.as_bytes(), ctx, None)
+        };
+        assert_eq!(
+            m(
+                401,
+                r#"{"message":"Invalid authentication credentials"}"#,
+                none
+            ),
+            ClariError::InvalidApiKey
+        );
+        assert!(matches!(
+            m(
+                401,
+                r#"{"code":"no_optin","namespace":"fcw","message":"No optins for scope 1::MGR"}"#,
+                f
+            ),
+            ClariError::NoOptIn { .. }
+        ));
+        assert_eq!(
+            m(
+                400,
+                r#"{"code":"no_such_forecast_config","message":"x"}"#,
+                f
+            ),
+            ClariError::UnknownForecast {
+                forecast_id: "deal_owner".into()
+            }
+        );
+        assert_eq!(
+            m(404, "", f),
+            ClariError::UnknownForecast {
+                forecast_id: "deal_owner".into()
+            }
+        );
+        assert!(matches!(
+            m(
+                400,
+                r#"{"code":"export_monthly_quota_reached","message":"limit"}"#,
+                f
+            ),
+            ClariError::QuotaReached { .. }
+        ));
+        assert_eq!(
+            m(400, r#"{"code":"invalid_jobId"}"#, j),
+            ClariError::JobNotFinished {
+                job_id: "abc".into()
+            }
+        );
+        assert_eq!(
+            m(400, r#"{"code":"SWW","message":"Something went wrong"}"#, j),
+            ClariError::JobNotFound {
+                job_id: "abc".into()
+            }
+        );
+        assert_eq!(
+            m(503, "<html>", none),
+            ClariError::Unavailable { status: 503 }
+        );
+        assert!(
+            matches!(m(400, r#"[{"statusCode":400,"reaspnPhrase":"Bad Request","details":"oppId is required"}]"#, none), ClariError::BadRequest { message } if message == "oppId is required")
+        );
+    }
+}
