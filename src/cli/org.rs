@@ -1,0 +1,149 @@
+//! `clari-mcp org`: organisations and their Clari connection.
+
+use anyhow::{anyhow, bail};
+use clap::Subcommand;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{find_org, read_secret, status};
+use crate::app::AppState;
+use crate::clock::rfc3339;
+use crate::crypto::token::hint;
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation and print its id.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List organisations.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store the organisation's Clari API key, read from standard input.
+    SetClariKey {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// Clari API base URL for this organisation (default: the configured one).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
+    /// Disable an organisation: its tokens and API keys stop working on the next request.
+    Disable {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+    },
+    /// Enable a disabled organisation.
+    Enable {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+    },
+}
+
+fn validate_org_name(name: &str) -> anyhow::Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("the organisation name must not be empty");
+    }
+    if name.chars().count() > 100 {
+        bail!("the organisation name must be at most 100 characters");
+    }
+    if name.chars().any(char::is_control) {
+        bail!("the organisation name must not contain control characters");
+    }
+    Ok(name.to_owned())
+}
+
+/// A Clari API key: printable ASCII, no spaces, sensible length.
+fn validate_clari_key(key: &SecretString) -> anyhow::Result<()> {
+    let k = key.expose_secret();
+    if k.trim() != k || k.chars().any(|c| !c.is_ascii_graphic()) {
+        bail!("the Clari API key must be one token of printable characters without spaces");
+    }
+    if !(8..=512).contains(&k.len()) {
+        bail!("the Clari API key must be between 8 and 512 characters long");
+    }
+    Ok(())
+}
+
+pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> {
+    let now = state.now();
+    match cmd {
+        OrgCommand::Create { name } => {
+            let name = validate_org_name(&name)?;
+            let org = state.store.create_org(&name, now).await?;
+            println!("{}", org.id);
+        }
+        OrgCommand::List { json } => {
+            let orgs = state.store.list_orgs().await?;
+            let mut rows = Vec::with_capacity(orgs.len());
+            for o in orgs {
+                let cred = state.store.clari_credential(&o.id).await?;
+                rows.push((o, cred));
+            }
+            if json {
+                let out: Vec<_> = rows
+                    .iter()
+                    .map(|(o, c)| {
+                        serde_json::json!({
+                            "id": o.id, "name": o.name, "disabled": o.disabled,
+                            "created_at": rfc3339(o.created_at),
+                            "clari_key": c.as_ref().map(|c| serde_json::json!({
+                                "hint": c.key_hint, "base_url": c.base_url, "rotated_at": rfc3339(c.rotated_at)
+                            })),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("{:<38} {:<9} {:<12} NAME", "ID", "STATUS", "CLARI KEY");
+                for (o, c) in rows {
+                    let key =
+                        c.map_or_else(|| "not set".to_owned(), |c| format!("****{}", c.key_hint));
+                    println!(
+                        "{:<38} {:<9} {:<12} {}",
+                        o.id,
+                        status(o.disabled),
+                        key,
+                        o.name
+                    );
+                }
+            }
+        }
+        OrgCommand::SetClariKey { org, base_url } => {
+            let org = find_org(&state, &org).await?;
+            let base_url = base_url
+                .map(|u| {
+                    crate::clari::client::check_base_url(&u)
+                        .map_err(|reason| anyhow!("--base-url: {reason}"))
+                })
+                .transpose()?;
+            let key = read_secret("Clari API key")?;
+            validate_clari_key(&key)?;
+            let sealed = state.vault.seal(key.expose_secret().as_bytes());
+            let key_hint = hint(key.expose_secret());
+            drop(key);
+            state
+                .store
+                .put_clari_credential(&org.id, &sealed, &key_hint, base_url.as_deref(), now)
+                .await?;
+            println!(
+                "stored Clari API key ****{key_hint} for organisation '{}' ({})",
+                org.name, org.id
+            );
+        }
+        OrgCommand::Disable { org } => {
+            let org = find_org(&state, &org).await?;
+            state.store.set_org_disabled(&org.id, true).await?;
+            println!("organisation '{}' disabled", org.name);
+        }
+        OrgCommand::Enable { org } => {
+            let org = find_org(&state, &org).await?;
+            state.store.set_org_disabled(&org.id, false).await?;
+            println!("organisation '{}' enabled", org.name);
+        }
+    }
+    Ok(())
+}
