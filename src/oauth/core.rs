@@ -1,6 +1,6 @@
 //! The authorization server's rules as pure functions: no I/O, time passed in. Handlers read the
 //! request and the store, ask these what to do, do the I/O decided on, and render. (The
-//! authorization request itself is checked by `authorize::validate_authorization_request`, and
+//! authorization request itself is checked by `request::validate_authorization_request`, and
 //! redirect URIs by `redirect`.)
 
 use super::error::{ErrorCode, OAuthError};

@@ -5,6 +5,7 @@
 
 pub mod authorize;
 pub mod client;
+pub mod consent;
 pub mod core;
 pub mod error;
 pub mod introspect;
@@ -12,6 +13,7 @@ pub mod metadata;
 pub mod pkce;
 pub mod redirect;
 pub mod register;
+pub mod request;
 pub mod revoke;
 pub mod token;
 
@@ -91,7 +93,7 @@ pub fn router() -> Router<AppState> {
         .route("/authorize", get(authorize::get_authorize))
         .route(
             "/authorize/consent",
-            get(authorize::get_consent).post(authorize::post_consent),
+            get(consent::get_consent).post(consent::post_consent),
         );
     discovery.merge(endpoints).merge(browser)
 }

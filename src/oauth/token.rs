@@ -26,9 +26,9 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::authorize::resource_matches;
 use super::client::Client;
 use super::error::{ErrorCode, OAuthError, no_store};
+use super::request::resource_matches;
 use super::{MAX_FORM_BYTES, authenticate_client, core, require_form};
 use crate::crypto::{random_token, sha256_hex};
 use crate::http::{parse_form, read_body};
