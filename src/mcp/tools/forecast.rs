@@ -1,4 +1,5 @@
-//! Forecast tools. All four read one shared forecast export per forecast tab and quarter.
+//! The forecast and its submissions. These, `list_time_periods` and `list_users` all read one
+//! shared forecast export per forecast tab and quarter.
 
 use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
@@ -15,16 +16,16 @@ use crate::state::AppState;
 
 const FIELDS: [&str; 5] = ["commit", "best_case", "pipeline", "closed_won", "quota"];
 
-fn forecast_id(id: &Option<String>) -> String {
+pub(super) fn forecast_id(id: &Option<String>) -> String {
     id.clone().unwrap_or_else(|| "forecast".into())
 }
 
-fn period_arg(v: Option<&str>) -> Result<Option<TimePeriod>, ToolError> {
+pub(super) fn period_arg(v: Option<&str>) -> Result<Option<TimePeriod>, ToolError> {
     v.map(|p| TimePeriod::parse(p).map_err(|e| ToolError::arg("time_period", e)))
         .transpose()
 }
 
-fn broken(e: BrokenHierarchy) -> ToolError {
+pub(super) fn broken(e: BrokenHierarchy) -> ToolError {
     ToolError {
         message: format!(
             "Clari's forecast hierarchy is not a tree: the walk below user {} comes back to a manager above.",
@@ -431,230 +432,6 @@ impl Tool for ListForecastSubmissions {
                 until: rfc3339(until),
                 submissions: items,
                 total: rows.len(),
-                next_cursor: next,
-            })
-        })
-    }
-}
-
-// --- list_time_periods ------------------------------------------------------------------------
-
-pub struct ListTimePeriods;
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TimePeriodsArgs {
-    pub forecast_id: Option<String>,
-    pub time_period: Option<String>,
-    pub wait_seconds: Option<u64>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct PeriodRow {
-    pub time_period: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct WeekRow {
-    pub time_frame_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct TimePeriodsData {
-    pub time_periods: Vec<PeriodRow>,
-    /// The quarter's weeks with data, in order.
-    pub weeks: Vec<WeekRow>,
-}
-
-impl Summary for TimePeriodsData {
-    fn summary(&self, _tool: &str) -> String {
-        format!(
-            "{}: {} week{} with data. Pass time_period (YYYY_QN) to the forecast tools for another quarter.",
-            self.time_periods
-                .first()
-                .map(|p| p.label.clone().unwrap_or_else(|| p.time_period.clone()))
-                .unwrap_or_else(|| "The quarter".into()),
-            self.weeks.len(),
-            plural(self.weeks.len(), "", "s")
-        )
-    }
-}
-
-impl Tool for ListTimePeriods {
-    const NAME: &'static str = "list_time_periods";
-    const TITLE: &'static str = "Time periods";
-    const DESCRIPTION: &'static str =
-        "The fiscal quarter of a forecast (default: the current one) and its weekly time frames.";
-    const SCOPE: Scope = Scope::ForecastsRead;
-    type Args = TimePeriodsArgs;
-    type Output = Export<TimePeriodsData>;
-
-    async fn run(
-        state: &AppState,
-        ctx: &AuthContext,
-        a: TimePeriodsArgs,
-    ) -> Result<Self::Output, ToolError> {
-        let forecast_id = forecast_id(&a.forecast_id);
-        let period = period_arg(a.time_period.as_deref())?;
-        let got = data::forecast(
-            state,
-            &ctx.org_id,
-            &forecast_id,
-            period,
-            wait(a.wait_seconds),
-        )
-        .await?;
-        Export::from_state(got, |f: &Forecast| {
-            let mut weeks: Vec<WeekRow> = f
-                .results
-                .time_frames
-                .iter()
-                .map(|w| WeekRow {
-                    time_frame_id: w.time_frame_id.clone(),
-                    start: w.start_date.clone(),
-                    end: w.end_date.clone(),
-                })
-                .collect();
-            weeks.sort_by_key(|w| week_index(&w.time_frame_id));
-            Ok(TimePeriodsData {
-                time_periods: f
-                    .results
-                    .time_periods
-                    .iter()
-                    .map(|p| PeriodRow {
-                        time_period: p.time_period_id.clone(),
-                        label: p.label.clone(),
-                        start: p.start_date.clone(),
-                        end: p.end_date.clone(),
-                    })
-                    .collect(),
-                weeks,
-            })
-        })
-    }
-}
-
-// --- list_users -------------------------------------------------------------------------------
-
-pub struct ListUsers;
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UsersArgs {
-    pub forecast_id: Option<String>,
-    /// Only this manager and everyone below (user id, e-mail or name).
-    pub manager: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-    pub wait_seconds: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct UserRow {
-    pub user_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manager: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manager_user_id: Option<String>,
-    pub direct_reports: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crm_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct UsersData {
-    pub users: Vec<UserRow>,
-    /// Users in the hierarchy (or under the manager) in all.
-    pub total: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-impl Summary for UsersData {
-    fn summary(&self, _tool: &str) -> String {
-        format!(
-            "{} user{} in the hierarchy; showing {}.{}",
-            self.total,
-            plural(self.total, "", "s"),
-            self.users.len(),
-            next_page(&self.next_cursor)
-        )
-    }
-}
-
-impl Tool for ListUsers {
-    const NAME: &'static str = "list_users";
-    const TITLE: &'static str = "Forecast hierarchy";
-    const DESCRIPTION: &'static str = "The forecast hierarchy: users, roles, managers, e-mails and CRM ids, optionally under one manager.";
-    const SCOPE: Scope = Scope::UsersRead;
-    type Args = UsersArgs;
-    type Output = Export<UsersData>;
-
-    async fn run(
-        state: &AppState,
-        ctx: &AuthContext,
-        a: UsersArgs,
-    ) -> Result<Self::Output, ToolError> {
-        let forecast_id = forecast_id(&a.forecast_id);
-        let limit = limit(a.limit)?;
-        let got =
-            data::forecast(state, &ctx.org_id, &forecast_id, None, wait(a.wait_seconds)).await?;
-        Export::from_state(got, |f: &Forecast| {
-            let users: Vec<&ForecastUser> = match &a.manager {
-                Some(m) => {
-                    let top = f.find_user(m).ok_or_else(|| {
-                        ToolError::arg("manager", format!("no user matches '{m}'"))
-                    })?;
-                    f.subtree(&top.user_id).map_err(broken)?
-                }
-                None => {
-                    let mut seen = std::collections::HashSet::new();
-                    f.results
-                        .users
-                        .iter()
-                        .filter(|u| seen.insert(u.user_id.as_str()))
-                        .collect()
-                }
-            };
-            let offset = cursor(a.cursor.as_deref(), users.len())?;
-            let (shown, next) = page(&users, offset, limit);
-            Ok(UsersData {
-                users: shown
-                    .into_iter()
-                    .map(|u| {
-                        let manager = f.manager_of(u);
-                        UserRow {
-                            user_id: u.user_id.clone(),
-                            name: u.name.clone(),
-                            email: u.email.clone(),
-                            role: u.hierarchy_name.clone(),
-                            manager: manager.and_then(|m| m.name.clone()),
-                            manager_user_id: manager.map(|m| m.user_id.clone()),
-                            direct_reports: f.direct_reports(&u.user_id).len(),
-                            crm_id: u.crm_id.clone(),
-                            scope_id: u.scope_id.clone(),
-                        }
-                    })
-                    .collect(),
-                total: users.len(),
                 next_cursor: next,
             })
         })

@@ -11,8 +11,10 @@ mod audit;
 mod exports;
 mod forecast;
 mod opportunities;
+mod periods;
 pub mod render;
 pub mod schema;
+mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -154,8 +156,8 @@ pub static REGISTRY: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     vec![
         entry::<forecast::GetForecast>(),
         entry::<forecast::ListForecastSubmissions>(),
-        entry::<forecast::ListTimePeriods>(),
-        entry::<forecast::ListUsers>(),
+        entry::<periods::ListTimePeriods>(),
+        entry::<users::ListUsers>(),
         entry::<opportunities::GetDealRisk>(),
         entry::<opportunities::GetOpportunity>(),
         entry::<activity::ListOpportunities>(),

@@ -5,16 +5,16 @@
 //! The issuer and the MCP resource URL are derived here once, from the public base URL, and reused
 //! verbatim everywhere (metadata, challenges, token claims); they are never rebuilt from request headers.
 
+mod sources;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
+use self::sources::{RawConfig, Text, process_env};
 use crate::clock::{parse_duration, parse_std_duration};
 use crate::crypto::Vault;
 
@@ -42,118 +42,6 @@ fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting: setting.to_owned(),
         reason: reason.into(),
-    }
-}
-
-/// The environment variable of a file key: `bind` → `CLARI_MCP_BIND`.
-fn env_name(key: &str) -> String {
-    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
-}
-
-/// The settings as both sources spell them, before validation. Unknown keys in the file are an
-/// error (a typo must not silently fall back to a default).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    bind: Option<Text>,
-    public_url: Option<Text>,
-    data_dir: Option<Text>,
-    database_url: Option<Text>,
-    vault_keys: Option<List>,
-    clari_base_url: Option<Text>,
-    log_format: Option<Text>,
-    access_token_ttl: Option<Text>,
-    refresh_token_ttl: Option<Text>,
-    dcr_rate_limit: Option<u32>,
-    dcr_client_ttl: Option<Text>,
-    dcr_initial_access_token: Option<Text>,
-    trust_forwarded_for: Option<bool>,
-    trusted_proxies: Option<u8>,
-    danger_cimd_allow_loopback: Option<bool>,
-    allowed_origins: Option<List>,
-    export_cache_ttl: Option<Text>,
-    /// Milliseconds as a bare number (the historical form) or a humantime string (`250ms`).
-    export_poll_ms: Option<Text>,
-}
-
-/// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
-const KEYS: &[&str] = &[
-    "bind",
-    "public_url",
-    "data_dir",
-    "database_url",
-    "vault_keys",
-    "clari_base_url",
-    "log_format",
-    "access_token_ttl",
-    "refresh_token_ttl",
-    "dcr_rate_limit",
-    "dcr_client_ttl",
-    "dcr_initial_access_token",
-    "trust_forwarded_for",
-    "trusted_proxies",
-    "danger_cimd_allow_loopback",
-    "allowed_origins",
-    "export_cache_ttl",
-    "export_poll_ms",
-];
-
-/// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a
-/// path, not an integer).
-#[derive(Debug)]
-struct Text(String);
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Text;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(v.trim().to_owned()))
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A list setting: a TOML array, or one string separated by commas or new lines (environment).
-#[derive(Debug)]
-struct List(Vec<String>);
-
-impl<'de> Deserialize<'de> for List {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Either {
-            One(Text),
-            Many(Vec<Text>),
-        }
-        let items = match Either::deserialize(d)? {
-            Either::One(t) => t.0.split([',', '\n']).map(str::to_owned).collect(),
-            Either::Many(v) => v.into_iter().map(|t| t.0).collect::<Vec<_>>(),
-        };
-        Ok(List(
-            items
-                .into_iter()
-                .map(|i| i.trim().to_owned())
-                .filter(|i| !i.is_empty())
-                .collect(),
-        ))
     }
 }
 
@@ -281,25 +169,7 @@ impl Config {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            // Read first, so a missing or unreadable file is an error rather than an empty layer.
-            std::fs::metadata(path).map_err(|e| ConfigError::File {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        let vars: figment::value::Dict = KEYS
-            .iter()
-            .filter_map(|key| {
-                let value = env.get(&env_name(key))?.trim();
-                (!value.is_empty()).then(|| (key.to_string(), value.to_owned().into()))
-            })
-            .collect();
-        figment = figment.merge(Serialized::globals(vars));
-        let raw: RawConfig = figment.extract_lossy().map_err(|e| from_figment(e, file))?;
-        Self::validate(raw)
+        Self::validate(sources::read(file, env)?)
     }
 
     /// Applies defaults and checks every rule, naming the setting that breaks one.
@@ -490,34 +360,6 @@ impl Config {
     }
 }
 
-/// The process's `CLARI_MCP_*` variables.
-fn process_env() -> HashMap<String, String> {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect()
-}
-
-/// A figment error in this module's words: the setting by its environment name, or the file.
-fn from_figment(e: figment::Error, file: Option<&Path>) -> ConfigError {
-    let from_file = e
-        .metadata
-        .as_ref()
-        .is_some_and(|m| matches!(m.source, Some(figment::Source::File(_))));
-    let reason = e.kind.to_string();
-    match (e.path.first(), file) {
-        (Some(key), Some(path)) if from_file => ConfigError::File {
-            path: path.to_owned(),
-            reason: format!("{key}: {reason}"),
-        },
-        (Some(key), _) => invalid(&env_name(key), reason),
-        (None, Some(path)) => ConfigError::File {
-            path: path.to_owned(),
-            reason,
-        },
-        (None, None) => invalid("configuration", reason),
-    }
-}
-
 fn split_keys(text: &str) -> Vec<SecretString> {
     text.split([',', '\n'])
         .map(str::trim)
@@ -584,207 +426,4 @@ fn validate_public_url(text: &str) -> Result<String, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn danger_settings_are_named_when_on() {
-        let off = Config::from_sources(None, &env(&[])).unwrap();
-        assert!(off.danger_settings().is_empty());
-        let on = Config::from_sources(
-            None,
-            &env(&[("CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK", "true")]),
-        )
-        .unwrap();
-        assert_eq!(
-            on.danger_settings(),
-            ["CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK"]
-        );
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_need_no_configuration() {
-        let c = Config::from_sources(None, &env(&[])).unwrap();
-        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.public_url, "http://127.0.0.1:8080");
-        assert_eq!(c.issuer, "http://127.0.0.1:8080");
-        assert_eq!(c.mcp_url, "http://127.0.0.1:8080/mcp");
-        assert_eq!(c.database_url, "sqlite://./data/clari-mcp.db");
-        assert_eq!(c.clari_base_url, DEFAULT_CLARI_BASE_URL);
-        assert!(c.vault_keys.is_none());
-    }
-
-    #[test]
-    fn public_url_loses_trailing_slash_and_derives_issuer_and_mcp_url() {
-        let c = Config::from_sources(
-            None,
-            &env(&[("CLARI_MCP_PUBLIC_URL", "https://mcp.example.com/")]),
-        )
-        .unwrap();
-        assert_eq!(c.issuer, "https://mcp.example.com");
-        assert_eq!(c.mcp_url, "https://mcp.example.com/mcp");
-        assert!(c.is_https());
-    }
-
-    #[test]
-    fn bad_settings_are_named() {
-        for (name, value) in [
-            ("CLARI_MCP_BIND", "nope"),
-            ("CLARI_MCP_PUBLIC_URL", "ftp://x"),
-            ("CLARI_MCP_PUBLIC_URL", "http://mcp.example.com"),
-            ("CLARI_MCP_PUBLIC_URL", "https://x/?a=b"),
-            ("CLARI_MCP_DATABASE_URL", "mysql://x"),
-            ("CLARI_MCP_VAULT_KEYS", "short"),
-            ("CLARI_MCP_LOG_FORMAT", "xml"),
-            ("CLARI_MCP_CLARI_BASE_URL", "api.clari.com"),
-        ] {
-            let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
-            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
-        }
-    }
-
-    #[test]
-    fn environment_wins_over_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "bind = \"127.0.0.1:9000\"\nlog_format = \"json\"\n").unwrap();
-        let c = Config::from_sources(Some(&path), &env(&[("CLARI_MCP_BIND", "127.0.0.1:9100")]))
-            .unwrap();
-        assert_eq!(c.bind.port(), 9100);
-        assert_eq!(c.log_format, LogFormat::Json);
-        std::fs::write(&path, "bindd = 1\n").unwrap();
-        let err = Config::from_sources(Some(&path), &env(&[])).unwrap_err();
-        assert!(err.to_string().contains("bindd"), "{err}");
-    }
-
-    #[test]
-    fn vault_key_file_is_created_once_with_private_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let c = Config::from_sources(
-            None,
-            &env(&[("CLARI_MCP_DATA_DIR", data.to_str().unwrap())]),
-        )
-        .unwrap();
-        let (v1, created) = c.open_vault().unwrap();
-        assert!(created);
-        let (v2, created_again) = c.open_vault().unwrap();
-        assert!(!created_again);
-        assert_eq!(v1.primary_key_id(), v2.primary_key_id());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(c.vault_key_file())
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn debug_never_prints_secrets() {
-        let key = Vault::generate_key();
-        let c = Config::from_sources(
-            None,
-            &env(&[
-                ("CLARI_MCP_VAULT_KEYS", key.expose_secret()),
-                ("CLARI_MCP_DATABASE_URL", "postgres://u:hunter2@db/x"),
-            ]),
-        )
-        .unwrap();
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains(key.expose_secret()));
-        assert!(!dbg.contains("hunter2"));
-        // Every field is shown (redacted where secret), so an operator sees the whole picture.
-        for field in [
-            "allowed_origins",
-            "export_poll_interval",
-            "dcr_initial_access_token",
-        ] {
-            assert!(dbg.contains(field), "{field} missing from {dbg}");
-        }
-    }
-
-    #[test]
-    fn durations_are_humantime_everywhere_and_numbers_stay_numbers() {
-        let c = Config::from_sources(
-            None,
-            &env(&[
-                ("CLARI_MCP_ACCESS_TOKEN_TTL", "1h 30m"),
-                ("CLARI_MCP_EXPORT_CACHE_TTL", "2m"),
-                ("CLARI_MCP_EXPORT_POLL_MS", "250ms"),
-                ("CLARI_MCP_DCR_RATE_LIMIT", "7"),
-                ("CLARI_MCP_TRUST_FORWARDED_FOR", "yes"),
-                (
-                    "CLARI_MCP_ALLOWED_ORIGINS",
-                    "https://a.example, https://b.example/",
-                ),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.access_token_ttl, 5_400);
-        assert_eq!(c.export_cache_ttl, Duration::from_secs(120));
-        assert_eq!(c.export_poll_interval, Duration::from_millis(250));
-        assert_eq!(c.dcr_rate_limit, 7);
-        assert!(c.trust_forwarded_for);
-        assert_eq!(c.trusted_proxies, 1);
-        assert_eq!(
-            c.allowed_origins,
-            ["https://a.example", "https://b.example"]
-        );
-        // The historical bare-milliseconds form of the poll interval still works.
-        let c = Config::from_sources(None, &env(&[("CLARI_MCP_EXPORT_POLL_MS", "40")])).unwrap();
-        assert_eq!(c.export_poll_interval, Duration::from_millis(40));
-        for (name, value) in [
-            ("CLARI_MCP_ACCESS_TOKEN_TTL", "900"),
-            ("CLARI_MCP_REFRESH_TOKEN_TTL", "soon"),
-            ("CLARI_MCP_DCR_RATE_LIMIT", "many"),
-            ("CLARI_MCP_TRUSTED_PROXIES", "11"),
-            ("CLARI_MCP_TRUST_FORWARDED_FOR", "maybe"),
-            ("CLARI_MCP_EXPORT_POLL_MS", "5ms"),
-        ] {
-            let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
-            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
-        }
-    }
-
-    #[test]
-    fn file_lists_and_durations_and_empty_variables() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "allowed_origins = [\"https://x.example\"]\nrefresh_token_ttl = \"7d\"\ndcr_rate_limit = 3\n",
-        )
-        .unwrap();
-        let c =
-            Config::from_sources(Some(&path), &env(&[("CLARI_MCP_DCR_RATE_LIMIT", " ")])).unwrap();
-        assert_eq!(c.allowed_origins, ["https://x.example"]);
-        assert_eq!(c.refresh_token_ttl, 7 * 86_400);
-        assert_eq!(
-            c.dcr_rate_limit, 3,
-            "an empty variable does not hide the file's value"
-        );
-        std::fs::write(&path, "dcr_rate_limit = \"lots\"\n").unwrap();
-        let err = Config::from_sources(Some(&path), &env(&[]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("dcr_rate_limit") && err.contains("c.toml"),
-            "{err}"
-        );
-        let missing = dir.path().join("missing.toml");
-        assert!(matches!(
-            Config::from_sources(Some(&missing), &env(&[])),
-            Err(ConfigError::File { .. })
-        ));
-    }
-}
+mod tests;
