@@ -104,13 +104,31 @@ pub(crate) struct SandboxState {
     pub fail_next: Mutex<VecDeque<Failure>>,
     pub requests: std::sync::atomic::AtomicU64,
     pub jobs: jobs::JobEngine,
-    /// When the sandbox started; its clock is the dataset's "now" plus the time since.
+    /// When the sandbox started; its clock is the dataset's "now" plus the time since, plus
+    /// however far a test moved it (`advanced_ms`).
     pub started: std::time::Instant,
+    pub advanced_ms: std::sync::atomic::AtomicU64,
 }
 
 impl SandboxState {
     pub fn knobs(&self) -> Knobs {
         self.knobs.lock().unwrap().clone()
+    }
+
+    /// How far the sandbox's clock has been moved ahead of the wall clock.
+    fn advanced(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.advanced_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// The sandbox's monotonic "now": job ages are measured with it.
+    pub fn instant_now(&self) -> std::time::Instant {
+        std::time::Instant::now() + self.advanced()
+    }
+
+    /// The sandbox's wall clock in Unix milliseconds: the dataset's "now" moving with real time.
+    pub fn now_ms(&self) -> i64 {
+        (self.dataset.now.unix_timestamp_nanos() / 1_000_000) as i64
+            + (self.started.elapsed() + self.advanced()).as_millis() as i64
     }
 }
 
@@ -181,6 +199,14 @@ impl SandboxHandle {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Moves the sandbox's clock ahead, so export jobs progress (and timestamps move) as if that
+    /// much time had passed, without waiting for it.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.state
+            .advanced_ms
+            .fetch_add(by.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Export jobs created so far, in every organisation.
     pub fn jobs_created(&self) -> usize {
         self.state.jobs.count()
@@ -230,6 +256,7 @@ pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
         requests: Default::default(),
         jobs: jobs::JobEngine::default(),
         started: std::time::Instant::now(),
+        advanced_ms: Default::default(),
     });
     let app = routes::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

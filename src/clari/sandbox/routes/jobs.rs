@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn list_jobs(State(s): St, Extension(caller): Extension<Caller>) -> Response {
     let org = &s.dataset.orgs[caller.org];
-    let now = Instant::now();
+    let now = s.instant_now();
     let jobs: Vec<Value> = s
         .jobs
         .list(caller.org, caller_user_id(org, caller))
@@ -23,7 +23,7 @@ pub(super) async fn get_job(
     let Some(job) = s.jobs.get(caller.org, caller_user_id(org, caller), &job_id) else {
         return sww(org.clari_org_id);
     };
-    let body = job.to_json(Instant::now(), org.clari_org_id);
+    let body = job.to_json(s.instant_now(), org.clari_org_id);
     if s.knobs().wrap_job_envelope {
         Json(json!({"job": body})).into_response()
     } else {
@@ -55,7 +55,7 @@ pub(super) async fn cancel_job(
         caller.org,
         caller_user_id(org, caller),
         &job_id,
-        Instant::now(),
+        s.instant_now(),
         s.now_ms(),
     ) {
         None => sww(org_id),
@@ -81,7 +81,7 @@ pub(super) async fn job_results(
     let org_id = org.clari_org_id;
     let user = caller_user_id(org, caller);
     let file_type = s.jobs.get(caller.org, user, &job_id).map(|j| j.file_type);
-    match s.jobs.download(caller.org, user, &job_id, Instant::now()) {
+    match s.jobs.download(caller.org, user, &job_id, s.instant_now()) {
         None => sww(org_id),
         Some(Ok(bytes)) => {
             let ct = if file_type == Some("CSV") {
@@ -110,7 +110,7 @@ pub(super) async fn job_results(
 
 pub(super) async fn admin_limits(State(s): St, Extension(caller): Extension<Caller>) -> Response {
     let knobs = s.knobs();
-    let usage = s.jobs.usage(caller.org, Instant::now(), s.now_ms());
+    let usage = s.jobs.usage(caller.org, s.instant_now(), s.now_ms());
     let mut jobs = json!({
         "concurrentLimit": knobs.concurrent_limit,
         "availableConcurrentLimit": i64::from(knobs.concurrent_limit) - usage.running.len() as i64,

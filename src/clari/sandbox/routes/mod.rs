@@ -13,7 +13,7 @@ mod opportunity;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -63,15 +63,6 @@ pub(super) fn router(state: Arc<SandboxState>) -> Router {
         .route("/_sandbox/describe", get(describe))
         .fallback(no_route)
         .with_state(state)
-}
-
-// --- the sandbox's own clock: the dataset's "now" moving with real time ----------------------
-
-impl SandboxState {
-    fn now_ms(&self) -> i64 {
-        (self.dataset.now.unix_timestamp_nanos() / 1_000_000) as i64
-            + self.started.elapsed().as_millis() as i64
-    }
 }
 
 // --- error envelopes --------------------------------------------------------------------------
@@ -290,7 +281,7 @@ fn create_job(
             knobs.fail_jobs,
             Bytes::from(spec.result),
             (knobs.concurrent_limit, knobs.monthly_quota),
-            Instant::now(),
+            s.instant_now(),
             s.now_ms(),
         )
         .map_err(|Refusal::Limit| quota_error(knobs, org.clari_org_id))

@@ -1,0 +1,20 @@
+//! The MCP resource server end to end: transport, authentication, scopes, tools against the sandbox.
+
+mod isolation;
+mod replicas;
+mod tools;
+mod transport;
+
+use clari_mcp::clari::sandbox::Level;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestDb};
+use crate::mcp_helpers::*;
+
+fn text(result: &Value) -> String {
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
