@@ -61,30 +61,42 @@ pub fn rfc3339(t: UnixTime) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// Why text is not a usable duration (each quotes the text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("'{text}' is not a duration such as 90d, 12h, 15m or 30s ({reason})")]
+    Syntax { text: String, reason: String },
+    #[error("'{0}' must be greater than zero")]
+    Zero(String),
+    #[error("'{0}' is longer than 100 years")]
+    TooLong(String),
+    #[error("'{0}' is not a whole number of seconds")]
+    Fraction(String),
+}
+
 /// Parses a human duration (`90d`, `12h`, `30m`, `2w`, `1h 30m`; humantime syntax) into whole
-/// seconds. Zero, sub-second remainders and more than 100 years are refused with a reason.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+/// seconds. Zero, sub-second remainders and more than 100 years are refused.
+pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
     let d = parse_std_duration(text)?;
     if d.subsec_nanos() != 0 {
-        return Err(format!(
-            "'{}' is not a whole number of seconds",
-            text.trim()
-        ));
+        return Err(DurationError::Fraction(text.trim().to_owned()));
     }
     Ok(d.as_secs() as i64)
 }
 
 /// Parses a human duration (`250ms`, `2s`, `15m`) into a [`std::time::Duration`]; zero and more
 /// than 100 years are refused.
-pub fn parse_std_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_std_duration(text: &str) -> Result<std::time::Duration, DurationError> {
     let text = text.trim();
-    let d = humantime::parse_duration(text)
-        .map_err(|e| format!("'{text}' is not a duration such as 90d, 12h, 15m or 30s ({e})"))?;
+    let d = humantime::parse_duration(text).map_err(|e| DurationError::Syntax {
+        text: text.to_owned(),
+        reason: e.to_string(),
+    })?;
     if d.is_zero() {
-        return Err(format!("'{text}' must be greater than zero"));
+        return Err(DurationError::Zero(text.to_owned()));
     }
     if d.as_secs() > 100 * 365 * 86_400 {
-        return Err(format!("'{text}' is longer than 100 years"));
+        return Err(DurationError::TooLong(text.to_owned()));
     }
     Ok(d)
 }

@@ -210,7 +210,7 @@ impl CimdFetcher {
         client_id: &str,
         now: i64,
         caller: Option<IpAddr>,
-    ) -> Result<(Value, i64), String> {
+    ) -> Result<(Value, i64), FetchError> {
         if self
             .failures
             .lock()
@@ -218,19 +218,19 @@ impl CimdFetcher {
             .get(client_id)
             .is_some_and(|until| *until > now)
         {
-            return Err("this metadata document failed recently; not fetched again yet".into());
+            return Err(FetchError::FailedRecently);
         }
         let host = url::Url::parse(client_id)
             .ok()
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default();
         if !self.admit(&host, caller, now) {
-            return Err("too many metadata-document fetches right now".into());
+            return Err(FetchError::TooMany);
         }
         let _slot = self
             .in_flight
             .try_acquire()
-            .map_err(|_| "too many metadata-document fetches in progress".to_owned())?;
+            .map_err(|_| FetchError::TooManyInProgress)?;
         let result = fetch_with(&self.http, client_id, self.allow_loopback).await;
         if result.is_err() {
             self.remember_failure(client_id, now);
@@ -239,25 +239,59 @@ impl CimdFetcher {
     }
 }
 
+/// Why a Client ID Metadata Document was not fetched or not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("this metadata document failed recently; not fetched again yet")]
+    FailedRecently,
+    #[error("too many metadata-document fetches right now")]
+    TooMany,
+    #[error("too many metadata-document fetches in progress")]
+    TooManyInProgress,
+    #[error("{0}")]
+    BadUrl(&'static str),
+    #[error("the host resolves to a non-public address ({0})")]
+    NonPublic(IpAddr),
+    #[error("fetching the document failed: {0}")]
+    Transport(String),
+    #[error("the document URL answered HTTP {0}")]
+    Status(u16),
+    #[error("reading the document failed: {0}")]
+    Read(String),
+    #[error("the document is larger than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge,
+    #[error("the document is not JSON")]
+    NotJson,
+    #[error("the document's client_id does not equal its URL")]
+    IdMismatch,
+}
+
 /// Checks a document URL and fetches it with the guarded client.
 async fn fetch_with(
     http: &reqwest::Client,
     client_id: &str,
     allow_loopback: bool,
-) -> Result<(Value, i64), String> {
-    let url = url::Url::parse(client_id).map_err(|_| "client_id is not a URL".to_owned())?;
+) -> Result<(Value, i64), FetchError> {
+    use FetchError as E;
+    let url = url::Url::parse(client_id).map_err(|_| E::BadUrl("client_id is not a URL"))?;
     let loopback_ok = allow_loopback && url.scheme() == "http";
     if url.scheme() != "https" && !loopback_ok {
-        return Err("a metadata document client_id must be an https URL".into());
+        return Err(E::BadUrl(
+            "a metadata document client_id must be an https URL",
+        ));
     }
     if url.path() == "/" || url.path().is_empty() {
-        return Err("a metadata document client_id must have a path".into());
+        return Err(E::BadUrl("a metadata document client_id must have a path"));
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err("a metadata document client_id must have no fragment or credentials".into());
+        return Err(E::BadUrl(
+            "a metadata document client_id must have no fragment or credentials",
+        ));
     }
     if client_id.split('/').any(|s| s == "." || s == "..") {
-        return Err("a metadata document client_id must have no dot segments".into());
+        return Err(E::BadUrl(
+            "a metadata document client_id must have no dot segments",
+        ));
     }
     // A literal address is never resolved, so it is checked here.
     if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = url.host() {
@@ -267,9 +301,9 @@ async fn fetch_with(
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse()
-            .map_err(|_| "the host is not an address".to_owned())?;
+            .map_err(|_| E::BadUrl("the host is not an address"))?;
         if !(is_public_ip(ip) || (loopback_ok && ip.is_loopback())) {
-            return Err(format!("the host resolves to a non-public address ({ip})"));
+            return Err(E::NonPublic(ip));
         }
     }
     let mut resp = http
@@ -285,32 +319,26 @@ async fn fetch_with(
                 text = s.to_string();
                 source = s.source();
             }
-            format!("fetching the document failed: {text}")
+            E::Transport(text)
         })?;
     if !resp.status().is_success() {
-        return Err(format!(
-            "the document URL answered HTTP {}",
-            resp.status().as_u16()
-        ));
+        return Err(E::Status(resp.status().as_u16()));
     }
     let ttl = cache_ttl(resp.headers());
     let mut body = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| format!("reading the document failed: {}", e.without_url()))?
+        .map_err(|e| E::Read(e.without_url().to_string()))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!(
-                "the document is larger than {MAX_DOCUMENT_BYTES} bytes"
-            ));
+            return Err(E::TooLarge);
         }
     }
-    let doc: Value =
-        serde_json::from_slice(&body).map_err(|_| "the document is not JSON".to_owned())?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|_| E::NotJson)?;
     if doc.get("client_id").and_then(Value::as_str) != Some(client_id) {
-        return Err("the document's client_id does not equal its URL".into());
+        return Err(E::IdMismatch);
     }
     Ok((doc, ttl))
 }
@@ -369,17 +397,20 @@ mod tests {
         let e = f
             .fetch("http://127.0.0.1:9/client.json", 0, None)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("https"), "{e}");
         let e = f
             .fetch("https://127.0.0.1:9/client.json", 0, None)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("non-public"), "{e}");
         let e = f
             .fetch("https://localhost:9/client.json", 0, None)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("non-public"),
             "a name that resolves to loopback: {e}"
@@ -387,7 +418,8 @@ mod tests {
         let e = f
             .fetch("https://[::1]:9/client.json", 0, None)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("non-public"), "{e}");
     }
 
@@ -399,14 +431,16 @@ mod tests {
             f.fetch(url, 0, None)
                 .await
                 .unwrap_err()
+                .to_string()
                 .contains("non-public")
         );
         let again = f.fetch(url, 1, None).await.unwrap_err();
-        assert!(again.contains("failed recently"), "{again}");
+        assert_eq!(again, FetchError::FailedRecently);
         assert!(
             f.fetch(url, FAILURE_TTL + 1, None)
                 .await
                 .unwrap_err()
+                .to_string()
                 .contains("non-public")
         );
         // One host, many paths: bounded per minute.
@@ -416,7 +450,7 @@ mod tests {
                 .fetch(&format!("https://10.0.0.1/c{i}.json"), 120, None)
                 .await
                 .unwrap_err();
-            if e.contains("too many") {
+            if e == FetchError::TooMany {
                 refused += 1;
             }
         }

@@ -42,9 +42,9 @@ impl ClariTarget {
                 reason: "the stored Clari API key is empty or malformed".into(),
             });
         }
-        let base = check_base_url(base_url).map_err(|reason| ClariError::InvalidArgument {
+        let base = check_base_url(base_url).map_err(|e| ClariError::InvalidArgument {
             argument: "base url",
-            reason,
+            reason: e.to_string(),
         })?;
         Ok(Self {
             base_url: base,
@@ -455,22 +455,35 @@ fn map_error(
     }
 }
 
+/// Why a URL cannot be a Clari base URL (each quotes it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("'{0}' is not a URL")]
+    NotAUrl(String),
+    #[error("'{0}' is not an http(s) URL with a host")]
+    NotHttp(String),
+    #[error("'{0}' must not carry credentials")]
+    Credentials(String),
+    #[error(
+        "'{0}' uses plain http to a non-loopback host, which would send the API key in clear text; use https"
+    )]
+    PlainHttp(String),
+}
+
 /// A Clari base URL the API key may be sent to: https, or http only to a loopback host (the
 /// sandbox, a local proxy), with a host and no credentials. Returns it without a trailing slash.
-pub fn check_base_url(text: &str) -> Result<String, String> {
+pub fn check_base_url(text: &str) -> Result<String, BaseUrlError> {
     let base = text.trim().trim_end_matches('/');
-    let url = url::Url::parse(base).map_err(|_| format!("'{base}' is not a URL"))?;
+    let url = url::Url::parse(base).map_err(|_| BaseUrlError::NotAUrl(base.to_owned()))?;
     let host = url.host_str().unwrap_or_default();
     if !matches!(url.scheme(), "http" | "https") || host.is_empty() {
-        return Err(format!("'{base}' is not an http(s) URL with a host"));
+        return Err(BaseUrlError::NotHttp(base.to_owned()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("'{base}' must not carry credentials"));
+        return Err(BaseUrlError::Credentials(base.to_owned()));
     }
     if url.scheme() == "http" && !crate::net::is_loopback_host(host) {
-        return Err(format!(
-            "'{base}' uses plain http to a non-loopback host, which would send the API key in clear text; use https"
-        ));
+        return Err(BaseUrlError::PlainHttp(base.to_owned()));
     }
     Ok(base.to_owned())
 }

@@ -219,7 +219,7 @@ impl Config {
         let clari_text =
             text(raw.clari_base_url).unwrap_or_else(|| DEFAULT_CLARI_BASE_URL.to_owned());
         let clari_base_url = crate::clari::client::check_base_url(&clari_text)
-            .map_err(|reason| invalid("CLARI_MCP_CLARI_BASE_URL", reason))?;
+            .map_err(|e| invalid("CLARI_MCP_CLARI_BASE_URL", e.to_string()))?;
 
         let log_format = match text(raw.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -236,7 +236,7 @@ impl Config {
             |setting: &str, value: Option<Text>, default: i64| -> Result<i64, ConfigError> {
                 match text(value) {
                     None => Ok(default),
-                    Some(v) => parse_duration(&v).map_err(|e| invalid(setting, e)),
+                    Some(v) => parse_duration(&v).map_err(|e| invalid(setting, e.to_string())),
                 }
             };
         let access_token_ttl =
@@ -286,9 +286,8 @@ impl Config {
             None => Duration::from_secs(1),
             Some(v) => match v.parse::<u64>() {
                 Ok(ms) => Duration::from_millis(ms),
-                Err(_) => {
-                    parse_std_duration(&v).map_err(|e| invalid("CLARI_MCP_EXPORT_POLL_MS", e))?
-                }
+                Err(_) => parse_std_duration(&v)
+                    .map_err(|e| invalid("CLARI_MCP_EXPORT_POLL_MS", e.to_string()))?,
             },
         };
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&export_poll_interval) {

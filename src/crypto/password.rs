@@ -75,20 +75,13 @@ impl Passwords {
     /// Hashes a new password (after checking the policy) into a PHC string.
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
         Self::check_policy(&password)?;
-        let params = self.params.clone();
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Join)?;
-        tokio::task::spawn_blocking(move || {
-            Self::hasher(params)
+        self.on_a_blocking_thread(move |hasher| {
+            hasher
                 .hash_password(password.expose_secret().as_bytes())
                 .map(|h| h.to_string())
                 .map_err(|e| PasswordError::Hash(e.to_string()))
         })
         .await
-        .map_err(|_| PasswordError::Join)?
     }
 
     /// Verifies a password against a stored PHC string. With no stored hash (unknown user) it still
@@ -101,23 +94,32 @@ impl Passwords {
         if password.expose_secret().len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
+        self.on_a_blocking_thread(move |hasher| {
+            let known = stored.is_some();
+            let phc = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
+            let parsed = PasswordHash::new(&phc).map_err(|e| PasswordError::Hash(e.to_string()))?;
+            let ok = hasher
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok();
+            Ok(ok && known)
+        })
+        .await
+    }
+
+    /// Runs argon2 work off the async threads, at most one job per core at a time.
+    async fn on_a_blocking_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Argon2<'static>) -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
         let params = self.params.clone();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| PasswordError::Join)?;
-        tokio::task::spawn_blocking(move || {
-            let known = stored.is_some();
-            let phc = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-            let parsed = PasswordHash::new(&phc).map_err(|e| PasswordError::Hash(e.to_string()))?;
-            let ok = Self::hasher(params)
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok();
-            Ok(ok && known)
-        })
-        .await
-        .map_err(|_| PasswordError::Join)?
+        tokio::task::spawn_blocking(move || work(Self::hasher(params)))
+            .await
+            .map_err(|_| PasswordError::Join)?
     }
 }
 

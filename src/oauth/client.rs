@@ -116,7 +116,7 @@ pub fn validate_metadata(v: &Value) -> Result<ClientMetadata, OAuthError> {
         ));
     }
     for uri in &redirect_uris {
-        redirect::validate_for_registration(uri).map_err(redirect_err)?;
+        redirect::validate_for_registration(uri).map_err(|e| redirect_err(e.to_string()))?;
     }
     let token_endpoint_auth_method = opt_string(v, "token_endpoint_auth_method", 64)?
         .unwrap_or_else(|| "client_secret_basic".into());

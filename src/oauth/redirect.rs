@@ -18,28 +18,50 @@ const FORBIDDEN_SCHEMES: &[&str] = &[
     "wss",
 ];
 
-/// Why a redirect URI cannot be registered.
-pub fn validate_for_registration(uri: &str) -> Result<(), String> {
+/// Why a redirect URI cannot be registered; each message quotes the URI (made printable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectUriError {
+    #[error("redirect URIs must be 1 to 2000 characters")]
+    Length,
+    #[error("'{0}' contains white space or control characters")]
+    Unprintable(String),
+    #[error("'{0}' has a fragment")]
+    Fragment(String),
+    #[error("'{0}' is not an absolute URI")]
+    NotAbsolute(String),
+    #[error("the '{0}:' scheme is not allowed")]
+    ForbiddenScheme(String),
+    #[error("'{0}' contains credentials")]
+    Credentials(String),
+    #[error("'{0}' has dot segments or encoded dots, slashes or percent signs in its path")]
+    PathTricks(String),
+    #[error("'{0}' uses http on a host that is not loopback; use https")]
+    PlainHttp(String),
+    #[error(
+        "the '{0}:' scheme is not allowed: use https, http on loopback, or a reverse-domain private-use scheme"
+    )]
+    PrivateScheme(String),
+}
+
+/// Whether a redirect URI may be registered.
+pub fn validate_for_registration(uri: &str) -> Result<(), RedirectUriError> {
+    use RedirectUriError as E;
     if uri.is_empty() || uri.len() > 2000 {
-        return Err("redirect URIs must be 1 to 2000 characters".into());
+        return Err(E::Length);
     }
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "'{}' contains white space or control characters",
-            printable(uri)
-        ));
+        return Err(E::Unprintable(printable(uri)));
     }
     if uri.contains('#') {
-        return Err(format!("'{}' has a fragment", printable(uri)));
+        return Err(E::Fragment(printable(uri)));
     }
-    let url =
-        Url::parse(uri).map_err(|_| format!("'{}' is not an absolute URI", printable(uri)))?;
+    let url = Url::parse(uri).map_err(|_| E::NotAbsolute(printable(uri)))?;
     let scheme = url.scheme();
     if FORBIDDEN_SCHEMES.contains(&scheme) {
-        return Err(format!("the '{scheme}:' scheme is not allowed"));
+        return Err(E::ForbiddenScheme(scheme.to_owned()));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("'{}' contains credentials", printable(uri)));
+        return Err(E::Credentials(printable(uri)));
     }
     let raw_path = raw_path(uri);
     let lower = raw_path.to_ascii_lowercase();
@@ -48,23 +70,15 @@ pub fn validate_for_registration(uri: &str) -> Result<(), String> {
         || lower.contains("%2f")
         || lower.contains("%25")
     {
-        return Err(format!(
-            "'{}' has dot segments or encoded dots, slashes or percent signs in its path",
-            printable(uri)
-        ));
+        return Err(E::PathTricks(printable(uri)));
     }
     match scheme {
         "https" => Ok(()),
         "http" if is_loopback_url(&url) => Ok(()),
-        "http" => Err(format!(
-            "'{}' uses http on a host that is not loopback; use https",
-            printable(uri)
-        )),
+        "http" => Err(E::PlainHttp(printable(uri))),
         // Private-use schemes (RFC 8252 §7.1) should be reverse domain names, e.g. com.example.app.
         s if s.contains('.') => Ok(()),
-        s => Err(format!(
-            "the '{s}:' scheme is not allowed: use https, http on loopback, or a reverse-domain private-use scheme"
-        )),
+        s => Err(E::PrivateScheme(s.to_owned())),
     }
 }
 

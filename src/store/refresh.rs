@@ -94,6 +94,21 @@ macro_rules! refresh_store {
                     .await?;
                 Ok(())
             }
+
+            /// The end of a rotation: when `claimed` (the conditional update that took the old
+            /// token) touched its one row, stores `successor` and commits; otherwise changes nothing.
+            async fn store_successor(
+                mut tx: sqlx::Transaction<'_, $db>,
+                claimed: u64,
+                successor: &RefreshRecord,
+            ) -> Result<bool, StoreError> {
+                if claimed != 1 {
+                    return Ok(false);
+                }
+                Self::insert_refresh_with(&mut *tx, successor).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
         }
 
         #[async_trait]
@@ -122,12 +137,7 @@ macro_rules! refresh_store {
                     .bind(old)
                     .execute(&mut *tx)
                     .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                Self::insert_refresh_with(&mut *tx, successor).await?;
-                tx.commit().await?;
-                Ok(true)
+                Self::store_successor(tx, done.rows_affected(), successor).await
             }
 
             async fn retry_rotation(
@@ -152,12 +162,7 @@ macro_rules! refresh_store {
                     .bind(previous)
                     .execute(&mut *tx)
                     .await?;
-                if done.rows_affected() != 1 {
-                    return Ok(false);
-                }
-                Self::insert_refresh_with(&mut *tx, successor).await?;
-                tx.commit().await?;
-                Ok(true)
+                Self::store_successor(tx, done.rows_affected(), successor).await
             }
 
             async fn revoke_refresh(

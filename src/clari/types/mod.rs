@@ -25,7 +25,8 @@ pub use opportunity::*;
 pub struct TimePeriod(String);
 
 impl TimePeriod {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses `YYYY_QN`; the error names the `time_period` argument.
+    pub fn parse(text: &str) -> Result<Self, super::ClariError> {
         let t = text.trim();
         let b = t.as_bytes();
         let ok = b.len() == 7
@@ -35,9 +36,13 @@ impl TimePeriod {
         if ok {
             Ok(Self(t.to_owned()))
         } else {
-            Err(format!(
-                "time period '{t}' is not a fiscal quarter of the form YYYY_QN with N from 1 to 4 (e.g. 2026_Q3)"
-            ))
+            Err(super::ClariError::InvalidArgument {
+                argument: "time_period",
+                reason: format!(
+                    "'{}' is not a fiscal quarter of the form YYYY_QN with N from 1 to 4 (e.g. 2026_Q3)",
+                    super::error::clean(t)
+                ),
+            })
         }
     }
 
@@ -108,7 +113,7 @@ mod tests {
         for bad in [
             "2024-Q5", "2024_Q5", "2024_Q0", "24_Q1", "2024Q1", "", "2024_q1",
         ] {
-            let err = TimePeriod::parse(bad).unwrap_err();
+            let err = TimePeriod::parse(bad).unwrap_err().to_string();
             assert!(err.contains("YYYY_QN"), "{bad}: {err}");
         }
     }

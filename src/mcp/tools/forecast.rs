@@ -21,7 +21,7 @@ pub(super) fn forecast_id(id: &Option<String>) -> String {
 }
 
 pub(super) fn period_arg(v: Option<&str>) -> Result<Option<TimePeriod>, ToolError> {
-    v.map(|p| TimePeriod::parse(p).map_err(|e| ToolError::arg("time_period", e)))
+    v.map(|p| TimePeriod::parse(p).map_err(ToolError::from))
         .transpose()
 }
 
