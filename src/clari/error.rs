@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ids::IdError;
+pub use super::text::clean;
 use super::types::Limits;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,6 +78,15 @@ fn quota_text(limits: Option<&Limits>, message: &str) -> String {
             l.jobs.monthly_quota
         ),
         None => message.to_owned(),
+    }
+}
+
+impl From<IdError> for ClariError {
+    fn from(e: IdError) -> Self {
+        Self::InvalidArgument {
+            argument: e.argument,
+            reason: e.reason,
+        }
     }
 }
 
@@ -191,20 +202,6 @@ pub fn parse_envelope(body: &[u8]) -> Envelope {
             Envelope { code, message }
         }
         _ => Envelope::default(),
-    }
-}
-
-/// Sanitises text from Clari for messages: one line, printable, bounded.
-pub fn clean(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let t = one_line.trim();
-    if t.chars().count() > 300 {
-        format!("{}…", t.chars().take(300).collect::<String>())
-    } else {
-        t.to_owned()
     }
 }
 

@@ -1,10 +1,32 @@
 //! Clari's identifiers, parsed once at the edge: a forecast tab, an export job, a Salesforce
-//! opportunity. Each `parse` fails with [`ClariError::InvalidArgument`] naming the tool argument,
-//! so a bad id never reaches a URL path or a query string.
+//! opportunity, a fiscal quarter. Each `parse` fails with an [`IdError`] naming the tool argument
+//! (it becomes `ClariError::InvalidArgument`), so a bad id never reaches a URL path or a query.
 
 use std::fmt;
 
-use super::error::{ClariError, clean};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::text::clean;
+
+/// Why text is not an id of the kind asked for; `argument` is the tool argument it came in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {argument}: {reason}")]
+pub struct IdError {
+    pub argument: &'static str,
+    pub reason: String,
+}
+
+/// An id as Clari sends it: a string, or sometimes a number.
+pub(super) fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected an id (a string or number), got {other}"
+        ))),
+    }
+}
 
 fn is_slug(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -13,8 +35,8 @@ fn is_slug(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn invalid(argument: &'static str, reason: String) -> ClariError {
-    ClariError::InvalidArgument { argument, reason }
+fn invalid(argument: &'static str, reason: String) -> IdError {
+    IdError { argument, reason }
 }
 
 macro_rules! clari_id {
@@ -25,7 +47,7 @@ macro_rules! clari_id {
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(text: &str) -> Result<Self, ClariError> {
+            pub fn parse(text: &str) -> Result<Self, IdError> {
                 let valid: fn(&str) -> bool = $valid;
                 if valid(text) {
                     Ok(Self(text.to_owned()))
@@ -48,7 +70,7 @@ macro_rules! clari_id {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = super::types::lenient_id(d)?;
+                let text = lenient_id(d)?;
                 Self::parse(&text).map_err(serde::de::Error::custom)
             }
         }
@@ -81,6 +103,52 @@ clari_id!(
     |s| format!("'{s}' is not a Salesforce opportunity id (15 or 18 letters and digits)")
 );
 
+/// A fiscal quarter of the form `YYYY_QN`, e.g. `2026_Q3`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct TimePeriod(String);
+
+impl TimePeriod {
+    /// Parses `YYYY_QN`; the error names the `time_period` argument.
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        let t = text.trim();
+        let b = t.as_bytes();
+        let ok = b.len() == 7
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && &b[4..6] == b"_Q"
+            && (b'1'..=b'4').contains(&b[6]);
+        if ok {
+            Ok(Self(t.to_owned()))
+        } else {
+            Err(invalid(
+                "time_period",
+                format!(
+                    "'{}' is not a fiscal quarter of the form YYYY_QN with N from 1 to 4 (e.g. 2026_Q3)",
+                    clean(t)
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn year(&self) -> i32 {
+        self.0[..4].parse().unwrap_or(0)
+    }
+
+    pub fn quarter(&self) -> u8 {
+        self.0.as_bytes()[6] - b'0'
+    }
+}
+
+impl fmt::Display for TimePeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,10 +164,7 @@ mod tests {
             (JobId::parse("a/b").unwrap_err(), "job_id"),
             (JobId::parse("").unwrap_err(), "job_id"),
         ] {
-            assert!(
-                matches!(&err, ClariError::InvalidArgument { argument: a, .. } if *a == argument),
-                "{err:?}"
-            );
+            assert_eq!(err.argument, argument, "{err:?}");
         }
     }
 

@@ -6,10 +6,11 @@ pub mod error;
 pub mod export;
 pub mod ids;
 pub mod sandbox;
+pub mod text;
 pub mod transport;
 pub mod types;
 
 pub use client::{ClariClient, ClariTarget, ClientOptions, RetryPolicy};
 pub use error::ClariError;
 pub use export::{ExportState, WaitPolicy};
-pub use ids::{ForecastId, JobId, OpportunityId};
+pub use ids::{ForecastId, IdError, JobId, OpportunityId, TimePeriod};

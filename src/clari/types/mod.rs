@@ -8,62 +8,15 @@ mod export;
 mod forecast;
 mod opportunity;
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-pub use super::ids::{ForecastId, JobId, OpportunityId};
+pub use super::ids::{ForecastId, JobId, OpportunityId, TimePeriod};
 pub use activity::*;
 pub use audit::*;
 pub use export::*;
 pub use forecast::*;
 pub use opportunity::*;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct TimePeriod(String);
-
-impl TimePeriod {
-    /// Parses `YYYY_QN`; the error names the `time_period` argument.
-    pub fn parse(text: &str) -> Result<Self, super::ClariError> {
-        let t = text.trim();
-        let b = t.as_bytes();
-        let ok = b.len() == 7
-            && b[..4].iter().all(u8::is_ascii_digit)
-            && &b[4..6] == b"_Q"
-            && (b'1'..=b'4').contains(&b[6]);
-        if ok {
-            Ok(Self(t.to_owned()))
-        } else {
-            Err(super::ClariError::InvalidArgument {
-                argument: "time_period",
-                reason: format!(
-                    "'{}' is not a fiscal quarter of the form YYYY_QN with N from 1 to 4 (e.g. 2026_Q3)",
-                    super::error::clean(t)
-                ),
-            })
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn year(&self) -> i32 {
-        self.0[..4].parse().unwrap_or(0)
-    }
-
-    pub fn quarter(&self) -> u8 {
-        self.0.as_bytes()[6] - b'0'
-    }
-}
-
-impl fmt::Display for TimePeriod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 // --- lenient scalars --------------------------------------------------------------------------
 
@@ -79,11 +32,6 @@ pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<S
             )));
         }
     })
-}
-
-/// An id that must be there, as a string or a number.
-pub(super) fn lenient_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    lenient_string_required(d)
 }
 
 pub(super) fn lenient_string_required<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

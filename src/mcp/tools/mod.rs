@@ -26,7 +26,7 @@ use rmcp::schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clari::ClariError;
+use crate::clari::{ClariError, IdError};
 use crate::principal::AuthContext;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
@@ -50,6 +50,12 @@ impl ToolError {
             message: format!("Invalid argument `{name}`: {reason}."),
             hint: "Correct the argument and call the tool again.".into(),
         }
+    }
+}
+
+impl From<IdError> for ToolError {
+    fn from(e: IdError) -> Self {
+        Self::arg(e.argument, e.reason)
     }
 }
 
