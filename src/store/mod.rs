@@ -1,8 +1,12 @@
-//! Persistence behind one `Store` trait, with SQLite (embedded default) and PostgreSQL (several
-//! replicas) implementations sharing the same SQL text (`$N` placeholders work on both).
+//! Persistence: one trait per aggregate (organisations, users, Clari credentials, API keys,
+//! clients, grants, codes, refresh tokens, signing keys, browser sessions, rate limits, exports),
+//! each in its own file with its SQL as constants and one macro that implements it for SQLite
+//! (embedded default) and PostgreSQL (several replicas); `$N` placeholders work on both.
+//! [`Store`] is their sum.
 //!
 //! Tenant isolation is structural: every method that touches tenant data takes the `OrgId` and its
-//! SQL names `organization_id` in the WHERE clause. There is no way to read a credential by id alone.
+//! SQL names `organization_id` in the WHERE clause. There is no way to read a credential by id
+//! alone.
 
 mod api_key;
 mod client;

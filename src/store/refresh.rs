@@ -96,7 +96,8 @@ macro_rules! refresh_store {
             }
 
             /// The end of a rotation: when `claimed` (the conditional update that took the old
-            /// token) touched its one row, stores `successor` and commits; otherwise changes nothing.
+            /// token) touched its one row, stores `successor` and commits; otherwise does
+            /// nothing.
             async fn store_successor(
                 mut tx: sqlx::Transaction<'_, $db>,
                 claimed: u64,
