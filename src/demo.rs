@@ -288,7 +288,7 @@ pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
             org_id: org.id,
             user_id: user.id,
             subject: crate::principal::Subject::ApiKey {
-                key_id: crate::store::ApiKeyId("conformance".into()),
+                key_id: crate::store::ApiKeyId::parse("conformance").expect("a fixed id parses"),
             },
             scopes: ScopeSet::new([Scope::ClariRead]),
         });
