@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/.well-known/audit-keys.json", get(audit_keys))
         .merge(crate::oauth::router())
         .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
@@ -33,6 +34,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// The public keys that verify the audit trail's checkpoint signatures.
+async fn audit_keys(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
+        axum::Json(state.audit.keys().public_keys()),
+    )
 }
 
 /// Ready when the database answers.
@@ -117,6 +126,8 @@ pub struct Housekeeping {
     pub export_rows: u64,
     pub signing_keys: u64,
     pub purged: crate::store::Purged,
+    /// Audit events past the retention (cut behind a signed checkpoint).
+    pub audit_events: u64,
 }
 
 /// One pass of housekeeping: everything an outsider can make us hold is dropped once it expires.
@@ -125,6 +136,20 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
     state.forecasts.sweep();
     state.activities.sweep();
     let store = &state.store;
+    // Killed or disabled organisations: no request of theirs gets through, so their cached
+    // results can only be memory; drop them.
+    for org in store.list_orgs().await?.into_iter().filter(|o| o.disabled) {
+        state.forecasts.forget_org(&org.id);
+        state.activities.forget_org(&org.id);
+    }
+    state.audit.flush().await;
+    let audit_events = crate::audit::prune(
+        store.as_ref(),
+        state.audit.keys(),
+        now,
+        state.config.audit.retention,
+    )
+    .await?;
     Ok(Housekeeping {
         clients: store.purge_unused_clients(now).await?,
         rate_windows: store.purge_rate_limits(now - 86_400).await?,
@@ -136,6 +161,7 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
             .purge_signing_keys(now - state.config.access_token_ttl - 300)
             .await?,
         purged: store.purge_expired(now, now - KEEP_REVOKED_GRANTS).await?,
+        audit_events,
     })
 }
 

@@ -50,6 +50,45 @@ pub fn parse_pairs<'a>(
     Ok(out)
 }
 
+/// What the audit trail records of a request: its id (`X-Request-Id`, honoured when the client
+/// sent one, else minted at the edge) and the client's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl RequestMeta {
+    pub fn from_parts(parts: &axum::http::request::Parts, trusted_proxies: u8) -> Self {
+        Self::new(
+            &parts.headers,
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+            trusted_proxies,
+        )
+    }
+
+    pub fn new(headers: &HeaderMap, peer: Option<SocketAddr>, trusted_proxies: u8) -> Self {
+        Self {
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(100).collect()),
+            client_ip: peer.map(|p| client_ip(trusted_proxies, headers, p)),
+        }
+    }
+
+    /// The two fields as the audit trail stores them.
+    pub fn parts(&self) -> (Option<String>, Option<String>) {
+        (
+            self.request_id.clone(),
+            self.client_ip.map(|ip| ip.to_string()),
+        )
+    }
+}
+
 /// The caller's IP: the socket peer, or, behind `CLARI_MCP_TRUSTED_PROXIES` proxies, the address
 /// the outermost trusted proxy saw.
 pub fn client_ip(trusted_proxies: u8, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {

@@ -6,6 +6,7 @@
 
 pub mod apikeys;
 pub mod app;
+pub mod audit;
 pub mod clari;
 pub mod cli;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod exports;
+pub mod governance;
 pub mod http;
 pub mod ids;
 pub mod mcp;

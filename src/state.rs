@@ -31,6 +31,8 @@ pub struct Inner {
     pub activities: ExportCache<ActivityResults>,
     /// Each organisation's Clari concurrency limit, read from `/admin/limits`.
     pub export_limits: LimitCache,
+    /// The audit trail.
+    pub audit: crate::audit::AuditLog,
     /// The one guarded, bounded client for Client ID Metadata Documents.
     pub cimd: crate::net::CimdFetcher,
     /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
@@ -64,6 +66,14 @@ impl AppState {
                 "a DANGER setting is on: a protection is weakened; never use it in production"
             );
         }
+        let audit = crate::audit::AuditLog::start(
+            store.clone(),
+            &vault,
+            clock.clone(),
+            config.audit.clone(),
+        )
+        .await
+        .context("loading the audit keys")?;
         let ttl = config.export_cache_ttl;
         let cimd = crate::net::CimdFetcher::new(config.danger_cimd_allow_loopback);
         Ok(Self(Arc::new(Inner {
@@ -77,6 +87,7 @@ impl AppState {
             activities: ExportCache::new(ttl, clock.clone()),
             export_limits: LimitCache::default(),
             cimd,
+            audit,
             clock,
             #[cfg(feature = "conformance")]
             conformance_identity: std::sync::OnceLock::new(),

@@ -43,6 +43,8 @@ pub enum ClariError {
     JobEnded { job_id: String, status: String },
     #[error("export job '{job_id}' is still running (status {status})")]
     StillRunning { job_id: String, status: String },
+    #[error("the wait for export job '{job_id}' was abandoned (the organisation was disabled)")]
+    Abandoned { job_id: String },
     #[error(
         "Clari returned data for time period '{returned}' instead of '{requested}' (it falls back to the current quarter when it does not know a period)"
     )]
@@ -91,6 +93,29 @@ impl From<IdError> for ClariError {
 }
 
 impl ClariError {
+    /// The kind of failure, a short stable name for the audit trail and metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "argument",
+            Self::InvalidApiKey | Self::MissingApiKey => "clari_key",
+            Self::NoOptIn { .. } => "clari_no_optin",
+            Self::UnknownForecast { .. } | Self::JobNotFound { .. } => "not_found",
+            Self::QuotaReached { .. } | Self::TooManyExports { .. } | Self::QueueTimeout { .. } => {
+                "clari_quota"
+            }
+            Self::TypeNotSupported { .. } | Self::BadRequest { .. } => "clari_bad_request",
+            Self::JobNotFinished { .. }
+            | Self::StillRunning { .. }
+            | Self::JobAlreadyFinished { .. }
+            | Self::JobEnded { .. }
+            | Self::Abandoned { .. } => "clari_job",
+            Self::WrongTimePeriod { .. } | Self::UnexpectedResponse(_) => "clari_data",
+            Self::RateLimited { .. } => "clari_rate_limited",
+            Self::Unavailable { .. } | Self::Timeout | Self::Network(_) => "clari_unavailable",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+
     /// One sentence of what to do about it.
     pub fn hint(&self) -> &'static str {
         match self {
@@ -115,6 +140,7 @@ impl ClariError {
             }
             Self::JobAlreadyFinished { .. } => "Nothing to cancel.",
             Self::JobEnded { .. } => "Start a new export.",
+            Self::Abandoned { .. } => "An administrator must enable the organisation again.",
             Self::WrongTimePeriod { .. } => {
                 "Use a time period Clari knows (list the time periods of the forecast)."
             }

@@ -5,6 +5,9 @@
 //! others may be waiting for the same job. Dropping a wait (a client going away) likewise leaves
 //! the job running in Clari.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,12 +16,28 @@ use super::client::{ClariClient, ClariTarget};
 use super::error::ClariError;
 use super::types::*;
 
-#[derive(Debug, Clone, Copy)]
+/// Asked before every status check: `false` stops the wait (`ClariError::Abandoned`) without
+/// another call to Clari.
+pub type StillWanted = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct WaitPolicy {
     /// Pause between status checks.
     pub poll_interval: Duration,
     /// How long this caller is willing to wait; zero means "check once".
     pub deadline: Duration,
+    /// When set, the wait goes on only while this says so.
+    pub still_wanted: Option<StillWanted>,
+}
+
+impl std::fmt::Debug for WaitPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitPolicy")
+            .field("poll_interval", &self.poll_interval)
+            .field("deadline", &self.deadline)
+            .field("still_wanted", &self.still_wanted.is_some())
+            .finish()
+    }
 }
 
 impl Default for WaitPolicy {
@@ -26,6 +45,7 @@ impl Default for WaitPolicy {
         Self {
             poll_interval: Duration::from_secs(2),
             deadline: Duration::from_secs(25),
+            still_wanted: None,
         }
     }
 }
@@ -108,6 +128,13 @@ impl ClariClient {
         // The first look comes quickly: small exports often finish in well under a poll interval.
         let mut pause = wait.poll_interval.min(Duration::from_millis(200));
         loop {
+            if let Some(still_wanted) = &wait.still_wanted
+                && !still_wanted().await
+            {
+                return Err(ClariError::Abandoned {
+                    job_id: job_id.to_string(),
+                });
+            }
             let job = self.job(target, job_id).await?;
             match &job.status {
                 JobStatus::Done => return Ok(job),

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
 
-use super::{find_org, find_user};
+use super::{find_org, find_user, operator_event};
 use crate::app::AppState;
 use crate::clock::{parse_duration, rfc3339};
 use crate::scope::ScopeSet;
@@ -93,6 +93,13 @@ pub(super) async fn run(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<(
                 },
             )
             .await?;
+            state.audit.record(
+                operator_event(Some(&org), "api_key.created", new.id.as_str())
+                    .detail("user_id", user.id.as_str())
+                    .detail("name", new.name.as_str())
+                    .detail("scopes", new.scopes.to_string())
+                    .detail("expires_at", new.expires_at),
+            );
             println!("{}", key.expose_secret());
             eprintln!(
                 "created API key {} for {} with scopes '{}'{}; it is shown only once",
@@ -146,7 +153,12 @@ pub(super) async fn run(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<(
                 anyhow!("unknown API key id '{id}' (see `clari-mcp api-key list`)")
             })?;
             match state.store.revoke_api_key(&org, &id, now).await {
-                Ok(true) => println!("API key {id} revoked"),
+                Ok(true) => {
+                    state
+                        .audit
+                        .record(operator_event(Some(&org), "api_key.revoked", id.as_str()));
+                    println!("API key {id} revoked")
+                }
                 Ok(false) => println!("API key {id} was already revoked"),
                 Err(StoreError::NotFound(_)) => bail!("unknown API key id '{id}'"),
                 Err(e) => return Err(e.into()),

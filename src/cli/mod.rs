@@ -3,6 +3,7 @@
 //! standard input, never from argv. Bad input exits non-zero with one line and changes nothing.
 
 mod api_key;
+mod audit;
 mod keys;
 mod org;
 mod sandbox;
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 pub use api_key::{ApiKeyCommand, ApiKeyCreate};
+pub use audit::AuditCommand;
 pub use keys::KeysCommand;
 pub use org::OrgCommand;
 pub use sandbox::SandboxArgs;
@@ -57,6 +59,9 @@ pub enum Command {
     /// Manage encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Verify or export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the Clari API sandbox: a simulator of the Clari Revenue API with a synthetic dataset.
     Sandbox(SandboxArgs),
     /// Everything on one machine: SQLite, the sandbox in-process, a demo organisation, user and
@@ -99,15 +104,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database is up to date ({:?})", state.store.backend());
             Ok(())
         }
-        Command::Org(cmd) => org::run(AppState::from_config(config).await?, cmd).await,
-        Command::User(cmd) => user::run(AppState::from_config(config).await?, cmd).await,
-        Command::ApiKey(cmd) => api_key::run(AppState::from_config(config).await?, cmd).await,
+        Command::Org(cmd) => audited(config, |s| org::run(s, cmd)).await,
+        Command::User(cmd) => audited(config, |s| user::run(s, cmd)).await,
+        Command::ApiKey(cmd) => audited(config, |s| api_key::run(s, cmd)).await,
         Command::Keys(cmd) => keys::run(config, cmd).await,
+        Command::Audit(cmd) => audit::run(AppState::from_config(config).await?, cmd).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Demo(_) => unreachable!("handled above"),
         #[cfg(feature = "conformance")]
         Command::ConformanceServer { .. } => unreachable!("handled above"),
     }
+}
+
+/// Runs an operator command and waits until its audit events are written before exiting.
+async fn audited<F, Fut>(config: Config, command: F) -> anyhow::Result<()>
+where
+    F: FnOnce(AppState) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let state = AppState::from_config(config).await?;
+    let result = command(state.clone()).await;
+    state.audit.flush().await;
+    result
+}
+
+/// An audit event done by the operator at the command line.
+fn operator_event(
+    org: Option<&crate::store::OrgId>,
+    action: &'static str,
+    target: impl Into<String>,
+) -> crate::audit::Event {
+    crate::audit::Event::new(org, crate::audit::Actor::operator(), action)
+        .target(target)
+        .detail("via", "cli")
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -122,6 +151,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "clari-mcp listening"
     );
     app.run_until_stopped(shutdown_signal()).await?;
+    // Every event queued before the stop is written.
+    state.audit.flush().await;
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail};
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{find_org, read_secret, status};
+use super::{find_org, operator_event, read_secret, status};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto::token::hint;
@@ -35,10 +35,19 @@ pub enum OrgCommand {
         #[arg(long, value_name = "ORG")]
         org: String,
     },
-    /// Enable a disabled organisation.
+    /// Enable a disabled organisation (after a kill, nothing revoked comes back).
     Enable {
         #[arg(long, value_name = "ORG")]
         org: String,
+    },
+    /// The emergency kill switch: disable the organisation, revoke every grant, refresh token
+    /// and API key, cancel its Clari exports in flight; every replica refuses it at once.
+    Kill {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -74,6 +83,10 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
         OrgCommand::Create { name } => {
             let name = validate_org_name(&name)?;
             let org = state.store.create_org(&name, now).await?;
+            state.audit.record(
+                operator_event(Some(&org.id), "org.created", org.id.as_str())
+                    .detail("name", org.name.as_str()),
+            );
             println!("{}", org.id);
         }
         OrgCommand::List { json } => {
@@ -125,10 +138,24 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
             let sealed = state.vault.seal(key.expose_secret().as_bytes());
             let key_hint = hint(key.expose_secret());
             drop(key);
+            let replaced = state.store.clari_credential(&org.id).await?.is_some();
             state
                 .store
                 .put_clari_credential(&org.id, &sealed, &key_hint, base_url.as_deref(), now)
                 .await?;
+            state.audit.record(
+                operator_event(
+                    Some(&org.id),
+                    if replaced {
+                        "clari_key.rotated"
+                    } else {
+                        "clari_key.set"
+                    },
+                    org.id.as_str(),
+                )
+                .detail("key_hint", format!("****{key_hint}"))
+                .detail("base_url", base_url.as_deref()),
+            );
             println!(
                 "stored Clari API key ****{key_hint} for organisation '{}' ({})",
                 org.name, org.id
@@ -137,12 +164,42 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
         OrgCommand::Disable { org } => {
             let org = find_org(&state, &org).await?;
             state.store.set_org_disabled(&org.id, true).await?;
+            state.audit.record(operator_event(
+                Some(&org.id),
+                "org.disabled",
+                org.id.as_str(),
+            ));
             println!("organisation '{}' disabled", org.name);
         }
         OrgCommand::Enable { org } => {
             let org = find_org(&state, &org).await?;
             state.store.set_org_disabled(&org.id, false).await?;
+            state.audit.record(operator_event(
+                Some(&org.id),
+                "org.enabled",
+                org.id.as_str(),
+            ));
             println!("organisation '{}' enabled", org.name);
+        }
+        OrgCommand::Kill { org, reason } => {
+            let org = find_org(&state, &org).await?;
+            let reason = reason.map(|r| r.trim().chars().take(500).collect::<String>());
+            let report = crate::governance::kill(
+                &state,
+                &org.id,
+                crate::audit::Actor::operator(),
+                reason.as_deref(),
+                &crate::http::RequestMeta::default(),
+            )
+            .await?;
+            println!(
+                "organisation '{}' killed: disabled; {} grant(s), {} refresh token(s) and {} API key(s) revoked; {} Clari export(s) cancelled",
+                org.name,
+                report.revoked.grants,
+                report.revoked.refresh_tokens,
+                report.revoked.api_keys,
+                report.exports_cancelled
+            );
         }
     }
     Ok(())

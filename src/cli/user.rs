@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
 
-use super::{find_org, find_user, read_secret, status};
+use super::{find_org, find_user, operator_event, read_secret, status};
 use crate::app::AppState;
 use crate::crypto::Passwords;
 use crate::store::{Email, Role};
@@ -71,6 +71,11 @@ pub(super) async fn run(state: AppState, cmd: UserCommand) -> anyhow::Result<()>
                 .store
                 .create_user(&org.id, &email, &hash, role, now)
                 .await?;
+            state.audit.record(
+                operator_event(Some(&org.id), "user.created", user.id.as_str())
+                    .detail("email", user.email.as_str())
+                    .detail("role", role.as_str()),
+            );
             println!("{}", user.id);
         }
         UserCommand::AddToOrg { org, email, role } => {
@@ -81,6 +86,11 @@ pub(super) async fn run(state: AppState, cmd: UserCommand) -> anyhow::Result<()>
                 .store
                 .add_membership(&org.id, &user.id, role, now)
                 .await?;
+            state.audit.record(
+                operator_event(Some(&org.id), "user.added_to_org", user.id.as_str())
+                    .detail("email", user.email.as_str())
+                    .detail("role", role.as_str()),
+            );
             println!("{} is now {} of '{}'", user.email, role.as_str(), org.name);
         }
         UserCommand::List { org, json } => {
@@ -107,18 +117,37 @@ pub(super) async fn run(state: AppState, cmd: UserCommand) -> anyhow::Result<()>
             Passwords::check_policy(&password)?;
             let hash = state.passwords.hash(password).await?;
             state.store.set_user_password(&user.id, &hash).await?;
+            record_in_each_org(&state, &user, "user.password_set").await?;
             println!("password of {} replaced", user.email);
         }
         UserCommand::Disable { email } => {
             let user = find_user(&state, &email).await?;
             state.store.set_user_disabled(&user.id, true).await?;
+            record_in_each_org(&state, &user, "user.disabled").await?;
             println!("user {} disabled", user.email);
         }
         UserCommand::Enable { email } => {
             let user = find_user(&state, &email).await?;
             state.store.set_user_disabled(&user.id, false).await?;
+            record_in_each_org(&state, &user, "user.enabled").await?;
             println!("user {} enabled", user.email);
         }
+    }
+    Ok(())
+}
+
+/// Records a change to a person in the chain of every organisation they belong to (each
+/// organisation's admins see it in their own trail).
+async fn record_in_each_org(
+    state: &AppState,
+    user: &crate::store::User,
+    action: &'static str,
+) -> anyhow::Result<()> {
+    for m in state.store.memberships(&user.id).await? {
+        state.audit.record(
+            operator_event(Some(&m.organization.id), action, user.id.as_str())
+                .detail("email", user.email.as_str()),
+        );
     }
     Ok(())
 }

@@ -45,6 +45,30 @@ fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The audit trail's settings.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Refuse tool calls while events cannot be recorded.
+    pub fail_closed: bool,
+    /// Sign a checkpoint after this many new rows in a chain...
+    pub checkpoint_every: i64,
+    /// ...or when this long has passed since the last one and there are new rows.
+    pub checkpoint_interval: Duration,
+    /// Events older than this are pruned (behind a signed checkpoint at the cut).
+    pub retention: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            fail_closed: true,
+            checkpoint_every: 1_000,
+            checkpoint_interval: Duration::from_secs(300),
+            retention: Duration::from_secs(400 * 86_400),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -84,6 +108,10 @@ pub struct Config {
     pub export_cache_ttl: std::time::Duration,
     /// Pause between export status checks (`CLARI_MCP_EXPORT_POLL_MS`, 1000).
     pub export_poll_interval: std::time::Duration,
+    /// The audit trail: retention (`CLARI_MCP_AUDIT_RETENTION`, 400d), fail closed
+    /// (`CLARI_MCP_AUDIT_FAIL_CLOSED`, true), checkpoint every N rows
+    /// (`CLARI_MCP_AUDIT_CHECKPOINT_EVERY`, 1000) or interval (`..._INTERVAL`, 5m).
+    pub audit: AuditSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -119,6 +147,7 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("export_cache_ttl", &self.export_cache_ttl)
             .field("export_poll_interval", &self.export_poll_interval)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -297,7 +326,35 @@ impl Config {
             ));
         }
 
+        let audit_retention = seconds(
+            "CLARI_MCP_AUDIT_RETENTION",
+            raw.audit_retention,
+            400 * 86_400,
+        )?;
+        if audit_retention < 86_400 {
+            return Err(invalid("CLARI_MCP_AUDIT_RETENTION", "must be at least 1d"));
+        }
+        let audit_checkpoint_interval = seconds(
+            "CLARI_MCP_AUDIT_CHECKPOINT_INTERVAL",
+            raw.audit_checkpoint_interval,
+            300,
+        )?;
+        let audit_checkpoint_every = raw.audit_checkpoint_every.unwrap_or(1_000);
+        if audit_checkpoint_every == 0 {
+            return Err(invalid(
+                "CLARI_MCP_AUDIT_CHECKPOINT_EVERY",
+                "must be at least 1",
+            ));
+        }
+        let audit = AuditSettings {
+            fail_closed: raw.audit_fail_closed.unwrap_or(true),
+            checkpoint_every: i64::from(audit_checkpoint_every),
+            checkpoint_interval: Duration::from_secs(audit_checkpoint_interval as u64),
+            retention: Duration::from_secs(audit_retention as u64),
+        };
+
         Ok(Self {
+            audit,
             allowed_origins,
             export_cache_ttl: Duration::from_secs(export_cache_ttl as u64),
             export_poll_interval,

@@ -65,6 +65,10 @@ pub(super) struct RawConfig {
     pub(super) export_cache_ttl: Option<Text>,
     /// Milliseconds as a bare number (the historical form) or a humantime string (`250ms`).
     pub(super) export_poll_ms: Option<Text>,
+    pub(super) audit_retention: Option<Text>,
+    pub(super) audit_fail_closed: Option<bool>,
+    pub(super) audit_checkpoint_every: Option<u32>,
+    pub(super) audit_checkpoint_interval: Option<Text>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -87,6 +91,10 @@ const KEYS: &[&str] = &[
     "allowed_origins",
     "export_cache_ttl",
     "export_poll_ms",
+    "audit_retention",
+    "audit_fail_closed",
+    "audit_checkpoint_every",
+    "audit_checkpoint_interval",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

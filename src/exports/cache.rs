@@ -19,6 +19,43 @@ use crate::clari::{ClariError, ExportState};
 use crate::clock::Clock;
 use crate::store::OrgId;
 
+/// How one tool call used the export caches: answered from a finished export, joined one in
+/// progress, or started one. Counted per task when the caller scopes [`CACHE_USE`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUse {
+    pub hits: u32,
+    pub joined: u32,
+    pub misses: u32,
+}
+
+impl CacheUse {
+    /// `hit`, `joined`, `miss` (the worst of what happened), or `none`.
+    pub fn label(self) -> &'static str {
+        if self.misses > 0 {
+            "miss"
+        } else if self.joined > 0 {
+            "joined"
+        } else if self.hits > 0 {
+            "hit"
+        } else {
+            "none"
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The cache use of the current tool call, when it is being counted.
+    pub static CACHE_USE: std::cell::Cell<CacheUse>;
+}
+
+fn note(f: impl FnOnce(&mut CacheUse)) {
+    let _ = CACHE_USE.try_with(|c| {
+        let mut u = c.get();
+        f(&mut u);
+        c.set(u);
+    });
+}
+
 /// What the background task reports: where the export stands, or why it failed. A failure ends
 /// the entry (errors are never cached).
 pub type Progress<T> = Result<ExportState<Arc<T>>, ClariError>;
@@ -94,6 +131,15 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
             let now = self.clock.now();
             let mut slots = self.slots.lock().expect("cache lock");
             let fresh = slots.get(&key).is_some_and(|s| self.live(s, now));
+            let done = fresh
+                && slots
+                    .get(&key)
+                    .is_some_and(|s| matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_))));
+            note(|u| match (fresh, done) {
+                (true, true) => u.hits += 1,
+                (true, false) => u.joined += 1,
+                (false, _) => u.misses += 1,
+            });
             if !fresh {
                 self.make_room(&mut slots, org, now)?;
                 let (tx, rx) = watch::channel(Ok(ExportState::Running { job_id: None }));

@@ -7,6 +7,6 @@ pub mod cache;
 pub mod limits;
 pub mod view;
 
-pub use cache::{ExportCache, Progress};
+pub use cache::{CACHE_USE, CacheUse, ExportCache, Progress};
 pub use limits::LimitCache;
 pub use view::{ActivityWindow, BrokenHierarchy, Forecast, week_index};

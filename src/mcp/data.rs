@@ -118,16 +118,18 @@ async fn run_export<K: ExportKind>(
     let _ = tx.send(Ok(ExportState::Running {
         job_id: Some(started.job_id.clone()),
     }));
+    // The decrypted key lives as long as this wait; it ends, before another call to Clari, once
+    // the organisation is disabled (the kill switch): the key and the poll go with it.
+    let (check_state, check_org) = (state.clone(), org.clone());
     let policy = WaitPolicy {
         poll_interval: state.config.export_poll_interval,
         deadline: BACKGROUND_DEADLINE,
+        still_wanted: Some(Arc::new(move || {
+            let (state, org) = (check_state.clone(), check_org.clone());
+            Box::pin(async move { org_enabled(&state, &org).await })
+        })),
     };
-    // The decrypted key lives as long as this wait; it ends early when the organisation is
-    // disabled meanwhile (the key and the poll go with it).
-    let outcome = tokio::select! {
-        outcome = kind.resume(client, &target, &started.job_id, policy) => outcome,
-        () = org_disabled(state, org) => Err(ClariError::MissingApiKey),
-    };
+    let outcome = kind.resume(client, &target, &started.job_id, policy).await;
     drop(target);
     let ok = matches!(outcome, Ok(ExportState::Ready(_)));
     queue::finish(state, org, request, &started, ok).await;
@@ -140,19 +142,18 @@ async fn run_export<K: ExportKind>(
     }
 }
 
-/// Resolves once the organisation is disabled or gone (a failing check is not taken as either).
-/// Checked every third poll of Clari.
-async fn org_disabled(state: &AppState, org: &OrgId) {
-    let every = state.config.export_poll_interval * 3;
-    loop {
-        tokio::time::sleep(every).await;
-        match state.store.find_org(org.as_str()).await {
-            Ok(Some(o)) if !o.disabled => {}
-            Ok(_) => {
-                tracing::info!(org_id = %org, "organisation disabled: abandoning its export");
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, org_id = %org, "checking the organisation failed"),
+/// Whether the organisation is still enabled; asked before every poll of a background export. A
+/// failing check is not taken as disabled.
+async fn org_enabled(state: &AppState, org: &OrgId) -> bool {
+    match state.store.find_org(org.as_str()).await {
+        Ok(Some(o)) if !o.disabled => true,
+        Ok(_) => {
+            tracing::info!(org_id = %org, "organisation disabled: abandoning its export");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, org_id = %org, "checking the organisation failed");
+            true
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::auth::AuthContext;
 use super::tools;
+use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
 
@@ -20,6 +21,16 @@ pub struct ClariMcp {
 impl ClariMcp {
     pub fn new(state: AppState) -> Self {
         Self { state }
+    }
+}
+
+impl ClariMcp {
+    /// The request's id and client address, for the audit trail.
+    fn request_meta(&self, ctx: &RequestContext<RoleServer>) -> RequestMeta {
+        ctx.extensions
+            .get::<axum::http::request::Parts>()
+            .map(|p| RequestMeta::from_parts(p, self.state.config.trusted_proxies))
+            .unwrap_or_default()
     }
 }
 
@@ -85,7 +96,8 @@ impl ServerHandler for ClariMcp {
             return Ok(r.into());
         }
         let args = request.arguments.unwrap_or_default();
-        match tools::call(&self.state, &auth, &request.name, args).await {
+        let meta = self.request_meta(&ctx);
+        match tools::call(&self.state, &auth, &meta, &request.name, args).await {
             Some(result) => Ok(result.into()),
             None => Err(McpError::invalid_params(
                 format!(
@@ -178,7 +190,8 @@ impl ServerHandler for ClariMcp {
             ));
         };
         let args = args.as_object().cloned().unwrap_or_default();
-        let result = tools::call(&self.state, &auth, tool, args)
+        let meta = self.request_meta(&ctx);
+        let result = tools::call(&self.state, &auth, &meta, tool, args)
             .await
             .expect("known tool");
         let text = match (&result.structured_content, result.is_error) {

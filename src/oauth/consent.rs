@@ -3,8 +3,10 @@
 
 use askama::Template;
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -16,7 +18,8 @@ use super::authorize::{
 use super::error::ErrorCode;
 use super::request::{displayed_scopes, normalize};
 use super::{client, core, redirect};
-use crate::http::{parse_form, read_body};
+use crate::audit::{Actor, Event};
+use crate::http::{RequestMeta, parse_form, read_body};
 use crate::scope::ScopeSet;
 use crate::state::AppState;
 use crate::store::UserId;
@@ -134,7 +137,14 @@ pub async fn get_consent(
     consent_page(&state, &session, &rid, &p, &user, email, None).await
 }
 
-pub async fn post_consent(State(state): State<AppState>, session: Session, body: Body) -> Response {
+pub async fn post_consent(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    session: Session,
+    body: Body,
+) -> Response {
+    let request = RequestMeta::new(&headers, Some(peer), state.config.trusted_proxies).parts();
     let form = match read_body(body, 16 * 1024)
         .await
         .and_then(|b| parse_form(&b))
@@ -167,6 +177,18 @@ pub async fn post_consent(State(state): State<AppState>, session: Session, body:
         // Single use: the request is gone whatever the answer.
         let _ = session.remove_value(&pending_key(rid)).await;
         tracing::info!(client_id = %p.client_id, "consent denied");
+        state.audit.record(
+            Event::new(
+                None,
+                Actor::new("user", user.as_str(), Some(email)),
+                "consent.denied",
+            )
+            .target(p.client_id.as_str())
+            .outcome("denied")
+            .from_request(request.0, request.1)
+            .detail("client_name", p.client_name.as_str())
+            .detail("scope", p.scope.to_string()),
+        );
         return error_redirect(
             &state,
             &target,
@@ -213,5 +235,18 @@ pub async fn post_consent(State(state): State<AppState>, session: Session, body:
         .await;
     };
     let _ = session.remove_value(&pending_key(rid)).await;
-    finish(&state, &user, &org, &p, &normalize(chosen), true).await
+    let granted = normalize(chosen);
+    state.audit.record(
+        Event::new(
+            Some(&org),
+            Actor::new("user", user.as_str(), Some(email)),
+            "consent.granted",
+        )
+        .target(p.client_id.as_str())
+        .from_request(request.0, request.1)
+        .detail("client_name", p.client_name.as_str())
+        .detail("scope", granted.to_string())
+        .detail("requested_scope", requested.to_string()),
+    );
+    finish(&state, &user, &org, &p, &granted, true).await
 }

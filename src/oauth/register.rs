@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use super::client::{ClientMetadata, validate_metadata};
 use super::error::{ErrorCode, OAuthError, no_store};
+use crate::audit::{Actor, Event};
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
-use crate::http::{client_ip, ip_bucket};
+use crate::http::{RequestMeta, client_ip, ip_bucket};
 use crate::state::AppState;
 use crate::store::{ClientId, ClientKind, ClientRecord};
 
@@ -129,6 +130,18 @@ async fn register(
     };
     state.store.create_client(&record).await?;
     tracing::info!(client_name = %meta.client_name, public = secret.is_none(), "client registered");
+    let request = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies).parts();
+    state.audit.record(
+        Event::new(
+            None,
+            Actor::new("client", client_id.as_str(), Some(meta.client_name.clone())),
+            "client.registered",
+        )
+        .target(client_id.as_str())
+        .from_request(request.0, request.1)
+        .detail("redirect_uris", meta.redirect_uris.clone())
+        .detail("public", secret.is_none()),
+    );
     let mut body = client_json(state, client_id.as_str(), &meta, now);
     if let Some(s) = secret {
         body["client_secret"] = json!(s);

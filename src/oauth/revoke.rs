@@ -3,6 +3,8 @@
 //! working (access tokens are checked against the grant on each MCP request). Unknown tokens and
 //! other clients' tokens are answered 200 with nothing revoked, as the RFC asks.
 
+use super::token::client_event;
+use crate::http::RequestMeta;
 use axum::body::Body;
 use std::net::SocketAddr;
 
@@ -37,6 +39,7 @@ async fn revoke(
     require_form(headers)?;
     let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
     let client = authenticate_client(state, peer, headers, &form).await?;
+    let meta = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies);
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
@@ -48,6 +51,11 @@ async fn revoke(
                 .revoke_grant(&rt.organization_id, &rt.grant_id, now)
                 .await?;
             tracing::info!(client_id = %client.id, "refresh token revoked");
+            state.audit.record(
+                client_event(&client, &meta, Some(&rt.organization_id), "token.revoked")
+                    .target(rt.grant_id.as_str())
+                    .detail("token_type", "refresh_token"),
+            );
         }
         return Ok(());
     }
@@ -59,6 +67,16 @@ async fn revoke(
             .revoke_grant(&valid.grant.organization_id, &valid.grant.id, now)
             .await?;
         tracing::info!(client_id = %client.id, "access token revoked");
+        state.audit.record(
+            client_event(
+                &client,
+                &meta,
+                Some(&valid.grant.organization_id),
+                "token.revoked",
+            )
+            .target(valid.grant.id.as_str())
+            .detail("token_type", "access_token"),
+        );
     }
     Ok(())
 }

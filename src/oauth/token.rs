@@ -30,8 +30,9 @@ use super::client::Client;
 use super::error::{ErrorCode, OAuthError, no_store};
 use super::request::resource_matches;
 use super::{MAX_FORM_BYTES, authenticate_client, core, require_form};
+use crate::audit::{Actor, Event};
 use crate::crypto::{random_token, sha256_hex};
-use crate::http::{parse_form, read_body};
+use crate::http::{RequestMeta, parse_form, read_body};
 use crate::scope::ScopeSet;
 use crate::signing::AccessClaims;
 use crate::state::AppState;
@@ -85,6 +86,7 @@ async fn token(
             "grant_type must be authorization_code or refresh_token",
         ));
     }
+    let meta = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies);
     let client = authenticate_client(state, peer, headers, &form).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
     if !client.meta.grant_types.contains(&grant_type) {
@@ -98,6 +100,7 @@ async fn token(
         code_grant(
             state,
             &client,
+            &meta,
             get("code"),
             get("redirect_uri"),
             get("code_verifier"),
@@ -108,6 +111,7 @@ async fn token(
         refresh_grant(
             state,
             &client,
+            &meta,
             get("refresh_token"),
             get("scope"),
             get("resource"),
@@ -129,6 +133,7 @@ fn check_resource(requested: Option<&str>, bound: &str, canonical: &str) -> Resu
 async fn code_grant(
     state: &AppState,
     client: &Client,
+    meta: &RequestMeta,
     code: Option<&str>,
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
@@ -155,6 +160,18 @@ async fn code_grant(
                 .revoke_grant(&record.organization_id, &record.grant_id, now)
                 .await?;
             tracing::warn!(client_id = %client.id, "authorization code replayed; grant revoked");
+            state.audit.record(
+                client_event(
+                    client,
+                    meta,
+                    Some(&record.organization_id),
+                    "token.replay_detected",
+                )
+                .target(record.grant_id.as_str())
+                .outcome("denied")
+                .detail("presented", "authorization_code")
+                .detail("grant_revoked", true),
+            );
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; every token issued from it is revoked",
             ));
@@ -193,7 +210,16 @@ async fn code_grant(
     } else {
         None
     };
-    issue(state, client, &grant, &record.scope, refresh).await
+    issue(
+        state,
+        client,
+        meta,
+        "token.issued",
+        &grant,
+        &record.scope,
+        refresh,
+    )
+    .await
 }
 
 async fn new_refresh(
@@ -233,6 +259,7 @@ fn refresh_record(
 async fn refresh_grant(
     state: &AppState,
     client: &Client,
+    meta: &RequestMeta,
     token: Option<&str>,
     scope: Option<&str>,
     resource: Option<&str>,
@@ -291,11 +318,32 @@ async fn refresh_grant(
             .revoke_grant(&rt.organization_id, &rt.grant_id, now)
             .await?;
         tracing::warn!(client_id = %client.id, "rotated refresh token replayed; grant revoked");
+        state.audit.record(
+            client_event(
+                client,
+                meta,
+                Some(&rt.organization_id),
+                "token.replay_detected",
+            )
+            .target(rt.grant_id.as_str())
+            .outcome("denied")
+            .detail("presented", "refresh_token")
+            .detail("grant_revoked", true),
+        );
         return Err(OAuthError::invalid_grant(
             "the refresh token was already used; this sign-in has been revoked",
         ));
     }
-    issue(state, client, &grant, &at_scope, Some(new_token)).await
+    issue(
+        state,
+        client,
+        meta,
+        "token.refreshed",
+        &grant,
+        &at_scope,
+        Some(new_token),
+    )
+    .await
 }
 
 /// A rotated token presented again within the grace window: a client's retry after a lost
@@ -344,6 +392,8 @@ async fn retry_within_grace(
 async fn issue(
     state: &AppState,
     client: &Client,
+    meta: &RequestMeta,
+    action: &'static str,
     grant: &Grant,
     scope: &ScopeSet,
     refresh: Option<String>,
@@ -368,6 +418,14 @@ async fn issue(
     let expiry =
         (client.kind == crate::store::ClientKind::Dcr).then_some(now + state.config.dcr_client_ttl);
     state.store.touch_client(&client.id, now, expiry).await?;
+    state.audit.record(
+        client_event(client, meta, Some(&grant.organization_id), action)
+            .target(grant.id.as_str())
+            .detail("user_id", grant.user_id.as_str())
+            .detail("scope", scope.to_string())
+            .detail("jti", claims.jti.as_str())
+            .detail("refresh_token", refresh.is_some()),
+    );
     Ok(no_store(
         Json(TokenResponse {
             access_token,
@@ -378,4 +436,24 @@ async fn issue(
         })
         .into_response(),
     ))
+}
+
+/// An audit event done by an OAuth client, from this request.
+pub(super) fn client_event(
+    client: &Client,
+    meta: &RequestMeta,
+    org: Option<&crate::store::OrgId>,
+    action: &'static str,
+) -> Event {
+    let (request_id, client_ip) = meta.parts();
+    Event::new(
+        org,
+        Actor::new(
+            "client",
+            client.id.as_str(),
+            Some(client.meta.client_name.clone()),
+        ),
+        action,
+    )
+    .from_request(request_id, client_ip)
 }

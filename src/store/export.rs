@@ -141,6 +141,12 @@ pub trait ExportStore: Send + Sync {
     async fn active_exports(&self, org: &OrgId, active_before: UnixTime)
     -> Result<u32, StoreError>;
 
+    /// The organisation's exports not yet finished: `(request key, status, Clari job id)`.
+    async fn unfinished_exports(
+        &self,
+        org: &OrgId,
+    ) -> Result<Vec<(String, ExportStatus, Option<String>)>, StoreError>;
+
     /// Deletes finished rows last updated before `before`.
     async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError>;
 }
@@ -196,6 +202,10 @@ WHERE organization_id = $3 AND request_key = $4";
 const RECORD_JOB: &str = "\
 UPDATE export_jobs SET clari_job_id = $1, status = 'running', updated_at = $2
 WHERE organization_id = $3 AND request_key = $4";
+
+const UNFINISHED: &str = "\
+SELECT request_key, status, clari_job_id FROM export_jobs
+WHERE organization_id = $1 AND status IN ('queued', 'starting', 'running')";
 
 const PURGE: &str = "\
 DELETE FROM export_jobs WHERE status IN ('done', 'failed') AND updated_at < $1";
@@ -431,6 +441,19 @@ macro_rules! export_store {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(n.max(0) as u32)
+            }
+
+            async fn unfinished_exports(
+                &self,
+                org: &OrgId,
+            ) -> Result<Vec<(String, ExportStatus, Option<String>)>, StoreError> {
+                let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(UNFINISHED)
+                    .bind(org.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|(k, s, j)| Ok((k, ExportStatus::parse(&s)?, j)))
+                    .collect()
             }
 
             async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError> {

@@ -1,5 +1,6 @@
 //! Persistence: one trait per aggregate (organisations, users, Clari credentials, API keys,
-//! clients, grants, codes, refresh tokens, signing keys, browser sessions, rate limits, exports),
+//! clients, grants, codes, refresh tokens, signing keys, browser sessions, rate limits, exports,
+//! the audit trail),
 //! each in its own file with its SQL as constants and one macro that implements it for SQLite
 //! (embedded default) and PostgreSQL (several replicas); `$N` placeholders work on both.
 //! [`Store`] is their sum.
@@ -9,6 +10,7 @@
 //! alone.
 
 mod api_key;
+mod audit;
 mod client;
 mod code;
 mod credential;
@@ -28,13 +30,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use api_key::ApiKeyStore;
+pub use audit::{
+    AuditCheckpoint, AuditFilter, AuditKeyRecord, AuditRecord, AuditStore, Chainer, NewAuditEvent,
+};
 pub use client::{ClientKind, ClientRecord, ClientStore};
 pub use code::{CodeRecord, CodeRedemption, CodeStore};
 pub use credential::CredentialStore;
 pub use export::*;
 pub use grant::{Grant, GrantStore, GrantView};
 pub use models::*;
-pub use org::OrgStore;
+pub use org::{Killed, OrgStore};
 pub use postgres::PgStore;
 pub use refresh::{RefreshRecord, RefreshStore};
 pub use session::{BrowserSessionStore, RateLimitStore};
@@ -105,6 +110,7 @@ pub trait Store:
     + BrowserSessionStore
     + RateLimitStore
     + ExportStore
+    + AuditStore
     + Send
     + Sync
     + 'static

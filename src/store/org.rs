@@ -12,6 +12,17 @@ pub trait OrgStore: Send + Sync {
     /// Finds an organisation by id or, failing that, by exact name.
     async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
     async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
+    /// The kill switch, in one transaction: disables the organisation and revokes every grant,
+    /// refresh token and API key it has. Enabling it later resurrects none of them.
+    async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError>;
+}
+
+/// What the kill switch revoked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Killed {
+    pub grants: u64,
+    pub refresh_tokens: u64,
+    pub api_keys: u64,
 }
 
 const INSERT: &str = "\
@@ -26,6 +37,15 @@ SELECT id, name, disabled, created_at FROM organizations
 WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1";
 
 const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
+
+const KILL_GRANTS: &str = "\
+UPDATE grants SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
+
+const KILL_REFRESH_TOKENS: &str = "\
+UPDATE refresh_tokens SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
+
+const KILL_API_KEYS: &str = "\
+UPDATE api_keys SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
 
 macro_rules! org_store {
     ($store:ty) => {
@@ -71,6 +91,31 @@ macro_rules! org_store {
                     .execute(&self.pool)
                     .await?;
                 StoreError::found(done.rows_affected(), "organisation")
+            }
+
+            async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(SET_DISABLED)
+                    .bind(true)
+                    .bind(org.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                StoreError::found(done.rows_affected(), "organisation")?;
+                let mut revoke = async |sql: &'static str| {
+                    sqlx::query(sql)
+                        .bind(org.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map(|d| d.rows_affected())
+                };
+                let killed = Killed {
+                    grants: revoke(KILL_GRANTS).await?,
+                    refresh_tokens: revoke(KILL_REFRESH_TOKENS).await?,
+                    api_keys: revoke(KILL_API_KEYS).await?,
+                };
+                tx.commit().await?;
+                Ok(killed)
             }
         }
     };

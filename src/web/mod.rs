@@ -18,6 +18,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use crate::audit::{Actor, Event};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::http::{client_ip, ip_bucket, parse_form, read_body};
 use crate::state::AppState;
@@ -302,8 +303,37 @@ async fn post_login(
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
     };
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let signin = |outcome: &'static str, user: Option<&UserId>, reason: Option<&'static str>| {
+        let actor = Actor {
+            kind: "user",
+            id: user.map(|u| u.to_string()),
+            name: Some(email.to_string()),
+        };
+        let e = Event::new(
+            None,
+            actor,
+            if outcome == "success" {
+                "signin.success"
+            } else {
+                "signin.failure"
+            },
+        )
+        .outcome(outcome)
+        .from_request(request_id.clone(), Some(ip.to_string()));
+        match reason {
+            Some(r) => e.detail("reason", r),
+            None => e,
+        }
+    };
     if acct > LOGIN_ATTEMPTS_PER_ACCOUNT || by_ip > LOGIN_ATTEMPTS_PER_IP {
         tracing::warn!(%ip, "sign-in throttled");
+        state
+            .audit
+            .record(signin("denied", None, Some("throttled")));
         let mut r = login_page(
             &state,
             &session,
@@ -330,8 +360,17 @@ async fn post_login(
         .verify(password, hash)
         .await
         .unwrap_or(false);
+    let known = creds.as_ref().map(|c| c.user.id.clone());
     let Some(creds) = creds.filter(|c| verified && !c.user.disabled) else {
         tracing::info!("sign-in failed");
+        let reason = if known.is_some() && verified {
+            "user disabled"
+        } else {
+            "wrong e-mail or password"
+        };
+        state
+            .audit
+            .record(signin("failure", known.as_ref(), Some(reason)));
         return login_page(
             &state,
             &session,
@@ -357,6 +396,9 @@ async fn post_login(
         return internal_error_page(&"the session could not be updated at sign-in");
     }
     tracing::info!(user_id = %creds.user.id, "signed in");
+    state
+        .audit
+        .record(signin("success", Some(&creds.user.id), None));
     match rid {
         Some(rid) => see_other(&format!("/authorize/consent?rid={}", urlencode(&rid))),
         None => see_other("/account"),
@@ -445,13 +487,25 @@ async fn revoke_grant(
         Err(e) => return internal_error_page(&e),
     };
     // Only the user's own grants can be revoked from here.
-    if let Some(g) = grants.into_iter().find(|g| g.grant.id.as_str() == id)
-        && let Err(e) = state
+    if let Some(g) = grants.into_iter().find(|g| g.grant.id.as_str() == id) {
+        if let Err(e) = state
             .store
             .revoke_grant(&g.grant.organization_id, &g.grant.id, state.now())
             .await
-    {
-        return internal_error_page(&e);
+        {
+            return internal_error_page(&e);
+        }
+        state.audit.record(
+            Event::new(
+                Some(&g.grant.organization_id),
+                Actor::new("user", user.as_str(), None),
+                "grant.revoked",
+            )
+            .target(g.grant.id.as_str())
+            .detail("client_id", g.grant.client_id.as_str())
+            .detail("client_name", g.client_name.as_str())
+            .detail("via", "account page"),
+        );
     }
     see_other("/account")
 }

@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["demo"],
     // Composes the routers; runs the server and housekeeping.
-    &["app"],
+    &["app", "governance"],
     // The three faces: the MCP resource server, the authorization server…
     &["mcp", "oauth"],
     // …and the browser pages, which the authorization server renders through.
@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["state"],
     // Services and the HTTP edge.
     &[
+        "audit",
         "exports",
         "signing",
         "http",

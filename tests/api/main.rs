@@ -8,6 +8,7 @@ mod oauth_helpers;
 mod abuse;
 mod clari;
 mod cli;
+mod governance;
 mod health;
 mod layers;
 mod mcp;

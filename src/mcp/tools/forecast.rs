@@ -34,6 +34,7 @@ pub(super) fn broken(e: BrokenHierarchy) -> ToolError {
         hint:
             "Ask a Clari administrator to fix the hierarchy; get_forecast still works per manager."
                 .into(),
+        class: "clari_data",
     }
 }
 
@@ -227,6 +228,7 @@ impl Tool for GetForecast {
                 return Err(ToolError {
                     message: "Clari returned no users for this forecast.".into(),
                     hint: "Check that the API key's user can see this forecast.".into(),
+                    class: "clari_data",
                 });
             };
             let fields = a.fields.as_deref();

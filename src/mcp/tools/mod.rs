@@ -16,18 +16,22 @@ pub mod render;
 pub mod schema;
 mod users;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::model::{CallToolResult, JsonObject, ToolAnnotations};
 use rmcp::schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::audit::{Actor, Event};
 use crate::clari::{ClariError, IdError};
-use crate::principal::AuthContext;
+use crate::exports::{CACHE_USE, CacheUse};
+use crate::http::RequestMeta;
+use crate::principal::{AuthContext, Subject};
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
 use render::Summary;
@@ -42,6 +46,8 @@ pub const MAX_WAIT: u64 = 50;
 pub struct ToolError {
     pub message: String,
     pub hint: String,
+    /// What kind of failure, for the audit trail and metrics (`argument`, `clari_…`, `tool`).
+    pub class: &'static str,
 }
 
 impl ToolError {
@@ -49,6 +55,7 @@ impl ToolError {
         Self {
             message: format!("Invalid argument `{name}`: {reason}."),
             hint: "Correct the argument and call the tool again.".into(),
+            class: "argument",
         }
     }
 }
@@ -66,6 +73,7 @@ impl From<ClariError> for ToolError {
             _ => Self {
                 message: format!("{}.", capitalize(&e.to_string())),
                 hint: e.hint().into(),
+                class: e.class(),
             },
         }
     }
@@ -96,8 +104,10 @@ pub trait Tool: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 }
 
-type Handler =
-    for<'a> fn(&'a AppState, &'a AuthContext, JsonObject) -> BoxFuture<'a, CallToolResult>;
+/// A handler's answer, and the class of its error when it failed.
+type Answer = (CallToolResult, Option<&'static str>);
+
+type Handler = for<'a> fn(&'a AppState, &'a AuthContext, JsonObject) -> BoxFuture<'a, Answer>;
 
 /// A registered tool: its advertised definition (schemas generated once) and its handler.
 pub struct Entry {
@@ -111,17 +121,17 @@ fn handle<'a, T: Tool>(
     state: &'a AppState,
     ctx: &'a AuthContext,
     args: JsonObject,
-) -> BoxFuture<'a, CallToolResult> {
+) -> BoxFuture<'a, Answer> {
     Box::pin(async move {
         let result = match parse::<T::Args>(args) {
             Ok(args) => T::run(state, ctx, args).await,
             Err(e) => Err(e),
         };
         match result {
-            Ok(out) => render::answer(T::NAME, &out),
+            Ok(out) => (render::answer(T::NAME, &out), None),
             Err(e) => {
                 log_tool_error(T::NAME, &e);
-                render::failure(&e)
+                (render::failure(&e), Some(e.class))
             }
         }
     })
@@ -198,21 +208,120 @@ pub fn all_tools() -> Vec<rmcp::model::Tool> {
     REGISTRY.iter().map(|e| e.tool.clone()).collect()
 }
 
-/// Runs a tool; `None` only for unknown names (a protocol error, not a tool error).
+/// Runs a tool; `None` only for unknown names (a protocol error, not a tool error). Every call
+/// is audited: the tool, a keyed digest of the arguments (never their values), the outcome and
+/// error class, latency, the answer's size and estimated tokens, and how the export cache served
+/// it. While the audit trail cannot record (and it fails closed), the call is refused.
 pub async fn call(
     state: &AppState,
     ctx: &AuthContext,
+    meta: &RequestMeta,
     name: &str,
     args: JsonObject,
 ) -> Option<CallToolResult> {
     let entry = find(name)?;
-    if !ctx.scopes.allows(entry.scope) {
-        return Some(render::failure(&ToolError {
+    let digest = state.audit.digest_args(&ctx.org_id, &args);
+    let started = Instant::now();
+    let (result, error) = if !ctx.scopes.allows(entry.scope) {
+        let e = ToolError {
             message: format!("This token lacks the {} scope.", entry.scope),
             hint: "Reconnect and approve that access.".into(),
-        }));
+            class: "scope",
+        };
+        (render::failure(&e), Some(e.class))
+    } else if !state.audit.may_proceed() {
+        tracing::error!(
+            tool = entry.name,
+            "tool call refused: the audit trail is not recording"
+        );
+        let e = ToolError {
+            message:
+                "This call cannot be recorded in the audit trail right now, so it was not run."
+                    .into(),
+            hint: "Try again in a minute; if it persists, tell the operator.".into(),
+            class: "audit_unavailable",
+        };
+        (render::failure(&e), Some(e.class))
+    } else {
+        let (answer, cache) = CACHE_USE
+            .scope(Cell::new(CacheUse::default()), async {
+                let answer = (entry.handler)(state, ctx, args).await;
+                (answer, CACHE_USE.with(Cell::get))
+            })
+            .await;
+        let (result, error) = answer;
+        state.audit.record(tool_event(
+            ctx, meta, entry.name, &digest, &result, error, started, cache,
+        ));
+        return Some(result);
+    };
+    state.audit.record(tool_event(
+        ctx,
+        meta,
+        entry.name,
+        &digest,
+        &result,
+        error,
+        started,
+        CacheUse::default(),
+    ));
+    Some(result)
+}
+
+/// The audit event of one tool call.
+#[allow(clippy::too_many_arguments)]
+fn tool_event(
+    ctx: &AuthContext,
+    meta: &RequestMeta,
+    tool: &str,
+    digest: &str,
+    result: &CallToolResult,
+    error: Option<&'static str>,
+    started: Instant,
+    cache: CacheUse,
+) -> Event {
+    let bytes: usize = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.len()))
+        .sum();
+    let (request_id, client_ip) = meta.parts();
+    with_caller(
+        Event::new(Some(&ctx.org_id), caller_actor(ctx), "tool.call"),
+        ctx,
+    )
+    .target(tool)
+    .outcome(if error.is_some() {
+        "failure"
+    } else {
+        "success"
+    })
+    .from_request(request_id, client_ip)
+    .detail("tool", tool)
+    .detail("args_digest", digest)
+    .detail("error_class", error)
+    .detail("latency_ms", started.elapsed().as_millis() as u64)
+    .detail("result_bytes", bytes as u64)
+    .detail("estimated_tokens", bytes.div_ceil(4) as u64)
+    .detail("cache", cache.label())
+}
+
+/// The person calling (through an OAuth client or an API key).
+pub fn caller_actor(ctx: &AuthContext) -> Actor {
+    Actor::new("user", ctx.user_id.as_str(), None)
+}
+
+/// Adds what the person called through: the client and grant, or the API key.
+pub fn with_caller(event: Event, ctx: &AuthContext) -> Event {
+    match &ctx.subject {
+        Subject::Grant {
+            grant_id,
+            client_id,
+        } => event
+            .detail("client_id", client_id.as_str())
+            .detail("grant_id", grant_id.as_str()),
+        Subject::ApiKey { key_id } => event.detail("api_key_id", key_id.as_str()),
     }
-    Some((entry.handler)(state, ctx, args).await)
 }
 
 // --- arguments shared by several tools --------------------------------------------------------

@@ -254,6 +254,7 @@ impl Tool for GetOpportunity {
             return Err(ToolError {
                 message: format!("Clari has no opportunity '{}'.", a.opportunity_id),
                 hint: "Check the Salesforce opportunity id (15 or 18 characters).".into(),
+                class: "not_found",
             });
         };
         Ok(OpportunityOut {

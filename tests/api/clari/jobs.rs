@@ -176,6 +176,7 @@ async fn a_wait_that_times_out_returns_the_job_and_resume_finishes_it() {
     let short = WaitPolicy {
         poll_interval: Duration::from_millis(50),
         deadline: Duration::from_millis(150),
+        still_wanted: None,
     };
     let req = ForecastExportRequest::default();
     let ExportState::Running {

@@ -66,6 +66,7 @@ fn quick_wait() -> WaitPolicy {
     WaitPolicy {
         poll_interval: Duration::from_millis(30),
         deadline: Duration::from_secs(10),
+        still_wanted: None,
     }
 }
 

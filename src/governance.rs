@@ -1,0 +1,78 @@
+//! What the security team pulls: the kill switch.
+//!
+//! `kill` disables the organisation and revokes every grant, refresh token and API key in one
+//! transaction; every replica refuses the organisation on its very next request, because each
+//! request checks the grant or key (and the organisation) in the database. Then the Clari exports
+//! in flight are cancelled upstream, their rows closed, and this process's cached results dropped
+//! (other replicas' caches are unreachable, since no request of the organisation gets through, and
+//! their background exports stop at their next poll). Enabling the organisation afterwards
+//! resurrects nothing: people reconnect and keys are issued anew.
+
+use crate::audit::{Actor, Event};
+use crate::clari::JobId;
+use crate::http::RequestMeta;
+use crate::state::AppState;
+use crate::store::{ExportStatus, Killed, OrgId, StoreError};
+
+/// What one pull of the kill switch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KillReport {
+    #[serde(flatten)]
+    pub revoked: Killed,
+    /// Clari export jobs cancelled upstream.
+    pub exports_cancelled: u64,
+    /// Export rows closed (queued ones included).
+    pub exports_closed: u64,
+}
+
+/// Pulls the kill switch for `org`, recording who did it and why.
+pub async fn kill(
+    state: &AppState,
+    org: &OrgId,
+    actor: Actor,
+    reason: Option<&str>,
+    meta: &RequestMeta,
+) -> Result<KillReport, StoreError> {
+    let now = state.now();
+    let revoked = state.store.kill_org(org, now).await?;
+    let mut report = KillReport {
+        revoked,
+        ..KillReport::default()
+    };
+    state.forecasts.forget_org(org);
+    state.activities.forget_org(org);
+    state.export_limits.forget(org);
+    let unfinished = state.store.unfinished_exports(org).await?;
+    if !unfinished.is_empty() {
+        let target = crate::mcp::data::target(state, org).await.ok();
+        for (key, status, job) in unfinished {
+            if let (Some(target), Some(job), ExportStatus::Starting | ExportStatus::Running) = (
+                &target,
+                job.as_deref().and_then(|j| JobId::parse(j).ok()),
+                status,
+            ) {
+                match state.clari.cancel_job(target, &job).await {
+                    Ok(_) => report.exports_cancelled += 1,
+                    Err(e) => {
+                        tracing::warn!(error = %e, org_id = %org, %job, "cancelling an export at the kill switch failed");
+                    }
+                }
+            }
+            state.store.finish_export(org, &key, false, now).await?;
+            report.exports_closed += 1;
+        }
+    }
+    let (request_id, client_ip) = meta.parts();
+    state.audit.record(
+        Event::new(Some(org), actor, "org.killed")
+            .target(org.as_str())
+            .from_request(request_id, client_ip)
+            .detail("reason", reason)
+            .detail("grants_revoked", report.revoked.grants)
+            .detail("refresh_tokens_revoked", report.revoked.refresh_tokens)
+            .detail("api_keys_revoked", report.revoked.api_keys)
+            .detail("exports_cancelled", report.exports_cancelled),
+    );
+    tracing::warn!(org_id = %org, reason, ?report, "kill switch pulled");
+    Ok(report)
+}

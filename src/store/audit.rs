@@ -1,0 +1,412 @@
+//! The audit trail's storage: hash-chained events per organisation, the chain heads, signed
+//! checkpoints and the audit keys. What a hash is, and what a signature covers, is the `audit`
+//! service's business: the store appends under the head's row lock and hands it the previous hash.
+
+use async_trait::async_trait;
+
+use super::{PgStore, SqliteStore, StoreError};
+use crate::clock::UnixTime;
+
+/// An event before it has a place in its chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEvent {
+    /// The chain: an organisation id, or `-` for the instance's own events.
+    pub chain: String,
+    pub at: UnixTime,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub client_ip: Option<String>,
+    /// Canonical JSON (an object with sorted keys).
+    pub details: String,
+}
+
+/// A stored event with its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct AuditRecord {
+    #[sqlx(rename = "organization_id")]
+    pub chain: String,
+    pub seq: i64,
+    pub at: UnixTime,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct AuditCheckpoint {
+    #[sqlx(rename = "organization_id")]
+    pub chain: String,
+    pub seq: i64,
+    pub head_hash: String,
+    pub at: UnixTime,
+    pub key_id: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditKeyRecord {
+    pub kid: String,
+    /// `ed25519` (checkpoint signatures) or `hmac` (argument digests).
+    pub kind: String,
+    pub public_key: Option<String>,
+    pub private_ciphertext: String,
+    pub private_key_id: String,
+    pub created_at: UnixTime,
+    pub retired_at: Option<UnixTime>,
+}
+
+/// Computes an event's hash from the previous hash, its sequence number and the event.
+pub type Chainer<'a> = &'a (dyn Fn(&str, i64, &NewAuditEvent) -> String + Send + Sync);
+
+/// Filters of an audit listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub since: Option<UnixTime>,
+    pub until: Option<UnixTime>,
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub outcome: Option<String>,
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends events to their chains in one transaction, chains in a fixed order (so writers on
+    /// several replicas never deadlock), each chain under its head's row lock. Returns each
+    /// touched chain with its new head `(chain, seq, hash)`.
+    async fn append_audit(
+        &self,
+        events: &[NewAuditEvent],
+        chain: Chainer<'_>,
+        now: UnixTime,
+    ) -> Result<Vec<(String, i64, String)>, StoreError>;
+    /// Events of one chain with `seq > after`, oldest first, at most `limit`.
+    async fn audit_events(
+        &self,
+        chain: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Events of one chain, newest first, filtered; `before_seq` pages backwards.
+    async fn find_audit_events(
+        &self,
+        chain: &str,
+        filter: &AuditFilter,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Every chain that has a head.
+    async fn audit_chains(&self) -> Result<Vec<String>, StoreError>;
+    async fn audit_head(&self, chain: &str) -> Result<Option<(i64, String)>, StoreError>;
+    /// The event of `chain` at `seq`.
+    async fn audit_event(&self, chain: &str, seq: i64) -> Result<Option<AuditRecord>, StoreError>;
+    /// The newest event at or before `at` (where a retention cut falls).
+    async fn audit_last_before(
+        &self,
+        chain: &str,
+        at: UnixTime,
+    ) -> Result<Option<AuditRecord>, StoreError>;
+    /// Deletes the events of `chain` with `seq <= through`.
+    async fn delete_audit_through(&self, chain: &str, through: i64) -> Result<u64, StoreError>;
+
+    async fn insert_audit_checkpoint(&self, cp: &AuditCheckpoint) -> Result<(), StoreError>;
+    async fn audit_checkpoints(&self, chain: &str) -> Result<Vec<AuditCheckpoint>, StoreError>;
+    async fn last_audit_checkpoint(
+        &self,
+        chain: &str,
+    ) -> Result<Option<AuditCheckpoint>, StoreError>;
+
+    async fn insert_audit_key(&self, key: &AuditKeyRecord) -> Result<(), StoreError>;
+    async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, StoreError>;
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+const ENSURE_HEAD: &str = "\
+INSERT INTO audit_heads (organization_id, seq, hash, updated_at) VALUES ($1, 0, $2, $3)
+ON CONFLICT (organization_id) DO NOTHING";
+
+/// Takes the head's row lock (held until commit) and reserves `$2` sequence numbers.
+const ADVANCE_HEAD: &str = "\
+UPDATE audit_heads SET seq = seq + $2, updated_at = $3 WHERE organization_id = $1
+RETURNING seq, hash";
+
+const SET_HEAD_HASH: &str = "UPDATE audit_heads SET hash = $2 WHERE organization_id = $1";
+
+const INSERT: &str = "\
+INSERT INTO audit_events (organization_id, seq, at, actor_kind, actor_id, actor_name, action,
+    target, outcome, request_id, client_ip, details, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+const AFTER: &str = "\
+SELECT organization_id, seq, at, actor_kind, actor_id, actor_name, action, target, outcome,
+    request_id, client_ip, details, prev_hash, hash
+FROM audit_events WHERE organization_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+/// Optional filters are written `($n IS NULL OR column = $n)`, so one statement serves them all.
+const FIND: &str = "\
+SELECT organization_id, seq, at, actor_kind, actor_id, actor_name, action, target, outcome,
+    request_id, client_ip, details, prev_hash, hash
+FROM audit_events
+WHERE organization_id = $1
+  AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3)
+  AND ($4 IS NULL OR action = $4) AND ($5 IS NULL OR actor_id = $5)
+  AND ($6 IS NULL OR outcome = $6) AND ($7 IS NULL OR seq < $7)
+ORDER BY seq DESC LIMIT $8";
+
+const ONE: &str = "\
+SELECT organization_id, seq, at, actor_kind, actor_id, actor_name, action, target, outcome,
+    request_id, client_ip, details, prev_hash, hash
+FROM audit_events WHERE organization_id = $1 AND seq = $2";
+
+const LAST_BEFORE: &str = "\
+SELECT organization_id, seq, at, actor_kind, actor_id, actor_name, action, target, outcome,
+    request_id, client_ip, details, prev_hash, hash
+FROM audit_events WHERE organization_id = $1 AND at <= $2 ORDER BY seq DESC LIMIT 1";
+
+const CHAINS: &str = "SELECT organization_id FROM audit_heads ORDER BY organization_id";
+
+const HEAD: &str = "SELECT seq, hash FROM audit_heads WHERE organization_id = $1";
+
+const DELETE_THROUGH: &str = "DELETE FROM audit_events WHERE organization_id = $1 AND seq <= $2";
+
+const INSERT_CHECKPOINT: &str = "\
+INSERT INTO audit_checkpoints (organization_id, seq, head_hash, at, key_id, signature)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (organization_id, seq) DO NOTHING";
+
+const CHECKPOINTS: &str = "\
+SELECT organization_id, seq, head_hash, at, key_id, signature
+FROM audit_checkpoints WHERE organization_id = $1 ORDER BY seq";
+
+const LAST_CHECKPOINT: &str = "\
+SELECT organization_id, seq, head_hash, at, key_id, signature
+FROM audit_checkpoints WHERE organization_id = $1 ORDER BY seq DESC LIMIT 1";
+
+const INSERT_KEY: &str = "\
+INSERT INTO audit_keys
+    (kid, kind, public_key, private_ciphertext, private_key_id, created_at, retired_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const KEYS: &str = "\
+SELECT kid, kind, public_key, private_ciphertext, private_key_id, created_at, retired_at
+FROM audit_keys ORDER BY created_at DESC, kid";
+
+macro_rules! audit_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl AuditStore for $store {
+            async fn append_audit(
+                &self,
+                events: &[NewAuditEvent],
+                chain: Chainer<'_>,
+                now: UnixTime,
+            ) -> Result<Vec<(String, i64, String)>, StoreError> {
+                let mut chains: Vec<&str> = events.iter().map(|e| e.chain.as_str()).collect();
+                chains.sort_unstable();
+                chains.dedup();
+                let mut heads = Vec::with_capacity(chains.len());
+                let mut tx = self.pool.begin().await?;
+                for name in chains {
+                    let batch: Vec<&NewAuditEvent> =
+                        events.iter().filter(|e| e.chain == name).collect();
+                    sqlx::query(ENSURE_HEAD)
+                        .bind(name)
+                        .bind(GENESIS)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    let (last, mut prev): (i64, String) = sqlx::query_as(ADVANCE_HEAD)
+                        .bind(name)
+                        .bind(batch.len() as i64)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let mut seq = last - batch.len() as i64;
+                    for e in batch {
+                        seq += 1;
+                        let hash = chain(&prev, seq, e);
+                        sqlx::query(INSERT)
+                            .bind(name)
+                            .bind(seq)
+                            .bind(e.at)
+                            .bind(&e.actor_kind)
+                            .bind(&e.actor_id)
+                            .bind(&e.actor_name)
+                            .bind(&e.action)
+                            .bind(&e.target)
+                            .bind(&e.outcome)
+                            .bind(&e.request_id)
+                            .bind(&e.client_ip)
+                            .bind(&e.details)
+                            .bind(&prev)
+                            .bind(&hash)
+                            .execute(&mut *tx)
+                            .await?;
+                        prev = hash;
+                    }
+                    sqlx::query(SET_HEAD_HASH)
+                        .bind(name)
+                        .bind(&prev)
+                        .execute(&mut *tx)
+                        .await?;
+                    heads.push((name.to_owned(), last, prev));
+                }
+                tx.commit().await?;
+                Ok(heads)
+            }
+
+            async fn audit_events(
+                &self,
+                chain: &str,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<AuditRecord>, StoreError> {
+                Ok(sqlx::query_as(AFTER)
+                    .bind(chain)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn find_audit_events(
+                &self,
+                chain: &str,
+                filter: &AuditFilter,
+                before_seq: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<AuditRecord>, StoreError> {
+                Ok(sqlx::query_as(FIND)
+                    .bind(chain)
+                    .bind(filter.since)
+                    .bind(filter.until)
+                    .bind(&filter.action)
+                    .bind(&filter.actor_id)
+                    .bind(&filter.outcome)
+                    .bind(before_seq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as(CHAINS).fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(|(c,)| c).collect())
+            }
+
+            async fn audit_head(&self, chain: &str) -> Result<Option<(i64, String)>, StoreError> {
+                Ok(sqlx::query_as(HEAD)
+                    .bind(chain)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn audit_event(
+                &self,
+                chain: &str,
+                seq: i64,
+            ) -> Result<Option<AuditRecord>, StoreError> {
+                Ok(sqlx::query_as(ONE)
+                    .bind(chain)
+                    .bind(seq)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn audit_last_before(
+                &self,
+                chain: &str,
+                at: UnixTime,
+            ) -> Result<Option<AuditRecord>, StoreError> {
+                Ok(sqlx::query_as(LAST_BEFORE)
+                    .bind(chain)
+                    .bind(at)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn delete_audit_through(
+                &self,
+                chain: &str,
+                through: i64,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query(DELETE_THROUGH)
+                    .bind(chain)
+                    .bind(through)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_audit_checkpoint(
+                &self,
+                cp: &AuditCheckpoint,
+            ) -> Result<(), StoreError> {
+                sqlx::query(INSERT_CHECKPOINT)
+                    .bind(&cp.chain)
+                    .bind(cp.seq)
+                    .bind(&cp.head_hash)
+                    .bind(cp.at)
+                    .bind(&cp.key_id)
+                    .bind(&cp.signature)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_checkpoints(
+                &self,
+                chain: &str,
+            ) -> Result<Vec<AuditCheckpoint>, StoreError> {
+                Ok(sqlx::query_as(CHECKPOINTS)
+                    .bind(chain)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn last_audit_checkpoint(
+                &self,
+                chain: &str,
+            ) -> Result<Option<AuditCheckpoint>, StoreError> {
+                Ok(sqlx::query_as(LAST_CHECKPOINT)
+                    .bind(chain)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_audit_key(&self, k: &AuditKeyRecord) -> Result<(), StoreError> {
+                sqlx::query(INSERT_KEY)
+                    .bind(&k.kid)
+                    .bind(&k.kind)
+                    .bind(&k.public_key)
+                    .bind(&k.private_ciphertext)
+                    .bind(&k.private_key_id)
+                    .bind(k.created_at)
+                    .bind(k.retired_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, StoreError> {
+                Ok(sqlx::query_as(KEYS).fetch_all(&self.pool).await?)
+            }
+        }
+    };
+}
+
+audit_store!(SqliteStore);
+audit_store!(PgStore);

@@ -1,0 +1,403 @@
+//! Governance: the hash-chained, signed audit trail (recorded, verified, tampering named) and the
+//! kill switch (across two replicas), on both backends.
+
+use std::collections::BTreeSet;
+
+use clari_mcp::audit::INSTANCE_CHAIN;
+use clari_mcp::store::AuditRecord;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{Cli, TestApp, TestDb};
+use crate::mcp_helpers::*;
+use crate::oauth_helpers::*;
+
+both_backends!(
+    a_workload_is_audited_and_the_trail_verifies_until_tampered,
+    the_kill_switch_stops_an_organisation_on_every_replica_at_once,
+    concurrent_writers_on_two_replicas_never_fork_a_chain,
+);
+
+async fn events(app: &TestApp, chain: &str) -> Vec<AuditRecord> {
+    app.state.audit.flush().await;
+    app.state
+        .store
+        .audit_events(chain, 0, 10_000)
+        .await
+        .unwrap()
+}
+
+fn actions(rows: &[AuditRecord]) -> BTreeSet<String> {
+    rows.iter().map(|r| r.action.clone()).collect()
+}
+
+/// The operator's CLI on the app's database with the app's vault key.
+fn cli_for(db: &TestDb, app: &TestApp) -> Cli {
+    let mut cli = Cli::new(db);
+    let keys = app
+        .state
+        .config
+        .vault_keys
+        .as_ref()
+        .expect("tests configure vault keys");
+    cli.env.insert(
+        "CLARI_MCP_VAULT_KEYS".into(),
+        keys.iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    cli
+}
+
+async fn a_workload_is_audited_and_the_trail_verifies_until_tampered(db: &TestDb) {
+    let env = mcp_env(db).await;
+    let app = &env.app;
+    // OAuth: registration, sign-in (one failure first), consent, code exchange, refresh, revoke.
+    let client = register_public(app).await;
+    let cid = client["client_id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(app);
+    let start = b
+        .get(&authorize_url(
+            &cid,
+            &pkce().challenge,
+            "s",
+            "clari:read",
+            &app.state.config.mcp_url,
+        ))
+        .await;
+    let wrong = b
+        .login(
+            &start.location.unwrap(),
+            "ava@acme.test",
+            "not the password",
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let p = pkce();
+    let q = authorize(&mut Browser::new(app), &cid, &p, "ava@acme.test").await;
+    let (s, t) = exchange(app, &cid, &q["code"], &p.verifier).await;
+    assert_eq!(s, 200, "{t}");
+    let (s, t2, _) = refresh_with(app, &cid, t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{t2}");
+    // A tool call with an API key, and one with a bad argument.
+    let key = env.api_key("clari:read").await;
+    let ok = call_tool(app, &key, "list_time_periods", json!({"wait_seconds": 10})).await;
+    assert_eq!(ok["isError"], false, "{ok}");
+    let secret_arg = "2099_Q9 with a secret";
+    let bad = call_tool(
+        app,
+        &key,
+        "get_forecast",
+        json!({"time_period": secret_arg}),
+    )
+    .await;
+    assert_eq!(bad["isError"], true);
+    let r = app
+        .http
+        .post(app.url("/revoke"))
+        .form(&[
+            ("client_id", cid.as_str()),
+            ("token", t2["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let org_rows = events(app, env.org.as_str()).await;
+    let instance = events(app, INSTANCE_CHAIN).await;
+    for a in [
+        "consent.granted",
+        "token.issued",
+        "token.refreshed",
+        "token.revoked",
+        "tool.call",
+    ] {
+        assert!(
+            actions(&org_rows).contains(a),
+            "{a} missing: {:?}",
+            actions(&org_rows)
+        );
+    }
+    for a in ["client.registered", "signin.failure", "signin.success"] {
+        assert!(
+            actions(&instance).contains(a),
+            "{a} missing: {:?}",
+            actions(&instance)
+        );
+    }
+    // Tool calls carry a keyed digest of the arguments, never their values.
+    let calls: Vec<&AuditRecord> = org_rows
+        .iter()
+        .filter(|r| r.action == "tool.call")
+        .collect();
+    assert_eq!(calls.len(), 2);
+    let failed = calls.iter().find(|r| r.outcome == "failure").unwrap();
+    let d: Value = serde_json::from_str(&failed.details).unwrap();
+    assert_eq!(d["tool"], "get_forecast");
+    assert_eq!(d["error_class"], "argument");
+    assert_eq!(d["args_digest"].as_str().unwrap().len(), 64);
+    assert!(!failed.details.contains("secret"), "{}", failed.details);
+    let good: Value = serde_json::from_str(
+        &calls
+            .iter()
+            .find(|r| r.outcome == "success")
+            .unwrap()
+            .details,
+    )
+    .unwrap();
+    assert!(good["result_bytes"].as_u64().unwrap() > 0);
+    assert!(good["estimated_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        ["miss", "joined", "hit"].contains(&good["cache"].as_str().unwrap()),
+        "{good}"
+    );
+    assert!(good["api_key_id"].is_string());
+    assert!(
+        calls
+            .iter()
+            .all(|r| r.request_id.is_some() && r.client_ip.is_some())
+    );
+
+    // Untouched, the trail verifies; so does its export, offline.
+    app.state.audit.checkpoint_now().await;
+    let cli = cli_for(db, app);
+    let out = cli.ok(&["audit", "verify"], None);
+    assert!(out.contains("OK") && !out.contains("broken"), "{out}");
+    let file = db.dir.path().join("audit.jsonl");
+    cli.ok(&["audit", "export", "--out", file.to_str().unwrap()], None);
+    let out = cli.ok(&["audit", "verify", "--from", file.to_str().unwrap()], None);
+    assert!(out.contains(&format!("chain {}: OK", env.org)), "{out}");
+    let keys: Value = app
+        .http
+        .get(app.url("/.well-known/audit-keys.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["keys"][0]["alg"], "Ed25519");
+
+    // A tampered update, a deleted row and a forged checkpoint are each named.
+    let org = lit(Some(env.org.as_str()));
+    let victim = org_rows[1].seq;
+    exec(
+        db,
+        &format!(
+            "UPDATE audit_events SET outcome = 'success', details = '{{}}' \
+             WHERE organization_id = {org} AND seq = {victim}"
+        ),
+    )
+    .await;
+    let out = cli.run(&["audit", "verify", "--org", "Acme"], None);
+    assert!(!out.0.status.success());
+    assert!(
+        out.stdout()
+            .contains(&format!("broken at seq {victim}: the row was altered")),
+        "{}",
+        out.stdout()
+    );
+    restore(db, &org_rows[1]).await;
+    cli.ok(&["audit", "verify", "--org", "Acme"], None);
+
+    let gone = org_rows[2].seq;
+    exec(
+        db,
+        &format!("DELETE FROM audit_events WHERE organization_id = {org} AND seq = {gone}"),
+    )
+    .await;
+    let out = cli.run(&["audit", "verify", "--org", "Acme"], None);
+    assert!(!out.0.status.success());
+    assert!(
+        out.stdout().contains(&format!("row {gone} is missing")),
+        "{}",
+        out.stdout()
+    );
+    restore(db, &org_rows[2]).await;
+    cli.ok(&["audit", "verify", "--org", "Acme"], None);
+
+    exec(
+        db,
+        &format!(
+            "UPDATE audit_checkpoints SET head_hash = '{}' WHERE organization_id = {org}",
+            "f".repeat(64)
+        ),
+    )
+    .await;
+    let out = cli.run(&["audit", "verify", "--org", "Acme"], None);
+    assert!(!out.0.status.success());
+    assert!(
+        out.stdout().contains("signature does not verify"),
+        "{}",
+        out.stdout()
+    );
+    // The exported copy still verifies: it was taken before the forgery.
+    cli.ok(&["audit", "verify", "--from", file.to_str().unwrap()], None);
+}
+
+/// Runs SQL straight on the database, as someone with database access would.
+async fn exec(db: &TestDb, sql: &str) {
+    if db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
+
+fn lit(v: Option<&str>) -> String {
+    v.map_or("NULL".to_owned(), |s| {
+        format!("'{}'", s.replace('\'', "''"))
+    })
+}
+
+/// Puts a row back exactly as it was.
+async fn restore(db: &TestDb, r: &AuditRecord) {
+    exec(
+        db,
+        &format!(
+            "DELETE FROM audit_events WHERE organization_id = {c} AND seq = {seq}; \
+             INSERT INTO audit_events (organization_id, seq, at, actor_kind, actor_id, actor_name, \
+             action, target, outcome, request_id, client_ip, details, prev_hash, hash) VALUES \
+             ({c}, {seq}, {at}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            lit(Some(&r.actor_kind)),
+            lit(r.actor_id.as_deref()),
+            lit(r.actor_name.as_deref()),
+            lit(Some(&r.action)),
+            lit(r.target.as_deref()),
+            lit(Some(&r.outcome)),
+            lit(r.request_id.as_deref()),
+            lit(r.client_ip.as_deref()),
+            lit(Some(&r.details)),
+            lit(Some(&r.prev_hash)),
+            lit(Some(&r.hash)),
+            c = lit(Some(&r.chain)),
+            seq = r.seq,
+            at = r.at,
+        ),
+    )
+    .await;
+}
+
+async fn the_kill_switch_stops_an_organisation_on_every_replica_at_once(db: &TestDb) {
+    let (env, replica) = mcp_env_with_replica(db).await;
+    let app = &env.app;
+    // An OAuth client's tokens and an API key, both working on both replicas.
+    let client = register_public(app).await;
+    let cid = client["client_id"].as_str().unwrap().to_owned();
+    let p = pkce();
+    let q = authorize(&mut Browser::new(app), &cid, &p, "ava@acme.test").await;
+    let (_, t) = exchange(app, &cid, &q["code"], &p.verifier).await;
+    let access = t["access_token"].as_str().unwrap().to_owned();
+    let key = env.api_key("clari:read").await;
+    for a in [app, &replica] {
+        for token in [&access, &key] {
+            let r = rpc(a, Some(token), "tools/list", json!({})).await;
+            assert_eq!(r.status, 200);
+        }
+    }
+    // A slow export in flight.
+    env.sandbox.set_knobs(|k| k.job_latency_ms = 60_000);
+    let r = call_tool(app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
+    assert_eq!(r["structuredContent"]["status"], "running", "{r}");
+    for _ in 0..200 {
+        if env.sandbox.jobs_created() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(env.sandbox.jobs_created(), 1);
+
+    let report = clari_mcp::governance::kill(
+        &replica.state,
+        &env.org,
+        clari_mcp::audit::Actor::operator(),
+        Some("suspected leak"),
+        &clari_mcp::http::RequestMeta::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.revoked.api_keys, 1);
+    assert!(
+        report.revoked.grants >= 1 && report.revoked.refresh_tokens >= 1,
+        "{report:?}"
+    );
+    assert_eq!(report.exports_cancelled, 1, "{report:?}");
+    // A status check already on the wire when the kill committed may still land; let it, then
+    // count: from here on nothing may reach Clari for the organisation.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let after_kill = env.sandbox.request_count();
+
+    // The very next request on either replica is refused, with either credential.
+    for a in [app, &replica] {
+        for token in [&access, &key] {
+            let r = rpc(a, Some(token), "tools/list", json!({})).await;
+            assert_eq!(r.status, 401, "{token}: {:?}", r.body);
+        }
+    }
+    // The export was cancelled upstream, and nothing calls Clari for the organisation again.
+    let jobs = env.sandbox.jobs_created();
+    assert_eq!(jobs, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(
+        env.sandbox.request_count(),
+        after_kill,
+        "no upstream call after the kill"
+    );
+    // Enabling it resurrects nothing.
+    app.state
+        .store
+        .set_org_disabled(&env.org, false)
+        .await
+        .unwrap();
+    for token in [&access, &key] {
+        assert_eq!(
+            rpc(app, Some(token), "tools/list", json!({})).await.status,
+            401
+        );
+    }
+    // The trail says who pulled it and why.
+    let rows = events(&replica, env.org.as_str()).await;
+    let kill = rows
+        .iter()
+        .find(|r| r.action == "org.killed")
+        .expect("kill audited");
+    assert_eq!(kill.actor_kind, "operator");
+    assert!(kill.details.contains("suspected leak"), "{}", kill.details);
+}
+
+async fn concurrent_writers_on_two_replicas_never_fork_a_chain(db: &TestDb) {
+    let (env, replica) = mcp_env_with_replica(db).await;
+    let key = env.api_key("clari:read").await;
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        let a = if i % 2 == 0 { &env.app } else { &replica };
+        calls.push(call_tool(a, &key, "get_admin_limits", json!({})));
+    }
+    futures_util::future::join_all(calls).await;
+    env.app.state.audit.flush().await;
+    replica.state.audit.flush().await;
+    env.app.state.audit.checkpoint_now().await;
+    replica.state.audit.checkpoint_now().await;
+    let rows = events(&env.app, env.org.as_str()).await;
+    assert_eq!(rows.iter().filter(|r| r.action == "tool.call").count(), 24);
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=rows.len() as i64).collect::<Vec<_>>(),
+        "one gapless chain"
+    );
+    let cli = cli_for(db, &env.app);
+    let out = cli.ok(&["audit", "verify"], None);
+    assert!(!out.contains("broken"), "{out}");
+}
