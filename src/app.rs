@@ -11,9 +11,10 @@ pub use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use secrecy::ExposeSecret;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -22,13 +23,30 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/audit-keys.json", get(audit_keys))
+        .route("/metrics", get(metrics))
         .merge(crate::oauth::router())
         .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
         .layer(crate::web::session::layer(&state))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        // Every log line of a request carries its id (the client's X-Request-Id, or one minted by
+        // the outermost layer), which every response also returns.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %id
+                )
+            },
+        ))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
@@ -42,6 +60,62 @@ async fn audit_keys(State(state): State<AppState>) -> impl IntoResponse {
         [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
         axum::Json(state.audit.keys().public_keys()),
     )
+}
+
+/// The Prometheus exposition, on the main listener only with `CLARI_MCP_METRICS_TOKEN` (and that
+/// bearer token); otherwise it is not here (404).
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let Some(expected) = &state.config.metrics_token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !crate::crypto::constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        )
+            .into_response();
+    }
+    exposition(&state)
+}
+
+fn exposition(state: &AppState) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves `/metrics` alone on `CLARI_MCP_METRICS_BIND` (an address only the monitoring network
+/// reaches), without a token.
+pub async fn spawn_metrics_listener(state: AppState) -> anyhow::Result<()> {
+    let Some(bind) = state.config.metrics_bind else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding the metrics listener {bind}"))?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { exposition(&s) }),
+        )
+        .with_state(state);
+    tracing::info!(addr = %bind, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Ready when the database answers.
@@ -165,7 +239,24 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
     })
 }
 
+/// Refreshes the per-organisation gauges (live grants, clients, API keys) from one query.
+pub async fn refresh_gauges(state: &AppState) -> Result<(), crate::store::StoreError> {
+    let rows = state.store.org_activity(state.now()).await?;
+    state.metrics.set_org_gauges(&rows);
+    Ok(())
+}
+
 pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
+    let gauges = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = refresh_gauges(&gauges).await {
+                tracing::warn!(error = %e, "refreshing the metrics gauges failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(900));
         loop {

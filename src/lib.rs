@@ -19,6 +19,7 @@ pub mod governance;
 pub mod http;
 pub mod ids;
 pub mod mcp;
+pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod principal;

@@ -33,6 +33,8 @@ pub struct Inner {
     pub export_limits: LimitCache,
     /// The audit trail.
     pub audit: crate::audit::AuditLog,
+    /// Prometheus metrics of this process.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The one guarded, bounded client for Client ID Metadata Documents.
     pub cimd: crate::net::CimdFetcher,
     /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
@@ -66,11 +68,13 @@ impl AppState {
                 "a DANGER setting is on: a protection is weakened; never use it in production"
             );
         }
+        let metrics = crate::metrics::Metrics::shared();
         let audit = crate::audit::AuditLog::start(
             store.clone(),
             &vault,
             clock.clone(),
             config.audit.clone(),
+            metrics.clone(),
         )
         .await
         .context("loading the audit keys")?;
@@ -82,12 +86,16 @@ impl AppState {
             vault,
             passwords: Passwords::default(),
             keys: Arc::new(keys),
-            clari: ClariClient::new(ClientOptions::default()),
+            clari: ClariClient::new(ClientOptions {
+                metrics: Some(metrics.clone()),
+                ..ClientOptions::default()
+            }),
             forecasts: ExportCache::new(ttl, clock.clone()),
             activities: ExportCache::new(ttl, clock.clone()),
             export_limits: LimitCache::default(),
             cimd,
             audit,
+            metrics,
             clock,
             #[cfg(feature = "conformance")]
             conformance_identity: std::sync::OnceLock::new(),

@@ -24,6 +24,7 @@ pub use crate::config::AuditSettings;
 
 use crate::clock::{Clock, UnixTime};
 use crate::crypto::Vault;
+use crate::metrics::Metrics;
 use crate::store::{NewAuditEvent, OrgId, Store};
 
 /// The instance's own chain: events that belong to no organisation (sign-ins, registrations).
@@ -147,6 +148,7 @@ enum Msg {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
+    metrics: Arc<Metrics>,
     healthy: Arc<AtomicBool>,
     keys: Arc<AuditKeys>,
     clock: Arc<dyn Clock>,
@@ -160,6 +162,7 @@ impl AuditLog {
         vault: &Vault,
         clock: Arc<dyn Clock>,
         settings: AuditSettings,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, AuditKeyError> {
         let keys = Arc::new(AuditKeys::load(store.as_ref(), vault, clock.now()).await?);
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -174,6 +177,7 @@ impl AuditLog {
         ));
         Ok(Self {
             tx,
+            metrics,
             healthy,
             keys,
             clock,
@@ -185,6 +189,7 @@ impl AuditLog {
     /// [`AuditLog::accepting`] false until the writer catches up.
     pub fn record(&self, event: Event) {
         let action = event.action;
+        self.metrics.audit_events.inc();
         if let Err(e) = self
             .tx
             .try_send(Msg::Event(Box::new(event.into_new(self.clock.now()))))

@@ -107,6 +107,8 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Opportunity batches in flight at once.
     pub batch_concurrency: usize,
+    /// Where requests to Clari are counted (by endpoint template and status) and timed.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for ClientOptions {
@@ -116,6 +118,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             batch_concurrency: 4,
+            metrics: None,
         }
     }
 }
@@ -246,9 +249,20 @@ impl ClariClient {
             if let Some(b) = call.body {
                 rb = rb.json(b);
             }
+            let sent = Instant::now();
+            let observe = |status: &str| {
+                if let Some(m) = &self.opts.metrics {
+                    m.clari_request(
+                        crate::metrics::clari_endpoint(call.path),
+                        status,
+                        sent.elapsed().as_secs_f64(),
+                    );
+                }
+            };
             let (err, outcome) = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    observe(status.as_str());
                     let retry_after = parse_retry_after(resp.headers());
                     match resp.bytes().await {
                         Ok(bytes) if status.is_success() => return Ok(bytes),
@@ -259,8 +273,18 @@ impl ClariClient {
                         Err(e) => (transport_error(&e), Attempt::Lost),
                     }
                 }
-                Err(e) if e.is_connect() => (transport_error(&e), Attempt::NeverSent),
-                Err(e) => (transport_error(&e), Attempt::Lost),
+                Err(e) if e.is_connect() => {
+                    observe("connect_error");
+                    (transport_error(&e), Attempt::NeverSent)
+                }
+                Err(e) => {
+                    observe(if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "network_error"
+                    });
+                    (transport_error(&e), Attempt::Lost)
+                }
             };
             let retryable = match (&err, call.class) {
                 (ClariError::RateLimited { .. }, _) => true,

@@ -143,6 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::from_config(config).await?;
     let app = Application::build(state.clone()).await?;
     crate::app::spawn_maintenance(state.clone());
+    crate::app::spawn_metrics_listener(state.clone()).await?;
     tracing::info!(
         addr = %app.local_addr(),
         public_url = %state.config.public_url,

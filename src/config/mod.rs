@@ -112,6 +112,10 @@ pub struct Config {
     /// (`CLARI_MCP_AUDIT_FAIL_CLOSED`, true), checkpoint every N rows
     /// (`CLARI_MCP_AUDIT_CHECKPOINT_EVERY`, 1000) or interval (`..._INTERVAL`, 5m).
     pub audit: AuditSettings,
+    /// `/metrics` on a separate listener (`CLARI_MCP_METRICS_BIND`, e.g. 127.0.0.1:9464)...
+    pub metrics_bind: Option<SocketAddr>,
+    /// ...or on the main one behind this bearer token (`CLARI_MCP_METRICS_TOKEN`). Neither: off.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Config {
@@ -148,6 +152,8 @@ impl std::fmt::Debug for Config {
             .field("export_cache_ttl", &self.export_cache_ttl)
             .field("export_poll_interval", &self.export_poll_interval)
             .field("audit", &self.audit)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -353,7 +359,29 @@ impl Config {
             retention: Duration::from_secs(audit_retention as u64),
         };
 
+        let metrics_bind = match text(raw.metrics_bind) {
+            None => None,
+            Some(b) => Some(b.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "CLARI_MCP_METRICS_BIND",
+                    format!("'{b}' is not an address:port such as 127.0.0.1:9464"),
+                )
+            })?),
+        };
+        let metrics_token = text(raw.metrics_token).map(SecretString::from);
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
+            return Err(invalid(
+                "CLARI_MCP_METRICS_TOKEN",
+                "must be at least 16 characters",
+            ));
+        }
+
         Ok(Self {
+            metrics_bind,
+            metrics_token,
             audit,
             allowed_origins,
             export_cache_ttl: Duration::from_secs(export_cache_ttl as u64),

@@ -69,6 +69,8 @@ pub(super) struct RawConfig {
     pub(super) audit_fail_closed: Option<bool>,
     pub(super) audit_checkpoint_every: Option<u32>,
     pub(super) audit_checkpoint_interval: Option<Text>,
+    pub(super) metrics_bind: Option<Text>,
+    pub(super) metrics_token: Option<Text>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -95,6 +97,8 @@ const KEYS: &[&str] = &[
     "audit_fail_closed",
     "audit_checkpoint_every",
     "audit_checkpoint_interval",
+    "metrics_bind",
+    "metrics_token",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

@@ -62,6 +62,7 @@ pub fn unauthorized(state: &AppState, invalid: Option<&str>) -> Response {
             quoted(reason)
         ));
     }
+    state.metrics.auth_refused(401);
     let message = invalid.unwrap_or("Authentication required: send Authorization: Bearer <token>");
     let mut r = (
         StatusCode::UNAUTHORIZED,
@@ -82,6 +83,7 @@ fn insufficient_scope(
     needed: Scope,
     tool: &str,
 ) -> Response {
+    state.metrics.auth_refused(403);
     // Ask for everything at once: what the token has plus what this call needs.
     let wanted: ScopeSet = held.iter().chain([needed]).collect();
     let description = format!("The tool {tool} needs the {needed} scope");

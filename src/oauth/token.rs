@@ -57,10 +57,15 @@ pub async fn post_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match token(&state, peer, &headers, body).await {
-        Ok(r) => r,
+    let mut grant_type = String::new();
+    match token(&state, peer, &headers, body, &mut grant_type).await {
+        Ok(r) => {
+            state.metrics.token_request(&grant_type, "ok");
+            r
+        }
         Err(e) => {
             tracing::info!(error = e.code.as_str(), "token request refused");
+            state.metrics.token_request(&grant_type, e.code.as_str());
             e.into_response()
         }
     }
@@ -71,6 +76,7 @@ async fn token(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
+    seen_grant_type: &mut String,
 ) -> Result<Response, OAuthError> {
     require_form(headers)?;
     let bytes = read_body(body, MAX_FORM_BYTES).await?;
@@ -80,6 +86,7 @@ async fn token(
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
         .clone();
     tracing::Span::current().record("grant_type", grant_type.as_str());
+    seen_grant_type.clone_from(&grant_type);
     if grant_type != "authorization_code" && grant_type != "refresh_token" {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,

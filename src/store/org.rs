@@ -15,7 +15,13 @@ pub trait OrgStore: Send + Sync {
     /// The kill switch, in one transaction: disables the organisation and revokes every grant,
     /// refresh token and API key it has. Enabling it later resurrects none of them.
     async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError>;
+    /// Per organisation: live grants, distinct clients holding one, and live API keys (one
+    /// query, for the metrics gauges).
+    async fn org_activity(&self, now: UnixTime) -> Result<Vec<OrgActivity>, StoreError>;
 }
+
+/// Live credentials of one organisation: `(org id, grants, clients, API keys)`.
+pub type OrgActivity = (String, i64, i64, i64);
 
 /// What the kill switch revoked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -37,6 +43,15 @@ SELECT id, name, disabled, created_at FROM organizations
 WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1";
 
 const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
+
+const ACTIVITY: &str = "\
+SELECT o.id,
+    (SELECT COUNT(*) FROM grants g WHERE g.organization_id = o.id AND g.revoked_at IS NULL),
+    (SELECT COUNT(DISTINCT g.client_id) FROM grants g
+        WHERE g.organization_id = o.id AND g.revoked_at IS NULL),
+    (SELECT COUNT(*) FROM api_keys k WHERE k.organization_id = o.id AND k.revoked_at IS NULL
+        AND (k.expires_at IS NULL OR k.expires_at > $1))
+FROM organizations o ORDER BY o.id";
 
 const KILL_GRANTS: &str = "\
 UPDATE grants SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
@@ -91,6 +106,13 @@ macro_rules! org_store {
                     .execute(&self.pool)
                     .await?;
                 StoreError::found(done.rows_affected(), "organisation")
+            }
+
+            async fn org_activity(&self, now: UnixTime) -> Result<Vec<OrgActivity>, StoreError> {
+                Ok(sqlx::query_as(ACTIVITY)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError> {

@@ -401,3 +401,133 @@ async fn concurrent_writers_on_two_replicas_never_fork_a_chain(db: &TestDb) {
     let out = cli.ok(&["audit", "verify"], None);
     assert!(!out.contains("broken"), "{out}");
 }
+
+#[tokio::test]
+async fn metrics_show_the_workload_and_only_to_whoever_holds_the_token() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let token = "metrics-token-0123456789";
+    let env = mcp_env_with(&db, &[("CLARI_MCP_METRICS_TOKEN", token)]).await;
+    let app = &env.app;
+    let key = env.api_key("clari:read").await;
+    let narrow = env.api_key("users:read").await;
+    let ok = call_tool(app, &key, "get_admin_limits", json!({})).await;
+    assert_eq!(ok["isError"], false, "{ok}");
+    call_tool(app, &key, "get_forecast", json!({"limit": 0})).await;
+    assert_eq!(rpc(app, None, "tools/list", json!({})).await.status, 401);
+    let denied = rpc(
+        app,
+        Some(&narrow),
+        "tools/call",
+        json!({"name": "get_forecast", "arguments": {}}),
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    let (s, _) = exchange(app, "nobody", "nothing", "x").await;
+    assert_eq!(s, 401);
+    clari_mcp::app::refresh_gauges(&app.state).await.unwrap();
+
+    let get = |auth: Option<&str>| {
+        let mut r = app.http.get(app.url("/metrics"));
+        if let Some(a) = auth {
+            r = r.bearer_auth(a);
+        }
+        r.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), 401);
+    assert_eq!(
+        get(Some("wrong-token-0123456789")).await.unwrap().status(),
+        401
+    );
+    let r = get(Some(token)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("a Prometheus text exposition");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert_eq!(
+        value(
+            "clari_mcp_tool_calls_total",
+            &[("tool", "get_admin_limits"), ("outcome", "ok")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            "clari_mcp_tool_errors_total",
+            &[("tool", "get_forecast"), ("class", "argument")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            "clari_mcp_tool_estimated_tokens_total",
+            &[("tool", "get_admin_limits")]
+        ) > 0.0
+    );
+    assert!(
+        value(
+            "clari_mcp_clari_requests_total",
+            &[("endpoint", "admin/limits"), ("status", "200")]
+        ) >= 1.0
+    );
+    assert!(value("clari_mcp_auth_refusals_total", &[("status", "401")]) >= 1.0);
+    assert_eq!(
+        value("clari_mcp_auth_refusals_total", &[("status", "403")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "clari_mcp_token_requests_total",
+            &[
+                ("grant_type", "authorization_code"),
+                ("outcome", "invalid_client")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("clari_mcp_active_api_keys", &[("org", env.org.as_str())]),
+        2.0
+    );
+    assert!(value("clari_mcp_audit_events_total", &[]) >= 2.0);
+    assert!(
+        text.contains("clari_mcp_tool_latency_seconds_bucket"),
+        "histograms are exposed"
+    );
+    // Every response carries a request id, and an incoming one is kept.
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert!(r.headers().contains_key("x-request-id"));
+    // Without the setting, there is nothing at /metrics.
+    let other = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let plain = crate::helpers::spawn_app(&other).await;
+    let r = plain
+        .http
+        .get(plain.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

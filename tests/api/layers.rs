@@ -33,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["principal", "net"],
     &["store"],
     &["crypto"],
-    &["clock", "scope", "ids"],
+    &["clock", "scope", "ids", "metrics"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

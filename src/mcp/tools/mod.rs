@@ -250,11 +250,32 @@ pub async fn call(
             })
             .await;
         let (result, error) = answer;
+        for (label, n) in [
+            ("hit", cache.hits),
+            ("joined", cache.joined),
+            ("miss", cache.misses),
+        ] {
+            for _ in 0..n {
+                state.metrics.export_lookup(label);
+            }
+        }
+        state.metrics.tool_call(
+            entry.name,
+            error,
+            started.elapsed().as_secs_f64(),
+            answer_bytes(&result),
+        );
         state.audit.record(tool_event(
             ctx, meta, entry.name, &digest, &result, error, started, cache,
         ));
         return Some(result);
     };
+    state.metrics.tool_call(
+        entry.name,
+        error,
+        started.elapsed().as_secs_f64(),
+        answer_bytes(&result),
+    );
     state.audit.record(tool_event(
         ctx,
         meta,
@@ -266,6 +287,15 @@ pub async fn call(
         CacheUse::default(),
     ));
     Some(result)
+}
+
+/// The size of an answer's text content (which carries the whole answer).
+fn answer_bytes(result: &CallToolResult) -> u64 {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.len() as u64))
+        .sum()
 }
 
 /// The audit event of one tool call.
@@ -280,11 +310,7 @@ fn tool_event(
     started: Instant,
     cache: CacheUse,
 ) -> Event {
-    let bytes: usize = result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.len()))
-        .sum();
+    let bytes = answer_bytes(result);
     let (request_id, client_ip) = meta.parts();
     with_caller(
         Event::new(Some(&ctx.org_id), caller_actor(ctx), "tool.call"),
@@ -301,8 +327,8 @@ fn tool_event(
     .detail("args_digest", digest)
     .detail("error_class", error)
     .detail("latency_ms", started.elapsed().as_millis() as u64)
-    .detail("result_bytes", bytes as u64)
-    .detail("estimated_tokens", bytes.div_ceil(4) as u64)
+    .detail("result_bytes", bytes)
+    .detail("estimated_tokens", bytes.div_ceil(4))
     .detail("cache", cache.label())
 }
 

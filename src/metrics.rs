@@ -1,0 +1,341 @@
+//! Prometheus metrics: one registry per application (no process-wide recorder, so several apps in
+//! one process, as in the tests, count apart). Served by `/metrics` only when the operator turns
+//! it on (`CLARI_MCP_METRICS_BIND` for a separate listener, or `CLARI_MCP_METRICS_TOKEN` for a
+//! bearer token on the main one). Labels are bounded: tool names, error classes, Clari endpoint
+//! templates and status codes, grant types, organisation ids.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabels {
+    pub tool: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolErrorLabels {
+    pub tool: String,
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolLabel {
+    pub tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClariLabels {
+    pub endpoint: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    /// `hit`, `joined` (single-flight) or `miss` (an export started).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub grant_type: String,
+    /// `ok` or the RFC 6749 error code.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgLabel {
+    pub org: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric of the application.
+pub struct Metrics {
+    registry: Registry,
+    pub tool_calls: Family<ToolLabels, Counter>,
+    pub tool_errors: Family<ToolErrorLabels, Counter>,
+    pub tool_latency: Histograms<ToolLabel>,
+    pub tool_result_bytes: Family<ToolLabel, Counter>,
+    pub tool_estimated_tokens: Family<ToolLabel, Counter>,
+    pub tool_redactions: Family<ToolLabel, Counter>,
+    pub clari_requests: Family<ClariLabels, Counter>,
+    pub clari_latency: Histograms<EndpointLabel>,
+    pub export_cache: Family<CacheLabel, Counter>,
+    pub token_requests: Family<TokenLabels, Counter>,
+    pub auth_refusals: Family<StatusLabel, Counter>,
+    pub active_grants: Family<OrgLabel, Gauge>,
+    pub active_clients: Family<OrgLabel, Gauge>,
+    pub active_api_keys: Family<OrgLabel, Gauge>,
+    pub audit_events: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("clari_mcp");
+        let m = Self {
+            tool_calls: Family::default(),
+            tool_errors: Family::default(),
+            tool_latency: Family::new_with_constructor(latency_histogram),
+            tool_result_bytes: Family::default(),
+            tool_estimated_tokens: Family::default(),
+            tool_redactions: Family::default(),
+            clari_requests: Family::default(),
+            clari_latency: Family::new_with_constructor(latency_histogram),
+            export_cache: Family::default(),
+            token_requests: Family::default(),
+            auth_refusals: Family::default(),
+            active_grants: Family::default(),
+            active_clients: Family::default(),
+            active_api_keys: Family::default(),
+            audit_events: Counter::default(),
+            registry: Registry::default(),
+        };
+        r.register("tool_calls", "MCP tool calls", m.tool_calls.clone());
+        r.register(
+            "tool_errors",
+            "MCP tool calls that failed, by error class",
+            m.tool_errors.clone(),
+        );
+        r.register(
+            "tool_latency_seconds",
+            "MCP tool call latency",
+            m.tool_latency.clone(),
+        );
+        r.register(
+            "tool_result_bytes",
+            "Bytes of tool answers (text content)",
+            m.tool_result_bytes.clone(),
+        );
+        r.register(
+            "tool_estimated_tokens",
+            "Estimated tokens of tool answers (bytes / 4): the cost an agent pays",
+            m.tool_estimated_tokens.clone(),
+        );
+        r.register(
+            "tool_redactions",
+            "Values redacted from tool answers",
+            m.tool_redactions.clone(),
+        );
+        r.register(
+            "clari_requests",
+            "Requests to Clari by endpoint and status",
+            m.clari_requests.clone(),
+        );
+        r.register(
+            "clari_latency_seconds",
+            "Latency of requests to Clari",
+            m.clari_latency.clone(),
+        );
+        r.register(
+            "export_cache",
+            "Export lookups: hit, joined (single-flight) or miss (an export started)",
+            m.export_cache.clone(),
+        );
+        r.register(
+            "token_requests",
+            "Token endpoint requests by grant type and outcome",
+            m.token_requests.clone(),
+        );
+        r.register(
+            "auth_refusals",
+            "MCP requests refused with 401 or 403",
+            m.auth_refusals.clone(),
+        );
+        r.register(
+            "active_grants",
+            "Live grants per organisation",
+            m.active_grants.clone(),
+        );
+        r.register(
+            "active_clients",
+            "Clients with a live grant per organisation",
+            m.active_clients.clone(),
+        );
+        r.register(
+            "active_api_keys",
+            "Live API keys per organisation",
+            m.active_api_keys.clone(),
+        );
+        r.register(
+            "audit_events",
+            "Audit events recorded",
+            m.audit_events.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn shared() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The exposition (OpenMetrics text, which Prometheus scrapes).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
+        out
+    }
+
+    pub fn tool_call(&self, tool: &str, error: Option<&str>, seconds: f64, bytes: u64) {
+        self.tool_calls
+            .get_or_create(&ToolLabels {
+                tool: tool.to_owned(),
+                outcome: if error.is_some() { "error" } else { "ok" }.to_owned(),
+            })
+            .inc();
+        if let Some(class) = error {
+            self.tool_errors
+                .get_or_create(&ToolErrorLabels {
+                    tool: tool.to_owned(),
+                    class: class.to_owned(),
+                })
+                .inc();
+        }
+        let t = ToolLabel {
+            tool: tool.to_owned(),
+        };
+        self.tool_latency.get_or_create(&t).observe(seconds);
+        self.tool_result_bytes.get_or_create(&t).inc_by(bytes);
+        self.tool_estimated_tokens
+            .get_or_create(&t)
+            .inc_by(bytes.div_ceil(4));
+    }
+
+    pub fn clari_request(&self, endpoint: &str, status: &str, seconds: f64) {
+        self.clari_requests
+            .get_or_create(&ClariLabels {
+                endpoint: endpoint.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+        self.clari_latency
+            .get_or_create(&EndpointLabel {
+                endpoint: endpoint.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn export_lookup(&self, result: &str) {
+        self.export_cache
+            .get_or_create(&CacheLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn token_request(&self, grant_type: &str, outcome: &str) {
+        // Only the two grant types this server knows, so the label stays bounded.
+        let grant_type = match grant_type {
+            "authorization_code" | "refresh_token" => grant_type,
+            _ => "other",
+        };
+        self.token_requests
+            .get_or_create(&TokenLabels {
+                grant_type: grant_type.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn auth_refused(&self, status: u16) {
+        self.auth_refusals
+            .get_or_create(&StatusLabel {
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Replaces the per-organisation gauges with fresh counts.
+    pub fn set_org_gauges(&self, rows: &[(String, i64, i64, i64)]) {
+        self.active_grants.clear();
+        self.active_clients.clear();
+        self.active_api_keys.clear();
+        for (org, grants, clients, keys) in rows {
+            let l = OrgLabel { org: org.clone() };
+            self.active_grants.get_or_create(&l).set(*grants);
+            self.active_clients.get_or_create(&l).set(*clients);
+            self.active_api_keys.get_or_create(&l).set(*keys);
+        }
+    }
+}
+
+/// The template of a Clari path, so per-job and per-forecast URLs share one label.
+pub fn clari_endpoint(path: &str) -> &'static str {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["export", "forecast", _] => "export/forecast/{forecastId}",
+        ["export", "jobs"] => "export/jobs",
+        ["export", "jobs", _] => "export/jobs/{jobId}",
+        ["export", "jobs", _, "results"] => "export/jobs/{jobId}/results",
+        ["export", "audit", "events"] => "export/audit/events",
+        ["export", "activity"] => "export/activity",
+        ["admin", "limits"] => "admin/limits",
+        ["audit", "events"] => "audit/events",
+        ["opportunity"] => "opportunity",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_bounded_templates() {
+        assert_eq!(
+            clari_endpoint("export/jobs/abc/results"),
+            "export/jobs/{jobId}/results"
+        );
+        assert_eq!(
+            clari_endpoint("export/forecast/renewals"),
+            "export/forecast/{forecastId}"
+        );
+        assert_eq!(clari_endpoint("anything/else/at/all"), "other");
+    }
+
+    #[test]
+    fn the_exposition_names_what_was_counted() {
+        let m = Metrics::default();
+        m.tool_call("get_forecast", None, 0.01, 400);
+        m.tool_call("get_forecast", Some("argument"), 0.001, 80);
+        let text = m.render();
+        assert!(
+            text.contains(r#"clari_mcp_tool_calls_total{tool="get_forecast",outcome="ok"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"clari_mcp_tool_errors_total{tool="get_forecast",class="argument"} 1"#)
+        );
+        assert!(text.contains(r#"clari_mcp_tool_estimated_tokens_total{tool="get_forecast"} 120"#));
+    }
+}
