@@ -80,18 +80,27 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         )
             .into_response();
     }
-    exposition(&state)
+    exposition(&state, &headers)
 }
 
-fn exposition(state: &AppState) -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
+/// OpenMetrics when the scraper asks for it, else the classic Prometheus text format.
+fn exposition(state: &AppState, headers: &axum::http::HeaderMap) -> Response {
+    let open_metrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (content_type, body) = if open_metrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+            state.metrics.render(),
+        )
+    } else {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            state.metrics.render_text(),
+        )
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// Serves `/metrics` alone on `CLARI_MCP_METRICS_BIND` (an address only the monitoring network
@@ -103,12 +112,17 @@ pub async fn spawn_metrics_listener(state: AppState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding the metrics listener {bind}"))?;
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<AppState>| async move { exposition(&s) }),
-        )
-        .with_state(state);
+    let app =
+        Router::new()
+            .route(
+                "/metrics",
+                get(
+                    |State(s): State<AppState>, h: axum::http::HeaderMap| async move {
+                        exposition(&s, &h)
+                    },
+                ),
+            )
+            .with_state(state);
     tracing::info!(addr = %bind, "metrics listening");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -206,6 +206,32 @@ impl Metrics {
         out
     }
 
+    /// The classic Prometheus text format (0.0.4), for scrapers and tools that do not ask for
+    /// OpenMetrics: counter families are named with their `_total`, and there is no `# EOF`.
+    pub fn render_text(&self) -> String {
+        let open = self.render();
+        let counters: std::collections::HashSet<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len());
+        for line in open.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let name = rest.split(' ').next()?;
+                counters
+                    .contains(name)
+                    .then(|| format!("{prefix}{name}_total{}", &rest[name.len()..]))
+            });
+            out.push_str(renamed.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+        out
+    }
+
     pub fn tool_call(&self, tool: &str, error: Option<&str>, seconds: f64, bytes: u64) {
         self.tool_calls
             .get_or_create(&ToolLabels {
@@ -337,5 +363,12 @@ mod tests {
             text.contains(r#"clari_mcp_tool_errors_total{tool="get_forecast",class="argument"} 1"#)
         );
         assert!(text.contains(r#"clari_mcp_tool_estimated_tokens_total{tool="get_forecast"} 120"#));
+        let classic = m.render_text();
+        assert!(
+            classic.contains("# TYPE clari_mcp_tool_calls_total counter"),
+            "{classic}"
+        );
+        assert!(classic.contains("# HELP clari_mcp_tool_calls_total MCP tool calls"));
+        assert!(!classic.contains("# EOF"));
     }
 }
