@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod principal;
+pub mod redact;
 pub mod scope;
 pub mod signing;
 pub mod state;

@@ -33,6 +33,8 @@ pub struct Inner {
     pub export_limits: LimitCache,
     /// The audit trail.
     pub audit: crate::audit::AuditLog,
+    /// Each organisation's compiled redaction policy, briefly cached.
+    pub redaction: crate::redact::RedactionCache,
     /// Prometheus metrics of this process.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The one guarded, bounded client for Client ID Metadata Documents.
@@ -95,6 +97,7 @@ impl AppState {
             export_limits: LimitCache::default(),
             cimd,
             audit,
+            redaction: Default::default(),
             metrics,
             clock,
             #[cfg(feature = "conformance")]

@@ -152,6 +152,18 @@ impl AuditKeys {
         hex(&m.finalize().into_bytes())
     }
 
+    /// The keyed pseudonym of a redacted value: 4 hex characters, stable within one organisation
+    /// (another key than the argument digests').
+    pub fn pseudonym(&self, chain: &str, value: &str) -> String {
+        let mut m =
+            Hmac::<Sha256>::new_from_slice(&self.digest_secret).expect("HMAC takes any key length");
+        m.update(b"clari-mcp redaction v1\n");
+        m.update(chain.as_bytes());
+        m.update(b"\n");
+        m.update(value.as_bytes());
+        hex(&m.finalize().into_bytes()[..2])
+    }
+
     /// The published verification keys, for `/.well-known/audit-keys.json` and exports.
     pub fn public_keys(&self) -> serde_json::Value {
         let keys: Vec<_> = self

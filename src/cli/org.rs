@@ -8,6 +8,7 @@ use super::{find_org, operator_event, read_secret, status};
 use crate::app::AppState;
 use crate::clock::rfc3339;
 use crate::crypto::token::hint;
+use crate::redact::{RedactionPolicy, Redactor};
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
@@ -39,6 +40,18 @@ pub enum OrgCommand {
     Enable {
         #[arg(long, value_name = "ORG")]
         org: String,
+    },
+    /// Change an organisation's settings.
+    Set {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// What to redact from every answer: emails, phones, cards, ssns, ibans (comma-separated),
+        /// all, none, or default (follow CLARI_MCP_REDACT).
+        #[arg(long, value_name = "KINDS")]
+        redact: Option<String>,
+        /// A regular expression whose matches are redacted too (repeatable).
+        #[arg(long = "redact-pattern", value_name = "REGEX")]
+        redact_patterns: Vec<String>,
     },
     /// The emergency kill switch: disable the organisation, revoke every grant, refresh token
     /// and API key, cancel its Clari exports in flight; every replica refuses it at once.
@@ -180,6 +193,49 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                 org.id.as_str(),
             ));
             println!("organisation '{}' enabled", org.name);
+        }
+        OrgCommand::Set {
+            org,
+            redact,
+            redact_patterns,
+        } => {
+            let org = find_org(&state, &org).await?;
+            if redact.is_none() && redact_patterns.is_empty() {
+                bail!("nothing to set: give --redact and/or --redact-pattern");
+            }
+            let stored = if redact.as_deref().map(str::trim) == Some("default") {
+                if !redact_patterns.is_empty() {
+                    bail!("--redact default follows the server's setting and takes no patterns");
+                }
+                None
+            } else {
+                let kinds = match &redact {
+                    Some(r) => {
+                        RedactionPolicy::parse_kinds(r).map_err(|e| anyhow!("--redact: {e}"))?
+                    }
+                    None => Vec::new(),
+                };
+                let policy = RedactionPolicy {
+                    kinds,
+                    custom: redact_patterns,
+                };
+                Redactor::new(&policy).map_err(|e| anyhow!("--redact-pattern: {e}"))?;
+                Some(serde_json::to_string(&policy)?)
+            };
+            state
+                .store
+                .set_org_redaction(&org.id, stored.as_deref())
+                .await?;
+            state.audit.record(
+                operator_event(Some(&org.id), "org.redaction_set", org.id.as_str())
+                    .detail("policy", stored.as_deref().unwrap_or("default")),
+            );
+            println!(
+                "redaction of '{}': {} (applies within {} s on every replica)",
+                org.name,
+                stored.as_deref().unwrap_or("the server's default"),
+                crate::redact::CACHE_SECONDS
+            );
         }
         OrgCommand::Kill { org, reason } => {
             let org = find_org(&state, &org).await?;

@@ -116,6 +116,9 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// ...or on the main one behind this bearer token (`CLARI_MCP_METRICS_TOKEN`). Neither: off.
     pub metrics_token: Option<SecretString>,
+    /// What is redacted from tool answers for organisations without a policy of their own
+    /// (`CLARI_MCP_REDACT`: emails, phones, cards, ssns, ibans, all or none; default none).
+    pub redact: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -153,6 +156,7 @@ impl std::fmt::Debug for Config {
             .field("export_poll_interval", &self.export_poll_interval)
             .field("audit", &self.audit)
             .field("metrics_bind", &self.metrics_bind)
+            .field("redact", &self.redact)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish()
     }
@@ -379,7 +383,14 @@ impl Config {
             ));
         }
 
+        let redact = match text(raw.redact) {
+            None => Vec::new(),
+            Some(r) => crate::redact::RedactionPolicy::parse_kinds(&r)
+                .map_err(|e| invalid("CLARI_MCP_REDACT", e.to_string()))?,
+        };
+
         Ok(Self {
+            redact,
             metrics_bind,
             metrics_token,
             audit,

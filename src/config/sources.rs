@@ -71,6 +71,7 @@ pub(super) struct RawConfig {
     pub(super) audit_checkpoint_interval: Option<Text>,
     pub(super) metrics_bind: Option<Text>,
     pub(super) metrics_token: Option<Text>,
+    pub(super) redact: Option<Text>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -99,6 +100,7 @@ const KEYS: &[&str] = &[
     "audit_checkpoint_interval",
     "metrics_bind",
     "metrics_token",
+    "redact",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

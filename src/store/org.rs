@@ -18,6 +18,9 @@ pub trait OrgStore: Send + Sync {
     /// Per organisation: live grants, distinct clients holding one, and live API keys (one
     /// query, for the metrics gauges).
     async fn org_activity(&self, now: UnixTime) -> Result<Vec<OrgActivity>, StoreError>;
+    /// The organisation's redaction policy as stored (JSON), `None` for the server's default.
+    async fn org_redaction(&self, org: &OrgId) -> Result<Option<String>, StoreError>;
+    async fn set_org_redaction(&self, org: &OrgId, policy: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// Live credentials of one organisation: `(org id, grants, clients, API keys)`.
@@ -52,6 +55,10 @@ SELECT o.id,
     (SELECT COUNT(*) FROM api_keys k WHERE k.organization_id = o.id AND k.revoked_at IS NULL
         AND (k.expires_at IS NULL OR k.expires_at > $1))
 FROM organizations o ORDER BY o.id";
+
+const REDACTION: &str = "SELECT redaction FROM organizations WHERE id = $1";
+
+const SET_REDACTION: &str = "UPDATE organizations SET redaction = $1 WHERE id = $2";
 
 const KILL_GRANTS: &str = "\
 UPDATE grants SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
@@ -113,6 +120,27 @@ macro_rules! org_store {
                     .bind(now)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            async fn org_redaction(&self, org: &OrgId) -> Result<Option<String>, StoreError> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(REDACTION)
+                    .bind(org.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.and_then(|(r,)| r))
+            }
+
+            async fn set_org_redaction(
+                &self,
+                org: &OrgId,
+                policy: Option<&str>,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(SET_REDACTION)
+                    .bind(policy)
+                    .bind(org.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                StoreError::found(done.rows_affected(), "organisation")
             }
 
             async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError> {

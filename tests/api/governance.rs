@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{Cli, TestApp, TestDb};
+use crate::mcp_helpers::McpEnv;
 use crate::mcp_helpers::*;
 use crate::oauth_helpers::*;
 
@@ -530,4 +531,96 @@ async fn metrics_show_the_workload_and_only_to_whoever_holds_the_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+fn has_email(text: &str) -> bool {
+    regex::Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+        .unwrap()
+        .is_match(text)
+}
+
+/// Every tool on sandbox data, with answers ready.
+fn sweep_calls(env: &McpEnv) -> Vec<(&'static str, Value)> {
+    let opp = env.sandbox.dataset().orgs[0].opps[0].id.clone();
+    let w = json!(30);
+    vec![
+        ("get_forecast", json!({"wait_seconds": w})),
+        ("list_forecast_submissions", json!({"wait_seconds": w})),
+        ("list_time_periods", json!({"wait_seconds": w})),
+        ("list_users", json!({"limit": 200, "wait_seconds": w})),
+        ("get_deal_risk", json!({"opportunity_ids": [opp.clone()]})),
+        ("get_opportunity", json!({"opportunity_id": opp})),
+        (
+            "list_opportunities",
+            json!({"limit": 200, "wait_seconds": w}),
+        ),
+        ("list_accounts", json!({"limit": 200, "wait_seconds": w})),
+        (
+            "get_pipeline_changes",
+            json!({"limit": 200, "wait_seconds": w}),
+        ),
+        ("list_audit_events", json!({"limit": 200})),
+        ("list_export_jobs", json!({})),
+        ("get_admin_limits", json!({})),
+    ]
+}
+
+#[tokio::test]
+async fn with_redaction_on_no_tool_answer_holds_an_email_address() {
+    // The control: without redaction the sandbox's answers do carry addresses.
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let plain = mcp_env(&db).await;
+    let key = plain.api_key("clari:read").await;
+    let mut seen = 0;
+    for (tool, args) in sweep_calls(&plain) {
+        let r = call_tool(&plain.app, &key, tool, args).await;
+        seen += usize::from(has_email(&r.to_string()));
+    }
+    assert!(
+        seen >= 1,
+        "the sandbox's answers should contain e-mail addresses"
+    );
+
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let env = mcp_env_with(&db, &[("CLARI_MCP_REDACT", "all")]).await;
+    let key = env.api_key("clari:read").await;
+    let schemas = crate::mcp_answers::Schemas::load(&env, &key).await;
+    for (tool, args) in sweep_calls(&env) {
+        let r = call_tool(&env.app, &key, tool, args).await;
+        assert_eq!(r["isError"], false, "{tool}: {r}");
+        assert!(!has_email(&r.to_string()), "{tool} leaked an address: {r}");
+        schemas.check(tool, &r);
+    }
+    // Resources go through the same path.
+    let users = rpc(
+        &env.app,
+        Some(&key),
+        "resources/read",
+        json!({"uri": "clari://users"}),
+    )
+    .await;
+    assert_eq!(users.status, 200);
+    assert!(!has_email(&users.body.to_string()), "{}", users.body);
+    // The same address always gets the same placeholder, and the count is audited.
+    let a = call_tool(&env.app, &key, "list_users", json!({"limit": 200})).await;
+    let b = call_tool(&env.app, &key, "list_users", json!({"limit": 200})).await;
+    assert_eq!(a["structuredContent"], b["structuredContent"]);
+    assert!(a.to_string().contains("[email#"), "{a}");
+    let rows = events(&env.app, env.org.as_str()).await;
+    let redacted: u64 = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<Value>(&r.details).ok())
+        .filter_map(|d| d["redactions"].as_u64())
+        .sum();
+    assert!(redacted > 0);
+    // An organisation's own policy wins over the default: none.
+    env.app
+        .state
+        .store
+        .set_org_redaction(&env.org, Some(r#"{"kinds":[],"custom":[]}"#))
+        .await
+        .unwrap();
+    env.app.state.redaction.forget(env.org.as_str());
+    let c = call_tool(&env.app, &key, "list_users", json!({"limit": 200})).await;
+    assert!(has_email(&c.to_string()));
 }

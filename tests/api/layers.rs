@@ -33,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
     &["principal", "net"],
     &["store"],
     &["crypto"],
-    &["clock", "scope", "ids", "metrics"],
+    &["clock", "scope", "ids", "metrics", "redact"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -18,10 +18,10 @@ both_backends!(
 );
 
 /// The advertised output schemas, compiled, by tool name.
-struct Schemas(HashMap<String, jsonschema::Validator>);
+pub(crate) struct Schemas(HashMap<String, jsonschema::Validator>);
 
 impl Schemas {
-    async fn load(env: &McpEnv, key: &str) -> Self {
+    pub(crate) async fn load(env: &McpEnv, key: &str) -> Self {
         let list = rpc(&env.app, Some(key), "tools/list", json!({})).await;
         let mut map = HashMap::new();
         for t in list.body["result"]["tools"].as_array().unwrap() {
@@ -35,7 +35,7 @@ impl Schemas {
     }
 
     /// Checks one `tools/call` result the way the official SDK clients do, and more.
-    fn check(&self, tool: &str, result: &Value) {
+    pub(crate) fn check(&self, tool: &str, result: &Value) {
         let text = result["content"][0]["text"].as_str().unwrap_or_default();
         if result["isError"] == true {
             assert!(

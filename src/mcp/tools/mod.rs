@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use rmcp::model::{CallToolResult, JsonObject, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ToolAnnotations};
 use rmcp::schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -32,8 +32,10 @@ use crate::clari::{ClariError, IdError};
 use crate::exports::{CACHE_USE, CacheUse};
 use crate::http::RequestMeta;
 use crate::principal::{AuthContext, Subject};
+use crate::redact::{RedactionPolicy, Redactor};
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
+use crate::store::OrgId;
 use render::Summary;
 
 pub const DEFAULT_LIMIT: usize = 25;
@@ -242,6 +244,8 @@ pub async fn call(
             class: "audit_unavailable",
         };
         (render::failure(&e), Some(e.class))
+    } else if let Err(e) = redactor(state, &ctx.org_id).await {
+        (render::failure(&e), Some(e.class))
     } else {
         let (answer, cache) = CACHE_USE
             .scope(Cell::new(CacheUse::default()), async {
@@ -249,7 +253,24 @@ pub async fn call(
                 (answer, CACHE_USE.with(Cell::get))
             })
             .await;
-        let (result, error) = answer;
+        let (mut result, error) = answer;
+        let redactions = match redactor(state, &ctx.org_id).await {
+            Ok(r) if !r.is_off() => {
+                let org = ctx.org_id.as_str();
+                let pseudonym = |v: &str| state.audit.keys().pseudonym(org, v);
+                redact(&r, &mut result, &pseudonym)
+            }
+            _ => 0,
+        };
+        if redactions > 0 {
+            state
+                .metrics
+                .tool_redactions
+                .get_or_create(&crate::metrics::ToolLabel {
+                    tool: entry.name.to_owned(),
+                })
+                .inc_by(redactions);
+        }
         for (label, n) in [
             ("hit", cache.hits),
             ("joined", cache.joined),
@@ -265,9 +286,12 @@ pub async fn call(
             started.elapsed().as_secs_f64(),
             answer_bytes(&result),
         );
-        state.audit.record(tool_event(
-            ctx, meta, entry.name, &digest, &result, error, started, cache,
-        ));
+        state.audit.record(
+            tool_event(
+                ctx, meta, entry.name, &digest, &result, error, started, cache,
+            )
+            .detail("redactions", redactions),
+        );
         return Some(result);
     };
     state.metrics.tool_call(
@@ -287,6 +311,57 @@ pub async fn call(
         CacheUse::default(),
     ));
     Some(result)
+}
+
+/// The organisation's redaction policy, compiled (cached briefly). A policy that cannot be read
+/// refuses the call: an answer must not leave unredacted because a setting was unreadable.
+async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolError> {
+    let now = state.now();
+    if let Some(r) = state.redaction.get(org.as_str(), now) {
+        return Ok(r);
+    }
+    let refuse = |why: String| {
+        tracing::error!(org_id = %org, error = %why, "the redaction policy cannot be applied");
+        ToolError {
+            message: "The organisation's redaction policy cannot be applied right now, so nothing was answered.".into(),
+            hint: "Try again in a minute; if it persists, tell the operator.".into(),
+            class: "redaction_unavailable",
+        }
+    };
+    let policy = match state.store.org_redaction(org).await {
+        Ok(Some(json)) => serde_json::from_str::<RedactionPolicy>(&json)
+            .map_err(|e| refuse(format!("stored policy unreadable: {e}")))?,
+        Ok(None) => RedactionPolicy {
+            kinds: state.config.redact.clone(),
+            custom: Vec::new(),
+        },
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    let r = Arc::new(Redactor::new(&policy).map_err(|e| refuse(e.to_string()))?);
+    state.redaction.put(org.as_str(), now, r.clone());
+    Ok(r)
+}
+
+/// Redacts an answer's text and structured content; returns how many values were replaced
+/// (counted once, in the text, which carries everything).
+fn redact(r: &Redactor, result: &mut CallToolResult, pseudonym: &dyn Fn(&str) -> String) -> u64 {
+    let mut n = 0;
+    for block in &mut result.content {
+        if let ContentBlock::Text(t) = block {
+            let (out, k) = r.text(&t.text, pseudonym);
+            if k > 0 {
+                t.text = out;
+                n += k;
+            }
+        }
+    }
+    if let Some(s) = &mut result.structured_content {
+        let k = r.json(s, pseudonym);
+        if n == 0 {
+            n = k;
+        }
+    }
+    n
 }
 
 /// The size of an answer's text content (which carries the whole answer).
