@@ -37,6 +37,15 @@ pub(super) async fn run(config: Config, cmd: KeysCommand) -> anyhow::Result<()> 
                 .store
                 .purge_signing_keys(state.now() - state.config.access_token_ttl - 300)
                 .await?;
+            state.audit.record(
+                crate::audit::Event::new(
+                    None,
+                    crate::audit::Actor::operator(),
+                    "keys.signing_rotated",
+                )
+                .target(kid.as_str()),
+            );
+            state.audit.flush().await;
             println!(
                 "new signing key {kid}; earlier keys stay published until their tokens expire ({purged} expired key(s) removed)"
             );
@@ -74,8 +83,17 @@ async fn rotate_vault(config: Config, add_key: bool) -> anyhow::Result<()> {
         .reseal_clari_credentials(&reseal, state.now())
         .await?;
     let k = state.store.reseal_signing_keys(&reseal).await?;
+    let a = state.store.reseal_audit_keys(&reseal).await?;
+    state.audit.record(
+        crate::audit::Event::new(None, crate::audit::Actor::operator(), "keys.vault_rotated")
+            .detail("clari_credentials", n as u64)
+            .detail("signing_keys", k as u64)
+            .detail("audit_keys", a as u64)
+            .detail("primary_key_id", state.vault.primary_key_id()),
+    );
+    state.audit.flush().await;
     println!(
-        "re-encrypted {n} Clari credential(s) and {k} signing key(s) under vault key {}",
+        "re-encrypted {n} Clari credential(s), {k} signing key(s) and {a} audit key(s) under vault key {}",
         state.vault.primary_key_id()
     );
     Ok(())

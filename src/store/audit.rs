@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{PgStore, SqliteStore, StoreError};
+use super::{PgStore, Resealer, SqliteStore, StoreError};
 use crate::clock::UnixTime;
 
 /// An event before it has a place in its chain.
@@ -130,6 +130,8 @@ pub trait AuditStore: Send + Sync {
 
     async fn insert_audit_key(&self, key: &AuditKeyRecord) -> Result<(), StoreError>;
     async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, StoreError>;
+    /// Re-encrypts the private halves that `reseal` rewrites, in one transaction.
+    async fn reseal_audit_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError>;
 }
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -199,6 +201,9 @@ const INSERT_KEY: &str = "\
 INSERT INTO audit_keys
     (kid, kind, public_key, private_ciphertext, private_key_id, created_at, retired_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const RESEAL_KEY: &str = "\
+UPDATE audit_keys SET private_ciphertext = $1, private_key_id = $2 WHERE kid = $3";
 
 const KEYS: &str = "\
 SELECT kid, kind, public_key, private_ciphertext, private_key_id, created_at, retired_at
@@ -403,6 +408,26 @@ macro_rules! audit_store {
 
             async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, StoreError> {
                 Ok(sqlx::query_as(KEYS).fetch_all(&self.pool).await?)
+            }
+
+            async fn reseal_audit_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let keys: Vec<AuditKeyRecord> = sqlx::query_as(KEYS).fetch_all(&mut *tx).await?;
+                let mut n = 0;
+                for key in keys {
+                    let Some(sealed) = reseal(&key.private_ciphertext, &key.private_key_id)? else {
+                        continue;
+                    };
+                    sqlx::query(RESEAL_KEY)
+                        .bind(&sealed.ciphertext)
+                        .bind(&sealed.key_id)
+                        .bind(&key.kid)
+                        .execute(&mut *tx)
+                        .await?;
+                    n += 1;
+                }
+                tx.commit().await?;
+                Ok(n)
             }
         }
     };

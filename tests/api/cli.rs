@@ -475,7 +475,15 @@ async fn rotate_vault_reencrypts_every_credential(db: &TestDb) {
     let err = cli.fails(&["keys", "rotate-vault", "--add-key"], None);
     assert!(err.contains("CLARI_MCP_VAULT_KEYS"), "{err}");
 
-    // With only the new key every credential still opens.
+    // With only the new key the server starts (signing and audit keys open too) and the audit
+    // trail, which recorded the rotation, verifies.
+    cli.env.insert(
+        "CLARI_MCP_VAULT_KEYS".into(),
+        new.expose_secret().to_owned(),
+    );
+    let out = cli.ok(&["audit", "verify"], None);
+    assert!(out.contains("OK") && !out.contains("broken"), "{out}");
+    // Every credential still opens.
     let only_new = Vault::new(&[new]).unwrap();
     let store = db.store().await;
     for (name, plain) in [("A", "key-for-org-a-1"), ("B", "key-for-org-b-2")] {
