@@ -226,6 +226,28 @@ pub fn verify_chain(
         prev = Some(e);
     }
     let last = prev.map(|p| (p.seq, p.hash.as_str()));
+    if events.is_empty() {
+        // Everything was pruned: the head must be vouched for by a signed checkpoint.
+        return match head {
+            Some((seq, hash))
+                if seq > 0 && !by_seq.get(&seq).is_some_and(|cp| cp.head_hash == hash) =>
+            {
+                Err(broken(
+                    seq,
+                    format!(
+                        "rows up to {seq} are missing and no signed checkpoint vouches for them"
+                    ),
+                ))
+            }
+            _ => Ok(ChainReport {
+                chain: chain.to_owned(),
+                events: 0,
+                first_seq: None,
+                last_seq: None,
+                checkpoints: checkpoints.len(),
+            }),
+        };
+    }
     if let Some(max_cp) = checkpoints.iter().map(|c| c.seq).max()
         && last.is_none_or(|(seq, _)| max_cp > seq)
         && events.first().is_none_or(|f| max_cp >= f.seq)
@@ -376,6 +398,16 @@ mod tests {
         assert!(verify_chain("o", &rows[3..], &cps, &keys, None).is_ok());
         let e = verify_chain("o", &rows[3..], &[], &keys, None).unwrap_err();
         assert_eq!(e.seq, 4);
+    }
+
+    #[test]
+    fn a_fully_pruned_chain_verifies_only_with_a_checkpoint_at_its_head() {
+        let (k, keys) = signer();
+        let rows = chain_of(3);
+        let head = (3, rows[2].hash.as_str());
+        let cps = vec![checkpoint(&k, &rows[2])];
+        assert!(verify_chain("o", &[], &cps, &keys, Some(head)).is_ok());
+        assert!(verify_chain("o", &[], &[], &keys, Some(head)).is_err());
     }
 
     #[test]

@@ -624,3 +624,42 @@ async fn with_redaction_on_no_tool_answer_holds_an_email_address() {
     let c = call_tool(&env.app, &key, "list_users", json!({"limit": 200})).await;
     assert!(has_email(&c.to_string()));
 }
+
+#[tokio::test]
+async fn retention_prunes_old_events_behind_a_signed_checkpoint_and_the_rest_verifies() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let env = mcp_env_with(&db, &[("CLARI_MCP_AUDIT_RETENTION", "30d")]).await;
+    let app = &env.app;
+    let key = env.api_key("clari:read").await;
+    for _ in 0..3 {
+        call_tool(app, &key, "get_admin_limits", json!({})).await;
+    }
+    let old = events(app, env.org.as_str()).await.len();
+    // Forty days later, two more calls; then housekeeping.
+    app.clock.advance(40 * 86_400);
+    for _ in 0..2 {
+        call_tool(app, &key, "get_admin_limits", json!({})).await;
+    }
+    let done = clari_mcp::app::housekeeping(&app.state).await.unwrap();
+    assert!(done.audit_events >= old as u64, "{done:?}");
+    let left = events(app, env.org.as_str()).await;
+    assert_eq!(left.len(), 2, "only the recent events remain");
+    assert_eq!(
+        left[0].seq,
+        old as i64 + 1,
+        "numbering goes on after the cut"
+    );
+    let cps = app
+        .state
+        .store
+        .audit_checkpoints(env.org.as_str())
+        .await
+        .unwrap();
+    assert!(
+        cps.iter().any(|c| c.seq == old as i64),
+        "a signed checkpoint at the cut"
+    );
+    app.state.audit.checkpoint_now().await;
+    let out = cli_for(&db, app).ok(&["audit", "verify", "--org", "Acme"], None);
+    assert!(out.contains("OK (2 event(s)"), "{out}");
+}
