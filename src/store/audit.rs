@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{PgStore, Resealer, SqliteStore, StoreError};
+use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_rows};
 use crate::clock::UnixTime;
 
 /// An event before it has a place in its chain.
@@ -413,19 +413,10 @@ macro_rules! audit_store {
             async fn reseal_audit_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let keys: Vec<AuditKeyRecord> = sqlx::query_as(KEYS).fetch_all(&mut *tx).await?;
-                let mut n = 0;
-                for key in keys {
-                    let Some(sealed) = reseal(&key.private_ciphertext, &key.private_key_id)? else {
-                        continue;
-                    };
-                    sqlx::query(RESEAL_KEY)
-                        .bind(&sealed.ciphertext)
-                        .bind(&sealed.key_id)
-                        .bind(&key.kid)
-                        .execute(&mut *tx)
-                        .await?;
-                    n += 1;
-                }
+                let rows = keys
+                    .into_iter()
+                    .map(|k| (k.kid, k.private_ciphertext, k.private_key_id));
+                let n = reseal_rows!(tx, rows, RESEAL_KEY, reseal);
                 tx.commit().await?;
                 Ok(n)
             }

@@ -90,6 +90,28 @@ impl StoreError {
     }
 }
 
+/// Re-encrypts `(id, ciphertext, vault key id)` rows with `reseal` inside the transaction `tx`,
+/// writing each rewritten one with `update` (`$1` ciphertext, `$2` key id, `$3` id); the count.
+macro_rules! reseal_rows {
+    ($tx:expr, $rows:expr, $update:expr, $reseal:expr) => {{
+        let mut n = 0;
+        for (id, ciphertext, key_id) in $rows {
+            let Some(sealed) = ($reseal)(&ciphertext, &key_id)? else {
+                continue;
+            };
+            sqlx::query($update)
+                .bind(&sealed.ciphertext)
+                .bind(&sealed.key_id)
+                .bind(&id)
+                .execute(&mut *$tx)
+                .await?;
+            n += 1;
+        }
+        n
+    }};
+}
+pub(crate) use reseal_rows;
+
 /// Re-encrypts one stored ciphertext: `(ciphertext, key_id) -> Some(new)` or `None` if current.
 pub type Resealer<'a> =
     &'a (dyn Fn(&str, &str) -> Result<Option<Sealed>, VaultError> + Send + Sync);

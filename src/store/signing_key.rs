@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{PgStore, Resealer, SqliteStore, StoreError};
+use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_rows};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -90,19 +90,10 @@ macro_rules! signing_key_store {
             async fn reseal_signing_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let keys: Vec<SigningKeyRecord> = sqlx::query_as(ALL).fetch_all(&mut *tx).await?;
-                let mut n = 0;
-                for key in keys {
-                    let Some(sealed) = reseal(&key.private_ciphertext, &key.private_key_id)? else {
-                        continue;
-                    };
-                    sqlx::query(RESEAL)
-                        .bind(&sealed.ciphertext)
-                        .bind(&sealed.key_id)
-                        .bind(&key.kid)
-                        .execute(&mut *tx)
-                        .await?;
-                    n += 1;
-                }
+                let rows = keys
+                    .into_iter()
+                    .map(|k| (k.kid, k.private_ciphertext, k.private_key_id));
+                let n = reseal_rows!(tx, rows, RESEAL, reseal);
                 tx.commit().await?;
                 Ok(n)
             }
