@@ -230,7 +230,7 @@ pub fn verify_chain(
         // Everything was pruned: the head must be vouched for by a signed checkpoint.
         return match head {
             Some((seq, hash))
-                if seq > 0 && !by_seq.get(&seq).is_some_and(|cp| cp.head_hash == hash) =>
+                if seq > 0 && by_seq.get(&seq).is_none_or(|cp| cp.head_hash != hash) =>
             {
                 Err(broken(
                     seq,
