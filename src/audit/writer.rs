@@ -15,6 +15,9 @@ use crate::store::{AuditCheckpoint, NewAuditEvent, Store};
 
 /// The most events one transaction appends.
 const BATCH: usize = 256;
+/// How long the writer lets events gather before writing a batch, so that under load one
+/// transaction carries many events (requests never wait for it; a flush waits at most this).
+const LINGER: Duration = Duration::from_millis(20);
 
 /// The last signed checkpoint of a chain: `(seq, at)`.
 type Signed = HashMap<String, (i64, UnixTime)>;
@@ -46,6 +49,11 @@ pub(super) async fn run(
         let mut batch: Vec<NewAuditEvent> = Vec::new();
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut checkpoint = Vec::new();
+        // An event starts a batch: let more arrive meanwhile without waking this task for each
+        // (nobody waits on the queue while it sleeps), then take what is there.
+        if matches!(first, Msg::Event(_)) {
+            tokio::time::sleep(LINGER).await;
+        }
         let mut next = Some(first);
         while let Some(m) = next.take() {
             match m {

@@ -150,7 +150,30 @@ const SET_HEAD_HASH: &str = "UPDATE audit_heads SET hash = $2 WHERE organization
 const INSERT: &str = "\
 INSERT INTO audit_events (organization_id, seq, at, actor_kind, actor_id, actor_name, action,
     target, outcome, request_id, client_ip, details, prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+VALUES ";
+
+/// Columns per event row, and the most rows one INSERT carries.
+const INSERT_COLUMNS: usize = 14;
+const INSERT_CHUNK: usize = 64;
+
+/// The INSERT for `rows` events: `($1, …, $14), ($15, …, $28), …`.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(INSERT);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..INSERT_COLUMNS {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * INSERT_COLUMNS + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 const AFTER: &str = "\
 SELECT organization_id, seq, at, actor_kind, actor_id, actor_name, action, target, outcome,
@@ -239,28 +262,35 @@ macro_rules! audit_store {
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
+                    // Hashes first (each links to the one before), then one multi-row insert per
+                    // chunk: one round trip for many events.
                     let mut seq = last - batch.len() as i64;
+                    let mut rows = Vec::with_capacity(batch.len());
                     for e in batch {
                         seq += 1;
                         let hash = chain(&prev, seq, e);
-                        sqlx::query(INSERT)
-                            .bind(name)
-                            .bind(seq)
-                            .bind(e.at)
-                            .bind(&e.actor_kind)
-                            .bind(&e.actor_id)
-                            .bind(&e.actor_name)
-                            .bind(&e.action)
-                            .bind(&e.target)
-                            .bind(&e.outcome)
-                            .bind(&e.request_id)
-                            .bind(&e.client_ip)
-                            .bind(&e.details)
-                            .bind(&prev)
-                            .bind(&hash)
-                            .execute(&mut *tx)
-                            .await?;
-                        prev = hash;
+                        rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
+                    }
+                    for chunk in rows.chunks(INSERT_CHUNK) {
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len())));
+                        for (seq, e, prev_hash, hash) in chunk {
+                            q = q
+                                .bind(name)
+                                .bind(*seq)
+                                .bind(e.at)
+                                .bind(&e.actor_kind)
+                                .bind(&e.actor_id)
+                                .bind(&e.actor_name)
+                                .bind(&e.action)
+                                .bind(&e.target)
+                                .bind(&e.outcome)
+                                .bind(&e.request_id)
+                                .bind(&e.client_ip)
+                                .bind(&e.details)
+                                .bind(prev_hash)
+                                .bind(hash);
+                        }
+                        q.execute(&mut *tx).await?;
                     }
                     sqlx::query(SET_HEAD_HASH)
                         .bind(name)

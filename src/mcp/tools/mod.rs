@@ -244,9 +244,25 @@ pub async fn call(
             class: "audit_unavailable",
         };
         (render::failure(&e), Some(e.class))
-    } else if let Err(e) = redactor(state, &ctx.org_id).await {
-        (render::failure(&e), Some(e.class))
     } else {
+        let policy = match redactor(state, &ctx.org_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                let result = render::failure(&e);
+                state.metrics.tool_call(entry.name, Some(e.class), 0.0, 0);
+                state.audit.record(tool_event(
+                    ctx,
+                    meta,
+                    entry.name,
+                    &digest,
+                    &result,
+                    Some(e.class),
+                    started,
+                    CacheUse::default(),
+                ));
+                return Some(result);
+            }
+        };
         let (answer, cache) = CACHE_USE
             .scope(Cell::new(CacheUse::default()), async {
                 let answer = (entry.handler)(state, ctx, args).await;
@@ -254,13 +270,12 @@ pub async fn call(
             })
             .await;
         let (mut result, error) = answer;
-        let redactions = match redactor(state, &ctx.org_id).await {
-            Ok(r) if !r.is_off() => {
-                let org = ctx.org_id.as_str();
-                let pseudonym = |v: &str| state.audit.keys().pseudonym(org, v);
-                redact(&r, &mut result, &pseudonym)
-            }
-            _ => 0,
+        let redactions = if policy.is_off() {
+            0
+        } else {
+            let org = ctx.org_id.as_str();
+            let pseudonym = |v: &str| state.audit.keys().pseudonym(org, v);
+            redact(&policy, &mut result, &pseudonym)
         };
         if redactions > 0 {
             state
