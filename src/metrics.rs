@@ -71,9 +71,19 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// One tool's series, looked up once: the hot path then only bumps atomics.
+#[derive(Clone)]
+struct ToolSeries {
+    calls: Counter,
+    latency: Histogram,
+    bytes: Counter,
+    tokens: Counter,
+}
+
 /// Every metric of the application.
 pub struct Metrics {
     registry: Registry,
+    series: std::sync::RwLock<std::collections::HashMap<(&'static str, bool), ToolSeries>>,
     pub tool_calls: Family<ToolLabels, Counter>,
     pub tool_errors: Family<ToolErrorLabels, Counter>,
     pub tool_latency: Histograms<ToolLabel>,
@@ -111,6 +121,7 @@ impl Default for Metrics {
             active_api_keys: Family::default(),
             audit_events: Counter::default(),
             registry: Registry::default(),
+            series: Default::default(),
         };
         r.register("tool_calls", "MCP tool calls", m.tool_calls.clone());
         r.register(
@@ -232,13 +243,38 @@ impl Metrics {
         out
     }
 
-    pub fn tool_call(&self, tool: &str, error: Option<&str>, seconds: f64, bytes: u64) {
-        self.tool_calls
-            .get_or_create(&ToolLabels {
-                tool: tool.to_owned(),
-                outcome: if error.is_some() { "error" } else { "ok" }.to_owned(),
-            })
-            .inc();
+    fn series(&self, tool: &'static str, ok: bool) -> ToolSeries {
+        if let Some(s) = self.series.read().expect("metrics lock").get(&(tool, ok)) {
+            return s.clone();
+        }
+        let t = ToolLabel {
+            tool: tool.to_owned(),
+        };
+        let s = ToolSeries {
+            calls: self
+                .tool_calls
+                .get_or_create(&ToolLabels {
+                    tool: tool.to_owned(),
+                    outcome: if ok { "ok" } else { "error" }.to_owned(),
+                })
+                .clone(),
+            latency: self.tool_latency.get_or_create(&t).clone(),
+            bytes: self.tool_result_bytes.get_or_create(&t).clone(),
+            tokens: self.tool_estimated_tokens.get_or_create(&t).clone(),
+        };
+        self.series
+            .write()
+            .expect("metrics lock")
+            .insert((tool, ok), s.clone());
+        s
+    }
+
+    pub fn tool_call(&self, tool: &'static str, error: Option<&str>, seconds: f64, bytes: u64) {
+        let s = self.series(tool, error.is_none());
+        s.calls.inc();
+        s.latency.observe(seconds);
+        s.bytes.inc_by(bytes);
+        s.tokens.inc_by(bytes.div_ceil(4));
         if let Some(class) = error {
             self.tool_errors
                 .get_or_create(&ToolErrorLabels {
@@ -247,14 +283,6 @@ impl Metrics {
                 })
                 .inc();
         }
-        let t = ToolLabel {
-            tool: tool.to_owned(),
-        };
-        self.tool_latency.get_or_create(&t).observe(seconds);
-        self.tool_result_bytes.get_or_create(&t).inc_by(bytes);
-        self.tool_estimated_tokens
-            .get_or_create(&t)
-            .inc_by(bytes.div_ceil(4));
     }
 
     pub fn clari_request(&self, endpoint: &str, status: &str, seconds: f64) {

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use serde_json::json;
 
 use crate::crypto::sha256_hex;
 use crate::store::{AuditCheckpoint, AuditRecord, NewAuditEvent};
@@ -34,11 +33,12 @@ fn canonical(
     details: &str,
     prev: &str,
 ) -> String {
-    json!([
+    // A tuple serialises as the same JSON array, without building a `Value` first.
+    serde_json::to_string(&(
         1, chain, seq, at, actor.0, actor.1, actor.2, action, target, outcome, from.0, from.1,
-        details, prev
-    ])
-    .to_string()
+        details, prev,
+    ))
+    .expect("strings and numbers serialise")
 }
 
 /// The hash of a new event at `seq` after `prev`.

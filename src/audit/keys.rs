@@ -31,6 +31,8 @@ pub struct AuditKeys {
     kid: String,
     signing: SigningKey,
     digest_secret: Zeroizing<Vec<u8>>,
+    /// Each organisation's digest key, derived once (bounded: starts over past 10,000).
+    org_keys: std::sync::Mutex<HashMap<String, Zeroizing<[u8; 32]>>>,
     /// Every published key, retired ones included: kid → public key (base64url).
     published: Vec<(String, String, UnixTime, Option<UnixTime>)>,
 }
@@ -119,6 +121,7 @@ impl AuditKeys {
             kid: sig.kid.clone(),
             signing,
             digest_secret,
+            org_keys: Default::default(),
             published,
         })
     }
@@ -141,13 +144,22 @@ impl AuditKeys {
     /// arguments give equal digests within one organisation, and nothing across them.
     pub fn digest(&self, chain: &str, canonical_args: &str) -> String {
         let org_key = {
-            let mut m = Hmac::<Sha256>::new_from_slice(&self.digest_secret)
-                .expect("HMAC takes any key length");
-            m.update(b"clari-mcp audit arguments v1\n");
-            m.update(chain.as_bytes());
-            m.finalize().into_bytes()
+            let mut keys = self.org_keys.lock().expect("audit key lock");
+            if keys.len() >= 10_000 {
+                keys.clear();
+            }
+            keys.entry(chain.to_owned())
+                .or_insert_with(|| {
+                    let mut m = Hmac::<Sha256>::new_from_slice(&self.digest_secret)
+                        .expect("HMAC takes any key length");
+                    m.update(b"clari-mcp audit arguments v1\n");
+                    m.update(chain.as_bytes());
+                    Zeroizing::new(m.finalize().into_bytes().into())
+                })
+                .clone()
         };
-        let mut m = Hmac::<Sha256>::new_from_slice(&org_key).expect("HMAC takes any key length");
+        let mut m =
+            Hmac::<Sha256>::new_from_slice(&org_key[..]).expect("HMAC takes any key length");
         m.update(canonical_args.as_bytes());
         hex(&m.finalize().into_bytes())
     }
