@@ -235,8 +235,9 @@ impl AuditLog {
 
     /// The keyed digest of a tool's arguments in one organisation's chain.
     pub fn digest_args(&self, org: &OrgId, args: &Map<String, Value>) -> String {
-        self.keys
-            .digest(org.as_str(), &Value::Object(args.clone()).to_string())
+        // The map serialises as the object would, without copying the arguments first.
+        let canonical = serde_json::to_string(args).expect("JSON values serialise");
+        self.keys.digest(org.as_str(), &canonical)
     }
 }
 
