@@ -13,6 +13,9 @@ pub enum Scope {
     UsersRead,
     AuditRead,
     ExportsRead,
+    /// Administer the organisation through `/api/v1`. Never implied by `clari:read`, granted only
+    /// to the organisation's admins, and never needed by an MCP tool.
+    Admin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +23,7 @@ pub enum Scope {
 pub struct UnknownScope(pub String);
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::ClariRead,
         Scope::ForecastsRead,
         Scope::OpportunitiesRead,
@@ -28,6 +31,7 @@ impl Scope {
         Scope::UsersRead,
         Scope::AuditRead,
         Scope::ExportsRead,
+        Scope::Admin,
     ];
 
     /// The six narrow read scopes that `clari:read` stands for.
@@ -49,6 +53,7 @@ impl Scope {
             Scope::UsersRead => "users:read",
             Scope::AuditRead => "audit:read",
             Scope::ExportsRead => "exports:read",
+            Scope::Admin => "admin",
         }
     }
 
@@ -62,6 +67,9 @@ impl Scope {
             Scope::UsersRead => "Read the forecast hierarchy: users, roles and managers",
             Scope::AuditRead => "Read Clari audit events (who did what, when)",
             Scope::ExportsRead => "Read export jobs and export quota",
+            Scope::Admin => {
+                "Administer your organisation: its members, API keys, connected applications, Clari key and kill switch"
+            }
         }
     }
 
@@ -78,7 +86,12 @@ impl Scope {
 
     /// Whether holding `self` allows what `required` guards.
     pub fn implies(self, required: Scope) -> bool {
-        self == required || self == Scope::ClariRead
+        self == required || (self == Scope::ClariRead && required != Scope::Admin)
+    }
+
+    /// Whether the scope changes things rather than reading them (consent shows it in red).
+    pub fn is_dangerous(self) -> bool {
+        self == Scope::Admin
     }
 }
 
@@ -192,6 +205,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nothing_but_admin_implies_admin() {
+        for s in Scope::ALL {
+            assert_eq!(s.implies(Scope::Admin), s == Scope::Admin, "{s}");
+        }
+        assert!(!ScopeSet::parse("clari:read").unwrap().allows(Scope::Admin));
+        assert!(
+            !ScopeSet::parse("admin")
+                .unwrap()
+                .allows(Scope::ForecastsRead)
+        );
+    }
+
+    #[test]
     fn clari_read_implies_every_narrow_scope() {
         let set = ScopeSet::parse("clari:read").unwrap();
         for s in Scope::NARROW {
@@ -207,8 +233,8 @@ mod tests {
     fn parse_accepts_spaces_and_commas_and_rejects_unknown() {
         let set = ScopeSet::parse("forecasts:read, users:read").unwrap();
         assert_eq!(set.to_string(), "forecasts:read users:read");
-        let err = ScopeSet::parse("forecasts:read admin").unwrap_err();
-        assert_eq!(err.0, "admin");
+        let err = ScopeSet::parse("forecasts:read superuser").unwrap_err();
+        assert_eq!(err.0, "superuser");
         assert!(err.to_string().contains("clari:read"));
     }
 

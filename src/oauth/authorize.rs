@@ -287,6 +287,21 @@ pub(super) async fn finish(
         state: p.state.clone(),
     };
     let now = state.now();
+    // `admin` is granted only to the organisation's admins, whatever was asked or ticked.
+    let is_admin = match state.store.memberships(user).await {
+        Ok(ms) => super::core::is_admin_of(&ms, org),
+        Err(_) => false,
+    };
+    let scopes = &super::request::grantable(scopes, is_admin);
+    if scopes.is_empty() {
+        return error_redirect(
+            state,
+            &target,
+            ErrorCode::InvalidScope,
+            "the admin scope is granted only to the organisation's administrators",
+            see_other,
+        );
+    }
     let existing = state
         .store
         .live_grant_for(org, user, &p.client_id)

@@ -372,7 +372,7 @@ mod tests {
                 "invalid_client_metadata",
             ),
             (
-                json!({"redirect_uris": ["https://a.example/cb"], "scope": "admin"}),
+                json!({"redirect_uris": ["https://a.example/cb"], "scope": "superuser"}),
                 "invalid_client_metadata",
             ),
             (

@@ -35,7 +35,8 @@ struct ConsentPage {
     csrf: String,
     rid: String,
     orgs: Vec<(String, String)>,
-    scopes: Vec<(&'static str, &'static str)>,
+    /// (name, description, dangerous)
+    scopes: Vec<(&'static str, &'static str, bool)>,
     error: Option<String>,
 }
 
@@ -67,13 +68,15 @@ async fn consent_page(
     email: String,
     error: Option<String>,
 ) -> Response {
-    let orgs: Vec<(String, String)> = match state.store.memberships(user).await {
-        Ok(ms) => core::selectable_orgs(&ms)
-            .into_iter()
-            .map(|(id, name)| (id.into_string(), name))
-            .collect(),
+    let memberships = match state.store.memberships(user).await {
+        Ok(ms) => ms,
         Err(e) => return web::internal_error_page(&e),
     };
+    let orgs: Vec<(String, String)> = core::selectable_orgs(&memberships)
+        .into_iter()
+        .map(|(id, name)| (id.into_string(), name))
+        .collect();
+    let admin_somewhere = core::admin_somewhere(&memberships);
     if orgs.is_empty() {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -89,9 +92,9 @@ async fn consent_page(
         .unwrap_or_else(|| p.redirect_uri.clone());
     let localhost = url.as_ref().is_some_and(redirect::is_loopback_url);
     let requested = p.scope.clone();
-    let scopes = displayed_scopes(&requested)
+    let scopes = displayed_scopes(&requested, admin_somewhere)
         .into_iter()
-        .map(|s| (s.as_str(), s.description()))
+        .map(|s| (s.as_str(), s.description(), s.is_dangerous()))
         .collect();
     let csrf = web::csrf_token(session).await;
     render(
@@ -198,7 +201,11 @@ pub async fn post_consent(
         );
     }
     let requested = p.scope.clone();
-    let chosen: ScopeSet = displayed_scopes(&requested)
+    let memberships = match state.store.memberships(&user).await {
+        Ok(m) => m,
+        Err(e) => return web::internal_error_page(&e),
+    };
+    let chosen: ScopeSet = displayed_scopes(&requested, core::admin_somewhere(&memberships))
         .into_iter()
         .filter(|s| form.contains_key(&format!("scope_{}", s.as_str())))
         .collect();
@@ -214,10 +221,6 @@ pub async fn post_consent(
         )
         .await;
     }
-    let memberships = match state.store.memberships(&user).await {
-        Ok(m) => m,
-        Err(e) => return web::internal_error_page(&e),
-    };
     let org = core::chosen_org(
         &core::selectable_orgs(&memberships),
         form.get("org").map(String::as_str),

@@ -6,7 +6,7 @@
 use super::error::{ErrorCode, OAuthError};
 use super::pkce;
 use crate::scope::ScopeSet;
-use crate::store::{ClientId, CodeRecord, Membership, OrgId};
+use crate::store::{ClientId, CodeRecord, Membership, OrgId, Role};
 
 /// How long after a rotation a client may retry with the rotated token (a lost response).
 pub const ROTATION_GRACE_SECS: i64 = 10;
@@ -16,9 +16,26 @@ pub const ROTATION_GRACE_SECS: i64 = 10;
 pub fn selectable_orgs(memberships: &[Membership]) -> Vec<(OrgId, String)> {
     memberships
         .iter()
-        .filter(|m| !m.organization.disabled)
+        .filter(|m| !m.organization.disabled && !m.suspended)
         .map(|m| (m.organization.id.clone(), m.organization.name.clone()))
         .collect()
+}
+
+/// Whether the person administers at least one organisation they can choose.
+pub fn admin_somewhere(memberships: &[Membership]) -> bool {
+    memberships
+        .iter()
+        .any(|m| !m.organization.disabled && !m.suspended && m.role == Role::Admin)
+}
+
+/// Whether the person administers this organisation (and may grant `admin` in it).
+pub fn is_admin_of(memberships: &[Membership], org: &OrgId) -> bool {
+    memberships.iter().any(|m| {
+        &m.organization.id == org
+            && !m.organization.disabled
+            && !m.suspended
+            && m.role == Role::Admin
+    })
 }
 
 /// The organisation a consent chose: the one named when it is selectable, or the only one when
@@ -142,7 +159,7 @@ pub fn check_code_redemption(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{GrantId, Organization, Role, UserId};
+    use crate::store::{GrantId, Organization, UserId};
 
     fn membership(id: &str, disabled: bool) -> Membership {
         Membership {
@@ -153,6 +170,7 @@ mod tests {
                 created_at: 0,
             },
             role: Role::Member,
+            suspended: false,
         }
     }
 

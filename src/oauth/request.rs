@@ -133,22 +133,36 @@ pub fn resource_matches(requested: &str, canonical: &str) -> bool {
         && a.query().is_none()
 }
 
-/// Consent shows the six narrow scopes in place of `clari:read`, so a user can untick any.
-pub fn displayed_scopes(requested: &ScopeSet) -> Vec<Scope> {
-    if requested.allows(Scope::ClariRead) {
+/// Consent shows the six narrow scopes in place of `clari:read`, so a user can untick any;
+/// `admin` is shown only to someone who may grant it.
+pub fn displayed_scopes(requested: &ScopeSet, may_grant_admin: bool) -> Vec<Scope> {
+    let mut shown: Vec<Scope> = if requested.allows(Scope::ClariRead) {
         Scope::NARROW.to_vec()
     } else {
-        requested.iter().collect()
+        requested.iter().filter(|s| *s != Scope::Admin).collect()
+    };
+    if may_grant_admin && requested.allows(Scope::Admin) {
+        shown.push(Scope::Admin);
     }
+    shown
 }
 
-/// All six narrow scopes granted amount to `clari:read`.
+/// All six narrow scopes granted amount to `clari:read` (`admin` stays separate).
 pub fn normalize(scopes: ScopeSet) -> ScopeSet {
     if Scope::NARROW.iter().all(|s| scopes.allows(*s)) {
-        ScopeSet::new([Scope::ClariRead])
+        let admin = scopes.allows(Scope::Admin).then_some(Scope::Admin);
+        ScopeSet::new([Scope::ClariRead].into_iter().chain(admin))
     } else {
         scopes
     }
+}
+
+/// What a person may grant in an organisation: `admin` only when they are its admin.
+pub fn grantable(scopes: &ScopeSet, is_admin: bool) -> ScopeSet {
+    scopes
+        .iter()
+        .filter(|s| is_admin || *s != Scope::Admin)
+        .collect()
 }
 
 #[cfg(test)]

@@ -422,6 +422,10 @@ async fn issue(
         tracing::error!(error = %e, "signing failed");
         OAuthError::server_error()
     })?;
+    state
+        .store
+        .touch_grant(&grant.organization_id, &grant.id, now)
+        .await?;
     let expiry =
         (client.kind == crate::store::ClientKind::Dcr).then_some(now + state.config.dcr_client_ttl);
     state.store.touch_client(&client.id, now, expiry).await?;

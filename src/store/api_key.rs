@@ -62,7 +62,7 @@ JOIN users u ON u.id = k.user_id
 JOIN organizations o ON o.id = k.organization_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL
   AND (k.expires_at IS NULL OR k.expires_at > $2)
-  AND u.disabled = FALSE AND o.disabled = FALSE";
+  AND u.disabled = FALSE AND o.disabled = FALSE AND m.disabled = FALSE";
 
 const TOUCH: &str = "\
 UPDATE api_keys SET last_used_at = $1 WHERE organization_id = $2 AND id = $3

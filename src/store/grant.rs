@@ -24,12 +24,17 @@ pub struct Grant {
     pub consent_remembered: bool,
 }
 
-/// A grant with the names a person recognises, for the account page.
+/// A grant with the names a person recognises, for the account and admin pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantView {
     pub grant: Grant,
     pub client_name: String,
+    /// The host of the client's first redirect URI: where codes go.
+    pub redirect_host: String,
     pub organization_name: String,
+    pub user_email: String,
+    /// When a token was last issued on this grant (code exchange or refresh).
+    pub last_used_at: Option<UnixTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -38,6 +43,8 @@ struct GrantViewRow {
     grant: Grant,
     metadata: String,
     organization_name: String,
+    user_email: String,
+    last_used_at: Option<UnixTime>,
 }
 
 impl From<GrantViewRow> for GrantView {
@@ -47,9 +54,17 @@ impl From<GrantViewRow> for GrantView {
             .as_str()
             .unwrap_or(r.grant.client_id.as_str())
             .to_owned();
+        let redirect_host = meta["redirect_uris"][0]
+            .as_str()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
         GrantView {
             client_name,
+            redirect_host,
             organization_name: r.organization_name,
+            user_email: r.user_email,
+            last_used_at: r.last_used_at,
             grant: r.grant,
         }
     }
@@ -85,6 +100,15 @@ pub trait GrantStore: Send + Sync {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
     async fn grants_of_user(&self, user: &UserId) -> Result<Vec<GrantView>, StoreError>;
+    /// Every live grant in an organisation, newest first.
+    async fn grants_of_org(&self, org: &OrgId) -> Result<Vec<GrantView>, StoreError>;
+    /// Notes that a token was issued on the grant.
+    async fn touch_grant(
+        &self,
+        org: &OrgId,
+        grant: &GrantId,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
 }
 
 const RENEW: &str = "\
@@ -119,7 +143,7 @@ JOIN organizations o ON o.id = g.organization_id
 JOIN memberships m ON m.user_id = g.user_id AND m.organization_id = g.organization_id
 JOIN oauth_clients c ON c.id = g.client_id
 WHERE g.organization_id = $1 AND g.id = $2 AND g.revoked_at IS NULL
-  AND u.disabled = FALSE AND o.disabled = FALSE AND c.disabled = FALSE";
+  AND u.disabled = FALSE AND o.disabled = FALSE AND c.disabled = FALSE AND m.disabled = FALSE";
 
 const REVOKE: &str = "\
 UPDATE grants SET revoked_at = $1
@@ -131,12 +155,25 @@ WHERE organization_id = $2 AND grant_id = $3 AND revoked_at IS NULL";
 
 const OF_USER: &str = "\
 SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource,
-    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered,
-    c.metadata, o.name AS organization_name
+    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered, g.last_used_at,
+    c.metadata, o.name AS organization_name, u.email AS user_email
 FROM grants g
 JOIN oauth_clients c ON c.id = g.client_id
 JOIN organizations o ON o.id = g.organization_id
-WHERE g.user_id = $1 AND g.revoked_at IS NULL ORDER BY g.updated_at DESC";
+JOIN users u ON u.id = g.user_id
+WHERE g.user_id = $1 AND g.revoked_at IS NULL ORDER BY g.updated_at DESC, g.id";
+
+const OF_ORG: &str = "\
+SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource,
+    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered, g.last_used_at,
+    c.metadata, o.name AS organization_name, u.email AS user_email
+FROM grants g
+JOIN oauth_clients c ON c.id = g.client_id
+JOIN organizations o ON o.id = g.organization_id
+JOIN users u ON u.id = g.user_id
+WHERE g.organization_id = $1 AND g.revoked_at IS NULL ORDER BY g.updated_at DESC, g.id";
+
+const TOUCH: &str = "UPDATE grants SET last_used_at = $1 WHERE organization_id = $2 AND id = $3";
 
 macro_rules! grant_store {
     ($store:ty) => {
@@ -243,6 +280,29 @@ macro_rules! grant_store {
                     .fetch_all(&self.pool)
                     .await?;
                 Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn grants_of_org(&self, org: &OrgId) -> Result<Vec<GrantView>, StoreError> {
+                let rows: Vec<GrantViewRow> = sqlx::query_as(OF_ORG)
+                    .bind(org.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn touch_grant(
+                &self,
+                org: &OrgId,
+                grant: &GrantId,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(TOUCH)
+                    .bind(now)
+                    .bind(org.as_str())
+                    .bind(grant.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
         }
     };

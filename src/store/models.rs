@@ -107,6 +107,8 @@ pub struct UserCredentials {
     #[sqlx(flatten)]
     pub user: User,
     pub password_hash: String,
+    /// Browser sessions signed in under an older epoch are signed out.
+    pub session_epoch: i64,
 }
 
 impl fmt::Debug for UserCredentials {
@@ -123,6 +125,8 @@ pub struct Membership {
     pub organization: Organization,
     #[sqlx(try_from = "String")]
     pub role: Role,
+    /// Suspended in this organisation by its admin (the person's other memberships are untouched).
+    pub suspended: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
@@ -131,6 +135,8 @@ pub struct OrgMember {
     pub user: User,
     #[sqlx(try_from = "String")]
     pub role: Role,
+    /// Suspended in this organisation by its admin.
+    pub suspended: bool,
 }
 
 /// An organisation's Clari API key as stored: ciphertext only, plus the last four characters.

@@ -21,6 +21,14 @@ pub trait OrgStore: Send + Sync {
     /// The organisation's redaction policy as stored (JSON), `None` for the server's default.
     async fn org_redaction(&self, org: &OrgId) -> Result<Option<String>, StoreError>;
     async fn set_org_redaction(&self, org: &OrgId, policy: Option<&str>) -> Result<(), StoreError>;
+    /// Renames and sets the redaction policy if both are still `from`; `false` when either
+    /// changed meanwhile (so two admins cannot silently overwrite each other).
+    async fn update_org_settings(
+        &self,
+        org: &OrgId,
+        from: (&str, Option<&str>),
+        to: (&str, Option<&str>),
+    ) -> Result<bool, StoreError>;
 }
 
 /// Live credentials of one organisation: `(org id, grants, clients, API keys)`.
@@ -59,6 +67,10 @@ FROM organizations o ORDER BY o.id";
 const REDACTION: &str = "SELECT redaction FROM organizations WHERE id = $1";
 
 const SET_REDACTION: &str = "UPDATE organizations SET redaction = $1 WHERE id = $2";
+
+const UPDATE_SETTINGS: &str = "\
+UPDATE organizations SET name = $1, redaction = $2
+WHERE id = $3 AND name = $4 AND redaction IS NOT DISTINCT FROM $5";
 
 const KILL_GRANTS: &str = "\
 UPDATE grants SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
@@ -141,6 +153,28 @@ macro_rules! org_store {
                     .execute(&self.pool)
                     .await?;
                 StoreError::found(done.rows_affected(), "organisation")
+            }
+
+            async fn update_org_settings(
+                &self,
+                org: &OrgId,
+                from: (&str, Option<&str>),
+                to: (&str, Option<&str>),
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(UPDATE_SETTINGS)
+                    .bind(to.0)
+                    .bind(to.1)
+                    .bind(org.as_str())
+                    .bind(from.0)
+                    .bind(from.1)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        StoreError::conflict_or(e, || {
+                            format!("an organisation named '{}' already exists", to.0)
+                        })
+                    })?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError> {

@@ -37,12 +37,32 @@ pub trait UserStore: Send + Sync {
     async fn set_user_disabled(&self, user: &UserId, disabled: bool) -> Result<(), StoreError>;
     async fn set_user_password(&self, user: &UserId, password_hash: &str)
     -> Result<(), StoreError>;
+    async fn member(&self, org: &OrgId, user: &UserId) -> Result<Option<OrgMember>, StoreError>;
+    /// Sets role and suspension if the membership is still `(from_role, from_suspended)`;
+    /// `false` when it changed meanwhile (or is gone).
+    async fn update_member(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        from: (Role, bool),
+        to: (Role, bool),
+    ) -> Result<bool, StoreError>;
+    /// Removes a person from an organisation and revokes their grants, refresh tokens and API
+    /// keys there, in one transaction. `false` when they were not a member.
+    async fn remove_member(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Signs the person out of every browser session; returns the new epoch.
+    async fn bump_session_epoch(&self, user: &UserId) -> Result<i64, StoreError>;
 }
 
 const INSERT: &str = "\
 INSERT INTO users (id, email, password_hash, disabled, created_at)
 VALUES ($1, $2, $3, FALSE, $4)
-RETURNING id, email, password_hash, disabled, created_at";
+RETURNING id, email, password_hash, disabled, created_at, session_epoch";
 
 /// Adds the membership only when the organisation exists (no row: not found).
 const INSERT_FIRST_MEMBERSHIP: &str = "\
@@ -53,15 +73,45 @@ const INSERT_MEMBERSHIP: &str = "\
 INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)";
 
 const FIND_BY_EMAIL: &str = "\
-SELECT id, email, password_hash, disabled, created_at FROM users WHERE email = $1";
+SELECT id, email, password_hash, disabled, created_at, session_epoch FROM users WHERE email = $1";
 
 const MEMBERS: &str = "\
-SELECT u.id, u.email, u.disabled, u.created_at, m.role
+SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.organization_id = $1 ORDER BY u.email";
 
+const MEMBER: &str = "\
+SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.organization_id = $1 AND m.user_id = $2";
+
+/// Compare-and-set: changes the membership only if it still is what the caller saw.
+const UPDATE_MEMBER: &str = "\
+UPDATE memberships SET role = $1, disabled = $2
+WHERE organization_id = $3 AND user_id = $4 AND role = $5 AND disabled = $6";
+
+const DELETE_MEMBER: &str = "DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2";
+
+/// Removing a person revokes what they hold in that organisation, so adding them back later
+/// resurrects nothing.
+const REVOKE_MEMBER_GRANTS: &str = "\
+UPDATE grants SET revoked_at = $3
+WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL";
+
+const REVOKE_MEMBER_REFRESH: &str = "\
+UPDATE refresh_tokens SET revoked_at = $3
+WHERE organization_id = $1 AND revoked_at IS NULL
+  AND grant_id IN (SELECT id FROM grants WHERE organization_id = $1 AND user_id = $2)";
+
+const REVOKE_MEMBER_KEYS: &str = "\
+UPDATE api_keys SET revoked_at = $3
+WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL";
+
+const BUMP_EPOCH: &str = "\
+UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1 RETURNING session_epoch";
+
 const MEMBERSHIPS: &str = "\
-SELECT o.id, o.name, o.disabled, o.created_at, m.role
+SELECT o.id, o.name, o.disabled, o.created_at, m.role, m.disabled AS suspended
 FROM memberships m JOIN organizations o ON o.id = m.organization_id
 WHERE m.user_id = $1 ORDER BY o.name";
 
@@ -180,6 +230,74 @@ macro_rules! user_store {
                     .execute(&self.pool)
                     .await?;
                 StoreError::found(done.rows_affected(), "user")
+            }
+
+            async fn member(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+            ) -> Result<Option<OrgMember>, StoreError> {
+                Ok(sqlx::query_as(MEMBER)
+                    .bind(org.as_str())
+                    .bind(user.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn update_member(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+                from: (Role, bool),
+                to: (Role, bool),
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(UPDATE_MEMBER)
+                    .bind(to.0.as_str())
+                    .bind(to.1)
+                    .bind(org.as_str())
+                    .bind(user.as_str())
+                    .bind(from.0.as_str())
+                    .bind(from.1)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn remove_member(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                for sql in [
+                    REVOKE_MEMBER_REFRESH,
+                    REVOKE_MEMBER_GRANTS,
+                    REVOKE_MEMBER_KEYS,
+                ] {
+                    sqlx::query(sql)
+                        .bind(org.as_str())
+                        .bind(user.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let done = sqlx::query(DELETE_MEMBER)
+                    .bind(org.as_str())
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn bump_session_epoch(&self, user: &UserId) -> Result<i64, StoreError> {
+                let (epoch,): (i64,) = sqlx::query_as(BUMP_EPOCH)
+                    .bind(user.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::NotFound("user"))?;
+                Ok(epoch)
             }
         }
     };
