@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::oauth::router())
         .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
+        .merge(crate::admin::router())
         .layer(crate::web::session::layer(&state))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())

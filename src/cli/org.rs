@@ -2,12 +2,10 @@
 
 use anyhow::{anyhow, bail};
 use clap::Subcommand;
-use secrecy::{ExposeSecret, SecretString};
 
 use super::{find_org, operator_event, read_secret, status};
 use crate::app::AppState;
 use crate::clock::rfc3339;
-use crate::crypto::token::hint;
 use crate::redact::{RedactionPolicy, Redactor};
 
 #[derive(Debug, Subcommand)]
@@ -64,37 +62,11 @@ pub enum OrgCommand {
     },
 }
 
-fn validate_org_name(name: &str) -> anyhow::Result<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        bail!("the organisation name must not be empty");
-    }
-    if name.chars().count() > 100 {
-        bail!("the organisation name must be at most 100 characters");
-    }
-    if name.chars().any(char::is_control) {
-        bail!("the organisation name must not contain control characters");
-    }
-    Ok(name.to_owned())
-}
-
-/// A Clari API key: printable ASCII, no spaces, sensible length.
-fn validate_clari_key(key: &SecretString) -> anyhow::Result<()> {
-    let k = key.expose_secret();
-    if k.trim() != k || k.chars().any(|c| !c.is_ascii_graphic()) {
-        bail!("the Clari API key must be one token of printable characters without spaces");
-    }
-    if !(8..=512).contains(&k.len()) {
-        bail!("the Clari API key must be between 8 and 512 characters long");
-    }
-    Ok(())
-}
-
 pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> {
     let now = state.now();
     match cmd {
         OrgCommand::Create { name } => {
-            let name = validate_org_name(&name)?;
+            let name = crate::admin::service::validate_org_name(&name)?;
             let org = state.store.create_org(&name, now).await?;
             state.audit.record(
                 operator_event(Some(&org.id), "org.created", org.id.as_str())
@@ -140,35 +112,25 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
         }
         OrgCommand::SetClariKey { org, base_url } => {
             let org = find_org(&state, &org).await?;
-            let base_url = base_url
-                .map(|u| {
-                    crate::clari::client::check_base_url(&u)
-                        .map_err(|reason| anyhow!("--base-url: {reason}"))
-                })
-                .transpose()?;
             let key = read_secret("Clari API key")?;
-            validate_clari_key(&key)?;
-            let sealed = state.vault.seal(key.expose_secret().as_bytes());
-            let key_hint = hint(key.expose_secret());
-            drop(key);
-            let replaced = state.store.clari_credential(&org.id).await?.is_some();
-            state
-                .store
-                .put_clari_credential(&org.id, &sealed, &key_hint, base_url.as_deref(), now)
-                .await?;
-            state.audit.record(
-                operator_event(
-                    Some(&org.id),
-                    if replaced {
-                        "clari_key.rotated"
-                    } else {
-                        "clari_key.set"
-                    },
-                    org.id.as_str(),
-                )
-                .detail("key_hint", format!("****{key_hint}"))
-                .detail("base_url", base_url.as_deref()),
-            );
+            let admin = crate::admin::OrgAdmin {
+                state: &state,
+                org: org.clone(),
+                actor: crate::audit::Actor::operator(),
+                meta: crate::http::RequestMeta::default(),
+            };
+            let info = admin
+                .set_clari_key(key, base_url.as_deref())
+                .await
+                .map_err(|e| match e {
+                    crate::admin::AdminError::Invalid {
+                        field: "base_url",
+                        message,
+                    } => anyhow!("--base-url: {message}"),
+                    crate::admin::AdminError::Invalid { message, .. } => anyhow!(message),
+                    other => anyhow!(other),
+                })?;
+            let key_hint = info.key_hint;
             println!(
                 "stored Clari API key ****{key_hint} for organisation '{}' ({})",
                 org.name, org.id

@@ -11,7 +11,11 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["demo"],
     // Composes the routers; runs the server and housekeeping.
-    &["app", "governance"],
+    &["app"],
+    // Running an organisation from the browser and `/api/v1`.
+    &["admin"],
+    // The kill switch.
+    &["governance"],
     // The three faces: the MCP resource server, the authorization server…
     &["mcp", "oauth"],
     // …and the browser pages, which the authorization server renders through.

@@ -6,6 +6,7 @@ mod mcp_helpers;
 mod oauth_helpers;
 
 mod abuse;
+mod admin;
 mod clari;
 mod cli;
 mod governance;

@@ -1,0 +1,512 @@
+//! The admin REST API, `/api/v1`: what the admin pages do, for scripts. A caller presents an
+//! access token or API key carrying the `admin` scope and must still be an active admin of the
+//! token's organisation on every request. Errors are `{"code", "message"}` with a stable code;
+//! lists page with an opaque `cursor`; updates need `If-Match` with the resource's `ETag`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+mod edge;
+
+pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
+use edge::{
+    check_if_match, decode_cursor, encode_cursor, json_body, limit_of, ok, page, with_etag,
+};
+
+use super::service::{AdminError, MemberChange, SettingsChange};
+use crate::clock::rfc3339;
+use crate::redact::RedactionPolicy;
+use crate::scope::{Scope, ScopeSet};
+use crate::state::AppState;
+use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, OrgMember, Role, UserId};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/organization", get(get_org).patch(patch_org))
+        .route(
+            "/api/v1/clari-credential",
+            get(get_credential).put(put_credential),
+        )
+        .route("/api/v1/clari-credential/test", post(test_credential))
+        .route("/api/v1/members", get(list_members).post(add_member))
+        .route(
+            "/api/v1/members/{user_id}",
+            get(get_member).patch(patch_member).delete(remove_member),
+        )
+        .route("/api/v1/api-keys", get(list_keys).post(create_key))
+        .route("/api/v1/api-keys/{key_id}", delete(revoke_key))
+        .route("/api/v1/grants", get(list_grants))
+        .route("/api/v1/grants/{grant_id}", delete(revoke_grant))
+        .route("/api/v1/clients", get(list_clients))
+        .route("/api/v1/clients/{client_id}", delete(revoke_client))
+        .route("/api/v1/audit-events", get(list_audit))
+        .route("/api/v1/kill-switch", post(kill))
+}
+
+// --- representations ------------------------------------------------------------------------
+
+fn member_json(m: &OrgMember) -> Value {
+    json!({
+        "user_id": m.user.id.as_str(),
+        "email": m.user.email,
+        "role": m.role.as_str(),
+        "suspended": m.suspended,
+        "account_disabled": m.user.disabled,
+        "created_at": rfc3339(m.user.created_at),
+    })
+}
+
+fn key_json(k: &ApiKey) -> Value {
+    json!({
+        "id": k.id.as_str(),
+        "name": k.name,
+        "user_id": k.user_id.as_str(),
+        "user_email": k.user_email,
+        "key_hint": format!("****{}", k.key_hint),
+        "scopes": k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "created_at": rfc3339(k.created_at),
+        "expires_at": k.expires_at.map(rfc3339),
+        "last_used_at": k.last_used_at.map(rfc3339),
+        "revoked_at": k.revoked_at.map(rfc3339),
+    })
+}
+
+fn grant_json(g: &GrantView) -> Value {
+    json!({
+        "id": g.grant.id.as_str(),
+        "client_id": g.grant.client_id.as_str(),
+        "client_name": g.client_name,
+        "redirect_host": g.redirect_host,
+        "user_id": g.grant.user_id.as_str(),
+        "user_email": g.user_email,
+        "scopes": g.grant.scope.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "created_at": rfc3339(g.grant.created_at),
+        "last_used_at": g.last_used_at.map(rfc3339),
+    })
+}
+
+pub fn audit_json(r: &AuditRecord) -> Value {
+    json!({
+        "seq": r.seq,
+        "at": rfc3339(r.at),
+        "actor": {"kind": r.actor_kind, "id": r.actor_id, "name": r.actor_name},
+        "action": r.action,
+        "target": r.target,
+        "outcome": r.outcome,
+        "request_id": r.request_id,
+        "client_ip": r.client_ip,
+        "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    })
+}
+
+// --- organisation ---------------------------------------------------------------------------
+
+async fn get_org(caller: Caller) -> ApiResult {
+    let admin = caller.admin().await?;
+    Ok(with_etag(json!(admin.settings().await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgPatch {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    redaction: Option<Option<RedactionPolicy>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let seen = admin.settings().await?;
+    check_if_match(&headers, &json!(seen))?;
+    let patch: OrgPatch = json_body(&headers, &body)?;
+    let updated = admin
+        .update_settings(
+            &seen,
+            SettingsChange {
+                name: patch.name,
+                redaction: patch.redaction,
+            },
+        )
+        .await?;
+    Ok(with_etag(json!(updated)))
+}
+
+// --- Clari credential -------------------------------------------------------------------------
+
+async fn get_credential(caller: Caller) -> ApiResult {
+    let admin = caller.admin().await?;
+    let info = admin.clari_credential().await?;
+    Ok(ok(StatusCode::OK, credential_json(info)))
+}
+
+fn credential_json(info: Option<crate::store::ClariCredentialInfo>) -> Value {
+    match info {
+        Some(i) => json!({
+            "configured": true,
+            "key_hint": format!("****{}", i.key_hint),
+            "base_url": i.base_url,
+            "rotated_at": rfc3339(i.rotated_at),
+        }),
+        None => {
+            json!({"configured": false, "key_hint": null, "base_url": null, "rotated_at": null})
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialPut {
+    api_key: String,
+    base_url: Option<String>,
+}
+
+async fn put_credential(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let put: CredentialPut = json_body(&headers, &body)?;
+    let key = SecretString::from(put.api_key);
+    let info = admin.set_clari_key(key, put.base_url.as_deref()).await?;
+    Ok(ok(StatusCode::OK, credential_json(Some(info))))
+}
+
+async fn test_credential(caller: Caller) -> ApiResult {
+    let admin = caller.admin().await?;
+    Ok(ok(
+        StatusCode::OK,
+        match admin.test_connection().await {
+            Ok(l) => json!({
+                "ok": true,
+                "limits": {
+                    "concurrent_limit": l.jobs.concurrent_limit,
+                    "available_concurrent_limit": l.jobs.available_concurrent_limit,
+                    "monthly_quota": l.jobs.monthly_quota,
+                    "available_monthly_quota": l.jobs.available_monthly_quota,
+                },
+                "error": null,
+            }),
+            Err(words) => json!({"ok": false, "limits": null, "error": words}),
+        },
+    ))
+}
+
+// --- members ----------------------------------------------------------------------------------
+
+async fn list_members(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
+    let admin = caller.admin().await?;
+    page(
+        admin.members().await?,
+        |m| m.user.id.to_string(),
+        |m| member_json(&m),
+        &q,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    email: String,
+    #[serde(default = "member_role")]
+    role: RoleText,
+    password: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RoleText {
+    Admin,
+    Member,
+}
+
+fn member_role() -> RoleText {
+    RoleText::Member
+}
+
+impl From<RoleText> for Role {
+    fn from(r: RoleText) -> Self {
+        match r {
+            RoleText::Admin => Role::Admin,
+            RoleText::Member => Role::Member,
+        }
+    }
+}
+
+async fn add_member(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let new: NewMember = json_body(&headers, &body)?;
+    let m = admin
+        .add_member(
+            &new.email,
+            new.role.into(),
+            new.password.map(SecretString::from),
+        )
+        .await?;
+    let value = member_json(&m);
+    let mut r = with_etag(value);
+    *r.status_mut() = StatusCode::CREATED;
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/members/{}", m.user.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn get_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
+    let admin = caller.admin().await?;
+    Ok(with_etag(member_json(&admin.member(&user_id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberPatch {
+    role: Option<RoleText>,
+    suspended: Option<bool>,
+}
+
+async fn patch_member(
+    caller: Caller,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let admin = caller.admin().await?;
+    let seen = admin.member(&user_id).await?;
+    check_if_match(&headers, &member_json(&seen))?;
+    let patch: MemberPatch = json_body(&headers, &body)?;
+    let updated = admin
+        .update_member(
+            &seen,
+            MemberChange {
+                role: patch.role.map(Into::into),
+                suspended: patch.suspended,
+            },
+        )
+        .await?;
+    Ok(with_etag(member_json(&updated)))
+}
+
+async fn remove_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
+    caller.admin().await?.remove_member(&user_id).await?;
+    Ok(no_content())
+}
+
+fn no_content() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+// --- API keys ---------------------------------------------------------------------------------
+
+async fn list_keys(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
+    let admin = caller.admin().await?;
+    let live: Vec<ApiKey> = admin
+        .api_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none())
+        .collect();
+    page(live, |k| k.id.to_string(), |k| key_json(&k), &q)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    scopes: Vec<String>,
+    user_id: Option<String>,
+    expires_in_days: Option<u32>,
+}
+
+async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let new: NewKey = json_body(&headers, &body)?;
+    let scopes = new
+        .scopes
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<ScopeSet, _>>()
+        .map_err(|e| ApiError::bad(format!("scopes: {e}")))?;
+    let user = match &new.user_id {
+        Some(u) => UserId::parse(u).map_err(|_| AdminError::NotFound("member"))?,
+        None => caller.user.clone(),
+    };
+    let expires_at = match new.expires_in_days {
+        None => None,
+        Some(d) if (1..=3650).contains(&d) => Some(caller.state.now() + i64::from(d) * 86_400),
+        Some(_) => return Err(ApiError::bad("expires_in_days must be 1 to 3650")),
+    };
+    let (secret, key) = admin
+        .create_api_key(&user, &new.name, scopes, expires_at)
+        .await?;
+    let mut r = ok(
+        StatusCode::CREATED,
+        json!({"key": secret.expose_secret(), "api_key": key_json(&key)}),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/api-keys/{}", key.id)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn revoke_key(caller: Caller, Path(key_id): Path<String>) -> ApiResult {
+    caller.admin().await?.revoke_api_key(&key_id).await?;
+    Ok(no_content())
+}
+
+// --- grants and clients -----------------------------------------------------------------------
+
+async fn list_grants(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
+    let admin = caller.admin().await?;
+    page(
+        admin.grants().await?,
+        |g| g.grant.id.to_string(),
+        |g| grant_json(&g),
+        &q,
+    )
+}
+
+async fn revoke_grant(caller: Caller, Path(grant_id): Path<String>) -> ApiResult {
+    caller.admin().await?.revoke_grant(&grant_id).await?;
+    Ok(no_content())
+}
+
+async fn list_clients(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
+    let admin = caller.admin().await?;
+    page(
+        admin.clients().await?,
+        |c| c.client_id.clone(),
+        |c| {
+            let mut v = json!(c);
+            v["first_granted_at"] = json!(rfc3339(c.first_granted_at));
+            v["last_used_at"] = json!(c.last_used_at.map(rfc3339));
+            v
+        },
+        &q,
+    )
+}
+
+async fn revoke_client(caller: Caller, Path(client_id): Path<String>) -> ApiResult {
+    caller.admin().await?.revoke_client(&client_id).await?;
+    Ok(no_content())
+}
+
+// --- audit ------------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    since: Option<String>,
+    until: Option<String>,
+    action: Option<String>,
+    actor_id: Option<String>,
+    outcome: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+fn time_param(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(|t| {
+        crate::clari::client::parse_date(t.trim()).ok_or_else(|| {
+            ApiError::bad(format!(
+                "{name}: '{t}' is not a date (YYYY-MM-DD) or RFC 3339 time"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// The audit filter of a query, shared with the admin pages.
+pub fn audit_filter(
+    since: Option<&str>,
+    until: Option<&str>,
+    action: Option<&str>,
+    actor_id: Option<&str>,
+    outcome: Option<&str>,
+) -> Result<AuditFilter, String> {
+    fn non_empty(s: Option<&str>) -> Option<&str> {
+        s.map(str::trim).filter(|s| !s.is_empty())
+    }
+    let time = |name: &str, t: Option<&str>| time_param(name, non_empty(t)).map_err(|e| e.message);
+    if let Some(o) = non_empty(outcome)
+        && !["success", "failure", "denied"].contains(&o)
+    {
+        return Err(format!(
+            "outcome: '{o}' is not one of success, failure, denied"
+        ));
+    }
+    Ok(AuditFilter {
+        since: time("since", since)?,
+        until: time("until", until)?,
+        action: non_empty(action).map(str::to_owned),
+        actor_id: non_empty(actor_id).map(str::to_owned),
+        outcome: non_empty(outcome).map(str::to_owned),
+    })
+}
+
+async fn list_audit(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult {
+    let admin = caller.admin().await?;
+    let filter = audit_filter(
+        q.since.as_deref(),
+        q.until.as_deref(),
+        q.action.as_deref(),
+        q.actor_id.as_deref(),
+        q.outcome.as_deref(),
+    )
+    .map_err(ApiError::bad)?;
+    let limit = limit_of(q.limit)?;
+    let before = decode_cursor(q.cursor.as_deref())?
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_cursor",
+                    "cursor is not one this API returned",
+                )
+            })
+        })
+        .transpose()?;
+    let rows = admin.audit(&filter, before, limit as i64 + 1).await?;
+    let more = rows.len() > limit;
+    let rows = &rows[..rows.len().min(limit)];
+    let next = more
+        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
+        .flatten();
+    let items: Vec<Value> = rows.iter().map(audit_json).collect();
+    Ok(ok(
+        StatusCode::OK,
+        json!({"items": items, "next_cursor": next}),
+    ))
+}
+
+// --- kill switch ------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KillRequest {
+    reason: String,
+    confirm: String,
+}
+
+async fn kill(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let req: KillRequest = json_body(&headers, &body)?;
+    let report = admin.kill(&req.reason, &req.confirm).await?;
+    Ok(ok(StatusCode::OK, json!(report)))
+}
