@@ -2,7 +2,9 @@
 //! the admin pages (`/admin`), the admin REST API (`/api/v1`) and the activity dashboard. All of
 //! them act through [`service::OrgAdmin`], so each rule holds whichever door was used.
 
+pub mod activity;
 pub mod api;
+mod pages;
 pub mod service;
 
 pub use service::{AdminError, OrgAdmin};
@@ -13,5 +15,5 @@ use crate::state::AppState;
 
 /// Every route of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(api::router())
+    Router::new().merge(api::router()).merge(pages::router())
 }

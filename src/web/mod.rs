@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -36,8 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(get_login).post(post_login))
         .route("/logout", post(post_logout))
-        .route("/account", get(get_account))
-        .route("/account/grants/{id}/revoke", post(revoke_grant))
 }
 
 /// Security headers of every page.
@@ -169,7 +167,7 @@ pub async fn check_csrf(session: &Session, presented: Option<&String>) -> bool {
     }
 }
 
-fn csrf_failure() -> Response {
+pub fn csrf_failure() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
         "This form has expired",
@@ -178,17 +176,49 @@ fn csrf_failure() -> Response {
     )
 }
 
-/// The signed-in user, if the session has one and the user is still enabled.
+const EPOCH_KEY: &str = "epoch";
+
+/// The signed-in user, if the session has one, the user is still enabled and has not signed out
+/// everywhere (or changed password) since this session signed in.
 pub async fn current_user(state: &AppState, session: &Session) -> Option<(UserId, String)> {
     let id: String = session.get(USER_KEY).await.ok().flatten()?;
     let email: String = session.get("email").await.ok().flatten()?;
+    let epoch: i64 = session.get(EPOCH_KEY).await.ok().flatten().unwrap_or(0);
     let creds = state
         .store
         .find_user_by_email(&Email::parse(&email).ok()?)
         .await
         .ok()
         .flatten()?;
-    (creds.user.id.as_str() == id && !creds.user.disabled).then_some((creds.user.id, email))
+    (creds.user.id.as_str() == id && !creds.user.disabled && creds.session_epoch == epoch)
+        .then_some((creds.user.id, email))
+}
+
+/// Keeps this session signed in after the user's epoch moved on (their own password change).
+pub async fn adopt_epoch(session: &Session, epoch: i64) -> bool {
+    session.insert(EPOCH_KEY, epoch).await.is_ok() && session.cycle_id().await.is_ok()
+}
+
+const FLASH_KEY: &str = "flash";
+
+/// A one-line message for the next page this session shows: what was done, or why not.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Flash {
+    pub error: bool,
+    pub text: String,
+}
+
+pub async fn flash(session: &Session, error: bool, text: impl Into<String>) {
+    let f = Flash {
+        error,
+        text: text.into(),
+    };
+    let _ = session.insert(FLASH_KEY, f).await;
+}
+
+/// Takes the pending message, if any.
+pub async fn take_flash(session: &Session) -> Option<Flash> {
+    session.remove::<Flash>(FLASH_KEY).await.ok().flatten()
 }
 
 async fn home() -> Response {
@@ -391,6 +421,10 @@ async fn post_login(
             .await
             .is_err()
         || session.insert("email", email.as_str()).await.is_err()
+        || session
+            .insert(EPOCH_KEY, creds.session_epoch)
+            .await
+            .is_err()
         || session.insert(CSRF_KEY, random_token(32)).await.is_err()
     {
         return internal_error_page(&"the session could not be updated at sign-in");
@@ -419,93 +453,4 @@ async fn post_logout(session: Session, body: Body) -> Response {
     }
     let _ = session.flush().await;
     see_other("/login")
-}
-
-struct GrantRow {
-    id: String,
-    client_name: String,
-    organization_name: String,
-    scope: String,
-    since: String,
-}
-
-#[derive(Template)]
-#[template(path = "account.html")]
-struct AccountPage {
-    email: String,
-    csrf: String,
-    grants: Vec<GrantRow>,
-}
-
-async fn get_account(State(state): State<AppState>, session: Session) -> Response {
-    let Some((user, email)) = current_user(&state, &session).await else {
-        return see_other("/login");
-    };
-    let grants = match state.store.grants_of_user(&user).await {
-        Ok(g) => g,
-        Err(e) => return internal_error_page(&e),
-    };
-    let grants = grants
-        .into_iter()
-        .map(|g| GrantRow {
-            id: g.grant.id.into_string(),
-            client_name: g.client_name,
-            organization_name: g.organization_name,
-            scope: g.grant.scope.to_string(),
-            since: crate::clock::rfc3339(g.grant.created_at),
-        })
-        .collect();
-    let csrf = csrf_token(&session).await;
-    render(
-        StatusCode::OK,
-        &AccountPage {
-            email,
-            csrf,
-            grants,
-        },
-    )
-}
-
-async fn revoke_grant(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    body: Body,
-) -> Response {
-    let form = read_body(body, 4096)
-        .await
-        .and_then(|b| parse_form(&b))
-        .unwrap_or_default();
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
-    let Some((user, _)) = current_user(&state, &session).await else {
-        return see_other("/login");
-    };
-    let grants = match state.store.grants_of_user(&user).await {
-        Ok(g) => g,
-        Err(e) => return internal_error_page(&e),
-    };
-    // Only the user's own grants can be revoked from here.
-    if let Some(g) = grants.into_iter().find(|g| g.grant.id.as_str() == id) {
-        if let Err(e) = state
-            .store
-            .revoke_grant(&g.grant.organization_id, &g.grant.id, state.now())
-            .await
-        {
-            return internal_error_page(&e);
-        }
-        state.audit.record(
-            Event::new(
-                Some(&g.grant.organization_id),
-                Actor::new("user", user.as_str(), None),
-                "grant.revoked",
-            )
-            .target(g.grant.id.as_str())
-            .detail("client_id", g.grant.client_id.as_str())
-            .detail("client_name", g.client_name.as_str())
-            .detail("via", "account page"),
-        );
-    }
-    see_other("/account")
 }

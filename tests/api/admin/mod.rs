@@ -1,6 +1,8 @@
 //! Running an organisation without shell access: `/api/v1` and the account and admin pages.
 
 mod api;
+mod consent;
+mod pages;
 
 use clari_mcp::store::{Email, Role, UserId};
 use reqwest::Method;

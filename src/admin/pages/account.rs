@@ -1,0 +1,454 @@
+//! `/account`: what every signed-in person manages for themselves: the applications they
+//! connected, their own API keys, their password, their sessions and the organisation they are
+//! working in.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
+use tower_sessions::Session;
+
+use super::{Console, Nav, ORG_KEY, after, form, meta, not_found, when};
+use crate::admin::service::AdminError;
+use crate::audit::{Actor, Event};
+use crate::crypto::Passwords;
+use crate::scope::{Scope, ScopeSet};
+use crate::state::AppState;
+use crate::store::{ApiKey, Role};
+use crate::web::{self, internal_error_page, render, see_other};
+
+struct AppRow {
+    id: String,
+    client_name: String,
+    redirect_host: String,
+    organization_name: String,
+    scope: String,
+    since: String,
+    last_used: String,
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    organization_name: String,
+    hint: String,
+    scope: String,
+    created: String,
+    expires: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    nav: Nav,
+    apps: Vec<AppRow>,
+    keys: Vec<KeyRow>,
+    scopes: Vec<(&'static str, &'static str, bool)>,
+    admin_somewhere: bool,
+}
+
+#[derive(Template)]
+#[template(path = "key_created.html")]
+struct KeyCreatedPage {
+    nav: Nav,
+    key: String,
+    name: String,
+    organization_name: String,
+    scope: String,
+    back: &'static str,
+}
+
+/// The page that shows a new key, once.
+pub fn key_created(
+    nav: Nav,
+    secret: &SecretString,
+    key: &ApiKey,
+    organization_name: &str,
+    back: &'static str,
+) -> Response {
+    render(
+        StatusCode::CREATED,
+        &KeyCreatedPage {
+            nav,
+            key: secret.expose_secret().to_owned(),
+            name: key.name.clone(),
+            organization_name: organization_name.to_owned(),
+            scope: key.scopes.to_string(),
+            back,
+        },
+    )
+}
+
+/// The person's live API keys in every organisation they can act in.
+async fn own_keys(state: &AppState, c: &Console) -> Result<Vec<(ApiKey, String)>, Response> {
+    let mut out = Vec::new();
+    for m in &c.memberships {
+        let keys = state
+            .store
+            .list_api_keys(&m.organization.id)
+            .await
+            .map_err(|e| internal_error_page(&e))?;
+        out.extend(
+            keys.into_iter()
+                .filter(|k| k.user_id == c.user && k.revoked_at.is_none())
+                .map(|k| (k, m.organization.name.clone())),
+        );
+    }
+    Ok(out)
+}
+
+pub async fn page(State(state): State<AppState>, session: Session) -> Response {
+    let c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let grants = match state.store.grants_of_user(&c.user).await {
+        Ok(g) => g,
+        Err(e) => return internal_error_page(&e),
+    };
+    let apps = grants
+        .into_iter()
+        .map(|g| AppRow {
+            id: g.grant.id.to_string(),
+            client_name: g.client_name,
+            redirect_host: g.redirect_host,
+            organization_name: g.organization_name,
+            scope: g.grant.scope.to_string(),
+            since: when(g.grant.created_at),
+            last_used: g.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+        })
+        .collect();
+    let keys = match own_keys(&state, &c).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let keys = keys
+        .into_iter()
+        .map(|(k, org)| KeyRow {
+            id: k.id.to_string(),
+            name: k.name,
+            organization_name: org,
+            hint: format!("cmk_…{}", k.key_hint),
+            scope: k.scopes.to_string(),
+            created: when(k.created_at),
+            expires: k.expires_at.map(when).unwrap_or_else(|| "never".into()),
+            last_used: k.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+        })
+        .collect();
+    let admin_somewhere = c
+        .memberships
+        .iter()
+        .any(|m| m.role == Role::Admin && !m.suspended && !m.organization.disabled);
+    let scopes = Scope::ALL
+        .into_iter()
+        .filter(|s| admin_somewhere || *s != Scope::Admin)
+        .map(|s| (s.as_str(), s.description(), s.is_dangerous()))
+        .collect();
+    let nav = c.nav(&session, "account", "/account").await;
+    render(
+        StatusCode::OK,
+        &AccountPage {
+            nav,
+            apps,
+            keys,
+            scopes,
+            admin_somewhere,
+        },
+    )
+}
+
+/// Switches the organisation the console works in (only to one the person can act in).
+pub async fn switch_org(State(state): State<AppState>, session: Session, body: Body) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let wanted = f.get("org").map(String::as_str).unwrap_or_default();
+    let Some(m) = c
+        .memberships
+        .iter()
+        .find(|m| m.organization.id.as_str() == wanted && !m.organization.disabled && !m.suspended)
+    else {
+        return not_found("organisation");
+    };
+    if session.insert(ORG_KEY, wanted).await.is_err() {
+        return internal_error_page(&"the session could not be updated");
+    }
+    web::flash(
+        &session,
+        false,
+        format!("Now working in {}.", m.organization.name),
+    )
+    .await;
+    // Back to the page the switch was made on, when it is one of ours.
+    let back = f.get("back").map(String::as_str).unwrap_or("/account");
+    let back = if back == "/account" || back.starts_with("/admin") && !back.contains("//") {
+        back
+    } else {
+        "/account"
+    };
+    see_other(back)
+}
+
+pub async fn revoke_grant(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let grants = match state.store.grants_of_user(&c.user).await {
+        Ok(g) => g,
+        Err(e) => return internal_error_page(&e),
+    };
+    // Only the person's own grants can be revoked from here.
+    let Some(g) = grants.into_iter().find(|g| g.grant.id.as_str() == id) else {
+        return not_found("connected application");
+    };
+    if let Err(e) = state
+        .store
+        .revoke_grant(&g.grant.organization_id, &g.grant.id, state.now())
+        .await
+    {
+        return internal_error_page(&e);
+    }
+    let (request_id, ip) = meta(&state, &headers, peer).parts();
+    state.audit.record(
+        Event::new(
+            Some(&g.grant.organization_id),
+            Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+            "grant.revoked",
+        )
+        .target(g.grant.id.as_str())
+        .from_request(request_id, ip)
+        .detail("client_id", g.grant.client_id.as_str())
+        .detail("client_name", g.client_name.as_str())
+        .detail("via", "account page"),
+    );
+    web::flash(
+        &session,
+        false,
+        format!("{} can no longer read your Clari data.", g.client_name),
+    )
+    .await;
+    see_other("/account")
+}
+
+/// Checked scope boxes (`scope_<name>`) of a form.
+pub fn ticked_scopes(f: &std::collections::HashMap<String, String>) -> ScopeSet {
+    Scope::ALL
+        .into_iter()
+        .filter(|s| f.contains_key(&format!("scope_{}", s.as_str())))
+        .collect()
+}
+
+/// `expires_days` of a form: empty for never, else 1 to 3650 days from now.
+pub fn expiry(
+    f: &std::collections::HashMap<String, String>,
+    now: i64,
+) -> Result<Option<i64>, AdminError> {
+    match f
+        .get("expires_days")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        None => Ok(None),
+        Some(d) => match d.parse::<i64>() {
+            Ok(n) if (1..=3650).contains(&n) => Ok(Some(now + n * 86_400)),
+            _ => Err(AdminError::invalid(
+                "expires_days",
+                "the expiry must be a whole number of days from 1 to 3650, or empty for never",
+            )),
+        },
+    }
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    // The key belongs to the organisation chosen in the form, one the person can act in.
+    let wanted = f.get("org").map(String::as_str).unwrap_or_default();
+    let Some(m) = c
+        .memberships
+        .iter()
+        .find(|m| m.organization.id.as_str() == wanted && !m.organization.disabled && !m.suspended)
+        .cloned()
+    else {
+        return not_found("organisation");
+    };
+    c.org = m.organization.clone();
+    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let made = match expiry(&f, state.now()) {
+        Ok(expires) => {
+            admin
+                .create_api_key(
+                    &c.user,
+                    f.get("name").map(String::as_str).unwrap_or_default(),
+                    ticked_scopes(&f),
+                    expires,
+                )
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match made {
+        Ok((secret, key)) => {
+            let nav = c.nav(&session, "account", "/account").await;
+            key_created(nav, &secret, &key, &m.organization.name, "/account")
+        }
+        Err(e) => after(&session, "/account", Err(e)).await,
+    }
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let mut c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let keys = match own_keys(&state, &c).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let Some((key, _)) = keys.into_iter().find(|(k, _)| k.id.as_str() == id) else {
+        return not_found("API key");
+    };
+    if let Some(m) = c
+        .memberships
+        .iter()
+        .find(|m| m.organization.id == key.organization_id)
+    {
+        c.org = m.organization.clone();
+    }
+    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let outcome = admin
+        .revoke_api_key(&id)
+        .await
+        .map(|()| format!("API key “{}” revoked.", key.name));
+    after(&session, "/account", outcome).await
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    body: Body,
+) -> Response {
+    let mut f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let current = SecretString::from(f.remove("current").unwrap_or_default());
+    let new = SecretString::from(f.remove("new").unwrap_or_default());
+    let confirm = SecretString::from(f.remove("confirm").unwrap_or_default());
+    let fail = |why: &str| AdminError::invalid("password", why);
+    let outcome: Result<String, AdminError> = async {
+        let email =
+            crate::store::Email::parse(&c.email).map_err(|_| AdminError::NotFound("user"))?;
+        let Some(creds) = state.store.find_user_by_email(&email).await? else {
+            return Err(AdminError::NotFound("user"));
+        };
+        let ok = state
+            .passwords
+            .verify(current, Some(creds.password_hash.clone()))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            return Err(fail("the current password is not right"));
+        }
+        if new.expose_secret() != confirm.expose_secret() {
+            return Err(fail("the new password and its confirmation differ"));
+        }
+        Passwords::check_policy(&new).map_err(|e| fail(&e.to_string()))?;
+        let hash = state
+            .passwords
+            .hash(new)
+            .await
+            .map_err(|e| fail(&e.to_string()))?;
+        state.store.set_user_password(&c.user, &hash).await?;
+        // Every other browser session of this person is signed out; this one stays.
+        let epoch = state.store.bump_session_epoch(&c.user).await?;
+        if !web::adopt_epoch(&session, epoch).await {
+            return Err(AdminError::Store(crate::store::StoreError::NotFound(
+                "session",
+            )));
+        }
+        for m in &c.memberships {
+            state.audit.record(Event::new(
+                Some(&m.organization.id),
+                Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+                "user.password_changed",
+            ));
+        }
+        Ok("Password changed. Your other browser sessions are signed out.".to_owned())
+    }
+    .await;
+    after(&session, "/account", outcome).await
+}
+
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    session: Session,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = match Console::load(&state, &session).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.store.bump_session_epoch(&c.user).await {
+        return internal_error_page(&e);
+    }
+    for m in &c.memberships {
+        state.audit.record(Event::new(
+            Some(&m.organization.id),
+            Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+            "user.signed_out_everywhere",
+        ));
+    }
+    let _ = session.flush().await;
+    see_other("/login")
+}

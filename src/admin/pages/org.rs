@@ -1,0 +1,522 @@
+//! The admin pages of one organisation: its Clari connection, its members, the applications and
+//! API keys that can read its data, and the kill switch.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use secrecy::SecretString;
+use tower_sessions::Session;
+
+use super::account::{expiry, ticked_scopes};
+use super::{Console, Nav, after, form, meta, when};
+use crate::admin::service::{AdminError, MemberChange};
+use crate::scope::Scope;
+use crate::state::AppState;
+use crate::store::{Role, UserId};
+use crate::web::{internal_error_page, render};
+
+macro_rules! admin_or_return {
+    ($state:expr, $session:expr) => {
+        match Console::load_admin(&$state, &$session).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+// --- Clari connection -------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "admin_clari.html")]
+struct ClariPage {
+    nav: Nav,
+    hint: Option<String>,
+    base_url: Option<String>,
+    rotated: String,
+    test: Option<TestResult>,
+}
+
+struct TestResult {
+    ok: bool,
+    text: String,
+}
+
+async fn clari_view(
+    state: &AppState,
+    session: &Session,
+    c: &Console,
+    test: Option<TestResult>,
+) -> Response {
+    let admin = c.admin(state, Default::default());
+    let info = match admin.clari_credential().await {
+        Ok(i) => i,
+        Err(e) => return internal_error_page(&e),
+    };
+    let nav = c.nav(session, "clari", "/admin").await;
+    render(
+        StatusCode::OK,
+        &ClariPage {
+            nav,
+            hint: info.as_ref().map(|i| format!("****{}", i.key_hint)),
+            base_url: info.as_ref().and_then(|i| i.base_url.clone()),
+            rotated: info
+                .as_ref()
+                .map(|i| when(i.rotated_at))
+                .unwrap_or_default(),
+            test,
+        },
+    )
+}
+
+pub async fn clari_page(State(state): State<AppState>, session: Session) -> Response {
+    let c = admin_or_return!(state, session);
+    clari_view(&state, &session, &c, None).await
+}
+
+pub async fn set_clari_key(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let key = SecretString::from(f.remove("api_key").unwrap_or_default());
+    let base = f
+        .get("base_url")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty());
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .set_clari_key(key, base)
+        .await
+        .map(|i| format!("Clari API key ****{} stored.", i.key_hint));
+    after(&session, "/admin", outcome).await
+}
+
+pub async fn test_clari_key(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = admin_or_return!(state, session);
+    let result = match c
+        .admin(&state, meta(&state, &headers, peer))
+        .test_connection()
+        .await
+    {
+        Ok(l) => TestResult {
+            ok: true,
+            text: format!(
+                "Clari answered. Export jobs: {} of {} concurrent slots free; {} of {} this month's quota left.",
+                l.jobs.available_concurrent_limit,
+                l.jobs.concurrent_limit,
+                l.jobs.available_monthly_quota,
+                l.jobs.monthly_quota
+            ),
+        },
+        Err(words) => TestResult {
+            ok: false,
+            text: format!("The connection failed: {words}."),
+        },
+    };
+    clari_view(&state, &session, &c, Some(result)).await
+}
+
+// --- members ----------------------------------------------------------------------------------
+
+struct MemberRow {
+    id: String,
+    email: String,
+    role: &'static str,
+    status: &'static str,
+    suspended: bool,
+    is_me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_members.html")]
+struct MembersPage {
+    nav: Nav,
+    members: Vec<MemberRow>,
+}
+
+pub async fn members_page(State(state): State<AppState>, session: Session) -> Response {
+    let c = admin_or_return!(state, session);
+    let members = match c.admin(&state, Default::default()).members().await {
+        Ok(m) => m,
+        Err(e) => return internal_error_page(&e),
+    };
+    let members = members
+        .into_iter()
+        .map(|m| MemberRow {
+            is_me: m.user.id == c.user,
+            id: m.user.id.to_string(),
+            email: m.user.email,
+            role: m.role.as_str(),
+            status: if m.user.disabled {
+                "account disabled"
+            } else if m.suspended {
+                "suspended"
+            } else {
+                "active"
+            },
+            suspended: m.suspended,
+        })
+        .collect();
+    let nav = c.nav(&session, "members", "/admin/members").await;
+    render(StatusCode::OK, &MembersPage { nav, members })
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let role = match f.get("role").map(String::as_str) {
+        Some("admin") => Role::Admin,
+        _ => Role::Member,
+    };
+    let password = f
+        .remove("password")
+        .filter(|p| !p.is_empty())
+        .map(SecretString::from);
+    let email = f.get("email").cloned().unwrap_or_default();
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .add_member(&email, role, password)
+        .await
+        .map(|m| {
+            format!(
+                "{} is now {} of {}.",
+                m.user.email,
+                if m.role == Role::Admin {
+                    "an admin"
+                } else {
+                    "a member"
+                },
+                c.org.name
+            )
+        });
+    after(&session, "/admin/members", outcome).await
+}
+
+/// One form per row: `action` is `make_admin`, `make_member`, `suspend`, `reinstate` or `remove`.
+pub async fn change_member(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let outcome: Result<String, AdminError> = async {
+        let seen = admin.member(&id).await?;
+        let change = |role: Option<Role>, suspended: Option<bool>| MemberChange { role, suspended };
+        let who = seen.user.email.clone();
+        match f.get("action").map(String::as_str) {
+            Some("remove") => {
+                admin.remove_member(&id).await?;
+                Ok(format!(
+                    "{who} was removed; their keys and connected apps here are revoked."
+                ))
+            }
+            Some("make_admin") => {
+                admin
+                    .update_member(&seen, change(Some(Role::Admin), None))
+                    .await?;
+                Ok(format!("{who} is now an admin."))
+            }
+            Some("make_member") => {
+                admin
+                    .update_member(&seen, change(Some(Role::Member), None))
+                    .await?;
+                Ok(format!("{who} is now a member."))
+            }
+            Some("suspend") => {
+                admin.update_member(&seen, change(None, Some(true))).await?;
+                Ok(format!("{who} is suspended in this organisation."))
+            }
+            Some("reinstate") => {
+                admin
+                    .update_member(&seen, change(None, Some(false)))
+                    .await?;
+                Ok(format!("{who} is active again."))
+            }
+            _ => Err(AdminError::invalid("action", "choose what to do")),
+        }
+    }
+    .await;
+    after(&session, "/admin/members", outcome).await
+}
+
+// --- applications and API keys ------------------------------------------------------------------
+
+struct GrantRow {
+    id: String,
+    client_name: String,
+    redirect_host: String,
+    user_email: String,
+    scope: String,
+    since: String,
+    last_used: String,
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    user_email: String,
+    hint: String,
+    scope: String,
+    expires: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_access.html")]
+struct AccessPage {
+    nav: Nav,
+    grants: Vec<GrantRow>,
+    keys: Vec<KeyRow>,
+    members: Vec<(String, String)>,
+    scopes: Vec<(&'static str, &'static str, bool)>,
+}
+
+pub async fn access_page(State(state): State<AppState>, session: Session) -> Response {
+    let c = admin_or_return!(state, session);
+    let admin = c.admin(&state, Default::default());
+    let (grants, keys, members) = match (
+        admin.grants().await,
+        admin.api_keys().await,
+        admin.members().await,
+    ) {
+        (Ok(g), Ok(k), Ok(m)) => (g, k, m),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal_error_page(&e),
+    };
+    let never = || "never".to_owned();
+    let grants = grants
+        .into_iter()
+        .map(|g| GrantRow {
+            id: g.grant.id.to_string(),
+            client_name: g.client_name,
+            redirect_host: g.redirect_host,
+            user_email: g.user_email,
+            scope: g.grant.scope.to_string(),
+            since: when(g.grant.created_at),
+            last_used: g.last_used_at.map(when).unwrap_or_else(never),
+        })
+        .collect();
+    let keys = keys
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none())
+        .map(|k| KeyRow {
+            id: k.id.to_string(),
+            name: k.name,
+            user_email: k.user_email,
+            hint: format!("cmk_…{}", k.key_hint),
+            scope: k.scopes.to_string(),
+            expires: k.expires_at.map(when).unwrap_or_else(never),
+            last_used: k.last_used_at.map(when).unwrap_or_else(never),
+        })
+        .collect();
+    let members = members
+        .into_iter()
+        .filter(|m| !m.suspended && !m.user.disabled)
+        .map(|m| (m.user.id.to_string(), m.user.email))
+        .collect();
+    let scopes = Scope::ALL
+        .into_iter()
+        .map(|s| (s.as_str(), s.description(), s.is_dangerous()))
+        .collect();
+    let nav = c.nav(&session, "access", "/admin/access").await;
+    render(
+        StatusCode::OK,
+        &AccessPage {
+            nav,
+            grants,
+            keys,
+            members,
+            scopes,
+        },
+    )
+}
+
+pub async fn revoke_grant(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = admin_or_return!(state, session);
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .revoke_grant(&id)
+        .await
+        .map(|()| "Access revoked; the application's tokens stop working now.".to_owned());
+    after(&session, "/admin/access", outcome).await
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = admin_or_return!(state, session);
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .revoke_api_key(&id)
+        .await
+        .map(|()| "API key revoked; it stops working now.".to_owned());
+    after(&session, "/admin/access", outcome).await
+}
+
+/// An admin creates a key for any active member (from the access page); shown once.
+async fn create_key_for(
+    state: &AppState,
+    c: &Console,
+    f: &std::collections::HashMap<String, String>,
+    meta: crate::http::RequestMeta,
+) -> Result<(SecretString, crate::store::ApiKey), AdminError> {
+    let user = f
+        .get("user")
+        .and_then(|u| UserId::parse(u).ok())
+        .ok_or(AdminError::NotFound("member"))?;
+    c.admin(state, meta)
+        .create_api_key(
+            &user,
+            f.get("name").map(String::as_str).unwrap_or_default(),
+            ticked_scopes(f),
+            expiry(f, state.now())?,
+        )
+        .await
+}
+
+// --- kill switch ------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "admin_kill.html")]
+struct KillPage {
+    nav: Nav,
+    error: Option<String>,
+    reason: String,
+}
+
+pub async fn kill_page(State(state): State<AppState>, session: Session) -> Response {
+    let c = admin_or_return!(state, session);
+    let nav = c.nav(&session, "access", "/admin/kill").await;
+    render(
+        StatusCode::OK,
+        &KillPage {
+            nav,
+            error: None,
+            reason: String::new(),
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "admin_killed.html")]
+struct KilledPage {
+    org_name: String,
+    report: crate::governance::KillReport,
+}
+
+pub async fn kill(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let reason = f.get("reason").cloned().unwrap_or_default();
+    let confirm = f.get("confirm").cloned().unwrap_or_default();
+    match c
+        .admin(&state, meta(&state, &headers, peer))
+        .kill(&reason, &confirm)
+        .await
+    {
+        Ok(report) => render(
+            StatusCode::OK,
+            &KilledPage {
+                org_name: c.org.name.clone(),
+                report,
+            },
+        ),
+        Err(AdminError::Store(e)) => internal_error_page(&e),
+        Err(e) => {
+            let nav = c.nav(&session, "access", "/admin/kill").await;
+            render(
+                StatusCode::BAD_REQUEST,
+                &KillPage {
+                    nav,
+                    error: Some(e.to_string()),
+                    reason,
+                },
+            )
+        }
+    }
+}
+
+/// `POST /admin/api-keys`: an admin makes a key for a member.
+pub async fn create_key(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    match create_key_for(&state, &c, &f, meta(&state, &headers, peer)).await {
+        Ok((secret, key)) => {
+            let nav = c.nav(&session, "access", "/admin/access").await;
+            super::account::key_created(nav, &secret, &key, &c.org.name, "/admin/access")
+        }
+        Err(e) => after(&session, "/admin/access", Err(e)).await,
+    }
+}
