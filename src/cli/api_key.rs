@@ -81,6 +81,15 @@ pub(super) async fn run(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<(
                     ),
                 },
             };
+            let is_admin = memberships
+                .iter()
+                .any(|m| m.organization.id == org && m.role == crate::store::Role::Admin);
+            if scopes.allows(crate::scope::Scope::Admin) && !is_admin {
+                bail!(
+                    "--scopes: the admin scope is only for the organisation's admins, and {} is not one",
+                    user.email
+                );
+            }
             let (key, new) = crate::apikeys::mint(
                 state.store.as_ref(),
                 crate::apikeys::KeyRequest {

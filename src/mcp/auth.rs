@@ -259,6 +259,14 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     }
     tracing::debug!(org_id = %ctx.org_id, "MCP request authenticated");
     parts.extensions.insert(ctx);
+    // No Accept header means any media type is acceptable (RFC 9110 §12.5.1); say so in the
+    // form the transport checks for. An explicit Accept that excludes JSON still gets 406.
+    if !parts.headers.contains_key(header::ACCEPT) {
+        parts.headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+    }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }

@@ -311,8 +311,11 @@ async fn the_kill_switch_stops_an_organisation_on_every_replica_at_once(db: &Tes
     env.sandbox.set_knobs(|k| k.job_latency_ms = 60_000);
     let r = call_tool(app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
     assert_eq!(r["structuredContent"]["status"], "running", "{r}");
-    for _ in 0..200 {
-        if env.sandbox.jobs_created() > 0 {
+    // In flight means Clari made the job and our row knows its id (only then can it be
+    // cancelled upstream).
+    for _ in 0..300 {
+        let rows = app.state.store.unfinished_exports(&env.org).await.unwrap();
+        if rows.iter().any(|(_, _, job)| job.is_some()) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
