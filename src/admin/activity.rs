@@ -20,10 +20,12 @@ pub enum Window {
 }
 
 impl Window {
-    pub fn parse(text: Option<&str>) -> Window {
+    /// `24h` (the default) or `7d`; anything else is `None`.
+    pub fn parse(text: Option<&str>) -> Option<Window> {
         match text {
-            Some("7d") => Window::Week,
-            _ => Window::Day,
+            None | Some("24h") => Some(Window::Day),
+            Some("7d") => Some(Window::Week),
+            _ => None,
         }
     }
 

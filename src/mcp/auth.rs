@@ -104,6 +104,15 @@ fn insufficient_scope(
     r
 }
 
+/// 400 with a JSON-RPC error: the body is not a JSON-RPC message.
+fn bad_message(code: i64, message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(jsonrpc_error(Value::Null, code, message)),
+    )
+        .into_response()
+}
+
 /// 503 with `Retry-After`: the credential could not be checked, which says nothing about it.
 fn service_unavailable() -> Response {
     let mut r = (
@@ -200,13 +209,10 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, 
     })
 }
 
-/// The tools a JSON-RPC body calls, with their request ids.
-fn tool_calls(body: &[u8]) -> Vec<(Value, String)> {
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let items = match value {
-        Value::Array(items) => items,
+/// The tools a JSON-RPC message calls, with their request ids.
+fn tool_calls(value: &Value) -> Vec<(Value, String)> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
         other => vec![other],
     };
     items
@@ -221,6 +227,70 @@ fn tool_calls(body: &[u8]) -> Vec<(Value, String)> {
             (m.get("id").cloned().unwrap_or(Value::Null), name)
         })
         .collect()
+}
+
+/// Why a message is not a JSON-RPC 2.0 request, notification or response as MCP uses them
+/// (`params` an object, `id` a string or integer), if it is not.
+fn envelope_error(message: &Value) -> Option<&'static str> {
+    let Some(m) = message.as_object() else {
+        return Some("a message must be a JSON object");
+    };
+    if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Some("jsonrpc must be \"2.0\"");
+    }
+    let id_ok = |id: &Value| id.is_string() || id.is_i64() || id.is_u64();
+    match m.get("method") {
+        Some(Value::String(_)) => {
+            if m.get("params").is_some_and(|p| !p.is_object()) {
+                return Some("params must be an object");
+            }
+            if m.get("id").is_some_and(|id| !id_ok(id)) {
+                return Some("id must be a string or an integer");
+            }
+            None
+        }
+        Some(_) => Some("method must be a string"),
+        None if m.get("id").is_some_and(id_ok) => {
+            let error_ok = |e: &Value| {
+                e.get("code").is_some_and(|c| c.is_i64())
+                    && e.get("message").is_some_and(Value::is_string)
+            };
+            match (m.get("result"), m.get("error")) {
+                (Some(r), None) if r.is_object() => None,
+                (None, Some(e)) if error_ok(e) => None,
+                _ => Some("a response needs an object result or an error with code and message"),
+            }
+        }
+        None => Some("a request needs a method (a response, an id and a result or error)"),
+    }
+}
+
+/// Whether an Accept header admits any type without naming JSON: absent, `*/*` or
+/// `application/*` (with a non-zero quality).
+fn accepts_anything(accept: Option<&HeaderValue>) -> bool {
+    let Some(text) = accept.and_then(|v| v.to_str().ok()) else {
+        return accept.is_none();
+    };
+    let ranges: Vec<(&str, bool)> = text
+        .split(',')
+        .map(|r| {
+            let mut parts = r.split(';').map(str::trim);
+            let range = parts.next().unwrap_or_default();
+            let zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (range, !zero)
+        })
+        .collect();
+    let names_json = ranges
+        .iter()
+        .any(|(r, _)| r.eq_ignore_ascii_case("application/json"));
+    !names_json
+        && ranges
+            .iter()
+            .any(|(r, ok)| *ok && (*r == "*/*" || r.eq_ignore_ascii_case("application/*")))
 }
 
 pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -250,7 +320,19 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
                 .into_response();
         }
     };
-    for (id, tool) in tool_calls(&bytes) {
+    // Parsed once here: to refuse what is not JSON-RPC with 400, and to find the tools called.
+    let message: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return bad_message(-32700, "Parse error: the body is not JSON"),
+    };
+    let invalid = match &message {
+        Value::Array(items) if !items.is_empty() => items.iter().find_map(envelope_error),
+        other => envelope_error(other),
+    };
+    if let Some(why) = invalid {
+        return bad_message(-32600, &format!("Invalid Request: {why}"));
+    }
+    for (id, tool) in tool_calls(&message) {
         if let Some(needed) = required_scope(&tool)
             && !ctx.scopes.allows(needed)
         {
@@ -259,9 +341,9 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     }
     tracing::debug!(org_id = %ctx.org_id, "MCP request authenticated");
     parts.extensions.insert(ctx);
-    // No Accept header means any media type is acceptable (RFC 9110 §12.5.1); say so in the
-    // form the transport checks for. An explicit Accept that excludes JSON still gets 406.
-    if !parts.headers.contains_key(header::ACCEPT) {
+    // No Accept header, or `*/*`, means any media type is acceptable (RFC 9110 §12.5.1); say so
+    // in the form the transport checks for. An Accept that excludes JSON still gets 406.
+    if accepts_anything(parts.headers.get(header::ACCEPT)) {
         parts.headers.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),
@@ -276,12 +358,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wildcard_or_missing_accept_admits_json() {
+        let h = |s: &'static str| Some(HeaderValue::from_static(s));
+        assert!(accepts_anything(None));
+        assert!(accepts_anything(h("*/*").as_ref()));
+        assert!(accepts_anything(
+            h("text/html, application/*;q=0.5").as_ref()
+        ));
+        assert!(!accepts_anything(h("text/html").as_ref()));
+        assert!(!accepts_anything(h("*/*;q=0").as_ref()));
+        assert!(!accepts_anything(h("application/json").as_ref()));
+    }
+
+    #[test]
     fn tool_calls_are_found_in_single_and_batched_bodies() {
         let one =
-            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_forecast"}}"#;
-        assert_eq!(tool_calls(one), vec![(json!(7), "get_forecast".to_owned())]);
-        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_users"}}]"#;
-        assert_eq!(tool_calls(batch).len(), 1);
-        assert!(tool_calls(b"not json").is_empty());
+            json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_forecast"}});
+        assert_eq!(
+            tool_calls(&one),
+            vec![(json!(7), "get_forecast".to_owned())]
+        );
+        let batch = json!([{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_users"}}]);
+        assert_eq!(tool_calls(&batch).len(), 1);
+    }
+
+    #[test]
+    fn only_json_rpc_messages_pass() {
+        let ok = [
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+            json!({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{}}),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","id":3,"result":{}}),
+        ];
+        for m in ok {
+            assert_eq!(envelope_error(&m), None, "{m}");
+        }
+        let bad = [
+            json!([1]),
+            json!({"id":1,"method":"x"}),
+            json!({"jsonrpc":"2.0","id":1,"method":"x","params":null}),
+            json!({"jsonrpc":"2.0","id":1,"method":"x","params":[1]}),
+            json!({"jsonrpc":"2.0","id":null,"method":"x"}),
+            json!({"jsonrpc":"2.0","id":1.5,"method":"x"}),
+            json!({"jsonrpc":"2.0","method":7}),
+            json!({"jsonrpc":"2.0","id":1}),
+            json!({"jsonrpc":"2.0","id":"","error":null}),
+            json!({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}),
+        ];
+        for m in bad {
+            assert!(envelope_error(&m).is_some(), "{m}");
+        }
     }
 }

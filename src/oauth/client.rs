@@ -76,7 +76,7 @@ fn string_list(
             items
                 .iter()
                 .map(|i| match i {
-                    Value::String(s) if s.len() <= max_len => Ok(s.clone()),
+                    Value::String(s) if s.chars().count() <= max_len => Ok(s.clone()),
                     _ => Err(meta_err(format!("{key} must be an array of short strings"))),
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -134,9 +134,16 @@ where
 
 async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
     let admin = caller.admin().await?;
+    let patch: OrgPatch = json_body(&headers, &body)?;
+    // What is wrong with the change itself is said before whether it is stale.
+    if let Some(n) = &patch.name {
+        super::service::validate_org_name(n)?;
+    }
+    if let Some(Some(p)) = &patch.redaction {
+        super::service::validate_redaction(p)?;
+    }
     let seen = admin.settings().await?;
     check_if_match(&headers, &json!(seen))?;
-    let patch: OrgPatch = json_body(&headers, &body)?;
     let updated = admin
         .update_settings(
             &seen,
@@ -175,14 +182,13 @@ fn credential_json(info: Option<crate::store::ClariCredentialInfo>) -> Value {
 #[serde(deny_unknown_fields)]
 struct CredentialPut {
     api_key: String,
-    base_url: Option<String>,
 }
 
 async fn put_credential(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
     let admin = caller.admin().await?;
     let put: CredentialPut = json_body(&headers, &body)?;
     let key = SecretString::from(put.api_key);
-    let info = admin.set_clari_key(key, put.base_url.as_deref()).await?;
+    let info = admin.replace_clari_key(key).await?;
     Ok(ok(StatusCode::OK, credential_json(Some(info))))
 }
 
@@ -247,9 +253,33 @@ impl From<RoleText> for Role {
     }
 }
 
+/// The API's e-mail rule, stricter than the pages' (which trim and accept any script):
+/// printable ASCII, `local@domain.tld`, nothing around it, at most 254 characters.
+fn api_email(text: &str) -> Result<&str, ApiError> {
+    let printable = |c: char| c.is_ascii_graphic() && c != '@';
+    let ok = text.len() <= 254
+        && text.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && local.chars().all(printable)
+                && domain.chars().all(printable)
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if ok {
+        Ok(text)
+    } else {
+        Err(ApiError::bad(format!(
+            "email: '{}' is not an address of printable ASCII (local@domain.tld)",
+            text.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
 async fn add_member(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
     let admin = caller.admin().await?;
     let new: NewMember = json_body(&headers, &body)?;
+    api_email(&new.email)?;
     let m = admin
         .add_member(
             &new.email,
@@ -285,9 +315,9 @@ async fn patch_member(
     body: Bytes,
 ) -> ApiResult {
     let admin = caller.admin().await?;
+    let patch: MemberPatch = json_body(&headers, &body)?;
     let seen = admin.member(&user_id).await?;
     check_if_match(&headers, &member_json(&seen))?;
-    let patch: MemberPatch = json_body(&headers, &body)?;
     let updated = admin
         .update_member(
             &seen,
@@ -331,7 +361,8 @@ struct NewKey {
     name: String,
     scopes: Vec<String>,
     user_id: Option<String>,
-    expires_in_days: Option<u32>,
+    /// A JSON number; `30.0` is the integer 30, as JSON Schema says.
+    expires_in_days: Option<serde_json::Number>,
 }
 
 async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
@@ -347,10 +378,20 @@ async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResul
         Some(u) => UserId::parse(u).map_err(|_| AdminError::NotFound("member"))?,
         None => caller.user.clone(),
     };
-    let expires_at = match new.expires_in_days {
+    let days = new
+        .expires_in_days
+        .as_ref()
+        .map(|n| n.as_f64().unwrap_or(f64::NAN));
+    let expires_at = match days {
         None => None,
-        Some(d) if (1..=3650).contains(&d) => Some(caller.state.now() + i64::from(d) * 86_400),
-        Some(_) => return Err(ApiError::bad("expires_in_days must be 1 to 3650")),
+        Some(d) if d.fract() == 0.0 && (1.0..=3650.0).contains(&d) => {
+            Some(caller.state.now() + d as i64 * 86_400)
+        }
+        Some(_) => {
+            return Err(ApiError::bad(
+                "expires_in_days must be a whole number from 1 to 3650",
+            ));
+        }
     };
     let (secret, key) = admin
         .create_api_key(&user, &new.name, scopes, expires_at)
@@ -462,6 +503,19 @@ pub fn audit_filter(
 
 async fn list_audit(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult {
     let admin = caller.admin().await?;
+    for (name, value) in [
+        ("since", &q.since),
+        ("until", &q.until),
+        ("action", &q.action),
+        ("actor_id", &q.actor_id),
+        ("outcome", &q.outcome),
+    ] {
+        if value.as_deref().is_some_and(super::service::is_blank) {
+            return Err(ApiError::bad(format!(
+                "{name} must not be empty; leave it out instead"
+            )));
+        }
+    }
     let filter = audit_filter(
         q.since.as_deref(),
         q.until.as_deref(),
@@ -471,7 +525,7 @@ async fn list_audit(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiRes
     )
     .map_err(ApiError::bad)?;
     let limit = limit_of(q.limit)?;
-    let before = decode_cursor(q.cursor.as_deref())?
+    let before = decode_cursor(q.cursor.as_deref())
         .map(|c| {
             c.parse::<i64>().map_err(|_| {
                 ApiError::new(

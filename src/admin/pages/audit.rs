@@ -244,11 +244,18 @@ pub async fn activity_page(
     session: Session,
     Query(q): Query<ActivityQuery>,
 ) -> Response {
+    let Some(window) = Window::parse(q.window.as_deref()) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "No such window",
+            "The activity page shows the last 24h or 7d.",
+            "Use the links on the page.",
+        );
+    };
     let c = match Console::load_admin(&state, &session).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let window = Window::parse(q.window.as_deref());
     let a = match activity::activity(&state, &c.org.id, window, state.now()).await {
         Ok(a) => a,
         Err(e) => return internal_error_page(&e),

@@ -90,13 +90,9 @@ pub async fn set_clari_key(
     };
     let c = admin_or_return!(state, session);
     let key = SecretString::from(f.remove("api_key").unwrap_or_default());
-    let base = f
-        .get("base_url")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty());
     let outcome = c
         .admin(&state, meta(&state, &headers, peer))
-        .set_clari_key(key, base)
+        .replace_clari_key(key)
         .await
         .map(|i| format!("Clari API key ****{} stored.", i.key_hint));
     after(&session, "/admin", outcome).await

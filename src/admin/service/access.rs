@@ -108,24 +108,22 @@ impl OrgAdmin<'_> {
         reason: &str,
         confirm: &str,
     ) -> AdminResult<crate::governance::KillReport> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
+        if super::is_blank(reason) || reason.chars().count() > 500 {
             return Err(AdminError::invalid(
                 "reason",
                 "say why, in 1 to 500 characters (it is kept in the audit trail)",
             ));
         }
         if confirm.trim() != self.org.name {
-            return Err(AdminError::invalid(
-                "confirm",
-                "type the organisation's name exactly to confirm",
+            return Err(AdminError::Conflict(
+                "confirm: type the organisation's name exactly to confirm".into(),
             ));
         }
         Ok(crate::governance::kill(
             self.state,
             &self.org.id,
             self.actor.clone(),
-            Some(reason),
+            Some(reason.trim()),
             &self.meta,
         )
         .await?)

@@ -1,12 +1,16 @@
 //! Members and API keys of an organisation.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{AdminError, AdminResult, MemberChange, OrgAdmin, validate_key_name};
 use crate::apikeys::{self, KeyRequest};
 use crate::crypto::Passwords;
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{ApiKey, ApiKeyId, Email, OrgMember, Role, StoreError, UserId};
+
+/// The longest initial password an admin may set (within the hasher's byte limit whatever the
+/// characters).
+pub const MAX_INITIAL_PASSWORD_CHARS: usize = 256;
 
 impl OrgAdmin<'_> {
     // --- members ----------------------------------------------------------------------------
@@ -37,12 +41,9 @@ impl OrgAdmin<'_> {
         let existing = self.state.store.find_user_by_email(&email).await?;
         let user = match (existing, password) {
             (Some(_), Some(_)) => {
-                return Err(AdminError::invalid(
-                    "password",
-                    format!(
-                        "{email} already has an account with its own password; add them without one"
-                    ),
-                ));
+                return Err(AdminError::Conflict(format!(
+                    "password: {email} already has an account with its own password; add them without one"
+                )));
             }
             (Some(c), None) => {
                 self.state
@@ -52,12 +53,17 @@ impl OrgAdmin<'_> {
                 c.user.id
             }
             (None, None) => {
-                return Err(AdminError::invalid(
-                    "password",
-                    format!("{email} has no account yet: give an initial password"),
-                ));
+                return Err(AdminError::Conflict(format!(
+                    "password: {email} has no account yet: give an initial password"
+                )));
             }
             (None, Some(password)) => {
+                if password.expose_secret().chars().count() > MAX_INITIAL_PASSWORD_CHARS {
+                    return Err(AdminError::invalid(
+                        "password",
+                        format!("at most {MAX_INITIAL_PASSWORD_CHARS} characters"),
+                    ));
+                }
                 Passwords::check_policy(&password)
                     .map_err(|e| AdminError::invalid("password", e.to_string()))?;
                 let hash = self
@@ -199,9 +205,8 @@ impl OrgAdmin<'_> {
             .await?
             .ok_or(AdminError::NotFound("member"))?;
         if scopes.allows(Scope::Admin) && member.role != Role::Admin {
-            return Err(AdminError::invalid(
-                "scopes",
-                "the admin scope is only for the organisation's admins",
+            return Err(AdminError::Conflict(
+                "scopes: the admin scope is only for the organisation's admins".into(),
             ));
         }
         let (secret, record) = apikeys::mint(

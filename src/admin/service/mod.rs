@@ -103,16 +103,21 @@ pub struct ConnectedClient {
     pub last_used_at: Option<i64>,
 }
 
-pub fn validate_org_name(name: &str) -> AdminResult<String> {
-    let name = name.trim();
+/// Nothing but spaces and control characters.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c.is_control())
+}
+
+pub fn validate_org_name(raw: &str) -> AdminResult<String> {
+    let name = raw.trim();
     let bad = |m: &str| Err(AdminError::invalid("name", m));
-    if name.is_empty() {
+    if is_blank(raw) {
         return bad("the organisation name must not be empty");
     }
-    if name.chars().count() > 100 {
+    if raw.chars().count() > 100 {
         return bad("the organisation name must be at most 100 characters");
     }
-    if name.chars().any(char::is_control) {
+    if raw.chars().any(char::is_control) {
         return bad("the organisation name must not contain control characters");
     }
     Ok(name.to_owned())
@@ -138,21 +143,29 @@ pub fn validate_clari_key(key: &SecretString) -> AdminResult<()> {
 
 /// A key or grant name shown in lists: 1 to 100 printable characters.
 pub fn validate_key_name(name: &str) -> AdminResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.chars().count() > 100 || name.chars().any(char::is_control) || is_blank(name) {
         return Err(AdminError::invalid(
             "name",
             "give the key a name of 1 to 100 characters (no control characters)",
         ));
     }
-    Ok(name.to_owned())
+    Ok(name.trim().to_owned())
 }
 
 /// Checks a redaction policy compiles (custom patterns are regular expressions).
 pub fn validate_redaction(policy: &RedactionPolicy) -> AdminResult<()> {
-    for k in &policy.kinds {
-        RedactionPolicy::parse_kinds(k)
-            .map_err(|e| AdminError::invalid("redaction", e.to_string()))?;
+    if let Some(k) = policy
+        .kinds
+        .iter()
+        .find(|k| !crate::redact::KINDS.contains(&k.as_str()))
+    {
+        return Err(AdminError::invalid(
+            "redaction",
+            format!(
+                "unknown kind '{k}': use {}",
+                crate::redact::KINDS.join(", ")
+            ),
+        ));
     }
     Redactor::new(policy).map_err(|e| AdminError::invalid("redaction", e.to_string()))?;
     Ok(())
@@ -315,6 +328,14 @@ impl<'a> OrgAdmin<'a> {
             base_url,
             rotated_at: now,
         })
+    }
+
+    /// Replaces the key and keeps the API base URL the operator chose. Organisation admins
+    /// cannot choose where the server sends their key: that would let them aim its requests
+    /// at any host.
+    pub async fn replace_clari_key(&self, key: SecretString) -> AdminResult<ClariCredentialInfo> {
+        let base = self.clari_credential().await?.and_then(|c| c.base_url);
+        self.set_clari_key(key, base.as_deref()).await
     }
 
     /// Calls Clari's `/admin/limits` with the stored key: the quota and concurrency, or what

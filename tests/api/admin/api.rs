@@ -64,7 +64,7 @@ async fn only_an_admin_with_the_admin_scope_gets_in(db: &TestDb) {
     .await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("invalid_argument")),
+        (409, Some("conflict")),
         "{body}"
     );
 
@@ -126,7 +126,7 @@ async fn members_are_added_changed_and_removed_without_lost_updates(db: &TestDb)
     )
     .await;
     assert_eq!(
-        status, 400,
+        status, 409,
         "a new person needs an initial password: {body}"
     );
     assert!(body["message"].as_str().unwrap().contains("password"));
@@ -157,7 +157,10 @@ async fn members_are_added_changed_and_removed_without_lost_updates(db: &TestDb)
         Some(json!({"email": "cy@acme.test", "password": PASSWORD})),
     )
     .await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        status, 409,
+        "an existing account keeps its own password: {body}"
+    );
     let path = format!("/api/v1/members/{}", cy["user_id"].as_str().unwrap());
 
     // Two admins read the same version; the second write is refused, not silently applied.
@@ -273,7 +276,14 @@ async fn members_are_added_changed_and_removed_without_lost_updates(db: &TestDb)
     }
     seen.sort();
     assert_eq!(seen, ["ava@acme.test", "cy@acme.test"]);
-    let (status, body) = api(app, &admin, Method::GET, "/api/v1/members?cursor=%%%", None).await;
+    let (status, body) = api(
+        app,
+        &admin,
+        Method::GET,
+        "/api/v1/audit-events?cursor=abc",
+        None,
+    )
+    .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (400, Some("invalid_cursor")),
@@ -587,7 +597,11 @@ async fn settings_update_needs_the_current_etag_and_the_kill_switch_needs_the_na
     let r = kill(json!({"reason": "leaked laptop", "confirm": "acme"}))
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 409);
+    let r = kill(json!({"reason": " \u{85} ", "confirm": "Acme"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a blank reason");
     let reader = env.api_key("clari:read").await;
     assert_eq!(
         rpc(app, Some(&reader), "tools/list", json!({}))

@@ -253,3 +253,45 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
     assert_eq!(result.structured_content.unwrap()["status"], "ready");
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn what_is_not_json_rpc_is_400_and_a_missing_or_wildcard_accept_is_fine() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let key = env.api_key("clari:read").await;
+    let app = &env.app;
+    let send = |body: &'static str, accept: Option<&'static str>| {
+        let mut req = app
+            .http
+            .post(app.url("/mcp"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", PROTOCOL)
+            .body(body);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        req.send()
+    };
+    for body in [
+        "not json",
+        r#"[1]"#,
+        r#"{"id":1,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":null}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":"x","error":null}"#,
+    ] {
+        let r = send(body, Some("application/json, text/event-stream"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["error"]["code"].as_i64().unwrap() <= -32600, "{v}");
+    }
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    for accept in [None, Some("*/*")] {
+        let r = send(list, accept).await.unwrap();
+        assert_eq!(r.status(), 200, "{accept:?}");
+    }
+    assert_eq!(send(list, Some("text/html")).await.unwrap().status(), 406);
+}
