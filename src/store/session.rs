@@ -16,6 +16,13 @@ pub trait BrowserSessionStore: Send + Sync {
         expires_at: UnixTime,
     ) -> Result<(), StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Stores a new session unless its id is taken; `false` when it was.
+    async fn create_session(
+        &self,
+        id: &str,
+        data: &str,
+        expires_at: UnixTime,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -32,6 +39,9 @@ INSERT INTO web_sessions (id, data, expires_at) VALUES ($1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at";
 
 const DELETE: &str = "DELETE FROM web_sessions WHERE id = $1";
+
+const CREATE: &str = "\
+INSERT INTO web_sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
 
 /// One statement, so concurrent hits on any replica all count.
 const HIT: &str = "\
@@ -71,6 +81,21 @@ macro_rules! session_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn create_session(
+                &self,
+                id: &str,
+                data: &str,
+                expires_at: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(CREATE)
+                    .bind(id)
+                    .bind(data)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn delete_session(&self, id: &str) -> Result<(), StoreError> {

@@ -29,6 +29,24 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 
 #[async_trait]
 impl SessionStore for DbSessionStore {
+    /// A new session: a fresh id until one is free, so two sessions never share an id.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        loop {
+            let data = serde_json::to_string(record)
+                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+            let created = self
+                .state
+                .store
+                .create_session(&key(&record.id), &data, record.expiry_date.unix_timestamp())
+                .await
+                .map_err(backend)?;
+            if created {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+    }
+
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let data = serde_json::to_string(record)
             .map_err(|e| session_store::Error::Encode(e.to_string()))?;
