@@ -217,6 +217,8 @@ pub struct Housekeeping {
     pub purged: crate::store::Purged,
     /// Audit events past the retention (cut behind a signed checkpoint).
     pub audit_events: u64,
+    /// MCP tasks past their time to live.
+    pub tasks: u64,
 }
 
 /// One pass of housekeeping: everything an outsider can make us hold is dropped once it expires.
@@ -251,6 +253,7 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
             .await?,
         purged: store.purge_expired(now, now - KEEP_REVOKED_GRANTS).await?,
         audit_events,
+        tasks: store.purge_tasks(now).await?,
     })
 }
 

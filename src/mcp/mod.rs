@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod data;
 pub mod queue;
 pub mod server;
+pub mod tasks;
 pub mod tools;
 
 use std::sync::Arc;

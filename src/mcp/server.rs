@@ -57,6 +57,7 @@ impl ServerHandler for ClariMcp {
                 .enable_tools()
                 .enable_resources()
                 .enable_prompts()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("clari-mcp", env!("CARGO_PKG_VERSION")))
@@ -97,8 +98,20 @@ impl ServerHandler for ClariMcp {
         }
         let args = request.arguments.unwrap_or_default();
         let meta = self.request_meta(&ctx);
-        match tools::call(&self.state, &auth, &meta, &request.name, args).await {
-            Some(result) => Ok(result.into()),
+        let tasks_declared = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        match super::tasks::call_tool(
+            &self.state,
+            &auth,
+            &meta,
+            &request.name,
+            args,
+            tasks_declared,
+        )
+        .await
+        {
+            Some(response) => Ok(response),
             None => Err(McpError::invalid_params(
                 format!(
                     "unknown tool '{}'; tools/list shows the available tools",
@@ -107,6 +120,25 @@ impl ServerHandler for ClariMcp {
                 None,
             )),
         }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        let auth = caller(&ctx)?;
+        let meta = self.request_meta(&ctx);
+        super::tasks::get(&self.state, &auth, &meta, &request.task_id).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let auth = caller(&ctx)?;
+        super::tasks::cancel(&self.state, &auth, &request.task_id).await
     }
 
     async fn list_resources(

@@ -23,6 +23,7 @@ mod refresh;
 mod session;
 mod signing_key;
 mod sqlite;
+mod task;
 mod user;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub use refresh::{RefreshRecord, RefreshStore};
 pub use session::{BrowserSessionStore, RateLimitStore};
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 pub use sqlite::SqliteStore;
+pub use task::{TaskRecord, TaskStatus, TaskStore};
 pub use user::UserStore;
 
 use crate::clock::UnixTime;
@@ -133,6 +135,7 @@ pub trait Store:
     + RateLimitStore
     + ExportStore
     + AuditStore
+    + TaskStore
     + Send
     + Sync
     + 'static

@@ -167,8 +167,11 @@ impl Console {
 
 /// A posted form with a valid CSRF token, or the answer to send instead.
 pub async fn form(session: &Session, body: Body) -> Result<HashMap<String, String>, Response> {
+    // Forms carry passwords and Clari keys: the raw body is wiped when dropped, and handlers
+    // move secret fields out of the map into `SecretString`s.
     let form = read_body(body, 16 * 1024)
         .await
+        .map(|b| zeroize::Zeroizing::new(Vec::from(b)))
         .and_then(|b| parse_form(&b))
         .map_err(|e| {
             error_page(

@@ -133,6 +133,16 @@ impl JobEngine {
         self.jobs.lock().unwrap().len()
     }
 
+    /// Jobs cancelled or aborted by a client.
+    pub fn cancelled(&self) -> usize {
+        self.jobs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|j| matches!(j.frozen, Some(JobStatus::Cancelled | JobStatus::Aborted)))
+            .count()
+    }
+
     pub fn peak_running(&self) -> usize {
         self.peak_running.load(std::sync::atomic::Ordering::SeqCst)
     }

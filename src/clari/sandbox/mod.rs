@@ -212,6 +212,11 @@ impl SandboxHandle {
         self.state.jobs.count()
     }
 
+    /// Export jobs a client cancelled (before they started) or aborted (while running).
+    pub fn jobs_cancelled(&self) -> usize {
+        self.state.jobs.cancelled()
+    }
+
     /// The most export jobs that were ever running at once in one organisation.
     pub fn peak_running_jobs(&self) -> usize {
         self.state.jobs.peak_running()

@@ -192,6 +192,17 @@ fn find(name: &str) -> Option<&'static Entry> {
     REGISTRY.iter().find(|e| e.name == name)
 }
 
+/// Whether a tool waits for a Clari export (it takes `wait_seconds`), so it can run as a task.
+pub fn waits_for_exports(name: &str) -> bool {
+    find(name).is_some_and(|e| {
+        e.tool
+            .input_schema
+            .get("properties")
+            .and_then(|p| p.get("wait_seconds"))
+            .is_some()
+    })
+}
+
 /// The scope a tool needs; `None` for names that are not tools.
 pub fn required_scope(name: &str) -> Option<Scope> {
     find(name).map(|e| e.scope)

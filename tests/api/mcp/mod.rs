@@ -2,6 +2,7 @@
 
 mod isolation;
 mod replicas;
+mod tasks;
 mod tools;
 mod transport;
 

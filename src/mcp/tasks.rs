@@ -1,0 +1,263 @@
+//! Long Clari exports the protocol way: the MCP Tasks extension (`io.modelcontextprotocol/tasks`).
+//!
+//! When a `tools/call` declares the extension and the tool waits for a Clari export that is not
+//! ready within [`TASK_WINDOW_SECONDS`], the answer is a task handle instead of `running`. The
+//! task lives in the database (`mcp_tasks`), so any replica answers `tasks/get` and
+//! `tasks/cancel`: a poll runs the same call again without waiting, which joins the export the
+//! organisation already has in flight (the export-jobs row is shared), and the finished answer,
+//! the same typed result as a direct call, is stored with the task. A task belongs to its caller
+//! (organisation, person, and OAuth client or API key); anyone else gets "unknown task". Tasks
+//! expire after [`TASK_TTL_SECONDS`] and housekeeping deletes them.
+
+use rmcp::ErrorData as McpError;
+use rmcp::model::{
+    CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask, GetTaskResult, JsonObject,
+    Task, TaskPayload,
+};
+use serde_json::{Value, json};
+
+use super::auth::{AuthContext, Subject};
+use super::tools;
+use crate::clari::JobId;
+use crate::clock::rfc3339;
+use crate::crypto::random_token;
+use crate::http::RequestMeta;
+use crate::state::AppState;
+use crate::store::{TaskRecord, TaskStatus};
+
+/// How long a tasks-aware call waits for its export before answering with a task.
+pub const TASK_WINDOW_SECONDS: u64 = 2;
+/// How long a task (and its result) is kept.
+pub const TASK_TTL_SECONDS: i64 = 3600;
+/// The polling interval suggested to clients.
+pub const POLL_INTERVAL_MS: u64 = 2000;
+/// Working tasks one caller may hold; beyond it calls answer `running` as without tasks.
+pub const MAX_WORKING_PER_CALLER: i64 = 20;
+
+/// Who may see a task: the person and what they called through.
+pub fn owner(ctx: &AuthContext) -> String {
+    match &ctx.subject {
+        Subject::Grant { client_id, .. } => format!("{}/client:{client_id}", ctx.user_id),
+        Subject::ApiKey { key_id } => format!("{}/key:{key_id}", ctx.user_id),
+    }
+}
+
+/// The export job of an answer that is not ready: `Some(job)` (the job when known) for
+/// `running` or `queued`, `None` for anything else.
+fn not_ready(r: &CallToolResult) -> Option<Option<String>> {
+    let s = r.structured_content.as_ref()?;
+    match s.get("status").and_then(Value::as_str) {
+        Some("running") => Some(s.get("job_id").and_then(Value::as_str).map(str::to_owned)),
+        Some("queued") => Some(None),
+        _ => None,
+    }
+}
+
+fn unknown_task() -> McpError {
+    McpError::invalid_params(
+        "unknown task: no task with that id belongs to this caller (it may have expired)",
+        None,
+    )
+}
+
+fn store_error(e: impl std::fmt::Display) -> McpError {
+    tracing::error!(error = %e, "task store failed");
+    McpError::internal_error("the task could not be read or written; try again", None)
+}
+
+fn task_of(r: &TaskRecord) -> Task {
+    Task::new(
+        r.id.clone(),
+        match r.status {
+            TaskStatus::Working => rmcp::model::TaskStatus::Working,
+            TaskStatus::Completed => rmcp::model::TaskStatus::Completed,
+            TaskStatus::Failed => rmcp::model::TaskStatus::Failed,
+            TaskStatus::Cancelled => rmcp::model::TaskStatus::Cancelled,
+        },
+        rfc3339(r.created_at),
+        rfc3339(r.updated_at),
+    )
+    .with_ttl_ms((TASK_TTL_SECONDS * 1000) as u64)
+    .with_poll_interval_ms(POLL_INTERVAL_MS)
+}
+
+fn detailed(r: &TaskRecord) -> DetailedTask {
+    let object = |text: &Option<String>| -> JsonObject {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<JsonObject>(t).ok())
+            .unwrap_or_default()
+    };
+    let payload = match r.status {
+        TaskStatus::Working => TaskPayload::Working,
+        TaskStatus::Completed => TaskPayload::Completed {
+            result: object(&r.result),
+        },
+        TaskStatus::Failed => TaskPayload::Failed {
+            error: object(&r.error),
+        },
+        TaskStatus::Cancelled => TaskPayload::Cancelled,
+    };
+    let mut task = task_of(r);
+    if r.status == TaskStatus::Working {
+        task = task.with_status_message("Clari is preparing the export");
+    }
+    DetailedTask::new(task, payload)
+}
+
+/// A `tools/call`: as a task when the caller declared the extension and the export is slow.
+pub async fn call_tool(
+    state: &AppState,
+    ctx: &AuthContext,
+    meta: &RequestMeta,
+    name: &str,
+    args: JsonObject,
+    tasks_declared: bool,
+) -> Option<CallToolResponse> {
+    if !tasks_declared || !tools::waits_for_exports(name) {
+        return tools::call(state, ctx, meta, name, args)
+            .await
+            .map(Into::into);
+    }
+    let mut quick = args.clone();
+    let asked = args
+        .get("wait_seconds")
+        .and_then(Value::as_u64)
+        .unwrap_or(TASK_WINDOW_SECONDS);
+    quick.insert("wait_seconds".into(), json!(asked.min(TASK_WINDOW_SECONDS)));
+    let result = tools::call(state, ctx, meta, name, quick).await?;
+    let Some(job) = not_ready(&result) else {
+        return Some(result.into());
+    };
+    let now = state.now();
+    let mut stored = args;
+    stored.remove("wait_seconds");
+    let record = TaskRecord {
+        id: format!("task_{}", random_token(24)),
+        organization_id: ctx.org_id.clone(),
+        owner: owner(ctx),
+        tool: name.to_owned(),
+        arguments: Value::Object(stored).to_string(),
+        status: TaskStatus::Working,
+        job_id: job,
+        result: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + TASK_TTL_SECONDS,
+    };
+    match state
+        .store
+        .create_task(&record, MAX_WORKING_PER_CALLER)
+        .await
+    {
+        Ok(true) => Some(CallToolResponse::Task(CreateTaskResult::new(task_of(
+            &record,
+        )))),
+        // At the limit, or the store failed: the plain `running` answer still tells the truth.
+        Ok(false) => Some(result.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "a task could not be recorded; answering without one");
+            Some(result.into())
+        }
+    }
+}
+
+/// `tasks/get`: where the task stands; a working task's export is looked at (without waiting)
+/// and, when ready, the finished answer is stored and returned.
+pub async fn get(
+    state: &AppState,
+    ctx: &AuthContext,
+    meta: &RequestMeta,
+    task_id: &str,
+) -> Result<GetTaskResult, McpError> {
+    let now = state.now();
+    let record = state
+        .store
+        .task(&ctx.org_id, &owner(ctx), task_id, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(unknown_task)?;
+    if record.status != TaskStatus::Working {
+        return Ok(GetTaskResult::new(detailed(&record)));
+    }
+    let mut args: JsonObject = serde_json::from_str(&record.arguments).unwrap_or_default();
+    args.insert("wait_seconds".into(), json!(0));
+    let finished = match tools::call(state, ctx, meta, &record.tool, args).await {
+        None => Some((
+            TaskStatus::Failed,
+            None,
+            Some(json!({"code": -32602, "message": format!("unknown tool '{}'", record.tool)})),
+        )),
+        Some(result) => match not_ready(&result) {
+            Some(job) => {
+                if let Some(j) = job.filter(|j| record.job_id.as_deref() != Some(j)) {
+                    let _ = state.store.note_task_job(&record.id, &j, now).await;
+                }
+                None
+            }
+            // A tool error is a completed task whose result says `isError: true`.
+            None => Some((
+                TaskStatus::Completed,
+                Some(serde_json::to_value(&result).unwrap_or_default()),
+                None,
+            )),
+        },
+    };
+    let Some((status, result, error)) = finished else {
+        return Ok(GetTaskResult::new(detailed(&record)));
+    };
+    let (result, error) = (result.map(|v| v.to_string()), error.map(|v| v.to_string()));
+    state
+        .store
+        .finish_task(&record.id, status, result.as_deref(), error.as_deref(), now)
+        .await
+        .map_err(store_error)?;
+    // Another replica may have ended it first (cancelled, say): report what is stored.
+    let stored = state
+        .store
+        .task(&ctx.org_id, &owner(ctx), task_id, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(unknown_task)?;
+    Ok(GetTaskResult::new(detailed(&stored)))
+}
+
+/// `tasks/cancel`: ends the task and cancels its Clari export unless another task waits for
+/// the same job. Cancelling an ended task changes nothing and is not an error.
+pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Result<(), McpError> {
+    let now = state.now();
+    let record = state
+        .store
+        .task(&ctx.org_id, &owner(ctx), task_id, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(unknown_task)?;
+    if record.status != TaskStatus::Working {
+        return Ok(());
+    }
+    let ended = state
+        .store
+        .finish_task(&record.id, TaskStatus::Cancelled, None, None, now)
+        .await
+        .map_err(store_error)?;
+    let Some(job) = record.job_id.as_deref().filter(|_| ended) else {
+        return Ok(());
+    };
+    let shared = state
+        .store
+        .tasks_sharing_job(&ctx.org_id, job, &record.id)
+        .await
+        .map_err(store_error)?;
+    if shared > 0 {
+        return Ok(());
+    }
+    if let (Ok(target), Ok(job_id)) = (
+        super::data::target(state, &ctx.org_id).await,
+        JobId::parse(job),
+    ) && let Err(e) = state.clari.cancel_job(&target, &job_id).await
+    {
+        // Already finished upstream, or Clari unreachable: the task is cancelled either way.
+        tracing::info!(error = %e, job, "cancelling a task's Clari export did not go through");
+    }
+    Ok(())
+}
