@@ -51,8 +51,119 @@ fn empty_schema() -> std::sync::Arc<JsonObject> {
     )
 }
 
+fn schema(v: serde_json::Value) -> std::sync::Arc<JsonObject> {
+    std::sync::Arc::new(v.as_object().cloned().unwrap_or_default())
+}
+
+/// The Tasks extension's fixtures: `greet` (sync only) and three tools that run as tasks.
+fn task_tools() -> Vec<Tool> {
+    vec![
+        Tool::new(
+            "greet",
+            "Says hello (always synchronous)",
+            schema(
+                serde_json::json!({"type": "object", "properties": {"name": {"type": "string"}}}),
+            ),
+        ),
+        Tool::new(
+            "slow_compute",
+            "Sleeps `seconds` then answers; runs as a task when the caller supports tasks",
+            schema(serde_json::json!({"type": "object", "properties": {
+                "seconds": {"type": "number"}, "label": {"type": "string"}}})),
+        ),
+        Tool::new(
+            "failing_job",
+            "Always ends in a tool error after about a second (needs tasks)",
+            empty_schema(),
+        ),
+        Tool::new(
+            "protocol_error_job",
+            "Always ends in a protocol error after about a second (needs tasks)",
+            empty_schema(),
+        ),
+    ]
+}
+
+/// Runs a task fixture: `None` for any other tool.
+pub async fn call_task_fixture(
+    state: &crate::state::AppState,
+    ctx: &super::auth::AuthContext,
+    name: &str,
+    args: &JsonObject,
+    tasks_declared: bool,
+) -> Option<Result<CallToolResponse, rmcp::ErrorData>> {
+    use std::time::Duration;
+    let needs_tasks = || {
+        rmcp::ErrorData::missing_required_client_capability(
+            ClientCapabilities::builder().enable_tasks().build(),
+        )
+    };
+    let seconds = args
+        .get("seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+        .clamp(0.0, 120.0);
+    let label = args
+        .get("label")
+        .and_then(Value::as_str)
+        .unwrap_or("job")
+        .to_owned();
+    let work: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<CallToolResult, rmcp::ErrorData>> + Send>,
+    > = match name {
+        "greet" => {
+            let who = args.get("name").and_then(Value::as_str).unwrap_or("World");
+            return Some(Ok(CallToolResult::success(vec![ContentBlock::text(
+                format!("Hello, {who}!"),
+            )])
+            .into()));
+        }
+        "slow_compute" if !tasks_declared || seconds == 0.0 => {
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            return Some(Ok(CallToolResult::success(vec![ContentBlock::text(
+                format!("Computed {label} in {seconds} s"),
+            )])
+            .into()));
+        }
+        "slow_compute" => Box::pin(async move {
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+                "Computed {label} in {seconds} s"
+            ))]))
+        }),
+        "failing_job" | "protocol_error_job" if !tasks_declared => return Some(Err(needs_tasks())),
+        "failing_job" => Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(CallToolResult::error(vec![ContentBlock::text(
+                "The job failed, as this fixture always does",
+            )]))
+        }),
+        "protocol_error_job" => Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(rmcp::ErrorData::internal_error(
+                "protocol_error_job broke down, as this fixture always does",
+                None,
+            ))
+        }),
+        _ => return None,
+    };
+    Some(
+        match super::tasks::create_background(state, ctx, name, args).await {
+            Ok((id, handle)) => {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let outcome = work.await;
+                    super::tasks::settle(&state, &id, outcome).await;
+                });
+                Ok(handle)
+            }
+            Err(e) => Err(e),
+        },
+    )
+}
+
 pub fn tools() -> Vec<Tool> {
-    [
+    let mut all: Vec<Tool> = [
         ("test_simple_text", "Returns simple text"),
         ("test_image_content", "Returns an image"),
         ("test_audio_content", "Returns audio"),
@@ -67,7 +178,9 @@ pub fn tools() -> Vec<Tool> {
     ]
     .into_iter()
     .map(|(name, description)| Tool::new(name, description, empty_schema()))
-    .collect()
+    .collect();
+    all.extend(task_tools());
+    all
 }
 
 fn embedded() -> ContentBlock {

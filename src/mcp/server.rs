@@ -101,6 +101,18 @@ impl ServerHandler for ClariMcp {
         let tasks_declared = ctx
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
+        #[cfg(feature = "conformance")]
+        if let Some(r) = super::conformance::call_task_fixture(
+            &self.state,
+            &auth,
+            &request.name,
+            &args,
+            tasks_declared,
+        )
+        .await
+        {
+            return r;
+        }
         match super::tasks::call_tool(
             &self.state,
             &auth,

@@ -162,6 +162,68 @@ pub async fn call_tool(
     }
 }
 
+/// Records a working task for a call that runs on in the background; its runner ends it with
+/// [`settle`]. Returns the handle to answer with.
+pub async fn create_background(
+    state: &AppState,
+    ctx: &AuthContext,
+    tool: &str,
+    args: &JsonObject,
+) -> Result<(String, CallToolResponse), McpError> {
+    let now = state.now();
+    let record = TaskRecord {
+        id: format!("task_{}", random_token(24)),
+        organization_id: ctx.org_id.clone(),
+        owner: owner(ctx),
+        tool: tool.to_owned(),
+        arguments: Value::Object(args.clone()).to_string(),
+        status: TaskStatus::Working,
+        job_id: None,
+        result: None,
+        error: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + TASK_TTL_SECONDS,
+    };
+    if !state
+        .store
+        .create_task(&record, MAX_WORKING_PER_CALLER)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(McpError::invalid_request(
+            "too many tasks are still working for this caller; wait for some to finish",
+            None,
+        ));
+    }
+    let handle = CallToolResponse::Task(CreateTaskResult::new(task_of(&record)));
+    Ok((record.id, handle))
+}
+
+/// Ends a background task: completed with a tool result, or failed with a JSON-RPC error. A task
+/// cancelled meanwhile stays cancelled.
+pub async fn settle(state: &AppState, id: &str, outcome: Result<CallToolResult, McpError>) {
+    let (status, result, error) = match outcome {
+        Ok(r) => (
+            TaskStatus::Completed,
+            Some(serde_json::to_string(&r).unwrap_or_default()),
+            None,
+        ),
+        Err(e) => (
+            TaskStatus::Failed,
+            None,
+            Some(json!({"code": e.code.0, "message": e.message}).to_string()),
+        ),
+    };
+    if let Err(e) = state
+        .store
+        .finish_task(id, status, result.as_deref(), error.as_deref(), state.now())
+        .await
+    {
+        tracing::warn!(error = %e, task_id = id, "a finished task could not be stored");
+    }
+}
+
 /// `tasks/get`: where the task stands; a working task's export is looked at (without waiting)
 /// and, when ready, the finished answer is stored and returned.
 pub async fn get(
@@ -177,7 +239,8 @@ pub async fn get(
         .await
         .map_err(store_error)?
         .ok_or_else(unknown_task)?;
-    if record.status != TaskStatus::Working {
+    // A task run in the background (not an export) is finished by its runner; report it.
+    if record.status != TaskStatus::Working || !tools::waits_for_exports(&record.tool) {
         return Ok(GetTaskResult::new(detailed(&record)));
     }
     let mut args: JsonObject = serde_json::from_str(&record.arguments).unwrap_or_default();
