@@ -245,7 +245,8 @@ pub async fn get(
     }
     let mut args: JsonObject = serde_json::from_str(&record.arguments).unwrap_or_default();
     args.insert("wait_seconds".into(), json!(0));
-    let finished = match tools::call(state, ctx, meta, &record.tool, args).await {
+    let poll = tools::call(state, ctx, meta, &record.tool, args);
+    let finished = match tools::TASK_POLL.scope(record.id.clone(), poll).await {
         None => Some((
             TaskStatus::Failed,
             None,

@@ -399,6 +399,11 @@ fn answer_bytes(result: &CallToolResult) -> u64 {
         .sum()
 }
 
+tokio::task_local! {
+    /// The task a call is made for, when `tasks/get` runs it again (the audit trail says so).
+    pub static TASK_POLL: String;
+}
+
 /// The audit event of one tool call.
 #[allow(clippy::too_many_arguments)]
 fn tool_event(
@@ -413,7 +418,7 @@ fn tool_event(
 ) -> Event {
     let bytes = answer_bytes(result);
     let (request_id, client_ip) = meta.parts();
-    with_caller(
+    let event = with_caller(
         Event::new(Some(&ctx.org_id), caller_actor(ctx), "tool.call"),
         ctx,
     )
@@ -430,7 +435,11 @@ fn tool_event(
     .detail("latency_ms", started.elapsed().as_millis() as u64)
     .detail("result_bytes", bytes)
     .detail("estimated_tokens", bytes.div_ceil(4))
-    .detail("cache", cache.label())
+    .detail("cache", cache.label());
+    match TASK_POLL.try_with(Clone::clone) {
+        Ok(task) => event.detail("task_id", task),
+        Err(_) => event,
+    }
 }
 
 /// The person calling (through an OAuth client or an API key).

@@ -141,6 +141,27 @@ async fn a_slow_export_becomes_a_task_that_completes_with_the_direct_answer(db: 
     // Finished tasks answer from the store.
     let again = get_task(app, &key, &id).await;
     assert_eq!(again["result"]["status"], "completed");
+    // Each poll that read data is in the audit trail, marked with its task.
+    app.state.audit.flush().await;
+    let filter = clari_mcp::store::AuditFilter {
+        action: Some("tool.call".into()),
+        ..Default::default()
+    };
+    let events = app
+        .state
+        .store
+        .find_audit_events(env.org.as_str(), &filter, None, 100)
+        .await
+        .unwrap();
+    let polls = events
+        .iter()
+        .filter(|e| e.details.contains(&format!("\"task_id\":\"{id}\"")))
+        .count();
+    assert!(polls >= 1, "{events:?}");
+    assert!(
+        events.iter().any(|e| !e.details.contains("task_id")),
+        "direct calls carry no task"
+    );
 }
 
 async fn a_task_made_on_one_replica_is_polled_and_finished_on_the_other(db: &TestDb) {
