@@ -39,9 +39,7 @@ pub async fn kill(
         revoked,
         ..KillReport::default()
     };
-    state.forecasts.forget_org(org);
-    state.activities.forget_org(org);
-    state.export_limits.forget(org);
+    state.forget_org_exports(org);
     let unfinished = state.store.unfinished_exports(org).await?;
     if !unfinished.is_empty() {
         let target = crate::mcp::data::target(state, org).await.ok();

@@ -137,6 +137,18 @@ impl ScopeSet {
         other.iter().all(|s| self.allows(s))
     }
 
+    /// What a person may hold of these in an organisation: `admin` only when they are its
+    /// admin.
+    pub fn grantable(&self, is_admin: bool) -> ScopeSet {
+        ScopeSet(
+            self.0
+                .iter()
+                .copied()
+                .filter(|s| is_admin || *s != Scope::Admin)
+                .collect(),
+        )
+    }
+
     /// The scopes of `self` that `granted` allows (used to narrow a request to a grant).
     pub fn intersect(&self, granted: &ScopeSet) -> ScopeSet {
         ScopeSet(

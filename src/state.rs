@@ -127,6 +127,14 @@ impl AppState {
         Self::build(config, store, Arc::new(vault), Arc::new(SystemClock)).await
     }
 
+    /// Drops what this process keeps for an organisation: cached export results and its
+    /// concurrency limit (after a new Clari key, or the kill switch).
+    pub fn forget_org_exports(&self, org: &crate::store::OrgId) {
+        self.forecasts.forget_org(org);
+        self.activities.forget_org(org);
+        self.export_limits.forget(org);
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

@@ -81,10 +81,11 @@ pub(super) async fn run(state: AppState, cmd: ApiKeyCommand) -> anyhow::Result<(
                     ),
                 },
             };
-            let is_admin = memberships
+            let role = memberships
                 .iter()
-                .any(|m| m.organization.id == org && m.role == crate::store::Role::Admin);
-            if scopes.allows(crate::scope::Scope::Admin) && !is_admin {
+                .find(|m| m.organization.id == org)
+                .map_or(crate::store::Role::Member, |m| m.role);
+            if !crate::admin::service::may_hold(&scopes, role) {
                 bail!(
                     "--scopes: the admin scope is only for the organisation's admins, and {} is not one",
                     user.email

@@ -27,7 +27,8 @@ pub const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
 
 pub use crate::principal::{AuthContext, Subject};
 
-fn resource_metadata_url(state: &AppState) -> String {
+/// Where the protected-resource metadata is, for `WWW-Authenticate` challenges.
+pub fn resource_metadata_url(state: &AppState) -> String {
     format!(
         "{}/.well-known/oauth-protected-resource/mcp",
         state.config.issuer
@@ -39,7 +40,8 @@ pub fn challenge_scopes() -> String {
     ScopeSet::new(Scope::NARROW).to_string()
 }
 
-fn quoted(s: &str) -> String {
+/// Text safe inside a quoted `WWW-Authenticate` parameter.
+pub fn quoted(s: &str) -> String {
     s.chars()
         .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
         .collect()
@@ -129,13 +131,14 @@ fn service_unavailable() -> Response {
     r
 }
 
-fn bearer(req: &Request) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+/// The token of `Authorization: Bearer <token>`, if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     // The scheme is case-insensitive (RFC 6750 / RFC 9110).
     scheme
         .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+        .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
 
@@ -294,10 +297,10 @@ fn accepts_anything(accept: Option<&HeaderValue>) -> bool {
 }
 
 pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = bearer(&req) else {
+    let Some(token) = bearer_token(req.headers()) else {
         return unauthorized(&state, None);
     };
-    let ctx = match authenticate(&state, &token).await {
+    let ctx = match authenticate(&state, token).await {
         Ok(ctx) => ctx,
         Err(AuthFailure::Refused(reason)) => {
             tracing::info!(reason, "MCP request refused");

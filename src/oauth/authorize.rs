@@ -292,7 +292,7 @@ pub(super) async fn finish(
         Ok(ms) => super::core::is_admin_of(&ms, org),
         Err(_) => false,
     };
-    let scopes = &super::request::grantable(scopes, is_admin);
+    let scopes = &scopes.grantable(is_admin);
     if scopes.is_empty() {
         return error_redirect(
             state,

@@ -157,14 +157,6 @@ pub fn normalize(scopes: ScopeSet) -> ScopeSet {
     }
 }
 
-/// What a person may grant in an organisation: `admin` only when they are its admin.
-pub fn grantable(scopes: &ScopeSet, is_admin: bool) -> ScopeSet {
-    scopes
-        .iter()
-        .filter(|s| is_admin || *s != Scope::Admin)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

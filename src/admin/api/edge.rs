@@ -14,7 +14,7 @@ use crate::admin::service::{AdminError, OrgAdmin, role_in};
 use crate::audit::Actor;
 use crate::crypto::sha256_hex;
 use crate::http::RequestMeta;
-use crate::mcp::auth::{AuthFailure, authenticate};
+use crate::mcp::auth::{AuthFailure, authenticate, bearer_token, quoted, resource_metadata_url};
 use crate::scope::Scope;
 use crate::state::AppState;
 use crate::store::{Role, UserId};
@@ -117,11 +117,14 @@ impl Caller {
 
 fn challenge(state: &AppState, error: Option<(&str, &str)>) -> String {
     let mut c = format!(
-        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\", scope=\"admin\"",
-        state.config.issuer
+        "Bearer resource_metadata=\"{}\", scope=\"admin\"",
+        resource_metadata_url(state)
     );
     if let Some((code, why)) = error {
-        c.push_str(&format!(", error=\"{code}\", error_description=\"{why}\""));
+        c.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{}\"",
+            quoted(why)
+        ));
     }
     c
 }
@@ -130,15 +133,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .filter(|t| !t.is_empty());
-        let Some(token) = token else {
+        let Some(token) = bearer_token(&parts.headers) else {
             let mut e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",

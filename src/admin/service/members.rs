@@ -5,12 +5,18 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{AdminError, AdminResult, MemberChange, OrgAdmin, validate_key_name};
 use crate::apikeys::{self, KeyRequest};
 use crate::crypto::Passwords;
-use crate::scope::{Scope, ScopeSet};
+use crate::scope::ScopeSet;
 use crate::store::{ApiKey, ApiKeyId, Email, OrgMember, Role, StoreError, UserId};
 
 /// The longest initial password an admin may set (within the hasher's byte limit whatever the
 /// characters).
 pub const MAX_INITIAL_PASSWORD_CHARS: usize = 256;
+
+/// Whether a member with `role` may hold a key (or grant) with these scopes: `admin` is for
+/// the organisation's admins only.
+pub fn may_hold(scopes: &ScopeSet, role: Role) -> bool {
+    scopes.grantable(role == Role::Admin) == *scopes
+}
 
 impl OrgAdmin<'_> {
     // --- members ----------------------------------------------------------------------------
@@ -204,7 +210,7 @@ impl OrgAdmin<'_> {
             .member(&self.org.id, for_user)
             .await?
             .ok_or(AdminError::NotFound("member"))?;
-        if scopes.allows(Scope::Admin) && member.role != Role::Admin {
+        if !may_hold(&scopes, member.role) {
             return Err(AdminError::Conflict(
                 "scopes: the admin scope is only for the organisation's admins".into(),
             ));

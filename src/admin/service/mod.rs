@@ -5,6 +5,8 @@
 mod access;
 mod members;
 
+pub use members::may_hold;
+
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{Actor, Event};
@@ -308,9 +310,7 @@ impl<'a> OrgAdmin<'a> {
             .put_clari_credential(&self.org.id, &sealed, &key_hint, base_url.as_deref(), now)
             .await?;
         // Answers cached under the old key are the old key's.
-        self.state.forecasts.forget_org(&self.org.id);
-        self.state.activities.forget_org(&self.org.id);
-        self.state.export_limits.forget(&self.org.id);
+        self.state.forget_org_exports(&self.org.id);
         self.state.audit.record(
             self.event(
                 if replaced {
