@@ -219,6 +219,8 @@ pub struct Housekeeping {
     pub audit_events: u64,
     /// MCP tasks past their time to live.
     pub tasks: u64,
+    /// Pre-warm budget counters of past days.
+    pub prewarm_days: u64,
 }
 
 /// One pass of housekeeping: everything an outsider can make us hold is dropped once it expires.
@@ -254,6 +256,9 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
         purged: store.purge_expired(now, now - KEEP_REVOKED_GRANTS).await?,
         audit_events,
         tasks: store.purge_tasks(now).await?,
+        prewarm_days: store
+            .purge_prewarm_budget(crate::mcp::prewarm::budget_day(now) - 1)
+            .await?,
     })
 }
 
@@ -266,6 +271,19 @@ pub async fn refresh_gauges(state: &AppState) -> Result<(), crate::store::StoreE
 
 pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
     let gauges = state.clone();
+    let prewarm = state.clone();
+    tokio::spawn(async move {
+        // The first pass runs at start; a pass ends when its refreshes have.
+        let mut tick = tokio::time::interval(crate::mcp::prewarm::TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let pass = crate::mcp::prewarm::run_pass(&prewarm).await;
+            if pass.started + pass.followed + pass.failed > 0 {
+                tracing::info!(?pass, "pre-warm pass done");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {

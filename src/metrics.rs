@@ -60,6 +60,11 @@ pub struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OrgLabel {
     pub org: String,
 }
@@ -93,6 +98,8 @@ pub struct Metrics {
     pub clari_requests: Family<ClariLabels, Counter>,
     pub clari_latency: Histograms<EndpointLabel>,
     pub export_cache: Family<CacheLabel, Counter>,
+    pub prewarm_hits: Counter,
+    pub prewarm_refreshes: Family<OutcomeLabel, Counter>,
     pub token_requests: Family<TokenLabels, Counter>,
     pub auth_refusals: Family<StatusLabel, Counter>,
     pub active_grants: Family<OrgLabel, Gauge>,
@@ -114,6 +121,8 @@ impl Default for Metrics {
             clari_requests: Family::default(),
             clari_latency: Family::new_with_constructor(latency_histogram),
             export_cache: Family::default(),
+            prewarm_hits: Counter::default(),
+            prewarm_refreshes: Family::default(),
             token_requests: Family::default(),
             auth_refusals: Family::default(),
             active_grants: Family::default(),
@@ -163,6 +172,16 @@ impl Default for Metrics {
             "export_cache",
             "Export lookups: hit, joined (single-flight) or miss (an export started)",
             m.export_cache.clone(),
+        );
+        r.register(
+            "prewarm_hits",
+            "Export lookups answered from an export the pre-warmer refreshed",
+            m.prewarm_hits.clone(),
+        );
+        r.register(
+            "prewarm_refreshes",
+            "Pre-warm checks by outcome: started, followed, fresh, budget_spent, no_spare_slot, busy, failed",
+            m.prewarm_refreshes.clone(),
         );
         r.register(
             "token_requests",
@@ -303,6 +322,14 @@ impl Metrics {
         self.export_cache
             .get_or_create(&CacheLabel {
                 result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn prewarm(&self, outcome: &'static str) {
+        self.prewarm_refreshes
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

@@ -103,6 +103,33 @@ clari_id!(
     |s| format!("'{s}' is not a Salesforce opportunity id (15 or 18 letters and digits)")
 );
 
+/// At most this many forecast tabs are kept warm per organisation.
+pub const MAX_PREWARM_FORECASTS: usize = 10;
+
+impl ForecastId {
+    /// A list of forecast tabs separated by commas (`forecast,renewals`), without repeats; empty
+    /// text is the empty list.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, IdError> {
+        let mut out: Vec<Self> = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let id = Self::parse(part)?;
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        if out.len() > MAX_PREWARM_FORECASTS {
+            return Err(invalid(
+                "forecast_id",
+                format!(
+                    "at most {MAX_PREWARM_FORECASTS} forecast tabs, not {}",
+                    out.len()
+                ),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 /// A fiscal quarter of the form `YYYY_QN`, e.g. `2026_Q3`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]

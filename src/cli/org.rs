@@ -50,6 +50,10 @@ pub enum OrgCommand {
         /// A regular expression whose matches are redacted too (repeatable).
         #[arg(long = "redact-pattern", value_name = "REGEX")]
         redact_patterns: Vec<String>,
+        /// Forecast tabs whose current-quarter export is kept warm (comma-separated, e.g.
+        /// "forecast,renewals"), none, or default (follow CLARI_MCP_PREWARM).
+        #[arg(long, value_name = "FORECASTS")]
+        prewarm: Option<String>,
     },
     /// The emergency kill switch: disable the organisation, revoke every grant, refresh token
     /// and API key, cancel its Clari exports in flight; every replica refuses it at once.
@@ -160,10 +164,17 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
             org,
             redact,
             redact_patterns,
+            prewarm,
         } => {
             let org = find_org(&state, &org).await?;
+            if redact.is_none() && redact_patterns.is_empty() && prewarm.is_none() {
+                bail!("nothing to set: give --redact, --redact-pattern and/or --prewarm");
+            }
+            if let Some(list) = prewarm {
+                set_prewarm(&state, &org, &list).await?;
+            }
             if redact.is_none() && redact_patterns.is_empty() {
-                bail!("nothing to set: give --redact and/or --redact-pattern");
+                return Ok(());
             }
             let stored = if redact.as_deref().map(str::trim) == Some("default") {
                 if !redact_patterns.is_empty() {
@@ -219,6 +230,59 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                 report.exports_cancelled
             );
         }
+    }
+    Ok(())
+}
+
+/// `--prewarm`: `default` (the server's list), `none`, or forecast tabs separated by commas.
+async fn set_prewarm(
+    state: &AppState,
+    org: &crate::store::Organization,
+    list: &str,
+) -> anyhow::Result<()> {
+    let stored = match list.trim() {
+        "default" => None,
+        "none" => Some(String::new()),
+        text => {
+            let ids = crate::clari::ForecastId::parse_list(text)
+                .map_err(|e| anyhow!("--prewarm: {}", e.reason))?;
+            if ids.is_empty() {
+                bail!("--prewarm: name forecast tabs, or say none or default");
+            }
+            Some(ids.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(","))
+        }
+    };
+    state
+        .store
+        .set_org_prewarm(&org.id, stored.as_deref())
+        .await?;
+    state.audit.record(
+        operator_event(Some(&org.id), "org.prewarm_set", org.id.as_str())
+            .detail("forecasts", stored.as_deref().unwrap_or("default")),
+    );
+    let budget = state.config.prewarm_daily_budget;
+    match stored.as_deref() {
+        None => println!(
+            "pre-warm of '{}': the server's default ({})",
+            org.name,
+            if state.config.prewarm.is_empty() {
+                "none".to_owned()
+            } else {
+                state
+                    .config
+                    .prewarm
+                    .iter()
+                    .map(|f| f.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        ),
+        Some("") => println!("pre-warm of '{}': off", org.name),
+        Some(list) => println!(
+            "pre-warm of '{}': {list} (current quarter; at most {budget} Clari exports a day; from the next pass, within {} s, on every replica)",
+            org.name,
+            crate::mcp::prewarm::TICK.as_secs()
+        ),
     }
     Ok(())
 }

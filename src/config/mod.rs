@@ -119,6 +119,12 @@ pub struct Config {
     /// What is redacted from tool answers for organisations without a policy of their own
     /// (`CLARI_MCP_REDACT`: emails, phones, cards, ssns, ibans, all or none; default none).
     pub redact: Vec<String>,
+    /// Forecast tabs whose current-quarter export is kept warm for organisations without a list of
+    /// their own (`CLARI_MCP_PREWARM`, e.g. `forecast,renewals`; default none).
+    pub prewarm: Vec<crate::clari::ForecastId>,
+    /// Clari exports each organisation may spend on pre-warming per UTC day
+    /// (`CLARI_MCP_PREWARM_DAILY_BUDGET`, 24; 0 turns pre-warming off).
+    pub prewarm_daily_budget: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -157,6 +163,8 @@ impl std::fmt::Debug for Config {
             .field("audit", &self.audit)
             .field("metrics_bind", &self.metrics_bind)
             .field("redact", &self.redact)
+            .field("prewarm", &self.prewarm)
+            .field("prewarm_daily_budget", &self.prewarm_daily_budget)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish()
     }
@@ -389,7 +397,21 @@ impl Config {
                 .map_err(|e| invalid("CLARI_MCP_REDACT", e.to_string()))?,
         };
 
+        let prewarm = crate::clari::ForecastId::parse_list(
+            &raw.prewarm.map(|l| l.0.join(",")).unwrap_or_default(),
+        )
+        .map_err(|e| invalid("CLARI_MCP_PREWARM", e.reason))?;
+        let prewarm_daily_budget = raw.prewarm_daily_budget.unwrap_or(24);
+        if prewarm_daily_budget > 10_000 {
+            return Err(invalid(
+                "CLARI_MCP_PREWARM_DAILY_BUDGET",
+                "must be at most 10000 exports a day",
+            ));
+        }
+
         Ok(Self {
+            prewarm,
+            prewarm_daily_budget,
             redact,
             metrics_bind,
             metrics_token,

@@ -72,6 +72,8 @@ pub(super) struct RawConfig {
     pub(super) metrics_bind: Option<Text>,
     pub(super) metrics_token: Option<Text>,
     pub(super) redact: Option<Text>,
+    pub(super) prewarm: Option<List>,
+    pub(super) prewarm_daily_budget: Option<u32>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -101,6 +103,8 @@ const KEYS: &[&str] = &[
     "metrics_bind",
     "metrics_token",
     "redact",
+    "prewarm",
+    "prewarm_daily_budget",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

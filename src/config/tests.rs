@@ -35,6 +35,12 @@ fn defaults_need_no_configuration() {
     assert_eq!(c.database_url, "sqlite://./data/clari-mcp.db");
     assert_eq!(c.clari_base_url, DEFAULT_CLARI_BASE_URL);
     assert!(c.vault_keys.is_none());
+    assert!(c.prewarm.is_empty());
+    assert_eq!(c.prewarm_daily_budget, 24);
+    let c =
+        Config::from_sources(None, &env(&[("CLARI_MCP_PREWARM", "forecast, renewals")])).unwrap();
+    let tabs: Vec<&str> = c.prewarm.iter().map(|f| f.as_str()).collect();
+    assert_eq!(tabs, ["forecast", "renewals"]);
 }
 
 #[test]
@@ -60,6 +66,9 @@ fn bad_settings_are_named() {
         ("CLARI_MCP_VAULT_KEYS", "short"),
         ("CLARI_MCP_LOG_FORMAT", "xml"),
         ("CLARI_MCP_CLARI_BASE_URL", "api.clari.com"),
+        ("CLARI_MCP_PREWARM", "forecast,no/slash"),
+        ("CLARI_MCP_PREWARM_DAILY_BUDGET", "-1"),
+        ("CLARI_MCP_PREWARM_DAILY_BUDGET", "10001"),
     ] {
         let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
         assert!(err.to_string().starts_with(name), "{name}={value}: {err}");

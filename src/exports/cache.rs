@@ -26,6 +26,8 @@ pub struct CacheUse {
     pub hits: u32,
     pub joined: u32,
     pub misses: u32,
+    /// Hits on an entry the pre-warmer put there.
+    pub prewarmed: u32,
 }
 
 impl CacheUse {
@@ -67,7 +69,10 @@ fn pending<T>(p: &Progress<T>) -> bool {
 struct Slot<T> {
     org: OrgId,
     rx: watch::Receiver<Progress<T>>,
-    created: i64,
+    /// Once ready, the value is served until then.
+    expires: i64,
+    /// Put there by the pre-warmer rather than by a caller.
+    prewarmed: bool,
 }
 
 pub const MAX_ENTRIES: usize = 1_000;
@@ -103,7 +108,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
 
     fn live(&self, slot: &Slot<T>, now: i64) -> bool {
         match &*slot.rx.borrow() {
-            Ok(ExportState::Ready(_)) => now - slot.created < self.ttl_secs,
+            Ok(ExportState::Ready(_)) => now < slot.expires,
             Ok(_) => true,
             Err(_) => false,
         }
@@ -115,9 +120,38 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
         let slots = self.slots.lock().expect("cache lock");
         let slot = slots.get(key)?;
         match &*slot.rx.borrow() {
-            Ok(ExportState::Ready(v)) if now - slot.created < self.ttl_secs => Some(v.clone()),
+            Ok(ExportState::Ready(v)) if now < slot.expires => Some(v.clone()),
             _ => None,
         }
+    }
+
+    /// Until when the ready value for `key` is served; `None` when there is none.
+    pub fn ready_until(&self, key: &str) -> Option<i64> {
+        let slots = self.slots.lock().expect("cache lock");
+        let slot = slots.get(key)?;
+        let ready = matches!(&*slot.rx.borrow(), Ok(ExportState::Ready(_)));
+        ready.then_some(slot.expires)
+    }
+
+    /// Serves `value` for `key` until `expires`, in place of what was there: the outcome of a
+    /// refresh made ahead of expiry. Callers waiting on a replaced export keep their own
+    /// receivers. Skipped when every entry is an export in progress.
+    pub fn install(&self, org: &OrgId, key: String, value: Arc<T>, expires: i64, prewarmed: bool) {
+        let now = self.clock.now();
+        let mut slots = self.slots.lock().expect("cache lock");
+        if !slots.contains_key(&key) && !self.evict_one(&mut slots, now) {
+            return;
+        }
+        let (_, rx) = watch::channel(Ok(ExportState::Ready(value)));
+        slots.insert(
+            key,
+            Slot {
+                org: org.clone(),
+                rx,
+                expires,
+                prewarmed,
+            },
+        );
     }
 
     /// Returns the cached value for `key`, joins a running export, or starts `run` in a spawned
@@ -135,8 +169,12 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
                 && slots
                     .get(&key)
                     .is_some_and(|s| matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_))));
+            let prewarmed = done && slots.get(&key).is_some_and(|s| s.prewarmed);
             note(|u| match (fresh, done) {
-                (true, true) => u.hits += 1,
+                (true, true) => {
+                    u.hits += 1;
+                    u.prewarmed += u32::from(prewarmed);
+                }
                 (true, false) => u.joined += 1,
                 (false, _) => u.misses += 1,
             });
@@ -148,7 +186,8 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
                     Slot {
                         org: org.clone(),
                         rx: rx.clone(),
-                        created: now,
+                        expires: now + self.ttl_secs,
+                        prewarmed: false,
                     },
                 );
                 tokio::spawn(run(tx));
@@ -191,27 +230,31 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
                 limit: self.max_pending_per_org,
             });
         }
+        if self.evict_one(slots, now) {
+            Ok(())
+        } else {
+            Err(ClariError::TooManyExports {
+                limit: self.max_entries,
+            })
+        }
+    }
+
+    /// Makes room for one more entry: drops what expired or failed, then the finished entry
+    /// closest to expiry; `false` when every entry is an export in progress.
+    fn evict_one(&self, slots: &mut HashMap<String, Slot<T>>, now: i64) -> bool {
         if slots.len() < self.max_entries {
-            return Ok(());
+            return true;
         }
         slots.retain(|_, s| self.live(s, now));
         if slots.len() < self.max_entries {
-            return Ok(());
+            return true;
         }
         let oldest_done = slots
             .iter()
             .filter(|(_, s)| matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_))))
-            .min_by_key(|(_, s)| s.created)
+            .min_by_key(|(_, s)| s.expires)
             .map(|(k, _)| k.clone());
-        match oldest_done {
-            Some(k) => {
-                slots.remove(&k);
-                Ok(())
-            }
-            None => Err(ClariError::TooManyExports {
-                limit: self.max_entries,
-            }),
-        }
+        oldest_done.is_some_and(|k| slots.remove(&k).is_some())
     }
 
     /// Drops expired and failed entries.
@@ -467,5 +510,30 @@ mod tests {
             })
             .await;
         assert!(elsewhere.is_ok(), "another organisation is not held back");
+    }
+
+    #[tokio::test]
+    async fn an_installed_refresh_is_served_until_its_own_expiry_and_counted() {
+        let clock = ManualClock::new(1_000);
+        let cache = cache(&clock);
+        assert_eq!(cache.ready_until("org_1:f"), None);
+        // A refresh lands with a lifetime longer than the TTL of 60 s.
+        cache.install(&org(), "org_1:f".into(), Arc::new(7), 1_000 + 3_600, true);
+        assert_eq!(cache.ready_until("org_1:f"), Some(4_600));
+        clock.advance(3_599);
+        let used = CACHE_USE
+            .scope(std::cell::Cell::new(CacheUse::default()), async {
+                let got = cache
+                    .get(&org(), "org_1:f".into(), Duration::ZERO, |_tx| async move {
+                        panic!("served from the refresh")
+                    })
+                    .await;
+                assert!(matches!(got, Ok(ExportState::Ready(v)) if *v == 7));
+                CACHE_USE.with(std::cell::Cell::get)
+            })
+            .await;
+        assert_eq!((used.hits, used.prewarmed, used.label()), (1, 1, "hit"));
+        clock.advance(1);
+        assert_eq!(cache.peek("org_1:f"), None, "expired at its own time");
     }
 }

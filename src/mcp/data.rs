@@ -120,16 +120,14 @@ async fn run_export<K: ExportKind>(
     }));
     // The decrypted key lives as long as this wait; it ends, before another call to Clari, once
     // the organisation is disabled (the kill switch): the key and the poll go with it.
-    let (check_state, check_org) = (state.clone(), org.clone());
-    let policy = WaitPolicy {
-        poll_interval: state.config.export_poll_interval,
-        deadline: BACKGROUND_DEADLINE,
-        still_wanted: Some(Arc::new(move || {
-            let (state, org) = (check_state.clone(), check_org.clone());
-            Box::pin(async move { org_enabled(&state, &org).await })
-        })),
-    };
-    let outcome = kind.resume(client, &target, &started.job_id, policy).await;
+    let outcome = kind
+        .resume(
+            client,
+            &target,
+            &started.job_id,
+            background_wait(state, org),
+        )
+        .await;
     drop(target);
     let ok = matches!(outcome, Ok(ExportState::Ready(_)));
     queue::finish(state, org, request, &started, ok).await;
@@ -139,6 +137,20 @@ async fn run_export<K: ExportKind>(
             job_id: started.job_id.to_string(),
             status: "running".to_owned(),
         }),
+    }
+}
+
+/// How an export is awaited in the background: polled until [`BACKGROUND_DEADLINE`], and only
+/// while the organisation stays enabled.
+pub fn background_wait(state: &AppState, org: &OrgId) -> WaitPolicy {
+    let (check_state, check_org) = (state.clone(), org.clone());
+    WaitPolicy {
+        poll_interval: state.config.export_poll_interval,
+        deadline: BACKGROUND_DEADLINE,
+        still_wanted: Some(Arc::new(move || {
+            let (state, org) = (check_state.clone(), check_org.clone());
+            Box::pin(async move { org_enabled(&state, &org).await })
+        })),
     }
 }
 

@@ -228,6 +228,115 @@ where
     }
 }
 
+/// What one attempt to start an export in a spare slot (for pre-warming) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpareStart {
+    /// This replica created the Clari job and owns the row.
+    Started(Started),
+    /// The same export is running for another caller, or finished `finished_at`: follow it.
+    Follow {
+        job_id: JobId,
+        finished_at: Option<i64>,
+    },
+    /// Nothing to start now; the reason, for the metrics.
+    Skipped(&'static str),
+}
+
+/// Starts the export for `request` only if it can be done now without holding up anyone: the
+/// row is free (nobody exports it, and no result finished less than `fresh_for` seconds ago),
+/// no interactive export waits in the queue, and a slot stays free after this one (never the
+/// last). `spend` is asked just before the Clari job is created (the daily budget). Never waits.
+pub async fn start_spare<C, Fut, S, SFut>(
+    state: &AppState,
+    org: &OrgId,
+    target: &ClariTarget,
+    request: &str,
+    fresh_for: i64,
+    spend: S,
+    create: C,
+) -> Result<SpareStart, ClariError>
+where
+    C: FnOnce() -> Fut,
+    Fut: Future<Output = Result<JobId, ClariError>>,
+    S: FnOnce() -> SFut,
+    SFut: Future<Output = bool>,
+{
+    let key = sha256_hex(request);
+    let store = &state.store;
+    let now = state.now();
+    let unavailable = |e: crate::store::StoreError| {
+        tracing::warn!(error = %e, org_id = %org, "export queue unavailable; not pre-warming");
+        ClariError::StoreUnavailable
+    };
+    match store
+        .claim_export(org, &key, now, staleness(now, fresh_for))
+        .await
+        .map_err(unavailable)?
+    {
+        ExportClaim::Won => {}
+        ExportClaim::Taken {
+            clari_job_id: Some(job_id),
+            status: status @ (ExportStatus::Running | ExportStatus::Done),
+            updated_at,
+            ..
+        } => {
+            return Ok(match JobId::parse(&job_id) {
+                Ok(job_id) => SpareStart::Follow {
+                    job_id,
+                    finished_at: (status == ExportStatus::Done).then_some(updated_at),
+                },
+                Err(_) => SpareStart::Skipped("busy"),
+            });
+        }
+        ExportClaim::Taken { .. } => return Ok(SpareStart::Skipped("busy")),
+    }
+    let limit = concurrent_limit(state, org, target).await;
+    if limit < 2 {
+        finish_quietly(state, org, &key, false).await;
+        return Ok(SpareStart::Skipped("no_spare_slot"));
+    }
+    let now = state.now();
+    match store
+        .promote_export(org, &key, limit - 1, now, staleness(now, fresh_for))
+        .await
+        .map_err(unavailable)?
+    {
+        Promotion::Start => {}
+        Promotion::Wait { .. } => {
+            finish_quietly(state, org, &key, false).await;
+            return Ok(SpareStart::Skipped("no_spare_slot"));
+        }
+        Promotion::Lost => return Ok(SpareStart::Skipped("busy")),
+    }
+    if !spend().await {
+        finish_quietly(state, org, &key, false).await;
+        return Ok(SpareStart::Skipped("budget_spent"));
+    }
+    match create().await {
+        Ok(job_id) => {
+            if let Err(e) = store
+                .record_export_job(org, &key, job_id.as_str(), state.now())
+                .await
+            {
+                tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
+            }
+            Ok(SpareStart::Started(Started {
+                job_id,
+                owner: true,
+            }))
+        }
+        Err(e) => {
+            finish_quietly(state, org, &key, false).await;
+            if only_slots_are_busy(&e) {
+                state.export_limits.forget(org);
+                Ok(SpareStart::Skipped("no_spare_slot"))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Without the database there is no coordination: start the export alone rather than fail, as a
 /// single replica would.
 async fn uncoordinated<C, Fut>(

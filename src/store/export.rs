@@ -70,6 +70,8 @@ pub enum ExportClaim {
         status: ExportStatus,
         /// 1 = next to start; only for queued rows.
         position: Option<u32>,
+        /// When the row last changed: for a finished row, when its result was ready.
+        updated_at: UnixTime,
     },
 }
 
@@ -170,7 +172,7 @@ WHERE export_jobs.status = 'failed'
 RETURNING request_key";
 
 const FIND: &str = "\
-SELECT clari_job_id, status, queue_seq FROM export_jobs
+SELECT clari_job_id, status, queue_seq, updated_at FROM export_jobs
 WHERE organization_id = $1 AND request_key = $2";
 
 /// Takes the organisation's lane row: every promotion of one organisation runs after the
@@ -269,17 +271,18 @@ macro_rules! export_store {
                 if won.is_some() {
                     return Ok(ExportClaim::Won);
                 }
-                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(FIND)
+                let row: Option<(Option<String>, String, i64, i64)> = sqlx::query_as(FIND)
                     .bind(org.as_str())
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?;
                 // Deleted between the two statements (a purge): claim again next time.
-                let Some((clari_job_id, status, queue_seq)) = row else {
+                let Some((clari_job_id, status, queue_seq, updated_at)) = row else {
                     return Ok(ExportClaim::Taken {
                         clari_job_id: None,
                         status: ExportStatus::Queued,
                         position: None,
+                        updated_at: now,
                     });
                 };
                 let status = ExportStatus::parse(&status)?;
@@ -296,6 +299,7 @@ macro_rules! export_store {
                     clari_job_id,
                     status,
                     position,
+                    updated_at,
                 })
             }
 
@@ -313,12 +317,12 @@ macro_rules! export_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(FIND)
+                let row: Option<(Option<String>, String, i64, i64)> = sqlx::query_as(FIND)
                     .bind(org.as_str())
                     .bind(key)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some((_, status, queue_seq)) = row else {
+                let Some((_, status, queue_seq, _)) = row else {
                     return Ok(Promotion::Lost);
                 };
                 if ExportStatus::parse(&status)? != ExportStatus::Queued {
@@ -415,16 +419,17 @@ macro_rules! export_store {
                 org: &OrgId,
                 key: &str,
             ) -> Result<Option<ExportClaim>, StoreError> {
-                let row: Option<(Option<String>, String, i64)> = sqlx::query_as(FIND)
+                let row: Option<(Option<String>, String, i64, i64)> = sqlx::query_as(FIND)
                     .bind(org.as_str())
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|(clari_job_id, status, _)| {
+                row.map(|(clari_job_id, status, _, updated_at)| {
                     Ok(ExportClaim::Taken {
                         clari_job_id,
                         status: ExportStatus::parse(&status)?,
                         position: None,
+                        updated_at,
                     })
                 })
                 .transpose()

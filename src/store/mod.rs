@@ -1,6 +1,6 @@
 //! Persistence: one trait per aggregate (organisations, users, Clari credentials, API keys,
 //! clients, grants, codes, refresh tokens, signing keys, browser sessions, rate limits, exports,
-//! the audit trail),
+//! the audit trail, tasks, pre-warming),
 //! each in its own file with its SQL as constants and one macro that implements it for SQLite
 //! (embedded default) and PostgreSQL (several replicas); `$N` placeholders work on both.
 //! [`Store`] is their sum.
@@ -19,6 +19,7 @@ mod grant;
 mod models;
 mod org;
 mod postgres;
+mod prewarm;
 mod refresh;
 mod session;
 mod signing_key;
@@ -42,6 +43,7 @@ pub use grant::{Grant, GrantStore, GrantView};
 pub use models::*;
 pub use org::{Killed, OrgStore};
 pub use postgres::PgStore;
+pub use prewarm::PrewarmStore;
 pub use refresh::{RefreshRecord, RefreshStore};
 pub use session::{BrowserSessionStore, RateLimitStore};
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
@@ -136,6 +138,7 @@ pub trait Store:
     + ExportStore
     + AuditStore
     + TaskStore
+    + PrewarmStore
     + Send
     + Sync
     + 'static

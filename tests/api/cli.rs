@@ -88,6 +88,30 @@ async fn migrate_and_org_commands_work(db: &TestDb) {
         serde_json::from_str(&cli.ok(&["org", "list", "--json"], None)).unwrap();
     assert_eq!(json[0]["disabled"], false);
     assert_eq!(json[0]["id"], id.as_str());
+
+    // Pre-warmed tabs: a list (repeats dropped), off, or back to the server's default.
+    let org = clari_mcp::store::OrgId::parse(&id).unwrap();
+    let store = db.store().await;
+    let said = cli.ok(
+        &[
+            "org",
+            "set",
+            "--org",
+            &id,
+            "--prewarm",
+            "forecast, renewals,forecast",
+        ],
+        None,
+    );
+    assert!(said.contains("forecast,renewals"), "{said}");
+    assert_eq!(
+        store.org_prewarm(&org).await.unwrap().as_deref(),
+        Some("forecast,renewals")
+    );
+    cli.ok(&["org", "set", "--org", &id, "--prewarm", "none"], None);
+    assert_eq!(store.org_prewarm(&org).await.unwrap().as_deref(), Some(""));
+    cli.ok(&["org", "set", "--org", &id, "--prewarm", "default"], None);
+    assert_eq!(store.org_prewarm(&org).await.unwrap(), None);
 }
 
 async fn clari_key_is_read_from_stdin_stored_encrypted_and_never_shown(db: &TestDb) {
@@ -332,6 +356,23 @@ async fn bad_input_exits_non_zero_with_one_line_and_changes_nothing(db: &TestDb)
             &["org", "disable", "--org", "Nope"],
             None,
             "unknown organisation",
+        ),
+        (
+            &[
+                "org",
+                "set",
+                "--org",
+                "Acme",
+                "--prewarm",
+                "forecast,not a tab",
+            ],
+            None,
+            "--prewarm: 'not a tab' is not a forecast tab id",
+        ),
+        (
+            &["org", "set", "--org", "Acme", "--prewarm", " , "],
+            None,
+            "--prewarm: name forecast tabs",
         ),
         (
             &["user", "create", "--org", "Nope", "--email", "a@b.test"],

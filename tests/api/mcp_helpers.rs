@@ -79,22 +79,24 @@ pub async fn mcp_env_with(db: &TestDb, extra: &[(&str, &str)]) -> McpEnv {
 /// The environment plus a second replica of the app over the same database (same vault key,
 /// same public URL, its own memory and clock set to the first one's).
 pub async fn mcp_env_with_replica(db: &TestDb) -> (McpEnv, TestApp) {
+    mcp_env_with_replica_and(db, &[]).await
+}
+
+/// Two replicas, both with the extra settings.
+pub async fn mcp_env_with_replica_and(db: &TestDb, extra: &[(&str, &str)]) -> (McpEnv, TestApp) {
     let vault_key = clari_mcp::crypto::Vault::generate_key();
-    let vault = [(
+    let mut settings = vec![(
         "CLARI_MCP_VAULT_KEYS",
         secrecy::ExposeSecret::expose_secret(&vault_key),
     )];
-    let env = mcp_env_with(db, &vault).await;
-    let b = spawn_app_with(
-        db,
-        &[
-            vault[0],
-            ("CLARI_MCP_CLARI_BASE_URL", &env.sandbox.base_url),
-            ("CLARI_MCP_PUBLIC_URL", &env.app.address),
-            ("CLARI_MCP_EXPORT_POLL_MS", "40"),
-        ],
-    )
-    .await;
+    settings.extend_from_slice(extra);
+    let env = mcp_env_with(db, &settings).await;
+    settings.extend_from_slice(&[
+        ("CLARI_MCP_CLARI_BASE_URL", &env.sandbox.base_url),
+        ("CLARI_MCP_PUBLIC_URL", &env.app.address),
+        ("CLARI_MCP_EXPORT_POLL_MS", "40"),
+    ]);
+    let b = spawn_app_with(db, &settings).await;
     b.clock.set(env.app.clock.now_for_tests());
     (env, b)
 }

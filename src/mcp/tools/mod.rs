@@ -297,6 +297,10 @@ pub async fn call(
                 })
                 .inc_by(redactions);
         }
+        state
+            .metrics
+            .prewarm_hits
+            .inc_by(u64::from(cache.prewarmed));
         for (label, n) in [
             ("hit", cache.hits),
             ("joined", cache.joined),

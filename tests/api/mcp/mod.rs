@@ -1,6 +1,7 @@
 //! The MCP resource server end to end: transport, authentication, scopes, tools against the sandbox.
 
 mod isolation;
+mod prewarm;
 mod replicas;
 mod tasks;
 mod tools;
