@@ -267,4 +267,20 @@ async fn sandbox_speaks_clari_wire_format() {
         .unwrap();
     assert_eq!(knobs["job_latency_ms"], 5);
     assert_eq!(sb.knobs().job_latency_ms, 5);
+
+    // What it served, for drivers outside the process.
+    let stats: serde_json::Value = http
+        .get(format!(
+            "{}/_sandbox/stats",
+            sb.base_url.trim_end_matches("/v4")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["jobs_created"], sb.jobs_created() as u64);
+    assert!(stats["jobs_created"].as_u64().unwrap() >= 2, "{stats}");
+    assert_eq!(stats["requests"], sb.request_count());
 }

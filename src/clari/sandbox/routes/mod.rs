@@ -61,6 +61,7 @@ pub(super) fn router(state: Arc<SandboxState>) -> Router {
         .nest("/v4", v4)
         .route("/_sandbox/knobs", get(get_knobs).put(put_knobs))
         .route("/_sandbox/describe", get(describe))
+        .route("/_sandbox/stats", get(stats))
         .fallback(no_route)
         .with_state(state)
 }
@@ -344,4 +345,14 @@ async fn put_knobs(State(s): St, body: Bytes) -> Response {
 
 async fn describe(State(s): St) -> Json<Value> {
     Json(json!({"base_url": s.base_url, "orgs": super::describe_orgs(&s.dataset)}))
+}
+
+/// What the sandbox has served so far, for tests and benchmarks run from outside the process.
+async fn stats(State(s): St) -> Json<Value> {
+    Json(json!({
+        "requests": s.requests.load(std::sync::atomic::Ordering::SeqCst),
+        "jobs_created": s.jobs.count(),
+        "jobs_cancelled": s.jobs.cancelled(),
+        "peak_running_jobs": s.jobs.peak_running(),
+    }))
 }
