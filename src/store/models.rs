@@ -209,4 +209,6 @@ pub struct ApiKeyPrincipal {
     pub user_id: UserId,
     #[sqlx(try_from = "String")]
     pub scopes: ScopeSet,
+    /// When the key was last recorded as used (rewritten at most once a minute).
+    pub last_used_at: Option<UnixTime>,
 }
