@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use p256::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -70,9 +69,13 @@ pub enum TokenError {
     Revoked,
 }
 
+/// The current signing key, parsed once (parsing a PKCS#8 key per token derived its public key,
+/// a second scalar multiplication on every token issued).
 struct Signer {
     kid: String,
-    key: EncodingKey,
+    key: p256::ecdsa::SigningKey,
+    /// `base64url({"alg":"ES256","typ":"at+jwt","kid":…})`, the same for every token.
+    header: String,
 }
 
 struct KeySet {
@@ -91,7 +94,14 @@ pub struct Keys {
     reloads: std::sync::atomic::AtomicU64,
     /// Retired keys are dropped from the JWKS this long after retirement.
     publish_retired_for: i64,
+    /// Tokens whose signature and claims checked out, by SHA-256 of the token, until they
+    /// expire: verifying ES256 costs far more than the rest of a request. Only verified tokens
+    /// get in, and it is bounded.
+    verified: std::sync::Mutex<HashMap<[u8; 32], AccessClaims>>,
 }
+
+/// At most this many verified tokens are remembered.
+const MAX_VERIFIED: usize = 10_000;
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,12 +172,11 @@ fn build(
             let scalar = vault.open(&r.private_ciphertext, &r.private_key_id)?;
             let secret = p256::SecretKey::from_slice(&scalar)
                 .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?;
-            let der = secret
-                .to_pkcs8_der()
-                .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?;
+            let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": r.kid});
             signer = Some(Signer {
                 kid: r.kid.clone(),
-                key: EncodingKey::from_ec_der(der.as_bytes()),
+                key: p256::ecdsa::SigningKey::from(secret),
+                header: b64(header.to_string().as_bytes()),
             });
         }
     }
@@ -262,6 +271,7 @@ impl Keys {
             last_reload: std::sync::atomic::AtomicI64::new(i64::MIN),
             reloads: std::sync::atomic::AtomicU64::new(0),
             publish_retired_for,
+            verified: Default::default(),
         })
     }
 
@@ -302,16 +312,61 @@ impl Keys {
     pub async fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
         let set = self.set.read().await.clone();
         let signer = set.signer.as_ref().ok_or(KeyError::NoKey)?;
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(signer.kid.clone());
-        jsonwebtoken::encode(&header, claims, &signer.key)
-            .map_err(|e| KeyError::Damaged(signer.kid.clone(), e.to_string()))
+        // A JWS compact serialization (RFC 7515 §7.1) with an ES256 signature (RFC 7518 §3.4:
+        // r and s, 32 bytes each), the form every JWT library reads.
+        let payload = serde_json::to_vec(claims)
+            .map_err(|e| KeyError::Damaged(signer.kid.clone(), e.to_string()))?;
+        let signing_input = format!("{}.{}", signer.header, b64(&payload));
+        let signature: p256::ecdsa::Signature =
+            p256::ecdsa::signature::Signer::sign(&signer.key, signing_input.as_bytes());
+        Ok(format!("{signing_input}.{}", b64(&signature.to_bytes())))
     }
 
     /// Verifies signature, `typ`, `iss`, `aud` and `exp` (against `now`, with 30 s of leeway).
     /// An unknown `kid` triggers one reload, so keys rotated by another replica are picked up.
     pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: UnixTime,
+        store: &dyn Store,
+        vault: &Vault,
+    ) -> Result<AccessClaims, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let known = self
+            .verified
+            .lock()
+            .expect("verified tokens lock")
+            .get(&digest)
+            .cloned();
+        if let Some(claims) = known {
+            if claims.iss != issuer {
+                return Err(TokenError::Invalid);
+            }
+            if claims.aud != audience {
+                return Err(TokenError::WrongAudience);
+            }
+            if claims.exp + 30 < now {
+                return Err(TokenError::Expired);
+            }
+            return Ok(claims);
+        }
+        let claims = self
+            .verify_signed(token, issuer, audience, now, store, vault)
+            .await?;
+        let mut verified = self.verified.lock().expect("verified tokens lock");
+        if verified.len() >= MAX_VERIFIED {
+            verified.retain(|_, c| c.exp + 30 >= now);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_signed(
         &self,
         token: &str,
         issuer: &str,

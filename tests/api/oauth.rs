@@ -79,6 +79,31 @@ async fn whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect(
     assert_eq!(claims.aud, app.state.config.mcp_url);
     assert_eq!(claims.client_id, client_id);
     assert_eq!(claims.exp - claims.iat, 900);
+    // Verified once, remembered until it expires: the same answer, then none.
+    let app_ref = &app;
+    let verify = |token: String, now: i64| async move {
+        app_ref
+            .state
+            .keys
+            .verify(
+                &token,
+                &issuer_of(app_ref),
+                &app_ref.state.config.mcp_url,
+                now,
+                app_ref.state.store.as_ref(),
+                &app_ref.state.vault,
+            )
+            .await
+    };
+    assert_eq!(verify(at.clone(), app.state.now()).await.unwrap(), claims);
+    assert!(matches!(
+        verify(at.clone(), claims.exp + 31).await,
+        Err(clari_mcp::signing::TokenError::Expired)
+    ));
+    let mut tampered = at.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(verify(tampered, app.state.now()).await.is_err());
     let header = jsonwebtoken::decode_header(&at).unwrap();
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let jwks: Value = app
@@ -166,4 +191,8 @@ async fn whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect(
             .unwrap()
             .is_none()
     );
+}
+
+fn issuer_of(app: &crate::helpers::TestApp) -> String {
+    app.state.config.issuer.clone()
 }
