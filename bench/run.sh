@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Benchmark: starts `clari-mcp demo` (SQLite, in-process sandbox with its default 1.5 s export
-# latency) on a free port and measures it with measure.py. Rerun any time:
-#   bash bench/run.sh              # release build (the numbers to quote)
-#   BENCH_PROFILE=debug bash bench/run.sh
+# The benchmark (see bench/README.md): clari-mcp, the framework floors (bare axum, bare rmcp) and
+# the official TypeScript and Python MCP SDKs, side by side on this machine, in one run.
+#   bash bench/run.sh           # 3 runs of 5 s per case, median (the numbers to quote)
+#   bash bench/run.sh --quick   # 1 short run per case on the debug build: checks that the
+#                               # benchmark works (CI runs it); its figures are not for quoting
+# Installs what it needs: wrk (Debian), the peers' pinned packages (npm lock file, PyPI pins)
+# into bench/peers/ts/node_modules and target/bench/py, never into the repository.
+# Set CLARI_MCP_TEST_POSTGRES_URL to add the two-replica cold burst over PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROFILE="${BENCH_PROFILE:-release}"
-if [ "$PROFILE" = release ]; then cargo build --quiet --release --bin clari-mcp; else cargo build --quiet --bin clari-mcp; fi
-BIN="target/${PROFILE}/clari-mcp"
-WORK="$(mktemp -d)"
-PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-env -u CLARI_MCP_DATABASE_URL -u CLARI_MCP_VAULT_KEYS RUST_LOG=warn "$BIN" demo --port "$PORT" --data-dir "$WORK/data" >"$WORK/demo.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do [ -f "$WORK/data/demo-credentials.json" ] && curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-KEY="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["api_key"])' "$WORK/data/demo-credentials.json")"
-echo "clari-mcp ${PROFILE} build, $(nproc) cores, SQLite, sandbox export latency 1.5 s"
-python3 bench/measure.py "http://127.0.0.1:${PORT}/mcp" "$KEY"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "== installing wrk (Debian)"
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+PROFILE=release
+for a in "$@"; do [ "$a" = --quick ] && PROFILE=debug; done
+echo "== $PROFILE build (server and floors)"
+if [ "$PROFILE" = release ]; then
+  cargo build --quiet --release --bin clari-mcp --example floor
+else
+  cargo build --quiet --bin clari-mcp --example floor
+fi
+echo "== peers: official TypeScript SDK (npm ci) and Python SDK (pip)"
+(cd bench/peers/ts && npm ci --silent --no-audit --no-fund >/dev/null)
+mkdir -p target/bench
+[ -x target/bench/py/bin/python ] || python3 -m venv target/bench/py
+target/bench/py/bin/pip install --quiet --disable-pip-version-check -r bench/peers/py/requirements.txt
+BENCH_PROFILE="$PROFILE" exec python3 bench/bench.py "$@"
