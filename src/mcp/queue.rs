@@ -167,12 +167,7 @@ where
                     say(Waiting::Starting, &mut last);
                     match create().await {
                         Ok(job_id) => {
-                            if let Err(e) = store
-                                .record_export_job(org, &key, job_id.as_str(), state.now())
-                                .await
-                            {
-                                tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
-                            }
+                            record_job(state, org, &key, &job_id).await;
                             return Ok(Started {
                                 job_id,
                                 owner: true,
@@ -245,7 +240,7 @@ pub enum SpareStart {
 /// Starts the export for `request` only if it can be done now without holding up anyone: the
 /// row is free (nobody exports it, and no result finished less than `fresh_for` seconds ago),
 /// no interactive export waits in the queue, and a slot stays free after this one (never the
-/// last). `spend` is asked just before the Clari job is created (the daily budget). Never waits.
+/// last), by our own count and by Clari's, which includes other clients of the same key. `spend` is asked just before the Clari job is created (the daily budget). Never waits.
 pub async fn start_spare<C, Fut, S, SFut>(
     state: &AppState,
     org: &OrgId,
@@ -290,8 +285,18 @@ where
         }
         ExportClaim::Taken { .. } => return Ok(SpareStart::Skipped("busy")),
     }
-    let limit = concurrent_limit(state, org, target).await;
-    if limit < 2 {
+    // Clari's own count, read now: slots held by other clients of the same key count too.
+    let limits = match state.clari.admin_limits(target).await {
+        Ok(l) => l.jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, org_id = %org, "reading Clari's export limits failed; not pre-warming");
+            finish_quietly(state, org, &key, false).await;
+            return Ok(SpareStart::Skipped("limits_unavailable"));
+        }
+    };
+    let limit = limits.concurrent_limit.clamp(1, 1_000) as u32;
+    state.export_limits.put(org, state.now(), limit);
+    if limit < 2 || limits.available_concurrent_limit < 2 {
         finish_quietly(state, org, &key, false).await;
         return Ok(SpareStart::Skipped("no_spare_slot"));
     }
@@ -314,12 +319,7 @@ where
     }
     match create().await {
         Ok(job_id) => {
-            if let Err(e) = store
-                .record_export_job(org, &key, job_id.as_str(), state.now())
-                .await
-            {
-                tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
-            }
+            record_job(state, org, &key, &job_id).await;
             Ok(SpareStart::Started(Started {
                 job_id,
                 owner: true,
@@ -353,6 +353,17 @@ where
         job_id: create().await?,
         owner: false,
     })
+}
+
+/// `starting` → `running` with the Clari job's id, so other replicas follow it.
+async fn record_job(state: &AppState, org: &OrgId, key: &str, job_id: &JobId) {
+    if let Err(e) = state
+        .store
+        .record_export_job(org, key, job_id.as_str(), state.now())
+        .await
+    {
+        tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
+    }
 }
 
 /// Records the outcome of an owned export.

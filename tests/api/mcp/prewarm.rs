@@ -107,12 +107,28 @@ async fn prewarming_never_takes_the_last_concurrency_slot(db: &TestDb) {
     let pass = prewarm::run_pass(state).await;
     assert_eq!(pass.skipped, 1, "{pass:?}");
     assert_eq!(env.sandbox.jobs_created(), 0);
-    // Two slots, one held by an interactive export: still the last one.
+    // Two slots, one held by another client of the same Clari key: Clari's count says so.
     env.sandbox.set_knobs(|k| {
         k.concurrent_limit = 2;
         k.job_latency_ms = 1_500;
     });
-    state.export_limits.forget(&env.org);
+    let other_client = reqwest::Client::new()
+        .post(format!("{}/export/forecast/renewals", env.sandbox.base_url))
+        .header("apikey", &env.sandbox.orgs()[0].api_key)
+        .json(&json!({"typesToExport": ["forecast"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        other_client.status().is_success(),
+        "{}",
+        other_client.status()
+    );
+    let pass = prewarm::run_pass(state).await;
+    assert_eq!(pass.skipped, 1, "{pass:?}");
+    assert_eq!(env.sandbox.jobs_created(), 1, "only the other client's");
+    wait_until_idle(&env).await;
+    // Two slots, one held by an interactive export: still the last one.
     let key = env.api_key("forecasts:read").await;
     let asked = call_tool(
         &env.app,
@@ -122,10 +138,10 @@ async fn prewarming_never_takes_the_last_concurrency_slot(db: &TestDb) {
     )
     .await;
     assert_eq!(asked["structuredContent"]["status"], "running", "{asked}");
-    wait_for_jobs(&env, 1).await;
+    wait_for_jobs(&env, 2).await;
     let pass = prewarm::run_pass(state).await;
     assert_eq!(pass.skipped, 1, "{pass:?}");
-    assert_eq!(env.sandbox.jobs_created(), 1);
+    assert_eq!(env.sandbox.jobs_created(), 2);
     // Once it finished, the pre-warm goes ahead with one slot to spare.
     let done = call_tool(
         &env.app,
@@ -136,7 +152,28 @@ async fn prewarming_never_takes_the_last_concurrency_slot(db: &TestDb) {
     .await;
     assert_eq!(done["structuredContent"]["status"], "ready");
     assert_eq!(prewarm::run_pass(state).await.started, 1);
-    assert_eq!(env.sandbox.jobs_created(), 2);
+    assert_eq!(env.sandbox.jobs_created(), 3);
+}
+
+/// Waits (polling the sandbox's limits, not a fixed sleep) until no export job runs.
+async fn wait_until_idle(env: &McpEnv) {
+    let http = reqwest::Client::new();
+    for _ in 0..1_000 {
+        let limits: Value = http
+            .get(format!("{}/admin/limits", env.sandbox.base_url))
+            .header("apikey", &env.sandbox.orgs()[0].api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if limits["jobs"]["availableConcurrentLimit"] == limits["jobs"]["concurrentLimit"] {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the sandbox's jobs never finished");
 }
 
 /// Waits (by polling, not a fixed sleep) until the sandbox has created `n` jobs.
