@@ -73,7 +73,7 @@ pub enum TokenError {
 /// a second scalar multiplication on every token issued).
 struct Signer {
     kid: String,
-    key: p256::ecdsa::SigningKey,
+    key: ring::signature::EcdsaKeyPair,
     /// `base64url({"alg":"ES256","typ":"at+jwt","kid":…})`, the same for every token.
     header: String,
 }
@@ -142,6 +142,20 @@ pub fn generate(vault: &Vault, now: UnixTime) -> SigningKeyRecord {
     }
 }
 
+/// The key as ring holds it for signing: ES256 with the fixed-size (r||s) signature JWS uses.
+/// ring signs P-256 several times faster than the pure-Rust code the JWT library uses.
+fn ring_key_pair(secret: &p256::SecretKey) -> Result<ring::signature::EcdsaKeyPair, String> {
+    let public =
+        p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&secret.public_key(), false);
+    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        secret.to_bytes().as_slice(),
+        public.as_bytes(),
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|e| e.to_string())
+}
+
 fn build(
     records: &[SigningKeyRecord],
     vault: &Vault,
@@ -175,7 +189,8 @@ fn build(
             let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": r.kid});
             signer = Some(Signer {
                 kid: r.kid.clone(),
-                key: p256::ecdsa::SigningKey::from(secret),
+                key: ring_key_pair(&secret)
+                    .map_err(|e| KeyError::Damaged(r.kid.clone(), e.to_string()))?,
                 header: b64(header.to_string().as_bytes()),
             });
         }
@@ -317,9 +332,11 @@ impl Keys {
         let payload = serde_json::to_vec(claims)
             .map_err(|e| KeyError::Damaged(signer.kid.clone(), e.to_string()))?;
         let signing_input = format!("{}.{}", signer.header, b64(&payload));
-        let signature: p256::ecdsa::Signature =
-            p256::ecdsa::signature::Signer::sign(&signer.key, signing_input.as_bytes());
-        Ok(format!("{signing_input}.{}", b64(&signature.to_bytes())))
+        let signature = signer
+            .key
+            .sign(&ring::rand::SystemRandom::new(), signing_input.as_bytes())
+            .map_err(|_| KeyError::Damaged(signer.kid.clone(), "signing failed".into()))?;
+        Ok(format!("{signing_input}.{}", b64(signature.as_ref())))
     }
 
     /// Verifies signature, `typ`, `iss`, `aud` and `exp` (against `now`, with 30 s of leeway).
