@@ -224,6 +224,21 @@ pub async fn settle(state: &AppState, id: &str, outcome: Result<CallToolResult, 
     }
 }
 
+/// The caller's task `task_id`; anyone else's, or an expired one, is an unknown task.
+async fn owned_task(
+    state: &AppState,
+    ctx: &AuthContext,
+    task_id: &str,
+    now: i64,
+) -> Result<TaskRecord, McpError> {
+    state
+        .store
+        .task(&ctx.org_id, &owner(ctx), task_id, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(unknown_task)
+}
+
 /// `tasks/get`: where the task stands; a working task's export is looked at (without waiting)
 /// and, when ready, the finished answer is stored and returned.
 pub async fn get(
@@ -233,12 +248,7 @@ pub async fn get(
     task_id: &str,
 ) -> Result<GetTaskResult, McpError> {
     let now = state.now();
-    let record = state
-        .store
-        .task(&ctx.org_id, &owner(ctx), task_id, now)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(unknown_task)?;
+    let record = owned_task(state, ctx, task_id, now).await?;
     // A task run in the background (not an export) is finished by its runner; report it.
     if record.status != TaskStatus::Working || !tools::waits_for_exports(&record.tool) {
         return Ok(GetTaskResult::new(detailed(&record)));
@@ -277,12 +287,7 @@ pub async fn get(
         .await
         .map_err(store_error)?;
     // Another replica may have ended it first (cancelled, say): report what is stored.
-    let stored = state
-        .store
-        .task(&ctx.org_id, &owner(ctx), task_id, now)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(unknown_task)?;
+    let stored = owned_task(state, ctx, task_id, now).await?;
     Ok(GetTaskResult::new(detailed(&stored)))
 }
 
@@ -290,12 +295,7 @@ pub async fn get(
 /// the same job. Cancelling an ended task changes nothing and is not an error.
 pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Result<(), McpError> {
     let now = state.now();
-    let record = state
-        .store
-        .task(&ctx.org_id, &owner(ctx), task_id, now)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(unknown_task)?;
+    let record = owned_task(state, ctx, task_id, now).await?;
     if record.status != TaskStatus::Working {
         return Ok(());
     }

@@ -20,20 +20,8 @@ fi
 if [ ! -x "$DIR/.venv/bin/python" ]; then python3 -m venv "$DIR/.venv"; fi
 "$DIR/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$DIR/requirements.txt"
 
-cargo build --quiet --bin clari-mcp
-WORK="$(mktemp -d)"
-cp target/debug/clari-mcp "$WORK/clari-mcp"
-SERVER_PID=""
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-env -u CLARI_MCP_DATABASE_URL -u CLARI_MCP_PUBLIC_URL -u CLARI_MCP_VAULT_KEYS RUST_LOG=warn \
-  "$WORK/clari-mcp" demo --port "$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do [ -f "$WORK/data/demo-credentials.json" ] && curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null || { cat "$WORK/server.log"; exit 1; }
-cred() { python3 -c "import json; print(json.load(open('$WORK/data/demo-credentials.json'))['$1'])"; }
+. tests/demo.sh
+start_demo
 
 export ISSUER="$(cred issuer)" MCP_URL="$(cred mcp_url)" EMAIL="$(cred email)" PASSWORD="$(cred password)"
 export SCREENSHOTS="${SCREENSHOTS:-$PWD/target/screenshots}"

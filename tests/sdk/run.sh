@@ -7,21 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SDK_DIR="$PWD/tests/sdk"
 
-cargo build --quiet --bin clari-mcp
-WORK="$(mktemp -d)"
-cp target/debug/clari-mcp "$WORK/clari-mcp"
-SERVER_PID=""
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-env -u CLARI_MCP_DATABASE_URL -u CLARI_MCP_PUBLIC_URL -u CLARI_MCP_VAULT_KEYS RUST_LOG=warn \
-  CLARI_MCP_EXPORT_POLL_MS=200 \
-  "$WORK/clari-mcp" demo --port "$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do [ -f "$WORK/data/demo-credentials.json" ] && curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:${PORT}/healthz" >/dev/null || { cat "$WORK/server.log"; exit 1; }
-cred() { python3 -c "import json,sys; print(json.load(open('$WORK/data/demo-credentials.json'))['$1'])"; }
+. tests/demo.sh
+start_demo CLARI_MCP_EXPORT_POLL_MS=200
 export MCP_URL="$(cred mcp_url)" API_KEY="$(cred api_key)" SANDBOX_URL="$(cred sandbox_url)"
 
 status=0
