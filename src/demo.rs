@@ -14,6 +14,7 @@ use crate::app::{AppState, Application, shutdown_signal, spawn_maintenance};
 use crate::clari::sandbox::{self, SandboxConfig};
 use crate::config::{Config, write_private_file};
 use crate::crypto::{random_token, sha256_hex, token::hint};
+use crate::orgname::OrgName;
 use crate::scope::{Scope, ScopeSet};
 use crate::store::{Email, Role};
 
@@ -85,7 +86,7 @@ async fn provision(
     let store = &state.store;
     let org = match store.find_org(ORG).await? {
         Some(o) => o,
-        None => store.create_org(ORG, now).await?,
+        None => store.create_org(&OrgName::parse(ORG)?, now).await?,
     };
     // The sandbox's base URL changes with its port, so the credential takes the configured one.
     let sealed = state.vault.seal(clari_key.as_bytes());
@@ -127,7 +128,7 @@ async fn provision(
                 .await?;
         }
         Some(u) => {
-            store.set_user_password(&u.user.id, &hash).await?;
+            store.set_user_password(&u.user.id, &hash, false).await?;
             if !store
                 .memberships(&u.user.id)
                 .await?
@@ -256,7 +257,10 @@ pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
     crate::telemetry::init(config.log_format);
     let state = AppState::from_config(config).await?;
     let now = state.now();
-    let org = state.store.create_org("Conformance", now).await?;
+    let org = state
+        .store
+        .create_org(&OrgName::parse("Conformance")?, now)
+        .await?;
     let key = sandbox.orgs()[0].api_key.clone();
     state
         .store

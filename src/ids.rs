@@ -116,6 +116,12 @@ id_type!(
     "grant id",
     128
 );
+id_type!(
+    /// An invitation to join an organisation (its public id, never the link's token).
+    InvitationId,
+    "invitation id",
+    128
+);
 
 #[cfg(test)]
 mod tests {

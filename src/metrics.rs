@@ -106,6 +106,7 @@ pub struct Metrics {
     pub active_clients: Family<OrgLabel, Gauge>,
     pub active_api_keys: Family<OrgLabel, Gauge>,
     pub audit_events: Counter,
+    pub signins: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -129,6 +130,7 @@ impl Default for Metrics {
             active_clients: Family::default(),
             active_api_keys: Family::default(),
             audit_events: Counter::default(),
+            signins: Family::default(),
             registry: Registry::default(),
             series: Default::default(),
         };
@@ -212,6 +214,11 @@ impl Default for Metrics {
             "audit_events",
             "Audit events recorded",
             m.audit_events.clone(),
+        );
+        r.register(
+            "signins",
+            "Sign-in attempts by outcome: success, failure, throttled (refused before any password check, counted here instead of written each)",
+            m.signins.clone(),
         );
         Self { registry: r, ..m }
     }
@@ -328,6 +335,14 @@ impl Metrics {
 
     pub fn prewarm(&self, outcome: &'static str) {
         self.prewarm_refreshes
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn signin(&self, outcome: &'static str) {
+        self.signins
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_owned(),
             })

@@ -39,6 +39,8 @@ pub struct Inner {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The one guarded, bounded client for Client ID Metadata Documents.
     pub cimd: crate::net::CimdFetcher,
+    /// Sends invitations when `CLARI_MCP_SMTP_URL` is set.
+    pub mailer: Option<crate::mail::Mailer>,
     /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
     #[cfg(feature = "conformance")]
     pub conformance_identity: std::sync::OnceLock<crate::principal::AuthContext>,
@@ -82,7 +84,10 @@ impl AppState {
         .context("loading the audit keys")?;
         let ttl = config.export_cache_ttl;
         let cimd = crate::net::CimdFetcher::new(config.danger_cimd_allow_loopback);
+        let mailer = crate::mail::Mailer::from_config(config.smtp_url.as_ref(), &config.smtp_from)
+            .map_err(|e| anyhow::anyhow!("CLARI_MCP_SMTP_URL: {e}"))?;
         Ok(Self(Arc::new(Inner {
+            mailer,
             config,
             store,
             vault,

@@ -29,6 +29,16 @@ pub enum OrgCommand {
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
     },
+    /// Invite a person by e-mail address; prints the single-use link (and e-mails it when
+    /// CLARI_MCP_SMTP_URL is set). They accept with their own account or password.
+    Invite {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
+        role: String,
+    },
     /// Disable an organisation: its tokens and API keys stop working on the next request.
     Disable {
         #[arg(long, value_name = "ORG")]
@@ -113,6 +123,22 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                     );
                 }
             }
+        }
+        OrgCommand::Invite { org, email, role } => {
+            let role = crate::store::Role::parse(&role).map_err(|e| anyhow!(e))?;
+            let org = find_org(&state, &org).await?;
+            let admin = crate::admin::OrgAdmin {
+                state: &state,
+                org,
+                actor: crate::audit::Actor::operator(),
+                meta: crate::http::RequestMeta::default(),
+            };
+            let created = admin.invite(&email, role).await?;
+            match &created.emailed {
+                Ok(()) => eprintln!("e-mailed to {}", created.invitation.email),
+                Err(why) => eprintln!("not e-mailed: {why}"),
+            }
+            println!("{}", secrecy::ExposeSecret::expose_secret(&created.link));
         }
         OrgCommand::SetClariKey { org, base_url } => {
             let org = find_org(&state, &org).await?;

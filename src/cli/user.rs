@@ -116,7 +116,10 @@ pub(super) async fn run(state: AppState, cmd: UserCommand) -> anyhow::Result<()>
             let password = read_secret("new password")?;
             Passwords::check_policy(&password)?;
             let hash = state.passwords.hash(password).await?;
-            state.store.set_user_password(&user.id, &hash).await?;
+            state
+                .store
+                .set_user_password(&user.id, &hash, false)
+                .await?;
             record_in_each_org(&state, &user, "user.password_set").await?;
             println!("password of {} replaced", user.email);
         }

@@ -125,6 +125,14 @@ pub struct Config {
     /// Clari exports each organisation may spend on pre-warming per UTC day
     /// (`CLARI_MCP_PREWARM_DAILY_BUDGET`, 24; 0 turns pre-warming off).
     pub prewarm_daily_budget: u32,
+    /// Where invitations are sent from (`CLARI_MCP_SMTP_URL`: `smtp://host:port`,
+    /// `smtp://user:pass@host:587?tls=required` for STARTTLS, `smtps://…` for implicit TLS).
+    /// Unset: invitation links are shown to the admin only.
+    pub smtp_url: Option<SecretString>,
+    /// The sender of invitation mail (`CLARI_MCP_SMTP_FROM`; default `clari-mcp@<public host>`).
+    pub smtp_from: String,
+    /// How long an invitation link can be used, seconds (`CLARI_MCP_INVITATION_TTL`, 7d).
+    pub invitation_ttl: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -166,6 +174,15 @@ impl std::fmt::Debug for Config {
             .field("prewarm", &self.prewarm)
             .field("prewarm_daily_budget", &self.prewarm_daily_budget)
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field(
+                "smtp_url",
+                &self
+                    .smtp_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
+            )
+            .field("smtp_from", &self.smtp_from)
+            .field("invitation_ttl", &self.invitation_ttl)
             .finish()
     }
 }
@@ -409,7 +426,31 @@ impl Config {
             ));
         }
 
+        let smtp_url = text(raw.smtp_url).map(SecretString::from);
+        if let Some(url) = &smtp_url {
+            crate::mail::check_smtp_url(url.expose_secret())
+                .map_err(|e| invalid("CLARI_MCP_SMTP_URL", e))?;
+        }
+        let smtp_from = text(raw.smtp_from).unwrap_or_else(|| {
+            let host = url::Url::parse(&public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "localhost".to_owned());
+            format!("clari-mcp <clari-mcp@{host}>")
+        });
+        crate::mail::check_sender(&smtp_from).map_err(|e| invalid("CLARI_MCP_SMTP_FROM", e))?;
+        let invitation_ttl = seconds("CLARI_MCP_INVITATION_TTL", raw.invitation_ttl, 7 * 86_400)?;
+        if !(600..=30 * 86_400).contains(&invitation_ttl) {
+            return Err(invalid(
+                "CLARI_MCP_INVITATION_TTL",
+                "must be between 10m and 30d",
+            ));
+        }
+
         Ok(Self {
+            smtp_url,
+            smtp_from,
+            invitation_ttl,
             prewarm,
             prewarm_daily_budget,
             redact,

@@ -74,6 +74,9 @@ pub(super) struct RawConfig {
     pub(super) redact: Option<Text>,
     pub(super) prewarm: Option<List>,
     pub(super) prewarm_daily_budget: Option<u32>,
+    pub(super) smtp_url: Option<Text>,
+    pub(super) smtp_from: Option<Text>,
+    pub(super) invitation_ttl: Option<Text>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -105,6 +108,9 @@ const KEYS: &[&str] = &[
     "redact",
     "prewarm",
     "prewarm_daily_budget",
+    "smtp_url",
+    "smtp_from",
+    "invitation_ttl",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

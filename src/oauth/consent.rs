@@ -34,7 +34,8 @@ struct ConsentPage {
     localhost: bool,
     csrf: String,
     rid: String,
-    orgs: Vec<(String, String)>,
+    /// (id, name, slug) of each organisation the person can choose.
+    orgs: Vec<(String, String, String)>,
     /// (name, description, dangerous)
     scopes: Vec<(&'static str, &'static str, bool)>,
     error: Option<String>,
@@ -72,9 +73,18 @@ async fn consent_page(
         Ok(ms) => ms,
         Err(e) => return web::internal_error_page(&e),
     };
-    let orgs: Vec<(String, String)> = core::selectable_orgs(&memberships)
+    // Never preselected: a person in several organisations chooses one for every new grant,
+    // by its name and slug.
+    let orgs: Vec<(String, String, String)> = core::selectable_orgs(&memberships)
         .into_iter()
-        .map(|(id, name)| (id.into_string(), name))
+        .map(|(id, name)| {
+            let slug = memberships
+                .iter()
+                .find(|m| m.organization.id == id)
+                .map(|m| m.organization.slug.clone())
+                .unwrap_or_default();
+            (id.into_string(), name, slug)
+        })
         .collect();
     let admin_somewhere = core::admin_somewhere(&memberships);
     if orgs.is_empty() {

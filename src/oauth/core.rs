@@ -168,6 +168,7 @@ mod tests {
                 name: format!("Org {id}"),
                 disabled,
                 created_at: 0,
+                slug: format!("org-{id}"),
             },
             role: Role::Member,
             suspended: false,

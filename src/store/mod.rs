@@ -16,6 +16,7 @@ mod code;
 mod credential;
 mod export;
 mod grant;
+mod invitation;
 mod models;
 mod org;
 mod postgres;
@@ -40,6 +41,7 @@ pub use code::{CodeRecord, CodeRedemption, CodeStore};
 pub use credential::CredentialStore;
 pub use export::*;
 pub use grant::{Grant, GrantStore, GrantView};
+pub use invitation::{AcceptError, InvitationStore, MAX_PENDING_INVITATIONS, NewInvitation};
 pub use models::*;
 pub use org::{Killed, OrgStore};
 pub use postgres::PgStore;
@@ -139,6 +141,7 @@ pub trait Store:
     + AuditStore
     + TaskStore
     + PrewarmStore
+    + InvitationStore
     + Send
     + Sync
     + 'static
@@ -166,6 +169,7 @@ pub struct Purged {
     pub codes: u64,
     pub refresh_tokens: u64,
     pub grants: u64,
+    pub invitations: u64,
 }
 
 const PURGE_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at <= $1";
@@ -173,6 +177,9 @@ const PURGE_REVOKED_GRANTS: &str =
     "DELETE FROM grants WHERE revoked_at IS NOT NULL AND revoked_at < $1";
 const PURGE_CODES: &str = "DELETE FROM authorization_codes WHERE expires_at <= $1";
 const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at <= $1";
+/// Past their expiry (used or not) or withdrawn: the audit trail keeps what happened.
+const PURGE_INVITATIONS: &str =
+    "DELETE FROM invitations WHERE expires_at <= $1 OR revoked_at <= $1";
 
 macro_rules! store {
     ($store:ty, $backend:expr) => {
@@ -184,6 +191,7 @@ macro_rules! store {
 
             async fn migrate(&self) -> Result<(), StoreError> {
                 Self::migrator().run(&self.pool).await?;
+                OrgStore::backfill_org_keys(self).await?;
                 Ok(())
             }
 
@@ -210,6 +218,7 @@ macro_rules! store {
                     grants: purge(PURGE_REVOKED_GRANTS, revoked_before).await?,
                     codes: purge(PURGE_CODES, now).await?,
                     refresh_tokens: purge(PURGE_REFRESH_TOKENS, now).await?,
+                    invitations: purge(PURGE_INVITATIONS, now).await?,
                 };
                 tx.commit().await?;
                 Ok(purged)

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 
-pub use crate::ids::{ApiKeyId, ClientId, GrantId, OrgId, UserId};
+pub use crate::ids::{ApiKeyId, ClientId, GrantId, InvitationId, OrgId, UserId};
 
 /// Text that is not a role or an e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +91,8 @@ pub struct Organization {
     pub name: String,
     pub disabled: bool,
     pub created_at: UnixTime,
+    /// The plain ASCII handle printed beside the name (unique).
+    pub slug: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
@@ -109,6 +111,8 @@ pub struct UserCredentials {
     pub password_hash: String,
     /// Browser sessions signed in under an older epoch are signed out.
     pub session_epoch: i64,
+    /// Somebody else chose this password: the person sets their own before anything else.
+    pub must_change_password: bool,
 }
 
 impl fmt::Debug for UserCredentials {
@@ -137,6 +141,8 @@ pub struct OrgMember {
     pub role: Role,
     /// Suspended in this organisation by its admin.
     pub suspended: bool,
+    /// When the person joined this organisation.
+    pub joined_at: UnixTime,
 }
 
 /// An organisation's Clari API key as stored: ciphertext only, plus the last four characters.
@@ -211,4 +217,30 @@ pub struct ApiKeyPrincipal {
     pub scopes: ScopeSet,
     /// When the key was last recorded as used (rewritten at most once a minute).
     pub last_used_at: Option<UnixTime>,
+}
+
+/// An invitation to join an organisation, as its admins see it (never the link's token).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub organization_id: OrgId,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    /// Who invited: a user id, or `operator`.
+    pub invited_by: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub accepted_at: Option<UnixTime>,
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An invitation with the organisation it is for, as the person holding the link sees it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InvitationOffer {
+    #[sqlx(flatten)]
+    pub invitation: Invitation,
+    pub org_name: String,
+    pub org_slug: String,
+    pub org_disabled: bool,
 }

@@ -4,12 +4,18 @@ use async_trait::async_trait;
 
 use super::{OrgId, Organization, PgStore, SqliteStore, StoreError};
 use crate::clock::UnixTime;
+use crate::orgname::{MAX_SLUG_LEN, OrgName};
 
 #[async_trait]
 pub trait OrgStore: Send + Sync {
-    async fn create_org(&self, name: &str, now: UnixTime) -> Result<Organization, StoreError>;
+    /// Creates an organisation; refused when its name looks like another's (same key). The
+    /// slug is the name's own, or with a number added when that one is taken.
+    async fn create_org(&self, name: &OrgName, now: UnixTime) -> Result<Organization, StoreError>;
+    /// Gives organisations that predate name keys and slugs theirs (run after migrations; a
+    /// name that looks like an older one keeps a key of its own, suffixed with its id).
+    async fn backfill_org_keys(&self) -> Result<u64, StoreError>;
     async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError>;
-    /// Finds an organisation by id or, failing that, by exact name.
+    /// Finds an organisation by id or, failing that, by exact name or slug.
     async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
     async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
     /// The kill switch, in one transaction: disables the organisation and revokes every grant,
@@ -27,7 +33,7 @@ pub trait OrgStore: Send + Sync {
         &self,
         org: &OrgId,
         from: (&str, Option<&str>),
-        to: (&str, Option<&str>),
+        to: (&OrgName, Option<&str>),
     ) -> Result<bool, StoreError>;
 }
 
@@ -43,15 +49,27 @@ pub struct Killed {
 }
 
 const INSERT: &str = "\
-INSERT INTO organizations (id, name, disabled, created_at) VALUES ($1, $2, FALSE, $3)
-RETURNING id, name, disabled, created_at";
+INSERT INTO organizations (id, name, name_key, slug, disabled, created_at)
+VALUES ($1, $2, $3, $4, FALSE, $5)
+RETURNING id, name, disabled, created_at, slug";
 
-const LIST: &str = "SELECT id, name, disabled, created_at FROM organizations ORDER BY name";
+const NAME_TAKEN: &str = "SELECT id FROM organizations WHERE name_key = $1";
 
-/// An exact id wins over a name that happens to equal it.
+/// Slugs equal to the base or the base with a number appended.
+const SLUGS_LIKE: &str = "\
+SELECT slug FROM organizations WHERE slug = $1 OR slug LIKE $1 || '-%'";
+
+const UNKEYED: &str = "SELECT id, name FROM organizations WHERE name_key IS NULL OR slug IS NULL";
+
+const SET_KEYS: &str = "UPDATE organizations SET name_key = $1, slug = $2 WHERE id = $3";
+
+const LIST: &str = "\
+SELECT id, name, disabled, created_at, COALESCE(slug, id) AS slug FROM organizations ORDER BY name";
+
+/// An exact id wins over a name or slug that happens to equal it.
 const FIND: &str = "\
-SELECT id, name, disabled, created_at FROM organizations
-WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1";
+SELECT id, name, disabled, created_at, COALESCE(slug, id) AS slug FROM organizations
+WHERE id = $1 OR name = $1 OR slug = $1 ORDER BY (id = $1) DESC, (name = $1) DESC LIMIT 1";
 
 const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
 
@@ -69,7 +87,7 @@ const REDACTION: &str = "SELECT redaction FROM organizations WHERE id = $1";
 const SET_REDACTION: &str = "UPDATE organizations SET redaction = $1 WHERE id = $2";
 
 const UPDATE_SETTINGS: &str = "\
-UPDATE organizations SET name = $1, redaction = $2
+UPDATE organizations SET name = $1, name_key = $6, redaction = $2
 WHERE id = $3 AND name = $4 AND redaction IS NOT DISTINCT FROM $5";
 
 const KILL_GRANTS: &str = "\
@@ -87,20 +105,76 @@ macro_rules! org_store {
         impl OrgStore for $store {
             async fn create_org(
                 &self,
-                name: &str,
+                name: &OrgName,
                 now: UnixTime,
             ) -> Result<Organization, StoreError> {
+                let taken = || {
+                    StoreError::Conflict(format!(
+                        "an organisation named '{name}', or one that looks the same, already exists"
+                    ))
+                };
+                let clash: Option<(String,)> = sqlx::query_as(NAME_TAKEN)
+                    .bind(name.key())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if clash.is_some() {
+                    return Err(taken());
+                }
+                let used: Vec<(String,)> = sqlx::query_as(SLUGS_LIKE)
+                    .bind(name.slug())
+                    .fetch_all(&self.pool)
+                    .await?;
+                let slug = free_slug(name.slug(), used.into_iter().map(|(s,)| s));
                 sqlx::query_as(INSERT)
                     .bind(OrgId::new_random().as_str())
-                    .bind(name)
+                    .bind(name.as_str())
+                    .bind(name.key())
+                    .bind(slug)
                     .bind(now)
                     .fetch_one(&self.pool)
                     .await
-                    .map_err(|e| {
-                        StoreError::conflict_or(e, || {
-                            format!("an organisation named '{name}' already exists")
-                        })
-                    })
+                    .map_err(|e| StoreError::conflict_or(e, || taken().to_string()))
+            }
+
+            async fn backfill_org_keys(&self) -> Result<u64, StoreError> {
+                let rows: Vec<(String, String)> =
+                    sqlx::query_as(UNKEYED).fetch_all(&self.pool).await?;
+                let mut done = 0;
+                for (id, name) in rows {
+                    // A stored name that no longer parses keeps its text; its key is its own.
+                    let parsed = OrgName::parse(&name).ok();
+                    let key = parsed.as_ref().map_or_else(
+                        || format!("{name}~{id}"),
+                        |n| n.key().to_owned(),
+                    );
+                    let base = parsed.as_ref().map_or("org", |n| n.slug());
+                    let used: Vec<(String,)> = sqlx::query_as(SLUGS_LIKE)
+                        .bind(base)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let slug = free_slug(base, used.into_iter().map(|(s,)| s));
+                    let first = sqlx::query(SET_KEYS)
+                        .bind(&key)
+                        .bind(&slug)
+                        .bind(&id)
+                        .execute(&self.pool)
+                        .await;
+                    match first {
+                        Ok(_) => {}
+                        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                            // Two old names that look alike: the later keeps a key of its own.
+                            sqlx::query(SET_KEYS)
+                                .bind(format!("{key}~{id}"))
+                                .bind(format!("{slug}-{}", id.to_lowercase()))
+                                .bind(&id)
+                                .execute(&self.pool)
+                                .await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    done += 1;
+                }
+                Ok(done)
             }
 
             async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError> {
@@ -159,19 +233,23 @@ macro_rules! org_store {
                 &self,
                 org: &OrgId,
                 from: (&str, Option<&str>),
-                to: (&str, Option<&str>),
+                to: (&OrgName, Option<&str>),
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(UPDATE_SETTINGS)
-                    .bind(to.0)
+                    .bind(to.0.as_str())
                     .bind(to.1)
                     .bind(org.as_str())
                     .bind(from.0)
                     .bind(from.1)
+                    .bind(to.0.key())
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
                         StoreError::conflict_or(e, || {
-                            format!("an organisation named '{}' already exists", to.0)
+                            format!(
+                                "an organisation named '{}', or one that looks the same, already exists",
+                                to.0
+                            )
                         })
                     })?;
                 Ok(done.rows_affected() == 1)
@@ -203,6 +281,19 @@ macro_rules! org_store {
             }
         }
     };
+}
+
+/// `base`, or `base-2`, `base-3`, … whichever is not in `used`.
+fn free_slug(base: &str, used: impl Iterator<Item = String>) -> String {
+    let used: std::collections::HashSet<String> = used.collect();
+    if !used.contains(base) {
+        return base.to_owned();
+    }
+    let stem = &base[..base.len().min(MAX_SLUG_LEN - 6)];
+    (2..)
+        .map(|n| format!("{stem}-{n}"))
+        .find(|s| !used.contains(s))
+        .expect("an unused number exists")
 }
 
 org_store!(SqliteStore);

@@ -29,6 +29,19 @@ pub trait BrowserSessionStore: Send + Sync {
 pub trait RateLimitStore: Send + Sync {
     /// Counts a hit in `bucket` for the window starting at `window_start`; returns the count.
     async fn rate_hit(&self, bucket: &str, window_start: UnixTime) -> Result<i64, StoreError>;
+    /// Like `rate_hit`, and remembers `now` as the bucket's last hit.
+    async fn rate_hit_at(
+        &self,
+        bucket: &str,
+        window_start: UnixTime,
+        now: UnixTime,
+    ) -> Result<i64, StoreError>;
+    /// A bucket's count and last hit in a window, without counting (a read, no write).
+    async fn rate_peek(
+        &self,
+        bucket: &str,
+        window_start: UnixTime,
+    ) -> Result<(i64, Option<UnixTime>), StoreError>;
     async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError>;
 }
 
@@ -48,6 +61,13 @@ const HIT: &str = "\
 INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1)
 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
 RETURNING hits";
+
+const HIT_AT: &str = "\
+INSERT INTO rate_limits (bucket, window_start, hits, last_at) VALUES ($1, $2, 1, $3)
+ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1, last_at = $3
+RETURNING hits";
+
+const PEEK: &str = "SELECT hits, last_at FROM rate_limits WHERE bucket = $1 AND window_start = $2";
 
 const PURGE_RATE_LIMITS: &str = "DELETE FROM rate_limits WHERE window_start < $1";
 
@@ -117,6 +137,34 @@ macro_rules! session_store {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(hits)
+            }
+
+            async fn rate_hit_at(
+                &self,
+                bucket: &str,
+                window_start: UnixTime,
+                now: UnixTime,
+            ) -> Result<i64, StoreError> {
+                let (hits,): (i64,) = sqlx::query_as(HIT_AT)
+                    .bind(bucket)
+                    .bind(window_start)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(hits)
+            }
+
+            async fn rate_peek(
+                &self,
+                bucket: &str,
+                window_start: UnixTime,
+            ) -> Result<(i64, Option<UnixTime>), StoreError> {
+                let row: Option<(i64, Option<UnixTime>)> = sqlx::query_as(PEEK)
+                    .bind(bucket)
+                    .bind(window_start)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.unwrap_or((0, None)))
             }
 
             async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError> {

@@ -35,8 +35,14 @@ pub trait UserStore: Send + Sync {
     /// The organisations a user belongs to (disabled ones included, flagged).
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
     async fn set_user_disabled(&self, user: &UserId, disabled: bool) -> Result<(), StoreError>;
-    async fn set_user_password(&self, user: &UserId, password_hash: &str)
-    -> Result<(), StoreError>;
+    /// Replaces the password; `chosen_by_other` makes the person choose their own at the next
+    /// sign-in.
+    async fn set_user_password(
+        &self,
+        user: &UserId,
+        password_hash: &str,
+        chosen_by_other: bool,
+    ) -> Result<(), StoreError>;
     async fn member(&self, org: &OrgId, user: &UserId) -> Result<Option<OrgMember>, StoreError>;
     /// Sets role and suspension if the membership is still `(from_role, from_suspended)`;
     /// `false` when it changed meanwhile (or is gone).
@@ -62,7 +68,7 @@ pub trait UserStore: Send + Sync {
 const INSERT: &str = "\
 INSERT INTO users (id, email, password_hash, disabled, created_at)
 VALUES ($1, $2, $3, FALSE, $4)
-RETURNING id, email, password_hash, disabled, created_at, session_epoch";
+RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password";
 
 /// Adds the membership only when the organisation exists (no row: not found).
 const INSERT_FIRST_MEMBERSHIP: &str = "\
@@ -73,15 +79,18 @@ const INSERT_MEMBERSHIP: &str = "\
 INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)";
 
 const FIND_BY_EMAIL: &str = "\
-SELECT id, email, password_hash, disabled, created_at, session_epoch FROM users WHERE email = $1";
+SELECT id, email, password_hash, disabled, created_at, session_epoch, must_change_password
+FROM users WHERE email = $1";
 
 const MEMBERS: &str = "\
-SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended
+SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended,
+    m.created_at AS joined_at
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.organization_id = $1 ORDER BY u.email";
 
 const MEMBER: &str = "\
-SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended
+SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended,
+    m.created_at AS joined_at
 FROM memberships m JOIN users u ON u.id = m.user_id
 WHERE m.organization_id = $1 AND m.user_id = $2";
 
@@ -111,13 +120,16 @@ const BUMP_EPOCH: &str = "\
 UPDATE users SET session_epoch = session_epoch + 1 WHERE id = $1 RETURNING session_epoch";
 
 const MEMBERSHIPS: &str = "\
-SELECT o.id, o.name, o.disabled, o.created_at, m.role, m.disabled AS suspended
+SELECT o.id, o.name, o.disabled, o.created_at, COALESCE(o.slug, o.id) AS slug, m.role,
+    m.disabled AS suspended
 FROM memberships m JOIN organizations o ON o.id = m.organization_id
 WHERE m.user_id = $1 ORDER BY o.name";
 
 const SET_DISABLED: &str = "UPDATE users SET disabled = $1 WHERE id = $2";
 
-const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
+/// A password set by its owner; one set by somebody else must be changed at the next sign-in.
+const SET_PASSWORD: &str = "\
+UPDATE users SET password_hash = $1, must_change_password = $3 WHERE id = $2";
 
 macro_rules! user_store {
     ($store:ty) => {
@@ -223,10 +235,12 @@ macro_rules! user_store {
                 &self,
                 user: &UserId,
                 password_hash: &str,
+                chosen_by_other: bool,
             ) -> Result<(), StoreError> {
                 let done = sqlx::query(SET_PASSWORD)
                     .bind(password_hash)
                     .bind(user.as_str())
+                    .bind(chosen_by_other)
                     .execute(&self.pool)
                     .await?;
                 StoreError::found(done.rows_affected(), "user")

@@ -3,38 +3,35 @@
 //! them) behind an HttpOnly, SameSite=Lax cookie that is `__Host-` prefixed and Secure on https.
 //! Every form carries a per-session CSRF token; every page forbids framing.
 
+pub mod invite;
+pub mod login;
 pub mod session;
-
-use std::net::SocketAddr;
 
 use askama::Template;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use secrecy::SecretString;
-use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::audit::{Actor, Event};
 use crate::crypto::{constant_time_eq, random_token};
-use crate::http::{client_ip, ip_bucket, parse_form, read_body};
+use crate::http::{parse_form, read_body};
 use crate::state::AppState;
 use crate::store::{Email, UserId};
 
 pub const USER_KEY: &str = "user_id";
-const CSRF_KEY: &str = "csrf";
-/// Sign-in attempts allowed per account and per address in a 15-minute window.
-pub const LOGIN_ATTEMPTS_PER_ACCOUNT: i64 = 10;
-pub const LOGIN_ATTEMPTS_PER_IP: i64 = 50;
-const LOGIN_WINDOW: i64 = 15 * 60;
+pub(crate) const CSRF_KEY: &str = "csrf";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/login", get(get_login).post(post_login))
+        .route("/login", get(login::get_login).post(login::post_login))
+        .route("/login/new-password", post(login::post_new_password))
+        .route(
+            "/invitations/{token}",
+            get(invite::get_invitation).post(invite::post_invitation),
+        )
         .route("/logout", post(post_logout))
 }
 
@@ -137,7 +134,7 @@ pub async fn sign_in_is_for(session: &Session, rid: &str, client_name: &str, unt
 }
 
 /// The application the sign-in of request `rid` is for, while the request is still valid.
-async fn sign_in_for(state: &AppState, session: &Session, rid: &str) -> Option<String> {
+pub(crate) async fn sign_in_for(state: &AppState, session: &Session, rid: &str) -> Option<String> {
     let r: SignInFor = session.get(&sign_in_key(rid)).await.ok().flatten()?;
     (r.until > state.now()).then_some(r.client_name)
 }
@@ -176,7 +173,7 @@ pub fn csrf_failure() -> Response {
     )
 }
 
-const EPOCH_KEY: &str = "epoch";
+pub(crate) const EPOCH_KEY: &str = "epoch";
 
 /// The signed-in user, if the session has one, the user is still enabled and has not signed out
 /// everywhere (or changed password) since this session signed in.
@@ -225,218 +222,20 @@ async fn home() -> Response {
     see_other("/account")
 }
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    csrf: String,
-    rid: Option<String>,
-    email: String,
-    error: Option<String>,
-    client_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    rid: Option<String>,
-}
-
-async fn login_page(
-    state: &AppState,
-    session: &Session,
-    status: StatusCode,
-    rid: Option<String>,
-    email: String,
-    error: Option<String>,
-) -> Response {
-    let client_name = match &rid {
-        Some(r) => sign_in_for(state, session, r).await,
-        None => None,
-    };
-    let csrf = csrf_token(session).await;
-    render(
-        status,
-        &LoginPage {
-            csrf,
-            rid,
-            email,
-            error,
-            client_name,
-        },
-    )
-}
-
-async fn get_login(
-    State(state): State<AppState>,
-    session: Session,
-    Query(q): Query<LoginQuery>,
-) -> Response {
-    login_page(&state, &session, StatusCode::OK, q.rid, String::new(), None).await
-}
-
-async fn post_login(
-    State(state): State<AppState>,
-    session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    // The body holds the password: keep it in a buffer that is wiped when dropped (`Vec::from`
-    // takes over the body's allocation when it is the only owner).
-    let raw = read_body(body, 16 * 1024)
-        .await
-        .map(|b| zeroize::Zeroizing::new(Vec::from(b)));
-    let mut form = match raw.and_then(|b| parse_form(&b)) {
-        Ok(f) => f,
-        Err(_) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "The sign-in form is malformed",
-                "The request could not be read.",
-                "Go back and try again.",
-            );
-        }
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
-    let rid = form.get("rid").cloned();
-    let email_text = form.get("email").cloned().unwrap_or_default();
-    // Moved out of the form, not copied; `SecretString` wipes it when dropped.
-    let password = SecretString::from(form.remove("password").unwrap_or_default());
-    let generic = "The e-mail or password is incorrect.".to_owned();
-    let Ok(email) = Email::parse(&email_text) else {
-        return login_page(
-            &state,
-            &session,
-            StatusCode::UNAUTHORIZED,
-            rid,
-            email_text,
-            Some(generic),
-        )
-        .await;
-    };
-
-    // Throttle before spending argon2 work: per account and per address.
-    let now = state.now();
-    let window = now - now.rem_euclid(LOGIN_WINDOW);
-    let ip = client_ip(state.config.trusted_proxies, &headers, peer);
-    let (acct, by_ip) = match (
-        state
-            .store
-            .rate_hit(&format!("login:acct:{email}"), window)
-            .await,
-        state
-            .store
-            .rate_hit(&format!("login:ip:{}", ip_bucket(ip)), window)
-            .await,
-    ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
-    };
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let signin = |outcome: &'static str, user: Option<&UserId>, reason: Option<&'static str>| {
-        let actor = Actor {
-            kind: "user",
-            id: user.map(|u| u.to_string()),
-            name: Some(email.to_string()),
-        };
-        let e = Event::new(
-            None,
-            actor,
-            if outcome == "success" {
-                "signin.success"
-            } else {
-                "signin.failure"
-            },
-        )
-        .outcome(outcome)
-        .from_request(request_id.clone(), Some(ip.to_string()));
-        match reason {
-            Some(r) => e.detail("reason", r),
-            None => e,
-        }
-    };
-    if acct > LOGIN_ATTEMPTS_PER_ACCOUNT || by_ip > LOGIN_ATTEMPTS_PER_IP {
-        tracing::warn!(%ip, "sign-in throttled");
-        state
-            .audit
-            .record(signin("denied", None, Some("throttled")));
-        let mut r = login_page(
-            &state,
-            &session,
-            StatusCode::TOO_MANY_REQUESTS,
-            rid,
-            email_text,
-            Some("Too many sign-in attempts. Wait 15 minutes and try again.".into()),
-        )
-        .await;
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from((window + LOGIN_WINDOW - now).max(1)),
-        );
-        return r;
-    }
-
-    let creds = match state.store.find_user_by_email(&email).await {
-        Ok(c) => c,
-        Err(e) => return internal_error_page(&e),
-    };
-    let hash = creds.as_ref().map(|c| c.password_hash.clone());
-    let verified = state
-        .passwords
-        .verify(password, hash)
-        .await
-        .unwrap_or(false);
-    let known = creds.as_ref().map(|c| c.user.id.clone());
-    let Some(creds) = creds.filter(|c| verified && !c.user.disabled) else {
-        tracing::info!("sign-in failed");
-        let reason = if known.is_some() && verified {
-            "user disabled"
-        } else {
-            "wrong e-mail or password"
-        };
-        state
-            .audit
-            .record(signin("failure", known.as_ref(), Some(reason)));
-        return login_page(
-            &state,
-            &session,
-            StatusCode::UNAUTHORIZED,
-            rid,
-            email_text,
-            Some(generic),
-        )
-        .await;
-    };
-    // A new session id on privilege change (no fixation); a fresh CSRF token with it.
-    session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
-        SIGNED_IN_SESSION_IDLE,
-    )));
-    if session.cycle_id().await.is_err()
-        || session
-            .insert(USER_KEY, creds.user.id.as_str())
-            .await
-            .is_err()
-        || session.insert("email", email.as_str()).await.is_err()
-        || session
-            .insert(EPOCH_KEY, creds.session_epoch)
-            .await
-            .is_err()
-        || session.insert(CSRF_KEY, random_token(32)).await.is_err()
-    {
-        return internal_error_page(&"the session could not be updated at sign-in");
-    }
-    tracing::info!(user_id = %creds.user.id, "signed in");
-    state
-        .audit
-        .record(signin("success", Some(&creds.user.id), None));
-    match rid {
-        Some(rid) => see_other(&format!("/authorize/consent?rid={}", urlencode(&rid))),
-        None => see_other("/account"),
-    }
+/// Unix seconds as `2026-11-29 16:40 UTC`.
+pub fn when(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                d.year(),
+                u8::from(d.month()),
+                d.day(),
+                d.hour(),
+                d.minute()
+            )
+        })
+        .unwrap_or_default()
 }
 
 pub fn urlencode(s: &str) -> String {

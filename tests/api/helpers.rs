@@ -316,3 +316,8 @@ fn python_missing(why: &str) -> Option<String> {
     );
     None
 }
+
+/// An organisation name for tests (panics on an invalid one).
+pub fn org_name(name: &str) -> clari_mcp::orgname::OrgName {
+    clari_mcp::orgname::OrgName::parse(name).expect("a valid organisation name")
+}

@@ -37,7 +37,9 @@ const LAYERS: &[&[&str]] = &[
     &["principal", "net"],
     &["store"],
     &["crypto"],
-    &["clock", "scope", "ids", "metrics", "redact"],
+    &[
+        "clock", "scope", "ids", "metrics", "redact", "orgname", "mail",
+    ],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -11,6 +11,7 @@ mod clari;
 mod cli;
 mod governance;
 mod health;
+mod identity;
 mod layers;
 mod mcp;
 mod mcp_answers;

@@ -187,7 +187,11 @@ async fn every_answer_validates_against_its_output_schema_in_every_state(db: &Te
 
     // A manager's key in Clari sees only that team: still valid answers.
     let st = &env.app.state;
-    let team = st.store.create_org("Team", st.now()).await.unwrap();
+    let team = st
+        .store
+        .create_org(&crate::helpers::org_name("Team"), st.now())
+        .await
+        .unwrap();
     let sealed = st
         .vault
         .seal(env.sandbox.orgs()[0].manager_api_key.as_bytes());

@@ -43,7 +43,12 @@ pub async fn mcp_env_with(db: &TestDb, extra: &[(&str, &str)]) -> McpEnv {
     app.clock
         .set(time::OffsetDateTime::now_utc().unix_timestamp());
     let now = app.state.now();
-    let org = app.state.store.create_org("Acme", now).await.unwrap();
+    let org = app
+        .state
+        .store
+        .create_org(&crate::helpers::org_name("Acme"), now)
+        .await
+        .unwrap();
     let sealed = app.state.vault.seal(sandbox.orgs()[0].api_key.as_bytes());
     app.state
         .store

@@ -17,7 +17,12 @@ pub async fn seed_user(app: &TestApp, org_name: &str, email: &str) -> OrgId {
     let now = app.state.now();
     let org = match app.state.store.find_org(org_name).await.unwrap() {
         Some(o) => o,
-        None => app.state.store.create_org(org_name, now).await.unwrap(),
+        None => app
+            .state
+            .store
+            .create_org(&crate::helpers::org_name(org_name), now)
+            .await
+            .unwrap(),
     };
     let hash = app
         .state

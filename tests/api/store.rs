@@ -16,7 +16,10 @@ fn email(s: &str) -> Email {
 }
 
 async fn org_and_user(store: &Arc<dyn Store>, org: &str, mail: &str) -> (OrgId, UserId) {
-    let o = store.create_org(org, NOW).await.unwrap();
+    let o = store
+        .create_org(&crate::helpers::org_name(org), NOW)
+        .await
+        .unwrap();
     let u = store
         .create_user(&o.id, &email(mail), "$argon2id$dummy", Role::Member, NOW)
         .await
@@ -71,8 +74,14 @@ async fn migrations_are_idempotent(db: &TestDb) {
 
 async fn organisations_are_created_found_by_id_or_name_and_names_are_unique(db: &TestDb) {
     let store = db.store().await;
-    let acme = store.create_org("Acme", NOW).await.unwrap();
-    let globex = store.create_org("Globex", NOW + 1).await.unwrap();
+    let acme = store
+        .create_org(&crate::helpers::org_name("Acme"), NOW)
+        .await
+        .unwrap();
+    let globex = store
+        .create_org(&crate::helpers::org_name("Globex"), NOW + 1)
+        .await
+        .unwrap();
     assert_ne!(acme.id, globex.id);
     assert!(!acme.disabled);
     assert_eq!(store.find_org("Acme").await.unwrap().unwrap(), acme);
@@ -81,10 +90,19 @@ async fn organisations_are_created_found_by_id_or_name_and_names_are_unique(db: 
         acme
     );
     assert!(
-        store.find_org("acme").await.unwrap().is_none(),
+        store.find_org("ACME").await.unwrap().is_none(),
         "names match exactly"
     );
-    let err = store.create_org("Acme", NOW).await.unwrap_err();
+    assert_eq!(acme.slug, "acme");
+    assert_eq!(
+        store.find_org("acme").await.unwrap().unwrap().id,
+        acme.id,
+        "or by slug"
+    );
+    let err = store
+        .create_org(&crate::helpers::org_name("Acme"), NOW)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("Acme")),
         "{err}"
@@ -115,7 +133,10 @@ async fn disabling_an_unknown_org_is_not_found(db: &TestDb) {
 async fn duplicate_email_is_a_conflict_and_leaves_no_rows(db: &TestDb) {
     let store = db.store().await;
     let (org, _) = org_and_user(&store, "Acme", "ava@acme.test").await;
-    let other = store.create_org("Globex", NOW).await.unwrap();
+    let other = store
+        .create_org(&crate::helpers::org_name("Globex"), NOW)
+        .await
+        .unwrap();
     let err = store
         .create_user(&other.id, &email("AVA@acme.test"), "h", Role::Admin, NOW)
         .await
@@ -153,7 +174,10 @@ async fn user_in_unknown_org_rolls_back_the_user(db: &TestDb) {
 async fn a_user_can_belong_to_several_orgs(db: &TestDb) {
     let store = db.store().await;
     let (acme, ava) = org_and_user(&store, "Acme", "ava@acme.test").await;
-    let globex = store.create_org("Globex", NOW).await.unwrap();
+    let globex = store
+        .create_org(&crate::helpers::org_name("Globex"), NOW)
+        .await
+        .unwrap();
     store
         .add_membership(&globex.id, &ava, Role::Admin, NOW)
         .await
@@ -189,8 +213,14 @@ async fn a_user_can_belong_to_several_orgs(db: &TestDb) {
 async fn clari_credentials_are_isolated_by_organisation(db: &TestDb) {
     let store = db.store().await;
     let vault = Vault::new(&[Vault::generate_key()]).unwrap();
-    let a = store.create_org("A", NOW).await.unwrap();
-    let b = store.create_org("B", NOW).await.unwrap();
+    let a = store
+        .create_org(&crate::helpers::org_name("A"), NOW)
+        .await
+        .unwrap();
+    let b = store
+        .create_org(&crate::helpers::org_name("B"), NOW)
+        .await
+        .unwrap();
     let sealed = vault.seal(b"key-of-a-1234");
     store
         .put_clari_credential(&a.id, &sealed, "1234", None, NOW)
@@ -214,7 +244,10 @@ async fn clari_credentials_are_isolated_by_organisation(db: &TestDb) {
 async fn clari_credential_replacement_keeps_created_at(db: &TestDb) {
     let store = db.store().await;
     let vault = Vault::new(&[Vault::generate_key()]).unwrap();
-    let a = store.create_org("A", NOW).await.unwrap();
+    let a = store
+        .create_org(&crate::helpers::org_name("A"), NOW)
+        .await
+        .unwrap();
     store
         .put_clari_credential(&a.id, &vault.seal(b"first-key"), "-key", None, NOW)
         .await
@@ -244,8 +277,14 @@ async fn reseal_rewrites_only_old_key_rows(db: &TestDb) {
     let new = Vault::generate_key();
     let before = Vault::new(std::slice::from_ref(&old)).unwrap();
     let after = Arc::new(Vault::new(&[new.clone(), old]).unwrap());
-    let a = store.create_org("A", NOW).await.unwrap();
-    let b = store.create_org("B", NOW).await.unwrap();
+    let a = store
+        .create_org(&crate::helpers::org_name("A"), NOW)
+        .await
+        .unwrap();
+    let b = store
+        .create_org(&crate::helpers::org_name("B"), NOW)
+        .await
+        .unwrap();
     store
         .put_clari_credential(&a.id, &before.seal(b"aaaa-key"), "-key", None, NOW)
         .await
@@ -277,8 +316,14 @@ async fn reseal_rewrites_only_old_key_rows(db: &TestDb) {
 async fn reseal_failure_rolls_back_every_row(db: &TestDb) {
     let store = db.store().await;
     let old = Vault::new(&[Vault::generate_key()]).unwrap();
-    let a = store.create_org("A", NOW).await.unwrap();
-    let b = store.create_org("B", NOW).await.unwrap();
+    let a = store
+        .create_org(&crate::helpers::org_name("A"), NOW)
+        .await
+        .unwrap();
+    let b = store
+        .create_org(&crate::helpers::org_name("B"), NOW)
+        .await
+        .unwrap();
     let sa = old.seal(b"a-secret");
     let sb = old.seal(b"b-secret");
     store
@@ -433,7 +478,10 @@ async fn api_key_stops_working_when_user_or_org_is_disabled(db: &TestDb) {
 async fn api_key_requires_membership_in_its_org(db: &TestDb) {
     let store = db.store().await;
     let (_, user) = org_and_user(&store, "Acme", "ava@acme.test").await;
-    let globex = store.create_org("Globex", NOW).await.unwrap();
+    let globex = store
+        .create_org(&crate::helpers::org_name("Globex"), NOW)
+        .await
+        .unwrap();
     let key = new_key(&globex.id, &user, "cmk_secret_four", "clari:read", None);
     let err = store.create_api_key(&key).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)));
@@ -443,7 +491,10 @@ async fn api_key_requires_membership_in_its_org(db: &TestDb) {
 async fn api_key_revocation_is_scoped_to_its_org(db: &TestDb) {
     let store = db.store().await;
     let (acme, user) = org_and_user(&store, "Acme", "ava@acme.test").await;
-    let globex = store.create_org("Globex", NOW).await.unwrap();
+    let globex = store
+        .create_org(&crate::helpers::org_name("Globex"), NOW)
+        .await
+        .unwrap();
     let key = new_key(&acme, &user, "cmk_secret_five", "clari:read", None);
     store.create_api_key(&key).await.unwrap();
     let err = store

@@ -27,7 +27,10 @@ const NOW: i64 = 1_790_000_000;
 
 async fn setup(db: &TestDb) -> (Arc<dyn Store>, OrgId, UserId, ClientId) {
     let store = db.store().await;
-    let org = store.create_org("Acme", NOW).await.unwrap();
+    let org = store
+        .create_org(&crate::helpers::org_name("Acme"), NOW)
+        .await
+        .unwrap();
     let user = store
         .create_user(
             &org.id,
@@ -111,7 +114,10 @@ async fn clients_grants_and_consent_round_trip(db: &TestDb) {
         .unwrap();
     assert!(again.consent_remembered, "approving again remembers it");
     // Tenant isolation: the grant is not visible through another organisation.
-    let other = store.create_org("Globex", NOW).await.unwrap();
+    let other = store
+        .create_org(&crate::helpers::org_name("Globex"), NOW)
+        .await
+        .unwrap();
     assert!(store.live_grant(&other.id, &g.id).await.unwrap().is_none());
     // Disabling the client revokes its grants.
     assert!(store.disable_client(&cid, NOW + 3).await.unwrap());
@@ -265,7 +271,11 @@ async fn sessions_and_rate_windows_expire(db: &TestDb) {
 
 async fn the_export_queue_never_grants_more_slots_than_the_limit(db: &TestDb) {
     let store = db.store().await;
-    let org = store.create_org("Acme", NOW).await.unwrap().id;
+    let org = store
+        .create_org(&crate::helpers::org_name("Acme"), NOW)
+        .await
+        .unwrap()
+        .id;
     let stale = ExportStaleness {
         queued_before: NOW - 60,
         active_before: NOW - 900,

@@ -25,7 +25,9 @@ use crate::clock::rfc3339;
 use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, OrgMember, Role, UserId};
+use crate::store::{
+    ApiKey, AuditFilter, AuditRecord, GrantView, Invitation, OrgMember, Role, UserId,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,7 +37,15 @@ pub fn router() -> Router<AppState> {
             get(get_credential).put(put_credential),
         )
         .route("/api/v1/clari-credential/test", post(test_credential))
-        .route("/api/v1/members", get(list_members).post(add_member))
+        .route("/api/v1/members", get(list_members))
+        .route(
+            "/api/v1/invitations",
+            get(list_invitations).post(create_invitation),
+        )
+        .route(
+            "/api/v1/invitations/{id}",
+            get(get_invitation).delete(withdraw_invitation),
+        )
         .route(
             "/api/v1/members/{user_id}",
             get(get_member).patch(patch_member).delete(remove_member),
@@ -58,8 +68,18 @@ fn member_json(m: &OrgMember) -> Value {
         "email": m.user.email,
         "role": m.role.as_str(),
         "suspended": m.suspended,
-        "account_disabled": m.user.disabled,
-        "created_at": rfc3339(m.user.created_at),
+        "joined_at": rfc3339(m.joined_at),
+    })
+}
+
+fn invitation_json(i: &Invitation) -> Value {
+    json!({
+        "id": i.id.as_str(),
+        "email": i.email,
+        "role": i.role.as_str(),
+        "status": "pending",
+        "created_at": rfc3339(i.created_at),
+        "expires_at": rfc3339(i.expires_at),
     })
 }
 
@@ -226,11 +246,10 @@ async fn list_members(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiRe
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewMember {
+struct NewInvitation {
     email: String,
     #[serde(default = "member_role")]
     role: RoleText,
-    password: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -276,24 +295,57 @@ fn api_email(text: &str) -> Result<&str, ApiError> {
     }
 }
 
-async fn add_member(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+// --- invitations ------------------------------------------------------------------------------
+
+async fn list_invitations(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
     let admin = caller.admin().await?;
-    let new: NewMember = json_body(&headers, &body)?;
+    page(
+        admin.invitations().await?,
+        |i| i.id.to_string(),
+        |i| invitation_json(&i),
+        &q,
+    )
+}
+
+async fn get_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    let admin = caller.admin().await?;
+    let found = admin
+        .invitations()
+        .await?
+        .into_iter()
+        .find(|i| i.id.as_str() == id)
+        .ok_or(AdminError::NotFound("invitation"))?;
+    Ok(with_etag(invitation_json(&found)))
+}
+
+/// Invites a person: `url` is the link, in this answer only; `emailed` says whether it was
+/// sent (and `email_error` why not). The answer is the same whether or not the address has an
+/// account here.
+async fn create_invitation(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let new: NewInvitation = json_body(&headers, &body)?;
     api_email(&new.email)?;
-    let m = admin
-        .add_member(
-            &new.email,
-            new.role.into(),
-            new.password.map(SecretString::from),
-        )
-        .await?;
-    let value = member_json(&m);
+    let created = admin.invite(&new.email, new.role.into()).await?;
+    let mut value = invitation_json(&created.invitation);
+    value["url"] = json!(created.link.expose_secret());
+    value["emailed"] = json!(created.emailed.is_ok());
+    if let Err(why) = &created.emailed {
+        value["email_error"] = json!(why);
+    }
     let mut r = with_etag(value);
     *r.status_mut() = StatusCode::CREATED;
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/members/{}", m.user.id)) {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/invitations/{}", created.invitation.id))
+    {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
+}
+
+async fn withdraw_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    caller.admin().await?.revoke_invitation(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {

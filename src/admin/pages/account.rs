@@ -406,7 +406,7 @@ pub async fn change_password(
             .hash(new)
             .await
             .map_err(|e| fail(&e.to_string()))?;
-        state.store.set_user_password(&c.user, &hash).await?;
+        state.store.set_user_password(&c.user, &hash, false).await?;
         // Every other browser session of this person is signed out; this one stays.
         let epoch = state.store.bump_session_epoch(&c.user).await?;
         if !web::adopt_epoch(&session, epoch).await {

@@ -41,9 +41,13 @@ pub fn router() -> Router<AppState> {
         .route("/admin/clari-key/test", post(org::test_clari_key))
         .route(
             "/admin/members",
-            get(org::members_page).post(org::add_member),
+            get(org::members_page).post(org::invite_member),
         )
         .route("/admin/members/{id}", post(org::change_member))
+        .route(
+            "/admin/invitations/{id}/withdraw",
+            post(org::withdraw_invitation),
+        )
         .route("/admin/access", get(org::access_page))
         .route("/admin/grants/{id}/revoke", post(org::revoke_grant))
         .route("/admin/api-keys", post(org::create_key))
@@ -217,18 +221,4 @@ pub fn not_found(what: &str) -> Response {
     )
 }
 
-/// Unix seconds as `2026-11-29 16:40 UTC`.
-pub fn when(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .map(|d| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                d.year(),
-                u8::from(d.month()),
-                d.day(),
-                d.hour(),
-                d.minute()
-            )
-        })
-        .unwrap_or_default()
-}
+pub use crate::web::when;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
 use super::account::{expiry, ticked_scopes};
@@ -143,18 +143,30 @@ struct MemberRow {
     is_me: bool,
 }
 
+struct InvitationRow {
+    id: String,
+    email: String,
+    role: &'static str,
+    expires: String,
+}
+
 #[derive(Template)]
 #[template(path = "admin_members.html")]
 struct MembersPage {
     nav: Nav,
     members: Vec<MemberRow>,
+    invitations: Vec<InvitationRow>,
+    invitation_days: i64,
 }
 
+/// The organisation's members and pending invitations. What an admin sees of a person is their
+/// membership here (e-mail, role, suspended), nothing of their account or other organisations.
 pub async fn members_page(State(state): State<AppState>, session: Session) -> Response {
     let c = admin_or_return!(state, session);
-    let members = match c.admin(&state, Default::default()).members().await {
-        Ok(m) => m,
-        Err(e) => return internal_error_page(&e),
+    let admin = c.admin(&state, Default::default());
+    let (members, invitations) = match (admin.members().await, admin.invitations().await) {
+        (Ok(m), Ok(i)) => (m, i),
+        (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
     };
     let members = members
         .into_iter()
@@ -163,28 +175,52 @@ pub async fn members_page(State(state): State<AppState>, session: Session) -> Re
             id: m.user.id.to_string(),
             email: m.user.email,
             role: m.role.as_str(),
-            status: if m.user.disabled {
-                "account disabled"
-            } else if m.suspended {
-                "suspended"
-            } else {
-                "active"
-            },
+            status: if m.suspended { "suspended" } else { "active" },
             suspended: m.suspended,
         })
         .collect();
+    let invitations = invitations
+        .into_iter()
+        .map(|i| InvitationRow {
+            id: i.id.to_string(),
+            email: i.email,
+            role: i.role.as_str(),
+            expires: when(i.expires_at),
+        })
+        .collect();
     let nav = c.nav(&session, "members", "/admin/members").await;
-    render(StatusCode::OK, &MembersPage { nav, members })
+    render(
+        StatusCode::OK,
+        &MembersPage {
+            nav,
+            members,
+            invitations,
+            invitation_days: (state.config.invitation_ttl + 43_199) / 86_400,
+        },
+    )
 }
 
-pub async fn add_member(
+#[derive(Template)]
+#[template(path = "invitation_created.html")]
+struct InvitationCreatedPage {
+    nav: Nav,
+    email: String,
+    role: &'static str,
+    org_name: String,
+    link: String,
+    expires: String,
+    emailed: Result<(), String>,
+}
+
+/// `POST /admin/members`: invites a person. The link is shown on this answer only.
+pub async fn invite_member(
     State(state): State<AppState>,
     session: Session,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut f = match form(&session, body).await {
+    let f = match form(&session, body).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -193,27 +229,49 @@ pub async fn add_member(
         Some("admin") => Role::Admin,
         _ => Role::Member,
     };
-    let password = f
-        .remove("password")
-        .filter(|p| !p.is_empty())
-        .map(SecretString::from);
     let email = f.get("email").cloned().unwrap_or_default();
+    match c
+        .admin(&state, meta(&state, &headers, peer))
+        .invite(&email, role)
+        .await
+    {
+        Ok(created) => {
+            let nav = c.nav(&session, "members", "/admin/members").await;
+            render(
+                StatusCode::OK,
+                &InvitationCreatedPage {
+                    nav,
+                    email: created.invitation.email.clone(),
+                    role: created.invitation.role.as_str(),
+                    org_name: c.org.name.clone(),
+                    link: created.link.expose_secret().to_owned(),
+                    expires: when(created.invitation.expires_at),
+                    emailed: created.emailed,
+                },
+            )
+        }
+        Err(e) => after(&session, "/admin/members", Err(e)).await,
+    }
+}
+
+/// `POST /admin/invitations/{id}/withdraw`.
+pub async fn withdraw_invitation(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = admin_or_return!(state, session);
     let outcome = c
         .admin(&state, meta(&state, &headers, peer))
-        .add_member(&email, role, password)
+        .revoke_invitation(&id)
         .await
-        .map(|m| {
-            format!(
-                "{} is now {} of {}.",
-                m.user.email,
-                if m.role == Role::Admin {
-                    "an admin"
-                } else {
-                    "a member"
-                },
-                c.org.name
-            )
-        });
+        .map(|()| "Invitation withdrawn: its link no longer works.".to_owned());
     after(&session, "/admin/members", outcome).await
 }
 

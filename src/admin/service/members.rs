@@ -4,13 +4,19 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{AdminError, AdminResult, MemberChange, OrgAdmin, validate_key_name};
 use crate::apikeys::{self, KeyRequest};
-use crate::crypto::Passwords;
+use crate::crypto::{random_token, sha256_hex};
 use crate::scope::ScopeSet;
-use crate::store::{ApiKey, ApiKeyId, Email, OrgMember, Role, StoreError, UserId};
+use crate::store::{
+    ApiKey, ApiKeyId, Email, Invitation, InvitationId, NewInvitation, OrgMember, Role, UserId,
+};
 
-/// The longest initial password an admin may set (within the hasher's byte limit whatever the
-/// characters).
-pub const MAX_INITIAL_PASSWORD_CHARS: usize = 256;
+/// A new invitation: the link (shown once, never stored: only its hash is) and whether it was
+/// e-mailed (or why not).
+pub struct InvitationCreated {
+    pub invitation: Invitation,
+    pub link: SecretString,
+    pub emailed: Result<(), String>,
+}
 
 /// Whether a member with `role` may hold a key (or grant) with these scopes: `admin` is for
 /// the organisation's admins only.
@@ -34,63 +40,108 @@ impl OrgAdmin<'_> {
             .ok_or(AdminError::NotFound("member"))
     }
 
-    /// Adds a person: a new account with an initial password, or an existing account (without
-    /// one: their password is theirs) as a member of this organisation.
-    pub async fn add_member(
-        &self,
-        email: &str,
-        role: Role,
-        password: Option<SecretString>,
-    ) -> AdminResult<OrgMember> {
+    /// Invites a person by e-mail address: a single-use link that expires
+    /// (`CLARI_MCP_INVITATION_TTL`), returned once to the caller and e-mailed to the person
+    /// when SMTP is configured. The answer is the same whether or not an account exists for the
+    /// address, so an admin learns nothing about accounts; until the person accepts, they are
+    /// not a member and hold nothing here.
+    pub async fn invite(&self, email: &str, role: Role) -> AdminResult<InvitationCreated> {
         let email = Email::parse(email).map_err(|e| AdminError::invalid("email", e.to_string()))?;
         let now = self.now();
-        let existing = self.state.store.find_user_by_email(&email).await?;
-        let user = match (existing, password) {
-            (Some(_), Some(_)) => {
-                return Err(AdminError::Conflict(format!(
-                    "password: {email} already has an account with its own password; add them without one"
-                )));
-            }
-            (Some(c), None) => {
-                self.state
-                    .store
-                    .add_membership(&self.org.id, &c.user.id, role, now)
-                    .await?;
-                c.user.id
-            }
-            (None, None) => {
-                return Err(AdminError::Conflict(format!(
-                    "password: {email} has no account yet: give an initial password"
-                )));
-            }
-            (None, Some(password)) => {
-                if password.expose_secret().chars().count() > MAX_INITIAL_PASSWORD_CHARS {
-                    return Err(AdminError::invalid(
-                        "password",
-                        format!("at most {MAX_INITIAL_PASSWORD_CHARS} characters"),
-                    ));
-                }
-                Passwords::check_policy(&password)
-                    .map_err(|e| AdminError::invalid("password", e.to_string()))?;
-                let hash = self
-                    .state
-                    .passwords
-                    .hash(password)
-                    .await
-                    .map_err(|e| AdminError::Store(StoreError::Conflict(e.to_string())))?;
-                self.state
-                    .store
-                    .create_user(&self.org.id, &email, &hash, role, now)
-                    .await?
-                    .id
-            }
-        };
+        let token = random_token(32);
+        let invited_by = self
+            .actor
+            .id
+            .clone()
+            .unwrap_or_else(|| self.actor.kind.to_owned());
+        let invitation = self
+            .state
+            .store
+            .create_invitation(NewInvitation {
+                org: &self.org.id,
+                email: &email,
+                role,
+                token_hash: &sha256_hex(&token),
+                invited_by: &invited_by,
+                now,
+                expires_at: now + self.state.config.invitation_ttl,
+            })
+            .await?;
+        let link = SecretString::from(format!(
+            "{}/invitations/{token}",
+            self.state.config.public_url
+        ));
+        let emailed = self.send_invitation(&invitation, &link).await;
         self.state.audit.record(
-            self.event("user.added_to_org", user.as_str())
+            self.event("member.invited", invitation.id.as_str())
                 .detail("email", email.as_str())
-                .detail("role", role.as_str()),
+                .detail("role", role.as_str())
+                .detail("expires_at", invitation.expires_at)
+                .detail("emailed", emailed.is_ok()),
         );
-        self.member(user.as_str()).await
+        Ok(InvitationCreated {
+            invitation,
+            link,
+            emailed,
+        })
+    }
+
+    /// E-mails the link when a mail server is configured; says why not otherwise.
+    async fn send_invitation(
+        &self,
+        invitation: &Invitation,
+        link: &SecretString,
+    ) -> Result<(), String> {
+        let Some(mailer) = &self.state.mailer else {
+            return Err("no mail server is configured (CLARI_MCP_SMTP_URL)".into());
+        };
+        let expires = crate::clock::rfc3339(invitation.expires_at);
+        let inviter = self
+            .actor
+            .name
+            .clone()
+            .unwrap_or_else(|| "An administrator".to_owned());
+        let (subject, body) = crate::mail::invitation_text(
+            &self.org.name,
+            &self.org.slug,
+            &inviter,
+            invitation.role.as_str(),
+            link.expose_secret(),
+            &expires,
+        );
+        mailer
+            .send(&invitation.email, &subject, body)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, invitation = %invitation.id, "invitation not e-mailed");
+                e.to_string()
+            })
+    }
+
+    /// Invitations that can still be accepted, newest first.
+    pub async fn invitations(&self) -> AdminResult<Vec<Invitation>> {
+        Ok(self
+            .state
+            .store
+            .pending_invitations(&self.org.id, self.now())
+            .await?)
+    }
+
+    /// Withdraws a pending invitation: its link stops working.
+    pub async fn revoke_invitation(&self, id: &str) -> AdminResult<()> {
+        let id = InvitationId::parse(id).map_err(|_| AdminError::NotFound("invitation"))?;
+        if !self
+            .state
+            .store
+            .revoke_invitation(&self.org.id, &id, self.now())
+            .await?
+        {
+            return Err(AdminError::NotFound("invitation"));
+        }
+        self.state
+            .audit
+            .record(self.event("member.invitation_withdrawn", id.as_str()));
+        Ok(())
     }
 
     /// Whether someone other than `user` still administers the organisation.

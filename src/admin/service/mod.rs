@@ -5,7 +5,7 @@
 mod access;
 mod members;
 
-pub use members::may_hold;
+pub use members::{InvitationCreated, may_hold};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -13,6 +13,7 @@ use crate::audit::{Actor, Event};
 use crate::clari::types::Limits;
 use crate::crypto::token::hint;
 use crate::http::RequestMeta;
+use crate::orgname::OrgName;
 use crate::redact::{RedactionPolicy, Redactor};
 use crate::state::AppState;
 use crate::store::{ClariCredentialInfo, OrgId, Organization, Role, StoreError, UserId};
@@ -72,6 +73,7 @@ pub type AdminResult<T> = Result<T, AdminError>;
 pub struct OrgSettings {
     pub id: OrgId,
     pub name: String,
+    pub slug: String,
     pub disabled: bool,
     pub created_at: i64,
     /// `None` follows the server's default (`CLARI_MCP_REDACT`).
@@ -110,19 +112,9 @@ pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| c.is_whitespace() || c.is_control())
 }
 
-pub fn validate_org_name(raw: &str) -> AdminResult<String> {
-    let name = raw.trim();
-    let bad = |m: &str| Err(AdminError::invalid("name", m));
-    if is_blank(raw) {
-        return bad("the organisation name must not be empty");
-    }
-    if raw.chars().count() > 100 {
-        return bad("the organisation name must be at most 100 characters");
-    }
-    if raw.chars().any(char::is_control) {
-        return bad("the organisation name must not contain control characters");
-    }
-    Ok(name.to_owned())
+/// An organisation name people can tell apart (see [`crate::orgname`]).
+pub fn validate_org_name(raw: &str) -> AdminResult<OrgName> {
+    OrgName::parse(raw).map_err(|e| AdminError::invalid("name", e.to_string()))
 }
 
 /// A Clari API key: one token of printable ASCII, 8 to 512 characters.
@@ -203,6 +195,7 @@ impl<'a> OrgAdmin<'a> {
         Ok(OrgSettings {
             id: self.org.id.clone(),
             name: self.org.name.clone(),
+            slug: self.org.slug.clone(),
             disabled: self.org.disabled,
             created_at: self.org.created_at,
             redaction,
@@ -215,10 +208,7 @@ impl<'a> OrgAdmin<'a> {
         seen: &OrgSettings,
         change: SettingsChange,
     ) -> AdminResult<OrgSettings> {
-        let name = match change.name {
-            Some(n) => validate_org_name(&n)?,
-            None => seen.name.clone(),
-        };
+        let name = validate_org_name(change.name.as_deref().unwrap_or(&seen.name))?;
         let redaction = match change.redaction {
             Some(Some(p)) => {
                 validate_redaction(&p)?;
@@ -247,7 +237,7 @@ impl<'a> OrgAdmin<'a> {
                     .into(),
             ));
         }
-        if name != seen.name {
+        if name.as_str() != seen.name {
             self.state.audit.record(
                 self.event("org.renamed", self.org.id.as_str())
                     .detail("from", seen.name.as_str())
@@ -261,7 +251,7 @@ impl<'a> OrgAdmin<'a> {
             );
         }
         Ok(OrgSettings {
-            name,
+            name: name.to_string(),
             redaction,
             ..seen.clone()
         })

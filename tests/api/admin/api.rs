@@ -44,15 +44,7 @@ async fn only_an_admin_with_the_admin_scope_gets_in(db: &TestDb) {
 
     // A member cannot be given the admin scope, by the API or by a consent.
     let admin = env.api_key("admin").await;
-    let (status, member) = api(
-        app,
-        &admin,
-        Method::POST,
-        "/api/v1/members",
-        Some(json!({"email": "bo@acme.test", "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(status, 201, "{member}");
+    let member = join(app, &admin, "bo@acme.test", "member").await;
     assert_eq!(member["role"], "member");
     let (status, body) = api(
         app,
@@ -117,39 +109,8 @@ async fn members_are_added_changed_and_removed_without_lost_updates(db: &TestDb)
     let env = mcp_env(db).await;
     let app = &env.app;
     let admin = env.api_key("admin").await;
-    let (status, body) = api(
-        app,
-        &admin,
-        Method::POST,
-        "/api/v1/members",
-        Some(json!({"email": "cy@acme.test"})),
-    )
-    .await;
-    assert_eq!(
-        status, 409,
-        "a new person needs an initial password: {body}"
-    );
-    assert!(body["message"].as_str().unwrap().contains("password"));
-    let (status, body) = api(
-        app,
-        &admin,
-        Method::POST,
-        "/api/v1/members",
-        Some(json!({"email": "cy@acme.test", "password": "short"})),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    let (status, cy) = api(
-        app,
-        &admin,
-        Method::POST,
-        "/api/v1/members",
-        Some(json!({"email": "Cy@Acme.test", "password": PASSWORD, "role": "member"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{cy}");
-    assert_eq!(cy["email"], "cy@acme.test");
-    let (status, body) = api(
+    // Nobody but the person chooses their password: there is no door that takes one.
+    let (status, _) = api(
         app,
         &admin,
         Method::POST,
@@ -157,10 +118,18 @@ async fn members_are_added_changed_and_removed_without_lost_updates(db: &TestDb)
         Some(json!({"email": "cy@acme.test", "password": PASSWORD})),
     )
     .await;
-    assert_eq!(
-        status, 409,
-        "an existing account keeps its own password: {body}"
-    );
+    assert_eq!(status, 405, "members join by invitation only");
+    let (status, body) = api(
+        app,
+        &admin,
+        Method::POST,
+        "/api/v1/invitations",
+        Some(json!({"email": "cy@acme.test", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let cy = join(app, &admin, "Cy@Acme.test", "member").await;
+    assert_eq!(cy["email"], "cy@acme.test");
     let path = format!("/api/v1/members/{}", cy["user_id"].as_str().unwrap());
 
     // Two admins read the same version; the second write is refused, not silently applied.
@@ -237,17 +206,10 @@ async fn members_are_added_changed_and_removed_without_lost_updates(db: &TestDb)
     assert_eq!(status, 204);
     let (status, _) = api(app, &admin, Method::GET, &path, None).await;
     assert_eq!(status, 404);
-    let (status, _) = api(
-        app,
-        &admin,
-        Method::POST,
-        "/api/v1/members",
-        Some(json!({"email": "cy@acme.test"})),
-    )
-    .await;
+    let back = join(app, &admin, "cy@acme.test", "member").await;
     assert_eq!(
-        status, 201,
-        "an existing account is added without a password"
+        back["user_id"], cy["user_id"],
+        "an existing account joins again with its own password"
     );
     assert_eq!(
         rpc(app, Some(&cy_key), "tools/list", json!({}))
@@ -372,7 +334,11 @@ async fn an_admin_of_one_organisation_gets_404_for_anything_of_another(db: &Test
     let env = mcp_env(db).await;
     let app = &env.app;
     let s = &app.state;
-    let globex = s.store.create_org("Globex", s.now()).await.unwrap();
+    let globex = s
+        .store
+        .create_org(&crate::helpers::org_name("Globex"), s.now())
+        .await
+        .unwrap();
     let bo = s
         .store
         .create_user(

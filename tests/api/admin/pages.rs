@@ -94,7 +94,11 @@ async fn members_get_403_and_admins_get_404_for_another_organisations_things(db:
 
     // Another organisation with its own admin, member, key and grant-less user.
     let s = &app.state;
-    let globex = s.store.create_org("Globex", s.now()).await.unwrap();
+    let globex = s
+        .store
+        .create_org(&crate::helpers::org_name("Globex"), s.now())
+        .await
+        .unwrap();
     let bo = add_person(app, &globex.id, "bo@globex.test", Role::Admin).await;
     let b_key = env.api_key_for(&globex.id, &bo, "clari:read").await;
     let b_key_id = s.store.list_api_keys(&globex.id).await.unwrap()[0]
@@ -332,19 +336,48 @@ async fn an_admin_runs_members_clari_key_audit_and_activity_from_the_pages(db: &
             ],
         )
         .await;
-    assert_eq!(page.status, 303);
-    let page = ava.get("/admin/members").await;
+    assert_eq!(page.status, 200, "{}", page.body);
     assert!(
-        page.body.contains("new@acme.test is now a member"),
+        page.body
+            .contains("new@acme.test is invited to Acme as member"),
         "{}",
         page.body
     );
+    assert!(
+        page.body.contains("not e-mailed"),
+        "without SMTP the page says the link must be passed on: {}",
+        page.body
+    );
+    let link = value_of(&page.body, "invite-link");
+    let page = ava.get("/admin/members").await;
+    assert!(page.body.contains("Pending invitations"));
+    assert!(page.body.contains("new@acme.test"));
+    assert!(
+        !page.body.contains(&link),
+        "the link is shown once, on creation"
+    );
+    assert_eq!(
+        Browser::new(app)
+            .login("/login", "new@acme.test", PASSWORD)
+            .await
+            .status,
+        401,
+        "the password the admin typed was ignored: no account exists until the person makes one"
+    );
+    super::accept_invitation(app, &link, "the newcomer's own passphrase").await;
     let newbie = Browser::new(app)
-        .login("/login", "new@acme.test", PASSWORD)
+        .login("/login", "new@acme.test", "the newcomer's own passphrase")
         .await;
     assert_eq!(
         newbie.status, 303,
-        "the new person signs in with the initial password"
+        "the person signs in with their own password"
+    );
+    assert!(
+        ava.get("/admin/members")
+            .await
+            .body
+            .contains("Pending invitations</h2>\n<p class=\"muted\">None."),
+        "the invitation was used"
     );
 
     // The last admin cannot demote themselves; the refusal says why.
@@ -487,7 +520,11 @@ async fn a_person_in_two_organisations_switches_explicitly(db: &TestDb) {
     let env = mcp_env(db).await;
     let app = &env.app;
     let s = &app.state;
-    let globex = s.store.create_org("Globex", s.now()).await.unwrap();
+    let globex = s
+        .store
+        .create_org(&crate::helpers::org_name("Globex"), s.now())
+        .await
+        .unwrap();
     add_person(app, &globex.id, "ava@acme.test", Role::Member).await;
     let mut ava = signed_in(app, "ava@acme.test").await;
     let page = ava.get("/admin/members").await;

@@ -10,7 +10,11 @@ both_backends!(
 async fn an_organisation_never_sees_another_organisations_data(db: &TestDb) {
     let env = mcp_env(db).await;
     let s = &env.app.state;
-    let globex = s.store.create_org("Globex", s.now()).await.unwrap();
+    let globex = s
+        .store
+        .create_org(&crate::helpers::org_name("Globex"), s.now())
+        .await
+        .unwrap();
     s.store
         .put_clari_credential(
             &globex.id,

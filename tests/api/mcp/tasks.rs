@@ -219,7 +219,11 @@ async fn a_task_belongs_to_its_caller_only(db: &TestDb) {
     let app = &env.app;
     let id = start_task(&env, app, &key).await;
     let s = &app.state;
-    let globex = s.store.create_org("Globex", s.now()).await.unwrap();
+    let globex = s
+        .store
+        .create_org(&crate::helpers::org_name("Globex"), s.now())
+        .await
+        .unwrap();
     let bo = s
         .store
         .create_user(

@@ -247,7 +247,11 @@ async fn a_missing_clari_key_is_a_tool_error_naming_the_fix() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let env = mcp_env(&db).await;
     let s = &env.app.state;
-    let other = s.store.create_org("NoKey", s.now()).await.unwrap();
+    let other = s
+        .store
+        .create_org(&crate::helpers::org_name("NoKey"), s.now())
+        .await
+        .unwrap();
     s.store
         .add_membership(
             &other.id,

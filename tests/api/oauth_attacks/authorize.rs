@@ -339,7 +339,10 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
         .unwrap()
         .unwrap()
         .user;
-    let globex = store.create_org("Globex", app.state.now()).await.unwrap();
+    let globex = store
+        .create_org(&crate::helpers::org_name("Globex"), app.state.now())
+        .await
+        .unwrap();
     store
         .add_membership(
             &globex.id,
@@ -393,7 +396,10 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
     );
 
     // A member of another org cannot be smuggled in through the form.
-    let stranger = store.create_org("Initech", app.state.now()).await.unwrap();
+    let stranger = store
+        .create_org(&crate::helpers::org_name("Initech"), app.state.now())
+        .await
+        .unwrap();
     let start = authorize_raw(&mut b, &base(&cid, &pkce())).await;
     let page = b.get(start.location.as_deref().unwrap()).await;
     let again = b

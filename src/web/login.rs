@@ -1,0 +1,544 @@
+//! Sign-in with e-mail and password, throttled so that nobody but the owner is slowed down, and
+//! the step that makes a person replace a password somebody else chose before anything else.
+
+use std::net::{IpAddr, SocketAddr};
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{
+    CSRF_KEY, EPOCH_KEY, USER_KEY, check_csrf, csrf_failure, csrf_token, error_page,
+    internal_error_page, render, see_other, sign_in_for, urlencode,
+};
+use crate::audit::{Actor, Event};
+use crate::clock::UnixTime;
+use crate::crypto::{Passwords, random_token};
+use crate::http::{client_ip, ip_bucket, parse_form, read_body};
+use crate::state::AppState;
+use crate::store::{Email, UserCredentials, UserId};
+
+/// The throttling window: counts start afresh every 15 minutes.
+pub const LOGIN_WINDOW: i64 = 15 * 60;
+/// Wrong passwords for one account from one address before each further try must wait.
+pub const FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 5;
+/// Wrong passwords from one address (any accounts) before each further try must wait.
+pub const FREE_FAILURES_PER_ADDRESS: i64 = 30;
+/// The longest wait between two tries.
+pub const MAX_DELAY_SECONDS: i64 = 15 * 60;
+
+/// How long a caller must still wait before the next try, after `failures` failures in the
+/// window, the last at `last_at`; `None` when they may try now. The first `free` failures cost
+/// nothing, then every failure doubles the wait (1 s, 2 s, 4 s, … up to 15 minutes).
+///
+/// The buckets are (account, address) and (address): a flood of wrong passwords for an account
+/// from other addresses never delays its owner on a fresh address (OWASP Authentication Cheat
+/// Sheet, "account lockout"; RFC 9700 §4.6 against online guessing).
+pub fn wait_before_next_try(
+    failures: i64,
+    last_at: Option<UnixTime>,
+    now: UnixTime,
+    free: i64,
+) -> Option<i64> {
+    if failures < free {
+        return None;
+    }
+    let exponent = (failures - free).min(20) as u32;
+    let delay = 2i64.pow(exponent).min(MAX_DELAY_SECONDS);
+    let until = last_at.unwrap_or(now) + delay;
+    (until > now).then_some(until - now)
+}
+
+fn buckets(email: &Email, ip: IpAddr) -> (String, String) {
+    let address = ip_bucket(ip);
+    (
+        format!("login:pair:{email}:{address}"),
+        format!("login:ip:{address}"),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    rid: Option<String>,
+    next: Option<String>,
+    email: String,
+    error: Option<String>,
+    client_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    rid: Option<String>,
+    next: Option<String>,
+    email: Option<String>,
+}
+
+/// Where a sign-in may continue besides consent: only our own invitation pages, so `next` can
+/// never send anyone elsewhere (no open redirect).
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    let n = next?;
+    let ok = n.starts_with("/invitations/")
+        && n.len() <= 200
+        && n[1..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_".contains(c));
+    ok.then(|| n.to_owned())
+}
+
+async fn login_page(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    form: (Option<String>, Option<String>, String),
+    error: Option<String>,
+) -> Response {
+    let (rid, next, email) = form;
+    let client_name = match &rid {
+        Some(r) => sign_in_for(state, session, r).await,
+        None => None,
+    };
+    let csrf = csrf_token(session).await;
+    render(
+        status,
+        &LoginPage {
+            csrf,
+            rid,
+            next,
+            email,
+            error,
+            client_name,
+        },
+    )
+}
+
+pub async fn get_login(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let email = q.email.unwrap_or_default().chars().take(254).collect();
+    let next = safe_next(q.next.as_deref());
+    login_page(&state, &session, StatusCode::OK, (q.rid, next, email), None).await
+}
+
+/// Reads a form that holds a password into a buffer wiped when dropped.
+pub async fn secret_form(
+    body: Body,
+) -> Result<std::collections::HashMap<String, String>, Response> {
+    // `Vec::from` takes over the body's allocation when it is the only owner.
+    let raw = read_body(body, 16 * 1024)
+        .await
+        .map(|b| zeroize::Zeroizing::new(Vec::from(b)));
+    raw.and_then(|b| parse_form(&b)).map_err(|_| {
+        error_page(
+            StatusCode::BAD_REQUEST,
+            "The form is malformed",
+            "The request could not be read.",
+            "Go back and try again.",
+        )
+    })
+}
+
+pub async fn post_login(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut form = match secret_form(body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !check_csrf(&session, form.get("csrf")).await {
+        return csrf_failure();
+    }
+    let rid = form.get("rid").cloned();
+    let next = safe_next(form.get("next").map(String::as_str));
+    let email_text = form.get("email").cloned().unwrap_or_default();
+    // Moved out of the form, not copied; `SecretString` wipes it when dropped.
+    let password = SecretString::from(form.remove("password").unwrap_or_default());
+    let echo = (rid.clone(), next.clone(), email_text.clone());
+    let generic = "The e-mail or password is incorrect.".to_owned();
+    let Ok(email) = Email::parse(&email_text) else {
+        return login_page(
+            &state,
+            &session,
+            StatusCode::UNAUTHORIZED,
+            echo,
+            Some(generic),
+        )
+        .await;
+    };
+
+    // Throttle before spending argon2 work. A refused try is only read and counted in the
+    // metrics: it writes nothing, so a flood adds no rows.
+    let now = state.now();
+    let window = now - now.rem_euclid(LOGIN_WINDOW);
+    let ip = client_ip(state.config.trusted_proxies, &headers, peer);
+    let (pair, by_ip) = buckets(&email, ip);
+    let (pair_seen, ip_seen) = match (
+        state.store.rate_peek(&pair, window).await,
+        state.store.rate_peek(&by_ip, window).await,
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
+    };
+    let wait = [
+        wait_before_next_try(
+            pair_seen.0,
+            pair_seen.1,
+            now,
+            FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS,
+        ),
+        wait_before_next_try(ip_seen.0, ip_seen.1, now, FREE_FAILURES_PER_ADDRESS),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    if let Some(wait) = wait {
+        state.metrics.signin("throttled");
+        let mut r = login_page(
+            &state,
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            echo,
+            Some(format!(
+                "Too many wrong passwords from here. Wait {} and try again.",
+                in_words(wait)
+            )),
+        )
+        .await;
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+        return r;
+    }
+
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let signin = |action: &'static str, outcome: &'static str, user: Option<&UserId>| {
+        let actor = Actor {
+            kind: "user",
+            id: user.map(|u| u.to_string()),
+            name: Some(email.to_string()),
+        };
+        Event::new(None, actor, action)
+            .outcome(outcome)
+            .from_request(request_id.clone(), Some(ip.to_string()))
+    };
+
+    let creds = match state.store.find_user_by_email(&email).await {
+        Ok(c) => c,
+        Err(e) => return internal_error_page(&e),
+    };
+    let hash = creds.as_ref().map(|c| c.password_hash.clone());
+    let verified = state
+        .passwords
+        .verify(password, hash)
+        .await
+        .unwrap_or(false);
+    let known = creds.as_ref().map(|c| c.user.id.clone());
+    let Some(creds) = creds.filter(|c| verified && !c.user.disabled) else {
+        tracing::info!("sign-in failed");
+        state.metrics.signin("failure");
+        let reason = if known.is_some() && verified {
+            "user disabled"
+        } else {
+            "wrong e-mail or password"
+        };
+        let counted = match (
+            state.store.rate_hit_at(&pair, window, now).await,
+            state.store.rate_hit_at(&by_ip, window, now).await,
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
+        };
+        state
+            .audit
+            .record(signin("signin.failure", "failure", known.as_ref()).detail("reason", reason));
+        // One event when waiting starts, not one per refused try.
+        if counted.0 == FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS
+            || counted.1 == FREE_FAILURES_PER_ADDRESS
+        {
+            state.audit.record(
+                signin("signin.throttled", "denied", known.as_ref())
+                    .detail("failures_from_address", counted.1)
+                    .detail("failures_for_account_from_address", counted.0),
+            );
+        }
+        return login_page(
+            &state,
+            &session,
+            StatusCode::UNAUTHORIZED,
+            echo,
+            Some(generic),
+        )
+        .await;
+    };
+    if creds.must_change_password {
+        return begin_password_change(&state, &session, &creds, rid, next).await;
+    }
+    if let Err(r) = complete_sign_in(&session, &creds).await {
+        return r;
+    }
+    tracing::info!(user_id = %creds.user.id, "signed in");
+    state.metrics.signin("success");
+    state
+        .audit
+        .record(signin("signin.success", "success", Some(&creds.user.id)));
+    continue_after_sign_in(rid, next)
+}
+
+fn in_words(seconds: i64) -> String {
+    match seconds {
+        s if s < 90 => format!("{s} seconds"),
+        s => format!("{} minutes", (s + 59) / 60),
+    }
+}
+
+/// Signs the session in as `creds`: a new session id (no fixation), a fresh CSRF token, the
+/// account's epoch, and the long idle expiry.
+pub async fn complete_sign_in(session: &Session, creds: &UserCredentials) -> Result<(), Response> {
+    session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+        super::SIGNED_IN_SESSION_IDLE,
+    )));
+    if session.cycle_id().await.is_err()
+        || session
+            .insert(USER_KEY, creds.user.id.as_str())
+            .await
+            .is_err()
+        || session
+            .insert("email", creds.user.email.as_str())
+            .await
+            .is_err()
+        || session
+            .insert(EPOCH_KEY, creds.session_epoch)
+            .await
+            .is_err()
+        || session.insert(CSRF_KEY, random_token(32)).await.is_err()
+    {
+        return Err(internal_error_page(
+            &"the session could not be updated at sign-in",
+        ));
+    }
+    Ok(())
+}
+
+/// Consent for the authorization request, the invitation being accepted, or the account page.
+pub fn continue_after_sign_in(rid: Option<String>, next: Option<String>) -> Response {
+    match (rid, next) {
+        (Some(rid), _) => see_other(&format!("/authorize/consent?rid={}", urlencode(&rid))),
+        (None, Some(next)) => see_other(&next),
+        (None, None) => see_other("/account"),
+    }
+}
+
+// --- a password somebody else chose -------------------------------------------------------------
+
+const PASSWORD_CHANGE_KEY: &str = "password-change";
+/// How long the new-password form stays valid after the old password was proven.
+const PASSWORD_CHANGE_TTL: i64 = 10 * 60;
+
+/// Who proved the old password, and where they were going.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingPasswordChange {
+    user_id: String,
+    email: String,
+    epoch: i64,
+    rid: Option<String>,
+    next: Option<String>,
+    until: i64,
+}
+
+#[derive(Template)]
+#[template(path = "new_password.html")]
+struct NewPasswordPage {
+    csrf: String,
+    email: String,
+    error: Option<String>,
+}
+
+async fn begin_password_change(
+    state: &AppState,
+    session: &Session,
+    creds: &UserCredentials,
+    rid: Option<String>,
+    next: Option<String>,
+) -> Response {
+    let pending = PendingPasswordChange {
+        user_id: creds.user.id.to_string(),
+        email: creds.user.email.clone(),
+        epoch: creds.session_epoch,
+        rid,
+        next,
+        until: state.now() + PASSWORD_CHANGE_TTL,
+    };
+    if session.cycle_id().await.is_err()
+        || session.insert(PASSWORD_CHANGE_KEY, &pending).await.is_err()
+    {
+        return internal_error_page(&"the session could not be updated");
+    }
+    new_password_page(session, StatusCode::OK, &pending.email, None).await
+}
+
+async fn new_password_page(
+    session: &Session,
+    status: StatusCode,
+    email: &str,
+    error: Option<String>,
+) -> Response {
+    let csrf = csrf_token(session).await;
+    render(
+        status,
+        &NewPasswordPage {
+            csrf,
+            email: email.to_owned(),
+            error,
+        },
+    )
+}
+
+/// `POST /login/new-password`: the person replaces the password somebody else chose, then is
+/// signed in; every other browser session of theirs is signed out.
+pub async fn post_new_password(
+    State(state): State<AppState>,
+    session: Session,
+    body: Body,
+) -> Response {
+    let mut form = match secret_form(body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !check_csrf(&session, form.get("csrf")).await {
+        return csrf_failure();
+    }
+    let pending: Option<PendingPasswordChange> =
+        session.get(PASSWORD_CHANGE_KEY).await.ok().flatten();
+    let Some(pending) = pending.filter(|p| p.until > state.now()) else {
+        return see_other("/login");
+    };
+    let new = SecretString::from(form.remove("new").unwrap_or_default());
+    let confirm = SecretString::from(form.remove("confirm").unwrap_or_default());
+    if new.expose_secret() != confirm.expose_secret() {
+        let why = "The new password and its confirmation differ.".to_owned();
+        return new_password_page(&session, StatusCode::BAD_REQUEST, &pending.email, Some(why))
+            .await;
+    }
+    if let Err(e) = Passwords::check_policy(&new) {
+        return new_password_page(
+            &session,
+            StatusCode::BAD_REQUEST,
+            &pending.email,
+            Some(format!("{e}.")),
+        )
+        .await;
+    }
+    let outcome = async {
+        let email = Email::parse(&pending.email).map_err(|e| e.to_string())?;
+        let creds = state
+            .store
+            .find_user_by_email(&email)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|c| {
+                c.user.id.as_str() == pending.user_id
+                    && c.session_epoch == pending.epoch
+                    && !c.user.disabled
+            })
+            .ok_or("the account changed meanwhile")?;
+        let hash = state.passwords.hash(new).await.map_err(|e| e.to_string())?;
+        state
+            .store
+            .set_user_password(&creds.user.id, &hash, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let epoch = state
+            .store
+            .bump_session_epoch(&creds.user.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(UserCredentials {
+            session_epoch: epoch,
+            must_change_password: false,
+            ..creds
+        })
+    }
+    .await;
+    let creds = match outcome {
+        Ok(c) => c,
+        Err(_) => {
+            let _ = session.remove_value(PASSWORD_CHANGE_KEY).await;
+            return see_other("/login");
+        }
+    };
+    let _ = session.remove_value(PASSWORD_CHANGE_KEY).await;
+    if let Err(r) = complete_sign_in(&session, &creds).await {
+        return r;
+    }
+    state.audit.record(
+        Event::new(
+            None,
+            Actor::new(
+                "user",
+                creds.user.id.as_str(),
+                Some(creds.user.email.clone()),
+            ),
+            "user.password_changed",
+        )
+        .detail("reason", "set by someone else"),
+    );
+    state.metrics.signin("success");
+    continue_after_sign_in(pending.rid, pending.next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failures_are_free_then_each_doubles_the_wait() {
+        let free = FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS;
+        assert_eq!(wait_before_next_try(free - 1, Some(100), 100, free), None);
+        assert_eq!(wait_before_next_try(free, Some(100), 100, free), Some(1));
+        assert_eq!(wait_before_next_try(free, Some(100), 101, free), None);
+        assert_eq!(
+            wait_before_next_try(free + 3, Some(100), 100, free),
+            Some(8)
+        );
+        assert_eq!(
+            wait_before_next_try(free + 3, Some(100), 105, free),
+            Some(3)
+        );
+        assert_eq!(
+            wait_before_next_try(free + 40, Some(100), 100, free),
+            Some(MAX_DELAY_SECONDS)
+        );
+    }
+
+    #[test]
+    fn next_only_leads_to_our_invitation_pages() {
+        assert_eq!(
+            safe_next(Some("/invitations/abc-_1")).as_deref(),
+            Some("/invitations/abc-_1")
+        );
+        for bad in [
+            "https://evil.test/invitations/x",
+            "//evil.test/invitations/x",
+            "/account",
+            "/invitations/../admin",
+            "/invitations/x?y=1",
+            "/invitations/x\\y",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+        }
+    }
+}
