@@ -604,3 +604,186 @@ async fn a_password_chosen_by_someone_else_is_replaced_at_the_next_sign_in(db: &
         303
     );
 }
+
+/// The pinned SMTP server of the test scripts (aiosmtpd, a real RFC 5321 server), receiving
+/// into a maildir; `None` (the test is skipped) where Python lacks it outside CI.
+struct SmtpSink {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    // The child is owned by the sink at once, whose `Drop` kills and reaps it.
+    #[allow(clippy::zombie_processes)]
+    async fn start() -> Option<Self> {
+        let present = std::process::Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI needs aiosmtpd (.ci/run installs it)"
+            );
+            crate::helpers::announce_skip("identity::invitations_are_emailed (no aiosmtpd)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(Self {
+                    child,
+                    port,
+                    maildir,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the SMTP sink did not start on port {port}");
+    }
+
+    /// The messages received so far, raw.
+    fn messages(&self) -> Vec<String> {
+        let dir = self.maildir.path().join("mail").join("new");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn invitations_are_emailed_through_smtp_and_a_failure_is_said_in_words() {
+    let Some(sink) = SmtpSink::start().await else {
+        return;
+    };
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let env = mcp_env_with(
+        &db,
+        &[
+            ("CLARI_MCP_SMTP_URL", url.as_str()),
+            ("CLARI_MCP_SMTP_FROM", "Acme access <access@acme.test>"),
+        ],
+    )
+    .await;
+    let app = &env.app;
+    let admin = env.api_key("admin").await;
+    let inv = invite(app, &admin, "fay@acme.test", "member").await;
+    assert_eq!(inv["emailed"], true, "{inv}");
+    assert!(inv.get("email_error").is_none());
+    let link = inv["url"].as_str().unwrap();
+    let mut mail = Vec::new();
+    for _ in 0..200 {
+        mail = sink.messages();
+        if !mail.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(mail.len(), 1, "one message");
+    let m = &quoted_printable_decoded(&mail[0]);
+    assert!(m.contains("To: fay@acme.test"), "{m}");
+    assert!(
+        m.contains("From: \"Acme access\" <access@acme.test>")
+            || m.contains("From: Acme access <access@acme.test>"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Subject: You are invited to Acme on clari-mcp"),
+        "{m}"
+    );
+    assert!(m.contains(link), "the message carries the link: {m}");
+    crate::admin::accept_invitation(app, link, "fay's own passphrase").await;
+    let fay = app
+        .state
+        .store
+        .find_user_by_email(&Email::parse("fay@acme.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        app.state
+            .store
+            .member(&env.org, &fay.user.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    db.cleanup().await;
+
+    // A mail server that cannot be reached: the invitation exists, and the answer says why it
+    // was not sent (the admin passes the link on).
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("smtp://127.0.0.1:{closed}");
+    let env = mcp_env_with(&db, &[("CLARI_MCP_SMTP_URL", url.as_str())]).await;
+    let admin = env.api_key("admin").await;
+    let inv = invite(&env.app, &admin, "gus@acme.test", "member").await;
+    assert_eq!(inv["emailed"], false, "{inv}");
+    assert!(
+        inv["email_error"].as_str().unwrap().contains("mail server"),
+        "{inv}"
+    );
+    assert_eq!(
+        Browser::new(&env.app)
+            .get(inv["url"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+    db.cleanup().await;
+}
+
+/// The text of a quoted-printable body (RFC 2045 §6.7): soft line breaks joined, `=XX` decoded.
+fn quoted_printable_decoded(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'=' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let Some(b) = escaped {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

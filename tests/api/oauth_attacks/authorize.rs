@@ -367,7 +367,9 @@ async fn a_user_in_several_orgs_picks_one_and_can_revoke_the_consent() {
         .unwrap();
     let page = b.get(&next).await;
     assert!(
-        page.body.contains("<select") && page.body.contains("Acme") && page.body.contains("Globex"),
+        page.body.matches("type=\"radio\" name=\"org\"").count() == 2
+            && page.body.contains("Acme")
+            && page.body.contains("Globex"),
         "both organisations offered"
     );
     let done = b
