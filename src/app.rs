@@ -28,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
         .merge(crate::admin::router())
+        .merge(crate::scim::router())
+        .fallback(crate::scim::unknown_path)
         .layer(crate::web::session::layer(&state))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -27,6 +27,7 @@ pub mod oauth;
 pub mod orgname;
 pub mod principal;
 pub mod redact;
+pub mod scim;
 pub mod scope;
 pub mod signing;
 pub mod state;

@@ -39,6 +39,14 @@ pub enum OrgCommand {
         #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
         role: String,
     },
+    /// Make a SCIM token for the organisation's identity provider; prints it once (the SCIM
+    /// base URL is <public URL>/scim/v2/<slug>).
+    ScimToken {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        #[arg(long, default_value = "identity provider")]
+        name: String,
+    },
     /// Disable an organisation: its tokens and API keys stop working on the next request.
     Disable {
         #[arg(long, value_name = "ORG")]
@@ -139,6 +147,21 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                 Err(why) => eprintln!("not e-mailed: {why}"),
             }
             println!("{}", secrecy::ExposeSecret::expose_secret(&created.link));
+        }
+        OrgCommand::ScimToken { org, name } => {
+            let org = find_org(&state, &org).await?;
+            let admin = crate::admin::OrgAdmin {
+                state: &state,
+                org: org.clone(),
+                actor: crate::audit::Actor::operator(),
+                meta: crate::http::RequestMeta::default(),
+            };
+            let (secret, _) = admin.create_scim_token(&name).await?;
+            eprintln!(
+                "SCIM base URL: {}/scim/v2/{}",
+                state.config.public_url, org.slug
+            );
+            println!("{}", secrecy::ExposeSecret::expose_secret(&secret));
         }
         OrgCommand::SetClariKey { org, base_url } => {
             let org = find_org(&state, &org).await?;

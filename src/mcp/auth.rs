@@ -254,14 +254,19 @@ fn envelope_error(message: &Value) -> Option<&'static str> {
         }
         Some(_) => Some("method must be a string"),
         None if m.get("id").is_some_and(id_ok) => {
+            // JSON-RPC 2.0 §5.1: the code is an integer; the protocol's error codes are 32-bit.
             let error_ok = |e: &Value| {
-                e.get("code").is_some_and(|c| c.is_i64())
+                e.get("code")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|c| i32::try_from(c).is_ok())
                     && e.get("message").is_some_and(Value::is_string)
             };
             match (m.get("result"), m.get("error")) {
                 (Some(r), None) if r.is_object() => None,
                 (None, Some(e)) if error_ok(e) => None,
-                _ => Some("a response needs an object result or an error with code and message"),
+                _ => Some(
+                    "a response needs an object result or an error with a 32-bit integer code and a message",
+                ),
             }
         }
         None => Some("a request needs a method (a response, an id and a result or error)"),

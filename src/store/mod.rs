@@ -22,6 +22,7 @@ mod org;
 mod postgres;
 mod prewarm;
 mod refresh;
+mod scim;
 mod session;
 mod signing_key;
 mod sqlite;
@@ -47,6 +48,9 @@ pub use org::{Killed, OrgStore};
 pub use postgres::PgStore;
 pub use prewarm::PrewarmStore;
 pub use refresh::{RefreshRecord, RefreshStore};
+pub use scim::{
+    MAX_SCIM_TOKENS, MAX_SCIM_USERS, ScimFilter, ScimStore, ScimToken, ScimUserRow, ScimUserWrite,
+};
 pub use session::{BrowserSessionStore, RateLimitStore};
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 pub use sqlite::SqliteStore;
@@ -142,6 +146,7 @@ pub trait Store:
     + TaskStore
     + PrewarmStore
     + InvitationStore
+    + ScimStore
     + Send
     + Sync
     + 'static

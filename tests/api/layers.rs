@@ -12,6 +12,8 @@ const LAYERS: &[&[&str]] = &[
     &["demo"],
     // Composes the routers; runs the server and housekeeping.
     &["app"],
+    // Provisioning by the organisation's identity provider (SCIM).
+    &["scim"],
     // Running an organisation from the browser and `/api/v1`.
     &["admin"],
     // The kill switch.

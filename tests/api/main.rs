@@ -17,6 +17,7 @@ mod mcp;
 mod mcp_answers;
 mod oauth;
 mod oauth_attacks;
+mod scim;
 mod store;
 mod store_oauth;
 mod vault;

@@ -26,7 +26,7 @@ use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
 use crate::store::{
-    ApiKey, AuditFilter, AuditRecord, GrantView, Invitation, OrgMember, Role, UserId,
+    ApiKey, AuditFilter, AuditRecord, GrantView, Invitation, OrgMember, Role, ScimToken, UserId,
 };
 
 pub fn router() -> Router<AppState> {
@@ -46,6 +46,11 @@ pub fn router() -> Router<AppState> {
             "/api/v1/invitations/{id}",
             get(get_invitation).delete(withdraw_invitation),
         )
+        .route(
+            "/api/v1/scim-tokens",
+            get(list_scim_tokens).post(create_scim_token),
+        )
+        .route("/api/v1/scim-tokens/{id}", delete(revoke_scim_token))
         .route(
             "/api/v1/members/{user_id}",
             get(get_member).patch(patch_member).delete(remove_member),
@@ -345,6 +350,61 @@ async fn create_invitation(caller: Caller, headers: HeaderMap, body: Bytes) -> A
 
 async fn withdraw_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
     caller.admin().await?.revoke_invitation(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// --- SCIM tokens ------------------------------------------------------------------------------
+
+fn scim_token_json(t: &ScimToken, base: &str) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "scim_base_url": base,
+        "created_at": rfc3339(t.created_at),
+        "last_used_at": t.last_used_at.map(rfc3339),
+    })
+}
+
+fn scim_base(admin: &super::OrgAdmin<'_>) -> String {
+    format!(
+        "{}/scim/v2/{}",
+        admin.state.config.public_url, admin.org.slug
+    )
+}
+
+async fn list_scim_tokens(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
+    let admin = caller.admin().await?;
+    let base = scim_base(&admin);
+    page(
+        admin.scim_tokens().await?,
+        |t| t.id.clone(),
+        |t| scim_token_json(&t, &base),
+        &q,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewScimToken {
+    name: String,
+}
+
+/// Makes a SCIM token for the organisation's identity provider: `token` is in this answer
+/// only; `scim_base_url` is what to configure as the SCIM connector's base URL.
+async fn create_scim_token(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let new: NewScimToken = json_body(&headers, &body)?;
+    let (secret, token) = admin.create_scim_token(&new.name).await?;
+    let mut value = scim_token_json(&token, &scim_base(&admin));
+    value["token"] = json!(secret.expose_secret());
+    let mut r = (StatusCode::CREATED, axum::Json(value)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+async fn revoke_scim_token(caller: Caller, Path(id): Path<String>) -> ApiResult {
+    caller.admin().await?.revoke_scim_token(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -4,8 +4,10 @@
 
 mod access;
 mod members;
+mod scim;
 
 pub use members::{InvitationCreated, may_hold};
+pub use scim::SCIM_TOKEN_PREFIX;
 
 use secrecy::{ExposeSecret, SecretString};
 

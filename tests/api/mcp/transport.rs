@@ -280,6 +280,8 @@ async fn what_is_not_json_rpc_is_400_and_a_missing_or_wildcard_accept_is_fine() 
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":null}"#,
         r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
         r#"{"jsonrpc":"2.0","id":"x","error":null}"#,
+        // An error code beyond 32 bits is JSON and an integer, but no JSON-RPC error MCP uses.
+        r#"{"jsonrpc":"2.0","id":"x","error":{"code":282707716434938976,"message":"m"}}"#,
     ] {
         let r = send(body, Some("application/json, text/event-stream"))
             .await
