@@ -12,6 +12,7 @@
 //! token as the actor.
 
 pub mod discovery;
+mod membership;
 pub mod resource;
 
 use axum::Router;
@@ -23,14 +24,14 @@ use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use self::membership::{deprovision, provision};
 use self::resource::{LIST_SCHEMA, ScimError, USER_SCHEMA};
-use crate::admin::OrgAdmin;
 use crate::audit::{Actor, Event};
 use crate::clock::rfc3339;
 use crate::crypto::sha256_hex;
 use crate::http::RequestMeta;
 use crate::state::AppState;
-use crate::store::{Email, Organization, Role, ScimFilter, ScimToken, ScimUserRow, ScimUserWrite};
+use crate::store::{Organization, ScimFilter, ScimToken, ScimUserRow, ScimUserWrite};
 
 /// The largest request body (RFC 7644 §3.12 `tooLarge` beyond it).
 const MAX_BODY: usize = 64 * 1024;
@@ -128,10 +129,10 @@ async fn search(
 
 /// Who is calling: the live SCIM token of the organisation named in the path (RFC 7644 §2:
 /// the service authenticates every request; a token of one organisation opens no other).
-struct Caller {
-    org: Organization,
-    token: ScimToken,
-    meta: RequestMeta,
+pub(crate) struct Caller {
+    pub(crate) org: Organization,
+    pub(crate) token: ScimToken,
+    pub(crate) meta: RequestMeta,
 }
 
 impl Caller {
@@ -139,7 +140,7 @@ impl Caller {
         format!("{}/scim/v2/{}", state.config.public_url, self.org.slug)
     }
 
-    fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor::new(
             "scim",
             self.token.id.as_str(),
@@ -147,7 +148,7 @@ impl Caller {
         )
     }
 
-    fn event(&self, action: &'static str, target: &str) -> Event {
+    pub(crate) fn event(&self, action: &'static str, target: &str) -> Event {
         let (request_id, ip) = self.meta.parts();
         Event::new(Some(&self.org.id), self.actor(), action)
             .target(target)
@@ -195,7 +196,7 @@ async fn caller(state: &AppState, headers: &HeaderMap, org: &str) -> Result<Call
     })
 }
 
-fn store_failed(e: crate::store::StoreError) -> ScimError {
+pub(crate) fn store_failed(e: crate::store::StoreError) -> ScimError {
     match e {
         crate::store::StoreError::Conflict(why) => ScimError::new(409, Some("uniqueness"), why),
         crate::store::StoreError::NotFound(what) => ScimError::not_found(what),
@@ -574,124 +575,4 @@ async fn delete_user(
     deprovision(&state, &c, &attributes_of(&before), "scim.user_deleted").await?;
     state.audit.record(c.event("scim.user_deleted", &id));
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// --- what a User means for the membership ---------------------------------------------------------
-
-/// An active User: a suspended member is reinstated; someone not yet a member is invited (one
-/// pending invitation per address).
-async fn provision(
-    state: &AppState,
-    c: &Caller,
-    attrs: &Map<String, Value>,
-) -> Result<(), ScimError> {
-    let Some(email) = resource::email_of(attrs) else {
-        return Ok(());
-    };
-    let Ok(parsed) = Email::parse(&email) else {
-        return Ok(());
-    };
-    let account = state
-        .store
-        .find_user_by_email(&parsed)
-        .await
-        .map_err(store_failed)?;
-    let member = match &account {
-        Some(a) => state
-            .store
-            .member(&c.org.id, &a.user.id)
-            .await
-            .map_err(store_failed)?,
-        None => None,
-    };
-    match member {
-        Some(m) if m.suspended => {
-            let done = state
-                .store
-                .update_member(&c.org.id, &m.user.id, (m.role, true), (m.role, false))
-                .await
-                .map_err(store_failed)?;
-            if done {
-                state.audit.record(
-                    c.event("member.reinstated", m.user.id.as_str())
-                        .detail("email", m.user.email.as_str()),
-                );
-            }
-        }
-        Some(_) => {}
-        None => {
-            let pending = state
-                .store
-                .pending_invitations(&c.org.id, state.now())
-                .await
-                .map_err(store_failed)?;
-            if !pending.iter().any(|i| i.email == parsed.as_str()) {
-                let admin = OrgAdmin {
-                    state,
-                    org: c.org.clone(),
-                    actor: c.actor(),
-                    meta: c.meta.clone(),
-                };
-                admin
-                    .invite(parsed.as_str(), Role::Member)
-                    .await
-                    .map_err(|e| ScimError::new(409, None, e.to_string()))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A deactivated, deleted or re-addressed User: the member is suspended with everything they
-/// hold here revoked in one transaction; a pending invitation is withdrawn.
-async fn deprovision(
-    state: &AppState,
-    c: &Caller,
-    attrs: &Map<String, Value>,
-    action: &'static str,
-) -> Result<(), ScimError> {
-    let Some(email) = resource::email_of(attrs).and_then(|e| Email::parse(&e).ok()) else {
-        return Ok(());
-    };
-    let now = state.now();
-    if let Some(account) = state
-        .store
-        .find_user_by_email(&email)
-        .await
-        .map_err(store_failed)?
-    {
-        let member = state
-            .store
-            .member(&c.org.id, &account.user.id)
-            .await
-            .map_err(store_failed)?;
-        if member.is_some_and(|m| !m.suspended)
-            && state
-                .store
-                .deprovision_member(&c.org.id, &account.user.id, now)
-                .await
-                .map_err(store_failed)?
-        {
-            state.audit.record(
-                c.event(action, account.user.id.as_str())
-                    .detail("email", email.as_str())
-                    .detail("revoked", "grants, refresh tokens, API keys"),
-            );
-        }
-    }
-    for inv in state
-        .store
-        .pending_invitations(&c.org.id, now)
-        .await
-        .map_err(store_failed)?
-        .into_iter()
-        .filter(|i| i.email == email.as_str())
-    {
-        state
-            .store
-            .revoke_invitation(&c.org.id, &inv.id, now)
-            .await
-            .map_err(store_failed)?;
-    }
-    Ok(())
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod edge;
+mod joining;
 
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
 use edge::{
@@ -25,9 +26,7 @@ use crate::clock::rfc3339;
 use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{
-    ApiKey, AuditFilter, AuditRecord, GrantView, Invitation, OrgMember, Role, ScimToken, UserId,
-};
+use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, OrgMember, Role, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,17 +39,20 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/members", get(list_members))
         .route(
             "/api/v1/invitations",
-            get(list_invitations).post(create_invitation),
+            get(joining::list_invitations).post(joining::create_invitation),
         )
         .route(
             "/api/v1/invitations/{id}",
-            get(get_invitation).delete(withdraw_invitation),
+            get(joining::get_invitation).delete(joining::withdraw_invitation),
         )
         .route(
             "/api/v1/scim-tokens",
-            get(list_scim_tokens).post(create_scim_token),
+            get(joining::list_scim_tokens).post(joining::create_scim_token),
         )
-        .route("/api/v1/scim-tokens/{id}", delete(revoke_scim_token))
+        .route(
+            "/api/v1/scim-tokens/{id}",
+            delete(joining::revoke_scim_token),
+        )
         .route(
             "/api/v1/members/{user_id}",
             get(get_member).patch(patch_member).delete(remove_member),
@@ -74,17 +76,6 @@ fn member_json(m: &OrgMember) -> Value {
         "role": m.role.as_str(),
         "suspended": m.suspended,
         "joined_at": rfc3339(m.joined_at),
-    })
-}
-
-fn invitation_json(i: &Invitation) -> Value {
-    json!({
-        "id": i.id.as_str(),
-        "email": i.email,
-        "role": i.role.as_str(),
-        "status": "pending",
-        "created_at": rfc3339(i.created_at),
-        "expires_at": rfc3339(i.expires_at),
     })
 }
 
@@ -249,22 +240,14 @@ async fn list_members(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiRe
     )
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewInvitation {
-    email: String,
-    #[serde(default = "member_role")]
-    role: RoleText,
-}
-
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
-enum RoleText {
+pub(super) enum RoleText {
     Admin,
     Member,
 }
 
-fn member_role() -> RoleText {
+pub(super) fn member_role() -> RoleText {
     RoleText::Member
 }
 
@@ -279,7 +262,7 @@ impl From<RoleText> for Role {
 
 /// The API's e-mail rule, stricter than the pages' (which trim and accept any script):
 /// printable ASCII, `local@domain.tld`, nothing around it, at most 254 characters.
-fn api_email(text: &str) -> Result<&str, ApiError> {
+pub(super) fn api_email(text: &str) -> Result<&str, ApiError> {
     let printable = |c: char| c.is_ascii_graphic() && c != '@';
     let ok = text.len() <= 254
         && text.split_once('@').is_some_and(|(local, domain)| {
@@ -298,114 +281,6 @@ fn api_email(text: &str) -> Result<&str, ApiError> {
             text.chars().take(100).collect::<String>()
         )))
     }
-}
-
-// --- invitations ------------------------------------------------------------------------------
-
-async fn list_invitations(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.invitations().await?,
-        |i| i.id.to_string(),
-        |i| invitation_json(&i),
-        &q,
-    )
-}
-
-async fn get_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
-    let admin = caller.admin().await?;
-    let found = admin
-        .invitations()
-        .await?
-        .into_iter()
-        .find(|i| i.id.as_str() == id)
-        .ok_or(AdminError::NotFound("invitation"))?;
-    Ok(with_etag(invitation_json(&found)))
-}
-
-/// Invites a person: `url` is the link, in this answer only; `emailed` says whether it was
-/// sent (and `email_error` why not). The answer is the same whether or not the address has an
-/// account here.
-async fn create_invitation(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let new: NewInvitation = json_body(&headers, &body)?;
-    api_email(&new.email)?;
-    let created = admin.invite(&new.email, new.role.into()).await?;
-    let mut value = invitation_json(&created.invitation);
-    value["url"] = json!(created.link.expose_secret());
-    value["emailed"] = json!(created.emailed.is_ok());
-    if let Err(why) = &created.emailed {
-        value["email_error"] = json!(why);
-    }
-    let mut r = with_etag(value);
-    *r.status_mut() = StatusCode::CREATED;
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/invitations/{}", created.invitation.id))
-    {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
-}
-
-async fn withdraw_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_invitation(&id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// --- SCIM tokens ------------------------------------------------------------------------------
-
-fn scim_token_json(t: &ScimToken, base: &str) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "scim_base_url": base,
-        "created_at": rfc3339(t.created_at),
-        "last_used_at": t.last_used_at.map(rfc3339),
-    })
-}
-
-fn scim_base(admin: &super::OrgAdmin<'_>) -> String {
-    format!(
-        "{}/scim/v2/{}",
-        admin.state.config.public_url, admin.org.slug
-    )
-}
-
-async fn list_scim_tokens(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    let base = scim_base(&admin);
-    page(
-        admin.scim_tokens().await?,
-        |t| t.id.clone(),
-        |t| scim_token_json(&t, &base),
-        &q,
-    )
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewScimToken {
-    name: String,
-}
-
-/// Makes a SCIM token for the organisation's identity provider: `token` is in this answer
-/// only; `scim_base_url` is what to configure as the SCIM connector's base URL.
-async fn create_scim_token(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let new: NewScimToken = json_body(&headers, &body)?;
-    let (secret, token) = admin.create_scim_token(&new.name).await?;
-    let mut value = scim_token_json(&token, &scim_base(&admin));
-    value["token"] = json!(secret.expose_secret());
-    let mut r = (StatusCode::CREATED, axum::Json(value)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
-}
-
-async fn revoke_scim_token(caller: Caller, Path(id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_scim_token(&id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
