@@ -72,6 +72,9 @@ pub enum OrgCommand {
         /// "forecast,renewals"), none, or default (follow CLARI_MCP_PREWARM).
         #[arg(long, value_name = "FORECASTS")]
         prewarm: Option<String>,
+        /// Whether the organisation's admins must use two-step sign-in (true or false).
+        #[arg(long, value_name = "BOOL")]
+        require_admin_mfa: Option<bool>,
     },
     /// The emergency kill switch: disable the organisation, revoke every grant, refresh token
     /// and API key, cancel its Clari exports in flight; every replica refuses it at once.
@@ -214,10 +217,29 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
             redact,
             redact_patterns,
             prewarm,
+            require_admin_mfa,
         } => {
             let org = find_org(&state, &org).await?;
-            if redact.is_none() && redact_patterns.is_empty() && prewarm.is_none() {
-                bail!("nothing to set: give --redact, --redact-pattern and/or --prewarm");
+            if redact.is_none()
+                && redact_patterns.is_empty()
+                && prewarm.is_none()
+                && require_admin_mfa.is_none()
+            {
+                bail!(
+                    "nothing to set: give --redact, --redact-pattern, --prewarm and/or --require-admin-mfa"
+                );
+            }
+            if let Some(required) = require_admin_mfa {
+                state.store.set_require_admin_mfa(&org.id, required).await?;
+                state.audit.record(
+                    operator_event(Some(&org.id), "org.admin_mfa_required", org.id.as_str())
+                        .detail("required", required),
+                );
+                println!(
+                    "two-step sign-in for the admins of '{}': {}",
+                    org.name,
+                    if required { "required" } else { "not required" }
+                );
             }
             if let Some(list) = prewarm {
                 set_prewarm(&state, &org, &list).await?;

@@ -3,6 +3,7 @@
 
 pub mod password;
 pub mod token;
+pub mod totp;
 pub mod vault;
 
 pub use password::{PasswordError, Passwords};

@@ -130,7 +130,8 @@ INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1,
 const INSERT_USER: &str = "\
 INSERT INTO users (id, email, password_hash, disabled, created_at)
 VALUES ($1, $2, $3, FALSE, $4)
-RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password";
+RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
+    totp_enabled_at IS NOT NULL AS mfa_enabled";
 
 const REVOKE: &str = "\
 UPDATE invitations SET revoked_at = $3

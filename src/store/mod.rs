@@ -17,6 +17,7 @@ mod credential;
 mod export;
 mod grant;
 mod invitation;
+mod mfa;
 mod models;
 mod org;
 mod postgres;
@@ -43,6 +44,7 @@ pub use credential::CredentialStore;
 pub use export::*;
 pub use grant::{Grant, GrantStore, GrantView};
 pub use invitation::{AcceptError, InvitationStore, MAX_PENDING_INVITATIONS, NewInvitation};
+pub use mfa::{MfaStore, TotpRecord};
 pub use models::*;
 pub use org::{Killed, OrgStore};
 pub use postgres::PgStore;
@@ -147,6 +149,7 @@ pub trait Store:
     + PrewarmStore
     + InvitationStore
     + ScimStore
+    + MfaStore
     + Send
     + Sync
     + 'static

@@ -113,6 +113,8 @@ pub struct UserCredentials {
     pub session_epoch: i64,
     /// Somebody else chose this password: the person sets their own before anything else.
     pub must_change_password: bool,
+    /// A second factor (TOTP) is asked for at sign-in.
+    pub mfa_enabled: bool,
 }
 
 impl fmt::Debug for UserCredentials {

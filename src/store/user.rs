@@ -68,7 +68,8 @@ pub trait UserStore: Send + Sync {
 const INSERT: &str = "\
 INSERT INTO users (id, email, password_hash, disabled, created_at)
 VALUES ($1, $2, $3, FALSE, $4)
-RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password";
+RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
+    totp_enabled_at IS NOT NULL AS mfa_enabled";
 
 /// Adds the membership only when the organisation exists (no row: not found).
 const INSERT_FIRST_MEMBERSHIP: &str = "\
@@ -79,7 +80,8 @@ const INSERT_MEMBERSHIP: &str = "\
 INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)";
 
 const FIND_BY_EMAIL: &str = "\
-SELECT id, email, password_hash, disabled, created_at, session_epoch, must_change_password
+SELECT id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
+    totp_enabled_at IS NOT NULL AS mfa_enabled
 FROM users WHERE email = $1";
 
 const MEMBERS: &str = "\

@@ -181,44 +181,24 @@ pub async fn post_login(
     // Throttle before spending argon2 work. A refused try is only read and counted in the
     // metrics: it writes nothing, so a flood adds no rows.
     let now = state.now();
-    let window = now - now.rem_euclid(LOGIN_WINDOW);
     let ip = client_ip(state.config.trusted_proxies, &headers, peer);
-    let (pair, by_ip) = buckets(&email, ip);
-    let (pair_seen, ip_seen) = match (
-        state.store.rate_peek(&pair, window).await,
-        state.store.rate_peek(&by_ip, window).await,
-    ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
-    };
-    let wait = [
-        wait_before_next_try(
-            pair_seen.0,
-            pair_seen.1,
-            now,
-            FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS,
-        ),
-        wait_before_next_try(ip_seen.0, ip_seen.1, now, FREE_FAILURES_PER_ADDRESS),
-    ]
-    .into_iter()
-    .flatten()
-    .max();
-    if let Some(wait) = wait {
-        state.metrics.signin("throttled");
-        let mut r = login_page(
-            &state,
-            &session,
-            StatusCode::TOO_MANY_REQUESTS,
-            echo,
-            Some(format!(
-                "Too many wrong passwords from here. Wait {} and try again.",
-                in_words(wait)
-            )),
-        )
-        .await;
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-        return r;
+    match wait_for(&state, &email, ip, now).await {
+        Err(r) => return r,
+        Ok(Some(wait)) => {
+            state.metrics.signin("throttled");
+            let mut r = login_page(
+                &state,
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                echo,
+                Some(too_many(wait)),
+            )
+            .await;
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+            return r;
+        }
+        Ok(None) => {}
     }
 
     let request_id = headers
@@ -255,12 +235,9 @@ pub async fn post_login(
         } else {
             "wrong e-mail or password"
         };
-        let counted = match (
-            state.store.rate_hit_at(&pair, window, now).await,
-            state.store.rate_hit_at(&by_ip, window, now).await,
-        ) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
+        let counted = match count_failure(&state, &email, ip, now).await {
+            Ok(c) => c,
+            Err(r) => return r,
         };
         state
             .audit
@@ -287,6 +264,9 @@ pub async fn post_login(
     if creds.must_change_password {
         return begin_password_change(&state, &session, &creds, rid, next).await;
     }
+    if creds.mfa_enabled {
+        return super::mfa::begin(&state, &session, &creds, rid, next).await;
+    }
     if let Err(r) = complete_sign_in(&session, &creds).await {
         return r;
     }
@@ -296,6 +276,62 @@ pub async fn post_login(
         .audit
         .record(signin("signin.success", "success", Some(&creds.user.id)));
     continue_after_sign_in(rid, next)
+}
+
+/// How long the next try from `ip` for `email` must wait, if at all: a read, no write.
+pub async fn wait_for(
+    state: &AppState,
+    email: &Email,
+    ip: IpAddr,
+    now: UnixTime,
+) -> Result<Option<i64>, Response> {
+    let window = now - now.rem_euclid(LOGIN_WINDOW);
+    let (pair, by_ip) = buckets(email, ip);
+    let (pair_seen, ip_seen) = match (
+        state.store.rate_peek(&pair, window).await,
+        state.store.rate_peek(&by_ip, window).await,
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Err(internal_error_page(&e)),
+    };
+    Ok([
+        wait_before_next_try(
+            pair_seen.0,
+            pair_seen.1,
+            now,
+            FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS,
+        ),
+        wait_before_next_try(ip_seen.0, ip_seen.1, now, FREE_FAILURES_PER_ADDRESS),
+    ]
+    .into_iter()
+    .flatten()
+    .max())
+}
+
+/// Counts a failed try (a wrong password or second factor): `(for the account from this
+/// address, from this address)` in the current window.
+pub async fn count_failure(
+    state: &AppState,
+    email: &Email,
+    ip: IpAddr,
+    now: UnixTime,
+) -> Result<(i64, i64), Response> {
+    let window = now - now.rem_euclid(LOGIN_WINDOW);
+    let (pair, by_ip) = buckets(email, ip);
+    match (
+        state.store.rate_hit_at(&pair, window, now).await,
+        state.store.rate_hit_at(&by_ip, window, now).await,
+    ) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), _) | (_, Err(e)) => Err(internal_error_page(&e)),
+    }
+}
+
+pub fn too_many(wait: i64) -> String {
+    format!(
+        "Too many wrong attempts from here. Wait {} and try again.",
+        in_words(wait)
+    )
 }
 
 fn in_words(seconds: i64) -> String {
@@ -481,6 +517,9 @@ pub async fn post_new_password(
         }
     };
     let _ = session.remove_value(PASSWORD_CHANGE_KEY).await;
+    if creds.mfa_enabled {
+        return super::mfa::begin(&state, &session, &creds, pending.rid, pending.next).await;
+    }
     if let Err(r) = complete_sign_in(&session, &creds).await {
         return r;
     }

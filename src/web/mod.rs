@@ -5,6 +5,7 @@
 
 pub mod invite;
 pub mod login;
+pub mod mfa;
 pub mod session;
 
 use askama::Template;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login::get_login).post(login::post_login))
         .route("/login/new-password", post(login::post_new_password))
+        .route("/login/second-factor", post(mfa::post_second_factor))
         .route(
             "/invitations/{token}",
             get(invite::get_invitation).post(invite::post_invitation),

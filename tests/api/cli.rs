@@ -500,6 +500,27 @@ async fn rotate_vault_reencrypts_every_credential(db: &TestDb) {
         Some("key-for-org-b-2"),
     );
 
+    // A person's TOTP secret, sealed under the old key, is re-encrypted too.
+    cli.ok(
+        &["user", "create", "--org", "A", "--email", "ann@a.test"],
+        Some("ann's passphrase!"),
+    );
+    let store = db.store().await;
+    let ann = store
+        .find_user_by_email(&clari_mcp::store::Email::parse("ann@a.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    let sealed = Vault::new(std::slice::from_ref(&old))
+        .unwrap()
+        .seal(b"12345678901234567890");
+    store
+        .enable_totp(&ann, (&sealed.ciphertext, &sealed.key_id), 0, &[], 0)
+        .await
+        .unwrap();
+
     let new = Vault::generate_key();
     cli.env.insert(
         "CLARI_MCP_VAULT_KEYS".into(),
@@ -526,7 +547,12 @@ async fn rotate_vault_reencrypts_every_credential(db: &TestDb) {
     assert!(out.contains("OK") && !out.contains("broken"), "{out}");
     // Every credential still opens.
     let only_new = Vault::new(&[new]).unwrap();
-    let store = db.store().await;
+    let totp = store.totp_of(&ann).await.unwrap().unwrap();
+    assert_eq!(totp.key_id, only_new.primary_key_id());
+    assert_eq!(
+        &*only_new.open(&totp.ciphertext, &totp.key_id).unwrap(),
+        b"12345678901234567890"
+    );
     for (name, plain) in [("A", "key-for-org-a-1"), ("B", "key-for-org-b-2")] {
         let org = store.find_org(name).await.unwrap().unwrap();
         let c = store.clari_credential(&org.id).await.unwrap().unwrap();

@@ -15,6 +15,7 @@ mod identity;
 mod layers;
 mod mcp;
 mod mcp_answers;
+mod mfa;
 mod oauth;
 mod oauth_attacks;
 mod scim;

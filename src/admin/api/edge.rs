@@ -106,6 +106,32 @@ impl Caller {
             .await
             .map_err(AdminError::from)?
             .ok_or_else(|| ApiError::from(AdminError::NotFound("organisation")))?;
+        // An organisation that requires a second factor of its admins: an admin without one
+        // is refused here until they enrol (on /account/mfa).
+        let required = self
+            .state
+            .store
+            .require_admin_mfa(&org.id)
+            .await
+            .map_err(AdminError::from)?;
+        if required
+            && self
+                .state
+                .store
+                .totp_of(&self.user)
+                .await
+                .map_err(AdminError::from)?
+                .is_none()
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                format!(
+                    "{} requires its admins to use two-step sign-in: set it up on /account/mfa first",
+                    org.name
+                ),
+            ));
+        }
         Ok(OrgAdmin {
             state: &self.state,
             org,

@@ -137,6 +137,7 @@ struct OrgPatch {
     name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     redaction: Option<Option<RedactionPolicy>>,
+    require_admin_mfa: Option<bool>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -166,6 +167,7 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
             SettingsChange {
                 name: patch.name,
                 redaction: patch.redaction,
+                require_admin_mfa: patch.require_admin_mfa,
             },
         )
         .await?;

@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod mfa;
 mod org;
 
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/api-keys", post(account::create_key))
         .route("/account/api-keys/{id}/revoke", post(account::revoke_key))
         .route("/account/password", post(account::change_password))
+        .route("/account/mfa", get(mfa::page).post(mfa::enable))
+        .route("/account/mfa/disable", post(mfa::disable))
         .route(
             "/account/sign-out-everywhere",
             post(account::sign_out_everywhere),
@@ -84,8 +87,41 @@ pub struct Console {
 }
 
 impl Console {
-    /// The signed-in person, or the answer to send instead (to sign-in, or "no organisation").
+    /// The signed-in person, or the answer to send instead (to sign-in, "no organisation", or the
+    /// two-step enrolment page for an admin whose organisation requires it and who has none).
     pub async fn load(state: &AppState, session: &Session) -> Result<Console, Response> {
+        let c = Self::load_for_enrolment(state, session).await?;
+        if c.role == Role::Admin
+            && c.must_enrol(state)
+                .await
+                .map_err(|e| internal_error_page(&e))?
+        {
+            web::flash(
+                session,
+                true,
+                format!(
+                    "{} requires its admins to use two-step sign-in. Set it up to continue.",
+                    c.org.name
+                ),
+            )
+            .await;
+            return Err(see_other("/account/mfa"));
+        }
+        Ok(c)
+    }
+
+    /// Whether the current organisation requires a second factor of its admins and this person
+    /// has none.
+    pub async fn must_enrol(&self, state: &AppState) -> Result<bool, crate::store::StoreError> {
+        Ok(state.store.require_admin_mfa(&self.org.id).await?
+            && state.store.totp_of(&self.user).await?.is_none())
+    }
+
+    /// As [`Console::load`], without the two-step rule: the enrolment page itself.
+    pub async fn load_for_enrolment(
+        state: &AppState,
+        session: &Session,
+    ) -> Result<Console, Response> {
         let Some((user, email)) = web::current_user(state, session).await else {
             return Err(see_other("/login"));
         };

@@ -80,6 +80,8 @@ pub struct OrgSettings {
     pub created_at: i64,
     /// `None` follows the server's default (`CLARI_MCP_REDACT`).
     pub redaction: Option<RedactionPolicy>,
+    /// The organisation's admins must use two-step sign-in.
+    pub require_admin_mfa: bool,
 }
 
 /// A change to the settings; `None` leaves a field as it is. `redaction: Some(None)` returns
@@ -88,6 +90,7 @@ pub struct OrgSettings {
 pub struct SettingsChange {
     pub name: Option<String>,
     pub redaction: Option<Option<RedactionPolicy>>,
+    pub require_admin_mfa: Option<bool>,
 }
 
 /// A change to a membership; `None` leaves a field as it is.
@@ -201,6 +204,7 @@ impl<'a> OrgAdmin<'a> {
             disabled: self.org.disabled,
             created_at: self.org.created_at,
             redaction,
+            require_admin_mfa: self.state.store.require_admin_mfa(&self.org.id).await?,
         })
     }
 
@@ -246,6 +250,17 @@ impl<'a> OrgAdmin<'a> {
                     .detail("to", name.as_str()),
             );
         }
+        let require_admin_mfa = change.require_admin_mfa.unwrap_or(seen.require_admin_mfa);
+        if require_admin_mfa != seen.require_admin_mfa {
+            self.state
+                .store
+                .set_require_admin_mfa(&self.org.id, require_admin_mfa)
+                .await?;
+            self.state.audit.record(
+                self.event("org.admin_mfa_required", self.org.id.as_str())
+                    .detail("required", require_admin_mfa),
+            );
+        }
         if redaction != seen.redaction {
             self.state.audit.record(
                 self.event("org.redaction_set", self.org.id.as_str())
@@ -255,6 +270,7 @@ impl<'a> OrgAdmin<'a> {
         Ok(OrgSettings {
             name: name.to_string(),
             redaction,
+            require_admin_mfa,
             ..seen.clone()
         })
     }
