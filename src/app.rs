@@ -19,7 +19,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let https = state.config.is_https();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/audit-keys.json", get(audit_keys))
@@ -50,7 +51,18 @@ pub fn router(state: AppState) -> Router {
                 )
             },
         ))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    // RFC 6797: browsers that reached us over https keep to https for two years.
+    if https {
+        router.layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                axum::http::HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+            ),
+        )
+    } else {
+        router
+    }
 }
 
 async fn healthz() -> &'static str {

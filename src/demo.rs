@@ -35,7 +35,7 @@ pub struct DemoCredentials {
 }
 
 pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
+    crate::config::create_private_dir(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir
         .canonicalize()

@@ -499,13 +499,14 @@ impl Config {
         let path = self.vault_key_file();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                refuse_if_others_can_read(&path)?;
                 let keys = split_keys(&text);
                 let vault = Vault::new(&keys)
                     .with_context(|| format!("vault key file {}", path.display()))?;
                 Ok((vault, false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                create_private_dir(&self.data_dir).with_context(|| {
                     format!("creating data directory {}", self.data_dir.display())
                 })?;
                 let key = Vault::generate_key();
@@ -524,6 +525,38 @@ fn split_keys(text: &str) -> Vec<SecretString> {
         .filter(|k| !k.is_empty())
         .map(|k| SecretString::from(k.to_owned()))
         .collect()
+}
+
+/// Creates a directory (and its missing parents) that only its owner can enter: 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The vault key decrypts every stored secret: a key file that others can read is refused,
+/// with the command that fixes it.
+fn refuse_if_others_can_read(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "the vault key file {} is readable by others (mode {mode:o}); run `chmod 600 {}` and start again",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Creates a file readable only by its owner; fails if it already exists.

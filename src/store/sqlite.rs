@@ -21,8 +21,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let file = opts.get_filename();
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        if file.as_os_str() != ":memory:" {
+            private_files(file).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -38,4 +38,28 @@ impl SqliteStore {
     pub(super) fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("migrations/sqlite")
     }
+}
+
+/// The database holds password hashes, e-mail addresses and the audit trail: its directory is
+/// created 0700 and the file 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database file's mode); files left looser by an older version are tightened.
+fn private_files(file: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::config::create_private_dir(dir)?;
+    }
+    if !file.exists() {
+        crate::config::write_private_file(file, b"")?;
+    }
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ mod abuse;
 mod admin;
 mod clari;
 mod cli;
+mod deployment;
 mod governance;
 mod health;
 mod identity;
