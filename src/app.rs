@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .merge(crate::admin::router())
         .merge(crate::scim::router())
+        .merge(crate::sso::router())
         .fallback(crate::scim::unknown_path)
         .layer(crate::web::session::layer(&state))
         .with_state(state)

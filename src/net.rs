@@ -148,17 +148,24 @@ pub struct CimdFetcher {
     in_flight: tokio::sync::Semaphore,
 }
 
+/// An HTTP client for servers that someone other than the operator names (a metadata
+/// document's URL, an organisation's identity provider): public addresses only, checked in the
+/// resolver (loopback too when `allow_loopback`, for tests), no redirects, 5 s.
+pub fn guarded_client(allow_loopback: bool) -> reqwest::Client {
+    crate::init_crypto();
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .expect("the guarded client configuration is valid")
+}
+
 impl CimdFetcher {
     pub fn new(allow_loopback: bool) -> Self {
-        crate::init_crypto();
-        let http = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .expect("the metadata-document client configuration is valid");
+        let http = guarded_client(allow_loopback);
         Self {
             http,
             allow_loopback,

@@ -85,12 +85,14 @@ async fn rotate_vault(config: Config, add_key: bool) -> anyhow::Result<()> {
     let k = state.store.reseal_signing_keys(&reseal).await?;
     let a = state.store.reseal_audit_keys(&reseal).await?;
     let t = state.store.reseal_totp_secrets(&reseal).await?;
+    let s = state.store.reseal_sso_secrets(&reseal).await?;
     state.audit.record(
         crate::audit::Event::new(None, crate::audit::Actor::operator(), "keys.vault_rotated")
             .detail("clari_credentials", n as u64)
             .detail("signing_keys", k as u64)
             .detail("audit_keys", a as u64)
             .detail("totp_secrets", t as u64)
+            .detail("sso_client_secrets", s as u64)
             .detail("primary_key_id", state.vault.primary_key_id()),
     );
     state.audit.flush().await;

@@ -47,6 +47,33 @@ pub enum OrgCommand {
         #[arg(long, default_value = "identity provider")]
         name: String,
     },
+    /// Connect the organisation's OpenID Connect provider (single sign-on); the client secret is
+    /// read from standard input.
+    Sso {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// The provider's issuer URL (discovery is read from it).
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        client_id: String,
+        /// The e-mail domains the organisation owns (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        domains: Vec<String>,
+        /// The ID token claim that lists the person's groups.
+        #[arg(long, default_value = "groups")]
+        groups_claim: String,
+        /// Members of this group are admins.
+        #[arg(long)]
+        admin_group: Option<String>,
+        /// Only members of this group (or the admin group) may sign in; unset: anyone the
+        /// provider signs in.
+        #[arg(long)]
+        member_group: Option<String>,
+        /// Refuse password sign-in for the organisation's domains.
+        #[arg(long)]
+        required: bool,
+    },
     /// Disable an organisation: its tokens and API keys stop working on the next request.
     Disable {
         #[arg(long, value_name = "ORG")]
@@ -150,6 +177,41 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                 Err(why) => eprintln!("not e-mailed: {why}"),
             }
             println!("{}", secrecy::ExposeSecret::expose_secret(&created.link));
+        }
+        OrgCommand::Sso {
+            org,
+            issuer,
+            client_id,
+            domains,
+            groups_claim,
+            admin_group,
+            member_group,
+            required,
+        } => {
+            let org = find_org(&state, &org).await?;
+            let secret = read_secret("client secret")?;
+            let admin = crate::admin::OrgAdmin {
+                state: &state,
+                org,
+                actor: crate::audit::Actor::operator(),
+                meta: crate::http::RequestMeta::default(),
+            };
+            let s = admin
+                .set_sso(crate::admin::service::SsoChange {
+                    issuer,
+                    client_id,
+                    client_secret: Some(secret),
+                    domains,
+                    groups_claim: Some(groups_claim),
+                    admin_group,
+                    member_group,
+                    required,
+                })
+                .await?;
+            println!(
+                "redirect URI to register at the provider: {}",
+                s.redirect_uri
+            );
         }
         OrgCommand::ScimToken { org, name } => {
             let org = find_org(&state, &org).await?;

@@ -133,6 +133,8 @@ pub struct Config {
     pub smtp_from: String,
     /// How long an invitation link can be used, seconds (`CLARI_MCP_INVITATION_TTL`, 7d).
     pub invitation_ttl: i64,
+    /// DANGER, tests only: allow an organisation's OpenID Connect provider on http loopback.
+    pub danger_sso_allow_loopback: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -183,6 +185,7 @@ impl std::fmt::Debug for Config {
             )
             .field("smtp_from", &self.smtp_from)
             .field("invitation_ttl", &self.invitation_ttl)
+            .field("danger_sso_allow_loopback", &self.danger_sso_allow_loopback)
             .finish()
     }
 }
@@ -205,6 +208,9 @@ impl Config {
         let mut on = Vec::new();
         if self.danger_cimd_allow_loopback {
             on.push("CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK");
+        }
+        if self.danger_sso_allow_loopback {
+            on.push("CLARI_MCP_DANGER_SSO_ALLOW_LOOPBACK");
         }
         on
     }
@@ -448,6 +454,7 @@ impl Config {
         }
 
         Ok(Self {
+            danger_sso_allow_loopback: raw.danger_sso_allow_loopback.unwrap_or(false),
             smtp_url,
             smtp_from,
             invitation_ttl,
@@ -527,18 +534,6 @@ fn split_keys(text: &str) -> Vec<SecretString> {
         .collect()
 }
 
-/// Creates a directory (and its missing parents) that only its owner can enter: 0700.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
 /// The vault key decrypts every stored secret: a key file that others can read is refused,
 /// with the command that fixes it.
 fn refuse_if_others_can_read(path: &Path) -> anyhow::Result<()> {
@@ -559,20 +554,7 @@ fn refuse_if_others_can_read(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates a file readable only by its owner; fails if it already exists.
-pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(contents)?;
-    f.sync_all()
-}
+pub use crate::files::{create_private_dir, write_private_file};
 
 fn validate_http_url(setting: &'static str, text: &str) -> Result<String, ConfigError> {
     let trimmed = text.trim().trim_end_matches('/');

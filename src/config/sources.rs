@@ -77,6 +77,7 @@ pub(super) struct RawConfig {
     pub(super) smtp_url: Option<Text>,
     pub(super) smtp_from: Option<Text>,
     pub(super) invitation_ttl: Option<Text>,
+    pub(super) danger_sso_allow_loopback: Option<bool>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -111,6 +112,7 @@ const KEYS: &[&str] = &[
     "smtp_url",
     "smtp_from",
     "invitation_ttl",
+    "danger_sso_allow_loopback",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

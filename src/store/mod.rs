@@ -27,6 +27,7 @@ mod scim;
 mod session;
 mod signing_key;
 mod sqlite;
+mod sso;
 mod task;
 mod user;
 
@@ -56,6 +57,7 @@ pub use scim::{
 pub use session::{BrowserSessionStore, RateLimitStore};
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 pub use sqlite::SqliteStore;
+pub use sso::{SsoConnection, SsoStore};
 pub use task::{TaskRecord, TaskStatus, TaskStore};
 pub use user::UserStore;
 
@@ -150,6 +152,7 @@ pub trait Store:
     + InvitationStore
     + ScimStore
     + MfaStore
+    + SsoStore
     + Send
     + Sync
     + 'static

@@ -45,10 +45,10 @@ impl SqliteStore {
 /// files the database file's mode); files left looser by an older version are tightened.
 fn private_files(file: &std::path::Path) -> std::io::Result<()> {
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::config::create_private_dir(dir)?;
+        crate::files::create_private_dir(dir)?;
     }
     if !file.exists() {
-        crate::config::write_private_file(file, b"")?;
+        crate::files::write_private_file(file, b"")?;
     }
     #[cfg(unix)]
     for suffix in ["", "-wal", "-shm"] {

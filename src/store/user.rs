@@ -31,6 +31,7 @@ pub trait UserStore: Send + Sync {
         &self,
         email: &Email,
     ) -> Result<Option<UserCredentials>, StoreError>;
+    async fn find_user_by_id(&self, user: &UserId) -> Result<Option<UserCredentials>, StoreError>;
     async fn list_members(&self, org: &OrgId) -> Result<Vec<OrgMember>, StoreError>;
     /// The organisations a user belongs to (disabled ones included, flagged).
     async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError>;
@@ -83,6 +84,11 @@ const FIND_BY_EMAIL: &str = "\
 SELECT id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
     totp_enabled_at IS NOT NULL AS mfa_enabled
 FROM users WHERE email = $1";
+
+const FIND_BY_ID: &str = "\
+SELECT id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
+    totp_enabled_at IS NOT NULL AS mfa_enabled
+FROM users WHERE id = $1";
 
 const MEMBERS: &str = "\
 SELECT u.id, u.email, u.disabled, u.created_at, m.role, m.disabled AS suspended,
@@ -202,6 +208,16 @@ macro_rules! user_store {
             ) -> Result<Option<UserCredentials>, StoreError> {
                 Ok(sqlx::query_as(FIND_BY_EMAIL)
                     .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn find_user_by_id(
+                &self,
+                user: &UserId,
+            ) -> Result<Option<UserCredentials>, StoreError> {
+                Ok(sqlx::query_as(FIND_BY_ID)
+                    .bind(user.as_str())
                     .fetch_optional(&self.pool)
                     .await?)
             }

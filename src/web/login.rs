@@ -71,6 +71,8 @@ struct LoginPage {
     email: String,
     error: Option<String>,
     client_name: Option<String>,
+    /// Where the address's company sign-in starts, when its domain has one.
+    sso_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +106,10 @@ async fn login_page(
         Some(r) => sign_in_for(state, session, r).await,
         None => None,
     };
+    let sso_url = match Email::parse(&email) {
+        Ok(e) => sso_start_url(state, &e, rid.as_deref(), next.as_deref()).await,
+        Err(_) => None,
+    };
     let csrf = csrf_token(session).await;
     render(
         status,
@@ -114,8 +120,42 @@ async fn login_page(
             email,
             error,
             client_name,
+            sso_url,
         },
     )
+}
+
+/// `/sso/start` for an address whose domain an organisation's connection owns.
+async fn sso_start_url(
+    state: &AppState,
+    email: &Email,
+    rid: Option<&str>,
+    next: Option<&str>,
+) -> Option<String> {
+    let domain = email.as_str().rsplit_once('@')?.1;
+    state
+        .store
+        .sso_connection_for_domain(domain)
+        .await
+        .ok()
+        .flatten()?;
+    let mut url = format!("/sso/start?email={}", urlencode(email.as_str()));
+    if let Some(r) = rid {
+        url.push_str(&format!("&rid={}", urlencode(r)));
+    }
+    if let Some(n) = next {
+        url.push_str(&format!("&next={}", urlencode(n)));
+    }
+    Some(url)
+}
+
+/// Whether the address's domain belongs to a connection that requires single sign-on.
+async fn sso_required(state: &AppState, email: &Email) -> Result<bool, Response> {
+    let domain = email.as_str().rsplit_once('@').map_or("", |(_, d)| d);
+    match state.store.sso_connection_for_domain(domain).await {
+        Ok(c) => Ok(c.is_some_and(|c| c.required)),
+        Err(e) => Err(internal_error_page(&e)),
+    }
 }
 
 pub async fn get_login(
@@ -177,6 +217,30 @@ pub async fn post_login(
         )
         .await;
     };
+    // E-mail first: an address of a company with single sign-on goes to its provider; any other
+    // is asked for its password.
+    if password.expose_secret().is_empty() {
+        if let Some(url) = sso_start_url(&state, &email, rid.as_deref(), next.as_deref()).await {
+            return see_other(&url);
+        }
+        return login_page(&state, &session, StatusCode::OK, echo, None).await;
+    }
+    // A company that requires single sign-on: no password sign-in for its domains, whoever
+    // asks (so the answer says nothing about who has an account).
+    match sso_required(&state, &email).await {
+        Err(r) => return r,
+        Ok(true) => {
+            return login_page(
+                &state,
+                &session,
+                StatusCode::FORBIDDEN,
+                echo,
+                Some("Your company requires its own sign-in: continue with single sign-on.".into()),
+            )
+            .await;
+        }
+        Ok(false) => {}
+    }
 
     // Throttle before spending argon2 work. A refused try is only read and counted in the
     // metrics: it writes nothing, so a flood adds no rows.

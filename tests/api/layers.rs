@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     // The kill switch.
     &["governance"],
     // The three faces: the MCP resource server, the authorization server…
-    &["mcp", "oauth"],
+    &["mcp", "oauth", "sso"],
     // …and the browser pages, which the authorization server renders through.
     &["web"],
     // What every request holds.
@@ -40,7 +40,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["crypto"],
     &[
-        "clock", "scope", "ids", "metrics", "redact", "orgname", "mail",
+        "clock", "scope", "ids", "metrics", "redact", "orgname", "mail", "files",
     ],
 ];
 

@@ -20,6 +20,7 @@ mod mfa;
 mod oauth;
 mod oauth_attacks;
 mod scim;
+mod sso;
 mod store;
 mod store_oauth;
 mod vault;

@@ -54,6 +54,12 @@ pub fn router() -> Router<AppState> {
             delete(joining::revoke_scim_token),
         )
         .route(
+            "/api/v1/sso",
+            get(joining::get_sso)
+                .put(joining::put_sso)
+                .delete(joining::delete_sso),
+        )
+        .route(
             "/api/v1/members/{user_id}",
             get(get_member).patch(patch_member).delete(remove_member),
         )

@@ -5,9 +5,11 @@
 mod access;
 mod members;
 mod scim;
+mod sso;
 
 pub use members::{InvitationCreated, may_hold};
 pub use scim::SCIM_TOKEN_PREFIX;
+pub use sso::{SsoChange, SsoSettings};
 
 use secrecy::{ExposeSecret, SecretString};
 
