@@ -44,10 +44,17 @@ pub fn router(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
+                // An invitation link's path is its secret: logs get the route instead.
+                let path = req.uri().path();
+                let path = if path.starts_with("/invitations/") {
+                    "/invitations/{token}"
+                } else {
+                    path
+                };
                 tracing::info_span!(
                     "request",
                     method = %req.method(),
-                    path = %req.uri().path(),
+                    path = %path,
                     request_id = %id
                 )
             },

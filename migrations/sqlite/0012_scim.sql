@@ -27,3 +27,7 @@ CREATE TABLE scim_users (
 );
 CREATE UNIQUE INDEX scim_users_user_name_key ON scim_users (organization_id, user_name_key);
 CREATE INDEX scim_users_external_idx ON scim_users (organization_id, external_id);
+
+-- Who suspended a membership: 'admin' (pages, API, CLI) or 'scim' (the identity provider). A
+-- reactivation by the identity provider lifts only its own suspensions.
+ALTER TABLE memberships ADD COLUMN suspended_by TEXT;

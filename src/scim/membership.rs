@@ -35,7 +35,14 @@ pub(super) async fn provision(
         None => None,
     };
     match member {
-        Some(m) if m.suspended => {
+        Some(m)
+            if m.suspended
+                && state
+                    .store
+                    .suspended_by_scim(&c.org.id, &m.user.id)
+                    .await
+                    .map_err(store_failed)? =>
+        {
             let done = state
                 .store
                 .update_member(&c.org.id, &m.user.id, (m.role, true), (m.role, false))
@@ -95,12 +102,16 @@ pub(super) async fn deprovision(
             .member(&c.org.id, &account.user.id)
             .await
             .map_err(store_failed)?;
-        if member.is_some_and(|m| !m.suspended)
+        // Revoked even when an admin had suspended the person already (a suspension alone
+        // keeps grants and keys); audited once, when it changes the membership.
+        let was_active = member.as_ref().is_some_and(|m| !m.suspended);
+        if member.is_some()
             && state
                 .store
                 .deprovision_member(&c.org.id, &account.user.id, now)
                 .await
                 .map_err(store_failed)?
+            && was_active
         {
             state.audit.record(
                 c.event(action, account.user.id.as_str())

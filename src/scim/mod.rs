@@ -477,12 +477,17 @@ async fn create_user(
         .create_scim_user(write(&c, &id, &attrs, &key, &text, state.now()))
         .await
         .map_err(store_failed)?;
+    // A User whose person cannot be provisioned (say, the invitation limit is reached) is not
+    // kept: the provider's retry then creates it afresh instead of meeting "userName exists".
+    if let Err(e) = provision(&state, &c, &attrs).await {
+        let _ = state.store.delete_scim_user(&c.org.id, &id).await;
+        return Err(e);
+    }
     state.audit.record(
         c.event("scim.user_created", &id)
             .detail("user_name", key.as_str())
             .detail("active", resource::is_active(&attrs)),
     );
-    provision(&state, &c, &attrs).await?;
     let body = render(&c, &state, &row);
     let mut r = scim_json(StatusCode::CREATED, body);
     if let Ok(v) = HeaderValue::from_str(&format!("{}/Users/{}", c.base(&state), row.id)) {
@@ -536,7 +541,10 @@ async fn store_user(
         return Err(ScimError::not_found("User"));
     }
     let was = attributes_of(before);
-    if resource::email_of(&was) != resource::email_of(&attrs) {
+    let address = |a: &Map<String, Value>| {
+        resource::email_of(a).and_then(|e| crate::store::Email::parse(&e).ok())
+    };
+    if address(&was) != address(&attrs) {
         // The address changed: whoever it named before is no longer provisioned by this User.
         deprovision(state, c, &was, "scim.user_reassigned").await?;
     }

@@ -15,7 +15,8 @@ pub trait OrgStore: Send + Sync {
     /// name that looks like an older one keeps a key of its own, suffixed with its id).
     async fn backfill_org_keys(&self) -> Result<u64, StoreError>;
     async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError>;
-    /// Finds an organisation by id or, failing that, by exact name or slug.
+    /// Finds an organisation by id, else by slug, else by exact name (a slug wins over another
+    /// organisation's name that equals it).
     async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
     async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
     /// The kill switch, in one transaction: disables the organisation and revokes every grant,
@@ -33,7 +34,7 @@ pub trait OrgStore: Send + Sync {
         &self,
         org: &OrgId,
         from: (&str, Option<&str>),
-        to: (&OrgName, Option<&str>),
+        to: (Option<&OrgName>, Option<&str>),
     ) -> Result<bool, StoreError>;
 }
 
@@ -69,7 +70,7 @@ SELECT id, name, disabled, created_at, COALESCE(slug, id) AS slug FROM organizat
 /// An exact id wins over a name or slug that happens to equal it.
 const FIND: &str = "\
 SELECT id, name, disabled, created_at, COALESCE(slug, id) AS slug FROM organizations
-WHERE id = $1 OR name = $1 OR slug = $1 ORDER BY (id = $1) DESC, (name = $1) DESC LIMIT 1";
+WHERE id = $1 OR name = $1 OR slug = $1 ORDER BY (id = $1) DESC, (slug = $1) DESC LIMIT 1";
 
 const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
 
@@ -87,7 +88,8 @@ const REDACTION: &str = "SELECT redaction FROM organizations WHERE id = $1";
 const SET_REDACTION: &str = "UPDATE organizations SET redaction = $1 WHERE id = $2";
 
 const UPDATE_SETTINGS: &str = "\
-UPDATE organizations SET name = $1, name_key = $6, redaction = $2
+UPDATE organizations SET name = COALESCE($1, name), name_key = COALESCE($6, name_key),
+    redaction = $2
 WHERE id = $3 AND name = $4 AND redaction IS NOT DISTINCT FROM $5";
 
 const KILL_GRANTS: &str = "\
@@ -233,22 +235,22 @@ macro_rules! org_store {
                 &self,
                 org: &OrgId,
                 from: (&str, Option<&str>),
-                to: (&OrgName, Option<&str>),
+                to: (Option<&OrgName>, Option<&str>),
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(UPDATE_SETTINGS)
-                    .bind(to.0.as_str())
+                    .bind(to.0.map(OrgName::as_str))
                     .bind(to.1)
                     .bind(org.as_str())
                     .bind(from.0)
                     .bind(from.1)
-                    .bind(to.0.key())
+                    .bind(to.0.map(OrgName::key))
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
                         StoreError::conflict_or(e, || {
                             format!(
                                 "an organisation named '{}', or one that looks the same, already exists",
-                                to.0
+                                to.0.map(OrgName::as_str).unwrap_or_default()
                             )
                         })
                     })?;

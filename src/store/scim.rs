@@ -88,6 +88,9 @@ pub trait ScimStore: Send + Sync {
     async fn replace_scim_user(&self, user: ScimUserWrite<'_>) -> Result<bool, StoreError>;
     async fn delete_scim_user(&self, org: &OrgId, id: &str) -> Result<bool, StoreError>;
 
+    /// Whether the member's suspension is the identity provider's own (a SCIM reactivation may
+    /// lift only those; an admin's suspension stays).
+    async fn suspended_by_scim(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError>;
     /// Suspends a member and revokes every grant, refresh token and API key they hold in the
     /// organisation, in one transaction; `false` when they are not a member.
     async fn deprovision_member(
@@ -149,7 +152,12 @@ WHERE organization_id = $1 AND id = $2";
 const DELETE_USER: &str = "DELETE FROM scim_users WHERE organization_id = $1 AND id = $2";
 
 const SUSPEND: &str = "\
-UPDATE memberships SET disabled = TRUE WHERE organization_id = $1 AND user_id = $2";
+UPDATE memberships SET disabled = TRUE, suspended_by = COALESCE(suspended_by, 'scim')
+WHERE organization_id = $1 AND user_id = $2";
+
+const SUSPENDED_BY_SCIM: &str = "\
+SELECT 1 FROM memberships
+WHERE organization_id = $1 AND user_id = $2 AND disabled AND suspended_by = 'scim'";
 
 const REVOKE_GRANTS: &str = "\
 UPDATE grants SET revoked_at = $3
@@ -335,6 +343,19 @@ macro_rules! scim_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn suspended_by_scim(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+            ) -> Result<bool, StoreError> {
+                let row: Option<(i32,)> = sqlx::query_as(SUSPENDED_BY_SCIM)
+                    .bind(org.as_str())
+                    .bind(user.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
             }
 
             async fn deprovision_member(

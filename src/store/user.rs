@@ -104,7 +104,8 @@ WHERE m.organization_id = $1 AND m.user_id = $2";
 
 /// Compare-and-set: changes the membership only if it still is what the caller saw.
 const UPDATE_MEMBER: &str = "\
-UPDATE memberships SET role = $1, disabled = $2
+UPDATE memberships SET role = $1, disabled = $2,
+    suspended_by = CASE WHEN $2 THEN COALESCE(suspended_by, 'admin') ELSE NULL END
 WHERE organization_id = $3 AND user_id = $4 AND role = $5 AND disabled = $6";
 
 const DELETE_MEMBER: &str = "DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2";

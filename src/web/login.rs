@@ -28,7 +28,7 @@ pub const LOGIN_WINDOW: i64 = 15 * 60;
 /// Wrong passwords for one account from one address before each further try must wait.
 pub const FREE_FAILURES_PER_ACCOUNT_AND_ADDRESS: i64 = 5;
 /// Wrong passwords from one address (any accounts) before each further try must wait.
-pub const FREE_FAILURES_PER_ADDRESS: i64 = 30;
+pub const FREE_FAILURES_PER_ADDRESS: i64 = 100;
 /// The longest wait between two tries.
 pub const MAX_DELAY_SECONDS: i64 = 15 * 60;
 

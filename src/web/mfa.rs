@@ -43,6 +43,26 @@ struct SecondFactorPage {
     error: Option<String>,
 }
 
+/// Codes one account may try in a throttling window, from all addresses together: three codes
+/// are valid at any moment, so this bounds a guesser holding the password to a 10⁻⁵ chance a
+/// window, however many addresses it spreads over.
+pub const CODE_TRIES_PER_WINDOW: i64 = 10;
+
+/// Counts one code try for `user` before the code is checked (one atomic increment, so a
+/// parallel burst is counted too); `false` once the window's tries are spent.
+pub async fn spend_code_try(
+    state: &AppState,
+    user: &UserId,
+    now: UnixTime,
+) -> Result<bool, crate::store::StoreError> {
+    let window = now - now.rem_euclid(super::login::LOGIN_WINDOW);
+    let tries = state
+        .store
+        .rate_hit_at(&format!("mfa:user:{user}"), window, now)
+        .await?;
+    Ok(tries <= CODE_TRIES_PER_WINDOW)
+}
+
 /// Why a second factor was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -185,6 +205,22 @@ pub async fn post_second_factor(
             Some(ip.to_string()),
         )
     };
+    match spend_code_try(&state, &user, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // The password step starts over once the window has passed.
+            let _ = session.remove_value(PENDING_KEY).await;
+            state.metrics.signin("throttled");
+            return page(
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                &pending.email,
+                Some("Too many codes for this account. Sign in again in 15 minutes.".into()),
+            )
+            .await;
+        }
+        Err(e) => return internal_error_page(&e),
+    }
     let code = form.get("code").map(String::as_str).unwrap_or_default();
     let verdict = match verify_second_factor(&state, &user, code, now).await {
         Ok(v) => v,

@@ -367,6 +367,23 @@ async fn look_alike_organisation_names_are_refused(db: &TestDb) {
         );
     }
     assert_eq!(store.find_org("Acme").await.unwrap().unwrap().name, "Acme");
+
+    // A name equal to another organisation's slug never takes that slug's place in lookups
+    // (SCIM paths, the CLI's --org).
+    let inc = store
+        .create_org(&org_name("Acme Inc"), app.state.now())
+        .await
+        .unwrap();
+    assert_eq!(inc.slug, "acme-inc");
+    let squatter = store
+        .create_org(&org_name("acme-inc"), app.state.now())
+        .await
+        .unwrap();
+    assert_ne!(squatter.slug, "acme-inc");
+    assert_eq!(
+        store.find_org("acme-inc").await.unwrap().unwrap().id,
+        inc.id
+    );
 }
 
 async fn the_consent_page_preselects_no_organisation_for_a_person_in_several(db: &TestDb) {

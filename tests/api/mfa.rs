@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::{TestApp, TestDb};
-use crate::mcp_helpers::mcp_env;
+use crate::mcp_helpers::{mcp_env, mcp_env_with};
 use crate::oauth_helpers::{Browser, PASSWORD, hidden};
 
 both_backends!(
+    a_guesser_holding_the_password_gets_ten_codes_a_window_from_any_number_of_addresses,
     enrolment_sign_in_replay_and_recovery_codes,
     an_organisation_can_require_two_step_sign_in_of_its_admins,
 );
@@ -64,12 +65,34 @@ async fn enrol(app: &TestApp, b: &mut Browser<'_>) -> (Vec<u8>, Vec<String>) {
     assert!(again.body.contains(&totp::base32(&secret)));
     let csrf = hidden(&page.body, "csrf");
     let wrong = b
-        .post("/account/mfa", &[("csrf", &csrf), ("code", "000000")])
+        .post(
+            "/account/mfa",
+            &[("csrf", &csrf), ("password", PASSWORD), ("code", "000000")],
+        )
         .await;
     assert_eq!(wrong.location.as_deref(), Some("/account/mfa"));
     let code = totp::code_at(&secret, totp::step_of(app.state.now()));
+    let no_password = b
+        .post(
+            "/account/mfa",
+            &[
+                ("csrf", &csrf),
+                ("password", "not it at all"),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(no_password.location.as_deref(), Some("/account/mfa"));
+    let user = ava(app).await;
+    assert!(
+        app.state.store.totp_of(&user).await.unwrap().is_none(),
+        "a session alone does not turn it on: the password is needed too"
+    );
     let done = b
-        .post("/account/mfa", &[("csrf", &csrf), ("code", &code)])
+        .post(
+            "/account/mfa",
+            &[("csrf", &csrf), ("password", PASSWORD), ("code", &code)],
+        )
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     let codes: Vec<String> = done
@@ -80,6 +103,18 @@ async fn enrol(app: &TestApp, b: &mut Browser<'_>) -> (Vec<u8>, Vec<String>) {
         .collect();
     assert_eq!(codes.len(), totp::RECOVERY_CODES, "{}", done.body);
     (secret, codes)
+}
+
+/// The account every test here enrols: the environment's admin.
+async fn ava(app: &TestApp) -> clari_mcp::store::UserId {
+    app.state
+        .store
+        .find_user_by_email(&clari_mcp::store::Email::parse("ava@acme.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id
 }
 
 /// Password, then a code: the status of the second step (or 429 if throttled before it).
@@ -243,5 +278,78 @@ async fn an_organisation_can_require_two_step_sign_in_of_its_admins(db: &TestDb)
             .unwrap()
             .status(),
         200
+    );
+}
+
+async fn a_guesser_holding_the_password_gets_ten_codes_a_window_from_any_number_of_addresses(
+    db: &TestDb,
+) {
+    let env = mcp_env_with(db, &[("CLARI_MCP_TRUSTED_PROXIES", "1")]).await;
+    let app = &env.app;
+    let mut b = signed_in(app, "ava@acme.test").await;
+    let (secret, _) = enrol(app, &mut b).await;
+    app.clock.advance(30);
+    // Every try from a fresh address: the per-address throttles never see a repeat.
+    let try_from = |n: u32, code: String| async move {
+        let ip = format!("198.51.100.{n}");
+        let mut b = Browser::new(app);
+        let page = b.get("/login").await;
+        let csrf = hidden(&page.body, "csrf");
+        let send = |path: &'static str, form: Vec<(&'static str, String)>| {
+            let cookies = b
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            app.http
+                .post(app.url(path))
+                .header("x-forwarded-for", ip.clone())
+                .header(reqwest::header::COOKIE, cookies)
+                .form(&form)
+                .send()
+        };
+        let r = send(
+            "/login",
+            vec![
+                ("csrf", csrf.clone()),
+                ("email", "ava@acme.test".into()),
+                ("password", PASSWORD.into()),
+            ],
+        )
+        .await
+        .unwrap();
+        for v in r.headers().get_all("set-cookie") {
+            let pair = v.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            b.cookies.insert(k.to_owned(), v.to_owned());
+        }
+        let page = r.text().await.unwrap();
+        let csrf = hidden(&page, "csrf");
+        let cookies = b
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        app.http
+            .post(app.url("/login/second-factor"))
+            .header("x-forwarded-for", ip)
+            .header(reqwest::header::COOKIE, cookies)
+            .form(&[("csrf", csrf), ("code", code)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for n in 0..clari_mcp::web::mfa::CODE_TRIES_PER_WINDOW as u32 {
+        assert_eq!(try_from(n, "000000".into()).await, 401, "try {n}");
+    }
+    let right = totp::code_at(&secret, totp::step_of(app.state.now()));
+    assert_eq!(
+        try_from(200, right).await,
+        429,
+        "the window's code tries are spent, even for the right code from a new address"
     );
 }

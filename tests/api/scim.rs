@@ -248,6 +248,64 @@ async fn scim_provisions_and_deprovisions_people_of_its_organisation_only(db: &T
         200
     );
 
+    // An admin's suspension is the admin's: the provider's reactivation does not lift it.
+    let admin = env.api_key("admin").await;
+    let path = format!("/api/v1/members/{cy}");
+    let r = app
+        .http
+        .get(app.url(&path))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let r = app
+        .http
+        .patch(app.url(&path))
+        .bearer_auth(&admin)
+        .header("if-match", etag)
+        .json(&json!({"suspended": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _, _) = scim(
+        app,
+        Some(&token),
+        Method::PATCH,
+        &format!("/scim/v2/acme/Users/{id}"),
+        Some(json!({"Operations": [{"op": "replace", "value": {"active": true}}]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        app.state
+            .store
+            .member(&env.org, &cy)
+            .await
+            .unwrap()
+            .unwrap()
+            .suspended
+    );
+    // A userName that changes only in case is the same person: nothing is revoked.
+    let (status, _, _) = scim(
+        app,
+        Some(&token),
+        Method::PATCH,
+        &format!("/scim/v2/acme/Users/{id}"),
+        Some(
+            json!({"Operations": [{"op": "replace", "path": "userName", "value": "CY@acme.test"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let keys = app.state.store.list_api_keys(&env.org).await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.user_id == cy && k.revoked_at.is_none()),
+        "a case-only change of userName revoked nothing"
+    );
+
     // Deleting deprovisions too.
     let (status, _, _) = scim(
         app,

@@ -125,10 +125,11 @@ fn audit(state: &AppState, c: &Console, action: &'static str) {
     ));
 }
 
-/// `POST /account/mfa`: confirms the shown secret with a code from the app, turns the factor on
-/// and shows the recovery codes once.
+/// `POST /account/mfa`: the account's password and a code from the app for the shown secret
+/// turn the factor on; the recovery codes are shown once. A factor already on is not replaced
+/// here (turn it off first, with a code of it).
 pub async fn enable(State(state): State<AppState>, session: Session, body: Body) -> Response {
-    let f = match form(&session, body).await {
+    let mut f = match form(&session, body).await {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -137,6 +138,30 @@ pub async fn enable(State(state): State<AppState>, session: Session, body: Body)
         Err(r) => return r,
     };
     let now = state.now();
+    match state.store.totp_of(&c.user).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            web::flash(&session, true, "Two-step sign-in is already on.").await;
+            return see_other("/account/mfa");
+        }
+        Err(e) => return internal_error_page(&e),
+    }
+    // A session alone does not change how the account signs in: the password too.
+    let password = secrecy::SecretString::from(f.remove("password").unwrap_or_default());
+    let hash = match state.store.find_user_by_id(&c.user).await {
+        Ok(Some(u)) => u.password_hash,
+        Ok(None) => return see_other("/login"),
+        Err(e) => return internal_error_page(&e),
+    };
+    if !state
+        .passwords
+        .verify(password, Some(hash))
+        .await
+        .unwrap_or(false)
+    {
+        web::flash(&session, true, "The password is not right.").await;
+        return see_other("/account/mfa");
+    }
     let kept: Option<Enrolment> = session.get(ENROL_KEY).await.ok().flatten();
     let Some(secret) = kept
         .filter(|e| e.until > now)
@@ -192,6 +217,19 @@ pub async fn disable(State(state): State<AppState>, session: Session, body: Body
         Ok(c) => c,
         Err(r) => return r,
     };
+    match web::mfa::spend_code_try(&state, &c.user, state.now()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            web::flash(
+                &session,
+                true,
+                "Too many codes for this account; try again in 15 minutes.",
+            )
+            .await;
+            return see_other("/account/mfa");
+        }
+        Err(e) => return internal_error_page(&e),
+    }
     let code = f.get("code").map(String::as_str).unwrap_or_default();
     match web::mfa::verify_second_factor(&state, &c.user, code, state.now()).await {
         Ok(Ok(_)) => {}

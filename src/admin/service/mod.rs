@@ -216,7 +216,14 @@ impl<'a> OrgAdmin<'a> {
         seen: &OrgSettings,
         change: SettingsChange,
     ) -> AdminResult<OrgSettings> {
-        let name = validate_org_name(change.name.as_deref().unwrap_or(&seen.name))?;
+        // Only a new name is checked and re-keyed: an unchanged one stays as stored.
+        let renamed = change
+            .name
+            .as_deref()
+            .filter(|n| *n != seen.name)
+            .map(validate_org_name)
+            .transpose()?
+            .filter(|n| n.as_str() != seen.name);
         let redaction = match change.redaction {
             Some(Some(p)) => {
                 validate_redaction(&p)?;
@@ -236,7 +243,7 @@ impl<'a> OrgAdmin<'a> {
             .update_org_settings(
                 &self.org.id,
                 (&seen.name, from_r.as_deref()),
-                (&name, to_r.as_deref()),
+                (renamed.as_ref(), to_r.as_deref()),
             )
             .await?;
         if !done {
@@ -245,7 +252,7 @@ impl<'a> OrgAdmin<'a> {
                     .into(),
             ));
         }
-        if name.as_str() != seen.name {
+        if let Some(name) = &renamed {
             self.state.audit.record(
                 self.event("org.renamed", self.org.id.as_str())
                     .detail("from", seen.name.as_str())
@@ -270,7 +277,7 @@ impl<'a> OrgAdmin<'a> {
             );
         }
         Ok(OrgSettings {
-            name: name.to_string(),
+            name: renamed.map_or_else(|| seen.name.clone(), |n| n.to_string()),
             redaction,
             require_admin_mfa,
             ..seen.clone()
