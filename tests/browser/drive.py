@@ -128,6 +128,8 @@ with sync_playwright() as p:
     expect(page.get_by_label("E-mail")).to_be_visible()
     shot("01-sign-in.png")
     page.get_by_label("E-mail").fill(EMAIL)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_label("Password")).to_be_visible()
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
 
