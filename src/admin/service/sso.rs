@@ -96,10 +96,11 @@ impl OrgAdmin<'_> {
                 (sealed.ciphertext, sealed.key_id)
             }
             (None, Some(c)) => (c.secret_ciphertext.clone(), c.secret_key_id.clone()),
+            // Whether a secret is needed depends on what is stored: a state conflict.
             (None, None) => {
-                return Err(invalid(
-                    "client_secret",
-                    "the provider's client secret is needed".into(),
+                return Err(AdminError::Conflict(
+                    "client_secret: no secret is stored yet; give the provider's client secret"
+                        .into(),
                 ));
             }
         };
