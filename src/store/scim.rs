@@ -159,19 +159,6 @@ const SUSPENDED_BY_SCIM: &str = "\
 SELECT 1 FROM memberships
 WHERE organization_id = $1 AND user_id = $2 AND disabled AND suspended_by = 'scim'";
 
-const REVOKE_GRANTS: &str = "\
-UPDATE grants SET revoked_at = $3
-WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL";
-
-const REVOKE_REFRESH: &str = "\
-UPDATE refresh_tokens SET revoked_at = $3
-WHERE organization_id = $1 AND revoked_at IS NULL
-  AND grant_id IN (SELECT id FROM grants WHERE organization_id = $1 AND user_id = $2)";
-
-const REVOKE_KEYS: &str = "\
-UPDATE api_keys SET revoked_at = $3
-WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL";
-
 fn filter_args(filter: &ScimFilter) -> (i32, &str) {
     match filter {
         ScimFilter::All => (0, ""),
@@ -373,7 +360,11 @@ macro_rules! scim_store {
                 if suspended.rows_affected() == 0 {
                     return Ok(false);
                 }
-                for sql in [REVOKE_REFRESH, REVOKE_GRANTS, REVOKE_KEYS] {
+                for sql in [
+                    super::user::REVOKE_MEMBER_REFRESH,
+                    super::user::REVOKE_MEMBER_GRANTS,
+                    super::user::REVOKE_MEMBER_KEYS,
+                ] {
                     sqlx::query(sql)
                         .bind(org.as_str())
                         .bind(user.as_str())

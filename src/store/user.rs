@@ -111,17 +111,18 @@ WHERE organization_id = $3 AND user_id = $4 AND role = $5 AND disabled = $6";
 const DELETE_MEMBER: &str = "DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2";
 
 /// Removing a person revokes what they hold in that organisation, so adding them back later
-/// resurrects nothing.
-const REVOKE_MEMBER_GRANTS: &str = "\
+/// resurrects nothing. SCIM deprovisioning revokes the same three. `$1` organisation, `$2` person,
+/// `$3` now.
+pub(super) const REVOKE_MEMBER_GRANTS: &str = "\
 UPDATE grants SET revoked_at = $3
 WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL";
 
-const REVOKE_MEMBER_REFRESH: &str = "\
+pub(super) const REVOKE_MEMBER_REFRESH: &str = "\
 UPDATE refresh_tokens SET revoked_at = $3
 WHERE organization_id = $1 AND revoked_at IS NULL
   AND grant_id IN (SELECT id FROM grants WHERE organization_id = $1 AND user_id = $2)";
 
-const REVOKE_MEMBER_KEYS: &str = "\
+pub(super) const REVOKE_MEMBER_KEYS: &str = "\
 UPDATE api_keys SET revoked_at = $3
 WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL";
 

@@ -8,6 +8,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::admin::api;
 use crate::both_backends;
 use crate::helpers::{TestApp, TestDb, org_name};
 use crate::mcp_helpers::{McpEnv, mcp_env, mcp_env_with};
@@ -23,22 +24,6 @@ both_backends!(
     a_flood_of_wrong_passwords_from_elsewhere_does_not_stop_the_owner,
     a_password_chosen_by_someone_else_is_replaced_at_the_next_sign_in,
 );
-
-async fn api(
-    app: &TestApp,
-    key: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 /// A second organisation with its own admin (`bo@globex.test`, password `PASSWORD`).
 async fn globex(env: &McpEnv) -> (OrgId, UserId) {

@@ -5,6 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::admin::api as admin_api;
 use crate::both_backends;
 use crate::helpers::{Backend, TestApp, TestDb, org_name};
 use crate::mcp_helpers::{McpEnv, call_tool, mcp_env, mcp_env_with, rpc};
@@ -14,22 +15,6 @@ both_backends!(
     scim_provisions_and_deprovisions_people_of_its_organisation_only,
     scim_speaks_scim_errors_and_discovery,
 );
-
-async fn admin_api(
-    app: &TestApp,
-    key: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 /// One SCIM call: status, content type and the JSON answer.
 async fn scim(

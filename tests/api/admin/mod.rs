@@ -14,7 +14,7 @@ use crate::mcp_helpers::{call_tool, mcp_env, rpc};
 use crate::oauth_helpers::PASSWORD;
 
 /// One `/api/v1` call with a bearer token and an optional JSON body: status and JSON answer.
-async fn api(
+pub async fn api(
     app: &TestApp,
     token: &str,
     method: Method,
