@@ -8,6 +8,7 @@ mod account;
 mod audit;
 mod mfa;
 mod org;
+mod signin;
 
 use std::collections::HashMap;
 
@@ -50,6 +51,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/invitations/{id}/withdraw",
             post(org::withdraw_invitation),
+        )
+        .route("/admin/sign-in", get(signin::page))
+        .route("/admin/sign-in/sso", post(signin::set_sso))
+        .route("/admin/sign-in/sso/delete", post(signin::delete_sso))
+        .route("/admin/sign-in/two-step", post(signin::set_two_step))
+        .route(
+            "/admin/sign-in/scim-tokens",
+            post(signin::create_scim_token),
+        )
+        .route(
+            "/admin/sign-in/scim-tokens/{id}/revoke",
+            post(signin::revoke_scim_token),
         )
         .route("/admin/access", get(org::access_page))
         .route("/admin/grants/{id}/revoke", post(org::revoke_grant))

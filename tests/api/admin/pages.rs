@@ -10,11 +10,13 @@ both_backends!(
     a_person_makes_and_revokes_their_own_key_and_ends_their_sessions,
     an_admin_runs_members_clari_key_audit_and_activity_from_the_pages,
     a_person_in_two_organisations_switches_explicitly,
+    an_admin_sets_single_sign_on_two_step_and_scim_tokens_from_the_sign_in_page,
 );
 
-const ADMIN_PAGES: [&str; 7] = [
+const ADMIN_PAGES: [&str; 8] = [
     "/admin",
     "/admin/members",
+    "/admin/sign-in",
     "/admin/access",
     "/admin/audit",
     "/admin/audit.jsonl",
@@ -87,6 +89,9 @@ async fn members_get_403_and_admins_get_404_for_another_organisations_things(db:
         "/admin/clari-key",
         "/admin/kill",
         "/admin/api-keys",
+        "/admin/sign-in/sso",
+        "/admin/sign-in/scim-tokens",
+        "/admin/sign-in/two-step",
     ] {
         let page = member.post(path, &[("csrf", token.as_str())]).await;
         assert_eq!(page.status, 403, "{path}");
@@ -139,6 +144,7 @@ async fn every_page_forbids_framing_and_every_form_needs_its_csrf_token(db: &Tes
         "/account",
         "/admin",
         "/admin/members",
+        "/admin/sign-in",
         "/admin/access",
         "/admin/audit",
         "/admin/activity",
@@ -578,4 +584,230 @@ async fn a_person_in_two_organisations_switches_explicitly(db: &TestDb) {
         )
         .await;
     assert_eq!(page.location.as_deref(), Some("/account"));
+}
+
+async fn an_admin_sets_single_sign_on_two_step_and_scim_tokens_from_the_sign_in_page(db: &TestDb) {
+    let env = mcp_env(db).await;
+    let app = &env.app;
+    let mut ava = signed_in(app, "ava@acme.test").await;
+    let page = ava.get("/admin/sign-in").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Not set up"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("{}/sso/callback", app.state.config.public_url)),
+        "the redirect URI to register is shown"
+    );
+    let token = csrf(&page);
+    let sso = |secret: &'static str, domains: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("issuer", "https://login.acme-idp.test/".to_owned()),
+            ("client_id", "clari-mcp".to_owned()),
+            ("client_secret", secret.to_owned()),
+            ("domains", domains.to_owned()),
+            ("groups_claim", "groups".to_owned()),
+            ("admin_group", "clari-admins".to_owned()),
+            ("member_group", String::new()),
+            ("required", "on".to_owned()),
+        ]
+    };
+    // A first connection needs its secret; the page says why and nothing is stored.
+    let page = post_owned(&mut ava, "/admin/sign-in/sso", sso("", "acme.test")).await;
+    assert_eq!(page.status, 303);
+    let page = ava.get("/admin/sign-in").await;
+    assert!(page.body.contains("client_secret"), "{}", page.body);
+    assert!(
+        app.state
+            .store
+            .sso_connection(&env.org)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A bad domain list is refused, naming the field.
+    post_owned(
+        &mut ava,
+        "/admin/sign-in/sso",
+        sso("s3cret-from-the-idp", "not a domain"),
+    )
+    .await;
+    let page = ava.get("/admin/sign-in").await;
+    assert!(page.body.contains("domains"), "{}", page.body);
+    assert!(
+        app.state
+            .store
+            .sso_connection(&env.org)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let page = post_owned(
+        &mut ava,
+        "/admin/sign-in/sso",
+        sso("s3cret-from-the-idp", "acme.test, acme.example"),
+    )
+    .await;
+    assert_eq!(page.status, 303);
+    let page = ava.get("/admin/sign-in").await;
+    assert!(page.body.contains("Single sign-on saved"), "{}", page.body);
+    assert!(
+        page.body.contains("acme.example, acme.test")
+            || page.body.contains("acme.test, acme.example"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("only</strong> that way"));
+    assert!(
+        !page.body.contains("s3cret-from-the-idp"),
+        "the client secret is write-only"
+    );
+    let stored = app
+        .state
+        .store
+        .sso_connection(&env.org)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.required);
+    assert_eq!(stored.admin_group.as_deref(), Some("clari-admins"));
+    assert_eq!(stored.member_group, None);
+    // A blank secret on a change keeps the stored one.
+    post_owned(&mut ava, "/admin/sign-in/sso", sso("", "acme.test")).await;
+    let kept = app
+        .state
+        .store
+        .sso_connection(&env.org)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.secret_ciphertext, stored.secret_ciphertext);
+    assert_eq!(
+        app.state.store.sso_domains(&env.org).await.unwrap(),
+        vec!["acme.test".to_owned()]
+    );
+    // The login page now routes people of the domain to their provider.
+    let mut visitor = Browser::new(app);
+    let form = visitor.get("/login").await;
+    let login = visitor
+        .post(
+            "/login",
+            &[
+                ("csrf", csrf(&form).as_str()),
+                ("email", "someone@acme.test"),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 303, "{}", login.body);
+    assert!(
+        login
+            .location
+            .as_deref()
+            .unwrap()
+            .starts_with("/sso/start?"),
+        "{:?}",
+        login.location
+    );
+
+    // Two-step for admins: on, and the admin without a factor is sent to set one up.
+    post_owned(
+        &mut ava,
+        "/admin/sign-in/two-step",
+        vec![
+            ("csrf", token.clone()),
+            ("require_admin_mfa", "on".to_owned()),
+        ],
+    )
+    .await;
+    assert!(app.state.store.require_admin_mfa(&env.org).await.unwrap());
+    let page = ava.get("/admin/sign-in").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/account/mfa"));
+    app.state
+        .store
+        .set_require_admin_mfa(&env.org, false)
+        .await
+        .unwrap();
+
+    // SCIM: a token shown once, which works until it is revoked.
+    let page = post_owned(
+        &mut ava,
+        "/admin/sign-in/scim-tokens",
+        vec![("csrf", token.clone()), ("name", "Okta".to_owned())],
+    )
+    .await;
+    assert_eq!(page.status, 201, "{}", page.body);
+    let secret = value_of(&page.body, "scim-token");
+    assert!(secret.starts_with("scim_"));
+    assert_eq!(
+        value_of(&page.body, "scim-base"),
+        format!("{}/scim/v2/acme", app.state.config.public_url)
+    );
+    let users = |t: String| {
+        let url = app.url("/scim/v2/acme/Users");
+        async move {
+            app.http
+                .get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(users(secret.clone()).await, 200);
+    let page = ava.get("/admin/sign-in").await;
+    assert!(page.body.contains("Okta"));
+    assert!(!page.body.contains(&secret), "shown once");
+    let id = app.state.store.scim_tokens(&env.org).await.unwrap()[0]
+        .id
+        .clone();
+    let revoke = format!("/admin/sign-in/scim-tokens/{id}/revoke");
+    let page = ava.post(&revoke, &[("csrf", token.as_str())]).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(users(secret).await, 401);
+    assert_eq!(
+        ava.post(&revoke, &[("csrf", token.as_str())]).await.status,
+        404
+    );
+
+    // Removing the connection: people sign in with passwords again.
+    let page = ava
+        .post("/admin/sign-in/sso/delete", &[("csrf", token.as_str())])
+        .await;
+    assert_eq!(page.status, 303);
+    assert!(
+        app.state
+            .store
+            .sso_connection(&env.org)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    app.state.audit.flush().await;
+    let kinds: Vec<String> = app
+        .state
+        .store
+        .audit_events(env.org.as_str(), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for kind in [
+        "sso.configured",
+        "org.admin_mfa_required",
+        "scim_token.created",
+        "scim_token.revoked",
+        "sso.removed",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+}
+
+async fn post_owned(b: &mut Browser<'_>, path: &str, f: Vec<(&'static str, String)>) -> Page {
+    let fields: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.post(path, &fields).await
 }

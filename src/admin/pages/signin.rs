@@ -1,0 +1,275 @@
+//! How an organisation's people sign in, as its admins set it from the console: the single
+//! sign-on connection to the company's OpenID provider, the two-step rule for admins, and the
+//! SCIM tokens its directory provisions with. The same service the API and the CLI use.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use secrecy::{ExposeSecret, SecretString};
+use tower_sessions::Session;
+
+use super::{Console, Nav, after, form, meta, when};
+use crate::admin::service::{SettingsChange, SsoChange, SsoSettings};
+use crate::state::AppState;
+use crate::web::{internal_error_page, render};
+
+const BACK: &str = "/admin/sign-in";
+
+macro_rules! admin_or_return {
+    ($state:expr, $session:expr) => {
+        match Console::load_admin(&$state, &$session).await {
+            Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+struct ScimRow {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_signin.html")]
+struct SignInPage {
+    nav: Nav,
+    sso: Option<SsoSettings>,
+    /// What to register at the provider before a connection exists.
+    redirect_uri: String,
+    domains: String,
+    require_admin_mfa: bool,
+    scim_base_url: String,
+    scim_tokens: Vec<ScimRow>,
+}
+
+/// `GET /admin/sign-in`.
+pub async fn page(State(state): State<AppState>, session: Session) -> Response {
+    let c = admin_or_return!(state, session);
+    let admin = c.admin(&state, Default::default());
+    let (sso, settings, tokens) = match (
+        admin.sso().await,
+        admin.settings().await,
+        admin.scim_tokens().await,
+    ) {
+        (Ok(s), Ok(o), Ok(t)) => (s, o, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal_error_page(&e),
+    };
+    let scim_tokens = tokens
+        .into_iter()
+        .map(|t| ScimRow {
+            id: t.id,
+            name: t.name,
+            created: when(t.created_at),
+            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
+        })
+        .collect();
+    let nav = c.nav(&session, "sign-in", BACK).await;
+    render(
+        StatusCode::OK,
+        &SignInPage {
+            nav,
+            domains: sso
+                .as_ref()
+                .map(|s| s.domains.join(", "))
+                .unwrap_or_default(),
+            sso,
+            redirect_uri: format!("{}{}", state.config.public_url, crate::sso::CALLBACK_PATH),
+            require_admin_mfa: settings.require_admin_mfa,
+            scim_base_url: format!("{}/scim/v2/{}", state.config.public_url, c.org.slug),
+            scim_tokens,
+        },
+    )
+}
+
+/// The text of an optional field: `None` when absent or blank.
+fn field(f: &HashMap<String, String>, name: &str) -> Option<String> {
+    f.get(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// `POST /admin/sign-in/sso`: creates or replaces the connection. A blank secret keeps the
+/// stored one (the field is write-only and never filled in).
+pub async fn set_sso(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let client_secret = f
+        .remove("client_secret")
+        .filter(|s| !s.is_empty())
+        .map(SecretString::from);
+    let domains = f
+        .get("domains")
+        .map(|d| {
+            d.split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let change = SsoChange {
+        issuer: field(&f, "issuer").unwrap_or_default(),
+        client_id: field(&f, "client_id").unwrap_or_default(),
+        client_secret,
+        domains,
+        groups_claim: field(&f, "groups_claim"),
+        admin_group: field(&f, "admin_group"),
+        member_group: field(&f, "member_group"),
+        required: f.get("required").is_some_and(|v| v == "on"),
+    };
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .set_sso(change)
+        .await
+        .map(|s| {
+            format!(
+                "Single sign-on saved: people of {} sign in with {}{}.",
+                s.domains.join(", "),
+                s.issuer,
+                if s.required {
+                    ", and only that way"
+                } else {
+                    ""
+                }
+            )
+        });
+    after(&session, BACK, outcome).await
+}
+
+/// `POST /admin/sign-in/sso/delete`: people go back to passwords (and invitations).
+pub async fn delete_sso(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = admin_or_return!(state, session);
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .delete_sso()
+        .await
+        .map(|()| "Single sign-on removed: members sign in with a password again.".to_owned());
+    after(&session, BACK, outcome).await
+}
+
+/// `POST /admin/sign-in/two-step`: whether the organisation's admins must use a second factor.
+pub async fn set_two_step(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let required = f.get("require_admin_mfa").is_some_and(|v| v == "on");
+    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let outcome = match admin.settings().await {
+        Ok(seen) => admin
+            .update_settings(
+                &seen,
+                SettingsChange {
+                    require_admin_mfa: Some(required),
+                    ..SettingsChange::default()
+                },
+            )
+            .await
+            .map(|_| {
+                if required {
+                    "Admins now need two-step sign-in: those without it are sent to set it up."
+                } else {
+                    "Two-step sign-in is now each admin's choice."
+                }
+                .to_owned()
+            }),
+        Err(e) => Err(e),
+    };
+    after(&session, BACK, outcome).await
+}
+
+#[derive(Template)]
+#[template(path = "scim_token_created.html")]
+struct ScimTokenCreatedPage {
+    nav: Nav,
+    name: String,
+    token: String,
+    base_url: String,
+}
+
+/// `POST /admin/sign-in/scim-tokens`: the token is on this answer only.
+pub async fn create_scim_token(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let name = f.get("name").map(String::as_str).unwrap_or_default();
+    match c
+        .admin(&state, meta(&state, &headers, peer))
+        .create_scim_token(name)
+        .await
+    {
+        Ok((secret, token)) => {
+            let nav = c.nav(&session, "sign-in", BACK).await;
+            render(
+                StatusCode::CREATED,
+                &ScimTokenCreatedPage {
+                    nav,
+                    name: token.name,
+                    token: secret.expose_secret().to_owned(),
+                    base_url: format!("{}/scim/v2/{}", state.config.public_url, c.org.slug),
+                },
+            )
+        }
+        Err(e) => after(&session, BACK, Err(e)).await,
+    }
+}
+
+/// `POST /admin/sign-in/scim-tokens/{id}/revoke`.
+pub async fn revoke_scim_token(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = form(&session, body).await {
+        return r;
+    }
+    let c = admin_or_return!(state, session);
+    let outcome = c
+        .admin(&state, meta(&state, &headers, peer))
+        .revoke_scim_token(&id)
+        .await
+        .map(|()| "SCIM token revoked: the directory can no longer provision with it.".to_owned());
+    after(&session, BACK, outcome).await
+}
