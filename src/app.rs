@@ -13,13 +13,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use secrecy::ExposeSecret;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub fn router(state: AppState) -> Router {
     let https = state.config.is_https();
+    let body_timeout = state.config.listener.body_read_timeout;
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -59,7 +59,10 @@ pub fn router(state: AppState) -> Router {
                 )
             },
         ))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::serve::body_deadline(body_timeout, req, next)
+        }));
     // RFC 6797: browsers that reached us over https keep to https for two years.
     if https {
         router.layer(
@@ -145,10 +148,13 @@ pub async fn spawn_metrics_listener(state: AppState) -> anyhow::Result<()> {
                     },
                 ),
             )
-            .with_state(state);
+            .with_state(state.clone());
     tracing::info!(addr = %bind, "metrics listening");
+    let limits = state.config.listener;
+    let metrics = state.metrics.clone();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = crate::serve::serve(listener, app, limits, Some(metrics), forever).await {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     });
@@ -170,6 +176,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     router: Router,
+    limits: crate::serve::ListenerLimits,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Application {
@@ -192,6 +200,8 @@ impl Application {
         Ok(Self {
             listener,
             addr,
+            limits: state.config.listener,
+            metrics: state.metrics.clone(),
             router: router(state),
         })
     }
@@ -209,17 +219,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+        crate::serve::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            Some(self.metrics),
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await
     }
 }

@@ -17,11 +17,44 @@ impl std::fmt::Display for FormError {
     }
 }
 
+/// Why a body could not be read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// It is longer than the limit (nothing past the limit was read).
+    TooLarge(usize),
+    /// It did not arrive within the body read timeout (`CLARI_MCP_BODY_READ_TIMEOUT`).
+    TimedOut,
+    /// The connection broke while it was being read.
+    Broken,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(limit) => write!(f, "the request body is larger than {limit} bytes"),
+            Self::TimedOut => f.write_str("the request body did not arrive in time"),
+            Self::Broken => f.write_str("the request body could not be read"),
+        }
+    }
+}
+
+/// Reads a body up to `limit` bytes, telling a body too large from one too slow.
+pub async fn read_body_checked(body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, limit);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Err(e) if crate::serve::timed_out(e.as_ref()) => Err(BodyError::TimedOut),
+        Err(_) => Err(BodyError::Broken),
+    }
+}
+
 /// Reads a body up to `limit` bytes.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, FormError> {
-    axum::body::to_bytes(body, limit)
+    read_body_checked(body, limit)
         .await
-        .map_err(|_| FormError(format!("the request body is larger than {limit} bytes")))
+        .map_err(|e| FormError(e.to_string()))
 }
 
 /// Form parameters of a request: UTF-8 only, each at most once; empty values count as absent.

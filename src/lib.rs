@@ -30,6 +30,7 @@ pub mod principal;
 pub mod redact;
 pub mod scim;
 pub mod scope;
+pub mod serve;
 pub mod signing;
 pub mod sso;
 pub mod state;

@@ -107,6 +107,7 @@ pub struct Metrics {
     pub active_api_keys: Family<OrgLabel, Gauge>,
     pub audit_events: Counter,
     pub signins: Family<OutcomeLabel, Counter>,
+    pub connections_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -131,6 +132,7 @@ impl Default for Metrics {
             active_api_keys: Family::default(),
             audit_events: Counter::default(),
             signins: Family::default(),
+            connections_refused: Counter::default(),
             registry: Registry::default(),
             series: Default::default(),
         };
@@ -219,6 +221,11 @@ impl Default for Metrics {
             "signins",
             "Sign-in attempts by outcome: success, failure, throttled (refused before any password check, counted here instead of written each)",
             m.signins.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Connections closed on accept: their address already held the most it may",
+            m.connections_refused.clone(),
         );
         Self { registry: r, ..m }
     }

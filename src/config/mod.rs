@@ -135,6 +135,9 @@ pub struct Config {
     pub invitation_ttl: i64,
     /// DANGER, tests only: allow an organisation's OpenID Connect provider on http loopback.
     pub danger_sso_allow_loopback: bool,
+    /// What every listener allows a slow client (`CLARI_MCP_HEADER_READ_TIMEOUT`,
+    /// `CLARI_MCP_BODY_READ_TIMEOUT`, `CLARI_MCP_MAX_CONNECTIONS_PER_ADDRESS`).
+    pub listener: crate::serve::ListenerLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -186,6 +189,7 @@ impl std::fmt::Debug for Config {
             .field("smtp_from", &self.smtp_from)
             .field("invitation_ttl", &self.invitation_ttl)
             .field("danger_sso_allow_loopback", &self.danger_sso_allow_loopback)
+            .field("listener", &self.listener)
             .finish()
     }
 }
@@ -453,7 +457,39 @@ impl Config {
             ));
         }
 
+        let header_read_timeout =
+            seconds("CLARI_MCP_HEADER_READ_TIMEOUT", raw.header_read_timeout, 10)?;
+        if !(1..=300).contains(&header_read_timeout) {
+            return Err(invalid(
+                "CLARI_MCP_HEADER_READ_TIMEOUT",
+                "must be between 1s and 5m",
+            ));
+        }
+        let body_read_timeout = seconds("CLARI_MCP_BODY_READ_TIMEOUT", raw.body_read_timeout, 30)?;
+        if !(1..=600).contains(&body_read_timeout) {
+            return Err(invalid(
+                "CLARI_MCP_BODY_READ_TIMEOUT",
+                "must be between 1s and 10m",
+            ));
+        }
+        // Behind trusted proxies every connection comes from one of them: no limit by default.
+        let max_connections_per_address = raw
+            .max_connections_per_address
+            .unwrap_or(if trusted_proxies > 0 { 0 } else { 64 });
+        if max_connections_per_address > 100_000 {
+            return Err(invalid(
+                "CLARI_MCP_MAX_CONNECTIONS_PER_ADDRESS",
+                "must be at most 100000 (0 for no limit)",
+            ));
+        }
+        let listener = crate::serve::ListenerLimits {
+            header_read_timeout: Duration::from_secs(header_read_timeout as u64),
+            body_read_timeout: Duration::from_secs(body_read_timeout as u64),
+            max_connections_per_address: max_connections_per_address as usize,
+        };
+
         Ok(Self {
+            listener,
             danger_sso_allow_loopback: raw.danger_sso_allow_loopback.unwrap_or(false),
             smtp_url,
             smtp_from,

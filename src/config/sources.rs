@@ -78,6 +78,9 @@ pub(super) struct RawConfig {
     pub(super) smtp_from: Option<Text>,
     pub(super) invitation_ttl: Option<Text>,
     pub(super) danger_sso_allow_loopback: Option<bool>,
+    pub(super) header_read_timeout: Option<Text>,
+    pub(super) body_read_timeout: Option<Text>,
+    pub(super) max_connections_per_address: Option<u32>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -113,6 +116,9 @@ const KEYS: &[&str] = &[
     "smtp_from",
     "invitation_ttl",
     "danger_sso_allow_loopback",
+    "header_read_timeout",
+    "body_read_timeout",
+    "max_connections_per_address",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

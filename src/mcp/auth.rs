@@ -22,8 +22,10 @@ use crate::crypto::sha256_hex;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
 
-/// Largest JSON-RPC body the layer reads to find the tool name (rmcp's own cap).
-pub const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
+/// Largest JSON-RPC body `/mcp` accepts (413 above it, before anything is parsed). The largest
+/// message the tools take is `get_deal_risk` with its 1,000 ids, about 25 KiB; rmcp is given the
+/// same cap. Parsing a body of this size costs a few hundred KiB at most, whatever its shape.
+pub const MAX_MCP_BODY: usize = 64 * 1024;
 
 pub use crate::principal::{AuthContext, Subject};
 
@@ -241,14 +243,15 @@ fn envelope_error(message: &Value) -> Option<&'static str> {
     if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Some("jsonrpc must be \"2.0\"");
     }
-    let id_ok = |id: &Value| id.is_string() || id.is_i64() || id.is_u64();
+    // MCP's RequestId is a string or a number the transport holds as a signed 64-bit integer.
+    let id_ok = |id: &Value| id.is_string() || id.is_i64();
     match m.get("method") {
         Some(Value::String(_)) => {
             if m.get("params").is_some_and(|p| !p.is_object()) {
                 return Some("params must be an object");
             }
             if m.get("id").is_some_and(|id| !id_ok(id)) {
-                return Some("id must be a string or an integer");
+                return Some("id must be a string or a 64-bit signed integer");
             }
             None
         }
@@ -301,7 +304,46 @@ fn accepts_anything(accept: Option<&HeaderValue>) -> bool {
             .any(|(r, ok)| *ok && (*r == "*/*" || r.eq_ignore_ascii_case("application/*")))
 }
 
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(jsonrpc_error(
+            Value::Null,
+            -32600,
+            &format!(
+                "The request body is larger than {} KiB: MCP messages here are small",
+                MAX_MCP_BODY / 1024
+            ),
+        )),
+    )
+        .into_response()
+}
+
+/// Whether the request says it is JSON (`application/json`, any parameters).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Authenticates an `/mcp` request and reads its body within [`MAX_MCP_BODY`]. A declared
+/// length over the cap is refused before the credential is even looked up; a body that grows
+/// past it while being read is refused without reading the rest.
+///
+/// A body that is JSON but not a usable JSON-RPC 2.0 message gets 400 with a JSON-RPC error
+/// (JSON-RPC 2.0 §5.1, -32700 / -32600), never the transport's 415, which is kept for bodies
+/// that are not JSON at all (MCP 2025-11-25 Transports, "Sending Messages to the Server").
 pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_MCP_BODY as u64) {
+        return too_large();
+    }
     let Some(token) = bearer_token(req.headers()) else {
         return unauthorized(&state, None);
     };
@@ -314,16 +356,13 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
         Err(AuthFailure::Unavailable) => return service_unavailable(),
     };
     let (mut parts, body) = req.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_MCP_BODY).await {
+    let bytes: Bytes = match crate::http::read_body_checked(body, MAX_MCP_BODY).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(crate::http::BodyError::TooLarge(_)) => return too_large(),
+        Err(e) => {
             return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(jsonrpc_error(
-                    Value::Null,
-                    -32600,
-                    "The request body is too large",
-                )),
+                StatusCode::REQUEST_TIMEOUT,
+                axum::Json(jsonrpc_error(Value::Null, -32600, &e.to_string())),
             )
                 .into_response();
         }
@@ -333,8 +372,9 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
         Ok(v) => v,
         Err(_) => return bad_message(-32700, "Parse error: the body is not JSON"),
     };
+    // JSON-RPC batches left MCP in 2025-06-18; the transport has no form for them.
     let invalid = match &message {
-        Value::Array(items) if !items.is_empty() => items.iter().find_map(envelope_error),
+        Value::Array(_) => Some("batches are not supported: send one message per request"),
         other => envelope_error(other),
     };
     if let Some(why) = invalid {
@@ -357,8 +397,19 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
             HeaderValue::from_static("application/json, text/event-stream"),
         );
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    let json = is_json(&parts.headers);
+    let answer = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    // The transport answers 415 to any message it cannot deserialize, such as a known method
+    // with ill-typed params; a JSON body is a bad request, not a wrong media type.
+    if json && answer.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return bad_message(
+            -32600,
+            "Invalid Request: the message is JSON but not a request, notification or response MCP defines",
+        );
+    }
+    answer
 }
 
 #[cfg(test)]

@@ -50,14 +50,15 @@ fn client_json(state: &AppState, id: &str, meta: &ClientMetadata, issued_at: i64
 }
 
 async fn parse_body(body: Body) -> Result<Value, OAuthError> {
-    let bytes = axum::body::to_bytes(body, MAX_REGISTRATION_BYTES)
+    let bytes = crate::http::read_body_checked(body, MAX_REGISTRATION_BYTES)
         .await
-        .map_err(|_| {
-            OAuthError::new(
+        .map_err(|e| match e {
+            crate::http::BodyError::TooLarge(_) => OAuthError::new(
                 ErrorCode::InvalidClientMetadata,
                 format!("the registration body is larger than {MAX_REGISTRATION_BYTES} bytes"),
             )
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+            other => OAuthError::new(ErrorCode::InvalidRequest, other.to_string()),
         })?;
     serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::new(

@@ -39,6 +39,7 @@ const LAYERS: &[&[&str]] = &[
     &["principal", "net"],
     &["store"],
     &["crypto"],
+    &["serve"],
     &[
         "clock", "scope", "ids", "metrics", "redact", "orgname", "mail", "files",
     ],

@@ -7,6 +7,7 @@ mod oauth_helpers;
 
 mod abuse;
 mod admin;
+mod bounds;
 mod clari;
 mod cli;
 mod deployment;

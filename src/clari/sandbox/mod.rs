@@ -266,15 +266,15 @@ pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
     let app = routes::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
+        // The same listener rules as the server's own; many clients share one address here.
+        let limits = crate::serve::ListenerLimits {
+            max_connections_per_address: 0,
+            ..Default::default()
+        };
+        let _ = crate::serve::serve(listener, app, limits, None, async {
+            let _ = rx.await;
+        })
+        .await;
     });
     Ok(SandboxHandle {
         base_url,

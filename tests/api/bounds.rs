@@ -1,0 +1,270 @@
+//! What an outsider can make the server hold is bounded: connections that send slowly or not at
+//! all, connections per address, the size of what `/mcp` reads and what parsing it costs.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
+use crate::mcp_helpers::*;
+
+/// Long enough for any timeout under test to have fired, short enough to fail fast.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn addr(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_owned()
+}
+
+/// Whether the server closes the connection (reading gives EOF or a reset) within `PATIENCE`;
+/// what it sent first is returned.
+async fn closed_by_server(stream: &mut TcpStream) -> Option<String> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let outcome = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    outcome
+        .ok()
+        .map(|()| String::from_utf8_lossy(&seen).into_owned())
+}
+
+async fn app_with(extra: &[(&str, &str)]) -> (TestDb, TestApp) {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(&db, extra).await;
+    (db, app)
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_its_head_slowly_is_closed_after_the_header_read_timeout() {
+    let (db, app) = app_with(&[("CLARI_MCP_HEADER_READ_TIMEOUT", "1s")]).await;
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    for s in &mut slow {
+        let answer = closed_by_server(s).await.expect("closed by the server");
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+    }
+    // A connection that says nothing at all is closed too.
+    let mut silent = TcpStream::connect(addr(&app)).await.unwrap();
+    assert!(closed_by_server(&mut silent).await.is_some());
+    // The server still answers everyone else.
+    let ok = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_body_promised_and_never_sent_is_given_up_after_the_body_read_timeout() {
+    let (db, app) = app_with(&[("CLARI_MCP_BODY_READ_TIMEOUT", "1s")]).await;
+    for path in ["/token", "/register", "/mcp", "/login"] {
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Authorization: Bearer cmk_x\r\nContent-Length: 1000\r\n\r\ngrant_type=",
+            addr(&app)
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let answer = closed_by_server(&mut s)
+            .await
+            .unwrap_or_else(|| panic!("{path}: the connection is still held"));
+        // An answer (whatever the endpoint says to half a body), or a plain close.
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+            "{path}: {answer}"
+        );
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_connections_and_gets_more_as_they_close() {
+    let (db, app) = app_with(&[("CLARI_MCP_MAX_CONNECTIONS_PER_ADDRESS", "8")]).await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        // Each one proves it is served: a keep-alive request answered.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    // The ninth is closed before anything is read from it, a hundred times over.
+    for _ in 0..100 {
+        let mut ninth = TcpStream::connect(addr(&app)).await.unwrap();
+        let _ = ninth
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await;
+        assert_eq!(closed_by_server(&mut ninth).await.as_deref(), Some(""));
+    }
+    let metrics = app.state.metrics.render();
+    assert!(
+        metrics.contains("clari_mcp_connections_refused_total 100"),
+        "{metrics}"
+    );
+    // One closes; a new one is served.
+    drop(held.pop());
+    let mut served = None;
+    for _ in 0..100 {
+        // The server notices the close when it reads EOF: retry until it has.
+        let mut s = TcpStream::connect(addr(&app)).await.unwrap();
+        let _ = s
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await;
+        let answer = closed_by_server(&mut s).await.unwrap_or_default();
+        if answer.starts_with("HTTP/1.1 200") {
+            served = Some(answer);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        served.is_some(),
+        "a freed place is given to a new connection"
+    );
+    db.cleanup().await;
+}
+
+/// Peak resident memory of this process (the test binary hosts the server), KiB.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn mcp_reads_at_most_64_kib_and_parsing_the_worst_body_costs_little() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let app = &env.app;
+    let key = env.api_key("opportunities:read").await;
+    let post = |body: Vec<u8>, length: Option<&str>| {
+        let mut req = app
+            .http
+            .post(app.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL)
+            .bearer_auth(&key);
+        if let Some(l) = length {
+            req = req.header("content-length", l);
+        }
+        async move {
+            let r = req.body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Declared too large: refused before the credential is looked up or a byte is read.
+    let big = vec![b' '; 4 * 1024 * 1024];
+    let (status, body) = post(big.clone(), None).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("64 KiB")
+    );
+    // Without a token, the same.
+    let r = app
+        .http
+        .post(app.url("/mcp"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+
+    // The worst shape under the cap: tens of thousands of tiny values. Many at once raise the
+    // peak by a small multiple of what was sent.
+    let mut worst = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_deal_risk","arguments":{"opportunity_ids":["#.to_vec();
+    while worst.len() < 64 * 1024 - 16 {
+        worst.extend_from_slice(b"[],");
+    }
+    worst.extend_from_slice(b"[]]}}}");
+    assert!(worst.len() <= 64 * 1024);
+    let before = peak_rss_kib();
+    let sent = 32 * worst.len() as u64;
+    let answers = futures_util::future::join_all((0..32).map(|_| post(worst.clone(), None))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(
+            body["result"]["isError"], true,
+            "a tool error naming the argument"
+        );
+    }
+    let grown = peak_rss_kib().saturating_sub(before) * 1024;
+    assert!(
+        grown < 64 * sent,
+        "peak RSS grew {grown} bytes for {sent} bytes sent"
+    );
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn json_that_is_not_a_usable_message_is_400_with_a_json_rpc_error_never_415() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let app = &env.app;
+    let key = env.api_key("forecasts:read").await;
+    for (body, says) in [
+        (
+            json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]),
+            "batches",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 18_446_744_073_709_551_615u64, "method": "ping"}),
+            "64-bit",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": 4_294_967_296i64, "message": "x"}}),
+            "32-bit",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "result": {}, "method": 5}),
+            "method must be a string",
+        ),
+        (json!({"jsonrpc": "2.0", "id": 1}), "a response needs"),
+    ] {
+        let r = app
+            .http
+            .post(app.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL)
+            .bearer_auth(&key)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    db.cleanup().await;
+}
