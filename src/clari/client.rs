@@ -14,8 +14,22 @@ use super::types::*;
 pub const AUDIT_RETENTION_SECS: i64 = 30 * 86_400;
 /// `GET /opportunity` takes at most this many ids.
 pub const OPPORTUNITY_BATCH: usize = 100;
-/// The most opportunity ids one call of ours accepts.
-pub const MAX_OPPORTUNITY_IDS: usize = 10_000;
+/// The most opportunity ids one call of ours accepts: at most ten `GET /opportunity` requests.
+pub const MAX_OPPORTUNITY_IDS: usize = 1_000;
+
+/// The ids to ask Clari for: one per record, the first form given, in input order.
+pub fn unique_records(ids: &[OpportunityId]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter()
+        .filter(|id| seen.insert(id.record()))
+        .map(OpportunityId::as_str)
+        .collect()
+}
+
+/// How many `GET /opportunity` requests asking for these ids takes.
+pub fn opportunity_requests(ids: &[OpportunityId]) -> u64 {
+    unique_records(ids).len().div_ceil(OPPORTUNITY_BATCH) as u64
+}
 
 impl ClariClient {
     // --- exports --------------------------------------------------------------------------
@@ -243,8 +257,9 @@ impl ClariClient {
 
     // --- opportunities ----------------------------------------------------------------------
 
-    /// `GET /opportunity` for any number of ids (up to 10,000): split into batches of 100 run
-    /// concurrently within a small limit, merged in input order (duplicates asked once).
+    /// `GET /opportunity` for up to [`MAX_OPPORTUNITY_IDS`] ids: split into batches of 100 run
+    /// concurrently within a small limit, merged in input order. Each record is asked once,
+    /// whether it is given once or many times, in its 15- or its 18-character form.
     pub async fn opportunities(
         &self,
         target: &ClariTarget,
@@ -265,13 +280,7 @@ impl ClariClient {
                 ),
             });
         }
-        let mut unique: Vec<&str> = Vec::with_capacity(ids.len());
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        for id in ids {
-            if seen.insert(id.as_str()) {
-                unique.push(id.as_str());
-            }
-        }
+        let unique = unique_records(ids);
         // Owned batches: borrowed ones trip the higher-ranked lifetime check of `buffered`
         // streams inside `Send` futures.
         let batches: Vec<Vec<String>> = unique
@@ -284,13 +293,17 @@ impl ClariClient {
                 .buffered(self.options().batch_concurrency.max(1))
                 .collect()
                 .await;
-        let mut by_id = std::collections::HashMap::new();
+        let mut by_record = std::collections::HashMap::new();
         for r in results {
             for o in r? {
-                by_id.insert(o.id.clone(), o);
+                let record = o.id.get(..15).unwrap_or(&o.id).to_owned();
+                by_record.insert(record, o);
             }
         }
-        Ok(unique.iter().filter_map(|id| by_id.remove(*id)).collect())
+        Ok(unique
+            .iter()
+            .filter_map(|id| by_record.remove(&id[..15]))
+            .collect())
     }
 
     async fn opportunity_batch(

@@ -103,6 +103,14 @@ clari_id!(
     |s| format!("'{s}' is not a Salesforce opportunity id (15 or 18 letters and digits)")
 );
 
+impl OpportunityId {
+    /// The record this id names: its first 15 characters, which a Salesforce 18-character id
+    /// only extends with a case checksum. `006…AbC` and `006…AbCEAA` are one opportunity.
+    pub fn record(&self) -> &str {
+        &self.0[..15]
+    }
+}
+
 /// At most this many forecast tabs are kept warm per organisation.
 pub const MAX_PREWARM_FORECASTS: usize = 10;
 
@@ -183,6 +191,10 @@ mod tests {
     #[test]
     fn ids_parse_or_name_the_argument() {
         assert!(OpportunityId::parse("0063x00000AbCdEAAA").is_ok());
+        assert_eq!(
+            OpportunityId::parse("0063x00000AbCdEAAA").unwrap().record(),
+            OpportunityId::parse("0063x00000AbCdE").unwrap().record()
+        );
         assert!(ForecastId::parse("net_arr").is_ok());
         assert!(JobId::parse("6073683781a6da229df71e00").is_ok());
         for (err, argument) in [

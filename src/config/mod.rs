@@ -138,6 +138,9 @@ pub struct Config {
     /// What every listener allows a slow client (`CLARI_MCP_HEADER_READ_TIMEOUT`,
     /// `CLARI_MCP_BODY_READ_TIMEOUT`, `CLARI_MCP_MAX_CONNECTIONS_PER_ADDRESS`).
     pub listener: crate::serve::ListenerLimits,
+    /// Requests to Clari one caller (a person's application or API key) may cause per minute
+    /// (`CLARI_MCP_CLARI_REQUESTS_PER_MINUTE`, 60), across every replica.
+    pub clari_requests_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -190,6 +193,7 @@ impl std::fmt::Debug for Config {
             .field("invitation_ttl", &self.invitation_ttl)
             .field("danger_sso_allow_loopback", &self.danger_sso_allow_loopback)
             .field("listener", &self.listener)
+            .field("clari_requests_per_minute", &self.clari_requests_per_minute)
             .finish()
     }
 }
@@ -488,7 +492,16 @@ impl Config {
             max_connections_per_address: max_connections_per_address as usize,
         };
 
+        let clari_requests_per_minute = raw.clari_requests_per_minute.unwrap_or(60);
+        if !(1..=100_000).contains(&clari_requests_per_minute) {
+            return Err(invalid(
+                "CLARI_MCP_CLARI_REQUESTS_PER_MINUTE",
+                "must be between 1 and 100000",
+            ));
+        }
+
         Ok(Self {
+            clari_requests_per_minute,
             listener,
             danger_sso_allow_loopback: raw.danger_sso_allow_loopback.unwrap_or(false),
             smtp_url,

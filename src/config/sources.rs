@@ -81,6 +81,7 @@ pub(super) struct RawConfig {
     pub(super) header_read_timeout: Option<Text>,
     pub(super) body_read_timeout: Option<Text>,
     pub(super) max_connections_per_address: Option<u32>,
+    pub(super) clari_requests_per_minute: Option<u32>,
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
@@ -119,6 +120,7 @@ const KEYS: &[&str] = &[
     "header_read_timeout",
     "body_read_timeout",
     "max_connections_per_address",
+    "clari_requests_per_minute",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

@@ -29,6 +29,13 @@ pub trait BrowserSessionStore: Send + Sync {
 pub trait RateLimitStore: Send + Sync {
     /// Counts a hit in `bucket` for the window starting at `window_start`; returns the count.
     async fn rate_hit(&self, bucket: &str, window_start: UnixTime) -> Result<i64, StoreError>;
+    /// Adds `n` hits at once (a call that will make `n` upstream requests); returns the count.
+    async fn rate_add(
+        &self,
+        bucket: &str,
+        window_start: UnixTime,
+        n: i64,
+    ) -> Result<i64, StoreError>;
     /// Like `rate_hit`, and remembers `now` as the bucket's last hit.
     async fn rate_hit_at(
         &self,
@@ -60,6 +67,11 @@ INSERT INTO web_sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT 
 const HIT: &str = "\
 INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1)
 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1
+RETURNING hits";
+
+const ADD: &str = "\
+INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, $3)
+ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + $3
 RETURNING hits";
 
 const HIT_AT: &str = "\
@@ -149,6 +161,21 @@ macro_rules! session_store {
                     .bind(bucket)
                     .bind(window_start)
                     .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(hits)
+            }
+
+            async fn rate_add(
+                &self,
+                bucket: &str,
+                window_start: UnixTime,
+                n: i64,
+            ) -> Result<i64, StoreError> {
+                let (hits,): (i64,) = sqlx::query_as(ADD)
+                    .bind(bucket)
+                    .bind(window_start)
+                    .bind(n)
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(hits)

@@ -268,3 +268,89 @@ async fn json_that_is_not_a_usable_message_is_400_with_a_json_rpc_error_never_41
     }
     db.cleanup().await;
 }
+
+/// A made-up opportunity id no dataset has (15 characters).
+fn unknown_id(i: usize) -> String {
+    format!("006ZZ{i:010}")
+}
+
+#[tokio::test]
+async fn deal_risk_asks_clari_for_each_record_once_and_at_most_its_budget_a_minute() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env_with(&db, &[("CLARI_MCP_CLARI_REQUESTS_PER_MINUTE", "15")]).await;
+    let app = &env.app;
+    let key = env.api_key("opportunities:read").await;
+    let known: Vec<String> = env.sandbox.dataset().orgs[0]
+        .opps
+        .iter()
+        .take(10)
+        .map(|o| o.id.clone())
+        .collect();
+    let before = env.sandbox.request_count();
+
+    // 10,000 ids do not fit in a message (413); 1,001 are refused, naming the argument. Neither
+    // reaches Clari.
+    let many: Vec<String> = (0..10_000).map(unknown_id).collect();
+    let r = rpc(
+        app,
+        Some(&key),
+        "tools/call",
+        json!({"name": "get_deal_risk", "arguments": {"opportunity_ids": many}}),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    let many: Vec<String> = (0..1_001).map(unknown_id).collect();
+    let r = call_tool(app, &key, "get_deal_risk", json!({"opportunity_ids": many})).await;
+    assert_eq!(r["isError"], true, "{r}");
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("opportunity_ids") && text.contains("1000"),
+        "{text}"
+    );
+    assert_eq!(env.sandbox.request_count(), before);
+
+    // 1,000 ids naming 890 records: the known ones twice (15- and 18-character forms), the
+    // unknown ones as given. Nine requests; twenty unknown ids named, all counted.
+    let mut ids: Vec<String> = Vec::new();
+    for k in &known {
+        ids.push(k.clone());
+        ids.push(k[..15].to_owned());
+    }
+    ids.extend((0..880).map(unknown_id));
+    ids.extend((0..100).map(unknown_id));
+    assert_eq!(ids.len(), 1_000);
+    let r = call_tool(app, &key, "get_deal_risk", json!({"opportunity_ids": ids})).await;
+    assert_eq!(r["isError"], false, "{r}");
+    let out = &r["structuredContent"];
+    assert_eq!(out["found"], 10, "{out}");
+    assert_eq!(out["not_found_count"], 880);
+    assert_eq!(out["not_found"].as_array().unwrap().len(), 20);
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("880 id(s) not found (the first 20 listed)"),
+        "{text}"
+    );
+    assert_eq!(env.sandbox.request_count() - before, 9);
+
+    // The budget (15 a minute) has 6 left: 9 more are refused, without an upstream request.
+    let before = env.sandbox.request_count();
+    let r = call_tool(app, &key, "get_deal_risk", json!({"opportunity_ids": ids})).await;
+    assert_eq!(r["isError"], true, "{r}");
+    let text = r["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Too many Clari requests") && text.contains("Try again in"),
+        "{text}"
+    );
+    assert_eq!(env.sandbox.request_count(), before);
+    // Another application of the same person has its own budget; the next minute, this one too.
+    let other = env.api_key("opportunities:read").await;
+    let one = json!({"opportunity_ids": [known[0].clone()]});
+    assert_eq!(
+        call_tool(app, &other, "get_deal_risk", one.clone()).await["isError"],
+        false
+    );
+    app.clock.advance(60);
+    let r = call_tool(app, &key, "get_deal_risk", json!({"opportunity_ids": ids})).await;
+    assert_eq!(r["isError"], false, "{r}");
+    db.cleanup().await;
+}

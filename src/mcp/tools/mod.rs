@@ -81,6 +81,43 @@ impl From<ClariError> for ToolError {
     }
 }
 
+/// Charges a call that will make `requests` requests to Clari to its caller's budget
+/// (`CLARI_MCP_CLARI_REQUESTS_PER_MINUTE`, per application or API key, shared by every
+/// replica), or refuses it with when to try again. A refused call counts too, so a caller that
+/// keeps asking stays refused until the minute ends; its counter is one row whatever it sends.
+pub(crate) async fn spend_clari_requests(
+    state: &AppState,
+    ctx: &AuthContext,
+    requests: u64,
+) -> Result<(), ToolError> {
+    let budget = i64::from(state.config.clari_requests_per_minute);
+    let now = state.now();
+    let window = now - now.rem_euclid(60);
+    let bucket = format!("clari:{}", crate::mcp::tasks::owner(ctx));
+    let n = i64::try_from(requests).unwrap_or(i64::MAX);
+    let spent = state
+        .store
+        .rate_add(&bucket, window, n)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "counting Clari requests failed");
+            ToolError::from(ClariError::StoreUnavailable)
+        })?;
+    if spent > budget {
+        let wait = window + 60 - now;
+        return Err(ToolError {
+            message: format!(
+                "Too many Clari requests: this call needs {requests}, and this application may cause {budget} a minute."
+            ),
+            hint: format!(
+                "Try again in {wait} s, with fewer ids at a time (each 100 distinct ids are one request)."
+            ),
+            class: "throttled",
+        });
+    }
+    Ok(())
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next()

@@ -13,6 +13,7 @@ use super::render::{Export, Summary, exact, plural};
 use super::{Tool, ToolError, limit, wait, window};
 use crate::clari::ExportState;
 use crate::clari::OpportunityId;
+use crate::clari::client::{MAX_OPPORTUNITY_IDS, opportunity_requests, unique_records};
 use crate::clari::types::{Opportunity, OpportunityField};
 use crate::clock::rfc3339;
 use crate::mcp::data::{self, ACTIVITY_DAYS};
@@ -34,12 +35,16 @@ fn field_value(o: &Opportunity, id: &str) -> Option<Value> {
 
 // --- get_deal_risk ----------------------------------------------------------------------------
 
+/// At most this many unknown ids are named back; the answer counts the rest.
+const MAX_ECHOED_IDS: usize = 20;
+
 pub struct GetDealRisk;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealRiskArgs {
-    /// Salesforce opportunity ids (15 or 18 characters), up to 10,000.
+    /// Salesforce opportunity ids (15 or 18 characters), up to 1,000; repeats and the 15- and
+    /// 18-character forms of one opportunity count once.
     pub opportunity_ids: Vec<String>,
     /// Most opportunities in the answer, riskiest first (default 25, at most 200).
     pub limit: Option<u32>,
@@ -67,8 +72,10 @@ pub struct RiskRow {
 pub struct DealRiskOut {
     /// Riskiest first.
     pub opportunities: Vec<RiskRow>,
-    /// Ids Clari does not know.
+    /// Ids Clari does not know (the first 20, each once; `not_found_count` has them all).
     pub not_found: Vec<String>,
+    /// How many distinct ids Clari does not know.
+    pub not_found_count: usize,
     /// Opportunities found in all.
     pub found: usize,
     /// True when `limit` cut the list short.
@@ -94,10 +101,15 @@ impl Summary for DealRiskOut {
             "Scores for {} opportunit{}{riskiest}{}{}. get_opportunity shows one deal's history.",
             self.found,
             plural(self.found, "y", "ies"),
-            if self.not_found.is_empty() {
-                String::new()
-            } else {
-                format!("; {} id(s) not found", self.not_found.len())
+            match self.not_found_count {
+                0 => String::new(),
+                n if n > self.not_found.len() => {
+                    format!(
+                        "; {n} id(s) not found (the first {} listed)",
+                        self.not_found.len()
+                    )
+                }
+                n => format!("; {n} id(s) not found"),
             },
             if self.truncated {
                 format!("; showing the riskiest {}", self.opportunities.len())
@@ -123,20 +135,37 @@ impl Tool for GetDealRisk {
         a: DealRiskArgs,
     ) -> Result<DealRiskOut, ToolError> {
         let limit = limit(a.limit)?;
+        if a.opportunity_ids.len() > MAX_OPPORTUNITY_IDS {
+            return Err(ToolError::arg(
+                "opportunity_ids",
+                format!(
+                    "{} ids given; at most {MAX_OPPORTUNITY_IDS} per call",
+                    a.opportunity_ids.len()
+                ),
+            ));
+        }
         let ids = a
             .opportunity_ids
             .iter()
             .map(|id| OpportunityId::parse(id.trim()))
             .collect::<Result<Vec<_>, _>>()?;
+        super::spend_clari_requests(state, ctx, opportunity_requests(&ids)).await?;
         let target = data::target(state, &ctx.org_id).await?;
         let opps = state.clari.opportunities(&target, &ids).await?;
         drop(target);
-        let found: HashSet<&str> = opps.iter().map(|o| o.id.as_str()).collect();
-        let not_found: Vec<String> = a
-            .opportunity_ids
+        let found: HashSet<&str> = opps
             .iter()
-            .filter(|id| !found.contains(id.trim()))
-            .cloned()
+            .map(|o| o.id.get(..15).unwrap_or(&o.id))
+            .collect();
+        let missing: Vec<&str> = unique_records(&ids)
+            .into_iter()
+            .filter(|id| !found.contains(&id[..15]))
+            .collect();
+        let not_found_count = missing.len();
+        let not_found: Vec<String> = missing
+            .into_iter()
+            .take(MAX_ECHOED_IDS)
+            .map(str::to_owned)
             .collect();
         let mut rows: Vec<RiskRow> = opps
             .iter()
@@ -160,6 +189,7 @@ impl Tool for GetDealRisk {
         Ok(DealRiskOut {
             opportunities: rows,
             not_found,
+            not_found_count,
             found: total,
             truncated: total > limit,
         })
@@ -350,12 +380,20 @@ pub struct PipelineData {
     /// Forecast submissions of the current quarter in the same window, newest first.
     pub forecast_changes: Vec<SubmissionRow>,
     pub forecast_changes_status: ForecastChangesStatus,
+    /// Opportunities with activity in the window whose history was not read: one call reads
+    /// at most 1,000 (narrow the window for the rest).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub opportunities_not_checked: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary for PipelineData {
     fn summary(&self, tool: &str) -> String {
         format!(
-            "{} pipeline change{} between {} and {} ({} close-date slip{}), newest first{}; {}.",
+            "{} pipeline change{} between {} and {} ({} close-date slip{}), newest first{}{}; {}.",
             self.total_changes,
             plural(self.total_changes, "", "s"),
             self.since,
@@ -364,6 +402,14 @@ impl Summary for PipelineData {
             plural(self.slipped, "", "s"),
             if self.truncated {
                 format!("; showing {} (raise limit for more)", self.changes.len())
+            } else {
+                String::new()
+            },
+            if self.opportunities_not_checked > 0 {
+                format!(
+                    "; {} more opportunities were active but not read (at most 1,000 a call: narrow the window)",
+                    self.opportunities_not_checked
+                )
             } else {
                 String::new()
             },
@@ -430,20 +476,28 @@ impl Tool for GetPipelineChanges {
             unreachable!("not_ready answers every other state")
         };
         // Ids as Clari's activity export gives them; one that is not a Salesforce id is skipped.
+        // Each opportunity once; beyond MAX_OPPORTUNITY_IDS, the first ones active are read and
+        // the answer says how many were not.
         let mut ids: Vec<OpportunityId> = Vec::new();
         let mut seen = HashSet::new();
+        let mut not_checked = 0usize;
         for act in acts.iter() {
             for o in &act.opportunities {
-                if seen.insert(o.opportunity_id.as_str())
-                    && let Ok(id) = OpportunityId::parse(&o.opportunity_id)
+                if let Ok(id) = OpportunityId::parse(&o.opportunity_id)
+                    && seen.insert(id.record().to_owned())
                 {
-                    ids.push(id);
+                    if ids.len() < MAX_OPPORTUNITY_IDS {
+                        ids.push(id);
+                    } else {
+                        not_checked += 1;
+                    }
                 }
             }
         }
         let opps = if ids.is_empty() {
             Vec::new()
         } else {
+            super::spend_clari_requests(state, ctx, opportunity_requests(&ids)).await?;
             let target = data::target(state, &ctx.org_id).await?;
             state.clari.opportunities(&target, &ids).await?
         };
@@ -511,6 +565,7 @@ impl Tool for GetPipelineChanges {
             truncated: total > limit,
             forecast_changes,
             forecast_changes_status,
+            opportunities_not_checked: not_checked,
         }))
     }
 }

@@ -77,7 +77,7 @@ async fn bad_input_is_refused_before_any_upstream_call() {
         assert!(matches!(e, ClariError::InvalidArgument { .. }), "{e:?}");
     }
     assert!(cases[6].to_string().contains("30 days"));
-    assert!(cases[2].to_string().contains("10000"));
+    assert!(cases[2].to_string().contains("1000"));
     assert_eq!(sb.request_count(), 0, "nothing reached the API");
     let empty = ClariTarget::new(&sb.base_url, SecretString::from(String::new())).unwrap_err();
     assert!(matches!(empty, ClariError::InvalidArgument { .. }));
