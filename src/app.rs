@@ -33,6 +33,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sso::router())
         .fallback(crate::scim::unknown_path)
         .layer(crate::web::session::layer(&state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::session::owned_by_client,
+        ))
         .with_state(state)
         .layer(PropagateRequestIdLayer::x_request_id())
         // Every log line of a request carries its id (the client's X-Request-Id, or one minted by

@@ -48,6 +48,43 @@ pub(super) fn pending_key(rid: &str) -> String {
     format!("authz:{rid}")
 }
 
+/// The authorization requests a session holds, oldest first: (rid, created_at).
+const PENDING_INDEX: &str = "authz-index";
+/// Authorization requests one browser session keeps waiting for sign-in and consent; a new one
+/// beyond them drops the oldest. Each is at most a few KiB (`state` ≤ 2 KiB, the redirect URI
+/// ≤ 2,000 characters, the name ≤ 200), so a session stays within its bound.
+pub const MAX_PENDING_PER_SESSION: usize = 5;
+
+/// Keeps `pending` as request `rid`, first dropping the session's expired requests and, beyond
+/// the newest [`MAX_PENDING_PER_SESSION`] - 1, the oldest.
+async fn remember_pending(
+    session: &Session,
+    rid: &str,
+    pending: &Pending,
+    now: i64,
+) -> Result<(), tower_sessions::session::Error> {
+    let mut index: Vec<(String, i64)> = session.get(PENDING_INDEX).await?.unwrap_or_default();
+    let live = |created: i64| created + PENDING_TTL > now;
+    let mut dropped: Vec<String> = Vec::new();
+    index.retain(|(r, created)| {
+        let keep = live(*created);
+        if !keep {
+            dropped.push(r.clone());
+        }
+        keep
+    });
+    while index.len() >= MAX_PENDING_PER_SESSION {
+        dropped.push(index.remove(0).0);
+    }
+    for old in dropped {
+        session.remove_value(&pending_key(&old)).await?;
+        web::forget_sign_in_for(session, &old).await;
+    }
+    index.push((rid.to_owned(), pending.created_at));
+    session.insert(PENDING_INDEX, &index).await?;
+    session.insert(&pending_key(rid), pending).await
+}
+
 /// The authorization response: `redirect_uri` plus `params`, `state` and `iss`.
 fn respond(
     state: &AppState,
@@ -228,7 +265,7 @@ pub async fn get_authorize(
         };
     }
     let rid = random_token(16);
-    if let Err(e) = session.insert(&pending_key(&rid), &pending).await {
+    if let Err(e) = remember_pending(&session, &rid, &pending, state.now()).await {
         return web::internal_error_page(&e);
     }
     // The sign-in page names the application the user is signing in for.

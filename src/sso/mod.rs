@@ -33,8 +33,8 @@ use crate::http::client_ip;
 use crate::state::AppState;
 use crate::store::{Email, OrgId, Role, SsoConnection, UserCredentials, UserId};
 use crate::web::login::{
-    complete_sign_in, continue_after_sign_in, count_failure, safe_next, secret_form, too_many,
-    wait_for,
+    complete_sign_in, continue_after_sign_in, count_failure, safe_next, safe_rid, secret_form,
+    too_many, wait_for,
 };
 use crate::web::{self, check_csrf, csrf_failure, error_page, internal_error_page, render};
 
@@ -137,7 +137,7 @@ async fn start(
     let pending = Pending {
         org: conn.organization_id.to_string(),
         started: started.clone(),
-        rid: q.rid,
+        rid: safe_rid(q.rid),
         next: safe_next(q.next.as_deref()),
         until: state.now() + PENDING_TTL,
     };

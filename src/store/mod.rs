@@ -54,7 +54,7 @@ pub use refresh::{RefreshRecord, RefreshStore};
 pub use scim::{
     MAX_SCIM_TOKENS, MAX_SCIM_USERS, ScimFilter, ScimStore, ScimToken, ScimUserRow, ScimUserWrite,
 };
-pub use session::{BrowserSessionStore, RateLimitStore};
+pub use session::{BrowserSessionStore, RateLimitStore, SessionRow};
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 pub use sqlite::SqliteStore;
 pub use sso::{SsoConnection, SsoStore};

@@ -6,23 +6,28 @@ use async_trait::async_trait;
 use super::{PgStore, SqliteStore, StoreError};
 use crate::clock::UnixTime;
 
+/// A session record as stored: its data, expiry, the address that made it and whether
+/// nobody has signed in to it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRow<'a> {
+    pub id: &'a str,
+    pub data: &'a str,
+    pub expires_at: UnixTime,
+    pub owner: Option<&'a str>,
+    pub anonymous: bool,
+}
+
 #[async_trait]
 pub trait BrowserSessionStore: Send + Sync {
     async fn load_session(&self, id: &str, now: UnixTime) -> Result<Option<String>, StoreError>;
-    async fn save_session(
-        &self,
-        id: &str,
-        data: &str,
-        expires_at: UnixTime,
-    ) -> Result<(), StoreError>;
+    async fn save_session(&self, row: SessionRow<'_>) -> Result<(), StoreError>;
     async fn delete_session(&self, id: &str) -> Result<(), StoreError>;
-    /// Stores a new session unless its id is taken; `false` when it was.
-    async fn create_session(
-        &self,
-        id: &str,
-        data: &str,
-        expires_at: UnixTime,
-    ) -> Result<bool, StoreError>;
+    /// Stores a new session unless its id is taken (`false` then). An anonymous session first
+    /// makes room: of its owner's anonymous sessions, only the `keep - 1` used last stay.
+    async fn create_session(&self, row: SessionRow<'_>, keep: i64) -> Result<bool, StoreError>;
+    /// Sessions stored (live or not yet purged) and the largest record's length, for tests and
+    /// the bounds benchmark.
+    async fn session_stats(&self) -> Result<(i64, i64), StoreError>;
 }
 
 #[async_trait]
@@ -55,13 +60,24 @@ pub trait RateLimitStore: Send + Sync {
 const LOAD: &str = "SELECT data FROM web_sessions WHERE id = $1 AND expires_at > $2";
 
 const SAVE: &str = "\
-INSERT INTO web_sessions (id, data, expires_at) VALUES ($1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at";
+INSERT INTO web_sessions (id, data, expires_at, owner, anonymous) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at,
+    anonymous = excluded.anonymous";
 
 const DELETE: &str = "DELETE FROM web_sessions WHERE id = $1";
 
 const CREATE: &str = "\
-INSERT INTO web_sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING";
+INSERT INTO web_sessions (id, data, expires_at, owner, anonymous) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO NOTHING";
+
+/// The owner's anonymous sessions beyond the newest `$2` (by last use, which sets the expiry).
+const MAKE_ROOM: &str = "\
+DELETE FROM web_sessions WHERE id IN (
+    SELECT id FROM web_sessions WHERE owner = $1 AND anonymous = TRUE
+    ORDER BY expires_at DESC, id LIMIT 1000000 OFFSET $2)";
+
+const STATS: &str =
+    "SELECT COUNT(*), CAST(COALESCE(MAX(LENGTH(data)), 0) AS BIGINT) FROM web_sessions";
 
 /// One statement, so concurrent hits on any replica all count.
 const HIT: &str = "\
@@ -100,16 +116,13 @@ macro_rules! session_store {
                 Ok(row.map(|(d,)| d))
             }
 
-            async fn save_session(
-                &self,
-                id: &str,
-                data: &str,
-                expires_at: UnixTime,
-            ) -> Result<(), StoreError> {
+            async fn save_session(&self, row: SessionRow<'_>) -> Result<(), StoreError> {
                 sqlx::query(SAVE)
-                    .bind(id)
-                    .bind(data)
-                    .bind(expires_at)
+                    .bind(row.id)
+                    .bind(row.data)
+                    .bind(row.expires_at)
+                    .bind(row.owner)
+                    .bind(row.anonymous)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -117,17 +130,31 @@ macro_rules! session_store {
 
             async fn create_session(
                 &self,
-                id: &str,
-                data: &str,
-                expires_at: UnixTime,
+                row: SessionRow<'_>,
+                keep: i64,
             ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                if let (Some(owner), true) = (row.owner, row.anonymous) {
+                    sqlx::query(MAKE_ROOM)
+                        .bind(owner)
+                        .bind((keep - 1).max(0))
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let done = sqlx::query(CREATE)
-                    .bind(id)
-                    .bind(data)
-                    .bind(expires_at)
-                    .execute(&self.pool)
+                    .bind(row.id)
+                    .bind(row.data)
+                    .bind(row.expires_at)
+                    .bind(row.owner)
+                    .bind(row.anonymous)
+                    .execute(&mut *tx)
                     .await?;
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn session_stats(&self) -> Result<(i64, i64), StoreError> {
+                Ok(sqlx::query_as(STATS).fetch_one(&self.pool).await?)
             }
 
             async fn delete_session(&self, id: &str) -> Result<(), StoreError> {

@@ -94,6 +94,16 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
     ok.then(|| n.to_owned())
 }
 
+/// An authorization request's id as the pages carry it: what `/authorize` makes (22
+/// base64url characters) or nothing, so no page stores a long or odd one in a session.
+pub fn safe_rid(rid: Option<String>) -> Option<String> {
+    rid.filter(|r| {
+        (1..=64).contains(&r.len())
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 async fn login_page(
     state: &AppState,
     session: &Session,
@@ -165,7 +175,14 @@ pub async fn get_login(
 ) -> Response {
     let email = q.email.unwrap_or_default().chars().take(254).collect();
     let next = safe_next(q.next.as_deref());
-    login_page(&state, &session, StatusCode::OK, (q.rid, next, email), None).await
+    login_page(
+        &state,
+        &session,
+        StatusCode::OK,
+        (safe_rid(q.rid), next, email),
+        None,
+    )
+    .await
 }
 
 /// Reads a form that holds a password into a buffer wiped when dropped.
@@ -200,7 +217,7 @@ pub async fn post_login(
     if !check_csrf(&session, form.get("csrf")).await {
         return csrf_failure();
     }
-    let rid = form.get("rid").cloned();
+    let rid = safe_rid(form.get("rid").cloned());
     let next = safe_next(form.get("next").map(String::as_str));
     let email_text = form.get("email").cloned().unwrap_or_default();
     // Moved out of the form, not copied; `SecretString` wipes it when dropped.

@@ -135,6 +135,11 @@ pub async fn sign_in_is_for(session: &Session, rid: &str, client_name: &str, unt
     }
 }
 
+/// Forgets what the sign-in of request `rid` was for (the request was dropped).
+pub async fn forget_sign_in_for(session: &Session, rid: &str) {
+    let _ = session.remove_value(&sign_in_key(rid)).await;
+}
+
 /// The application the sign-in of request `rid` is for, while the request is still valid.
 pub(crate) async fn sign_in_for(state: &AppState, session: &Session, rid: &str) -> Option<String> {
     let r: SignInFor = session.get(&sign_in_key(rid)).await.ok().flatten()?;

@@ -7,6 +7,55 @@ use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 use crate::crypto::sha256_hex;
 use crate::state::AppState;
+use crate::store::SessionRow;
+
+/// Sessions nobody has signed in to that one address may hold; making one more forgets the
+/// least recently used. Anyone can make us create them, so their number is bounded.
+pub const ANONYMOUS_SESSIONS_PER_ADDRESS: i64 = 100;
+/// The largest session record stored (the backstop under the per-field bounds).
+pub const MAX_SESSION_BYTES: usize = 64 * 1024;
+
+tokio::task_local! {
+    /// The address bucket of the request being served, for the sessions it creates.
+    static SESSION_OWNER: String;
+}
+
+/// Middleware outside the session layer: the request's client address (behind trusted proxies,
+/// the one they name) becomes the owner of any session it creates.
+pub async fn owned_by_client(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(axum::extract::ConnectInfo(peer)) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .copied()
+    else {
+        return next.run(req).await;
+    };
+    let ip = crate::http::client_ip(state.config.trusted_proxies, req.headers(), peer);
+    SESSION_OWNER
+        .scope(crate::net::address_bucket(ip), next.run(req))
+        .await
+}
+
+fn owner() -> Option<String> {
+    SESSION_OWNER.try_with(Clone::clone).ok()
+}
+
+/// The record as stored, refused when larger than [`MAX_SESSION_BYTES`].
+fn encode(record: &Record) -> session_store::Result<(String, bool)> {
+    let data =
+        serde_json::to_string(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    if data.len() > MAX_SESSION_BYTES {
+        return Err(session_store::Error::Encode(format!(
+            "a session record of {} bytes is over the {MAX_SESSION_BYTES}-byte bound",
+            data.len()
+        )));
+    }
+    Ok((data, !record.data.contains_key(super::USER_KEY)))
+}
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -31,13 +80,20 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 impl SessionStore for DbSessionStore {
     /// A new session: a fresh id until one is free, so two sessions never share an id.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let owner = owner();
         loop {
-            let data = serde_json::to_string(record)
-                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+            let (data, anonymous) = encode(record)?;
+            let row = SessionRow {
+                id: &key(&record.id),
+                data: &data,
+                expires_at: record.expiry_date.unix_timestamp(),
+                owner: owner.as_deref(),
+                anonymous,
+            };
             let created = self
                 .state
                 .store
-                .create_session(&key(&record.id), &data, record.expiry_date.unix_timestamp())
+                .create_session(row, ANONYMOUS_SESSIONS_PER_ADDRESS)
                 .await
                 .map_err(backend)?;
             if created {
@@ -48,11 +104,17 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let data = serde_json::to_string(record)
-            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let (data, anonymous) = encode(record)?;
+        let owner = owner();
         self.state
             .store
-            .save_session(&key(&record.id), &data, record.expiry_date.unix_timestamp())
+            .save_session(SessionRow {
+                id: &key(&record.id),
+                data: &data,
+                expires_at: record.expiry_date.unix_timestamp(),
+                owner: owner.as_deref(),
+                anonymous,
+            })
             .await
             .map_err(backend)
     }

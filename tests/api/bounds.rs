@@ -354,3 +354,62 @@ async fn deal_risk_asks_clari_for_each_record_once_and_at_most_its_budget_a_minu
     assert_eq!(r["isError"], false, "{r}");
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn authorization_requests_from_one_address_keep_a_bounded_number_of_small_sessions() {
+    use crate::oauth_helpers::{Browser, authorize_url, pkce, register_public};
+    let (db, app) = app_with(&[]).await;
+    let client = register_public(&app).await;
+    let id = client["client_id"].as_str().unwrap();
+    let resource = format!("{}/mcp", app.state.config.public_url);
+    let challenge = pkce().challenge;
+    let long_state = "s".repeat(2048);
+    let url = authorize_url(id, &challenge, &long_state, "forecasts:read", &resource);
+    // 300 cookie-less requests from one address: each would be a session.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (before, _) = app.state.store.session_stats().await.unwrap();
+    for _ in 0..300 {
+        let r = no_redirects.get(app.url(&url)).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+    }
+    let (after, largest) = app.state.store.session_stats().await.unwrap();
+    assert!(
+        after - before <= clari_mcp::web::session::ANONYMOUS_SESSIONS_PER_ADDRESS,
+        "{} sessions stored for one address",
+        after - before
+    );
+    assert!(largest < 16 * 1024, "{largest}");
+
+    // One session, 200 requests: it keeps the newest few, and its record stays small.
+    let mut b = Browser::new(&app);
+    let mut rids = Vec::new();
+    for _ in 0..200 {
+        let page = b.get(&url).await;
+        let location = page.location.unwrap();
+        let rid = crate::oauth_helpers::query_of(&format!("http://x{location}"))["rid"].clone();
+        rids.push(rid);
+    }
+    let (_, largest) = app.state.store.session_stats().await.unwrap();
+    let most = clari_mcp::oauth::authorize::MAX_PENDING_PER_SESSION;
+    assert!(largest < 48 * 1024, "a session of {largest} bytes");
+    // The newest requests still lead to sign-in for the application; the older ones expired.
+    let login = b.get(&format!("/login?rid={}", rids[199])).await;
+    assert!(login.body.contains("Test Agent"), "{}", login.body);
+    let old = b.get(&format!("/login?rid={}", rids[199 - most])).await;
+    assert!(!old.body.contains("Test Agent"));
+    let consent = b.get(&format!("/authorize/consent?rid={}", rids[0])).await;
+    assert!(
+        consent.status == 400
+            || consent
+                .location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("/login")),
+        "{} {:?}",
+        consent.status,
+        consent.location
+    );
+    db.cleanup().await;
+}

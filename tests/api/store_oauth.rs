@@ -251,8 +251,53 @@ async fn a_refresh_token_rotates_exactly_once_under_concurrency(db: &TestDb) {
 
 async fn sessions_and_rate_windows_expire(db: &TestDb) {
     let store = db.store().await;
-    store.save_session("s1", "{}", NOW + 10).await.unwrap();
+    fn row<'a>(
+        id: &'a str,
+        expires_at: i64,
+        owner: Option<&'a str>,
+    ) -> clari_mcp::store::SessionRow<'a> {
+        clari_mcp::store::SessionRow {
+            id,
+            data: "{}",
+            expires_at,
+            owner,
+            anonymous: true,
+        }
+    }
+    store.save_session(row("s1", NOW + 10, None)).await.unwrap();
     assert!(store.load_session("s1", NOW).await.unwrap().is_some());
+    // An owner keeps at most `keep` anonymous sessions: the least recently used go first.
+    for i in 0..5 {
+        let id = format!("o{i}");
+        assert!(
+            store
+                .create_session(row(&id, NOW + 100 + i, Some("10.0.0.1")), 3)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        store
+            .create_session(row("p0", NOW + 100, Some("10.0.0.2")), 3)
+            .await
+            .unwrap()
+    );
+    for (id, kept) in [
+        ("o0", false),
+        ("o1", false),
+        ("o2", true),
+        ("o4", true),
+        ("p0", true),
+    ] {
+        assert_eq!(
+            store.load_session(id, NOW).await.unwrap().is_some(),
+            kept,
+            "{id}"
+        );
+    }
+    for id in ["o2", "o3", "o4", "p0"] {
+        store.delete_session(id).await.unwrap();
+    }
     assert!(store.load_session("s1", NOW + 10).await.unwrap().is_none());
     let purged = store.purge_expired(NOW + 10, NOW).await.unwrap();
     assert_eq!(purged.sessions, 1);
