@@ -111,6 +111,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // Host and Origin are checked before authentication: a foreign page gets 403 whether or not
     // it carries a token, and never learns anything from a 401 challenge.
     let hosts = Arc::new(allowed_hosts(state));
+    let origins_for_cors = origins.clone();
     let origins = Arc::new(origins);
     router
         .layer(axum::middleware::from_fn_with_state(
@@ -133,4 +134,37 @@ pub fn router(state: &AppState) -> Router<AppState> {
                 }
             },
         ))
+        .layer(cors(origins_for_cors))
+}
+
+/// CORS for browser-based MCP clients of the allowed origins (the Fetch standard's CORS
+/// protocol): a preflight is answered before authentication, so `CLARI_MCP_ALLOWED_ORIGINS`
+/// works; the headers a client must read (`WWW-Authenticate` for the OAuth challenge of MCP
+/// 2025-11-25 Authorization §Protected Resource Metadata Discovery, `Mcp-Session-Id`) are
+/// exposed. Other origins get no CORS headers, and their requests 403 from the Origin check.
+fn cors(origins: Vec<String>) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin
+                .to_str()
+                .is_ok_and(|o| origins.iter().any(|a| a.eq_ignore_ascii_case(o)))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }

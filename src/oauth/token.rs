@@ -162,26 +162,14 @@ async fn code_grant(
     match core::check_code_redemption(&record, &redemption, now) {
         Ok(()) => {}
         Err(core::CodeRefusal::Replayed) => {
-            state
-                .store
-                .revoke_grant(&record.organization_id, &record.grant_id, now)
-                .await?;
-            tracing::warn!(client_id = %client.id, "authorization code replayed; grant revoked");
-            state.audit.record(
-                client_event(
-                    client,
-                    meta,
-                    Some(&record.organization_id),
-                    "token.replay_detected",
-                )
-                .target(record.grant_id.as_str())
-                .outcome("denied")
-                .detail("presented", "authorization_code")
-                .detail("grant_revoked", true),
-            );
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was already used; every token issued from it is revoked",
-            ));
+            return Err(replay_detected(
+                state,
+                client,
+                meta,
+                (&record.organization_id, &record.grant_id),
+                Presented::Code,
+            )
+            .await?);
         }
         Err(core::CodeRefusal::Invalid(why)) => return Err(OAuthError::invalid_grant(why)),
     }
@@ -197,14 +185,16 @@ async fn code_grant(
     };
     match state.store.redeem_code(&hash, now).await? {
         CodeRedemption::Redeemed(_) => {}
+        // Two redemptions raced and this one lost: the same replay, recorded the same way.
         CodeRedemption::Replayed(_) => {
-            state
-                .store
-                .revoke_grant(&record.organization_id, &record.grant_id, now)
-                .await?;
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was already used; every token issued from it is revoked",
-            ));
+            return Err(replay_detected(
+                state,
+                client,
+                meta,
+                (&record.organization_id, &record.grant_id),
+                Presented::Code,
+            )
+            .await?);
         }
         CodeRedemption::Unknown => {
             return Err(OAuthError::invalid_grant(
@@ -320,26 +310,14 @@ async fn refresh_grant(
         core::RefreshDecision::Replay | core::RefreshDecision::Expired => false,
     };
     if !rotated {
-        state
-            .store
-            .revoke_grant(&rt.organization_id, &rt.grant_id, now)
-            .await?;
-        tracing::warn!(client_id = %client.id, "rotated refresh token replayed; grant revoked");
-        state.audit.record(
-            client_event(
-                client,
-                meta,
-                Some(&rt.organization_id),
-                "token.replay_detected",
-            )
-            .target(rt.grant_id.as_str())
-            .outcome("denied")
-            .detail("presented", "refresh_token")
-            .detail("grant_revoked", true),
-        );
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was already used; this sign-in has been revoked",
-        ));
+        return Err(replay_detected(
+            state,
+            client,
+            meta,
+            (&rt.organization_id, &rt.grant_id),
+            Presented::RefreshToken,
+        )
+        .await?);
     }
     issue(
         state,
@@ -450,6 +428,46 @@ async fn issue(
 }
 
 /// An audit event done by an OAuth client, from this request.
+/// What was presented a second time.
+#[derive(Clone, Copy)]
+enum Presented {
+    Code,
+    RefreshToken,
+}
+
+/// A replayed authorization code or rotated refresh token, on any path (found used on reading,
+/// or losing the race to redeem it): the grant and every token issued from it are revoked
+/// (RFC 9700 §4.14, §2.2.2; OAuth 2.1 §4.1.3), and the same warning and audit event are
+/// recorded every time. Returns the error to send.
+async fn replay_detected(
+    state: &AppState,
+    client: &Client,
+    meta: &RequestMeta,
+    (org, grant): (&crate::store::OrgId, &crate::store::GrantId),
+    presented: Presented,
+) -> Result<OAuthError, OAuthError> {
+    state.store.revoke_grant(org, grant, state.now()).await?;
+    let (what, answer) = match presented {
+        Presented::Code => (
+            "authorization_code",
+            "the authorization code was already used; every token issued from it is revoked",
+        ),
+        Presented::RefreshToken => (
+            "refresh_token",
+            "the refresh token was already used; this sign-in has been revoked",
+        ),
+    };
+    tracing::warn!(client_id = %client.id, presented = what, "replay detected; grant revoked");
+    state.audit.record(
+        client_event(client, meta, Some(org), "token.replay_detected")
+            .target(grant.as_str())
+            .outcome("denied")
+            .detail("presented", what)
+            .detail("grant_revoked", true),
+    );
+    Ok(OAuthError::invalid_grant(answer))
+}
+
 pub(super) fn client_event(
     client: &Client,
     meta: &RequestMeta,

@@ -82,3 +82,80 @@ async fn an_https_public_url_sends_hsts_and_plain_http_does_not() {
     db.cleanup().await;
     db2.cleanup().await;
 }
+
+#[tokio::test]
+async fn browser_clients_of_allowed_origins_get_cors_on_mcp_discovery_and_token() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(
+        &db,
+        &[("CLARI_MCP_ALLOWED_ORIGINS", "https://agent.example")],
+    )
+    .await;
+    let preflight = |path: &str, origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, mcp-protocol-version",
+            )
+            .send()
+    };
+    // The preflight of an allowed origin is answered before authentication.
+    let r = preflight("/mcp", "https://agent.example").await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://agent.example");
+    let allowed = h["access-control-allow-headers"].to_str().unwrap();
+    for name in ["authorization", "content-type", "mcp-protocol-version"] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    // Another origin gets nothing a browser would accept.
+    let r = preflight("/mcp", "https://evil.example").await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // The 401 challenge is readable by the allowed origin's script.
+    let r = app
+        .http
+        .post(app.url("/mcp"))
+        .header("origin", "https://agent.example")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://agent.example"
+    );
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    // Discovery and the token and registration endpoints answer any origin.
+    for path in ["/token", "/register"] {
+        let r = preflight(path, "https://agent.example").await.unwrap();
+        assert!(r.status().is_success(), "{path}");
+        assert!(
+            r.headers().get("access-control-allow-origin").is_some(),
+            "{path}"
+        );
+    }
+    let r = app
+        .http
+        .get(app.url("/.well-known/oauth-protected-resource/mcp"))
+        .header("origin", "https://agent.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    db.cleanup().await;
+}

@@ -70,6 +70,25 @@ async fn concurrent_redemptions_of_one_code_yield_exactly_one_token() {
         1,
         "{results:?}"
     );
+    // Every refused redemption, whether it found the code used or lost the race to redeem
+    // it, is the same replay in the audit trail.
+    app.state.audit.flush().await;
+    let org = app.state.store.find_org("Acme").await.unwrap().unwrap().id;
+    let replays = app
+        .state
+        .store
+        .find_audit_events(
+            org.as_str(),
+            &clari_mcp::store::AuditFilter {
+                action: Some("token.replay_detected".into()),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replays.len(), 5, "{replays:?}");
 }
 
 #[tokio::test]
