@@ -234,6 +234,28 @@ impl Application {
     }
 }
 
+/// What `serve` and `demo` both run: housekeeping, the metrics listener when
+/// `CLARI_MCP_METRICS_BIND` is set, the server until `shutdown`, then every audit event queued
+/// before the stop written.
+pub async fn serve_until_stopped(
+    state: AppState,
+    app: Application,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    spawn_maintenance(state.clone());
+    spawn_metrics_listener(state.clone()).await?;
+    tracing::info!(
+        addr = %app.local_addr(),
+        public_url = %state.config.public_url,
+        mcp_url = %state.config.mcp_url,
+        backend = ?state.store.backend(),
+        "clari-mcp listening"
+    );
+    app.run_until_stopped(shutdown).await?;
+    state.audit.flush().await;
+    Ok(())
+}
+
 /// Hourly housekeeping: expired dynamic clients without live grants, old rate-limit windows, and
 /// signing keys whose tokens have all expired. Every replica may run it; each step is idempotent.
 /// Revoked grants (and their tokens) are kept this long for the account page's history.

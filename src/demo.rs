@@ -10,7 +10,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::app::{AppState, Application, shutdown_signal, spawn_maintenance};
+use crate::app::{AppState, Application, shutdown_signal};
 use crate::clari::sandbox::{self, SandboxConfig};
 use crate::config::{Config, write_private_file};
 use crate::crypto::{random_token, sha256_hex, token::hint};
@@ -44,16 +44,21 @@ pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyh
     let sandbox = sandbox::start(SandboxConfig::default())
         .await
         .context("starting the Clari sandbox")?;
-    let config = Config::load_with(
+    // The demo's own choices fill what the environment and the file leave unset (so
+    // CLARI_MCP_DATABASE_URL, CLARI_MCP_PUBLIC_URL and every other documented setting work as in
+    // `serve`); only the port (`--port`) and the Clari base URL (the sandbox) are the demo's.
+    let config = Config::load_with_defaults(
         config_file,
         &[
-            ("CLARI_MCP_BIND", format!("127.0.0.1:{port}")),
             ("CLARI_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
             ("CLARI_MCP_DATA_DIR", data_dir.display().to_string()),
             (
                 "CLARI_MCP_DATABASE_URL",
                 format!("sqlite://{}/clari-mcp.db", data_dir.display()),
             ),
+        ],
+        &[
+            ("CLARI_MCP_BIND", format!("127.0.0.1:{port}")),
             ("CLARI_MCP_CLARI_BASE_URL", sandbox.base_url.clone()),
         ],
     )
@@ -68,9 +73,8 @@ pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyh
     )
     .await?;
     let app = Application::build(state.clone()).await?;
-    spawn_maintenance(state.clone());
     print_instructions(&creds, &sandbox.base_url, &data_dir);
-    app.run_until_stopped(shutdown_signal()).await?;
+    crate::app::serve_until_stopped(state, app, shutdown_signal()).await?;
     drop(sandbox);
     Ok(())
 }

@@ -142,19 +142,7 @@ fn operator_event(
 async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::from_config(config).await?;
     let app = Application::build(state.clone()).await?;
-    crate::app::spawn_maintenance(state.clone());
-    crate::app::spawn_metrics_listener(state.clone()).await?;
-    tracing::info!(
-        addr = %app.local_addr(),
-        public_url = %state.config.public_url,
-        mcp_url = %state.config.mcp_url,
-        backend = ?state.store.backend(),
-        "clari-mcp listening"
-    );
-    app.run_until_stopped(shutdown_signal()).await?;
-    // Every event queued before the stop is written.
-    state.audit.flush().await;
-    Ok(())
+    crate::app::serve_until_stopped(state, app, shutdown_signal()).await
 }
 
 async fn find_org(state: &AppState, org: &str) -> anyhow::Result<Organization> {

@@ -240,6 +240,28 @@ impl Config {
         Self::from_sources(file, &env)
     }
 
+    /// As [`Config::load_with`], and `defaults` apply only where neither the environment nor
+    /// the file sets the key.
+    pub fn load_with_defaults(
+        file: Option<&Path>,
+        defaults: &[(&str, String)],
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        let mut env = process_env();
+        let in_file = sources::keys_in_file(file)?;
+        for (k, v) in defaults {
+            let unset = env.get(*k).is_none_or(|v| v.is_empty());
+            let key = k.trim_start_matches("CLARI_MCP_").to_ascii_lowercase();
+            if unset && !in_file.contains(&key) {
+                env.insert((*k).to_owned(), v.clone());
+            }
+        }
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), v.clone());
+        }
+        Self::from_sources(file, &env)
+    }
+
     /// Builds the configuration from an explicit environment map (tests use this): the file is
     /// the lower layer, the variables named `CLARI_MCP_<KEY>` are merged over it (empty values
     /// count as unset), then [`Config::validate`] applies defaults and rules.

@@ -36,6 +36,22 @@ pub(super) fn read(
     figment.extract_lossy().map_err(|e| from_figment(e, file))
 }
 
+/// The keys a configuration file sets (none without a file).
+pub(super) fn keys_in_file(file: Option<&Path>) -> Result<Vec<String>, ConfigError> {
+    let Some(path) = file else {
+        return Ok(Vec::new());
+    };
+    std::fs::metadata(path).map_err(|e| ConfigError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let dict: figment::value::Dict = Figment::new()
+        .merge(Toml::file_exact(path))
+        .extract()
+        .map_err(|e| from_figment(e, file))?;
+    Ok(dict.into_keys().collect())
+}
+
 /// The environment variable of a file key: `bind` → `CLARI_MCP_BIND`.
 pub(super) fn env_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())

@@ -613,6 +613,10 @@ impl Drop for Demo {
 }
 
 async fn start_demo(dir: &std::path::Path, port: u16) -> Demo {
+    start_demo_with(dir, port, &[]).await
+}
+
+async fn start_demo_with(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Demo {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_clari-mcp"))
         .args([
             "demo",
@@ -624,6 +628,7 @@ async fn start_demo(dir: &std::path::Path, port: u16) -> Demo {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -688,4 +693,47 @@ async fn demo_serves_a_working_mcp_url_and_reuses_its_data() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(again["api_key"], creds["api_key"]);
     assert_eq!(again["password"], creds["password"]);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn demo_honours_the_documented_settings_as_serve_does() {
+    clari_mcp::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let _demo = start_demo_with(
+        dir.path(),
+        port,
+        &[
+            ("CLARI_MCP_METRICS_BIND", metrics_bind.as_str()),
+            ("CLARI_MCP_PUBLIC_URL", "http://localhost:1/"),
+        ],
+    )
+    .await;
+    let body = reqwest::get(format!("http://{metrics_bind}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("clari_mcp_connections_refused_total"),
+        "{body}"
+    );
+    let creds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("demo-credentials.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        creds["issuer"], "http://localhost:1",
+        "the public URL set is kept"
+    );
 }
