@@ -269,13 +269,16 @@ pub async fn get_authorize(
         return web::internal_error_page(&e);
     }
     // The sign-in page names the application the user is signing in for.
-    web::sign_in_is_for(
-        &session,
-        &rid,
-        &pending.client_name,
-        pending.created_at + PENDING_TTL,
-    )
-    .await;
+    let shown = format!(
+        "{} ({})",
+        pending.client_name,
+        super::client::identifying_host(
+            pending.client_id.as_str(),
+            &pending.redirect_uri,
+            state.config.danger_cimd_allow_loopback,
+        )
+    );
+    web::sign_in_is_for(&session, &rid, &shown, pending.created_at + PENDING_TTL).await;
     web::expire_soon_if_anonymous(&session).await;
     if user.is_none() || prompt.split(' ').any(|p| p == "login") {
         return redirect_to(&format!("/login?rid={}", urlencode(&rid)), false);

@@ -51,12 +51,15 @@ fn redirect_err(d: impl AsRef<str>) -> OAuthError {
 fn opt_string(v: &Value, key: &str, max: usize) -> Result<Option<String>, OAuthError> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= max && !s.chars().any(char::is_control) => {
-            Ok(Some(s.clone()))
+        Some(Value::String(s)) if s.chars().count() > max => {
+            Err(meta_err(format!("{key} is longer than {max} characters")))
         }
-        Some(Value::String(_)) => Err(meta_err(format!(
-            "{key} is too long or has control characters"
-        ))),
+        // A name people read on the consent page must look like what it is: no control, bidi
+        // or zero-width characters (which can reorder or hide part of it).
+        Some(Value::String(s)) if s.chars().any(crate::orgname::is_invisible) => Err(meta_err(
+            format!("{key} has control, bidi or zero-width characters"),
+        )),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(meta_err(format!("{key} must be a string"))),
     }
 }
@@ -76,7 +79,12 @@ fn string_list(
             items
                 .iter()
                 .map(|i| match i {
-                    Value::String(s) if s.chars().count() <= max_len => Ok(s.clone()),
+                    Value::String(s)
+                        if s.chars().count() <= max_len
+                            && !s.chars().any(crate::orgname::is_invisible) =>
+                    {
+                        Ok(s.clone())
+                    }
                     _ => Err(meta_err(format!("{key} must be an array of short strings"))),
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -217,6 +225,28 @@ pub fn is_cimd_id(client_id: &str, allow_loopback: bool) -> bool {
     client_id.starts_with("https://") || (allow_loopback && client_id.starts_with("http://"))
 }
 
+/// Whether a client's new metadata sends codes somewhere its remembered consent never saw: a
+/// change of `redirect_uris` (RFC 7592 update or a refetched Client ID Metadata Document)
+/// forgets that consent, so `prompt=none` never redirects a code to a new host.
+pub fn redirects_changed(stored: &Value, new: &ClientMetadata) -> bool {
+    stored.get("redirect_uris") != Some(&serde_json::json!(new.redirect_uris))
+}
+
+/// What the consent and sign-in pages show beside the self-asserted name: the host that
+/// identifies the client (its metadata document's, for a URL `client_id`) or, for a
+/// registered client, the host its codes go to.
+pub fn identifying_host(client_id: &str, redirect_uri: &str, allow_loopback: bool) -> String {
+    let from = if is_cimd_id(client_id, allow_loopback) {
+        client_id
+    } else {
+        redirect_uri
+    };
+    url::Url::parse(from)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| from.to_owned())
+}
+
 /// Loads an enabled client: from the store, or (for a URL `client_id`) from its metadata document,
 /// cached in the store per its HTTP cache headers.
 /// `caller` is the address the request came from, which bounds the metadata-document fetches one
@@ -258,10 +288,20 @@ pub async fn load(
             }
         };
         let value = serde_json::to_value(&meta).expect("metadata serializes");
+        let stored = state.store.client(&id).await?;
         state
             .store
             .upsert_cimd_client(&id, &value, now, now + ttl)
             .await?;
+        if let Some(old) = stored
+            && redirects_changed(&old.metadata, &meta)
+        {
+            state.store.forget_consent(&id).await?;
+            tracing::info!(
+                client_id,
+                "client metadata document changed its redirect URIs; consent forgotten"
+            );
+        }
         return Ok(Some(Client {
             id,
             kind: ClientKind::Cimd,

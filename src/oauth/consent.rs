@@ -29,6 +29,10 @@ use crate::web::{self, error_page, render, urlencode};
 #[template(path = "consent.html")]
 struct ConsentPage {
     client_name: String,
+    /// The host that identifies the client (see [`super::client::identifying_host`]).
+    client_host: String,
+    /// Whether `client_host` is the client's metadata document's (else its redirect host).
+    client_host_is_document: bool,
     email: String,
     redirect_host: String,
     localhost: bool,
@@ -111,6 +115,15 @@ async fn consent_page(
         StatusCode::OK,
         &ConsentPage {
             client_name: p.client_name.clone(),
+            client_host: super::client::identifying_host(
+                p.client_id.as_str(),
+                &p.redirect_uri,
+                state.config.danger_cimd_allow_loopback,
+            ),
+            client_host_is_document: super::client::is_cimd_id(
+                p.client_id.as_str(),
+                state.config.danger_cimd_allow_loopback,
+            ),
             email,
             redirect_host: host,
             localhost,

@@ -232,8 +232,7 @@ pub async fn update_client(
             .update_client_metadata(&record.id, &value, state.now())
             .await?;
         // Consent was given for the old redirect URIs: ask again before codes go anywhere new.
-        let old_uris = record.metadata.get("redirect_uris");
-        if old_uris != Some(&serde_json::json!(meta.redirect_uris)) {
+        if super::client::redirects_changed(&record.metadata, &meta) {
             state.store.forget_consent(&record.id).await?;
         }
         Ok(no_store(

@@ -270,3 +270,93 @@ async fn metadata_document_fetches_are_bounded_and_unused_rows_expire() {
     assert!(done.clients >= 1, "{done:?}");
     assert!(app.state.store.client(&good_id).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_metadata_document_that_moves_its_redirect_uris_loses_remembered_consent() {
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+    let doc: Arc<Mutex<Value>> = Arc::new(Mutex::new(Value::Null));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    let served = doc.clone();
+    let router = axum::Router::new().route(
+        "/client.json",
+        get(move || {
+            let d = served.lock().unwrap().clone();
+            async move { ([("cache-control", "max-age=600")], axum::Json(d)) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let cid = format!("{server}/client.json");
+    let moved = "http://127.0.0.1/elsewhere";
+    *doc.lock().unwrap() =
+        json!({"client_id": cid, "client_name": "Doc Client", "redirect_uris": [REDIRECT]});
+
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(&db, &[("CLARI_MCP_DANGER_CIMD_ALLOW_LOOPBACK", "true")]).await;
+    seed_user(&app, "Acme", "ava@acme.test").await;
+    let p = pkce();
+    let mut b = Browser::new(&app);
+    // The consent page says which host the application is, beside the name it gives itself.
+    let start = authorize_raw(&mut b, &base(&cid, &p)).await;
+    let login = b.get(start.location.as_deref().unwrap()).await;
+    assert!(
+        login.body.contains("Doc Client (127.0.0.1)"),
+        "{}",
+        login.body
+    );
+    let first = authorize(&mut b, &cid, &p, "ava@acme.test").await;
+    assert!(first.contains_key("code"));
+    let silent = with(base(&cid, &p), "prompt", Some("none"));
+    let again = authorize_raw(&mut b, &silent).await;
+    assert!(query_of(&again.location.clone().unwrap()).contains_key("code"));
+
+    // The document now names a second redirect URI; once the cached copy expires, the new one
+    // is read, and the consent given for the old list no longer counts.
+    *doc.lock().unwrap() = json!({"client_id": cid, "client_name": "Doc Client",
+        "redirect_uris": [REDIRECT, moved]});
+    app.clock.advance(601);
+    let to_new = with(
+        with(base(&cid, &p), "prompt", Some("none")),
+        "redirect_uri",
+        Some(moved),
+    );
+    let page = authorize_raw(&mut b, &to_new).await;
+    let q = query_of(&page.location.clone().unwrap_or_default());
+    assert!(!q.contains_key("code"), "a code went to the new URI: {q:?}");
+    assert_eq!(q.get("error").map(String::as_str), Some("consent_required"));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn client_names_with_bidi_zero_width_or_control_characters_are_refused() {
+    let (_db, app) = app().await;
+    for name in [
+        "Claude\u{202E}edualC",
+        "Cla\u{200B}ude",
+        "Claude\u{0007}",
+        "Claude\u{2066}x\u{2069}",
+    ] {
+        let r = register(
+            &app,
+            json!({"client_name": name, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{name:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client_metadata");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("client_name"),
+            "{body}"
+        );
+    }
+    let r = register(
+        &app,
+        json!({"client_name": "Zoë’s Agent 日本", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "letters of any script are fine");
+}
