@@ -13,14 +13,27 @@ use serde_json::Value;
 /// The built-in kinds, in the order their patterns are tried at one position.
 pub const KINDS: &[&str] = &["email", "card", "iban", "ssn", "phone"];
 
-const EMAIL: &str = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}";
+/// An address in any script (RFC 6531 local parts, IDN domains), with the `@` and the dots as
+/// people obfuscate them: full-width `＠` and `．`, small `﹫`, and `[at]`, `(at)`, `{dot}`, …
+const EMAIL: &str = concat!(
+    r"[\p{L}\p{M}\p{N}._%+\-]+",
+    r"(?:@|＠|﹫|\s?[\[({]\s?(?i:at)\s?[\])}]\s?)",
+    r"[\p{L}\p{M}\p{N}\-]+",
+    r"(?:(?:\.|．|。|\s?[\[({]\s?(?i:dot)\s?[\])}]\s?)[\p{L}\p{M}\p{N}\-]+)*",
+    r"(?:\.|．|。|\s?[\[({]\s?(?i:dot)\s?[\])}]\s?)\p{L}{2,}",
+);
 /// Four groups of four with one kind of separator, or 13–19 digits starting like a card number
 /// (3–6): epoch milliseconds (starting with 1) and amounts are never candidates.
 const CARD: &str = r"\b(?:\d{4}[ -]\d{4}[ -]\d{4}[ -]\d{1,7}|[3-6]\d{12,18})\b";
 const IBAN: &str = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b";
-const SSN: &str = r"\b\d{3}-\d{2}-\d{4}\b";
-/// A separator is required, so bare amounts and ids never look like phone numbers.
-const PHONE: &str = r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{3}\)|\b\d{3})[ .\-]\d{3}[ .\-]\d{4}\b";
+/// 3-2-4 digits with dashes or spaces (checked: one kind of separator, a number the SSA issues).
+const SSN: &str = r"\b\d{3}[ \-]\d{2}[ \-]\d{4}\b";
+/// A separator is required, so bare amounts and ids never look like phone numbers: the North
+/// American 3-3-4 shape, or a `+` country code and groups (checked: 8 to 15 digits, E.164).
+const PHONE: &str = concat!(
+    r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{3}\)|\b\d{3})[ .\-]\d{3}[ .\-]\d{4}\b",
+    r"|\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,6}\b",
+);
 
 /// Why a redaction setting cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +153,8 @@ impl Redactor {
             let valid = match kind {
                 "card" => luhn(m),
                 "iban" => iban_ok(m),
+                "ssn" => ssn_ok(m),
+                "phone" => phone_ok(m),
                 _ => true,
             };
             if valid {
@@ -152,7 +167,9 @@ impl Redactor {
         (out.into_owned(), count)
     }
 
-    /// Redacts every string in a JSON value, in place; returns how many values were replaced.
+    /// Redacts a JSON value in place, all of it: strings, object keys, and numbers (a card
+    /// number sent as a JSON number is a card number); returns how many values were replaced.
+    /// A redacted number becomes its placeholder string.
     pub fn json(&self, value: &mut Value, pseudonym: &dyn Fn(&str) -> String) -> u64 {
         if self.is_off() {
             return 0;
@@ -165,9 +182,26 @@ impl Redactor {
                 }
                 n
             }
+            Value::Number(num) => {
+                let (out, n) = self.text(&num.to_string(), pseudonym);
+                if n > 0 {
+                    *value = Value::String(out);
+                }
+                n
+            }
             Value::Array(items) => items.iter_mut().map(|v| self.json(v, pseudonym)).sum(),
-            Value::Object(map) => map.values_mut().map(|v| self.json(v, pseudonym)).sum(),
-            _ => 0,
+            Value::Object(map) => {
+                let mut n = 0;
+                let old = std::mem::take(map);
+                for (k, mut v) in old {
+                    n += self.json(&mut v, pseudonym);
+                    let (key, k_n) = self.text(&k, pseudonym);
+                    n += k_n;
+                    map.insert(if k_n > 0 { key } else { k }, v);
+                }
+                n
+            }
+            Value::Bool(_) | Value::Null => 0,
         }
     }
 
@@ -181,35 +215,54 @@ impl Redactor {
     }
 }
 
-/// Each organisation's compiled policy, kept for [`CACHE_SECONDS`] so a tool call does not read
-/// the setting every time; a change applies within that time on every replica. Bounded: past
-/// [`CACHE_ENTRIES`] organisations it starts over.
+/// Compiled policies by their stored text. The policy itself is read on every call, so a change
+/// applies to the very next call on every replica; only compiling it is saved. Bounded: past
+/// [`CACHE_ENTRIES`] distinct policies it starts over.
 #[derive(Default)]
 pub struct RedactionCache(
-    std::sync::Mutex<std::collections::HashMap<String, (i64, std::sync::Arc<Redactor>)>>,
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<Redactor>>>,
 );
 
-pub const CACHE_SECONDS: i64 = 30;
-pub const CACHE_ENTRIES: usize = 10_000;
+pub const CACHE_ENTRIES: usize = 1_000;
 
 impl RedactionCache {
-    pub fn get(&self, org: &str, now: i64) -> Option<std::sync::Arc<Redactor>> {
-        let map = self.0.lock().expect("redaction cache lock");
-        map.get(org)
-            .filter(|(at, _)| now - at < CACHE_SECONDS)
-            .map(|(_, r)| r.clone())
-    }
-
-    pub fn put(&self, org: &str, now: i64, r: std::sync::Arc<Redactor>) {
+    /// The compiled form of `policy` (its stored JSON, or the server default's key).
+    pub fn compiled(
+        &self,
+        key: &str,
+        policy: &RedactionPolicy,
+    ) -> Result<std::sync::Arc<Redactor>, RedactError> {
+        if let Some(r) = self.0.lock().expect("redaction cache lock").get(key) {
+            return Ok(r.clone());
+        }
+        let r = std::sync::Arc::new(Redactor::new(policy)?);
         let mut map = self.0.lock().expect("redaction cache lock");
         if map.len() >= CACHE_ENTRIES {
             map.clear();
         }
-        map.insert(org.to_owned(), (now, r));
+        map.insert(key.to_owned(), r.clone());
+        Ok(r)
     }
+}
 
-    pub fn forget(&self, org: &str) {
-        self.0.lock().expect("redaction cache lock").remove(org);
+/// A US social security number the SSA could issue, written with one kind of separator.
+fn ssn_ok(s: &str) -> bool {
+    let seps: Vec<char> = s.chars().filter(|c| !c.is_ascii_digit()).collect();
+    if seps.len() != 2 || seps[0] != seps[1] {
+        return false;
+    }
+    let d: String = s.chars().filter(char::is_ascii_digit).collect();
+    let (area, group, serial) = (&d[0..3], &d[3..5], &d[5..9]);
+    area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
+}
+
+/// A phone number's digits are 7 to 15 (E.164 allows at most 15).
+fn phone_ok(s: &str) -> bool {
+    let n = s.chars().filter(char::is_ascii_digit).count();
+    if s.starts_with('+') {
+        (8..=15).contains(&n)
+    } else {
+        (10..=15).contains(&n)
     }
 }
 
@@ -320,13 +373,49 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_are_redacted_and_numbers_are_not() {
+    fn json_strings_keys_and_numbers_are_redacted_and_amounts_are_not() {
         let r = all();
         let mut v = serde_json::json!({"email": "a@b.example", "n": 4111111111111111u64,
-            "list": ["x", "call 415.555.0142"]});
-        assert_eq!(r.json(&mut v, &p), 2);
-        assert_eq!(v["n"], 4111111111111111u64);
+            "list": ["x", "call 415.555.0142"], "by@owner.example": {"amount": 6933000},
+            "ts": 1790000000000u64});
+        assert_eq!(r.json(&mut v, &p), 4);
+        assert_eq!(v["n"], format!("[card#{}]", p("4111111111111111")));
         assert!(v["list"][1].as_str().unwrap().starts_with("call [phone#"));
+        let key = format!("[email#{}]", p("by@owner.example"));
+        assert_eq!(v[&key]["amount"], 6933000, "{v}");
+        assert_eq!(v["ts"], 1790000000000u64);
+    }
+
+    #[test]
+    fn international_obfuscated_and_spaced_forms_are_found() {
+        let r = all();
+        for hard in [
+            "josé.núñez@correo.example.es",
+            "用户@例子.广告",
+            "δοκιμή@παράδειγμα.δοκιμή",
+            "ava.king[at]northwind[dot]example",
+            "ava.king (at) northwind (dot) example",
+            "ava.king＠northwind．example",
+            "ava.king﹫northwind.example",
+            "+44 20 7946 0958",
+            "+33 1 23 45 67 89",
+            "+49 (30) 901820",
+            "078 05 1120",
+        ] {
+            let (out, n) = r.text(&format!("contact: {hard}."), &p);
+            assert_eq!(n, 1, "{hard} -> {out}");
+            assert!(!out.contains(hard), "{out}");
+        }
+        for keep in [
+            "078-05 1120",
+            "000-12-3456",
+            "meet at noon. dot",
+            "+1 2",
+            "2026 11 22",
+        ] {
+            let (out, n) = r.text(keep, &p);
+            assert_eq!((out.as_str(), n), (keep, 0), "{keep}");
+        }
     }
 
     #[test]

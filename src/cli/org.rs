@@ -337,10 +337,9 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                     .detail("policy", stored.as_deref().unwrap_or("default")),
             );
             println!(
-                "redaction of '{}': {} (applies within {} s on every replica)",
+                "redaction of '{}': {} (applies to the next tool call on every replica)",
                 org.name,
                 stored.as_deref().unwrap_or("the server's default"),
-                crate::redact::CACHE_SECONDS
             );
         }
         OrgCommand::Kill { org, reason } => {

@@ -616,16 +616,129 @@ async fn with_redaction_on_no_tool_answer_holds_an_email_address() {
         .filter_map(|d| d["redactions"].as_u64())
         .sum();
     assert!(redacted > 0);
-    // An organisation's own policy wins over the default: none.
+    // An organisation's own policy wins over the default: none, from the very next call.
     env.app
         .state
         .store
         .set_org_redaction(&env.org, Some(r#"{"kinds":[],"custom":[]}"#))
         .await
         .unwrap();
-    env.app.state.redaction.forget(env.org.as_str());
     let c = call_tool(&env.app, &key, "list_users", json!({"limit": 200})).await;
     assert!(has_email(&c.to_string()));
+}
+
+/// Personal data the sandbox's hard-case organisation holds, none of which may leave.
+const HARD_CASES: [&str; 12] = [
+    "josé.núñez",
+    "用户@",
+    "[at]northwind",
+    "(at) northwind",
+    "＠northwind",
+    "δοκιμή@",
+    "+44 20 7946 0958",
+    "+33 1 23 45 67 89",
+    "078 05 1120",
+    "ava.king@northwind.example",
+    "4111111111111111",
+    "5555555555554444",
+];
+
+/// A tool answer's two halves, as a host reading only one of them sees it, are the same data.
+fn halves_agree(tool: &str, r: &Value) {
+    let text = r["content"][0]["text"].as_str().unwrap();
+    let (_, line) = text
+        .split_once('\n')
+        .unwrap_or_else(|| panic!("{tool}: {text}"));
+    let from_text: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        from_text, r["structuredContent"],
+        "{tool}: the halves differ"
+    );
+}
+
+#[tokio::test]
+async fn both_halves_of_every_answer_are_redacted_alike_and_a_policy_change_applies_on_the_next_call_everywhere()
+ {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let vault_key = clari_mcp::crypto::Vault::generate_key();
+    let vault = secrecy::ExposeSecret::expose_secret(&vault_key).to_owned();
+    let env = crate::mcp_helpers::mcp_env_on(
+        &db,
+        clari_mcp::clari::sandbox::SandboxConfig {
+            hard_pii: true,
+            ..Default::default()
+        },
+        &[
+            ("CLARI_MCP_REDACT", "all"),
+            ("CLARI_MCP_VAULT_KEYS", vault.as_str()),
+        ],
+    )
+    .await;
+    let key = env.api_key("clari:read").await;
+    // The control: with the organisation's policy at none, every hard case reaches an answer.
+    let store = &env.app.state.store;
+    store
+        .set_org_redaction(&env.org, Some(r#"{"kinds":[],"custom":[]}"#))
+        .await
+        .unwrap();
+    let mut plain = String::new();
+    for (tool, args) in sweep_calls(&env) {
+        plain.push_str(&call_tool(&env.app, &key, tool, args).await.to_string());
+    }
+    for hard in HARD_CASES {
+        assert!(plain.contains(hard), "the sandbox should answer {hard}");
+    }
+    store.set_org_redaction(&env.org, None).await.unwrap();
+    let schemas = crate::mcp_answers::Schemas::load(&env, &key).await;
+    for (tool, args) in sweep_calls(&env) {
+        let r = call_tool(&env.app, &key, tool, args).await;
+        assert_eq!(r["isError"], false, "{tool}: {r}");
+        let all = r.to_string();
+        for hard in HARD_CASES {
+            assert!(!all.contains(hard), "{tool} leaked {hard}: {r}");
+        }
+        halves_agree(tool, &r);
+        schemas.check(tool, &r);
+    }
+
+    // A second replica: a policy set there or here applies to the next call on both.
+    let b = crate::helpers::spawn_app_with(
+        &db,
+        &[
+            ("CLARI_MCP_REDACT", "all"),
+            ("CLARI_MCP_VAULT_KEYS", vault.as_str()),
+            ("CLARI_MCP_CLARI_BASE_URL", env.sandbox.base_url.as_str()),
+            ("CLARI_MCP_PUBLIC_URL", env.app.address.as_str()),
+        ],
+    )
+    .await;
+    b.clock.set(env.app.clock.now_for_tests());
+    let users = |app| call_tool(app, &key, "list_users", json!({"limit": 200}));
+    assert!(!users(&b).await.to_string().contains("josé.núñez"));
+    env.app
+        .state
+        .store
+        .set_org_redaction(&env.org, Some(r#"{"kinds":[],"custom":[]}"#))
+        .await
+        .unwrap();
+    for app in [&env.app, &b] {
+        assert!(
+            users(app)
+                .await
+                .to_string()
+                .contains("josé.núñez@correo.example.es")
+        );
+    }
+    env.app
+        .state
+        .store
+        .set_org_redaction(&env.org, Some(r#"{"kinds":["email"],"custom":[]}"#))
+        .await
+        .unwrap();
+    for app in [&env.app, &b] {
+        assert!(!users(app).await.to_string().contains("josé.núñez"));
+    }
+    db.cleanup().await;
 }
 
 #[tokio::test]

@@ -24,15 +24,23 @@ pub async fn mcp_env(db: &TestDb) -> McpEnv {
 }
 
 pub async fn mcp_env_with(db: &TestDb, extra: &[(&str, &str)]) -> McpEnv {
-    let sandbox = sandbox::start(SandboxConfig {
-        knobs: Knobs {
-            job_latency_ms: 60,
-            ..Knobs::default()
+    mcp_env_on(
+        db,
+        SandboxConfig {
+            knobs: Knobs {
+                job_latency_ms: 60,
+                ..Knobs::default()
+            },
+            ..SandboxConfig::default()
         },
-        ..SandboxConfig::default()
-    })
+        extra,
+    )
     .await
-    .unwrap();
+}
+
+/// As [`mcp_env_with`], over a sandbox made to `config`.
+pub async fn mcp_env_on(db: &TestDb, config: SandboxConfig, extra: &[(&str, &str)]) -> McpEnv {
+    let sandbox = sandbox::start(config).await.unwrap();
     let mut settings = vec![
         ("CLARI_MCP_CLARI_BASE_URL", sandbox.base_url.as_str()),
         ("CLARI_MCP_EXPORT_POLL_MS", "40"),

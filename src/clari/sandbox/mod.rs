@@ -147,6 +147,9 @@ pub struct SandboxConfig {
     pub knobs: Knobs,
     /// "Now" for the dataset (the current quarter and relative dates).
     pub now: OffsetDateTime,
+    /// Personal data in hard-to-recognise forms in the first organisation
+    /// ([`Dataset::seed_hard_pii`]).
+    pub hard_pii: bool,
 }
 
 impl Default for SandboxConfig {
@@ -156,6 +159,7 @@ impl Default for SandboxConfig {
             seed: 42,
             knobs: Knobs::default(),
             now: OffsetDateTime::now_utc(),
+            hard_pii: false,
         }
     }
 }
@@ -254,7 +258,13 @@ pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}/v4");
     let state = Arc::new(SandboxState {
-        dataset: Dataset::generate(config.seed, config.now),
+        dataset: {
+            let mut d = Dataset::generate(config.seed, config.now);
+            if config.hard_pii {
+                d.seed_hard_pii();
+            }
+            d
+        },
         base_url: base_url.clone(),
         knobs: Mutex::new(config.knobs),
         fail_next: Mutex::new(VecDeque::new()),

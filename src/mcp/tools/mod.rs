@@ -380,13 +380,11 @@ pub async fn call(
     Some(result)
 }
 
-/// The organisation's redaction policy, compiled (cached briefly). A policy that cannot be read
-/// refuses the call: an answer must not leave unredacted because a setting was unreadable.
+/// The organisation's redaction policy, read on every call (a change of policy is a security
+/// control: it applies to the next call on every replica) and compiled once per distinct
+/// policy. A policy that cannot be read refuses the call: an answer must not leave unredacted
+/// because a setting was unreadable.
 async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolError> {
-    let now = state.now();
-    if let Some(r) = state.redaction.get(org.as_str(), now) {
-        return Ok(r);
-    }
     let refuse = |why: String| {
         tracing::error!(org_id = %org, error = %why, "the redaction policy cannot be applied");
         ToolError {
@@ -395,37 +393,68 @@ async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolEr
             class: "redaction_unavailable",
         }
     };
-    let policy = match state.store.org_redaction(org).await {
-        Ok(Some(json)) => serde_json::from_str::<RedactionPolicy>(&json)
-            .map_err(|e| refuse(format!("stored policy unreadable: {e}")))?,
-        Ok(None) => RedactionPolicy {
-            kinds: state.config.redact.clone(),
-            custom: Vec::new(),
-        },
+    let (key, policy) = match state.store.org_redaction(org).await {
+        Ok(Some(json)) => {
+            let policy = serde_json::from_str::<RedactionPolicy>(&json)
+                .map_err(|e| refuse(format!("stored policy unreadable: {e}")))?;
+            (json, policy)
+        }
+        Ok(None) => (
+            "server default".to_owned(),
+            RedactionPolicy {
+                kinds: state.config.redact.clone(),
+                custom: Vec::new(),
+            },
+        ),
         Err(e) => return Err(refuse(e.to_string())),
     };
-    let r = Arc::new(Redactor::new(&policy).map_err(|e| refuse(e.to_string()))?);
-    state.redaction.put(org.as_str(), now, r.clone());
-    Ok(r)
+    state
+        .redaction
+        .compiled(&key, &policy)
+        .map_err(|e| refuse(e.to_string()))
 }
 
-/// Redacts an answer's text and structured content; returns how many values were replaced
-/// (counted once, in the text, which carries everything).
+/// Redacts an answer: the structured content's value tree once (keys and values, strings and
+/// numbers), then the text rendered from that same tree, so a host that reads only one half
+/// sees exactly what a host that reads the other sees. The text's first line (the summary for
+/// people) is redacted as text. Returns how many values were replaced.
 fn redact(r: &Redactor, result: &mut CallToolResult, pseudonym: &dyn Fn(&str) -> String) -> u64 {
+    let original = result.structured_content.clone();
     let mut n = 0;
+    if let Some(s) = &mut result.structured_content {
+        n += r.json(s, pseudonym);
+    }
     for block in &mut result.content {
         if let ContentBlock::Text(t) = block {
-            let (out, k) = r.text(&t.text, pseudonym);
-            if k > 0 {
-                t.text = out;
-                n += k;
+            // "summary\n{the structured content}": the second line is the redacted tree.
+            let rendered = match (&original, &result.structured_content) {
+                (Some(before), Some(after)) => {
+                    t.text.split_once('\n').and_then(|(summary, json)| {
+                        let same = serde_json::from_str::<serde_json::Value>(json)
+                            .is_ok_and(|v| &v == before);
+                        same.then(|| {
+                            let (summary, k) = r.text(summary, pseudonym);
+                            (format!("{summary}\n{after}"), k)
+                        })
+                    })
+                }
+                _ => None,
+            };
+            match rendered {
+                Some((text, k)) => {
+                    n += k;
+                    t.text = text;
+                }
+                None => {
+                    let (out, k) = r.text(&t.text, pseudonym);
+                    if k > 0 {
+                        t.text = out;
+                        if result.structured_content.is_none() {
+                            n += k;
+                        }
+                    }
+                }
             }
-        }
-    }
-    if let Some(s) = &mut result.structured_content {
-        let k = r.json(s, pseudonym);
-        if n == 0 {
-            n = k;
         }
     }
     n

@@ -292,6 +292,37 @@ impl Dataset {
         Self { seed, now, orgs }
     }
 
+    /// Writes the forms of personal data that are hard to recognise into the first
+    /// organisation, for the redaction tests: addresses in other scripts and obfuscated, phone
+    /// numbers with a country code, a social security number with spaces, an address used as a
+    /// JSON key and card numbers as JSON numbers (in audit event parameters).
+    pub fn seed_hard_pii(&mut self) {
+        let org = &mut self.orgs[0];
+        let emails = [
+            "josé.núñez@correo.example.es",
+            "用户@例子.广告",
+            "ava.king[at]northwind[dot]example",
+            "ivy.kim (at) northwind (dot) example",
+            "liam.tanaka＠northwind．example",
+            "δοκιμή@παράδειγμα.δοκιμή",
+        ];
+        for (u, e) in org.users.iter_mut().skip(1).zip(emails) {
+            u.email = e.to_owned();
+        }
+        let first = &mut org.opps[0];
+        first.name = format!(
+            "{} (call +44 20 7946 0958; SSN on file 078 05 1120)",
+            first.name
+        );
+        first.score_message = format!("{} (buyer: +33 1 23 45 67 89)", first.score_message);
+        for a in &mut org.audit {
+            a.params = serde_json::json!({
+                "ava.king@northwind.example": {"card": 4111111111111111_u64, "note": "+44 20 7946 0958"},
+                "cards": [5555555555554444_u64, 378282246310005_u64],
+            });
+        }
+    }
+
     /// The org and key index of an API key.
     pub fn find_key(&self, key: &str) -> Option<(usize, usize)> {
         self.orgs.iter().enumerate().find_map(|(o, org)| {
