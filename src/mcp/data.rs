@@ -72,8 +72,18 @@ pub trait ExportKind: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ExportState<Self::Output>, ClariError>> + Send;
 }
 
+tokio::task_local! {
+    /// Who a tool call is made for ([`crate::mcp::tasks::owner`]); unset for the server's own
+    /// work (pre-warming), which counts as one more caller waiting.
+    pub static EXPORT_OWNER: String;
+}
+
+/// Who waits for an export the server fetches for itself.
+const BACKGROUND_OWNER: &str = "background";
+
 /// The export `kind` for the organisation: from the cache, or joined, or queued and started in
-/// the background. Waits at most `wait` for it to be ready.
+/// the background. Waits at most `wait` for it to be ready. A caller that gets here before the
+/// export is ready is noted as waiting for it, so no other caller's cancel stops it.
 pub async fn shared_export<K: ExportKind>(
     state: &AppState,
     org: &OrgId,
@@ -81,6 +91,20 @@ pub async fn shared_export<K: ExportKind>(
     wait: Duration,
 ) -> Progress<K::Output> {
     let key = kind.request_key(org);
+    if K::cache(state).peek(&key).is_none() {
+        let owner = EXPORT_OWNER
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| BACKGROUND_OWNER.to_owned());
+        // Keyed as the shared export row is (the digest of the request).
+        let row_key = crate::crypto::sha256_hex(&key);
+        if let Err(e) = state
+            .store
+            .note_export_interest(org, &row_key, &owner, state.now())
+            .await
+        {
+            tracing::warn!(error = %e, "noting who waits for an export failed");
+        }
+    }
     let (task_state, task_org, request) = (state.clone(), org.clone(), key.clone());
     K::cache(state)
         .get(org, key, wait, move |tx| async move {

@@ -291,8 +291,15 @@ pub async fn get(
     Ok(GetTaskResult::new(detailed(&stored)))
 }
 
-/// `tasks/cancel`: ends the task and cancels its Clari export unless another task waits for
-/// the same job. Cancelling an ended task changes nothing and is not an error.
+/// Upstream cancels one caller may cause per hour; past them, a cancel only ends the task (the
+/// export goes on and stays cached, so starting again joins it instead of spending quota).
+pub const UPSTREAM_CANCELS_PER_HOUR: i64 = 3;
+
+/// `tasks/cancel`: ends the task, and cancels its Clari export only when no one else waits for
+/// it: no other working task on the same job, no other caller (on any replica, or the server's
+/// own pre-warming) that asked for the same export while it was running, and this caller
+/// within [`UPSTREAM_CANCELS_PER_HOUR`]. Cancelling an ended task changes nothing and is not an
+/// error (MCP 2026-07-28 Tasks, "Cancelling Tasks").
 pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Result<(), McpError> {
     let now = state.now();
     let record = owned_task(state, ctx, task_id, now).await?;
@@ -312,7 +319,31 @@ pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Resul
         .tasks_sharing_job(&ctx.org_id, job, &record.id)
         .await
         .map_err(store_error)?;
-    if shared > 0 {
+    let others = state
+        .store
+        .others_waiting_on_job(&ctx.org_id, job, &owner(ctx), record.created_at)
+        .await
+        .map_err(store_error)?;
+    if shared > 0 || others > 0 {
+        tracing::info!(
+            job,
+            shared,
+            others,
+            "task cancelled; its export goes on for the others waiting"
+        );
+        return Ok(());
+    }
+    let hour = now - now.rem_euclid(3600);
+    let spent = state
+        .store
+        .rate_hit(&format!("export-cancel:{}", owner(ctx)), hour)
+        .await
+        .map_err(store_error)?;
+    if spent > UPSTREAM_CANCELS_PER_HOUR {
+        tracing::info!(
+            job,
+            "task cancelled; this caller's upstream cancels for the hour are spent"
+        );
         return Ok(());
     }
     if let (Ok(target), Ok(job_id)) = (

@@ -151,6 +151,22 @@ pub trait ExportStore: Send + Sync {
 
     /// Deletes finished rows last updated before `before`.
     async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError>;
+    /// Notes that `owner` is waiting for the export `key` (one row per export and caller).
+    async fn note_export_interest(
+        &self,
+        org: &OrgId,
+        key: &str,
+        owner: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
+    /// Callers other than `owner` that waited for the export of Clari job `job_id` since `since`.
+    async fn others_waiting_on_job(
+        &self,
+        org: &OrgId,
+        job_id: &str,
+        owner: &str,
+        since: UnixTime,
+    ) -> Result<i64, StoreError>;
 }
 
 // SQL shared by both backends; `$N` placeholders work on SQLite and PostgreSQL alike.
@@ -211,6 +227,17 @@ WHERE organization_id = $1 AND status IN ('queued', 'starting', 'running')";
 
 const PURGE: &str = "\
 DELETE FROM export_jobs WHERE status IN ('done', 'failed') AND updated_at < $1";
+
+const PURGE_INTEREST: &str = "DELETE FROM export_interest WHERE seen_at < $1";
+
+const NOTE_INTEREST: &str = "\
+INSERT INTO export_interest (organization_id, request_key, owner, seen_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (organization_id, request_key, owner) DO UPDATE SET seen_at = excluded.seen_at";
+
+const OTHERS_WAITING: &str = "\
+SELECT COUNT(*) FROM export_interest i
+JOIN export_jobs j ON j.organization_id = i.organization_id AND j.request_key = i.request_key
+WHERE i.organization_id = $1 AND j.clari_job_id = $2 AND i.owner <> $3 AND i.seen_at >= $4";
 
 macro_rules! export_store {
     ($store:ty) => {
@@ -463,7 +490,45 @@ macro_rules! export_store {
 
             async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError> {
                 let done = sqlx::query(PURGE).bind(before).execute(&self.pool).await?;
-                Ok(done.rows_affected())
+                let interest = sqlx::query(PURGE_INTEREST)
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() + interest.rows_affected())
+            }
+
+            async fn note_export_interest(
+                &self,
+                org: &OrgId,
+                key: &str,
+                owner: &str,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(NOTE_INTEREST)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .bind(owner)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn others_waiting_on_job(
+                &self,
+                org: &OrgId,
+                job_id: &str,
+                owner: &str,
+                since: UnixTime,
+            ) -> Result<i64, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(OTHERS_WAITING)
+                    .bind(org.as_str())
+                    .bind(job_id)
+                    .bind(owner)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
             }
         }
     };

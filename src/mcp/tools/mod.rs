@@ -311,11 +311,14 @@ pub async fn call(
                 return Some(result);
             }
         };
-        let (answer, cache) = CACHE_USE
-            .scope(Cell::new(CacheUse::default()), async {
-                let answer = (entry.handler)(state, ctx, args).await;
-                (answer, CACHE_USE.with(Cell::get))
-            })
+        let (answer, cache) = crate::mcp::data::EXPORT_OWNER
+            .scope(
+                crate::mcp::tasks::owner(ctx),
+                CACHE_USE.scope(Cell::new(CacheUse::default()), async {
+                    let answer = (entry.handler)(state, ctx, args).await;
+                    (answer, CACHE_USE.with(Cell::get))
+                }),
+            )
             .await;
         let (mut result, error) = answer;
         let redactions = if policy.is_off() {

@@ -13,6 +13,8 @@ both_backends!(
     a_task_made_on_one_replica_is_polled_and_finished_on_the_other,
     a_cancelled_task_cancels_its_clari_export_once,
     a_task_belongs_to_its_caller_only,
+    a_cancel_never_stops_an_export_another_caller_waits_for,
+    upstream_cancels_are_bounded_per_caller,
 );
 
 const V2026: &str = "2026-07-28";
@@ -63,12 +65,16 @@ async fn call26(
 }
 
 async fn start_task(env: &McpEnv, app: &TestApp, key: &str) -> String {
+    start_task_with(env, app, key, json!({})).await
+}
+
+async fn start_task_with(env: &McpEnv, app: &TestApp, key: &str, arguments: Value) -> String {
     env.sandbox.set_knobs(|k| k.job_latency_ms = 10_000);
     let (status, body) = call26(
         app,
         key,
         "tools/call",
-        json!({"name": "get_forecast", "arguments": {}}),
+        json!({"name": "get_forecast", "arguments": arguments}),
         true,
     )
     .await;
@@ -251,5 +257,82 @@ async fn a_task_belongs_to_its_caller_only(db: &TestDb) {
     assert_eq!(
         get_task(app, &key, &id).await["result"]["status"],
         "working"
+    );
+}
+
+/// Waits until the task's Clari job id is known (Clari answered the creation).
+async fn job_known(env: &McpEnv, app: &TestApp, key: &str, id: &str, jobs: usize) {
+    for _ in 0..200 {
+        get_task(app, key, id).await;
+        let rows = app.state.store.unfinished_exports(&env.org).await.unwrap();
+        if rows.iter().filter(|(_, _, job)| job.is_some()).count() >= jobs {
+            get_task(app, key, id).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the export never started");
+}
+
+async fn a_cancel_never_stops_an_export_another_caller_waits_for(db: &TestDb) {
+    let env = mcp_env(db).await;
+    let app = &env.app;
+    let member = env.api_key("clari:read").await;
+    let colleague = env.api_key("forecasts:read").await;
+    let id = start_task(&env, app, &member).await;
+    job_known(&env, app, &member, &id, 1).await;
+    // A colleague asks for the same forecast: it is running, they will come back for it.
+    let r = call_tool(app, &colleague, "get_forecast", json!({"wait_seconds": 0})).await;
+    assert_eq!(r["structuredContent"]["status"], "running", "{r}");
+    let (status, body) = call26(app, &member, "tasks/cancel", json!({"taskId": id}), true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        get_task(app, &member, &id).await["result"]["status"],
+        "cancelled"
+    );
+    assert_eq!(
+        env.sandbox.jobs_cancelled(),
+        0,
+        "the colleague's export goes on"
+    );
+    // And it arrives for the colleague, from the one job.
+    env.sandbox.advance(Duration::from_secs(11));
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        done = call_tool(app, &colleague, "get_forecast", json!({"wait_seconds": 1})).await;
+        if done["structuredContent"]["status"] == "ready" {
+            break;
+        }
+    }
+    assert_eq!(done["structuredContent"]["status"], "ready", "{done}");
+    assert_eq!(env.sandbox.jobs_created(), 1);
+}
+
+async fn upstream_cancels_are_bounded_per_caller(db: &TestDb) {
+    let env = mcp_env(db).await;
+    let app = &env.app;
+    let key = env.api_key("clari:read").await;
+    let periods: Vec<String> = env.sandbox.dataset().orgs[0]
+        .periods
+        .iter()
+        .rev()
+        .take(4)
+        .map(|p| p.id.clone())
+        .collect();
+    assert_eq!(periods.len(), 4, "one more than the cancels allowed");
+    for (i, period) in periods.iter().enumerate() {
+        let id = start_task_with(&env, app, &key, json!({"time_period": period})).await;
+        job_known(&env, app, &key, &id, i + 1 - env.sandbox.jobs_cancelled()).await;
+        let (status, _) = call26(app, &key, "tasks/cancel", json!({"taskId": id}), true).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            get_task(app, &key, &id).await["result"]["status"],
+            "cancelled"
+        );
+    }
+    assert_eq!(
+        env.sandbox.jobs_cancelled(),
+        clari_mcp::mcp::tasks::UPSTREAM_CANCELS_PER_HOUR as usize,
+        "past the budget, a cancel only ends the task"
     );
 }
