@@ -275,6 +275,8 @@ pub struct Housekeeping {
     pub tasks: u64,
     /// Pre-warm budget counters of past days.
     pub prewarm_days: u64,
+    /// Summary events written for closed windows of refused requests.
+    pub refusals_summarised: u64,
 }
 
 /// One pass of housekeeping: everything an outsider can make us hold is dropped once it expires.
@@ -289,6 +291,8 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
         state.forecasts.forget_org(&org.id);
         state.activities.forget_org(&org.id);
     }
+    let refusals_summarised =
+        crate::audit::refusals::summarise(store.as_ref(), &state.audit, now).await?;
     state.audit.flush().await;
     let audit_events = crate::audit::prune(
         store.as_ref(),
@@ -313,6 +317,7 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
         prewarm_days: store
             .purge_prewarm_budget(crate::mcp::prewarm::budget_day(now) - 1)
             .await?,
+        refusals_summarised,
     })
 }
 

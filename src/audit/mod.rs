@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod keys;
+pub mod refusals;
 mod writer;
 
 use std::sync::Arc;

@@ -160,6 +160,8 @@ pub struct CallbackQuery {
 async fn callback(
     State(state): State<AppState>,
     session: Session,
+    headers: axum::http::HeaderMap,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let now = state.now();
@@ -218,12 +220,18 @@ async fn callback(
     {
         Ok(v) => v,
         Err(e) => {
-            state.audit.record(
-                Event::new(Some(&org), Actor::system(), "signin.failure")
-                    .outcome("failure")
-                    .detail("method", "sso")
-                    .detail("reason", e.to_string()),
-            );
+            // Anyone can repeat a failing trip: the first failure per address and window is an
+            // event, the rest are counted and summarised.
+            let ip = crate::http::client_ip(state.config.trusted_proxies, &headers, peer);
+            let event = Event::new(Some(&org), Actor::system(), "signin.failure")
+                .outcome("failure")
+                .target(crate::net::address_bucket(ip))
+                .detail("method", "sso")
+                .detail("reason", e.to_string());
+            state
+                .audit
+                .record_refusal(state.store.as_ref(), event, "sso_provider")
+                .await;
             return provider_failed(&e);
         }
     };

@@ -55,6 +55,18 @@ pub trait RateLimitStore: Send + Sync {
         window_start: UnixTime,
     ) -> Result<(i64, Option<UnixTime>), StoreError>;
     async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError>;
+    /// Counters whose bucket is `LIKE pattern` in windows before `before`: (bucket, window,
+    /// hits), oldest first, at most 1,000.
+    async fn rate_buckets_before(
+        &self,
+        pattern: &str,
+        before: UnixTime,
+    ) -> Result<Vec<(String, UnixTime, i64)>, StoreError>;
+    async fn delete_rate_bucket(
+        &self,
+        bucket: &str,
+        window_start: UnixTime,
+    ) -> Result<(), StoreError>;
 }
 
 const LOAD: &str = "SELECT data FROM web_sessions WHERE id = $1 AND expires_at > $2";
@@ -96,6 +108,12 @@ ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limits.hits + 1, la
 RETURNING hits";
 
 const PEEK: &str = "SELECT hits, last_at FROM rate_limits WHERE bucket = $1 AND window_start = $2";
+
+const BUCKETS_BEFORE: &str = "\
+SELECT bucket, window_start, hits FROM rate_limits WHERE bucket LIKE $1 AND window_start < $2
+ORDER BY window_start LIMIT 1000";
+
+const DELETE_BUCKET: &str = "DELETE FROM rate_limits WHERE bucket = $1 AND window_start = $2";
 
 const PURGE_RATE_LIMITS: &str = "DELETE FROM rate_limits WHERE window_start < $1";
 
@@ -219,6 +237,31 @@ macro_rules! session_store {
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.unwrap_or((0, None)))
+            }
+
+            async fn rate_buckets_before(
+                &self,
+                pattern: &str,
+                before: UnixTime,
+            ) -> Result<Vec<(String, UnixTime, i64)>, StoreError> {
+                Ok(sqlx::query_as(BUCKETS_BEFORE)
+                    .bind(pattern)
+                    .bind(before)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn delete_rate_bucket(
+                &self,
+                bucket: &str,
+                window_start: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query(DELETE_BUCKET)
+                    .bind(bucket)
+                    .bind(window_start)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError> {

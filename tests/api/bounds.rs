@@ -413,3 +413,82 @@ async fn authorization_requests_from_one_address_keep_a_bounded_number_of_small_
     );
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_refused_calls_writes_two_audit_rows_and_says_how_many() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env_with(&db, &[("CLARI_MCP_CLARI_REQUESTS_PER_MINUTE", "1")]).await;
+    let app = &env.app;
+    let key = env.api_key("opportunities:read").await;
+    let ask = json!({"opportunity_ids": ["006ZZ0000000001"]});
+    assert_eq!(
+        call_tool(app, &key, "get_deal_risk", ask.clone()).await["isError"],
+        false
+    );
+    let count = |action: &'static str| {
+        let store = app.state.store.clone();
+        let org = env.org.clone();
+        async move {
+            store
+                .find_audit_events(
+                    org.as_str(),
+                    &clari_mcp::store::AuditFilter {
+                        action: Some(action.into()),
+                        ..Default::default()
+                    },
+                    None,
+                    1000,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // The minute's budget is spent: 200 calls are refused (throttled).
+    for _ in 0..200 {
+        let r = call_tool(app, &key, "get_deal_risk", ask.clone()).await;
+        assert_eq!(r["isError"], true);
+    }
+    app.state.audit.flush().await;
+    let calls = count("tool.call").await;
+    assert_eq!(
+        calls.len(),
+        2,
+        "the success, and the first refusal; the rest are counted"
+    );
+    assert!(
+        calls[0].details.contains("more_refusals"),
+        "{}",
+        calls[0].details
+    );
+    // The window closes; housekeeping writes what was counted.
+    app.clock
+        .advance(clari_mcp::audit::refusals::WINDOW_SECONDS);
+    let done = clari_mcp::app::housekeeping(&app.state).await.unwrap();
+    assert_eq!(done.refusals_summarised, 1);
+    app.state.audit.flush().await;
+    let summaries = count("audit.refusals_summarised").await;
+    assert_eq!(summaries.len(), 1);
+    let details: Value = serde_json::from_str(&summaries[0].details).unwrap();
+    assert_eq!(details["count"], 199, "{details}");
+    assert_eq!(details["class"], "throttled");
+    assert_eq!(details["action"], "tool.call");
+    assert_eq!(summaries[0].target.as_deref(), Some("get_deal_risk"));
+    // Nothing is summarised twice; a successful call is still written each time.
+    assert_eq!(
+        clari_mcp::app::housekeeping(&app.state)
+            .await
+            .unwrap()
+            .refusals_summarised,
+        0
+    );
+    for _ in 0..3 {
+        app.clock.advance(60);
+        assert_eq!(
+            call_tool(app, &key, "get_deal_risk", ask.clone()).await["isError"],
+            false
+        );
+    }
+    app.state.audit.flush().await;
+    assert_eq!(count("tool.call").await.len(), 5);
+    db.cleanup().await;
+}

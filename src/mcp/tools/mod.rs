@@ -298,16 +298,23 @@ pub async fn call(
             Err(e) => {
                 let result = render::failure(&e);
                 state.metrics.tool_call(entry.name, Some(e.class), 0.0, 0);
-                state.audit.record(tool_event(
-                    ctx,
-                    meta,
-                    entry.name,
-                    &digest,
-                    &result,
-                    Some(e.class),
-                    started,
-                    CacheUse::default(),
-                ));
+                state
+                    .audit
+                    .record_refusal(
+                        state.store.as_ref(),
+                        tool_event(
+                            ctx,
+                            meta,
+                            entry.name,
+                            &digest,
+                            &result,
+                            Some(e.class),
+                            started,
+                            CacheUse::default(),
+                        ),
+                        e.class,
+                    )
+                    .await;
                 return Some(result);
             }
         };
@@ -356,12 +363,19 @@ pub async fn call(
             started.elapsed().as_secs_f64(),
             answer_bytes(&result),
         );
-        state.audit.record(
-            tool_event(
-                ctx, meta, entry.name, &digest, &result, error, started, cache,
-            )
-            .detail("redactions", redactions),
-        );
+        let event = tool_event(
+            ctx, meta, entry.name, &digest, &result, error, started, cache,
+        )
+        .detail("redactions", redactions);
+        match error {
+            Some(class) if REFUSALS.contains(&class) => {
+                state
+                    .audit
+                    .record_refusal(state.store.as_ref(), event, class)
+                    .await;
+            }
+            _ => state.audit.record(event),
+        }
         return Some(result);
     };
     state.metrics.tool_call(
@@ -370,7 +384,8 @@ pub async fn call(
         started.elapsed().as_secs_f64(),
         answer_bytes(&result),
     );
-    state.audit.record(tool_event(
+    // Only refusals come this way (no scope, the audit trail not recording).
+    let event = tool_event(
         ctx,
         meta,
         entry.name,
@@ -379,9 +394,22 @@ pub async fn call(
         error,
         started,
         CacheUse::default(),
-    ));
+    );
+    state
+        .audit
+        .record_refusal(state.store.as_ref(), event, error.unwrap_or("refused"))
+        .await;
     Some(result)
 }
+
+/// Error classes that refuse a call before or instead of doing its work: their audit events
+/// are summarised per caller and window ([`crate::audit::refusals`]), not written each.
+const REFUSALS: [&str; 4] = [
+    "scope",
+    "throttled",
+    "audit_unavailable",
+    "redaction_unavailable",
+];
 
 /// The organisation's redaction policy, read on every call (a change of policy is a security
 /// control: it applies to the next call on every replica) and compiled once per distinct
