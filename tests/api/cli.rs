@@ -654,11 +654,7 @@ async fn start_demo_with(dir: &std::path::Path, port: u16, env: &[(&str, &str)])
 async fn demo_serves_a_working_mcp_url_and_reuses_its_data() {
     clari_mcp::init_crypto();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let demo = start_demo(dir.path(), port).await;
     let path = dir.path().join("demo-credentials.json");
     #[cfg(unix)]

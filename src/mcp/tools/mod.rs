@@ -450,27 +450,20 @@ async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolEr
 /// sees exactly what a host that reads the other sees. The text's first line (the summary for
 /// people) is redacted as text. Returns how many values were replaced.
 fn redact(r: &Redactor, result: &mut CallToolResult, pseudonym: &dyn Fn(&str) -> String) -> u64 {
-    let original = result.structured_content.clone();
     let mut n = 0;
     if let Some(s) = &mut result.structured_content {
         n += r.json(s, pseudonym);
     }
     for block in &mut result.content {
         if let ContentBlock::Text(t) = block {
-            // "summary\n{the structured content}": the second line is the redacted tree.
-            let rendered = match (&original, &result.structured_content) {
-                (Some(before), Some(after)) => {
-                    t.text.split_once('\n').and_then(|(summary, json)| {
-                        let same = serde_json::from_str::<serde_json::Value>(json)
-                            .is_ok_and(|v| &v == before);
-                        same.then(|| {
-                            let (summary, k) = r.text(summary, pseudonym);
-                            (format!("{summary}\n{after}"), k)
-                        })
-                    })
-                }
-                _ => None,
-            };
+            // An answer with structured content is "summary\n{that content}" (render::answer
+            // makes both): the second line is rendered from the redacted tree, not scanned again.
+            let rendered = result.structured_content.as_ref().and_then(|after| {
+                t.text.split_once('\n').map(|(summary, _)| {
+                    let (summary, k) = r.text(summary, pseudonym);
+                    (format!("{summary}\n{after}"), k)
+                })
+            });
             match rendered {
                 Some((text, k)) => {
                     n += k;
@@ -480,9 +473,7 @@ fn redact(r: &Redactor, result: &mut CallToolResult, pseudonym: &dyn Fn(&str) ->
                     let (out, k) = r.text(&t.text, pseudonym);
                     if k > 0 {
                         t.text = out;
-                        if result.structured_content.is_none() {
-                            n += k;
-                        }
+                        n += k;
                     }
                 }
             }
