@@ -204,6 +204,10 @@ def server_env(db_url, vault_key, sandbox_url, port):
         "CLARI_MCP_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "CLARI_MCP_DCR_RATE_LIMIT": "1000000",
         "CLARI_MCP_EXPORT_POLL_MS": "100",
+        # Every simulated client comes from 127.0.0.1, as from behind a load balancer: the
+        # per-address connection limit (64) would otherwise refuse the 64-connection cases'
+        # own warm-up connection.
+        "CLARI_MCP_MAX_CONNECTIONS_PER_ADDRESS": "0",
         "RUST_LOG": "warn",
     })
     return env
