@@ -4,6 +4,7 @@
 #   bash bench/run.sh           # 3 runs of 5 s per case, median (the numbers to quote)
 #   bash bench/run.sh --quick   # 1 short run per case on the debug build: checks that the
 #                               # benchmark works (CI runs it); its figures are not for quoting
+#   bash bench/run.sh --bounds [--quick]   # what floods make the server hold (bench/bounds.py)
 # Installs what it needs: wrk (Debian), the peers' pinned packages (npm lock file, PyPI pins)
 # into bench/peers/ts/node_modules and target/bench/py, never into the repository.
 # Set CLARI_MCP_TEST_POSTGRES_URL to add the two-replica cold burst over PostgreSQL.
@@ -15,16 +16,27 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
 PROFILE=release
-for a in "$@"; do [ "$a" = --quick ] && PROFILE=debug; done
+BOUNDS=
+ARGS=()
+for a in "$@"; do
+  case "$a" in
+    --quick) PROFILE=debug; ARGS+=("$a") ;;
+    --bounds) BOUNDS=1 ;;
+    *) ARGS+=("$a") ;;
+  esac
+done
 echo "== $PROFILE build (server and floors)"
 if [ "$PROFILE" = release ]; then
   cargo build --quiet --release --bin clari-mcp --example floor
 else
   cargo build --quiet --bin clari-mcp --example floor
 fi
+if [ -n "$BOUNDS" ]; then
+  BENCH_PROFILE="$PROFILE" exec python3 bench/bounds.py ${ARGS[@]+"${ARGS[@]}"}
+fi
 echo "== peers: official TypeScript SDK (npm ci) and Python SDK (pip)"
 (cd bench/peers/ts && npm ci --silent --no-audit --no-fund >/dev/null)
 mkdir -p target/bench
 [ -x target/bench/py/bin/python ] || python3 -m venv target/bench/py
 target/bench/py/bin/pip install --quiet --disable-pip-version-check -r bench/peers/py/requirements.txt
-BENCH_PROFILE="$PROFILE" exec python3 bench/bench.py "$@"
+BENCH_PROFILE="$PROFILE" exec python3 bench/bench.py ${ARGS[@]+"${ARGS[@]}"}

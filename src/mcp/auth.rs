@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::envelope::{Shallow, envelope_error, tool_call};
 use super::tools::required_scope;
 use crate::crypto::sha256_hex;
 use crate::scope::{Scope, ScopeSet};
@@ -24,7 +25,8 @@ use crate::state::AppState;
 
 /// Largest JSON-RPC body `/mcp` accepts (413 above it, before anything is parsed). The largest
 /// message the tools take is `get_deal_risk` with its 1,000 ids, about 25 KiB; rmcp is given the
-/// same cap. Parsing a body of this size costs a few hundred KiB at most, whatever its shape.
+/// same cap. The gate reads only the envelope ([`super::envelope`]); rmcp's one parse of the
+/// body is what costs memory, about 16 times the body for the worst shape (`bench/bounds.py`).
 pub const MAX_MCP_BODY: usize = 64 * 1024;
 
 pub use crate::principal::{AuthContext, Subject};
@@ -214,68 +216,6 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthContext, 
     })
 }
 
-/// The tools a JSON-RPC message calls, with their request ids.
-fn tool_calls(value: &Value) -> Vec<(Value, String)> {
-    let items: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    items
-        .into_iter()
-        .filter(|m| m.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .map(|m| {
-            let name = m
-                .pointer("/params/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            (m.get("id").cloned().unwrap_or(Value::Null), name)
-        })
-        .collect()
-}
-
-/// Why a message is not a JSON-RPC 2.0 request, notification or response as MCP uses them
-/// (`params` an object, `id` a string or integer), if it is not.
-fn envelope_error(message: &Value) -> Option<&'static str> {
-    let Some(m) = message.as_object() else {
-        return Some("a message must be a JSON object");
-    };
-    if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Some("jsonrpc must be \"2.0\"");
-    }
-    // MCP's RequestId is a string or a number the transport holds as a signed 64-bit integer.
-    let id_ok = |id: &Value| id.is_string() || id.is_i64();
-    match m.get("method") {
-        Some(Value::String(_)) => {
-            if m.get("params").is_some_and(|p| !p.is_object()) {
-                return Some("params must be an object");
-            }
-            if m.get("id").is_some_and(|id| !id_ok(id)) {
-                return Some("id must be a string or a 64-bit signed integer");
-            }
-            None
-        }
-        Some(_) => Some("method must be a string"),
-        None if m.get("id").is_some_and(id_ok) => {
-            // JSON-RPC 2.0 §5.1: the code is an integer; the protocol's error codes are 32-bit.
-            let error_ok = |e: &Value| {
-                e.get("code")
-                    .and_then(Value::as_i64)
-                    .is_some_and(|c| i32::try_from(c).is_ok())
-                    && e.get("message").is_some_and(Value::is_string)
-            };
-            match (m.get("result"), m.get("error")) {
-                (Some(r), None) if r.is_object() => None,
-                (None, Some(e)) if error_ok(e) => None,
-                _ => Some(
-                    "a response needs an object result or an error with a 32-bit integer code and a message",
-                ),
-            }
-        }
-        None => Some("a request needs a method (a response, an id and a result or error)"),
-    }
-}
-
 /// Whether an Accept header admits any type without naming JSON: absent, `*/*` or
 /// `application/*` (with a non-zero quality).
 fn accepts_anything(accept: Option<&HeaderValue>) -> bool {
@@ -367,26 +307,21 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
                 .into_response();
         }
     };
-    // Parsed once here: to refuse what is not JSON-RPC with 400, and to find the tools called.
-    let message: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(_) => return bad_message(-32700, "Parse error: the body is not JSON"),
+    // Only the envelope is read here (rmcp parses the body itself): to refuse what is not
+    // JSON-RPC with 400, and to find the tool called.
+    let Some(message) = Shallow::parse(&bytes) else {
+        return bad_message(-32700, "Parse error: the body is not JSON");
     };
-    // JSON-RPC batches left MCP in 2025-06-18; the transport has no form for them.
-    let invalid = match &message {
-        Value::Array(_) => Some("batches are not supported: send one message per request"),
-        other => envelope_error(other),
-    };
-    if let Some(why) = invalid {
+    if let Some(why) = envelope_error(&message) {
         return bad_message(-32600, &format!("Invalid Request: {why}"));
     }
-    for (id, tool) in tool_calls(&message) {
-        if let Some(needed) = required_scope(&tool)
-            && !ctx.scopes.allows(needed)
-        {
-            return insufficient_scope(&state, id, &ctx.scopes, needed, &tool);
-        }
+    if let Some((id, tool)) = tool_call(&message)
+        && let Some(needed) = required_scope(&tool)
+        && !ctx.scopes.allows(needed)
+    {
+        return insufficient_scope(&state, id, &ctx.scopes, needed, &tool);
     }
+    drop(message);
     tracing::debug!(org_id = %ctx.org_id, "MCP request authenticated");
     parts.extensions.insert(ctx);
     // No Accept header, or `*/*`, means any media type is acceptable (RFC 9110 §12.5.1); say so
@@ -427,45 +362,5 @@ mod tests {
         assert!(!accepts_anything(h("text/html").as_ref()));
         assert!(!accepts_anything(h("*/*;q=0").as_ref()));
         assert!(!accepts_anything(h("application/json").as_ref()));
-    }
-
-    #[test]
-    fn tool_calls_are_found_in_single_and_batched_bodies() {
-        let one =
-            json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_forecast"}});
-        assert_eq!(
-            tool_calls(&one),
-            vec![(json!(7), "get_forecast".to_owned())]
-        );
-        let batch = json!([{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_users"}}]);
-        assert_eq!(tool_calls(&batch).len(), 1);
-    }
-
-    #[test]
-    fn only_json_rpc_messages_pass() {
-        let ok = [
-            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
-            json!({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{}}),
-            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
-            json!({"jsonrpc":"2.0","id":3,"result":{}}),
-        ];
-        for m in ok {
-            assert_eq!(envelope_error(&m), None, "{m}");
-        }
-        let bad = [
-            json!([1]),
-            json!({"id":1,"method":"x"}),
-            json!({"jsonrpc":"2.0","id":1,"method":"x","params":null}),
-            json!({"jsonrpc":"2.0","id":1,"method":"x","params":[1]}),
-            json!({"jsonrpc":"2.0","id":null,"method":"x"}),
-            json!({"jsonrpc":"2.0","id":1.5,"method":"x"}),
-            json!({"jsonrpc":"2.0","method":7}),
-            json!({"jsonrpc":"2.0","id":1}),
-            json!({"jsonrpc":"2.0","id":"","error":null}),
-            json!({"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"x"}}),
-        ];
-        for m in bad {
-            assert!(envelope_error(&m).is_some(), "{m}");
-        }
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod data;
+pub mod envelope;
 pub mod prewarm;
 pub mod queue;
 pub mod server;
