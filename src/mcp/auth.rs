@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::envelope::{Shallow, envelope_error, tool_call};
+use super::envelope::{Shallow, envelope_error, params_error, tool_call};
 use super::tools::required_scope;
 use crate::crypto::sha256_hex;
 use crate::scope::{Scope, ScopeSet};
@@ -314,6 +314,9 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
     };
     if let Some(why) = envelope_error(&message) {
         return bad_message(-32600, &format!("Invalid Request: {why}"));
+    }
+    if let Some(why) = params_error(&message) {
+        return bad_message(-32602, &format!("Invalid params: {why}"));
     }
     if let Some((id, tool)) = tool_call(&message)
         && let Some(needed) = required_scope(&tool)

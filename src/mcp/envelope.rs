@@ -201,6 +201,80 @@ pub fn envelope_error(message: &Shallow) -> Option<&'static str> {
     }
 }
 
+/// The members a request's `params` must have, for the methods MCP defines with required
+/// params, and whether each is a string or an object.
+const REQUIRED_PARAMS: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "initialize",
+        &[
+            ("protocolVersion", Kind::String),
+            ("capabilities", Kind::Object),
+            ("clientInfo", Kind::Object),
+        ],
+    ),
+    ("tools/call", &[("name", Kind::String)]),
+    ("prompts/get", &[("name", Kind::String)]),
+    ("resources/read", &[("uri", Kind::String)]),
+    ("resources/subscribe", &[("uri", Kind::String)]),
+    ("resources/unsubscribe", &[("uri", Kind::String)]),
+    ("logging/setLevel", &[("level", Kind::String)]),
+    ("tasks/get", &[("taskId", Kind::String)]),
+    ("tasks/result", &[("taskId", Kind::String)]),
+    ("tasks/cancel", &[("taskId", Kind::String)]),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    String,
+    Object,
+}
+
+impl Kind {
+    fn holds(self, v: &Shallow) -> bool {
+        match self {
+            Kind::String => matches!(v, Shallow::Str(_)),
+            Kind::Object => v.is_object(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::String => "a string",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+/// Why a request's params do not fit its method, for the methods MCP defines (a missing or
+/// ill-typed member: `tools/call` without a string `name`, `arguments` that is not an object, a
+/// list's `cursor` that is not a string). The transport would otherwise answer such a request
+/// as an unknown method (-32601), which sends a client looking for the wrong mistake; JSON-RPC
+/// 2.0 §5.1 has -32602 "Invalid params" for it. MCP 2025-11-25, Schema: `CallToolRequest`,
+/// `InitializeRequest`, `ReadResourceRequest`, `PaginatedRequest`.
+pub fn params_error(message: &Shallow) -> Option<String> {
+    let method = message.get("method").and_then(Shallow::as_str)?;
+    let params = message.get("params");
+    let member = |name: &str| params.and_then(|p| p.get(name));
+    if let Some((_, required)) = REQUIRED_PARAMS.iter().find(|(m, _)| *m == method) {
+        for (name, kind) in *required {
+            if !member(name).is_some_and(|v| kind.holds(v)) {
+                return Some(format!("{method} needs params.{name}, {}", kind.name()));
+            }
+        }
+    }
+    if matches!(method, "tools/call" | "prompts/get")
+        && member("arguments").is_some_and(|a| !a.is_object() && *a != Shallow::Null)
+    {
+        return Some(format!("{method}: params.arguments must be an object"));
+    }
+    if method.ends_with("/list")
+        && member("cursor").is_some_and(|c| !matches!(c, Shallow::Str(_) | Shallow::Null))
+    {
+        return Some(format!("{method}: params.cursor must be a string"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +322,42 @@ mod tests {
         assert_eq!(tool_call(&m), Some((json!(7), "get_forecast".to_owned())));
         let list = shallow(&json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}));
         assert_eq!(tool_call(&list), None);
+    }
+
+    #[test]
+    fn ill_typed_params_of_known_methods_are_named() {
+        let says = |v: Value| params_error(&shallow(&v));
+        assert_eq!(
+            says(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}})),
+            Some("tools/call needs params.name, a string".into())
+        );
+        assert!(
+            says(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+                "params":{"name":"t","arguments":[1]}}))
+            .unwrap()
+            .contains("params.arguments")
+        );
+        assert!(
+            says(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}))
+                .unwrap()
+                .contains("params.protocolVersion")
+        );
+        assert!(
+            says(json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":1}}))
+                .unwrap()
+                .contains("params.cursor")
+        );
+        for fine in [
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}),
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{}}}),
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",
+                "capabilities":{},"clientInfo":{"name":"c","version":"1"}}}),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","id":1,"method":"vendor/thing","params":{"name":5}}),
+        ] {
+            assert_eq!(says(fine.clone()), None, "{fine}");
+        }
     }
 
     #[test]

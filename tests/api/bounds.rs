@@ -247,6 +247,20 @@ async fn json_that_is_not_a_usable_message_is_400_with_a_json_rpc_error_never_41
             "method must be a string",
         ),
         (json!({"jsonrpc": "2.0", "id": 1}), "a response needs"),
+        // A known method with ill-typed params: -32602 naming the member, not "method not found".
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": 5}}),
+            "Invalid params: tools/call needs params.name",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "get_forecast", "arguments": "period=2026_Q3"}}),
+            "params.arguments must be an object",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}),
+            "initialize needs params.protocolVersion",
+        ),
     ] {
         let r = app
             .http
