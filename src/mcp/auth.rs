@@ -307,24 +307,26 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
                 .into_response();
         }
     };
-    // Only the envelope is read here (rmcp parses the body itself): to refuse what is not
-    // JSON-RPC with 400, and to find the tool called.
-    let Some(message) = Shallow::parse(&bytes) else {
-        return bad_message(-32700, "Parse error: the body is not JSON");
-    };
-    if let Some(why) = envelope_error(&message) {
-        return bad_message(-32600, &format!("Invalid Request: {why}"));
+    // Only POST carries a JSON-RPC message; other methods go on to the transport's 405 whatever
+    // their body. Only the envelope is read here (rmcp parses the body itself): to refuse what
+    // is not JSON-RPC with 400, and to find the tool called.
+    if parts.method == axum::http::Method::POST {
+        let Some(message) = Shallow::parse(&bytes) else {
+            return bad_message(-32700, "Parse error: the body is not JSON");
+        };
+        if let Some(why) = envelope_error(&message) {
+            return bad_message(-32600, &format!("Invalid Request: {why}"));
+        }
+        if let Some(why) = params_error(&message) {
+            return bad_message(-32602, &format!("Invalid params: {why}"));
+        }
+        if let Some((id, tool)) = tool_call(&message)
+            && let Some(needed) = required_scope(&tool)
+            && !ctx.scopes.allows(needed)
+        {
+            return insufficient_scope(&state, id, &ctx.scopes, needed, &tool);
+        }
     }
-    if let Some(why) = params_error(&message) {
-        return bad_message(-32602, &format!("Invalid params: {why}"));
-    }
-    if let Some((id, tool)) = tool_call(&message)
-        && let Some(needed) = required_scope(&tool)
-        && !ctx.scopes.allows(needed)
-    {
-        return insufficient_scope(&state, id, &ctx.scopes, needed, &tool);
-    }
-    drop(message);
     tracing::debug!(org_id = %ctx.org_id, "MCP request authenticated");
     parts.extensions.insert(ctx);
     // No Accept header, or `*/*`, means any media type is acceptable (RFC 9110 §12.5.1); say so

@@ -283,6 +283,29 @@ async fn json_that_is_not_a_usable_message_is_400_with_a_json_rpc_error_never_41
     db.cleanup().await;
 }
 
+#[tokio::test]
+async fn only_post_is_read_as_json_rpc_other_methods_are_405_whatever_their_body() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let app = &env.app;
+    let key = env.api_key("forecasts:read").await;
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {}});
+    for method in ["TRACE", "PUT", "PATCH"] {
+        let r = app
+            .http
+            .request(method.parse().unwrap(), app.url("/mcp"))
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", PROTOCOL)
+            .bearer_auth(&key)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method}");
+    }
+    db.cleanup().await;
+}
+
 /// A made-up opportunity id no dataset has (15 characters).
 fn unknown_id(i: usize) -> String {
     format!("006ZZ{i:010}")
