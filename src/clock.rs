@@ -51,6 +51,13 @@ impl Clock for ManualClock {
 }
 
 /// Formats a Unix time as RFC 3339 (UTC), for people and JSON.
+/// The IANA time zone named `name` (from the database built into the binary), or why not.
+pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name).map_err(|_| {
+        format!("'{name}' is not an IANA time zone name such as Europe/Berlin or America/New_York")
+    })
+}
+
 pub fn rfc3339(t: UnixTime) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()

@@ -28,6 +28,9 @@ pub trait OrgStore: Send + Sync {
     /// The organisation's redaction policy as stored (JSON), `None` for the server's default.
     async fn org_redaction(&self, org: &OrgId) -> Result<Option<String>, StoreError>;
     async fn set_org_redaction(&self, org: &OrgId, policy: Option<&str>) -> Result<(), StoreError>;
+    /// The organisation's IANA time zone as stored, `None` for UTC.
+    async fn org_time_zone(&self, org: &OrgId) -> Result<Option<String>, StoreError>;
+    async fn set_org_time_zone(&self, org: &OrgId, zone: Option<&str>) -> Result<(), StoreError>;
     /// Renames and sets the redaction policy if both are still `from`; `false` when either
     /// changed meanwhile (so two admins cannot silently overwrite each other).
     async fn update_org_settings(
@@ -86,6 +89,10 @@ FROM organizations o ORDER BY o.id";
 const REDACTION: &str = "SELECT redaction FROM organizations WHERE id = $1";
 
 const SET_REDACTION: &str = "UPDATE organizations SET redaction = $1 WHERE id = $2";
+
+const TIME_ZONE: &str = "SELECT time_zone FROM organizations WHERE id = $1";
+
+const SET_TIME_ZONE: &str = "UPDATE organizations SET time_zone = $1 WHERE id = $2";
 
 const UPDATE_SETTINGS: &str = "\
 UPDATE organizations SET name = COALESCE($1, name), name_key = COALESCE($6, name_key),
@@ -225,6 +232,27 @@ macro_rules! org_store {
             ) -> Result<(), StoreError> {
                 let done = sqlx::query(SET_REDACTION)
                     .bind(policy)
+                    .bind(org.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                StoreError::found(done.rows_affected(), "organisation")
+            }
+
+            async fn org_time_zone(&self, org: &OrgId) -> Result<Option<String>, StoreError> {
+                let row: Option<(Option<String>,)> = sqlx::query_as(TIME_ZONE)
+                    .bind(org.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.and_then(|(z,)| z))
+            }
+
+            async fn set_org_time_zone(
+                &self,
+                org: &OrgId,
+                zone: Option<&str>,
+            ) -> Result<(), StoreError> {
+                let done = sqlx::query(SET_TIME_ZONE)
+                    .bind(zone)
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;

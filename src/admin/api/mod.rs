@@ -144,6 +144,7 @@ struct OrgPatch {
     #[serde(default, deserialize_with = "present")]
     redaction: Option<Option<RedactionPolicy>>,
     require_admin_mfa: Option<bool>,
+    time_zone: Option<String>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -165,6 +166,9 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
     if let Some(Some(p)) = &patch.redaction {
         super::service::validate_redaction(p)?;
     }
+    if let Some(z) = &patch.time_zone {
+        super::service::validate_time_zone(z)?;
+    }
     let seen = admin.settings().await?;
     check_if_match(&headers, &json!(seen))?;
     let updated = admin
@@ -174,6 +178,7 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
                 name: patch.name,
                 redaction: patch.redaction,
                 require_admin_mfa: patch.require_admin_mfa,
+                time_zone: patch.time_zone,
             },
         )
         .await?;

@@ -84,6 +84,8 @@ pub struct OrgSettings {
     pub redaction: Option<RedactionPolicy>,
     /// The organisation's admins must use two-step sign-in.
     pub require_admin_mfa: bool,
+    /// The IANA time zone whose whole days the tools' dates mean (UTC by default).
+    pub time_zone: String,
 }
 
 /// A change to the settings; `None` leaves a field as it is. `redaction: Some(None)` returns
@@ -93,6 +95,8 @@ pub struct SettingsChange {
     pub name: Option<String>,
     pub redaction: Option<Option<RedactionPolicy>>,
     pub require_admin_mfa: Option<bool>,
+    /// An IANA time zone name.
+    pub time_zone: Option<String>,
 }
 
 /// A change to a membership; `None` leaves a field as it is.
@@ -153,6 +157,13 @@ pub fn validate_key_name(name: &str) -> AdminResult<String> {
     Ok(name.trim().to_owned())
 }
 
+/// A time zone as stored: its IANA name, checked against the built-in database.
+pub fn validate_time_zone(name: &str) -> AdminResult<String> {
+    let tz =
+        crate::clock::time_zone(name.trim()).map_err(|e| AdminError::invalid("time_zone", e))?;
+    Ok(tz.iana_name().unwrap_or("UTC").to_owned())
+}
+
 /// Checks a redaction policy compiles (custom patterns are regular expressions).
 pub fn validate_redaction(policy: &RedactionPolicy) -> AdminResult<()> {
     if let Some(k) = policy
@@ -207,6 +218,12 @@ impl<'a> OrgAdmin<'a> {
             created_at: self.org.created_at,
             redaction,
             require_admin_mfa: self.state.store.require_admin_mfa(&self.org.id).await?,
+            time_zone: self
+                .state
+                .store
+                .org_time_zone(&self.org.id)
+                .await?
+                .unwrap_or_else(|| "UTC".to_owned()),
         })
     }
 
@@ -224,6 +241,12 @@ impl<'a> OrgAdmin<'a> {
             .map(validate_org_name)
             .transpose()?
             .filter(|n| n.as_str() != seen.name);
+        let time_zone = change
+            .time_zone
+            .as_deref()
+            .map(validate_time_zone)
+            .transpose()?
+            .unwrap_or_else(|| seen.time_zone.clone());
         let redaction = match change.redaction {
             Some(Some(p)) => {
                 validate_redaction(&p)?;
@@ -276,10 +299,22 @@ impl<'a> OrgAdmin<'a> {
                     .detail("policy", to_r.as_deref().unwrap_or("default")),
             );
         }
+        if time_zone != seen.time_zone {
+            let stored = (time_zone != "UTC").then_some(time_zone.as_str());
+            self.state
+                .store
+                .set_org_time_zone(&self.org.id, stored)
+                .await?;
+            self.state.audit.record(
+                self.event("org.time_zone_set", self.org.id.as_str())
+                    .detail("time_zone", time_zone.as_str()),
+            );
+        }
         Ok(OrgSettings {
             name: renamed.map_or_else(|| seen.name.clone(), |n| n.to_string()),
             redaction,
             require_admin_mfa,
+            time_zone,
             ..seen.clone()
         })
     }
