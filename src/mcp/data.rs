@@ -348,14 +348,16 @@ impl ExportKind for ActivityExport {
 pub async fn activities(
     state: &AppState,
     org: &OrgId,
-    since: i64,
-    until: i64,
+    (start, end): (i64, i64),
     wait: Duration,
 ) -> Progress<ActivityWindow> {
-    let kind = ActivityExport::covering(since, until, state.now());
+    // Clari's export takes whole UTC days; the window `[start, end)` (Unix seconds) is cut from
+    // them exactly.
+    // Nothing has happened after now, so a window ending later is read up to now.
+    let now = state.now();
+    let kind = ActivityExport::covering(start.min(now), (end - 1).min(now), now);
     let got = shared_export(state, org, kind, wait).await?;
-    let from_ms = (since - since.rem_euclid(86_400)) * 1000;
-    let to_ms = (until - until.rem_euclid(86_400) + 86_400) * 1000 - 1;
+    let (from_ms, to_ms) = (start * 1000, end * 1000 - 1);
     Ok(got.map(|all| Arc::new(ActivityWindow::new(all, from_ms, to_ms))))
 }
 

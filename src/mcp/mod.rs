@@ -1,6 +1,7 @@
 //! The MCP resource server at `/mcp`: rmcp's Streamable HTTP service, stateless (no session
 //! manager, JSON responses) so any replica answers any request, behind the bearer layer.
 
+pub mod apps;
 pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;

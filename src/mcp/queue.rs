@@ -164,6 +164,30 @@ where
                 .await
             {
                 Ok(Promotion::Start) => {
+                    // Other clients of the same Clari key may hold every slot: asked first, so
+                    // that such an export is said to be queued from its first answer rather
+                    // than starting, then queued.
+                    if let Ok(l) = state.clari.admin_limits(target).await
+                        && l.jobs.available_concurrent_limit <= 0
+                    {
+                        if let Err(e) = store.requeue_export(org, &key, state.now()).await {
+                            tracing::warn!(error = %e, org_id = %org, "putting an export back in the queue failed");
+                        }
+                        let waiting_for = l
+                            .jobs
+                            .running_job_ids
+                            .first()
+                            .and_then(|j| JobId::parse(j).ok());
+                        say(
+                            Waiting::Queued {
+                                position: 1,
+                                waiting_for,
+                            },
+                            &mut last,
+                        );
+                        tokio::time::sleep(pause * 5).await;
+                        continue;
+                    }
                     say(Waiting::Starting, &mut last);
                     match create().await {
                         Ok(job_id) => {

@@ -174,6 +174,7 @@ impl ServerHandler for ClariMcp {
                     .with_mime_type("application/json"),
             );
         }
+        items.extend(super::apps::list(&auth.scopes));
         #[cfg(feature = "conformance")]
         items.extend(super::conformance::resources());
         Ok(ListResourcesResult::with_all_items(items))
@@ -210,6 +211,16 @@ impl ServerHandler for ClariMcp {
         #[cfg(feature = "conformance")]
         if let Some(r) = super::conformance::read(&request.uri) {
             return Ok(r.into());
+        }
+        match super::apps::read(&request.uri, &auth.scopes) {
+            Some(Ok(view)) => return Ok(ReadResourceResult::new(vec![view]).into()),
+            Some(Err(scope)) => {
+                return Err(McpError::invalid_request(
+                    format!("reading {} needs the {} scope", request.uri, scope.as_str()),
+                    None,
+                ));
+            }
+            None => {}
         }
         let uri = request.uri.clone();
         let (tool, args): (&str, Value) = if uri == "clari://forecast/current" {

@@ -7,7 +7,8 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 
 use super::render::{Export, Summary, next_page, plural};
-use super::{Tool, ToolError, cursor, limit, page, wait, window};
+use super::window::{Days, Span, org_zone};
+use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clock::rfc3339;
 use crate::exports::ActivityWindow;
 use crate::mcp::data;
@@ -18,9 +19,10 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowArgs {
-    /// Start of the window, YYYY-MM-DD (default: 30 days ago).
+    /// First day of the window, YYYY-MM-DD, a whole day in the organisation's time zone
+    /// (default: 30 days before today).
     pub since: Option<String>,
-    /// End of the window, YYYY-MM-DD (default: today).
+    /// Last day of the window, YYYY-MM-DD, inclusive (default: today).
     pub until: Option<String>,
     pub limit: Option<u32>,
     /// The `next_cursor` of a previous answer.
@@ -63,26 +65,32 @@ pub struct ActiveOpportunity {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct OpportunitiesData {
+    /// The window's first instant.
     #[schemars(extend("format" = "date-time"))]
     pub since: String,
+    /// The first instant after the window.
     #[schemars(extend("format" = "date-time"))]
     pub until: String,
+    /// The days the window covers, as resolved.
+    pub window: Days,
     /// Most recent activity first.
     pub opportunities: Vec<ActiveOpportunity>,
     /// Opportunities with activity in the window in all.
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub span_text: String,
 }
 
 impl Summary for OpportunitiesData {
     fn summary(&self, _tool: &str) -> String {
         format!(
-            "{} opportunit{} with activity between {} and {}; showing {} (most recent first). get_deal_risk scores them.{}",
+            "{} opportunit{} with activity {}; showing {} (most recent first). search_deals filters them by stage, amount, owner or close date.{}",
             self.total,
             plural(self.total, "y", "ies"),
-            self.since,
-            self.until,
+            self.span_text,
             self.opportunities.len(),
             next_page(&self.next_cursor)
         )
@@ -137,16 +145,19 @@ impl Tool for ListOpportunities {
         ctx: &AuthContext,
         a: WindowArgs,
     ) -> Result<Self::Output, ToolError> {
-        let (since, until) = window(a.since.as_deref(), a.until.as_deref(), state.now(), 30)?;
+        let tz = org_zone(state, &ctx.org_id).await?;
+        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
         let limit = limit(a.limit)?;
-        let got = data::activities(state, &ctx.org_id, since, until, wait(a.wait_seconds)).await?;
+        let got = data::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
         Export::from_state(got, |acts| {
             let rows = opportunities(acts);
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
             let (items, next) = page(&rows, offset, limit);
             Ok(OpportunitiesData {
-                since: rfc3339(since),
-                until: rfc3339(until),
+                since: span.since(),
+                until: span.until(),
+                window: span.days(),
+                span_text: span.describe(),
                 opportunities: items,
                 total: rows.len(),
                 next_cursor: next,
@@ -174,25 +185,31 @@ pub struct ActiveAccount {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AccountsData {
+    /// The window's first instant.
     #[schemars(extend("format" = "date-time"))]
     pub since: String,
+    /// The first instant after the window.
     #[schemars(extend("format" = "date-time"))]
     pub until: String,
+    /// The days the window covers, as resolved.
+    pub window: Days,
     /// Most recent activity first.
     pub accounts: Vec<ActiveAccount>,
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub span_text: String,
 }
 
 impl Summary for AccountsData {
     fn summary(&self, _tool: &str) -> String {
         format!(
-            "{} account{} with activity between {} and {}; showing {} (most recent first).{}",
+            "{} account{} with activity {}; showing {} (most recent first).{}",
             self.total,
             plural(self.total, "", "s"),
-            self.since,
-            self.until,
+            self.span_text,
             self.accounts.len(),
             next_page(&self.next_cursor)
         )
@@ -266,16 +283,19 @@ impl Tool for ListAccounts {
         ctx: &AuthContext,
         a: WindowArgs,
     ) -> Result<Self::Output, ToolError> {
-        let (since, until) = window(a.since.as_deref(), a.until.as_deref(), state.now(), 30)?;
+        let tz = org_zone(state, &ctx.org_id).await?;
+        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
         let limit = limit(a.limit)?;
-        let got = data::activities(state, &ctx.org_id, since, until, wait(a.wait_seconds)).await?;
+        let got = data::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
         Export::from_state(got, |acts| {
             let rows = accounts(acts);
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
             let (items, next) = page(&rows, offset, limit);
             Ok(AccountsData {
-                since: rfc3339(since),
-                until: rfc3339(until),
+                since: span.since(),
+                until: span.until(),
+                window: span.days(),
+                span_text: span.describe(),
                 accounts: items,
                 total: rows.len(),
                 next_cursor: next,

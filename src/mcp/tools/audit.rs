@@ -1,13 +1,14 @@
 //! `list_audit_events`: Clari's audit log (30 days at most), newest first, with actor names.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::render::{Summary, exact, next_page, plural};
-use super::{Tool, ToolError, cursor, date_arg, limit};
+use super::window::{Days, Span, org_zone};
+use super::{Tool, ToolError, cursor, limit};
 use crate::clari::ClariError;
 use crate::clari::types::AuditQuery;
 use crate::clock::rfc3339;
@@ -24,11 +25,14 @@ pub struct ListAuditEvents;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditArgs {
-    /// Start, YYYY-MM-DD or RFC 3339 (default: 7 days ago; at most 30 days back).
+    /// First day, YYYY-MM-DD (a whole day in the organisation's time zone), or an RFC 3339
+    /// time (default: 7 days before today; Clari keeps 30 days).
     pub since: Option<String>,
-    /// End (default: now).
+    /// Last day, YYYY-MM-DD, inclusive, or an RFC 3339 time (default: today).
     pub until: Option<String>,
-    /// Only this event, e.g. forecast.submitted.
+    /// Only this event. Clari does not publish its list of names; every answer lists the names
+    /// among the events it read (`event_names`), so call once without this to see them.
+    #[schemars(extend("examples" = ["forecast.submitted", "user.login", "api.accessed"]))]
     pub event: Option<String>,
     /// Only this actor (numeric Clari user id).
     pub actor_id: Option<i64>,
@@ -57,24 +61,59 @@ pub struct AuditRow {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AuditOut {
+    /// The window's first instant.
     #[schemars(extend("format" = "date-time"))]
     pub since: String,
+    /// The first instant after the window.
     #[schemars(extend("format" = "date-time"))]
     pub until: String,
+    /// The days the window covers, as resolved.
+    pub window: Days,
+    /// The filters as applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<i64>,
     /// Newest first.
     pub events: Vec<AuditRow>,
+    /// Matching events in the window in all, when Clari's log was read to its end (it is
+    /// read up to 1,000 events, or further when a cursor reaches beyond).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<usize>,
+    /// Event names among the events read, with how many of each: the values `event` takes.
+    pub event_names: BTreeMap<String, usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub span_text: String,
 }
 
 impl Summary for AuditOut {
     fn summary(&self, _tool: &str) -> String {
         format!(
-            "{} audit event{} between {} and {}, newest first.{}",
+            "{} audit event{} {}{}, newest first; showing {}. Event names: {}.{}",
+            self.total
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "More than 1,000".into()),
+            plural(self.total.unwrap_or(2), "", "s"),
+            self.span_text,
+            match (&self.event, self.actor_id) {
+                (Some(e), Some(a)) => format!(" named {e} by actor {a}"),
+                (Some(e), None) => format!(" named {e}"),
+                (None, Some(a)) => format!(" by actor {a}"),
+                (None, None) => String::new(),
+            },
             self.events.len(),
-            plural(self.events.len(), "", "s"),
-            self.since,
-            self.until,
+            if self.event_names.is_empty() {
+                "none".to_owned()
+            } else {
+                self.event_names
+                    .iter()
+                    .map(|(n, c)| format!("{n} ({c})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             next_page(&self.next_cursor)
         )
     }
@@ -90,8 +129,9 @@ impl Tool for ListAuditEvents {
 
     async fn run(state: &AppState, ctx: &AuthContext, a: AuditArgs) -> Result<AuditOut, ToolError> {
         let now = state.now();
-        let since = date_arg("since", a.since.as_deref(), now - 7 * 86_400)?;
-        let until = date_arg("until", a.until.as_deref(), now)?;
+        let tz = org_zone(state, &ctx.org_id).await?;
+        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), now, 7, tz)?;
+        let (since, until) = (span.start, (span.end - 1).min(now));
         let limit = limit(a.limit)?;
         let offset = cursor(a.cursor.as_deref(), MAX_AUDIT_OFFSET)?;
         let query = AuditQuery {
@@ -105,7 +145,7 @@ impl Tool for ListAuditEvents {
         let target = data::target(state, &ctx.org_id).await?;
         let log = state
             .clari
-            .audit_events_all(&target, &query, now, offset + limit + 1)
+            .audit_events_all(&target, &query, now, (offset + limit + 1).max(1000))
             .await
             .map_err(|e| match e {
                 ClariError::InvalidArgument {
@@ -145,13 +185,24 @@ impl Tool for ListAuditEvents {
             })
             .collect();
         rows.reverse(); // newest first
+        let total = log.next_link.is_none().then_some(rows.len());
+        let mut event_names = BTreeMap::new();
+        for r in &rows {
+            *event_names.entry(r.event.clone()).or_insert(0) += 1;
+        }
         let more = log.next_link.is_some() || rows.len() > offset + limit;
         let events: Vec<AuditRow> = rows.into_iter().skip(offset).take(limit).collect();
         let next_offset = offset + limit;
         Ok(AuditOut {
-            since: rfc3339(since),
-            until: rfc3339(until),
+            since: span.since(),
+            until: span.until(),
+            window: span.days(),
+            event: a.event.clone(),
+            actor_id: a.actor_id,
             events,
+            total,
+            event_names,
+            span_text: span.describe(),
             next_cursor: (more && next_offset <= MAX_AUDIT_OFFSET).then(|| next_offset.to_string()),
         })
     }

@@ -5,7 +5,8 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 
 use super::render::{Amount, Export, Summary, money, next_page, plural, ratio};
-use super::{Tool, ToolError, cursor, limit, page, wait, window};
+use super::window::{Days, Span, org_zone};
+use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clari::types::{ForecastUser, TimePeriod};
 use crate::clock::rfc3339;
 use crate::exports::{BrokenHierarchy, Forecast, week_index};
@@ -55,7 +56,7 @@ pub struct GetForecastArgs {
     pub fields: Option<Vec<String>>,
     /// Most rows in the breakdown (default 25, at most 200).
     pub limit: Option<u32>,
-    /// Seconds to wait for Clari's export (default 20, at most 50); otherwise the answer says
+    /// Seconds to wait for Clari's export (default 4, at most 50); otherwise the answer says
     /// where the export stands and when to call again.
     pub wait_seconds: Option<u64>,
 }
@@ -262,16 +263,34 @@ pub struct SubmissionsArgs {
     pub time_period: Option<String>,
     /// Only this user's submissions (user id, e-mail or name).
     pub user: Option<String>,
-    /// Only this field: commit or best_case.
-    pub field: Option<String>,
-    /// Start of the window, YYYY-MM-DD or RFC 3339 (default: 7 days ago).
+    /// Only this field.
+    pub field: Option<SubmittedField>,
+    /// First day of the window, YYYY-MM-DD (a whole day in the organisation's time zone), or an
+    /// RFC 3339 time (default: 7 days before today).
     pub since: Option<String>,
-    /// End of the window (default: now).
+    /// Last day of the window, YYYY-MM-DD, inclusive, or an RFC 3339 time (default: today).
     pub until: Option<String>,
     pub limit: Option<u32>,
     /// The `next_cursor` of a previous answer.
     pub cursor: Option<String>,
     pub wait_seconds: Option<u64>,
+}
+
+/// The forecast fields people submit.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmittedField {
+    Commit,
+    BestCase,
+}
+
+impl SubmittedField {
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Commit => "commit",
+            Self::BestCase => "best_case",
+        }
+    }
 }
 
 /// One submitted forecast value.
@@ -301,11 +320,12 @@ pub struct SubmissionRow {
     pub updated_by_name: Option<String>,
 }
 
-/// Submitted changes (isUpdated) in a window, newest first, with the week-over-week change.
+/// Submitted changes (isUpdated) in `[since_ms, end_ms)`, newest first, with the week-over-week
+/// change.
 pub(super) fn submissions(
     f: &Forecast,
     since_ms: i64,
-    until_ms: i64,
+    end_ms: i64,
     user: Option<&str>,
     field: Option<&str>,
 ) -> Vec<SubmissionRow> {
@@ -314,7 +334,7 @@ pub(super) fn submissions(
         .entries
         .iter()
         .filter(|e| e.is_updated == Some(true))
-        .filter(|e| e.updated_on.is_some_and(|t| t >= since_ms && t <= until_ms))
+        .filter(|e| e.updated_on.is_some_and(|t| t >= since_ms && t < end_ms))
         .filter(|e| user.is_none_or(|u| e.user_id == u))
         .filter(|e| field.is_none_or(|x| e.field_id == x))
         .map(|e| {
@@ -350,26 +370,32 @@ pub(super) fn submissions(
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SubmissionsData {
+    /// The window's first instant.
     #[schemars(extend("format" = "date-time"))]
     pub since: String,
+    /// The first instant after the window.
     #[schemars(extend("format" = "date-time"))]
     pub until: String,
+    /// The days the window covers, as resolved.
+    pub window: Days,
     /// Newest first.
     pub submissions: Vec<SubmissionRow>,
     /// Submissions in the window in all.
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub span_text: String,
 }
 
 impl Summary for SubmissionsData {
     fn summary(&self, _tool: &str) -> String {
         format!(
-            "{} forecast submission{} between {} and {}, newest first; showing {}.{}",
+            "{} forecast submission{} {}, newest first; showing {}.{}",
             self.total,
             plural(self.total, "", "s"),
-            self.since,
-            self.until,
+            self.span_text,
             self.submissions.len(),
             next_page(&self.next_cursor)
         )
@@ -391,16 +417,8 @@ impl Tool for ListForecastSubmissions {
     ) -> Result<Self::Output, ToolError> {
         let forecast_id = forecast_id(&a.forecast_id);
         let period = period_arg(a.time_period.as_deref())?;
-        let (since, until) = window(a.since.as_deref(), a.until.as_deref(), state.now(), 7)?;
-        if let Some(field) = &a.field
-            && field != "commit"
-            && field != "best_case"
-        {
-            return Err(ToolError::arg(
-                "field",
-                "submitted fields are commit and best_case",
-            ));
-        }
+        let tz = org_zone(state, &ctx.org_id).await?;
+        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 7, tz)?;
         let limit = limit(a.limit)?;
         let got = data::forecast(
             state,
@@ -422,16 +440,18 @@ impl Tool for ListForecastSubmissions {
             };
             let rows = submissions(
                 f,
-                since * 1000,
-                until * 1000,
+                span.start_ms(),
+                span.end_ms(),
                 who.as_deref(),
-                a.field.as_deref(),
+                a.field.map(SubmittedField::id),
             );
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
             let (items, next) = page(&rows, offset, limit);
             Ok(SubmissionsData {
-                since: rfc3339(since),
-                until: rfc3339(until),
+                since: span.since(),
+                until: span.until(),
+                window: span.days(),
+                span_text: span.describe(),
                 submissions: items,
                 total: rows.len(),
                 next_cursor: next,

@@ -8,6 +8,7 @@
 
 mod activity;
 mod audit;
+mod deals;
 mod exports;
 mod forecast;
 mod opportunities;
@@ -15,6 +16,7 @@ mod periods;
 pub mod render;
 pub mod schema;
 mod users;
+mod window;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -40,7 +42,9 @@ use render::Summary;
 
 pub const DEFAULT_LIMIT: usize = 25;
 pub const MAX_LIMIT: usize = 200;
-pub const DEFAULT_WAIT: u64 = 20;
+/// Seconds a call waits for an export unless told otherwise: under the 5 s timeout common MCP
+/// clients give a call, so a slow export answers `running` or `queued` instead of timing out.
+pub const DEFAULT_WAIT: u64 = 4;
 pub const MAX_WAIT: u64 = 50;
 
 /// A failure shown to the agent: what happened, and what to do.
@@ -197,6 +201,10 @@ fn entry<T: Tool>() -> Entry {
             .idempotent(true)
             .open_world(true),
     );
+    let tool = match crate::mcp::apps::tool_meta(T::NAME) {
+        Some(meta) => tool.with_meta(meta),
+        None => tool,
+    };
     Entry {
         name: T::NAME,
         scope: T::SCOPE,
@@ -213,6 +221,7 @@ pub static REGISTRY: LazyLock<Vec<Entry>> = LazyLock::new(|| {
         entry::<forecast::ListForecastSubmissions>(),
         entry::<periods::ListTimePeriods>(),
         entry::<users::ListUsers>(),
+        entry::<deals::SearchDeals>(),
         entry::<opportunities::GetDealRisk>(),
         entry::<opportunities::GetOpportunity>(),
         entry::<activity::ListOpportunities>(),
@@ -603,39 +612,6 @@ fn page<T: Clone>(items: &[T], offset: usize, limit: usize) -> (Vec<T>, Option<S
     let end = offset.saturating_add(limit);
     let next = (end < items.len()).then(|| end.to_string());
     (slice, next)
-}
-
-fn date_arg(name: &str, value: Option<&str>, default: i64) -> Result<i64, ToolError> {
-    match value {
-        None => Ok(default),
-        Some(v) => crate::clari::client::parse_date(v).ok_or_else(|| {
-            ToolError::arg(
-                name,
-                format!("'{v}' is not a date (YYYY-MM-DD) or RFC 3339 time"),
-            )
-        }),
-    }
-}
-
-/// `since..until` with defaults, in order, at most a year long.
-fn window(
-    since: Option<&str>,
-    until: Option<&str>,
-    now: i64,
-    default_days: i64,
-) -> Result<(i64, i64), ToolError> {
-    let since = date_arg("since", since, now - default_days * 86_400)?;
-    let until = date_arg("until", until, now)?;
-    if since > until {
-        return Err(ToolError::arg("since", "must not be after until"));
-    }
-    if until - since > 366 * 86_400 {
-        return Err(ToolError::arg(
-            "since",
-            "the window may span at most a year",
-        ));
-    }
-    Ok((since, until))
 }
 
 #[cfg(test)]

@@ -8,30 +8,19 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::deals::{field_value, is_closed, opp_name, population};
 use super::forecast::{SubmissionRow, submissions};
 use super::render::{Export, Summary, exact, plural};
-use super::{Tool, ToolError, limit, wait, window};
+use super::window::{Days, Span, org_zone};
+use super::{Tool, ToolError, limit, wait};
 use crate::clari::ExportState;
 use crate::clari::OpportunityId;
 use crate::clari::client::{MAX_OPPORTUNITY_IDS, opportunity_requests, unique_records};
-use crate::clari::types::{Opportunity, OpportunityField};
 use crate::clock::rfc3339;
-use crate::mcp::data::{self, ACTIVITY_DAYS};
+use crate::mcp::data;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
-
-fn field<'a>(o: &'a Opportunity, id: &str) -> Option<&'a OpportunityField> {
-    o.fields.iter().find(|f| f.id == id)
-}
-
-fn opp_name(o: &Opportunity) -> Option<String> {
-    field(o, "opportunity.name").and_then(|f| f.value.as_str().map(str::to_owned))
-}
-
-fn field_value(o: &Opportunity, id: &str) -> Option<Value> {
-    field(o, id).map(|f| exact(f.value.clone()))
-}
 
 // --- get_deal_risk ----------------------------------------------------------------------------
 
@@ -46,6 +35,8 @@ pub struct DealRiskArgs {
     /// Salesforce opportunity ids (15 or 18 characters), up to 1,000; repeats and the 15- and
     /// 18-character forms of one opportunity count once.
     pub opportunity_ids: Vec<String>,
+    /// Also deals that are closed (default false: a lost deal is not at risk, it is lost).
+    pub include_closed: Option<bool>,
     /// Most opportunities in the answer, riskiest first (default 25, at most 200).
     pub limit: Option<u32>,
 }
@@ -66,6 +57,15 @@ pub struct RiskRow {
     pub amount: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close_date: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast_category: Option<Value>,
+    /// The opportunity owner's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<Value>,
+    /// The deal is closed (won or lost).
+    pub closed: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -76,8 +76,11 @@ pub struct DealRiskOut {
     pub not_found: Vec<String>,
     /// How many distinct ids Clari does not know.
     pub not_found_count: usize,
-    /// Opportunities found in all.
+    /// Opportunities found in all (open and closed).
     pub found: usize,
+    /// Closed deals among them, left out (ask with include_closed for them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub closed_omitted: usize,
     /// True when `limit` cut the list short.
     pub truncated: bool,
 }
@@ -98,9 +101,18 @@ impl Summary for DealRiskOut {
             })
             .unwrap_or_default();
         format!(
-            "Scores for {} opportunit{}{riskiest}{}{}. get_opportunity shows one deal's history.",
-            self.found,
-            plural(self.found, "y", "ies"),
+            "Scores for {} {}opportunit{}{riskiest}{}{}{}. get_opportunity shows one deal's history.",
+            self.found - self.closed_omitted,
+            if self.closed_omitted > 0 { "open " } else { "" },
+            plural(self.found - self.closed_omitted, "y", "ies"),
+            if self.closed_omitted > 0 {
+                format!(
+                    "; {} closed deal(s) left out (include_closed for them)",
+                    self.closed_omitted
+                )
+            } else {
+                String::new()
+            },
             match self.not_found_count {
                 0 => String::new(),
                 n if n > self.not_found.len() => {
@@ -123,8 +135,7 @@ impl Summary for DealRiskOut {
 impl Tool for GetDealRisk {
     const NAME: &'static str = "get_deal_risk";
     const TITLE: &'static str = "Deal risk";
-    const DESCRIPTION: &'static str =
-        "Clari's CRM score and risk message for any number of opportunity ids (riskiest first).";
+    const DESCRIPTION: &'static str = "Clari's CRM score and risk message for up to 1,000 opportunity ids, riskiest first, with stage, amount, close date, forecast category, owner and account. Open deals only unless include_closed. search_deals finds deals by what they are.";
     const SCOPE: Scope = Scope::OpportunitiesRead;
     type Args = DealRiskArgs;
     type Output = DealRiskOut;
@@ -167,8 +178,15 @@ impl Tool for GetDealRisk {
             .take(MAX_ECHOED_IDS)
             .map(str::to_owned)
             .collect();
+        let include_closed = a.include_closed.unwrap_or(false);
+        let closed_omitted = if include_closed {
+            0
+        } else {
+            opps.iter().filter(|o| is_closed(o)).count()
+        };
         let mut rows: Vec<RiskRow> = opps
             .iter()
+            .filter(|o| include_closed || !is_closed(o))
             .map(|o| RiskRow {
                 opportunity_id: o.id.clone(),
                 name: opp_name(o),
@@ -177,6 +195,10 @@ impl Tool for GetDealRisk {
                 stage: field_value(o, "opportunity.stage"),
                 amount: field_value(o, "opportunity.amount"),
                 close_date: field_value(o, "opportunity.close_date"),
+                forecast_category: field_value(o, "opportunity.forecast_category"),
+                owner: field_value(o, "opportunity.owner"),
+                account: field_value(o, "opportunity.account"),
+                closed: is_closed(o),
             })
             .collect();
         rows.sort_by(|a, b| {
@@ -190,7 +212,8 @@ impl Tool for GetDealRisk {
             opportunities: rows,
             not_found,
             not_found_count,
-            found: total,
+            found: opps.len(),
+            closed_omitted,
             truncated: total > limit,
         })
     }
@@ -320,19 +343,53 @@ impl Tool for GetOpportunity {
 
 pub struct GetPipelineChanges;
 
-const CHANGE_KINDS: [&str; 4] = ["stage", "amount", "close_date", "owner"];
+/// A kind of change: a deal field, or forecast submissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Stage,
+    Amount,
+    CloseDate,
+    Owner,
+    /// Forecast submissions (commit, best case) in the same window.
+    Forecast,
+}
+
+impl ChangeKind {
+    fn field(self) -> Option<&'static str> {
+        match self {
+            Self::Stage => Some("stage"),
+            Self::Amount => Some("amount"),
+            Self::CloseDate => Some("close_date"),
+            Self::Owner => Some("owner"),
+            Self::Forecast => None,
+        }
+    }
+}
+
+const DEAL_CHANGES: [ChangeKind; 4] = [
+    ChangeKind::Stage,
+    ChangeKind::Amount,
+    ChangeKind::CloseDate,
+    ChangeKind::Owner,
+];
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineArgs {
-    /// Start of the window, YYYY-MM-DD or RFC 3339 (default: 7 days ago).
+    /// First day of the window, YYYY-MM-DD (a whole day in the organisation's time zone), or an
+    /// RFC 3339 time (default: 7 days before today).
     pub since: Option<String>,
-    /// End of the window (default: now).
+    /// Last day of the window, YYYY-MM-DD, inclusive, or an RFC 3339 time (default: today).
     pub until: Option<String>,
-    /// Kinds of change: stage, amount, close_date, owner (default all).
-    pub changes: Option<Vec<String>>,
+    /// Kinds of change (default: stage, amount, close_date and owner; forecast submissions only
+    /// when `forecast` is asked for).
+    pub changes: Option<Vec<ChangeKind>>,
+    /// Also changes on deals that are now closed (default false: open deals only).
+    pub include_closed: Option<bool>,
     /// Most changes in the answer, newest first (default 25, at most 200).
     pub limit: Option<u32>,
+    /// Seconds to wait for Clari's exports (default 4, at most 50).
     pub wait_seconds: Option<u64>,
 }
 
@@ -349,6 +406,11 @@ pub struct ChangeRow {
     pub at: String,
     /// A close date moved later.
     pub slipped: bool,
+    /// The deal's stage now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The deal is closed now (won or lost).
+    pub closed: bool,
 }
 
 /// Whether the forecast part of the answer is there.
@@ -365,10 +427,18 @@ pub enum ForecastChangesStatus {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct PipelineData {
+    /// The window's first instant.
     #[schemars(extend("format" = "date-time"))]
     pub since: String,
+    /// The first instant after the window.
     #[schemars(extend("format" = "date-time"))]
     pub until: String,
+    /// The days the window covers, as resolved.
+    pub window: Days,
+    /// The kinds of change reported.
+    pub kinds: Vec<String>,
+    /// Whether changes on deals now closed are in.
+    pub include_closed: bool,
     /// Newest first.
     pub changes: Vec<ChangeRow>,
     /// Changes in the window in all.
@@ -377,13 +447,27 @@ pub struct PipelineData {
     pub slipped: usize,
     /// True when `limit` cut `changes` short.
     pub truncated: bool,
-    /// Forecast submissions of the current quarter in the same window, newest first.
-    pub forecast_changes: Vec<SubmissionRow>,
-    pub forecast_changes_status: ForecastChangesStatus,
-    /// Opportunities with activity in the window whose history was not read: one call reads
-    /// at most 1,000 (narrow the window for the rest).
+    /// Changes on deals that are now closed, left out (ask with include_closed for them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub closed_deal_changes_omitted: usize,
+    /// What the answer covers: the history of deals with activity (meetings, e-mails,
+    /// attachments) in Clari's activity export since this day.
+    #[schemars(extend("format" = "date"))]
+    pub covers_activity_since: String,
+    /// Deals whose history was read.
+    pub deals_checked: usize,
+    /// Active deals whose history was not read (one call reads at most 1,000).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub opportunities_not_checked: usize,
+    /// Forecast submissions in the same window, newest first (only when `forecast` is asked
+    /// for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_changes: Option<Vec<SubmissionRow>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_changes_status: Option<ForecastChangesStatus>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub span_text: String,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -392,12 +476,17 @@ fn is_zero(n: &usize) -> bool {
 
 impl Summary for PipelineData {
     fn summary(&self, tool: &str) -> String {
-        format!(
-            "{} pipeline change{} between {} and {} ({} close-date slip{}), newest first{}{}; {}.",
+        let mut text = format!(
+            "{} change{} ({}) {} on {} deals, {} close-date slip{}, newest first{}",
             self.total_changes,
             plural(self.total_changes, "", "s"),
-            self.since,
-            self.until,
+            self.kinds.join(", "),
+            self.span_text,
+            if self.include_closed {
+                "open or closed"
+            } else {
+                "open"
+            },
             self.slipped,
             plural(self.slipped, "", "s"),
             if self.truncated {
@@ -405,35 +494,51 @@ impl Summary for PipelineData {
             } else {
                 String::new()
             },
-            if self.opportunities_not_checked > 0 {
-                format!(
-                    "; {} more opportunities were active but not read (at most 1,000 a call: narrow the window)",
-                    self.opportunities_not_checked
+        );
+        if self.closed_deal_changes_omitted > 0 {
+            text += &format!(
+                "; {} change{} on deals now closed left out (include_closed for them)",
+                self.closed_deal_changes_omitted,
+                plural(self.closed_deal_changes_omitted, "", "s")
+            );
+        }
+        text += &format!(
+            ". Covers the {} deals with activity since {}",
+            self.deals_checked, self.covers_activity_since
+        );
+        if self.opportunities_not_checked > 0 {
+            text += &format!(
+                " ({} more were active but not read: at most 1,000 a call)",
+                self.opportunities_not_checked
+            );
+        }
+        text.push('.');
+        match (&self.forecast_changes, self.forecast_changes_status) {
+            (Some(f), Some(ForecastChangesStatus::Ready)) => {
+                text += &format!(
+                    " {} forecast submission{} in the window.",
+                    f.len(),
+                    plural(f.len(), "", "s")
                 )
-            } else {
-                String::new()
-            },
-            match self.forecast_changes_status {
-                ForecastChangesStatus::Ready => format!(
-                    "{} forecast submission change{}",
-                    self.forecast_changes.len(),
-                    plural(self.forecast_changes.len(), "", "s")
-                ),
-                ForecastChangesStatus::Unavailable => {
-                    "forecast changes are unavailable from Clari right now".to_owned()
-                }
-                _ => format!(
-                    "forecast changes are still being exported: call {tool} again shortly for them"
-                ),
             }
-        )
+            (_, Some(ForecastChangesStatus::Unavailable)) => {
+                text += " Forecast submissions are unavailable from Clari right now."
+            }
+            (_, Some(_)) => {
+                text += &format!(
+                    " Forecast submissions are still being exported: call {tool} again shortly for them."
+                )
+            }
+            (_, None) => {}
+        }
+        text
     }
 }
 
 impl Tool for GetPipelineChanges {
     const NAME: &'static str = "get_pipeline_changes";
     const TITLE: &'static str = "Pipeline changes";
-    const DESCRIPTION: &'static str = "Stage, amount, close-date and owner changes in a window, newest first, from field history, plus forecast submission changes. Answers 'Which deals slipped close date this week?'.";
+    const DESCRIPTION: &'static str = "Stage, amount, close-date and owner changes of open deals in a window, newest first, from each deal's field history; each row has the deal's stage now. Forecast submissions too when changes includes forecast. Covers the deals in Clari's activity export of the last 90 days and says so. Answers 'Which deals slipped close date this week?'.";
     const SCOPE: Scope = Scope::OpportunitiesRead;
     type Args = PipelineArgs;
     type Output = Export<PipelineData>;
@@ -443,129 +548,102 @@ impl Tool for GetPipelineChanges {
         ctx: &AuthContext,
         a: PipelineArgs,
     ) -> Result<Self::Output, ToolError> {
-        let now = state.now();
-        let (since, until) = window(a.since.as_deref(), a.until.as_deref(), now, 7)?;
-        let kinds: Vec<String> = a
-            .changes
-            .clone()
-            .unwrap_or_else(|| CHANGE_KINDS.iter().map(|k| k.to_string()).collect());
-        for k in &kinds {
-            if !CHANGE_KINDS.contains(&k.as_str()) {
-                return Err(ToolError::arg(
-                    "changes",
-                    format!("'{k}' is not one of {}", CHANGE_KINDS.join(", ")),
-                ));
-            }
-        }
-        let limit = limit(a.limit)?;
-        // Opportunities worked on recently are the candidates (Clari has no list endpoint): the
-        // shared activity export, or the window itself when it reaches further back.
-        let candidates_since = since.min(now - ACTIVITY_DAYS * 86_400);
-        let got = data::activities(
-            state,
-            &ctx.org_id,
-            candidates_since,
-            now,
-            wait(a.wait_seconds),
-        )
-        .await?;
-        if let Some(not_ready) = Export::not_ready(&got) {
-            return Ok(not_ready);
-        }
-        let ExportState::Ready(acts) = got else {
-            unreachable!("not_ready answers every other state")
+        let tz = org_zone(state, &ctx.org_id).await?;
+        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 7, tz)?;
+        let kinds: Vec<ChangeKind> = match &a.changes {
+            Some(k) if !k.is_empty() => k.clone(),
+            _ => DEAL_CHANGES.to_vec(),
         };
-        // Ids as Clari's activity export gives them; one that is not a Salesforce id is skipped.
-        // Each opportunity once; beyond MAX_OPPORTUNITY_IDS, the first ones active are read and
-        // the answer says how many were not.
-        let mut ids: Vec<OpportunityId> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut not_checked = 0usize;
-        for act in acts.iter() {
-            for o in &act.opportunities {
-                if let Ok(id) = OpportunityId::parse(&o.opportunity_id)
-                    && seen.insert(id.record().to_owned())
-                {
-                    if ids.len() < MAX_OPPORTUNITY_IDS {
-                        ids.push(id);
-                    } else {
-                        not_checked += 1;
-                    }
-                }
-            }
-        }
-        let opps = if ids.is_empty() {
-            Vec::new()
-        } else {
-            super::spend_clari_requests(state, ctx, opportunity_requests(&ids)).await?;
-            let target = data::target(state, &ctx.org_id).await?;
-            state.clari.opportunities(&target, &ids).await?
+        let fields: Vec<&str> = kinds.iter().filter_map(|k| k.field()).collect();
+        let include_closed = a.include_closed.unwrap_or(false);
+        let limit = limit(a.limit)?;
+        let pop = match population(state, ctx, span.start, wait(a.wait_seconds)).await? {
+            Ok(p) => p,
+            Err(not_ready) => return Ok(not_ready),
         };
         let mut changes: Vec<(i64, ChangeRow)> = Vec::new();
-        for o in &opps {
+        let mut omitted = 0usize;
+        for (o, _) in &pop.deals {
+            let closed = is_closed(o);
+            let stage =
+                field_value(o, "opportunity.stage").and_then(|v| v.as_str().map(str::to_owned));
             for f in &o.fields {
                 let kind = f.id.trim_start_matches("opportunity.");
-                if !kinds.iter().any(|k| k == kind) {
+                if !fields.contains(&kind) {
                     continue;
                 }
-                for h in &f.trend_history {
-                    if h.date >= since * 1000 && h.date <= until * 1000 {
-                        let slipped =
-                            kind == "close_date" && h.new_value.as_str() > h.old_value.as_str();
-                        changes.push((
-                            h.date,
-                            ChangeRow {
-                                opportunity_id: o.id.clone(),
-                                name: opp_name(o),
-                                change: kind.to_owned(),
-                                from: exact(h.old_value.clone()),
-                                to: exact(h.new_value.clone()),
-                                at: rfc3339(h.date / 1000),
-                                slipped,
-                            },
-                        ));
+                for h in f.trend_history.iter().filter(|h| span.contains_ms(h.date)) {
+                    if closed && !include_closed {
+                        omitted += 1;
+                        continue;
                     }
+                    let slipped =
+                        kind == "close_date" && h.new_value.as_str() > h.old_value.as_str();
+                    changes.push((
+                        h.date,
+                        ChangeRow {
+                            opportunity_id: o.id.clone(),
+                            name: opp_name(o),
+                            change: kind.to_owned(),
+                            from: exact(h.old_value.clone()),
+                            to: exact(h.new_value.clone()),
+                            at: rfc3339(h.date / 1000),
+                            slipped,
+                            stage: stage.clone(),
+                            closed,
+                        },
+                    ));
                 }
             }
         }
         changes.sort_by_key(|c| std::cmp::Reverse(c.0));
         let total = changes.len();
         let slipped = changes.iter().filter(|c| c.1.slipped).count();
-        // Forecast calls changed in the same window, from the current quarter's shared export
-        // when it is cached or quick; the answer says when they are still coming.
-        let (forecast_changes, forecast_changes_status) = match data::forecast(
-            state,
-            &ctx.org_id,
-            "forecast",
-            None,
-            Duration::from_secs(5),
-        )
-        .await
-        {
-            Ok(ExportState::Ready(f)) => (
-                submissions(&f, since * 1000, until * 1000, None, None)
-                    .into_iter()
-                    .take(limit)
-                    .collect(),
-                ForecastChangesStatus::Ready,
-            ),
-            Ok(ExportState::Queued { .. }) => (Vec::new(), ForecastChangesStatus::Queued),
-            Ok(ExportState::Running { .. }) => (Vec::new(), ForecastChangesStatus::Running),
-            Err(e) => {
-                tracing::info!(error = %e, "forecast changes unavailable for get_pipeline_changes");
-                (Vec::new(), ForecastChangesStatus::Unavailable)
+        // Forecast calls changed in the same window, only when asked for: from the current
+        // quarter's shared export when it is cached or quick; the answer says when they are
+        // still coming.
+        let (forecast_changes, forecast_changes_status) = if kinds.contains(&ChangeKind::Forecast) {
+            match data::forecast(state, &ctx.org_id, "forecast", None, Duration::from_secs(3)).await
+            {
+                Ok(ExportState::Ready(f)) => (
+                    Some(
+                        submissions(&f, span.start_ms(), span.end_ms(), None, None)
+                            .into_iter()
+                            .take(limit)
+                            .collect(),
+                    ),
+                    Some(ForecastChangesStatus::Ready),
+                ),
+                Ok(ExportState::Queued { .. }) => (None, Some(ForecastChangesStatus::Queued)),
+                Ok(ExportState::Running { .. }) => (None, Some(ForecastChangesStatus::Running)),
+                Err(e) => {
+                    tracing::info!(error = %e, "forecast changes unavailable for get_pipeline_changes");
+                    (None, Some(ForecastChangesStatus::Unavailable))
+                }
             }
+        } else {
+            (None, None)
         };
         Ok(Export::Ready(PipelineData {
-            since: rfc3339(since),
-            until: rfc3339(until),
+            since: span.since(),
+            until: span.until(),
+            window: span.days(),
+            kinds: kinds
+                .iter()
+                .map(|k| k.field().unwrap_or("forecast").to_owned())
+                .collect(),
             changes: changes.into_iter().take(limit).map(|(_, c)| c).collect(),
             total_changes: total,
             slipped,
             truncated: total > limit,
+            include_closed,
+            closed_deal_changes_omitted: omitted,
+            covers_activity_since: pop.since_day,
+            deals_checked: pop.deals.len(),
+            opportunities_not_checked: pop.not_read,
             forecast_changes,
             forecast_changes_status,
-            opportunities_not_checked: not_checked,
+            span_text: span.describe(),
         }))
     }
 }

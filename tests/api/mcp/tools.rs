@@ -88,7 +88,7 @@ async fn every_tool_answers_from_clari_with_numbers_that_add_up(db: &TestDb) {
         &env.app,
         &key,
         "get_deal_risk",
-        json!({"opportunity_ids": ids}),
+        json!({"opportunity_ids": ids, "include_closed": true}),
     )
     .await;
     let rows = risk["structuredContent"]["opportunities"]
@@ -314,7 +314,16 @@ async fn resources_and_prompts_are_served() {
         .iter()
         .map(|r| r["uri"].as_str().unwrap())
         .collect();
-    assert_eq!(uris, ["clari://forecast/current", "clari://users"]);
+    assert_eq!(
+        uris,
+        [
+            "clari://forecast/current",
+            "clari://users",
+            "ui://clari-mcp/forecast-by-manager.html",
+            "ui://clari-mcp/pipeline-changes.html",
+            "ui://clari-mcp/deal-risk.html"
+        ]
+    );
     let templates = rpc(&env.app, Some(&key), "resources/templates/list", json!({})).await;
     assert_eq!(
         templates.body["result"]["resourceTemplates"][0]["uriTemplate"],

@@ -13,7 +13,7 @@ async fn smoke_initialize_list_and_call_with_an_api_key() {
     assert_eq!(list.status, 200, "{}", list.body);
     assert_eq!(
         list.body["result"]["tools"].as_array().unwrap().len(),
-        13,
+        14,
         "{}",
         list.body
     );
@@ -241,7 +241,7 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
     );
     let client = ().serve(transport).await.expect("initialize over OAuth");
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 13);
+    assert_eq!(tools.len(), 14);
     let result = client
         .call_tool(
             rmcp::model::CallToolRequestParams::new("get_forecast")

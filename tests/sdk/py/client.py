@@ -1,6 +1,6 @@
 """The official Python SDK client against a running clari-mcp.
 
-Lists the tools and calls all 13, including a get_forecast whose export is still running and a
+Lists the tools and calls all 14, including a get_forecast whose export is still running and a
 later call that returns ready. The SDK validates every structuredContent against the tool's
 outputSchema and raises on a mismatch.
 """
@@ -65,7 +65,7 @@ async def main() -> int:
 
         async def list_tools():
             tools = (await client.list_tools()).tools
-            assert len(tools) == 13, len(tools)
+            assert len(tools) == 14, len(tools)
             assert all(t.output_schema for t in tools)
 
         await check("list_tools", list_tools())
@@ -102,7 +102,8 @@ async def main() -> int:
             ("list_users", {"limit": 5, "wait_seconds": 30}),
             ("list_opportunities", {"wait_seconds": 30}),
             ("list_accounts", {"wait_seconds": 30}),
-            ("get_pipeline_changes", {"since": day(-30), "wait_seconds": 30}),
+            ("get_pipeline_changes", {"since": day(-30), "changes": ["close_date", "forecast"], "wait_seconds": 30}),
+            ("search_deals", {"min_amount": 100000, "sort": "risk", "wait_seconds": 30}),
             ("list_audit_events", {"limit": 5}),
             ("list_export_jobs", {}),
             ("get_admin_limits", {}),
@@ -110,7 +111,7 @@ async def main() -> int:
             await check(name, plain(name, args))
 
         async def deal_risk():
-            s = await call("get_deal_risk", {"opportunity_ids": [found["opp"]]})
+            s = await call("get_deal_risk", {"opportunity_ids": [found["opp"]], "include_closed": True})
             assert len(s["opportunities"]) == 1, s
 
         async def opportunity():

@@ -55,9 +55,9 @@ const transport = new StreamableHTTPClientTransport(new URL(MCP_URL), {
 await client.connect(transport);
 
 let tools = [];
-await check('listTools returns 13 tools with output schemas', async () => {
+await check('listTools returns 14 tools with output schemas', async () => {
   tools = (await client.listTools()).tools;
-  assert(tools.length === 13, `${tools.length} tools`);
+  assert(tools.length === 14, `${tools.length} tools`);
   for (const t of tools) assert(t.outputSchema, `${t.name} has no outputSchema`);
 });
 
@@ -94,7 +94,8 @@ const plan = [
   ['list_users', { limit: 5, wait_seconds: 30 }],
   ['list_opportunities', { wait_seconds: 30 }],
   ['list_accounts', { wait_seconds: 30 }],
-  ['get_pipeline_changes', { since: day(-30), wait_seconds: 30 }],
+  ['get_pipeline_changes', { since: day(-30), changes: ['close_date', 'forecast'], wait_seconds: 30 }],
+  ['search_deals', { min_amount: 100000, sort: 'risk', wait_seconds: 30 }],
   ['list_audit_events', { limit: 5 }],
   ['list_export_jobs', {}],
   ['get_admin_limits', {}],
@@ -108,7 +109,7 @@ for (const [name, args] of plan) {
   });
 }
 await check('get_deal_risk', async () => {
-  const s = await call('get_deal_risk', { opportunity_ids: [opportunityId] });
+  const s = await call('get_deal_risk', { opportunity_ids: [opportunityId], include_closed: true });
   assert(s.opportunities.length === 1, 'one opportunity');
 });
 await check('get_opportunity', async () => {

@@ -94,6 +94,13 @@ pub(super) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// The UTC day of an epoch-millisecond instant.
+pub(super) fn date_of_ms(t: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp(t.div_euclid(1000))
+        .map(|t| t.date())
+        .unwrap_or(Date::MIN)
+}
+
 pub(super) fn at(d: Date, hour: i64, minute: i64) -> OffsetDateTime {
     d.midnight().assume_utc() + Days::hours(hour) + Days::minutes(minute)
 }

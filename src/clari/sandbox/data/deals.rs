@@ -29,7 +29,8 @@ pub(super) fn accounts(rng: &mut Rng, reps: &[usize]) -> Vec<Account> {
     accounts
 }
 
-/// 300 opportunities across the quarters, with changes, slips and CRM scores.
+/// 300 opportunities across the quarters, with changes and slips; [`scores`] rates them once
+/// their activities exist.
 pub(super) fn opportunities(
     rng: &mut Rng,
     users: &[SandboxUser],
@@ -89,6 +90,28 @@ pub(super) fn opportunities(
             changes: Vec::new(),
         };
         changes(rng, &mut opp, users, reps, now, i);
+        opps.push(opp);
+    }
+    opps
+}
+
+/// Clari's CRM score and message for each opportunity, consistent with its data: a closed deal
+/// is won or lost, not at risk; an open one is rated by its slips, its latest activity and its
+/// amount, in that order.
+pub(super) fn scores(
+    rng: &mut Rng,
+    opps: &mut [Opp],
+    activities: &[ActivityRec],
+    now: OffsetDateTime,
+) {
+    let fortnight_ago = ms(now) - 14 * 86_400_000;
+    let mut last = vec![i64::MIN; opps.len()];
+    for a in activities {
+        for &o in &a.opps {
+            last[o] = last[o].max(a.at_ms);
+        }
+    }
+    for (i, opp) in opps.iter_mut().enumerate() {
         let slips = opp
             .changes
             .iter()
@@ -101,7 +124,7 @@ pub(super) fn opportunities(
                 rng.range(8, 35) as f64,
                 format!("Close date has slipped {slips} times"),
             ),
-            _ if rng.chance(0.25) => (
+            _ if last[i] < fortnight_ago => (
                 rng.range(20, 45) as f64,
                 "No activity in the last 14 days".to_owned(),
             ),
@@ -115,9 +138,7 @@ pub(super) fn opportunities(
         };
         opp.score = score;
         opp.score_message = message;
-        opps.push(opp);
     }
-    opps
 }
 
 /// 600 activities over the last 120 days, oldest first.
@@ -177,6 +198,9 @@ pub(super) fn activities(
     activities
 }
 
+/// An open deal's history, walked back from today's values. A closed deal is frozen: nothing
+/// changes it. A close date only ever moves later, from a day not yet past when it moved; an
+/// amount edit changes the amount.
 fn changes(
     rng: &mut Rng,
     opp: &mut Opp,
@@ -198,6 +222,9 @@ fn changes(
     }
     times.sort_unstable();
     let open = !opp.stage.starts_with("Closed");
+    if !open {
+        return;
+    }
     let mut amount = opp.amount;
     let mut close = opp.close_date;
     let mut stage_idx = STAGES.iter().position(|s| *s == opp.stage).unwrap_or(0);
@@ -206,14 +233,13 @@ fn changes(
     let mut changes = Vec::new();
     for (k, &t) in times.iter().enumerate().rev() {
         let recent_slip = i.is_multiple_of(10) && k == times.len() - 1;
-        let kind = if recent_slip && open {
-            1
-        } else {
-            rng.range(0, 4)
-        };
+        let kind = if recent_slip { 1 } else { rng.range(0, 4) };
         match kind {
             0 => {
-                let old = round_to(amount * (0.8 + rng.unit() * 0.4), 500.0);
+                let mut old = round_to(amount * (0.8 + rng.unit() * 0.4), 500.0);
+                if old == amount {
+                    old += 500.0;
+                }
                 changes.push(Change {
                     field: "opportunity.amount",
                     old: old.into(),
@@ -223,7 +249,11 @@ fn changes(
                 amount = old;
             }
             1 => {
-                let old = close - Days::days(rng.range(7, 35));
+                let moved_on = super::calendar::date_of_ms(t);
+                let old = (close - Days::days(rng.range(7, 35))).max(moved_on);
+                if old >= close {
+                    continue;
+                }
                 changes.push(Change {
                     field: "opportunity.close_date",
                     old: old.to_string().into(),

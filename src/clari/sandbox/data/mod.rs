@@ -353,8 +353,9 @@ fn generate_org(
     let periods = calendar::quarters(today);
     let forecasts = forecast::tabs(&mut rng, &users, &reps, &periods, now);
     let accounts = deals::accounts(&mut rng, &reps);
-    let opps = deals::opportunities(&mut rng, &users, &reps, &accounts, &periods, now);
+    let mut opps = deals::opportunities(&mut rng, &users, &reps, &accounts, &periods, now);
     let activities = deals::activities(&mut rng, &opps, &accounts, now);
+    deals::scores(&mut rng, &mut opps, &activities, now);
     let audit = audit::events(&mut rng, &users, &forecasts[0], &periods, now);
     let keys = audit::keys(seed, &users);
     OrgData {
@@ -452,5 +453,66 @@ mod tests {
             })
             .count();
         assert!(slipped >= 5, "{slipped}");
+    }
+
+    /// What every demo shows must be believable: on several dates, closed deals never change,
+    /// a close date only moves later and from a day not yet past, an amount edit changes the
+    /// amount, and risk messages say what the data says.
+    #[test]
+    fn the_deals_behave_as_deals_do() {
+        for now in [
+            time::macros::datetime!(2026-02-03 09:00 UTC),
+            time::macros::datetime!(2026-07-15 16:30 UTC),
+            time::macros::datetime!(2026-11-21 10:00 UTC),
+            time::macros::datetime!(2026-12-05 12:00 UTC),
+        ] {
+            let d = Dataset::generate(11, now);
+            let fortnight_ago = ms(now) - 14 * 86_400_000;
+            for org in &d.orgs {
+                for (i, o) in org.opps.iter().enumerate() {
+                    let closed = o.stage.starts_with("Closed");
+                    assert!(
+                        !closed || o.changes.is_empty(),
+                        "{} changed while closed",
+                        o.id
+                    );
+                    assert_eq!(closed, o.close_date < now.date(), "{}", o.id);
+                    for c in &o.changes {
+                        assert!(c.at_ms <= ms(now));
+                        match c.field {
+                            "opportunity.close_date" => {
+                                let (old, new) = (c.old.as_str().unwrap(), c.new.as_str().unwrap());
+                                let moved_on = calendar::date_of_ms(c.at_ms).to_string();
+                                assert!(new > old, "{} moved earlier: {old} -> {new}", o.id);
+                                assert!(
+                                    old >= moved_on.as_str(),
+                                    "{} moved from the past: {old} on {moved_on}",
+                                    o.id
+                                );
+                            }
+                            "opportunity.amount" => assert_ne!(c.old, c.new, "{}", o.id),
+                            _ => {}
+                        }
+                    }
+                    let recent = org
+                        .activities
+                        .iter()
+                        .any(|a| a.opps.contains(&i) && a.at_ms >= fortnight_ago);
+                    let slips = o
+                        .changes
+                        .iter()
+                        .filter(|c| c.field == "opportunity.close_date")
+                        .count();
+                    match o.score_message.as_str() {
+                        "No activity in the last 14 days" => assert!(!recent, "{}", o.id),
+                        "Opportunity is lost" => assert_eq!(o.stage, "Closed Lost"),
+                        "Opportunity is won" => assert_eq!(o.stage, "Closed Won"),
+                        "Amount has decreased" => assert!(o.amount < o.original_amount),
+                        "Strong engagement with the buying group" => assert!(recent, "{}", o.id),
+                        m => assert_eq!(m, format!("Close date has slipped {slips} times")),
+                    }
+                }
+            }
+        }
     }
 }
