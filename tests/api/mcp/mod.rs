@@ -2,6 +2,7 @@
 
 mod isolation;
 mod prewarm;
+mod questions;
 mod replicas;
 mod tasks;
 mod tools;
