@@ -2,7 +2,8 @@
 # The official MCP SDK clients against a live `clari-mcp demo`: the TypeScript SDK (pinned by
 # tests/sdk/ts/package-lock.json, run on Node 22 from npx) and the Python SDK (pinned by
 # tests/sdk/py/requirements.txt, in a virtual environment). Both validate every tool result against
-# its output schema, as the hosts built on them do. Fails on any exception or schema warning.
+# its output schema, as the hosts built on them do; and the MCP Inspector's command-line client
+# (pinned by tests/sdk/inspector/package-lock.json). Fails on any exception or schema warning.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SDK_DIR="$PWD/tests/sdk"
@@ -30,6 +31,12 @@ if [ ! -x "$SDK_DIR/py/.venv/bin/python" ]; then python3 -m venv "$SDK_DIR/py/.v
 if ! "$SDK_DIR/py/.venv/bin/python" "$SDK_DIR/py/client.py" 2>"$WORK/py.err"; then
   status=1
   tail -20 "$WORK/py.err"
+fi
+
+echo "== MCP Inspector command-line client (@modelcontextprotocol/inspector, Node 22)"
+(cd "$SDK_DIR/inspector" && npx -y -p node@22 -- npm ci --silent --no-audit --no-fund >/dev/null)
+if ! python3 "$SDK_DIR/inspector/check.py"; then
+  status=1
 fi
 
 if [ "$status" -ne 0 ]; then
