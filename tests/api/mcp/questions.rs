@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use clari_mcp::clari::sandbox::OrgData;
+use clari_mcp::store::OrgStore;
 use time::{Duration as Days, OffsetDateTime};
 
 use super::*;
@@ -446,5 +447,44 @@ async fn twelve_questions_in_at_most_three_calls_each_with_every_fact_exact() {
     for (question, calls, tokens) in &figures {
         println!("| {question} | {calls} | {tokens} |");
     }
+    db.cleanup().await;
+}
+
+/// Dates are whole days in the organisation's time zone: set to New York, one day runs from 05:00
+/// UTC to 05:00 UTC the next day, and the answer says so; back to UTC on the very next call.
+#[tokio::test]
+async fn a_day_is_the_organisations_day() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let key = env.api_key("clari:read").await;
+    let day = json!({"since": "2026-11-30", "until": "2026-11-30", "wait_seconds": 30});
+    let store = &env.app.state.store;
+    store
+        .set_org_time_zone(&env.org, Some("America/New_York"))
+        .await
+        .unwrap();
+    let r = call_tool(&env.app, &key, "list_forecast_submissions", day.clone()).await;
+    let s = &r["structuredContent"];
+    assert_eq!(s["since"], "2026-11-30T05:00:00Z", "{s}");
+    assert_eq!(s["until"], "2026-12-01T05:00:00Z");
+    assert_eq!(s["window"]["time_zone"], "America/New_York");
+    assert!(
+        text(&r).contains("on 2026-11-30 (America/New_York)"),
+        "{}",
+        text(&r)
+    );
+    store.set_org_time_zone(&env.org, None).await.unwrap();
+    let r = call_tool(&env.app, &key, "list_forecast_submissions", day).await;
+    assert_eq!(r["structuredContent"]["since"], "2026-11-30T00:00:00Z");
+    assert_eq!(r["structuredContent"]["window"]["time_zone"], "UTC");
+    let bad = call_tool(
+        &env.app,
+        &key,
+        "list_forecast_submissions",
+        json!({"until": "30/11/2026"}),
+    )
+    .await;
+    assert_eq!(bad["isError"], true);
+    assert!(text(&bad).contains("`until`"), "{}", text(&bad));
     db.cleanup().await;
 }
