@@ -50,7 +50,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// Formats a Unix time as RFC 3339 (UTC), for people and JSON.
 /// The IANA time zone named `name` (from the database built into the binary), or why not.
 pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
     jiff::tz::TimeZone::get(name).map_err(|_| {
@@ -58,6 +57,7 @@ pub fn time_zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
     })
 }
 
+/// Formats a Unix time as RFC 3339 (UTC), for people and JSON.
 pub fn rfc3339(t: UnixTime) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()

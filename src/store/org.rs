@@ -31,13 +31,13 @@ pub trait OrgStore: Send + Sync {
     /// The organisation's IANA time zone as stored, `None` for UTC.
     async fn org_time_zone(&self, org: &OrgId) -> Result<Option<String>, StoreError>;
     async fn set_org_time_zone(&self, org: &OrgId, zone: Option<&str>) -> Result<(), StoreError>;
-    /// Renames and sets the redaction policy if both are still `from`; `false` when either
-    /// changed meanwhile (so two admins cannot silently overwrite each other).
+    /// Renames and sets the redaction policy and time zone (`None` is UTC) if all three are
+    /// still `from`; `false` when one changed meanwhile.
     async fn update_org_settings(
         &self,
         org: &OrgId,
-        from: (&str, Option<&str>),
-        to: (Option<&OrgName>, Option<&str>),
+        from: (&str, Option<&str>, Option<&str>),
+        to: (Option<&OrgName>, Option<&str>, Option<&str>),
     ) -> Result<bool, StoreError>;
 }
 
@@ -96,8 +96,9 @@ const SET_TIME_ZONE: &str = "UPDATE organizations SET time_zone = $1 WHERE id = 
 
 const UPDATE_SETTINGS: &str = "\
 UPDATE organizations SET name = COALESCE($1, name), name_key = COALESCE($6, name_key),
-    redaction = $2
-WHERE id = $3 AND name = $4 AND redaction IS NOT DISTINCT FROM $5";
+    redaction = $2, time_zone = $7
+WHERE id = $3 AND name = $4 AND redaction IS NOT DISTINCT FROM $5
+    AND time_zone IS NOT DISTINCT FROM $8";
 
 const KILL_GRANTS: &str = "\
 UPDATE grants SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
@@ -262,8 +263,8 @@ macro_rules! org_store {
             async fn update_org_settings(
                 &self,
                 org: &OrgId,
-                from: (&str, Option<&str>),
-                to: (Option<&OrgName>, Option<&str>),
+                from: (&str, Option<&str>, Option<&str>),
+                to: (Option<&OrgName>, Option<&str>, Option<&str>),
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(UPDATE_SETTINGS)
                     .bind(to.0.map(OrgName::as_str))
@@ -272,6 +273,8 @@ macro_rules! org_store {
                     .bind(from.0)
                     .bind(from.1)
                     .bind(to.0.map(OrgName::key))
+                    .bind(to.2)
+                    .bind(from.2)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {

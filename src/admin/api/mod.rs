@@ -144,7 +144,9 @@ struct OrgPatch {
     #[serde(default, deserialize_with = "present")]
     redaction: Option<Option<RedactionPolicy>>,
     require_admin_mfa: Option<bool>,
-    time_zone: Option<String>,
+    /// `null` is back to UTC.
+    #[serde(default, deserialize_with = "present")]
+    time_zone: Option<Option<String>>,
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -166,7 +168,7 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
     if let Some(Some(p)) = &patch.redaction {
         super::service::validate_redaction(p)?;
     }
-    if let Some(z) = &patch.time_zone {
+    if let Some(Some(z)) = &patch.time_zone {
         super::service::validate_time_zone(z)?;
     }
     let seen = admin.settings().await?;
@@ -178,7 +180,9 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
                 name: patch.name,
                 redaction: patch.redaction,
                 require_admin_mfa: patch.require_admin_mfa,
-                time_zone: patch.time_zone,
+                time_zone: patch
+                    .time_zone
+                    .map(|z| z.unwrap_or_else(|| "UTC".to_owned())),
             },
         )
         .await?;

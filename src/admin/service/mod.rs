@@ -159,6 +159,12 @@ pub fn validate_key_name(name: &str) -> AdminResult<String> {
 
 /// A time zone as stored: its IANA name, checked against the built-in database.
 pub fn validate_time_zone(name: &str) -> AdminResult<String> {
+    if name.len() > 64 {
+        return Err(AdminError::invalid(
+            "time_zone",
+            "an IANA time zone name has at most 64 characters",
+        ));
+    }
     let tz =
         crate::clock::time_zone(name.trim()).map_err(|e| AdminError::invalid("time_zone", e))?;
     Ok(tz.iana_name().unwrap_or("UTC").to_owned())
@@ -260,13 +266,16 @@ impl<'a> OrgAdmin<'a> {
                 .map(|p| serde_json::to_string(p).unwrap_or_default())
         };
         let (from_r, to_r) = (encode(&seen.redaction), encode(&redaction));
+        // UTC is stored as NULL.
+        let stored = |z: &str| (z != "UTC").then(|| z.to_owned());
+        let (from_z, to_z) = (stored(&seen.time_zone), stored(&time_zone));
         let done = self
             .state
             .store
             .update_org_settings(
                 &self.org.id,
-                (&seen.name, from_r.as_deref()),
-                (renamed.as_ref(), to_r.as_deref()),
+                (&seen.name, from_r.as_deref(), from_z.as_deref()),
+                (renamed.as_ref(), to_r.as_deref(), to_z.as_deref()),
             )
             .await?;
         if !done {
@@ -300,11 +309,6 @@ impl<'a> OrgAdmin<'a> {
             );
         }
         if time_zone != seen.time_zone {
-            let stored = (time_zone != "UTC").then_some(time_zone.as_str());
-            self.state
-                .store
-                .set_org_time_zone(&self.org.id, stored)
-                .await?;
             self.state.audit.record(
                 self.event("org.time_zone_set", self.org.id.as_str())
                     .detail("time_zone", time_zone.as_str()),

@@ -590,3 +590,63 @@ async fn settings_update_needs_the_current_etag_and_the_kill_switch_needs_the_na
     let (status, _) = api(app, &admin, Method::GET, "/api/v1/members", None).await;
     assert_eq!(status, 401);
 }
+
+/// The organisation's time zone is a setting like the others: validated, guarded by If-Match,
+/// audited, and `null` returns to UTC.
+#[tokio::test]
+async fn the_time_zone_is_set_checked_and_guarded() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let app = &env.app;
+    let admin = env.api_key("admin").await;
+    let r = app
+        .http
+        .get(app.url("/api/v1/organization"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(r.json::<Value>().await.unwrap()["time_zone"], "UTC");
+    let send = |body: Value, tag: String| {
+        app.http
+            .patch(app.url("/api/v1/organization"))
+            .bearer_auth(&admin)
+            .header("if-match", tag)
+            .json(&body)
+            .send()
+    };
+    let r = send(json!({"time_zone": "Mars/Olympus_Mons"}), etag.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("time_zone"));
+    let r = send(json!({"time_zone": "Europe/Berlin"}), etag.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["time_zone"],
+        "Europe/Berlin"
+    );
+    // A second admin who read the old version cannot silently overwrite it.
+    let r = send(json!({"time_zone": "Asia/Tokyo"}), etag)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+    assert_eq!(
+        app.state
+            .store
+            .org_time_zone(&env.org)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Europe/Berlin")
+    );
+    let r = send(json!({"time_zone": null}), fresh).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["time_zone"], "UTC");
+    assert_eq!(app.state.store.org_time_zone(&env.org).await.unwrap(), None);
+    db.cleanup().await;
+}
