@@ -12,6 +12,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::clari::client::ClariTarget;
+use crate::clari::types::Limits;
 use crate::clari::{ClariError, JobId};
 use crate::crypto::sha256_hex;
 use crate::state::AppState;
@@ -78,6 +79,30 @@ fn only_slots_are_busy(e: &ClariError) -> bool {
             limits: Some(l), ..
         } => l.jobs.available_monthly_quota > 0,
         _ => false,
+    }
+}
+
+/// The running Clari job whose end frees a slot first, as far as Clari's limits tell.
+fn first_running(l: &Limits) -> Option<JobId> {
+    l.jobs
+        .running_job_ids
+        .first()
+        .and_then(|j| JobId::parse(j).ok())
+}
+
+/// Puts an export Clari had no slot for back in the queue, first in line.
+async fn back_in_line(
+    state: &AppState,
+    org: &OrgId,
+    key: &str,
+    waiting_for: Option<JobId>,
+) -> Waiting {
+    if let Err(e) = state.store.requeue_export(org, key, state.now()).await {
+        tracing::warn!(error = %e, org_id = %org, "putting an export back in the queue failed");
+    }
+    Waiting::Queued {
+        position: 1,
+        waiting_for,
     }
 }
 
@@ -167,24 +192,12 @@ where
                     // Other clients of the same Clari key may hold every slot: asked first, so
                     // that such an export is said to be queued from its first answer rather
                     // than starting, then queued.
-                    if let Ok(l) = state.clari.admin_limits(target).await
-                        && l.jobs.available_concurrent_limit <= 0
-                    {
-                        if let Err(e) = store.requeue_export(org, &key, state.now()).await {
-                            tracing::warn!(error = %e, org_id = %org, "putting an export back in the queue failed");
-                        }
-                        let waiting_for = l
-                            .jobs
-                            .running_job_ids
-                            .first()
-                            .and_then(|j| JobId::parse(j).ok());
-                        say(
-                            Waiting::Queued {
-                                position: 1,
-                                waiting_for,
-                            },
-                            &mut last,
-                        );
+                    let busy = match state.clari.admin_limits(target).await {
+                        Ok(l) if l.jobs.available_concurrent_limit <= 0 => Some(first_running(&l)),
+                        _ => None,
+                    };
+                    if let Some(waiting_for) = busy {
+                        say(back_in_line(state, org, &key, waiting_for).await, &mut last);
                         tokio::time::sleep(pause * 5).await;
                         continue;
                     }
@@ -200,26 +213,13 @@ where
                         Err(e) if only_slots_are_busy(&e) => {
                             // Another client of the same Clari key holds the slots: wait our turn.
                             state.export_limits.forget(org);
-                            if let Err(e) = store.requeue_export(org, &key, state.now()).await {
-                                tracing::warn!(error = %e, org_id = %org, "putting an export back in the queue failed");
-                            }
                             let waiting_for = match &e {
                                 ClariError::QuotaReached {
                                     limits: Some(l), ..
-                                } => l
-                                    .jobs
-                                    .running_job_ids
-                                    .first()
-                                    .and_then(|j| JobId::parse(j).ok()),
+                                } => first_running(l),
                                 _ => None,
                             };
-                            say(
-                                Waiting::Queued {
-                                    position: 1,
-                                    waiting_for,
-                                },
-                                &mut last,
-                            );
+                            say(back_in_line(state, org, &key, waiting_for).await, &mut last);
                             tokio::time::sleep(pause * 5).await;
                             continue;
                         }

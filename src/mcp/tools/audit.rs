@@ -134,6 +134,8 @@ impl Tool for ListAuditEvents {
         let (since, until) = (span.start, (span.end - 1).min(now));
         let limit = limit(a.limit)?;
         let offset = cursor(a.cursor.as_deref(), MAX_AUDIT_OFFSET)?;
+        // One Clari page of 1,000 at least, so the total and the event names are usually whole.
+        let read = (offset + limit + 1).max(1000);
         let query = AuditQuery {
             limit: Some(1000),
             actor_id: a.actor_id,
@@ -145,7 +147,7 @@ impl Tool for ListAuditEvents {
         let target = data::target(state, &ctx.org_id).await?;
         let log = state
             .clari
-            .audit_events_all(&target, &query, now, (offset + limit + 1).max(1000))
+            .audit_events_all(&target, &query, now, read)
             .await
             .map_err(|e| match e {
                 ClariError::InvalidArgument {
@@ -185,7 +187,7 @@ impl Tool for ListAuditEvents {
             })
             .collect();
         rows.reverse(); // newest first
-        let total = log.next_link.is_none().then_some(rows.len());
+        let total = (log.next_link.is_none() && rows.len() < read).then_some(rows.len());
         let mut event_names = BTreeMap::new();
         for r in &rows {
             *event_names.entry(r.event.clone()).or_insert(0) += 1;

@@ -39,21 +39,21 @@ pub(super) fn opp_name(o: &Opportunity) -> Option<String> {
     text(o, "opportunity.name")
 }
 
-/// Whether a deal is closed: its stage says so ("Closed Won", "Closed Lost"), or Clari's
-/// forecast category does (Closed, Omitted).
+/// Whether a deal is closed: its stage says so ("Closed Won", "Closed Lost"). Only a deal with
+/// no stage is judged by its forecast category (Closed), since reps also set Omitted on open
+/// deals they take out of a quarter.
 pub(super) fn is_closed(o: &Opportunity) -> bool {
-    let stage = text(o, "opportunity.stage")
-        .unwrap_or_default()
-        .to_lowercase();
-    let category = text(o, "opportunity.forecast_category").unwrap_or_default();
-    stage.starts_with("closed") || category == "Closed" || category == "Omitted"
+    match text(o, "opportunity.stage") {
+        Some(stage) => stage.to_lowercase().starts_with("closed"),
+        None => text(o, "opportunity.forecast_category").as_deref() == Some("Closed"),
+    }
 }
 
 fn is_won(o: &Opportunity) -> bool {
-    let stage = text(o, "opportunity.stage")
-        .unwrap_or_default()
-        .to_lowercase();
-    stage == "closed won" || text(o, "opportunity.forecast_category").as_deref() == Some("Closed")
+    match text(o, "opportunity.stage") {
+        Some(stage) => stage.to_lowercase() == "closed won",
+        None => text(o, "opportunity.forecast_category").as_deref() == Some("Closed"),
+    }
 }
 
 fn amount(o: &Opportunity) -> Option<f64> {
@@ -161,9 +161,9 @@ pub(super) async fn population<T>(
         state.clari.opportunities(&target, &ids).await?
     };
     // The forecast's users name people better than meeting participants do, when its export
-    // is at hand; it is never waited for long.
+    // is at hand (the current quarter's is pre-warmed); it is never waited for.
     if let Ok(ExportState::Ready(f)) =
-        data::forecast(state, &ctx.org_id, "forecast", None, Duration::from_secs(2)).await
+        data::forecast(state, &ctx.org_id, "forecast", None, Duration::ZERO).await
     {
         for u in &f.results.users {
             let Some(name) = &u.name else { continue };
@@ -444,12 +444,14 @@ fn day_arg(name: &str, v: Option<&str>) -> Result<Option<String>, ToolError> {
 /// The deal's owner is `q`: their name (any case) or their Salesforce user id (15 or 18
 /// characters).
 fn owner_matches(q: &str, owner: Option<&str>, crm: Option<&str>) -> bool {
-    let q = q.trim().to_lowercase();
-    owner.is_some_and(|o| o.to_lowercase() == q)
-        || crm.is_some_and(|c| {
-            let c = c.to_lowercase();
-            c == q || (q.len() == 15 && c.starts_with(&q))
-        })
+    let q = q.trim();
+    owner.is_some_and(|o| o.to_lowercase() == q.to_lowercase())
+        || crm.is_some_and(|c| same_record(c, q))
+}
+
+/// Two Salesforce ids name the same record: their first 15 characters, case-sensitive, agree.
+fn same_record(a: &str, b: &str) -> bool {
+    matches!(a.len(), 15 | 18) && matches!(b.len(), 15 | 18) && a.get(..15) == b.get(..15)
 }
 
 impl Tool for SearchDeals {
@@ -571,17 +573,16 @@ fn keep(f: &DealFilters, owner: Option<&str>, o: &Opportunity, s: &Seen) -> bool
                 s.owner_crm_id.as_deref(),
             )
         })
-        && f.account.as_ref().is_none_or(|q| {
-            let q = q.trim().to_lowercase();
+        && f.account.as_ref().is_none_or(|query| {
+            let q = query.trim().to_lowercase();
             let name = text(o, "opportunity.account")
                 .or_else(|| s.account_name.clone())
                 .unwrap_or_default()
                 .to_lowercase();
             name.contains(&q)
-                || (q.len() >= 15
-                    && s.account_id
-                        .as_deref()
-                        .is_some_and(|id| id.to_lowercase().starts_with(&q)))
+                || s.account_id
+                    .as_deref()
+                    .is_some_and(|id| same_record(id, query.trim()))
         })
 }
 
@@ -607,7 +608,9 @@ pub(super) fn row(o: &Opportunity, s: &Seen, people: &HashMap<String, String>) -
     }
 }
 
+/// Sorts by `by`, then by id, so that pages follow one order whatever order Clari gave.
 fn sort(rows: &mut [DealRow], by: DealSort) {
+    rows.sort_by(|a, b| a.opportunity_id.cmp(&b.opportunity_id));
     let amount = |r: &DealRow| r.amount.as_ref().and_then(Value::as_f64);
     match by {
         DealSort::Amount => rows.sort_by(|a, b| {

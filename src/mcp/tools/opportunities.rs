@@ -577,8 +577,11 @@ impl Tool for GetPipelineChanges {
                         omitted += 1;
                         continue;
                     }
-                    let slipped =
-                        kind == "close_date" && h.new_value.as_str() > h.old_value.as_str();
+                    let slipped = kind == "close_date"
+                        && matches!(
+                            (h.old_value.as_str(), h.new_value.as_str()),
+                            (Some(old), Some(new)) if new > old
+                        );
                     changes.push((
                         h.date,
                         ChangeRow {

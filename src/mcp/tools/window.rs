@@ -103,13 +103,22 @@ impl Span {
         tz: TimeZone,
     ) -> Result<Self, ToolError> {
         let today = day_of(now, &tz);
-        let since = match since {
-            Some(s) => bound("since", s)?,
-            None => Bound::Day(today.checked_sub(default_days.days()).unwrap_or(today)),
-        };
         let until = match until {
             Some(u) => bound("until", u)?,
             None => Bound::Day(today),
+        };
+        // Without `since`, the window reaches back from its last day.
+        let last_day = match &until {
+            Bound::Day(d) => *d,
+            Bound::Instant(t) => day_of(*t, &tz),
+        };
+        let since = match since {
+            Some(s) => bound("since", s)?,
+            None => Bound::Day(
+                last_day
+                    .checked_sub(default_days.days())
+                    .unwrap_or(last_day),
+            ),
         };
         let whole_days = matches!((&since, &until), (Bound::Day(_), Bound::Day(_)));
         let start = match since {
@@ -235,6 +244,8 @@ mod tests {
             s.describe(),
             "from 2026-11-28 to 2026-12-05 inclusive (UTC)"
         );
+        let s = Span::resolve(None, Some("2026-10-01"), NOW, 7, TimeZone::UTC).unwrap();
+        assert_eq!(s.since(), "2026-09-24T00:00:00Z");
     }
 
     #[test]

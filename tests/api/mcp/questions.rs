@@ -5,7 +5,6 @@
 use std::collections::{BTreeSet, HashSet};
 
 use clari_mcp::clari::sandbox::OrgData;
-use clari_mcp::store::OrgStore;
 use time::{Duration as Days, OffsetDateTime};
 
 use super::*;
