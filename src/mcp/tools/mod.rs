@@ -622,11 +622,11 @@ mod tests {
     #[test]
     fn every_tool_has_schemas_a_scope_and_read_only_annotations() {
         let tools = all_tools();
-        assert_eq!(tools.len(), 13);
+        assert_eq!(tools.len(), 14);
         let mut names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 13, "names are unique");
+        assert_eq!(names.len(), 14, "names are unique");
         for t in &tools {
             assert_eq!(
                 t.input_schema.get("type").and_then(Value::as_str),

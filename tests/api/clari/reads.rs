@@ -138,7 +138,18 @@ async fn opportunities_batch_by_100_and_keep_input_order() {
         .iter()
         .filter(|o| o.fields.iter().any(|f| !f.trend_history.is_empty()))
         .count();
-    assert!(with_history > 100, "{with_history}");
+    let changed = org
+        .opps
+        .iter()
+        .rev()
+        .take(250)
+        .filter(|o| !o.changes.is_empty())
+        .count();
+    assert!(changed > 20, "{changed}");
+    assert_eq!(
+        with_history, changed,
+        "open deals with changes, closed ones frozen"
+    );
     // Another organisation's ids are not visible.
     let other = c
         .opportunities(&target(&sb, 1), &opp_ids(&ids[..5]))
