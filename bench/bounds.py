@@ -59,7 +59,9 @@ def rows(db, sql):
 
 
 def parallel(n, fn):
-    with concurrent.futures.ThreadPoolExecutor(min(n, 32)) as pool:
+    # A quarter of the per-address connection limit: each worker opens a connection per
+    # request, and the server may still hold a closed one for a moment on a busy machine.
+    with concurrent.futures.ThreadPoolExecutor(min(n, PER_ADDRESS // 4)) as pool:
         return list(pool.map(fn, range(n)))
 
 
