@@ -15,8 +15,6 @@ use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
 
-const FIELDS: [&str; 5] = ["commit", "best_case", "pipeline", "closed_won", "quota"];
-
 pub(super) fn forecast_id(id: &Option<String>) -> String {
     id.clone().unwrap_or_else(|| "forecast".into())
 }
@@ -52,13 +50,36 @@ pub struct GetForecastArgs {
     pub time_period: Option<String>,
     /// A manager (user id, e-mail or name) whose team to show; default the top of the hierarchy.
     pub manager: Option<String>,
-    /// Fields to include: commit, best_case, pipeline, closed_won, quota; default all.
-    pub fields: Option<Vec<String>>,
+    /// Fields to include; default all.
+    pub fields: Option<Vec<ForecastField>>,
     /// Most rows in the breakdown (default 25, at most 200).
     pub limit: Option<u32>,
     /// Seconds to wait for Clari's export (default 4, at most 50); otherwise the answer says
     /// where the export stands and when to call again.
     pub wait_seconds: Option<u64>,
+}
+
+/// A forecast figure a caller may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ForecastField {
+    Commit,
+    BestCase,
+    Pipeline,
+    ClosedWon,
+    Quota,
+}
+
+impl ForecastField {
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Commit => "commit",
+            Self::BestCase => "best_case",
+            Self::Pipeline => "pipeline",
+            Self::ClosedWon => "closed_won",
+            Self::Quota => "quota",
+        }
+    }
 }
 
 /// One person's forecast at the latest week with values.
@@ -113,8 +134,8 @@ pub struct ForecastData {
     pub truncated: bool,
 }
 
-fn row(f: &Forecast, u: &ForecastUser, fields: Option<&[String]>) -> ForecastRow {
-    let wanted = |name: &str| fields.is_none_or(|fs| fs.iter().any(|x| x == name));
+fn row(f: &Forecast, u: &ForecastUser, fields: Option<&[ForecastField]>) -> ForecastRow {
+    let wanted = |name: &str| fields.is_none_or(|fs| fs.iter().any(|x| x.id() == name));
     let v = |field: &str| wanted(field).then(|| f.value(&u.user_id, field)).flatten();
     let quota = f.quota(&u.user_id);
     ForecastRow {
@@ -196,16 +217,6 @@ impl Tool for GetForecast {
     ) -> Result<Self::Output, ToolError> {
         let forecast_id = forecast_id(&a.forecast_id);
         let period = period_arg(a.time_period.as_deref())?;
-        if let Some(fields) = &a.fields {
-            for f in fields {
-                if !FIELDS.contains(&f.as_str()) {
-                    return Err(ToolError::arg(
-                        "fields",
-                        format!("'{f}' is not one of {}", FIELDS.join(", ")),
-                    ));
-                }
-            }
-        }
         let limit = limit(a.limit)?;
         let got = data::forecast(
             state,
