@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod data;
 pub mod envelope;
 pub mod prewarm;
+pub mod progress;
 pub mod queue;
 pub mod server;
 pub mod tasks;

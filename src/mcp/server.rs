@@ -5,7 +5,9 @@
 use rmcp::model::*;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use super::auth::AuthContext;
 use super::tools;
@@ -16,11 +18,42 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub struct ClariMcp {
     state: AppState,
+    /// `clari-mcp stdio`: the API key this process acts as, checked again on every request (so
+    /// revoking it or disabling the organisation stops the next call). `None` over HTTP, where
+    /// the bearer layer has already authenticated the request.
+    local: Option<Arc<SecretString>>,
 }
 
 impl ClariMcp {
     pub fn new(state: AppState) -> Self {
-        Self { state }
+        Self { state, local: None }
+    }
+
+    /// A handler for one local user over stdio, acting as `api_key`.
+    pub fn local(state: AppState, api_key: Arc<SecretString>) -> Self {
+        Self {
+            state,
+            local: Some(api_key),
+        }
+    }
+
+    /// Who is asking: over HTTP, the caller the bearer layer put into the request; over stdio,
+    /// the local API key, authenticated afresh.
+    async fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<AuthContext, McpError> {
+        let Some(key) = &self.local else {
+            return caller(ctx);
+        };
+        super::auth::authenticate(&self.state, key.expose_secret())
+            .await
+            .map_err(|e| match e {
+                super::auth::AuthFailure::Refused(reason) => McpError::invalid_request(
+                    format!("this local server may not answer: {reason}"),
+                    None,
+                ),
+                super::auth::AuthFailure::Unavailable => {
+                    McpError::internal_error("the local database is unavailable", None)
+                }
+            })
     }
 }
 
@@ -80,7 +113,7 @@ impl ServerHandler for ClariMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         Ok(ListToolsResult::with_all_items(tools::list_for(
             &auth.scopes,
         )))
@@ -91,7 +124,7 @@ impl ServerHandler for ClariMcp {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         #[cfg(feature = "conformance")]
         if let Some(r) = super::conformance::call(&request.name, &ctx).await {
             return Ok(r.into());
@@ -113,16 +146,19 @@ impl ServerHandler for ClariMcp {
         {
             return r;
         }
-        match super::tasks::call_tool(
+        let token = tools::waits_for_exports(&request.name)
+            .then(|| ctx.meta.get_progress_token())
+            .flatten();
+        let longest = super::progress::longest_wait(&args, tasks_declared);
+        let work = super::tasks::call_tool(
             &self.state,
             &auth,
             &meta,
             &request.name,
             args,
             tasks_declared,
-        )
-        .await
-        {
+        );
+        match super::progress::reporting(&ctx.peer, token, longest, work).await {
             Some(response) => Ok(response),
             None => Err(McpError::invalid_params(
                 format!(
@@ -139,7 +175,7 @@ impl ServerHandler for ClariMcp {
         request: GetTaskParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         let meta = self.request_meta(&ctx);
         super::tasks::get(&self.state, &auth, &meta, &request.task_id).await
     }
@@ -149,7 +185,7 @@ impl ServerHandler for ClariMcp {
         request: CancelTaskParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         super::tasks::cancel(&self.state, &auth, &request.task_id).await
     }
 
@@ -158,7 +194,7 @@ impl ServerHandler for ClariMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         let mut items = Vec::new();
         if auth.scopes.allows(Scope::ForecastsRead) {
             items.push(
@@ -185,7 +221,7 @@ impl ServerHandler for ClariMcp {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         let mut items = Vec::new();
         if auth.scopes.allows(Scope::ForecastsRead) {
             items.push(
@@ -207,7 +243,7 @@ impl ServerHandler for ClariMcp {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let auth = caller(&ctx)?;
+        let auth = self.caller(&ctx).await?;
         #[cfg(feature = "conformance")]
         if let Some(r) = super::conformance::read(&request.uri) {
             return Ok(r.into());

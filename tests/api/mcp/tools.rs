@@ -302,6 +302,72 @@ async fn slow_exports_answer_running_then_ready_from_one_upstream_job(db: &TestD
     assert_eq!(env.sandbox.jobs_created(), 1);
 }
 
+/// A call that waits for a slow export and carries a `progressToken` hears, each second, how long
+/// it has waited of at most how long; the answer follows on the same stream. Without a token the
+/// answer is plain JSON with nothing before it.
+#[tokio::test]
+async fn a_waiting_call_reports_progress_when_the_client_asks() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    env.sandbox.set_knobs(|k| k.job_latency_ms = 2_600);
+    let key = env.api_key("forecasts:read").await;
+    let send = |meta: Value, period: &str| {
+        env.app
+            .http
+            .post(env.app.url("/mcp"))
+            .bearer_auth(&key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                    "name": "get_forecast",
+                    "arguments": {"wait_seconds": 10, "time_period": period},
+                    "_meta": meta,
+                }}),
+            )
+            .send()
+    };
+    let periods = &env.sandbox.dataset().orgs[0].periods;
+    let current = periods[periods.len() - 1].id.clone();
+    let r = send(json!({"progressToken": "tok-1"}), &current)
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let messages: Vec<Value> = r
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect();
+    let (answer, notes) = messages.split_last().expect("messages");
+    assert_eq!(answer["id"], 7, "{answer}");
+    assert_eq!(answer["result"]["structuredContent"]["status"], "ready");
+    assert!(notes.len() >= 2, "one a second while waiting: {notes:?}");
+    for (n, note) in notes.iter().enumerate() {
+        assert_eq!(note["method"], "notifications/progress", "{note}");
+        let p = &note["params"];
+        assert_eq!(p["progressToken"], "tok-1");
+        assert_eq!(p["progress"], (n + 1) as f64, "progress increases: {note}");
+        assert_eq!(p["total"], 10.0);
+        assert!(
+            p["message"]
+                .as_str()
+                .unwrap()
+                .contains("Waiting for Clari's export"),
+            "{note}"
+        );
+    }
+    // Without a token nothing is sent before the answer, which is plain JSON.
+    let previous = periods[periods.len() - 2].id.clone();
+    let r = send(json!({}), &previous).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["result"]["structuredContent"]["status"], "ready");
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn resources_and_prompts_are_served() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
