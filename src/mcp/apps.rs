@@ -7,6 +7,8 @@
 //! result over `postMessage`; the tool's text and structured answers stay complete for hosts
 //! without apps.
 
+use std::sync::LazyLock;
+
 use rmcp::model::{MetaObject, Resource, ResourceContents};
 use serde_json::{Value, json};
 
@@ -22,7 +24,35 @@ pub struct View {
     /// The tool whose answers it shows.
     pub tool: &'static str,
     pub scope: Scope,
-    html: &'static str,
+    /// The view as written, with the shared bridge still to splice in (see [`View::html`]).
+    source: &'static str,
+}
+
+/// The line in a view's script where the shared host bridge goes.
+const INCLUDE: &str = "// @include bridge.js\n";
+/// The host bridge and start-up every view shares.
+const BRIDGE: &str = include_str!("apps/bridge.js");
+
+/// Each view with the bridge spliced in, once, in the order of [`VIEWS`].
+static ASSEMBLED: LazyLock<Vec<String>> = LazyLock::new(|| {
+    VIEWS
+        .iter()
+        .map(|v| {
+            assert_eq!(v.source.matches(INCLUDE).count(), 1, "{}", v.uri);
+            v.source.replacen(INCLUDE, BRIDGE, 1)
+        })
+        .collect()
+});
+
+impl View {
+    /// The whole document a host loads: one self-contained page.
+    pub fn html(&self) -> &'static str {
+        let i = VIEWS
+            .iter()
+            .position(|v| v.uri == self.uri)
+            .expect("a view of VIEWS");
+        &ASSEMBLED[i]
+    }
 }
 
 pub static VIEWS: [View; 3] = [
@@ -32,7 +62,7 @@ pub static VIEWS: [View; 3] = [
         description: "Commit, Best Case and Closed Won against quota for each direct report, from get_forecast",
         tool: "get_forecast",
         scope: Scope::ForecastsRead,
-        html: include_str!("apps/forecast.html"),
+        source: include_str!("apps/forecast.html"),
     },
     View {
         uri: "ui://clari-mcp/pipeline-changes.html",
@@ -40,7 +70,7 @@ pub static VIEWS: [View; 3] = [
         description: "Stage, amount, close-date and owner changes per day over the window, from get_pipeline_changes",
         tool: "get_pipeline_changes",
         scope: Scope::OpportunitiesRead,
-        html: include_str!("apps/pipeline.html"),
+        source: include_str!("apps/pipeline.html"),
     },
     View {
         uri: "ui://clari-mcp/deal-risk.html",
@@ -48,7 +78,7 @@ pub static VIEWS: [View; 3] = [
         description: "Deals riskiest first with Clari's score, from get_deal_risk",
         tool: "get_deal_risk",
         scope: Scope::OpportunitiesRead,
-        html: include_str!("apps/risk.html"),
+        source: include_str!("apps/risk.html"),
     },
 ];
 
@@ -108,7 +138,7 @@ pub fn read(uri: &str, scopes: &ScopeSet) -> Option<Result<ResourceContents, Sco
     if !scopes.allows(v.scope) {
         return Some(Err(v.scope));
     }
-    Some(Ok(ResourceContents::text(v.html, v.uri)
+    Some(Ok(ResourceContents::text(v.html(), v.uri)
         .with_mime_type(MIME)
         .with_meta(resource_meta())))
 }
@@ -120,8 +150,10 @@ mod tests {
     #[test]
     fn views_are_self_contained() {
         for v in &VIEWS {
+            let html = v.html();
+            assert!(html.contains("function start()") && !html.contains("@include"));
             assert!(
-                v.html.starts_with("<!DOCTYPE html>") || v.html.starts_with("<!doctype html>"),
+                html.starts_with("<!DOCTYPE html>") || html.starts_with("<!doctype html>"),
                 "{}",
                 v.uri
             );
@@ -133,7 +165,7 @@ mod tests {
                 "XMLHttpRequest",
                 "innerHTML",
             ] {
-                assert!(!v.html.contains(needle), "{} contains {needle}", v.uri);
+                assert!(!html.contains(needle), "{} contains {needle}", v.uri);
             }
             assert!(
                 crate::mcp::tools::required_scope(v.tool) == Some(v.scope),

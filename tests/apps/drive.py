@@ -44,6 +44,14 @@ SHOTS = Path(os.environ.get("SCREENSHOTS") or ROOT / "target" / "screenshots")
 SHOTS.mkdir(parents=True, exist_ok=True)
 
 
+def view_source(name):
+    """A view as the server serves it: its file with the shared bridge spliced in."""
+    src = ROOT / "src" / "mcp" / "apps"
+    page = (src / name).read_text()
+    assert page.count("// @include bridge.js\n") == 1, f"{name} does not include the bridge once"
+    return page.replace("// @include bridge.js\n", (src / "bridge.js").read_text(), 1)
+
+
 def step(text):
     print(f"  - {text}", flush=True)
 
@@ -121,8 +129,8 @@ def served_views(mcp):
         assert isinstance(csp, dict), f"{uri}: _meta.ui.csp is {csp!r}"
         assert not any(csp.get(k) for k in ("connectDomains", "resourceDomains", "frameDomains")), \
             f"{uri}: the view loads nothing, yet its csp allows {csp}"
-        assert c["text"] == (ROOT / "src" / "mcp" / "apps" / source).read_text(), \
-            f"{uri} is not src/mcp/apps/{source}"
+        assert c["text"] == view_source(source), \
+            f"{uri} is not src/mcp/apps/{source} with bridge.js spliced in"
         views[name] = (c["text"], csp)
         step(f"{name}: _meta.ui.resourceUri {uri}; resources/read gives {MIME}, csp {json.dumps(csp)}")
     return views
@@ -298,7 +306,7 @@ def check_views(views, answers):
 def main():
     if FIXTURES:
         step("fixtures: views from src/mcp/apps/, answers from tests/apps/fixtures/")
-        views = {n: ((ROOT / "src" / "mcp" / "apps" / v[1]).read_text(), None) for n, v in VIEWS.items()}
+        views = {n: (view_source(v[1]), None) for n, v in VIEWS.items()}
         answers = fixture_answers()
     else:
         mcp = Mcp(os.environ["MCP_URL"], os.environ["API_KEY"])

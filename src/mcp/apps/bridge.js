@@ -1,0 +1,69 @@
+// The MCP Apps host bridge every view shares, spliced into each view at its include line when
+// the server starts (src/mcp/apps.rs), so each view stays one self-contained document.
+// It speaks JSON-RPC 2.0 over postMessage with the host window; each view defines `view`,
+// `render`, `PROTOCOL_VERSION` and `APP_INFO` and ends by calling `start()`.
+// --- the host bridge --------------------------------------------------------------------------
+const waiting = new Map();
+let lastId = 0;
+const post = (message) => window.parent.postMessage({ jsonrpc: "2.0", ...message }, "*");
+const notify = (method, params) => post({ method, params });
+function request(method, params) {
+  const id = ++lastId;
+  post({ id, method, params });
+  return new Promise((resolve, reject) => waiting.set(id, { resolve, reject }));
+}
+window.addEventListener("message", (event) => {
+  if (event.source !== window.parent) return;
+  const m = event.data;
+  if (!m || typeof m !== "object" || m.jsonrpc !== "2.0") return;
+  if (m.method === undefined) {
+    const w = waiting.get(m.id);
+    if (w) { waiting.delete(m.id); if (m.error) w.reject(m.error); else w.resolve(m.result); }
+    return;
+  }
+  const params = m.params || {};
+  switch (m.method) {
+    case "ui/notifications/tool-result": view.result = params; view.cancelled = false; render(); break;
+    case "ui/notifications/tool-cancelled": view.cancelled = true; render(); break;
+    case "ui/notifications/host-context-changed": applyContext(params); render(); break;
+    case "ui/resource-teardown": case "ping": post({ id: m.id, result: {} }); break;
+    default:
+      if (m.id !== undefined) post({ id: m.id, error: { code: -32601, message: `Method not found: ${m.method}` } });
+  }
+});
+function applyContext(partial) {
+  Object.assign(view.context, partial);
+  const root = document.documentElement;
+  const theme = view.context.theme;
+  root.dataset.theme = theme === "dark" || theme === "light" ? theme
+    : matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  const vars = view.context.styles && view.context.styles.variables;
+  for (const [name, value] of Object.entries(vars || {})) {
+    if (name.startsWith("--") && typeof value === "string") root.style.setProperty(name, value);
+  }
+}
+let lastSize = "";
+function reportSize() {
+  if (!view.ready) return;
+  const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+  const width = Math.ceil(window.innerWidth);
+  if (`${width}x${height}` === lastSize) return;
+  lastSize = `${width}x${height}`;
+  notify("ui/notifications/size-changed", { width, height });
+}
+
+// --- starting ---------------------------------------------------------------------------------
+// Draws the waiting state, then introduces the view to its host (`ui/initialize`) and draws
+// again in the host's context; a host that does not answer still gets a view that works.
+function start() {
+  applyContext({});
+  render();
+  request("ui/initialize", { protocolVersion: PROTOCOL_VERSION, appInfo: APP_INFO, appCapabilities: {} })
+    .then((answer) => {
+      applyContext((answer && answer.hostContext) || {});
+      notify("ui/notifications/initialized", {});
+      view.ready = true;
+      render();
+    })
+    .catch(() => { view.ready = true; render(); });
+}
