@@ -7,6 +7,7 @@ mod replicas;
 mod tasks;
 mod tools;
 mod transport;
+mod truth;
 
 use clari_mcp::clari::sandbox::Level;
 use serde_json::{Value, json};
