@@ -195,6 +195,10 @@ async fn provision(
 fn print_instructions(c: &DemoCredentials, sandbox_url: &str, data_dir: &Path) {
     let cursor = serde_json::json!({"mcpServers": {"clari": {"url": c.mcp_url, "headers": {"Authorization": format!("Bearer {}", c.api_key)}}}});
     let desktop = serde_json::json!({"mcpServers": {"clari": {"command": "npx", "args": ["-y", "mcp-remote", c.mcp_url, "--header", format!("Authorization: Bearer {}", c.api_key)]}}});
+    let binary = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "clari-mcp".into());
+    let stdio = serde_json::json!({"mcpServers": {"clari": {"command": binary, "args": ["stdio"], "env": {"CLARI_API_KEY": "<your Clari API key>"}}}});
     println!(
         r#"
 clari-mcp demo is running.
@@ -216,6 +220,10 @@ Cursor (.cursor/mcp.json):
 Claude Desktop (claude_desktop_config.json):
 {desktop}
 
+Or, with no server at all, over stdio for one person (Claude Desktop, Claude Code, Cursor) with
+your own Clari API key (state in ~/.local/share/clari-mcp):
+{stdio}
+
 curl:
   curl -s {mcp} -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
        -H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-11-25' \
@@ -231,6 +239,7 @@ The same credentials are in {file} (readable by you only). Press Ctrl-C to stop.
         sandbox = sandbox_url,
         cursor = serde_json::to_string_pretty(&cursor).unwrap_or_default(),
         desktop = serde_json::to_string_pretty(&desktop).unwrap_or_default(),
+        stdio = serde_json::to_string_pretty(&stdio).unwrap_or_default(),
         file = data_dir.join(CREDENTIALS_FILE).display(),
     );
 }

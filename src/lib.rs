@@ -34,6 +34,7 @@ pub mod serve;
 pub mod signing;
 pub mod sso;
 pub mod state;
+pub mod stdio;
 pub mod store;
 pub mod telemetry;
 pub mod web;

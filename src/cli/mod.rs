@@ -64,6 +64,10 @@ pub enum Command {
     Audit(AuditCommand),
     /// Run the Clari API sandbox: a simulator of the Clari Revenue API with a synthetic dataset.
     Sandbox(SandboxArgs),
+    /// The MCP tools, resources and prompts over stdio for one person's local agent (Claude
+    /// Desktop, Claude Code, Cursor): no listener, no OAuth; the Clari key from `CLARI_API_KEY`
+    /// or a file, state in a small SQLite file. Standard output carries only protocol messages.
+    Stdio(crate::stdio::StdioArgs),
     /// Everything on one machine: SQLite, the sandbox in-process, a demo organisation, user and
     /// API key; prints how to connect an agent.
     Demo(DemoArgs),
@@ -91,6 +95,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo(args) = &cli.command {
         return crate::demo::run(cli.config.as_deref(), args.port, &args.data_dir).await;
     }
+    if let Command::Stdio(args) = &cli.command {
+        return crate::stdio::run(cli.config.as_deref(), args).await;
+    }
     #[cfg(feature = "conformance")]
     if let Command::ConformanceServer { port } = &cli.command {
         return crate::demo::conformance_server(*port).await;
@@ -110,7 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(config, cmd).await,
         Command::Audit(cmd) => audit::run(AppState::from_config(config).await?, cmd).await,
         Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Stdio(_) => unreachable!("handled above"),
         #[cfg(feature = "conformance")]
         Command::ConformanceServer { .. } => unreachable!("handled above"),
     }

@@ -22,6 +22,7 @@ mod oauth;
 mod oauth_attacks;
 mod scim;
 mod sso;
+mod stdio;
 mod store;
 mod store_oauth;
 mod vault;

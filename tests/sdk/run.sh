@@ -3,7 +3,8 @@
 # tests/sdk/ts/package-lock.json, run on Node 22 from npx) and the Python SDK (pinned by
 # tests/sdk/py/requirements.txt, in a virtual environment). Both validate every tool result against
 # its output schema, as the hosts built on them do; and the MCP Inspector's command-line client
-# (pinned by tests/sdk/inspector/package-lock.json). Fails on any exception or schema warning.
+# (pinned by tests/sdk/inspector/package-lock.json). The two SDK clients then run again over stdio
+# against `clari-mcp stdio`. Fails on any exception or schema warning.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SDK_DIR="$PWD/tests/sdk"
@@ -32,6 +33,29 @@ if ! "$SDK_DIR/py/.venv/bin/python" "$SDK_DIR/py/client.py" 2>"$WORK/py.err"; th
   status=1
   tail -20 "$WORK/py.err"
 fi
+
+# The same clients over stdio: each SDK starts `clari-mcp stdio` itself with the sandbox's Clari
+# key (from the sandbox's own description) and a data directory of its own.
+SANDBOX_ORIGIN="${SANDBOX_URL%/v4}"
+export CLARI_API_KEY="$(curl -fs "$SANDBOX_ORIGIN/_sandbox/describe" | python3 -c 'import json, sys; print(json.load(sys.stdin)["orgs"][0]["api_key"])')"
+export MCP_STDIO_COMMAND="$WORK/clari-mcp"
+
+echo "== official TypeScript SDK client over stdio"
+if ! (cd "$SDK_DIR/ts" && MCP_STDIO_DATA_DIR="$WORK/stdio-ts" npx -y -p node@22 -- node client.mjs) >"$WORK/ts-stdio.out" 2>"$WORK/ts-stdio.err"; then
+  status=1
+  grep -v "npm warn" "$WORK/ts-stdio.err" | tail -20
+fi
+cat "$WORK/ts-stdio.out"
+if grep -qi 'unknown format' "$WORK/ts-stdio.err"; then
+  echo "FAIL the TypeScript SDK warned about schema formats over stdio"; status=1
+fi
+
+echo "== official Python SDK client over stdio"
+if ! MCP_STDIO_DATA_DIR="$WORK/stdio-py" "$SDK_DIR/py/.venv/bin/python" "$SDK_DIR/py/client.py" 2>"$WORK/py-stdio.err"; then
+  status=1
+  tail -20 "$WORK/py-stdio.err"
+fi
+unset MCP_STDIO_COMMAND
 
 echo "== MCP Inspector command-line client (@modelcontextprotocol/inspector, Node 22)"
 (cd "$SDK_DIR/inspector" && npx -y -p node@22 -- npm ci --silent --no-audit --no-fund >/dev/null)

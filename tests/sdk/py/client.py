@@ -3,6 +3,10 @@
 Lists the tools and calls all 14, including a get_forecast whose export is still running and a
 later call that returns ready. The SDK validates every structuredContent against the tool's
 outputSchema and raises on a mismatch.
+
+Over Streamable HTTP (MCP_URL and API_KEY), or, with MCP_STDIO_COMMAND set, over stdio: the SDK
+starts `MCP_STDIO_COMMAND stdio --data-dir MCP_STDIO_DATA_DIR` with CLARI_API_KEY and the sandbox
+as its Clari, as a local agent would.
 """
 
 import asyncio
@@ -13,12 +17,12 @@ import sys
 import urllib.request
 
 import httpx2
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-MCP_URL = os.environ["MCP_URL"]
-API_KEY = os.environ["API_KEY"]
 SANDBOX_URL = os.environ["SANDBOX_URL"]
+STDIO = os.environ.get("MCP_STDIO_COMMAND")
+MODE = "stdio" if STDIO else "http"
 
 passed = 0
 failed = 0
@@ -42,8 +46,23 @@ def day(offset: int) -> str:
 
 async def main() -> int:
     global passed, failed
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=90)
-    async with Client(streamable_http_client(MCP_URL, http_client=http)) as client:
+    if STDIO:
+        server = StdioServerParameters(
+            command=STDIO,
+            args=["stdio", "--data-dir", os.environ["MCP_STDIO_DATA_DIR"]],
+            env={
+                "CLARI_API_KEY": os.environ["CLARI_API_KEY"],
+                "CLARI_MCP_CLARI_BASE_URL": SANDBOX_URL,
+                "CLARI_MCP_EXPORT_POLL_MS": "200",
+                "RUST_LOG": "warn",
+            },
+        )
+    else:
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {os.environ['API_KEY']}"}, timeout=90
+        )
+        server = streamable_http_client(os.environ["MCP_URL"], http_client=http)
+    async with Client(server) as client:
 
         async def check(name, coro):
             global passed, failed
@@ -125,7 +144,7 @@ async def main() -> int:
         await check("get_deal_risk", deal_risk())
         await check("get_opportunity", opportunity())
         await check("get_export_job", export_job())
-    print(f"python sdk: {passed} passed, {failed} failed")
+    print(f"python sdk ({MODE}): {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
 

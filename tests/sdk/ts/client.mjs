@@ -1,16 +1,23 @@
 // The official TypeScript SDK client against a running clari-mcp: lists the tools and calls all
-// 13, including a get_forecast whose export is still running, then again until it is ready. The
+// 14, including a get_forecast whose export is still running, then again until it is ready. The
 // SDK validates every structuredContent against the tool's outputSchema and throws on a mismatch;
 // Ajv's warnings (such as "unknown format") are collected and fail the run.
+//
+// Over Streamable HTTP (MCP_URL and API_KEY), or, with MCP_STDIO_COMMAND set, over stdio: the SDK
+// starts `MCP_STDIO_COMMAND stdio --data-dir MCP_STDIO_DATA_DIR` with CLARI_API_KEY and
+// CLARI_MCP_CLARI_BASE_URL from this environment, as Claude Desktop would.
 import { isDeepStrictEqual } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
-const { MCP_URL, API_KEY, SANDBOX_URL } = process.env;
-if (!MCP_URL || !API_KEY || !SANDBOX_URL) {
-  console.error('MCP_URL, API_KEY and SANDBOX_URL must be set');
+const { MCP_URL, API_KEY, SANDBOX_URL, MCP_STDIO_COMMAND, MCP_STDIO_DATA_DIR } = process.env;
+const STDIO = Boolean(MCP_STDIO_COMMAND);
+if (!SANDBOX_URL || (STDIO ? !MCP_STDIO_DATA_DIR || !process.env.CLARI_API_KEY : !MCP_URL || !API_KEY)) {
+  console.error('SANDBOX_URL, and MCP_URL and API_KEY (or MCP_STDIO_COMMAND, MCP_STDIO_DATA_DIR and CLARI_API_KEY) must be set');
   process.exit(2);
 }
+const MODE = STDIO ? 'stdio' : 'http';
 
 const warnings = [];
 for (const level of ['warn', 'error']) {
@@ -49,9 +56,22 @@ async function knobs(patch) {
 }
 
 const client = new Client({ name: 'clari-mcp-sdk-test', version: '1.0.0' });
-const transport = new StreamableHTTPClientTransport(new URL(MCP_URL), {
-  requestInit: { headers: { Authorization: `Bearer ${API_KEY}` } },
-});
+const transport = STDIO
+  ? new StdioClientTransport({
+    command: MCP_STDIO_COMMAND,
+    args: ['stdio', '--data-dir', MCP_STDIO_DATA_DIR],
+    env: {
+      PATH: process.env.PATH,
+      CLARI_API_KEY: process.env.CLARI_API_KEY,
+      CLARI_MCP_CLARI_BASE_URL: SANDBOX_URL,
+      CLARI_MCP_EXPORT_POLL_MS: '200',
+      RUST_LOG: 'warn',
+    },
+    stderr: 'inherit',
+  })
+  : new StreamableHTTPClientTransport(new URL(MCP_URL), {
+    requestInit: { headers: { Authorization: `Bearer ${API_KEY}` } },
+  });
 await client.connect(transport);
 
 let tools = [];
@@ -129,5 +149,5 @@ await check('no schema warnings from the SDK', async () => {
 });
 
 await client.close();
-console.log(`typescript sdk: ${passed} passed, ${failed} failed`);
+console.log(`typescript sdk (${MODE}): ${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);
