@@ -113,8 +113,13 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     exposition(&state, &headers)
 }
 
-/// OpenMetrics when the scraper asks for it, else the classic Prometheus text format.
+/// OpenMetrics when the scraper asks for it, else the classic Prometheus text format. The audit
+/// queue is read at the scrape, so it is never a minute stale.
 fn exposition(state: &AppState, headers: &axum::http::HeaderMap) -> Response {
+    let m = &state.metrics;
+    m.audit_queue_depth
+        .set(i64::try_from(state.audit.queued()).unwrap_or(i64::MAX));
+    m.audit_accepting.set(i64::from(state.audit.accepting()));
     let open_metrics = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -321,10 +326,28 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
     })
 }
 
-/// Refreshes the per-organisation gauges (live grants, clients, API keys) from one query.
+/// Refreshes the gauges read from the database: per organisation (live grants, clients, API
+/// keys), the export queue, and the age of the access-token signing key.
 pub async fn refresh_gauges(state: &AppState) -> Result<(), crate::store::StoreError> {
-    let rows = state.store.org_activity(state.now()).await?;
+    let now = state.now();
+    let rows = state.store.org_activity(now).await?;
     state.metrics.set_org_gauges(&rows);
+    let queue = state.store.export_queue_summary().await?;
+    state.metrics.set_export_queue(&queue, now);
+    let newest = state
+        .store
+        .signing_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| k.created_at)
+        .max();
+    if let Some(created) = newest {
+        state
+            .metrics
+            .signing_key_age_seconds
+            .set((now - created).max(0));
+    }
     Ok(())
 }
 

@@ -65,6 +65,12 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// `queued` (waiting for a slot) or `active` (starting or running at Clari).
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OrgLabel {
     pub org: String,
 }
@@ -108,6 +114,11 @@ pub struct Metrics {
     pub audit_events: Counter,
     pub signins: Family<OutcomeLabel, Counter>,
     pub connections_refused: Counter,
+    pub audit_queue_depth: Gauge,
+    pub audit_accepting: Gauge,
+    pub export_queue: Family<StateLabel, Gauge>,
+    pub export_queue_oldest_seconds: Family<StateLabel, Gauge>,
+    pub signing_key_age_seconds: Gauge,
 }
 
 impl Default for Metrics {
@@ -133,6 +144,11 @@ impl Default for Metrics {
             audit_events: Counter::default(),
             signins: Family::default(),
             connections_refused: Counter::default(),
+            audit_queue_depth: Gauge::default(),
+            audit_accepting: Gauge::default(),
+            export_queue: Family::default(),
+            export_queue_oldest_seconds: Family::default(),
+            signing_key_age_seconds: Gauge::default(),
             registry: Registry::default(),
             series: Default::default(),
         };
@@ -226,6 +242,31 @@ impl Default for Metrics {
             "connections_refused",
             "Connections closed on accept: their address already held the most it may",
             m.connections_refused.clone(),
+        );
+        r.register(
+            "audit_queue_depth",
+            "Audit events queued in this process and not yet written",
+            m.audit_queue_depth.clone(),
+        );
+        r.register(
+            "audit_accepting",
+            "1 while the audit writer keeps up with the database, 0 once an event could not be queued",
+            m.audit_accepting.clone(),
+        );
+        r.register(
+            "export_queue",
+            "Unfinished Clari exports of every organisation: queued (waiting for a slot) or active (starting or running)",
+            m.export_queue.clone(),
+        );
+        r.register(
+            "export_queue_oldest_seconds",
+            "Queued: how long the oldest queued export has waited; active: how long since the least recently advanced active export last moved",
+            m.export_queue_oldest_seconds.clone(),
+        );
+        r.register(
+            "signing_key_age_seconds",
+            "Age of the key that signs access tokens (rotate with `clari-mcp keys rotate-signing`)",
+            m.signing_key_age_seconds.clone(),
         );
         Self { registry: r, ..m }
     }
@@ -378,6 +419,30 @@ impl Metrics {
             .inc();
     }
 
+    /// Sets the export queue gauges from the store's summary; an empty queue reads 0 for both.
+    pub fn set_export_queue(&self, rows: &[crate::store::ExportQueueRow], now: i64) {
+        for state in ["queued", "active"] {
+            let mine = rows
+                .iter()
+                .filter(|r| (r.status == "queued") == (state == "queued"));
+            let (n, oldest) = mine.fold((0_i64, None::<i64>), |(n, oldest), r| {
+                let since = if state == "queued" {
+                    r.oldest_created
+                } else {
+                    r.oldest_updated
+                };
+                (n + r.n, Some(oldest.map_or(since, |o: i64| o.min(since))))
+            });
+            let l = StateLabel {
+                state: state.to_owned(),
+            };
+            self.export_queue.get_or_create(&l).set(n);
+            self.export_queue_oldest_seconds
+                .get_or_create(&l)
+                .set(oldest.map_or(0, |o| (now - o).max(0)));
+        }
+    }
+
     /// Replaces the per-organisation gauges with fresh counts.
     pub fn set_org_gauges(&self, rows: &[(String, i64, i64, i64)]) {
         self.active_grants.clear();
@@ -412,6 +477,39 @@ pub fn clari_endpoint(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_export_queue_is_summed_into_queued_and_active() {
+        let m = Metrics::default();
+        let row = |status: &str, n, oldest_created, oldest_updated| crate::store::ExportQueueRow {
+            status: status.into(),
+            n,
+            oldest_created,
+            oldest_updated,
+        };
+        m.set_export_queue(
+            &[
+                row("queued", 2, 100, 150),
+                row("starting", 1, 300, 500),
+                row("running", 3, 200, 400),
+            ],
+            1_000,
+        );
+        let text = m.render_text();
+        for line in [
+            r#"clari_mcp_export_queue{state="queued"} 2"#,
+            r#"clari_mcp_export_queue{state="active"} 4"#,
+            // Queued rows age from their creation, active ones from their last move.
+            r#"clari_mcp_export_queue_oldest_seconds{state="queued"} 900"#,
+            r#"clari_mcp_export_queue_oldest_seconds{state="active"} 600"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        m.set_export_queue(&[], 2_000);
+        let text = m.render_text();
+        assert!(text.contains(r#"clari_mcp_export_queue{state="active"} 0"#));
+        assert!(text.contains(r#"clari_mcp_export_queue_oldest_seconds{state="queued"} 0"#));
+    }
 
     #[test]
     fn paths_map_to_bounded_templates() {

@@ -205,6 +205,11 @@ impl AuditLog {
         self.healthy.load(Ordering::SeqCst) && self.tx.capacity() > 0
     }
 
+    /// How many events wait in the queue for the writer.
+    pub fn queued(&self) -> usize {
+        QUEUE_CAPACITY.saturating_sub(self.tx.capacity())
+    }
+
     /// Whether work that must be audited may go ahead: always when not failing closed.
     pub fn may_proceed(&self) -> bool {
         !self.settings.fail_closed || self.accepting()

@@ -151,6 +151,9 @@ pub trait ExportStore: Send + Sync {
 
     /// Deletes finished rows last updated before `before`.
     async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError>;
+    /// Every organisation's unfinished exports at a glance, for the metrics: per status
+    /// (`queued`, `starting`, `running`), how many rows, the oldest creation and the oldest update.
+    async fn export_queue_summary(&self) -> Result<Vec<ExportQueueRow>, StoreError>;
     /// Notes that `owner` is waiting for the export `key` (one row per export and caller).
     async fn note_export_interest(
         &self,
@@ -227,6 +230,19 @@ WHERE organization_id = $1 AND status IN ('queued', 'starting', 'running')";
 
 const PURGE: &str = "\
 DELETE FROM export_jobs WHERE status IN ('done', 'failed') AND updated_at < $1";
+
+const QUEUE_SUMMARY: &str = "\
+SELECT status, COUNT(*) AS n, MIN(created_at) AS oldest_created, MIN(updated_at) AS oldest_updated
+FROM export_jobs WHERE status IN ('queued', 'starting', 'running') GROUP BY status";
+
+/// One status of the export queue, summed over every organisation.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ExportQueueRow {
+    pub status: String,
+    pub n: i64,
+    pub oldest_created: UnixTime,
+    pub oldest_updated: UnixTime,
+}
 
 const PURGE_INTEREST: &str = "DELETE FROM export_interest WHERE seen_at < $1";
 
@@ -486,6 +502,10 @@ macro_rules! export_store {
                 rows.into_iter()
                     .map(|(k, s, j)| Ok((k, ExportStatus::parse(&s)?, j)))
                     .collect()
+            }
+
+            async fn export_queue_summary(&self) -> Result<Vec<ExportQueueRow>, StoreError> {
+                Ok(sqlx::query_as(QUEUE_SUMMARY).fetch_all(&self.pool).await?)
             }
 
             async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError> {

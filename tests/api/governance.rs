@@ -18,6 +18,7 @@ both_backends!(
     a_workload_is_audited_and_the_trail_verifies_until_tampered,
     the_kill_switch_stops_an_organisation_on_every_replica_at_once,
     concurrent_writers_on_two_replicas_never_fork_a_chain,
+    metrics_gauge_the_export_queue_the_audit_writer_and_the_signing_key,
 );
 
 async fn events(app: &TestApp, chain: &str) -> Vec<AuditRecord> {
@@ -404,6 +405,73 @@ async fn concurrent_writers_on_two_replicas_never_fork_a_chain(db: &TestDb) {
     let cli = cli_for(db, &env.app);
     let out = cli.ok(&["audit", "verify"], None);
     assert!(!out.contains("broken"), "{out}");
+}
+
+/// What the alerts watch: the export queue, the audit writer and the signing key's age, read
+/// from the database and the process at the scrape.
+async fn metrics_gauge_the_export_queue_the_audit_writer_and_the_signing_key(db: &TestDb) {
+    let token = "metrics-token-0123456789";
+    let env = mcp_env_with(db, &[("CLARI_MCP_METRICS_TOKEN", token)]).await;
+    let app = &env.app;
+    env.sandbox.set_knobs(|k| k.job_latency_ms = 60_000);
+    let key = env.api_key("forecasts:read").await;
+    let r = call_tool(app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
+    assert_eq!(r["structuredContent"]["status"], "running", "{r}");
+    // The export goes on in the background: wait (in real time, bounded) until Clari holds it.
+    for _ in 0..500 {
+        let rows = app.state.store.unfinished_exports(&env.org).await.unwrap();
+        if rows
+            .iter()
+            .any(|(_, s, _)| *s == clari_mcp::store::ExportStatus::Running)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let later = app.state.now() + 100 * 86_400;
+    app.clock.set(later);
+    clari_mcp::app::refresh_gauges(&app.state).await.unwrap();
+    app.state.audit.flush().await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} in {text}"))
+    };
+    assert_eq!(
+        value(r#"clari_mcp_export_queue{state="active"}"#),
+        1,
+        "{text}"
+    );
+    assert_eq!(value(r#"clari_mcp_export_queue{state="queued"}"#), 0);
+    // The running export has not moved since the clock went 100 days on.
+    assert_eq!(
+        value(r#"clari_mcp_export_queue_oldest_seconds{state="active"}"#),
+        100 * 86_400
+    );
+    let created = app
+        .state
+        .store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.retired_at.is_none())
+        .map(|k| k.created_at)
+        .max()
+        .unwrap();
+    assert_eq!(value("clari_mcp_signing_key_age_seconds"), later - created);
+    assert_eq!(value("clari_mcp_audit_queue_depth"), 0);
+    assert_eq!(value("clari_mcp_audit_accepting"), 1);
 }
 
 #[tokio::test]
