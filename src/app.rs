@@ -332,7 +332,13 @@ pub async fn refresh_gauges(state: &AppState) -> Result<(), crate::store::StoreE
     let now = state.now();
     let rows = state.store.org_activity(now).await?;
     state.metrics.set_org_gauges(&rows);
-    let queue = state.store.export_queue_summary().await?;
+    let queue: Vec<_> = state
+        .store
+        .export_queue_summary()
+        .await?
+        .into_iter()
+        .map(|r| (r.status, r.n, r.oldest_created, r.oldest_updated))
+        .collect();
     state.metrics.set_export_queue(&queue, now);
     let newest = state
         .store

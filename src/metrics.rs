@@ -419,20 +419,25 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the export queue gauges from the store's summary; an empty queue reads 0 for both.
-    pub fn set_export_queue(&self, rows: &[crate::store::ExportQueueRow], now: i64) {
+    /// Sets the export queue gauges from rows of `(status, rows, oldest created_at, oldest
+    /// updated_at)` over every unfinished status; an empty queue reads 0 for both states.
+    pub fn set_export_queue(&self, rows: &[(String, i64, i64, i64)], now: i64) {
         for state in ["queued", "active"] {
-            let mine = rows
-                .iter()
-                .filter(|r| (r.status == "queued") == (state == "queued"));
-            let (n, oldest) = mine.fold((0_i64, None::<i64>), |(n, oldest), r| {
+            let mut n = 0;
+            let mut oldest: Option<i64> = None;
+            for (status, count, created, updated) in rows {
+                if (status == "queued") != (state == "queued") {
+                    continue;
+                }
+                // A queued row waits from its creation; an active one from its last move.
                 let since = if state == "queued" {
-                    r.oldest_created
+                    *created
                 } else {
-                    r.oldest_updated
+                    *updated
                 };
-                (n + r.n, Some(oldest.map_or(since, |o: i64| o.min(since))))
-            });
+                n += count;
+                oldest = Some(oldest.map_or(since, |o| o.min(since)));
+            }
             let l = StateLabel {
                 state: state.to_owned(),
             };
@@ -481,12 +486,7 @@ mod tests {
     #[test]
     fn the_export_queue_is_summed_into_queued_and_active() {
         let m = Metrics::default();
-        let row = |status: &str, n, oldest_created, oldest_updated| crate::store::ExportQueueRow {
-            status: status.into(),
-            n,
-            oldest_created,
-            oldest_updated,
-        };
+        let row = |status: &str, n, created, updated| (status.to_owned(), n, created, updated);
         m.set_export_queue(
             &[
                 row("queued", 2, 100, 150),

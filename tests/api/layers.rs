@@ -9,7 +9,8 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["main"],
     &["cli"],
-    &["demo"],
+    // Everything on one machine, and one person's agent over stdio.
+    &["demo", "stdio"],
     // Composes the routers; runs the server and housekeeping.
     &["app"],
     // Provisioning by the organisation's identity provider (SCIM).
