@@ -43,6 +43,9 @@ pub struct ListenerLimits {
     /// Open connections per client address (`CLARI_MCP_MAX_CONNECTIONS_PER_ADDRESS`; 64, or 0
     /// for no limit, the default behind trusted proxies).
     pub max_connections_per_address: usize,
+    /// How long requests in flight may take to finish once a shutdown begins
+    /// (`CLARI_MCP_SHUTDOWN_GRACE`, 20s: inside Kubernetes' default 30 s grace period).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -51,6 +54,7 @@ impl Default for ListenerLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections_per_address: 64,
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -119,7 +123,10 @@ fn address_of(peer: SocketAddr) -> IpAddr {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Serves `router` on `listener` until `shutdown` completes; then stops accepting, asks every
+/// connection to close after its current answer, and waits for them at most
+/// `limits.shutdown_grace`. Connections still open at the deadline are left to be cut when the
+/// process exits.
 /// Handlers see the peer as `ConnectInfo<SocketAddr>`; refused connections are counted in
 /// `metrics` when given.
 pub async fn serve(
@@ -194,8 +201,17 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    // Open requests finish (each connection closes after its current answer).
+    // Open requests finish (each connection closes after its current answer), within the grace.
+    let deadline = tokio::time::Instant::now() + limits.shutdown_grace;
     while connections.total() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                open = connections.total(),
+                grace_seconds = limits.shutdown_grace.as_secs(),
+                "requests still in flight at the end of the shutdown grace; closing them"
+            );
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())

@@ -68,6 +68,14 @@ pub enum Command {
     /// Desktop, Claude Code, Cursor): no listener, no OAuth; the Clari key from `CLARI_API_KEY`
     /// or a file, state in a small SQLite file. Standard output carries only protocol messages.
     Stdio(crate::stdio::StdioArgs),
+    /// Exit 0 when the server this configuration runs answers `GET /healthz` (the image's
+    /// HEALTHCHECK: the image has no shell or curl).
+    Healthcheck {
+        /// The URL to check instead of `/healthz` on `CLARI_MCP_BIND` (an unspecified address
+        /// means loopback).
+        #[arg(long)]
+        url: Option<String>,
+    },
     /// Everything on one machine: SQLite, the sandbox in-process, a demo organisation, user and
     /// API key; prints how to connect an agent.
     Demo(DemoArgs),
@@ -95,6 +103,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Demo(args) = &cli.command {
         return crate::demo::run(cli.config.as_deref(), args.port, &args.data_dir).await;
     }
+    if let Command::Healthcheck { url } = &cli.command {
+        return healthcheck(cli.config.as_deref(), url.as_deref()).await;
+    }
     if let Command::Stdio(args) = &cli.command {
         return crate::stdio::run(cli.config.as_deref(), args).await;
     }
@@ -117,7 +128,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(config, cmd).await,
         Command::Audit(cmd) => audit::run(AppState::from_config(config).await?, cmd).await,
         Command::Sandbox(args) => sandbox::run(args).await,
-        Command::Demo(_) | Command::Stdio(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Stdio(_) | Command::Healthcheck { .. } => {
+            unreachable!("handled above")
+        }
         #[cfg(feature = "conformance")]
         Command::ConformanceServer { .. } => unreachable!("handled above"),
     }
@@ -144,6 +157,40 @@ fn operator_event(
     crate::audit::Event::new(org, crate::audit::Actor::operator(), action)
         .target(target)
         .detail("via", "cli")
+}
+
+/// `GET /healthz` with a 3 s timeout; an error unless it answers 200.
+async fn healthcheck(
+    config_file: Option<&std::path::Path>,
+    url: Option<&str>,
+) -> anyhow::Result<()> {
+    let url = match url {
+        Some(u) => u.to_owned(),
+        None => {
+            let config = Config::load(config_file).context("configuration")?;
+            let mut bind = config.bind;
+            if bind.ip().is_unspecified() {
+                bind.set_ip(match bind {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{bind}/healthz")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let r = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if r.status() != reqwest::StatusCode::OK {
+        bail!("GET {url} answered {}", r.status());
+    }
+    println!("ok");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -508,10 +508,18 @@ impl Config {
                 "must be at most 100000 (0 for no limit)",
             ));
         }
+        let shutdown_grace = seconds("CLARI_MCP_SHUTDOWN_GRACE", raw.shutdown_grace, 20)?;
+        if !(0..=3_600).contains(&shutdown_grace) {
+            return Err(invalid(
+                "CLARI_MCP_SHUTDOWN_GRACE",
+                "must be between 0s and 1h",
+            ));
+        }
         let listener = crate::serve::ListenerLimits {
             header_read_timeout: Duration::from_secs(header_read_timeout as u64),
             body_read_timeout: Duration::from_secs(body_read_timeout as u64),
             max_connections_per_address: max_connections_per_address as usize,
+            shutdown_grace: Duration::from_secs(shutdown_grace as u64),
         };
 
         let clari_requests_per_minute = raw.clari_requests_per_minute.unwrap_or(60);

@@ -97,6 +97,7 @@ pub(super) struct RawConfig {
     pub(super) header_read_timeout: Option<Text>,
     pub(super) body_read_timeout: Option<Text>,
     pub(super) max_connections_per_address: Option<u32>,
+    pub(super) shutdown_grace: Option<Text>,
     pub(super) clari_requests_per_minute: Option<u32>,
 }
 
@@ -136,6 +137,7 @@ const KEYS: &[&str] = &[
     "header_read_timeout",
     "body_read_timeout",
     "max_connections_per_address",
+    "shutdown_grace",
     "clari_requests_per_minute",
 ];
 

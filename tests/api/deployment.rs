@@ -159,3 +159,186 @@ async fn browser_clients_of_allowed_origins_get_cors_on_mcp_discovery_and_token(
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
     db.cleanup().await;
 }
+
+/// `clari-mcp demo` (the same serve path as `serve`) as a child process; killed on drop.
+struct Server {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+    base: String,
+    key: String,
+    sandbox: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_server(grace: &str, job_latency_ms: u64) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_clari-mcp"))
+        .args(["demo", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("CLARI_MCP_SHUTDOWN_GRACE", grace)
+        .env("CLARI_MCP_EXPORT_POLL_MS", "50")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let creds = dir.path().join("demo-credentials.json");
+    for _ in 0..300 {
+        if creds.exists()
+            && http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).expect("the demo started")).unwrap();
+    let sandbox = c["sandbox_url"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/v4")
+        .to_owned();
+    let knobs = http
+        .put(format!("{sandbox}/_sandbox/knobs"))
+        .json(&serde_json::json!({"job_latency_ms": job_latency_ms}))
+        .send()
+        .await
+        .unwrap();
+    assert!(knobs.status().is_success());
+    Server {
+        child,
+        dir,
+        base,
+        key: c["api_key"].as_str().unwrap().to_owned(),
+        sandbox,
+    }
+}
+
+impl Server {
+    /// A `get_forecast` that waits up to 20 s for its export, in flight once this returns.
+    async fn slow_call(&self) -> tokio::task::JoinHandle<reqwest::Result<serde_json::Value>> {
+        let (url, key) = (format!("{}/mcp", self.base), self.key.clone());
+        let call = tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header("accept", "application/json, text/event-stream")
+                .json(
+                    &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "get_forecast", "arguments": {"wait_seconds": 20}}}),
+                )
+                .send()
+                .await?
+                .json::<serde_json::Value>()
+                .await
+        });
+        // In flight once the sandbox has the export job it asked for.
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            let stats: serde_json::Value = http
+                .get(format!("{}/_sandbox/stats", self.sandbox))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if stats["jobs_created"].as_u64().unwrap_or(0) > 0 {
+                return call;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the call never reached Clari");
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// SIGTERM: the server stops accepting, the call in flight gets its whole answer, its audit event
+/// is written before the process exits 0.
+#[tokio::test]
+async fn sigterm_lets_the_call_in_flight_finish_and_writes_its_audit_event() {
+    clari_mcp::init_crypto();
+    let mut server = start_server("20s", 1_500).await;
+    let call = server.slow_call().await;
+    server.terminate();
+    let answer = call.await.unwrap().expect("the call in flight is answered");
+    assert_eq!(
+        answer["result"]["structuredContent"]["status"], "ready",
+        "{answer}"
+    );
+    let status = server.child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .is_err(),
+        "nothing listens any more"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clari-mcp"))
+        .args(["audit", "export"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "CLARI_MCP_DATABASE_URL",
+            format!("sqlite://{}/clari-mcp.db", server.dir.path().display()),
+        )
+        .env("CLARI_MCP_DATA_DIR", server.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let trail = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        trail
+            .lines()
+            .any(|l| l.contains("\"tool.call\"") && l.contains("get_forecast")),
+        "the call's audit event was written before the exit: {trail}"
+    );
+}
+
+/// A call that outlasts `CLARI_MCP_SHUTDOWN_GRACE` does not hold the process: it exits 0 at the
+/// deadline and the call's connection is closed unanswered.
+#[tokio::test]
+async fn a_call_that_outlasts_the_shutdown_grace_does_not_hold_the_process() {
+    clari_mcp::init_crypto();
+    let mut server = start_server("1s", 60_000).await;
+    let call = server.slow_call().await;
+    server.terminate();
+    let status = server.child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+    let answer = call.await.unwrap();
+    assert!(
+        answer.is_err(),
+        "cut at the deadline, not answered: {answer:?}"
+    );
+}
