@@ -5,7 +5,10 @@
 //! The issuer and the MCP resource URL are derived here once, from the public base URL, and reused
 //! verbatim everywhere (metadata, challenges, token claims); they are never rebuilt from request headers.
 
+mod settings;
 mod sources;
+
+pub use settings::{SETTINGS, Setting};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

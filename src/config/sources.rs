@@ -102,7 +102,7 @@ pub(super) struct RawConfig {
 }
 
 /// The keys [`RawConfig`] knows; other `CLARI_MCP_*` variables (e.g. the test suite's) are ignored.
-const KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "bind",
     "public_url",
     "data_dir",

@@ -11,6 +11,7 @@ mod bounds;
 mod clari;
 mod cli;
 mod deployment;
+mod docs;
 mod governance;
 mod health;
 mod identity;
