@@ -179,6 +179,24 @@ async fn code_grant(
         .live_grant(&record.organization_id, &record.grant_id)
         .await?
     else {
+        // The grant went while this redemption was under way. If the code was redeemed
+        // meanwhile, another redemption won and a third one's replay revoked the grant: this one
+        // presented a used code too, and is recorded as the same replay (RFC 6749 §4.1.2).
+        let redeemed_meanwhile = state
+            .store
+            .find_code(&hash)
+            .await?
+            .is_some_and(|r| r.consumed_at.is_some());
+        if redeemed_meanwhile {
+            return Err(replay_detected(
+                state,
+                client,
+                meta,
+                (&record.organization_id, &record.grant_id),
+                Presented::Code,
+            )
+            .await?);
+        }
         return Err(OAuthError::invalid_grant(
             "the grant was revoked, or the user, organisation or client is disabled",
         ));
