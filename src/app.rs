@@ -38,31 +38,29 @@ pub fn router(state: AppState) -> Router {
             crate::web::session::owned_by_client,
         ))
         .with_state(state)
+        // The request's span goes with the request, for handlers that run in tasks of their own
+        // (the MCP handler makes its span a child of it). Inside the trace layer, so it is current.
+        .layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| {
+                req.extensions_mut()
+                    .insert(crate::http::RequestSpan(tracing::Span::current()));
+                next.run(req)
+            },
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         // Every log line of a request carries its id (the client's X-Request-Id, or one minted by
         // the outermost layer), which every response also returns.
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |req: &axum::http::Request<axum::body::Body>| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                // An invitation link's path is its secret: logs get the route instead.
-                let path = req.uri().path();
-                let path = if path.starts_with("/invitations/") {
-                    "/invitations/{token}"
-                } else {
-                    path
-                };
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %path,
-                    request_id = %id
-                )
-            },
-        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    |res: &axum::http::Response<_>,
+                     _latency: std::time::Duration,
+                     span: &tracing::Span| {
+                        span.record("http.response.status_code", res.status().as_u16());
+                    },
+                ),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(move |req, next| {
             crate::serve::body_deadline(body_timeout, req, next)
@@ -78,6 +76,51 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     }
+}
+
+/// The span of one HTTP request: its log lines carry the request id (the client's `X-Request-Id`,
+/// or one minted by the outermost layer, which every response also returns) and, with tracing
+/// on, the trace id. As an OpenTelemetry server span it is named `{method} {route}` and continues
+/// the trace of a W3C `traceparent` header (OpenTelemetry HTTP semantic conventions).
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    let path = route_of(req.uri().path());
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %path,
+        request_id = %id,
+        trace_id = tracing::field::Empty,
+        otel.name = %format!("{} {path}", req.method()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = %path,
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::continue_from_headers(&span, req.headers());
+    span
+}
+
+/// A path as logs and span names may show it: a segment that holds a digit (an id, a token) is
+/// replaced by `{id}`, so an invitation link's secret never reaches a log and span names stay few.
+fn route_of(path: &str) -> String {
+    if path.starts_with("/invitations/") {
+        return "/invitations/{token}".into();
+    }
+    path.split('/')
+        .map(|seg| {
+            if seg.chars().any(|c| c.is_ascii_digit()) {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 async fn healthz() -> &'static str {

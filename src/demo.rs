@@ -63,7 +63,7 @@ pub async fn run(config_file: Option<&Path>, port: u16, data_dir: &Path) -> anyh
         ],
     )
     .context("configuration")?;
-    crate::telemetry::init(config.log_format);
+    crate::telemetry::init(config.log_format, config.otlp_endpoint.as_deref());
     let state = AppState::from_config(config).await?;
     let creds = provision(
         &state,
@@ -267,7 +267,7 @@ pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
             ("CLARI_MCP_CLARI_BASE_URL", sandbox.base_url.clone()),
         ],
     )?;
-    crate::telemetry::init(config.log_format);
+    crate::telemetry::init(config.log_format, config.otlp_endpoint.as_deref());
     let state = AppState::from_config(config).await?;
     let now = state.now();
     let org = state

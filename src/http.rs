@@ -208,3 +208,8 @@ mod tests {
         assert_eq!(b("192.0.2.1"), "192.0.2.1");
     }
 }
+
+/// The span of an HTTP request, carried in the request's extensions so a handler that runs in a
+/// task of its own (the MCP handler, which rmcp spawns) can make its spans children of it.
+#[derive(Clone)]
+pub struct RequestSpan(pub tracing::Span);

@@ -95,7 +95,7 @@ pub async fn run(config_file: Option<&Path>, args: &StdioArgs) -> anyhow::Result
         &[("CLARI_MCP_DATA_DIR", data_dir.display().to_string())],
     )
     .context("configuration")?;
-    crate::telemetry::init(config.log_format);
+    crate::telemetry::init(config.log_format, config.otlp_endpoint.as_deref());
     let state = AppState::from_config(config).await?;
     let token = provision(&state, &key, &data_dir).await?;
     crate::app::spawn_maintenance(state.clone());

@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
 use super::error::{ClariError, clean, parse_envelope};
 
@@ -259,12 +260,34 @@ impl ClariClient {
                     );
                 }
             };
-            let (err, outcome) = match rb.send().await {
+            // One client span per attempt (OpenTelemetry HTTP client conventions), named by the
+            // endpoint template so a job id never becomes a span name.
+            let endpoint = crate::metrics::clari_endpoint(call.path);
+            let span = tracing::info_span!(
+                "clari",
+                otel.name = %format!("{} {endpoint}", call.method),
+                otel.kind = "client",
+                http.request.method = %call.method,
+                url.template = endpoint,
+                server.address = url
+                    .split("://")
+                    .nth(1)
+                    .and_then(|rest| rest.split(['/', ':']).next())
+                    .unwrap_or_default(),
+                http.request.resend_count = attempt,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let (err, outcome) = match rb.send().instrument(span.clone()).await {
                 Ok(resp) => {
                     let status = resp.status();
                     observe(status.as_str());
+                    span.record("http.response.status_code", status.as_u16());
+                    if !status.is_success() {
+                        span.record("error.type", status.as_str());
+                    }
                     let retry_after = parse_retry_after(resp.headers());
-                    match resp.bytes().await {
+                    match resp.bytes().instrument(span.clone()).await {
                         Ok(bytes) if status.is_success() => return Ok(bytes),
                         Ok(bytes) => (
                             map_error(status, &bytes, call.ctx, retry_after),
@@ -275,14 +298,17 @@ impl ClariClient {
                 }
                 Err(e) if e.is_connect() => {
                     observe("connect_error");
+                    span.record("error.type", "connect_error");
                     (transport_error(&e), Attempt::NeverSent)
                 }
                 Err(e) => {
-                    observe(if e.is_timeout() {
+                    let kind = if e.is_timeout() {
                         "timeout"
                     } else {
                         "network_error"
-                    });
+                    };
+                    observe(kind);
+                    span.record("error.type", kind);
                     (transport_error(&e), Attempt::Lost)
                 }
             };

@@ -114,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return crate::demo::conformance_server(*port).await;
     }
     let config = Config::load(cli.config.as_deref()).context("configuration")?;
-    crate::telemetry::init(config.log_format);
+    crate::telemetry::init(config.log_format, config.otlp_endpoint.as_deref());
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {

@@ -144,6 +144,8 @@ pub struct Config {
     /// Requests to Clari one caller (a person's application or API key) may cause per minute
     /// (`CLARI_MCP_CLARI_REQUESTS_PER_MINUTE`, 60), across every replica.
     pub clari_requests_per_minute: u32,
+    /// The OTLP/HTTP collector's base URL; traces are off when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -197,6 +199,7 @@ impl std::fmt::Debug for Config {
             .field("danger_sso_allow_loopback", &self.danger_sso_allow_loopback)
             .field("listener", &self.listener)
             .field("clari_requests_per_minute", &self.clari_requests_per_minute)
+            .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
     }
 }
@@ -533,8 +536,28 @@ impl Config {
             ));
         }
 
+        let otlp_endpoint = match text(raw.otlp_endpoint) {
+            None => None,
+            Some(e) => {
+                let ok = url::Url::parse(&e).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host().is_some()
+                        && u.query().is_none()
+                        && u.username().is_empty()
+                });
+                if !ok {
+                    return Err(invalid(
+                        "CLARI_MCP_OTLP_ENDPOINT",
+                        format!("'{e}' is not an http(s) URL such as http://otel-collector:4318"),
+                    ));
+                }
+                Some(e.trim_end_matches('/').to_owned())
+            }
+        };
+
         Ok(Self {
             clari_requests_per_minute,
+            otlp_endpoint,
             listener,
             danger_sso_allow_loopback: raw.danger_sso_allow_loopback.unwrap_or(false),
             smtp_url,

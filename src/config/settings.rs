@@ -199,6 +199,11 @@ pub const SETTINGS: &[Setting] = &[
         default: "`60`",
         meaning: "requests to Clari each application or API key may cause per minute, counted on every replica",
     },
+    Setting {
+        key: "otlp_endpoint",
+        default: "unset (no traces)",
+        meaning: "send OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector base URL, e.g. `http://otel-collector:4318` (spans go to `<url>/v1/traces`)",
+    },
 ];
 
 #[cfg(test)]

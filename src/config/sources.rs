@@ -98,6 +98,7 @@ pub(super) struct RawConfig {
     pub(super) body_read_timeout: Option<Text>,
     pub(super) max_connections_per_address: Option<u32>,
     pub(super) shutdown_grace: Option<Text>,
+    pub(super) otlp_endpoint: Option<Text>,
     pub(super) clari_requests_per_minute: Option<u32>,
 }
 
@@ -139,6 +140,7 @@ pub(super) const KEYS: &[&str] = &[
     "max_connections_per_address",
     "shutdown_grace",
     "clari_requests_per_minute",
+    "otlp_endpoint",
 ];
 
 /// A text setting that also accepts a bare number or boolean (`CLARI_MCP_DATA_DIR=2024` is a

@@ -72,6 +72,7 @@ macro_rules! api_key_store {
     ($store:ty) => {
         #[async_trait]
         impl ApiKeyStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_api_key", otel.kind = "client", db.operation.name = "create_api_key", db.system.name = Self::DB_SYSTEM))]
             async fn create_api_key(&self, key: &NewApiKey) -> Result<(), StoreError> {
                 let done = sqlx::query(INSERT)
                     .bind(key.id.as_str())
@@ -91,6 +92,7 @@ macro_rules! api_key_store {
                 )
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_api_keys", otel.kind = "client", db.operation.name = "list_api_keys", db.system.name = Self::DB_SYSTEM))]
             async fn list_api_keys(&self, org: &OrgId) -> Result<Vec<ApiKey>, StoreError> {
                 Ok(sqlx::query_as(LIST)
                     .bind(org.as_str())
@@ -98,6 +100,7 @@ macro_rules! api_key_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.api_key_org", otel.kind = "client", db.operation.name = "api_key_org", db.system.name = Self::DB_SYSTEM))]
             async fn api_key_org(&self, id: &ApiKeyId) -> Result<Option<OrgId>, StoreError> {
                 let org: Option<(OrgId,)> = sqlx::query_as(ORG_OF)
                     .bind(id.as_str())
@@ -106,6 +109,7 @@ macro_rules! api_key_store {
                 Ok(org.map(|(o,)| o))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_api_key", otel.kind = "client", db.operation.name = "revoke_api_key", db.system.name = Self::DB_SYSTEM))]
             async fn revoke_api_key(
                 &self,
                 org: &OrgId,
@@ -132,6 +136,7 @@ macro_rules! api_key_store {
                 }
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.authenticate_api_key", otel.kind = "client", db.operation.name = "authenticate_api_key", db.system.name = Self::DB_SYSTEM))]
             async fn authenticate_api_key(
                 &self,
                 key_hash: &str,

@@ -236,6 +236,7 @@ macro_rules! audit_store {
     ($store:ty) => {
         #[async_trait]
         impl AuditStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.append_audit", otel.kind = "client", db.operation.name = "append_audit", db.system.name = Self::DB_SYSTEM))]
             async fn append_audit(
                 &self,
                 events: &[NewAuditEvent],
@@ -303,6 +304,7 @@ macro_rules! audit_store {
                 Ok(heads)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_events", otel.kind = "client", db.operation.name = "audit_events", db.system.name = Self::DB_SYSTEM))]
             async fn audit_events(
                 &self,
                 chain: &str,
@@ -317,6 +319,7 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_audit_events", otel.kind = "client", db.operation.name = "find_audit_events", db.system.name = Self::DB_SYSTEM))]
             async fn find_audit_events(
                 &self,
                 chain: &str,
@@ -337,11 +340,13 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_chains", otel.kind = "client", db.operation.name = "audit_chains", db.system.name = Self::DB_SYSTEM))]
             async fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
                 let rows: Vec<(String,)> = sqlx::query_as(CHAINS).fetch_all(&self.pool).await?;
                 Ok(rows.into_iter().map(|(c,)| c).collect())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_head", otel.kind = "client", db.operation.name = "audit_head", db.system.name = Self::DB_SYSTEM))]
             async fn audit_head(&self, chain: &str) -> Result<Option<(i64, String)>, StoreError> {
                 Ok(sqlx::query_as(HEAD)
                     .bind(chain)
@@ -349,6 +354,7 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_event", otel.kind = "client", db.operation.name = "audit_event", db.system.name = Self::DB_SYSTEM))]
             async fn audit_event(
                 &self,
                 chain: &str,
@@ -361,6 +367,7 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_last_before", otel.kind = "client", db.operation.name = "audit_last_before", db.system.name = Self::DB_SYSTEM))]
             async fn audit_last_before(
                 &self,
                 chain: &str,
@@ -373,6 +380,7 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_audit_through", otel.kind = "client", db.operation.name = "delete_audit_through", db.system.name = Self::DB_SYSTEM))]
             async fn delete_audit_through(
                 &self,
                 chain: &str,
@@ -386,6 +394,7 @@ macro_rules! audit_store {
                 Ok(done.rows_affected())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_audit_checkpoint", otel.kind = "client", db.operation.name = "insert_audit_checkpoint", db.system.name = Self::DB_SYSTEM))]
             async fn insert_audit_checkpoint(
                 &self,
                 cp: &AuditCheckpoint,
@@ -402,6 +411,7 @@ macro_rules! audit_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_checkpoints", otel.kind = "client", db.operation.name = "audit_checkpoints", db.system.name = Self::DB_SYSTEM))]
             async fn audit_checkpoints(
                 &self,
                 chain: &str,
@@ -412,6 +422,7 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.last_audit_checkpoint", otel.kind = "client", db.operation.name = "last_audit_checkpoint", db.system.name = Self::DB_SYSTEM))]
             async fn last_audit_checkpoint(
                 &self,
                 chain: &str,
@@ -422,6 +433,7 @@ macro_rules! audit_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_audit_key", otel.kind = "client", db.operation.name = "insert_audit_key", db.system.name = Self::DB_SYSTEM))]
             async fn insert_audit_key(&self, k: &AuditKeyRecord) -> Result<(), StoreError> {
                 sqlx::query(INSERT_KEY)
                     .bind(&k.kid)
@@ -436,10 +448,12 @@ macro_rules! audit_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.audit_keys", otel.kind = "client", db.operation.name = "audit_keys", db.system.name = Self::DB_SYSTEM))]
             async fn audit_keys(&self) -> Result<Vec<AuditKeyRecord>, StoreError> {
                 Ok(sqlx::query_as(KEYS).fetch_all(&self.pool).await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_audit_keys", otel.kind = "client", db.operation.name = "reseal_audit_keys", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_audit_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let keys: Vec<AuditKeyRecord> = sqlx::query_as(KEYS).fetch_all(&mut *tx).await?;

@@ -156,6 +156,7 @@ macro_rules! client_store {
     ($store:ty) => {
         #[async_trait]
         impl ClientStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_client", otel.kind = "client", db.operation.name = "create_client", db.system.name = Self::DB_SYSTEM))]
             async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
                 sqlx::query(INSERT)
                     .bind(c.id.as_str())
@@ -178,6 +179,7 @@ macro_rules! client_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.client", otel.kind = "client", db.operation.name = "client", db.system.name = Self::DB_SYSTEM))]
             async fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
                 let row: Option<ClientRow> = sqlx::query_as(GET)
                     .bind(id.as_str())
@@ -186,6 +188,7 @@ macro_rules! client_store {
                 Ok(row.map(Into::into))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.update_client_metadata", otel.kind = "client", db.operation.name = "update_client_metadata", db.system.name = Self::DB_SYSTEM))]
             async fn update_client_metadata(
                 &self,
                 id: &ClientId,
@@ -201,6 +204,7 @@ macro_rules! client_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.disable_client", otel.kind = "client", db.operation.name = "disable_client", db.system.name = Self::DB_SYSTEM))]
             async fn disable_client(
                 &self,
                 id: &ClientId,
@@ -223,6 +227,7 @@ macro_rules! client_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.touch_client", otel.kind = "client", db.operation.name = "touch_client", db.system.name = Self::DB_SYSTEM))]
             async fn touch_client(
                 &self,
                 id: &ClientId,
@@ -238,6 +243,7 @@ macro_rules! client_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_cimd_client", otel.kind = "client", db.operation.name = "upsert_cimd_client", db.system.name = Self::DB_SYSTEM))]
             async fn upsert_cimd_client(
                 &self,
                 id: &ClientId,
@@ -255,6 +261,7 @@ macro_rules! client_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_unused_clients", otel.kind = "client", db.operation.name = "purge_unused_clients", db.system.name = Self::DB_SYSTEM))]
             async fn purge_unused_clients(&self, now: UnixTime) -> Result<u64, StoreError> {
                 let done = sqlx::query(PURGE_UNUSED)
                     .bind(now)

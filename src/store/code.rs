@@ -65,6 +65,7 @@ macro_rules! code_store {
     ($store:ty) => {
         #[async_trait]
         impl CodeStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_code", otel.kind = "client", db.operation.name = "insert_code", db.system.name = Self::DB_SYSTEM))]
             async fn insert_code(&self, c: &CodeRecord) -> Result<(), StoreError> {
                 sqlx::query(INSERT)
                     .bind(&c.code_hash)
@@ -83,6 +84,7 @@ macro_rules! code_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_code", otel.kind = "client", db.operation.name = "find_code", db.system.name = Self::DB_SYSTEM))]
             async fn find_code(&self, code_hash: &str) -> Result<Option<CodeRecord>, StoreError> {
                 Ok(sqlx::query_as(FIND)
                     .bind(code_hash)
@@ -90,6 +92,7 @@ macro_rules! code_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.redeem_code", otel.kind = "client", db.operation.name = "redeem_code", db.system.name = Self::DB_SYSTEM))]
             async fn redeem_code(
                 &self,
                 code_hash: &str,

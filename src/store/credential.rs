@@ -55,6 +55,7 @@ macro_rules! credential_store {
     ($store:ty) => {
         #[async_trait]
         impl CredentialStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.put_clari_credential", otel.kind = "client", db.operation.name = "put_clari_credential", db.system.name = Self::DB_SYSTEM))]
             async fn put_clari_credential(
                 &self,
                 org: &OrgId,
@@ -75,6 +76,7 @@ macro_rules! credential_store {
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.clari_credential", otel.kind = "client", db.operation.name = "clari_credential", db.system.name = Self::DB_SYSTEM))]
             async fn clari_credential(
                 &self,
                 org: &OrgId,
@@ -85,6 +87,7 @@ macro_rules! credential_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_clari_credentials", otel.kind = "client", db.operation.name = "reseal_clari_credentials", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_clari_credentials(
                 &self,
                 reseal: Resealer<'_>,

@@ -258,6 +258,7 @@ WHERE i.organization_id = $1 AND j.clari_job_id = $2 AND i.owner <> $3 AND i.see
 macro_rules! export_store {
     ($store:ty) => {
         impl $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_export_status", otel.kind = "client", db.operation.name = "set_export_status", db.system.name = Self::DB_SYSTEM))]
             async fn set_export_status(
                 &self,
                 org: &OrgId,
@@ -275,6 +276,7 @@ macro_rules! export_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.queue_ahead", otel.kind = "client", db.operation.name = "queue_ahead", db.system.name = Self::DB_SYSTEM))]
             async fn queue_ahead(
                 &self,
                 org: &OrgId,
@@ -295,6 +297,7 @@ macro_rules! export_store {
 
         #[async_trait]
         impl ExportStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.claim_export", otel.kind = "client", db.operation.name = "claim_export", db.system.name = Self::DB_SYSTEM))]
             async fn claim_export(
                 &self,
                 org: &OrgId,
@@ -346,6 +349,7 @@ macro_rules! export_store {
                 })
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.promote_export", otel.kind = "client", db.operation.name = "promote_export", db.system.name = Self::DB_SYSTEM))]
             async fn promote_export(
                 &self,
                 org: &OrgId,
@@ -415,6 +419,7 @@ macro_rules! export_store {
                 })
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.record_export_job", otel.kind = "client", db.operation.name = "record_export_job", db.system.name = Self::DB_SYSTEM))]
             async fn record_export_job(
                 &self,
                 org: &OrgId,
@@ -432,6 +437,7 @@ macro_rules! export_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.requeue_export", otel.kind = "client", db.operation.name = "requeue_export", db.system.name = Self::DB_SYSTEM))]
             async fn requeue_export(
                 &self,
                 org: &OrgId,
@@ -442,6 +448,7 @@ macro_rules! export_store {
                     .await
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.finish_export", otel.kind = "client", db.operation.name = "finish_export", db.system.name = Self::DB_SYSTEM))]
             async fn finish_export(
                 &self,
                 org: &OrgId,
@@ -457,6 +464,7 @@ macro_rules! export_store {
                 self.set_export_status(org, key, status, now).await
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.export_claim", otel.kind = "client", db.operation.name = "export_claim", db.system.name = Self::DB_SYSTEM))]
             async fn export_claim(
                 &self,
                 org: &OrgId,
@@ -478,6 +486,7 @@ macro_rules! export_store {
                 .transpose()
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.active_exports", otel.kind = "client", db.operation.name = "active_exports", db.system.name = Self::DB_SYSTEM))]
             async fn active_exports(
                 &self,
                 org: &OrgId,
@@ -491,6 +500,7 @@ macro_rules! export_store {
                 Ok(n.max(0) as u32)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.unfinished_exports", otel.kind = "client", db.operation.name = "unfinished_exports", db.system.name = Self::DB_SYSTEM))]
             async fn unfinished_exports(
                 &self,
                 org: &OrgId,
@@ -504,10 +514,12 @@ macro_rules! export_store {
                     .collect()
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.export_queue_summary", otel.kind = "client", db.operation.name = "export_queue_summary", db.system.name = Self::DB_SYSTEM))]
             async fn export_queue_summary(&self) -> Result<Vec<ExportQueueRow>, StoreError> {
                 Ok(sqlx::query_as(QUEUE_SUMMARY).fetch_all(&self.pool).await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_export_jobs", otel.kind = "client", db.operation.name = "purge_export_jobs", db.system.name = Self::DB_SYSTEM))]
             async fn purge_export_jobs(&self, before: UnixTime) -> Result<u64, StoreError> {
                 let done = sqlx::query(PURGE).bind(before).execute(&self.pool).await?;
                 let interest = sqlx::query(PURGE_INTEREST)
@@ -517,6 +529,7 @@ macro_rules! export_store {
                 Ok(done.rows_affected() + interest.rows_affected())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.note_export_interest", otel.kind = "client", db.operation.name = "note_export_interest", db.system.name = Self::DB_SYSTEM))]
             async fn note_export_interest(
                 &self,
                 org: &OrgId,
@@ -534,6 +547,7 @@ macro_rules! export_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.others_waiting_on_job", otel.kind = "client", db.operation.name = "others_waiting_on_job", db.system.name = Self::DB_SYSTEM))]
             async fn others_waiting_on_job(
                 &self,
                 org: &OrgId,

@@ -179,6 +179,7 @@ macro_rules! grant_store {
     ($store:ty) => {
         #[async_trait]
         impl GrantStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.upsert_grant", otel.kind = "client", db.operation.name = "upsert_grant", db.system.name = Self::DB_SYSTEM))]
             async fn upsert_grant(
                 &self,
                 org: &OrgId,
@@ -217,6 +218,7 @@ macro_rules! grant_store {
                 Ok(grant)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.forget_consent", otel.kind = "client", db.operation.name = "forget_consent", db.system.name = Self::DB_SYSTEM))]
             async fn forget_consent(&self, client_id: &ClientId) -> Result<u64, StoreError> {
                 let done = sqlx::query(FORGET_CONSENT)
                     .bind(client_id.as_str())
@@ -225,6 +227,7 @@ macro_rules! grant_store {
                 Ok(done.rows_affected())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.live_grant_for", otel.kind = "client", db.operation.name = "live_grant_for", db.system.name = Self::DB_SYSTEM))]
             async fn live_grant_for(
                 &self,
                 org: &OrgId,
@@ -239,6 +242,7 @@ macro_rules! grant_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.live_grant", otel.kind = "client", db.operation.name = "live_grant", db.system.name = Self::DB_SYSTEM))]
             async fn live_grant(
                 &self,
                 org: &OrgId,
@@ -251,6 +255,7 @@ macro_rules! grant_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_grant", otel.kind = "client", db.operation.name = "revoke_grant", db.system.name = Self::DB_SYSTEM))]
             async fn revoke_grant(
                 &self,
                 org: &OrgId,
@@ -274,6 +279,7 @@ macro_rules! grant_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.grants_of_user", otel.kind = "client", db.operation.name = "grants_of_user", db.system.name = Self::DB_SYSTEM))]
             async fn grants_of_user(&self, user: &UserId) -> Result<Vec<GrantView>, StoreError> {
                 let rows: Vec<GrantViewRow> = sqlx::query_as(OF_USER)
                     .bind(user.as_str())
@@ -282,6 +288,7 @@ macro_rules! grant_store {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.grants_of_org", otel.kind = "client", db.operation.name = "grants_of_org", db.system.name = Self::DB_SYSTEM))]
             async fn grants_of_org(&self, org: &OrgId) -> Result<Vec<GrantView>, StoreError> {
                 let rows: Vec<GrantViewRow> = sqlx::query_as(OF_ORG)
                     .bind(org.as_str())
@@ -290,6 +297,7 @@ macro_rules! grant_store {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.touch_grant", otel.kind = "client", db.operation.name = "touch_grant", db.system.name = Self::DB_SYSTEM))]
             async fn touch_grant(
                 &self,
                 org: &OrgId,

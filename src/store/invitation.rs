@@ -141,6 +141,7 @@ macro_rules! invitation_store {
     ($store:ty) => {
         #[async_trait]
         impl InvitationStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_invitation", otel.kind = "client", db.operation.name = "create_invitation", db.system.name = Self::DB_SYSTEM))]
             async fn create_invitation(
                 &self,
                 new: NewInvitation<'_>,
@@ -201,6 +202,7 @@ macro_rules! invitation_store {
                 Ok(created)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.pending_invitations", otel.kind = "client", db.operation.name = "pending_invitations", db.system.name = Self::DB_SYSTEM))]
             async fn pending_invitations(
                 &self,
                 org: &OrgId,
@@ -213,6 +215,7 @@ macro_rules! invitation_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.invitation_by_token", otel.kind = "client", db.operation.name = "invitation_by_token", db.system.name = Self::DB_SYSTEM))]
             async fn invitation_by_token(
                 &self,
                 token_hash: &str,
@@ -225,6 +228,7 @@ macro_rules! invitation_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_invitation", otel.kind = "client", db.operation.name = "revoke_invitation", db.system.name = Self::DB_SYSTEM))]
             async fn revoke_invitation(
                 &self,
                 org: &OrgId,
@@ -240,6 +244,7 @@ macro_rules! invitation_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.accept_invitation", otel.kind = "client", db.operation.name = "accept_invitation", db.system.name = Self::DB_SYSTEM))]
             async fn accept_invitation(
                 &self,
                 token_hash: &str,
@@ -279,6 +284,7 @@ macro_rules! invitation_store {
                 Ok(inv)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.accept_invitation_as_new_user", otel.kind = "client", db.operation.name = "accept_invitation_as_new_user", db.system.name = Self::DB_SYSTEM))]
             async fn accept_invitation_as_new_user(
                 &self,
                 token_hash: &str,

@@ -100,6 +100,7 @@ macro_rules! mfa_store {
     ($store:ty) => {
         #[async_trait]
         impl MfaStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.totp_of", otel.kind = "client", db.operation.name = "totp_of", db.system.name = Self::DB_SYSTEM))]
             async fn totp_of(&self, user: &UserId) -> Result<Option<TotpRecord>, StoreError> {
                 Ok(sqlx::query_as(TOTP_OF)
                     .bind(user.as_str())
@@ -107,6 +108,7 @@ macro_rules! mfa_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.enable_totp", otel.kind = "client", db.operation.name = "enable_totp", db.system.name = Self::DB_SYSTEM))]
             async fn enable_totp(
                 &self,
                 user: &UserId,
@@ -140,6 +142,7 @@ macro_rules! mfa_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.disable_totp", otel.kind = "client", db.operation.name = "disable_totp", db.system.name = Self::DB_SYSTEM))]
             async fn disable_totp(&self, user: &UserId) -> Result<(), StoreError> {
                 let mut tx = self.pool.begin().await?;
                 for sql in [DISABLE, DROP_CODES] {
@@ -152,6 +155,7 @@ macro_rules! mfa_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.use_totp_step", otel.kind = "client", db.operation.name = "use_totp_step", db.system.name = Self::DB_SYSTEM))]
             async fn use_totp_step(&self, user: &UserId, step: i64) -> Result<bool, StoreError> {
                 let done = sqlx::query(USE_STEP)
                     .bind(user.as_str())
@@ -161,6 +165,7 @@ macro_rules! mfa_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.use_recovery_code", otel.kind = "client", db.operation.name = "use_recovery_code", db.system.name = Self::DB_SYSTEM))]
             async fn use_recovery_code(
                 &self,
                 user: &UserId,
@@ -176,6 +181,7 @@ macro_rules! mfa_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.recovery_codes_left", otel.kind = "client", db.operation.name = "recovery_codes_left", db.system.name = Self::DB_SYSTEM))]
             async fn recovery_codes_left(&self, user: &UserId) -> Result<i64, StoreError> {
                 let (n,): (i64,) = sqlx::query_as(CODES_LEFT)
                     .bind(user.as_str())
@@ -184,6 +190,7 @@ macro_rules! mfa_store {
                 Ok(n)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_totp_secrets", otel.kind = "client", db.operation.name = "reseal_totp_secrets", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_totp_secrets(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let rows: Vec<(String, String, String)> =
@@ -193,6 +200,7 @@ macro_rules! mfa_store {
                 Ok(n)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.require_admin_mfa", otel.kind = "client", db.operation.name = "require_admin_mfa", db.system.name = Self::DB_SYSTEM))]
             async fn require_admin_mfa(&self, org: &OrgId) -> Result<bool, StoreError> {
                 let row: Option<(bool,)> = sqlx::query_as(REQUIRED)
                     .bind(org.as_str())
@@ -201,6 +209,7 @@ macro_rules! mfa_store {
                 Ok(row.is_some_and(|(r,)| r))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_require_admin_mfa", otel.kind = "client", db.operation.name = "set_require_admin_mfa", db.system.name = Self::DB_SYSTEM))]
             async fn set_require_admin_mfa(
                 &self,
                 org: &OrgId,

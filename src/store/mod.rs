@@ -200,17 +200,20 @@ macro_rules! store {
                 $backend
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.migrate", otel.kind = "client", db.operation.name = "migrate", db.system.name = Self::DB_SYSTEM))]
             async fn migrate(&self) -> Result<(), StoreError> {
                 Self::migrator().run(&self.pool).await?;
                 OrgStore::backfill_org_keys(self).await?;
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.ping", otel.kind = "client", db.operation.name = "ping", db.system.name = Self::DB_SYSTEM))]
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_expired", otel.kind = "client", db.operation.name = "purge_expired", db.system.name = Self::DB_SYSTEM))]
             async fn purge_expired(
                 &self,
                 now: UnixTime,

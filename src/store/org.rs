@@ -113,6 +113,7 @@ macro_rules! org_store {
     ($store:ty) => {
         #[async_trait]
         impl OrgStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_org", otel.kind = "client", db.operation.name = "create_org", db.system.name = Self::DB_SYSTEM))]
             async fn create_org(
                 &self,
                 name: &OrgName,
@@ -146,6 +147,7 @@ macro_rules! org_store {
                     .map_err(|e| StoreError::conflict_or(e, || taken().to_string()))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.backfill_org_keys", otel.kind = "client", db.operation.name = "backfill_org_keys", db.system.name = Self::DB_SYSTEM))]
             async fn backfill_org_keys(&self) -> Result<u64, StoreError> {
                 let rows: Vec<(String, String)> =
                     sqlx::query_as(UNKEYED).fetch_all(&self.pool).await?;
@@ -187,10 +189,12 @@ macro_rules! org_store {
                 Ok(done)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_orgs", otel.kind = "client", db.operation.name = "list_orgs", db.system.name = Self::DB_SYSTEM))]
             async fn list_orgs(&self) -> Result<Vec<Organization>, StoreError> {
                 Ok(sqlx::query_as(LIST).fetch_all(&self.pool).await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_org", otel.kind = "client", db.operation.name = "find_org", db.system.name = Self::DB_SYSTEM))]
             async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError> {
                 Ok(sqlx::query_as(FIND)
                     .bind(id_or_name)
@@ -198,6 +202,7 @@ macro_rules! org_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_org_disabled", otel.kind = "client", db.operation.name = "set_org_disabled", db.system.name = Self::DB_SYSTEM))]
             async fn set_org_disabled(
                 &self,
                 org: &OrgId,
@@ -211,6 +216,7 @@ macro_rules! org_store {
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_activity", otel.kind = "client", db.operation.name = "org_activity", db.system.name = Self::DB_SYSTEM))]
             async fn org_activity(&self, now: UnixTime) -> Result<Vec<OrgActivity>, StoreError> {
                 Ok(sqlx::query_as(ACTIVITY)
                     .bind(now)
@@ -218,6 +224,7 @@ macro_rules! org_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_redaction", otel.kind = "client", db.operation.name = "org_redaction", db.system.name = Self::DB_SYSTEM))]
             async fn org_redaction(&self, org: &OrgId) -> Result<Option<String>, StoreError> {
                 let row: Option<(Option<String>,)> = sqlx::query_as(REDACTION)
                     .bind(org.as_str())
@@ -226,6 +233,7 @@ macro_rules! org_store {
                 Ok(row.and_then(|(r,)| r))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_org_redaction", otel.kind = "client", db.operation.name = "set_org_redaction", db.system.name = Self::DB_SYSTEM))]
             async fn set_org_redaction(
                 &self,
                 org: &OrgId,
@@ -239,6 +247,7 @@ macro_rules! org_store {
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_time_zone", otel.kind = "client", db.operation.name = "org_time_zone", db.system.name = Self::DB_SYSTEM))]
             async fn org_time_zone(&self, org: &OrgId) -> Result<Option<String>, StoreError> {
                 let row: Option<(Option<String>,)> = sqlx::query_as(TIME_ZONE)
                     .bind(org.as_str())
@@ -247,6 +256,7 @@ macro_rules! org_store {
                 Ok(row.and_then(|(z,)| z))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_org_time_zone", otel.kind = "client", db.operation.name = "set_org_time_zone", db.system.name = Self::DB_SYSTEM))]
             async fn set_org_time_zone(
                 &self,
                 org: &OrgId,
@@ -260,6 +270,7 @@ macro_rules! org_store {
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.update_org_settings", otel.kind = "client", db.operation.name = "update_org_settings", db.system.name = Self::DB_SYSTEM))]
             async fn update_org_settings(
                 &self,
                 org: &OrgId,
@@ -288,6 +299,7 @@ macro_rules! org_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.kill_org", otel.kind = "client", db.operation.name = "kill_org", db.system.name = Self::DB_SYSTEM))]
             async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(SET_DISABLED)

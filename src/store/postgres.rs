@@ -12,6 +12,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// `db.system.name` of its spans (OpenTelemetry database conventions).
+    pub const DB_SYSTEM: &'static str = "postgresql";
+
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)

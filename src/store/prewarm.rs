@@ -39,6 +39,7 @@ macro_rules! prewarm_store {
     ($store:ty) => {
         #[async_trait]
         impl PrewarmStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_prewarm", otel.kind = "client", db.operation.name = "org_prewarm", db.system.name = Self::DB_SYSTEM))]
             async fn org_prewarm(&self, org: &OrgId) -> Result<Option<String>, StoreError> {
                 let row: Option<(Option<String>,)> = sqlx::query_as(GET)
                     .bind(org.as_str())
@@ -47,6 +48,7 @@ macro_rules! prewarm_store {
                 Ok(row.and_then(|(r,)| r))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_org_prewarm", otel.kind = "client", db.operation.name = "set_org_prewarm", db.system.name = Self::DB_SYSTEM))]
             async fn set_org_prewarm(
                 &self,
                 org: &OrgId,
@@ -60,6 +62,7 @@ macro_rules! prewarm_store {
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.spend_prewarm", otel.kind = "client", db.operation.name = "spend_prewarm", db.system.name = Self::DB_SYSTEM))]
             async fn spend_prewarm(
                 &self,
                 org: &OrgId,
@@ -78,6 +81,7 @@ macro_rules! prewarm_store {
                 Ok(row.is_some())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.prewarm_spent", otel.kind = "client", db.operation.name = "prewarm_spent", db.system.name = Self::DB_SYSTEM))]
             async fn prewarm_spent(&self, org: &OrgId, day: i64) -> Result<u32, StoreError> {
                 let row: Option<(i32,)> = sqlx::query_as(SPENT)
                     .bind(org.as_str())
@@ -87,6 +91,7 @@ macro_rules! prewarm_store {
                 Ok(row.map_or(0, |(n,)| n.max(0) as u32))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_prewarm_budget", otel.kind = "client", db.operation.name = "purge_prewarm_budget", db.system.name = Self::DB_SYSTEM))]
             async fn purge_prewarm_budget(&self, day: i64) -> Result<u64, StoreError> {
                 Ok(sqlx::query(PURGE)
                     .bind(day)

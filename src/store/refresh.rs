@@ -77,6 +77,7 @@ UPDATE refresh_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at I
 macro_rules! refresh_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_refresh_with", otel.kind = "client", db.operation.name = "insert_refresh_with", db.system.name = Self::DB_SYSTEM))]
             async fn insert_refresh_with<'e, E>(ex: E, t: &RefreshRecord) -> Result<(), StoreError>
             where
                 E: sqlx::Executor<'e, Database = $db>,
@@ -98,6 +99,7 @@ macro_rules! refresh_store {
             /// The end of a rotation: when `claimed` (the conditional update that took the old
             /// token) touched its one row, stores `successor` and commits; otherwise does
             /// nothing.
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.store_successor", otel.kind = "client", db.operation.name = "store_successor", db.system.name = Self::DB_SYSTEM))]
             async fn store_successor(
                 mut tx: sqlx::Transaction<'_, $db>,
                 claimed: u64,
@@ -114,10 +116,12 @@ macro_rules! refresh_store {
 
         #[async_trait]
         impl RefreshStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_refresh", otel.kind = "client", db.operation.name = "insert_refresh", db.system.name = Self::DB_SYSTEM))]
             async fn insert_refresh(&self, t: &RefreshRecord) -> Result<(), StoreError> {
                 Self::insert_refresh_with(&self.pool, t).await
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.refresh", otel.kind = "client", db.operation.name = "refresh", db.system.name = Self::DB_SYSTEM))]
             async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
                 Ok(sqlx::query_as(GET)
                     .bind(token_hash)
@@ -125,6 +129,7 @@ macro_rules! refresh_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rotate_refresh", otel.kind = "client", db.operation.name = "rotate_refresh", db.system.name = Self::DB_SYSTEM))]
             async fn rotate_refresh(
                 &self,
                 old: &str,
@@ -141,6 +146,7 @@ macro_rules! refresh_store {
                 Self::store_successor(tx, done.rows_affected(), successor).await
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.retry_rotation", otel.kind = "client", db.operation.name = "retry_rotation", db.system.name = Self::DB_SYSTEM))]
             async fn retry_rotation(
                 &self,
                 old: &str,
@@ -166,6 +172,7 @@ macro_rules! refresh_store {
                 Self::store_successor(tx, done.rows_affected(), successor).await
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_refresh", otel.kind = "client", db.operation.name = "revoke_refresh", db.system.name = Self::DB_SYSTEM))]
             async fn revoke_refresh(
                 &self,
                 token_hash: &str,

@@ -178,6 +178,7 @@ macro_rules! scim_store {
     ($store:ty) => {
         #[async_trait]
         impl ScimStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_scim_token", otel.kind = "client", db.operation.name = "create_scim_token", db.system.name = Self::DB_SYSTEM))]
             async fn create_scim_token(
                 &self,
                 org: &OrgId,
@@ -201,6 +202,7 @@ macro_rules! scim_store {
                 })
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scim_tokens", otel.kind = "client", db.operation.name = "scim_tokens", db.system.name = Self::DB_SYSTEM))]
             async fn scim_tokens(&self, org: &OrgId) -> Result<Vec<ScimToken>, StoreError> {
                 Ok(sqlx::query_as(TOKENS)
                     .bind(org.as_str())
@@ -208,6 +210,7 @@ macro_rules! scim_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revoke_scim_token", otel.kind = "client", db.operation.name = "revoke_scim_token", db.system.name = Self::DB_SYSTEM))]
             async fn revoke_scim_token(
                 &self,
                 org: &OrgId,
@@ -223,6 +226,7 @@ macro_rules! scim_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scim_token_by_hash", otel.kind = "client", db.operation.name = "scim_token_by_hash", db.system.name = Self::DB_SYSTEM))]
             async fn scim_token_by_hash(
                 &self,
                 token_hash: &str,
@@ -244,6 +248,7 @@ macro_rules! scim_store {
                 Ok(token)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_scim_user", otel.kind = "client", db.operation.name = "create_scim_user", db.system.name = Self::DB_SYSTEM))]
             async fn create_scim_user(
                 &self,
                 user: ScimUserWrite<'_>,
@@ -269,6 +274,7 @@ macro_rules! scim_store {
                     .map_err(taken)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scim_user", otel.kind = "client", db.operation.name = "scim_user", db.system.name = Self::DB_SYSTEM))]
             async fn scim_user(
                 &self,
                 org: &OrgId,
@@ -281,6 +287,7 @@ macro_rules! scim_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.scim_users", otel.kind = "client", db.operation.name = "scim_users", db.system.name = Self::DB_SYSTEM))]
             async fn scim_users(
                 &self,
                 org: &OrgId,
@@ -306,6 +313,7 @@ macro_rules! scim_store {
                 Ok((total, rows))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.replace_scim_user", otel.kind = "client", db.operation.name = "replace_scim_user", db.system.name = Self::DB_SYSTEM))]
             async fn replace_scim_user(
                 &self,
                 user: ScimUserWrite<'_>,
@@ -323,6 +331,7 @@ macro_rules! scim_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_scim_user", otel.kind = "client", db.operation.name = "delete_scim_user", db.system.name = Self::DB_SYSTEM))]
             async fn delete_scim_user(&self, org: &OrgId, id: &str) -> Result<bool, StoreError> {
                 let done = sqlx::query(DELETE_USER)
                     .bind(org.as_str())
@@ -332,6 +341,7 @@ macro_rules! scim_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.suspended_by_scim", otel.kind = "client", db.operation.name = "suspended_by_scim", db.system.name = Self::DB_SYSTEM))]
             async fn suspended_by_scim(
                 &self,
                 org: &OrgId,
@@ -345,6 +355,7 @@ macro_rules! scim_store {
                 Ok(row.is_some())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.deprovision_member", otel.kind = "client", db.operation.name = "deprovision_member", db.system.name = Self::DB_SYSTEM))]
             async fn deprovision_member(
                 &self,
                 org: &OrgId,

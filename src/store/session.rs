@@ -121,6 +121,7 @@ macro_rules! session_store {
     ($store:ty) => {
         #[async_trait]
         impl BrowserSessionStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.load_session", otel.kind = "client", db.operation.name = "load_session", db.system.name = Self::DB_SYSTEM))]
             async fn load_session(
                 &self,
                 id: &str,
@@ -134,6 +135,7 @@ macro_rules! session_store {
                 Ok(row.map(|(d,)| d))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.save_session", otel.kind = "client", db.operation.name = "save_session", db.system.name = Self::DB_SYSTEM))]
             async fn save_session(&self, row: SessionRow<'_>) -> Result<(), StoreError> {
                 sqlx::query(SAVE)
                     .bind(row.id)
@@ -146,6 +148,7 @@ macro_rules! session_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_session", otel.kind = "client", db.operation.name = "create_session", db.system.name = Self::DB_SYSTEM))]
             async fn create_session(
                 &self,
                 row: SessionRow<'_>,
@@ -171,10 +174,12 @@ macro_rules! session_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.session_stats", otel.kind = "client", db.operation.name = "session_stats", db.system.name = Self::DB_SYSTEM))]
             async fn session_stats(&self) -> Result<(i64, i64), StoreError> {
                 Ok(sqlx::query_as(STATS).fetch_one(&self.pool).await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_session", otel.kind = "client", db.operation.name = "delete_session", db.system.name = Self::DB_SYSTEM))]
             async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
                 sqlx::query(DELETE).bind(id).execute(&self.pool).await?;
                 Ok(())
@@ -183,6 +188,7 @@ macro_rules! session_store {
 
         #[async_trait]
         impl RateLimitStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rate_hit", otel.kind = "client", db.operation.name = "rate_hit", db.system.name = Self::DB_SYSTEM))]
             async fn rate_hit(
                 &self,
                 bucket: &str,
@@ -196,6 +202,7 @@ macro_rules! session_store {
                 Ok(hits)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rate_hit_at", otel.kind = "client", db.operation.name = "rate_hit_at", db.system.name = Self::DB_SYSTEM))]
             async fn rate_hit_at(
                 &self,
                 bucket: &str,
@@ -211,6 +218,7 @@ macro_rules! session_store {
                 Ok(hits)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rate_add", otel.kind = "client", db.operation.name = "rate_add", db.system.name = Self::DB_SYSTEM))]
             async fn rate_add(
                 &self,
                 bucket: &str,
@@ -226,6 +234,7 @@ macro_rules! session_store {
                 Ok(hits)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rate_peek", otel.kind = "client", db.operation.name = "rate_peek", db.system.name = Self::DB_SYSTEM))]
             async fn rate_peek(
                 &self,
                 bucket: &str,
@@ -239,6 +248,7 @@ macro_rules! session_store {
                 Ok(row.unwrap_or((0, None)))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rate_buckets_before", otel.kind = "client", db.operation.name = "rate_buckets_before", db.system.name = Self::DB_SYSTEM))]
             async fn rate_buckets_before(
                 &self,
                 pattern: &str,
@@ -251,6 +261,7 @@ macro_rules! session_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_rate_bucket", otel.kind = "client", db.operation.name = "delete_rate_bucket", db.system.name = Self::DB_SYSTEM))]
             async fn delete_rate_bucket(
                 &self,
                 bucket: &str,
@@ -264,6 +275,7 @@ macro_rules! session_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_rate_limits", otel.kind = "client", db.operation.name = "purge_rate_limits", db.system.name = Self::DB_SYSTEM))]
             async fn purge_rate_limits(&self, before: UnixTime) -> Result<u64, StoreError> {
                 let done = sqlx::query(PURGE_RATE_LIMITS)
                     .bind(before)

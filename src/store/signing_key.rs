@@ -51,6 +51,7 @@ macro_rules! signing_key_store {
     ($store:ty) => {
         #[async_trait]
         impl SigningKeyStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_signing_key", otel.kind = "client", db.operation.name = "insert_signing_key", db.system.name = Self::DB_SYSTEM))]
             async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
                 sqlx::query(INSERT)
                     .bind(&k.kid)
@@ -65,10 +66,12 @@ macro_rules! signing_key_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.signing_keys", otel.kind = "client", db.operation.name = "signing_keys", db.system.name = Self::DB_SYSTEM))]
             async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
                 Ok(sqlx::query_as(ALL).fetch_all(&self.pool).await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.retire_signing_keys_except", otel.kind = "client", db.operation.name = "retire_signing_keys_except", db.system.name = Self::DB_SYSTEM))]
             async fn retire_signing_keys_except(
                 &self,
                 kid: &str,
@@ -82,11 +85,13 @@ macro_rules! signing_key_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_signing_keys", otel.kind = "client", db.operation.name = "purge_signing_keys", db.system.name = Self::DB_SYSTEM))]
             async fn purge_signing_keys(&self, before: UnixTime) -> Result<u64, StoreError> {
                 let done = sqlx::query(PURGE).bind(before).execute(&self.pool).await?;
                 Ok(done.rows_affected())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_signing_keys", otel.kind = "client", db.operation.name = "reseal_signing_keys", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_signing_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let keys: Vec<SigningKeyRecord> = sqlx::query_as(ALL).fetch_all(&mut *tx).await?;

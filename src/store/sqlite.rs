@@ -13,6 +13,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// `db.system.name` of its spans (OpenTelemetry database conventions).
+    pub const DB_SYSTEM: &'static str = "sqlite";
+
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)

@@ -123,6 +123,7 @@ macro_rules! sso_store {
     ($store:ty) => {
         #[async_trait]
         impl SsoStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sso_connection", otel.kind = "client", db.operation.name = "sso_connection", db.system.name = Self::DB_SYSTEM))]
             async fn sso_connection(
                 &self,
                 org: &OrgId,
@@ -133,6 +134,7 @@ macro_rules! sso_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sso_connection_for_domain", otel.kind = "client", db.operation.name = "sso_connection_for_domain", db.system.name = Self::DB_SYSTEM))]
             async fn sso_connection_for_domain(
                 &self,
                 domain: &str,
@@ -143,6 +145,7 @@ macro_rules! sso_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sso_domains", otel.kind = "client", db.operation.name = "sso_domains", db.system.name = Self::DB_SYSTEM))]
             async fn sso_domains(&self, org: &OrgId) -> Result<Vec<String>, StoreError> {
                 let rows: Vec<(String,)> = sqlx::query_as(DOMAINS)
                     .bind(org.as_str())
@@ -151,6 +154,7 @@ macro_rules! sso_store {
                 Ok(rows.into_iter().map(|(d,)| d).collect())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.put_sso_connection", otel.kind = "client", db.operation.name = "put_sso_connection", db.system.name = Self::DB_SYSTEM))]
             async fn put_sso_connection(
                 &self,
                 c: &SsoConnection,
@@ -190,6 +194,7 @@ macro_rules! sso_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.delete_sso_connection", otel.kind = "client", db.operation.name = "delete_sso_connection", db.system.name = Self::DB_SYSTEM))]
             async fn delete_sso_connection(&self, org: &OrgId) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(DROP_DOMAINS)
@@ -204,6 +209,7 @@ macro_rules! sso_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sso_identity", otel.kind = "client", db.operation.name = "sso_identity", db.system.name = Self::DB_SYSTEM))]
             async fn sso_identity(
                 &self,
                 issuer: &str,
@@ -217,6 +223,7 @@ macro_rules! sso_store {
                 Ok(row.map(|(u,)| u))
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.link_sso_identity", otel.kind = "client", db.operation.name = "link_sso_identity", db.system.name = Self::DB_SYSTEM))]
             async fn link_sso_identity(
                 &self,
                 issuer: &str,
@@ -239,6 +246,7 @@ macro_rules! sso_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_sso_user", otel.kind = "client", db.operation.name = "create_sso_user", db.system.name = Self::DB_SYSTEM))]
             async fn create_sso_user(
                 &self,
                 email: &Email,
@@ -268,6 +276,7 @@ macro_rules! sso_store {
                 Ok(created)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_sso_secrets", otel.kind = "client", db.operation.name = "reseal_sso_secrets", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_sso_secrets(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let rows: Vec<(String, String, String)> =

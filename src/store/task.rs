@@ -127,6 +127,7 @@ macro_rules! task_store {
     ($store:ty) => {
         #[async_trait]
         impl TaskStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_task", otel.kind = "client", db.operation.name = "create_task", db.system.name = Self::DB_SYSTEM))]
             async fn create_task(
                 &self,
                 t: &TaskRecord,
@@ -147,6 +148,7 @@ macro_rules! task_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.task", otel.kind = "client", db.operation.name = "task", db.system.name = Self::DB_SYSTEM))]
             async fn task(
                 &self,
                 org: &OrgId,
@@ -163,6 +165,7 @@ macro_rules! task_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.finish_task", otel.kind = "client", db.operation.name = "finish_task", db.system.name = Self::DB_SYSTEM))]
             async fn finish_task(
                 &self,
                 id: &str,
@@ -182,6 +185,7 @@ macro_rules! task_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.note_task_job", otel.kind = "client", db.operation.name = "note_task_job", db.system.name = Self::DB_SYSTEM))]
             async fn note_task_job(
                 &self,
                 id: &str,
@@ -197,6 +201,7 @@ macro_rules! task_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.tasks_sharing_job", otel.kind = "client", db.operation.name = "tasks_sharing_job", db.system.name = Self::DB_SYSTEM))]
             async fn tasks_sharing_job(
                 &self,
                 org: &OrgId,
@@ -212,6 +217,7 @@ macro_rules! task_store {
                 Ok(n)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.purge_tasks", otel.kind = "client", db.operation.name = "purge_tasks", db.system.name = Self::DB_SYSTEM))]
             async fn purge_tasks(&self, now: UnixTime) -> Result<u64, StoreError> {
                 let done = sqlx::query(PURGE).bind(now).execute(&self.pool).await?;
                 Ok(done.rows_affected())

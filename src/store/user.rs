@@ -145,6 +145,7 @@ macro_rules! user_store {
     ($store:ty) => {
         #[async_trait]
         impl UserStore for $store {
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_user", otel.kind = "client", db.operation.name = "create_user", db.system.name = Self::DB_SYSTEM))]
             async fn create_user(
                 &self,
                 org: &OrgId,
@@ -179,6 +180,7 @@ macro_rules! user_store {
                 Ok(created.user)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.add_membership", otel.kind = "client", db.operation.name = "add_membership", db.system.name = Self::DB_SYSTEM))]
             async fn add_membership(
                 &self,
                 org: &OrgId,
@@ -204,6 +206,7 @@ macro_rules! user_store {
                 Ok(())
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_user_by_email", otel.kind = "client", db.operation.name = "find_user_by_email", db.system.name = Self::DB_SYSTEM))]
             async fn find_user_by_email(
                 &self,
                 email: &Email,
@@ -214,6 +217,7 @@ macro_rules! user_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_user_by_id", otel.kind = "client", db.operation.name = "find_user_by_id", db.system.name = Self::DB_SYSTEM))]
             async fn find_user_by_id(
                 &self,
                 user: &UserId,
@@ -224,6 +228,7 @@ macro_rules! user_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.list_members", otel.kind = "client", db.operation.name = "list_members", db.system.name = Self::DB_SYSTEM))]
             async fn list_members(&self, org: &OrgId) -> Result<Vec<OrgMember>, StoreError> {
                 Ok(sqlx::query_as(MEMBERS)
                     .bind(org.as_str())
@@ -231,6 +236,7 @@ macro_rules! user_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.memberships", otel.kind = "client", db.operation.name = "memberships", db.system.name = Self::DB_SYSTEM))]
             async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
                 Ok(sqlx::query_as(MEMBERSHIPS)
                     .bind(user.as_str())
@@ -238,6 +244,7 @@ macro_rules! user_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_user_disabled", otel.kind = "client", db.operation.name = "set_user_disabled", db.system.name = Self::DB_SYSTEM))]
             async fn set_user_disabled(
                 &self,
                 user: &UserId,
@@ -251,6 +258,7 @@ macro_rules! user_store {
                 StoreError::found(done.rows_affected(), "user")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_user_password", otel.kind = "client", db.operation.name = "set_user_password", db.system.name = Self::DB_SYSTEM))]
             async fn set_user_password(
                 &self,
                 user: &UserId,
@@ -266,6 +274,7 @@ macro_rules! user_store {
                 StoreError::found(done.rows_affected(), "user")
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.member", otel.kind = "client", db.operation.name = "member", db.system.name = Self::DB_SYSTEM))]
             async fn member(
                 &self,
                 org: &OrgId,
@@ -278,6 +287,7 @@ macro_rules! user_store {
                     .await?)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.update_member", otel.kind = "client", db.operation.name = "update_member", db.system.name = Self::DB_SYSTEM))]
             async fn update_member(
                 &self,
                 org: &OrgId,
@@ -297,6 +307,7 @@ macro_rules! user_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.remove_member", otel.kind = "client", db.operation.name = "remove_member", db.system.name = Self::DB_SYSTEM))]
             async fn remove_member(
                 &self,
                 org: &OrgId,
@@ -325,6 +336,7 @@ macro_rules! user_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.bump_session_epoch", otel.kind = "client", db.operation.name = "bump_session_epoch", db.system.name = Self::DB_SYSTEM))]
             async fn bump_session_epoch(&self, user: &UserId) -> Result<i64, StoreError> {
                 let (epoch,): (i64,) = sqlx::query_as(BUMP_EPOCH)
                     .bind(user.as_str())

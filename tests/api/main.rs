@@ -26,4 +26,5 @@ mod sso;
 mod stdio;
 mod store;
 mod store_oauth;
+mod traces;
 mod vault;
