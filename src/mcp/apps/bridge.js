@@ -1,7 +1,8 @@
 // The MCP Apps host bridge every view shares, spliced into each view at its include line when
 // the server starts (src/mcp/apps.rs), so each view stays one self-contained document.
-// It speaks JSON-RPC 2.0 over postMessage with the host window; each view defines `view`,
-// `render`, `PROTOCOL_VERSION` and `APP_INFO` and ends by calling `start()`.
+// It speaks JSON-RPC 2.0 over postMessage with the host window, and holds the page-building
+// helpers every view uses; each view defines `view`, `render`, `TOOL`, `PROTOCOL_VERSION` and
+// `APP_INFO` and ends by calling `start()`.
 // --- the host bridge --------------------------------------------------------------------------
 const waiting = new Map();
 let lastId = 0;
@@ -50,6 +51,43 @@ function reportSize() {
   if (`${width}x${height}` === lastSize) return;
   lastSize = `${width}x${height}`;
   notify("ui/notifications/size-changed", { width, height });
+}
+
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+
+// --- building the page ------------------------------------------------------------------------
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue;
+    // Styles through the CSSOM, which a content security policy leaves alone.
+    if (k === "style") node.style.cssText = v; else node.setAttribute(k, String(v));
+  }
+  node.append(...children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false).map((c) => (c instanceof Node ? c : String(c))));
+  return node;
+}
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  node.append(...children);
+  return node;
+}
+function textOf(result) {
+  return (result.content || []).filter((c) => c && c.type === "text").map((c) => c.text).join("\n\n");
+}
+function statusBox(kind, ...lines) {
+  return el("div", { class: `status ${kind}`, role: kind === "error" ? "alert" : "status" },
+    kind === "pending" ? el("div", { class: "spin", "aria-hidden": "true" }) : null, el("div", null, ...lines));
+}
+function pending(s) {
+  const where = s.status === "queued"
+    ? `Queued behind Clari's limit on concurrent exports (position ${s.position ?? "?"}${s.waiting_for_job_id ? `, after job ${s.waiting_for_job_id}` : ""}).`
+    : `Clari is running the export${s.job_id ? ` (job ${s.job_id})` : ""}.`;
+  const again = isNum(s.retry_after_seconds)
+    ? `Call ${TOOL} again with the same arguments in about ${s.retry_after_seconds} s.`
+    : `Call ${TOOL} again with the same arguments shortly.`;
+  return statusBox("pending", el("p", null, el("strong", null, "Clari is preparing this export…")),
+    el("p", { class: "sub" }, where), el("p", { class: "sub" }, again));
 }
 
 // --- starting ---------------------------------------------------------------------------------
