@@ -159,17 +159,20 @@ async fn code_grant(
         redirect_uri,
         verifier,
     };
+    // A used code, however this redemption learned it: the grant and its tokens go.
+    let replayed = || {
+        replay_detected(
+            state,
+            client,
+            meta,
+            (&record.organization_id, &record.grant_id),
+            Presented::Code,
+        )
+    };
     match core::check_code_redemption(&record, &redemption, now) {
         Ok(()) => {}
         Err(core::CodeRefusal::Replayed) => {
-            return Err(replay_detected(
-                state,
-                client,
-                meta,
-                (&record.organization_id, &record.grant_id),
-                Presented::Code,
-            )
-            .await?);
+            return Err(replayed().await?);
         }
         Err(core::CodeRefusal::Invalid(why)) => return Err(OAuthError::invalid_grant(why)),
     }
@@ -188,14 +191,7 @@ async fn code_grant(
             .await?
             .is_some_and(|r| r.consumed_at.is_some());
         if redeemed_meanwhile {
-            return Err(replay_detected(
-                state,
-                client,
-                meta,
-                (&record.organization_id, &record.grant_id),
-                Presented::Code,
-            )
-            .await?);
+            return Err(replayed().await?);
         }
         return Err(OAuthError::invalid_grant(
             "the grant was revoked, or the user, organisation or client is disabled",
@@ -205,14 +201,7 @@ async fn code_grant(
         CodeRedemption::Redeemed(_) => {}
         // Two redemptions raced and this one lost: the same replay, recorded the same way.
         CodeRedemption::Replayed(_) => {
-            return Err(replay_detected(
-                state,
-                client,
-                meta,
-                (&record.organization_id, &record.grant_id),
-                Presented::Code,
-            )
-            .await?);
+            return Err(replayed().await?);
         }
         CodeRedemption::Unknown => {
             return Err(OAuthError::invalid_grant(
