@@ -5,7 +5,7 @@ use clari_mcp::store::Email;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::both_backends;
-use crate::helpers::{Backend, Cli, TestDb, python_fernet_decrypt};
+use crate::helpers::{Backend, Cli, TestDb, free_port, python_fernet_decrypt};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -689,14 +689,6 @@ async fn demo_serves_a_working_mcp_url_and_reuses_its_data() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(again["api_key"], creds["api_key"]);
     assert_eq!(again["password"], creds["password"]);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

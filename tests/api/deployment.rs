@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::helpers::{Backend, Cli, TestDb, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, Cli, TestDb, free_port, spawn_app, spawn_app_with};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -173,14 +173,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_server(grace: &str, job_latency_ms: u64) -> Server {

@@ -321,3 +321,12 @@ fn python_missing(why: &str) -> Option<String> {
 pub fn org_name(name: &str) -> clari_mcp::orgname::OrgName {
     clari_mcp::orgname::OrgName::parse(name).expect("a valid organisation name")
 }
+
+/// A port nothing listens on right now, for a server started as a child process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -103,11 +103,7 @@ async fn spans_reach_an_otlp_receiver_with_mcp_attributes_and_parent_links() {
     clari_mcp::init_crypto();
     let (otlp, received) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_clari-mcp"))
         .args(["demo", "--port", &port.to_string(), "--data-dir"])
         .arg(dir.path())
