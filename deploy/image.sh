@@ -7,6 +7,7 @@
 #   bash deploy/image.sh --check    # build, then check the image itself (deploy/check-image.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/apt.sh
 BUILDAH_DEB="1.28.2+ds1-3+deb12u1+b3"
 # No overlay or user namespaces on these machines: the vfs driver and chroot isolation work
 # everywhere (the image has no RUN step, so isolation only matters for the build's bookkeeping).
@@ -14,8 +15,7 @@ export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 
 if ! buildah --version 2>/dev/null | grep -q "1.28.2"; then
   echo "installing buildah (Debian ${BUILDAH_DEB})"
-  install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "buildah=${BUILDAH_DEB}" >/dev/null; }
-  install || { apt-get update -qq >/dev/null && install; }
+  apt_install "buildah=${BUILDAH_DEB}"
 fi
 
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"

@@ -5,6 +5,7 @@
 # pinned, installed when missing; no service is started).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. deploy/apt.sh
 CADDY_DEB="2.6.2-5"
 NGINX_DEB="1.22.1-9+deb12u12"
 
@@ -15,17 +16,7 @@ if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
 
 if ! { caddy version 2>/dev/null | grep -q "^v\?2.6.2" && nginx -v 2>&1 | grep -q "nginx/1.22.1"; }; then
   echo "installing caddy ${CADDY_DEB} and nginx-light ${NGINX_DEB} (Debian)"
-  policy_added=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    policy_added=1
-  fi
-  install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "caddy=${CADDY_DEB}" "nginx-light=${NGINX_DEB}" >/dev/null
-  }
-  install || { apt-get update -qq >/dev/null && install; }
-  if [ -n "$policy_added" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  apt_install "caddy=${CADDY_DEB}" "nginx-light=${NGINX_DEB}"
 fi
 
 WORK="$(mktemp -d)"

@@ -5,22 +5,12 @@
 # every metric either names is one the server serves.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. deploy/apt.sh
 PROMETHEUS_DEB="2.42.0+ds-5+deb12u1"
 
 if ! promtool --version 2>/dev/null | grep -q "${PROMETHEUS_DEB}"; then
   echo "installing promtool (Debian prometheus ${PROMETHEUS_DEB})"
-  # Install only: no service is started on this machine.
-  policy_added=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    policy_added=1
-  fi
-  install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "prometheus=${PROMETHEUS_DEB}" >/dev/null
-  }
-  install || { apt-get update -qq >/dev/null && install; }
-  if [ -n "$policy_added" ]; then rm -f /usr/sbin/policy-rc.d; fi
+  apt_install "prometheus=${PROMETHEUS_DEB}"
 fi
 promtool --version | head -1
 
