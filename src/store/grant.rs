@@ -22,6 +22,9 @@ pub struct Grant {
     /// Whether `prompt=none` (and a repeat visit) may reuse this consent; false after the client's
     /// redirect URIs changed, until the user approves again.
     pub consent_remembered: bool,
+    /// Whether the organisation requires DPoP-bound tokens (read with the live chain only).
+    #[sqlx(default)]
+    pub org_requires_dpop: bool,
 }
 
 /// A grant with the names a person recognises, for the account and admin pages.
@@ -136,7 +139,8 @@ WHERE organization_id = $1 AND user_id = $2 AND client_id = $3 AND revoked_at IS
 /// Live means the whole chain: grant, user, organisation, membership and client.
 const LIVE: &str = "\
 SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource,
-    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered
+    g.created_at, g.updated_at, g.revoked_at, g.consent_remembered,
+    o.require_dpop AS org_requires_dpop
 FROM grants g
 JOIN users u ON u.id = g.user_id
 JOIN organizations o ON o.id = g.organization_id

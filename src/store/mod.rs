@@ -1,6 +1,6 @@
 //! Persistence: one trait per aggregate (organisations, users, Clari credentials, API keys,
 //! clients, grants, codes, refresh tokens, signing keys, browser sessions, rate limits, exports,
-//! the audit trail, tasks, pre-warming),
+//! the audit trail, tasks, pre-warming, machine clients and one-time JWT ids),
 //! each in its own file with its SQL as constants and one macro that implements it for SQLite
 //! (embedded default) and PostgreSQL (several replicas); `$N` placeholders work on both.
 //! [`Store`] is their sum.
@@ -24,6 +24,7 @@ mod postgres;
 mod prewarm;
 mod refresh;
 mod scim;
+mod service;
 mod session;
 mod signing_key;
 mod sqlite;
@@ -54,6 +55,7 @@ pub use refresh::{RefreshRecord, RefreshStore};
 pub use scim::{
     MAX_SCIM_TOKENS, MAX_SCIM_USERS, ScimFilter, ScimStore, ScimToken, ScimUserRow, ScimUserWrite,
 };
+pub use service::{MAX_SERVICE_CLIENTS, ServiceAuth, ServiceClient, ServiceClientStore};
 pub use session::{BrowserSessionStore, RateLimitStore, SessionRow};
 pub use signing_key::{SigningKeyRecord, SigningKeyStore};
 pub use sqlite::SqliteStore;
@@ -153,6 +155,7 @@ pub trait Store:
     + ScimStore
     + MfaStore
     + SsoStore
+    + ServiceClientStore
     + Send
     + Sync
     + 'static
@@ -181,6 +184,8 @@ pub struct Purged {
     pub refresh_tokens: u64,
     pub grants: u64,
     pub invitations: u64,
+    /// JWT ids past the expiry of the JWT they came from.
+    pub jtis: u64,
 }
 
 const PURGE_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at <= $1";
@@ -191,6 +196,7 @@ const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at 
 /// Past their expiry (used or not) or withdrawn: the audit trail keeps what happened.
 const PURGE_INVITATIONS: &str =
     "DELETE FROM invitations WHERE expires_at <= $1 OR revoked_at <= $1";
+const PURGE_JTIS: &str = "DELETE FROM seen_jtis WHERE expires_at <= $1";
 
 macro_rules! store {
     ($store:ty, $backend:expr) => {
@@ -233,6 +239,7 @@ macro_rules! store {
                     codes: purge(PURGE_CODES, now).await?,
                     refresh_tokens: purge(PURGE_REFRESH_TOKENS, now).await?,
                     invitations: purge(PURGE_INVITATIONS, now).await?,
+                    jtis: purge(PURGE_JTIS, now).await?,
                 };
                 tx.commit().await?;
                 Ok(purged)

@@ -20,7 +20,7 @@ pub trait OrgStore: Send + Sync {
     async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
     async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
     /// The kill switch, in one transaction: disables the organisation and revokes every grant,
-    /// refresh token and API key it has. Enabling it later resurrects none of them.
+    /// refresh token, API key and machine client it has. Enabling it later resurrects none of them.
     async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError>;
     /// Per organisation: live grants, distinct clients holding one, and live API keys (one
     /// query, for the metrics gauges).
@@ -50,6 +50,7 @@ pub struct Killed {
     pub grants: u64,
     pub refresh_tokens: u64,
     pub api_keys: u64,
+    pub service_clients: u64,
 }
 
 const INSERT: &str = "\
@@ -108,6 +109,9 @@ UPDATE refresh_tokens SET revoked_at = $2 WHERE organization_id = $1 AND revoked
 
 const KILL_API_KEYS: &str = "\
 UPDATE api_keys SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
+
+const KILL_SERVICE_CLIENTS: &str = "\
+UPDATE service_clients SET revoked_at = $2 WHERE organization_id = $1 AND revoked_at IS NULL";
 
 macro_rules! org_store {
     ($store:ty) => {
@@ -320,6 +324,7 @@ macro_rules! org_store {
                     grants: revoke(KILL_GRANTS).await?,
                     refresh_tokens: revoke(KILL_REFRESH_TOKENS).await?,
                     api_keys: revoke(KILL_API_KEYS).await?,
+                    service_clients: revoke(KILL_SERVICE_CLIENTS).await?,
                 };
                 tx.commit().await?;
                 Ok(killed)

@@ -22,6 +22,9 @@ pub struct RefreshRecord {
     /// The hash of the token that replaced this one.
     pub replaced_by: Option<String>,
     pub revoked_at: Option<UnixTime>,
+    /// The JWK SHA-256 thumbprint of the DPoP key a public client's token is bound to: only a
+    /// proof signed by that key may present it (RFC 9449 §5).
+    pub jkt: Option<String>,
 }
 
 #[async_trait]
@@ -49,12 +52,12 @@ pub trait RefreshStore: Send + Sync {
 
 const INSERT: &str = "\
 INSERT INTO refresh_tokens (token_hash, grant_id, organization_id, client_id, scope, resource,
-    created_at, expires_at, rotated_at, replaced_by, revoked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL)";
+    created_at, expires_at, rotated_at, replaced_by, revoked_at, jkt)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, $9)";
 
 const GET: &str = "\
 SELECT token_hash, grant_id, organization_id, client_id, scope, resource, created_at, expires_at,
-    rotated_at, replaced_by, revoked_at
+    rotated_at, replaced_by, revoked_at, jkt
 FROM refresh_tokens WHERE token_hash = $1";
 
 const ROTATE: &str = "\
@@ -91,6 +94,7 @@ macro_rules! refresh_store {
                     .bind(&t.resource)
                     .bind(t.created_at)
                     .bind(t.expires_at)
+                    .bind(t.jkt.as_deref())
                     .execute(ex)
                     .await?;
                 Ok(())

@@ -43,6 +43,12 @@ pub trait SsoStore: Send + Sync {
         domain: &str,
     ) -> Result<Option<SsoConnection>, StoreError>;
     async fn sso_domains(&self, org: &OrgId) -> Result<Vec<String>, StoreError>;
+    /// The connections of enabled organisations that trust the provider `issuer` (its identity
+    /// assertions are theirs to accept).
+    async fn sso_connections_for_issuer(
+        &self,
+        issuer: &str,
+    ) -> Result<Vec<SsoConnection>, StoreError>;
     /// Creates or replaces the connection and its domains in one transaction; a domain another
     /// organisation owns is a conflict.
     async fn put_sso_connection(
@@ -83,6 +89,12 @@ SELECT c.organization_id, c.issuer, c.client_id, c.secret_ciphertext, c.secret_k
 FROM sso_domains d JOIN sso_connections c ON c.organization_id = d.organization_id
 JOIN organizations o ON o.id = c.organization_id
 WHERE d.domain = $1 AND NOT o.disabled";
+
+const BY_ISSUER: &str = "\
+SELECT c.organization_id, c.issuer, c.client_id, c.secret_ciphertext, c.secret_key_id,
+    c.groups_claim, c.admin_group, c.member_group, c.required, c.updated_at
+FROM sso_connections c JOIN organizations o ON o.id = c.organization_id
+WHERE c.issuer = $1 AND NOT o.disabled ORDER BY c.organization_id LIMIT 100";
 
 const DOMAINS: &str = "SELECT domain FROM sso_domains WHERE organization_id = $1 ORDER BY domain";
 
@@ -131,6 +143,17 @@ macro_rules! sso_store {
                 Ok(sqlx::query_as(BY_ORG)
                     .bind(org.as_str())
                     .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sso_connections_for_issuer", otel.kind = "client", db.operation.name = "sso_connections_for_issuer", db.system.name = Self::DB_SYSTEM))]
+            async fn sso_connections_for_issuer(
+                &self,
+                issuer: &str,
+            ) -> Result<Vec<SsoConnection>, StoreError> {
+                Ok(sqlx::query_as(BY_ISSUER)
+                    .bind(issuer)
+                    .fetch_all(&self.pool)
                     .await?)
             }
 
