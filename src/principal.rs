@@ -13,12 +13,18 @@ pub enum Subject {
     ApiKey {
         key_id: ApiKeyId,
     },
+    /// A machine client of the organisation acting as itself (client credentials).
+    Service {
+        client_id: ClientId,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthContext {
     pub org_id: OrgId,
-    pub user_id: UserId,
+    /// The person behind the call; `None` for a machine client's service identity.
+    pub user_id: Option<UserId>,
     pub subject: Subject,
     pub scopes: ScopeSet,
 }

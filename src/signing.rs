@@ -45,6 +45,30 @@ pub struct AccessClaims {
     pub jti: String,
     pub iat: i64,
     pub exp: i64,
+    /// The DPoP key the token is bound to (RFC 9449 §6.1): only a request carrying a proof
+    /// signed by that key may present it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// `cnf` of a sender-constrained token (RFC 7800 §3.1, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The JWK SHA-256 thumbprint (RFC 7638) of the DPoP key, base64url.
+    pub jkt: String,
+}
+
+/// Machine clients' ids begin with this; their tokens carry the client id where a grant id
+/// would be (`gid`), since the client itself is what revocation reaches.
+pub const SERVICE_CLIENT_PREFIX: &str = "svc_";
+
+/// What stands behind a valid access token, still live.
+#[derive(Debug, Clone)]
+pub enum Behind {
+    /// A person's consent (authorization code, refresh, ID-JAG).
+    Grant(crate::store::Grant),
+    /// A machine client of the organisation (client credentials).
+    Service(crate::store::ServiceClient),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -202,11 +226,20 @@ fn build(
     })
 }
 
-/// A valid access token: its claims and the live grant behind it.
+/// A valid access token: its claims and the live grant or machine client behind it.
 #[derive(Debug, Clone)]
 pub struct ValidToken {
     pub claims: AccessClaims,
-    pub grant: crate::store::Grant,
+    pub behind: Behind,
+}
+
+impl ValidToken {
+    pub fn organization_id(&self) -> &crate::store::OrgId {
+        match &self.behind {
+            Behind::Grant(g) => &g.organization_id,
+            Behind::Service(c) => &c.organization_id,
+        }
+    }
 }
 
 /// Access-token validation, the one way every consumer (the MCP bearer layer, `/introspect`,
@@ -234,25 +267,41 @@ impl AccessTokens<'_> {
             )
             .await?;
         // Claims come from a verified signature, but are still text from the wire: parse them.
-        let (Ok(org), Ok(gid)) = (
-            crate::store::OrgId::parse(&claims.org),
-            crate::store::GrantId::parse(&claims.gid),
-        ) else {
-            return Err(TokenError::Invalid);
+        let org = crate::store::OrgId::parse(&claims.org).map_err(|_| TokenError::Invalid)?;
+        let unavailable = |e: crate::store::StoreError| {
+            tracing::error!(error = %e, "reading what stands behind an access token failed");
+            TokenError::Unavailable
         };
+        if claims.gid.starts_with(SERVICE_CLIENT_PREFIX) {
+            let id = crate::store::ClientId::parse(&claims.gid).map_err(|_| TokenError::Invalid)?;
+            let client = self
+                .store
+                .live_service_client(&org, &id)
+                .await
+                .map_err(unavailable)?
+                .ok_or(TokenError::Revoked)?;
+            if claims.client_id != claims.gid || claims.sub != claims.gid {
+                return Err(TokenError::Invalid);
+            }
+            return Ok(ValidToken {
+                claims,
+                behind: Behind::Service(client),
+            });
+        }
+        let gid = crate::store::GrantId::parse(&claims.gid).map_err(|_| TokenError::Invalid)?;
         let grant = self
             .store
             .live_grant(&org, &gid)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "reading the grant of an access token failed");
-                TokenError::Unavailable
-            })?
+            .map_err(unavailable)?
             .ok_or(TokenError::Revoked)?;
         if grant.client_id.as_str() != claims.client_id || grant.user_id.as_str() != claims.sub {
             return Err(TokenError::Invalid);
         }
-        Ok(ValidToken { claims, grant })
+        Ok(ValidToken {
+            claims,
+            behind: Behind::Grant(grant),
+        })
     }
 }
 

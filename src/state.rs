@@ -39,6 +39,8 @@ pub struct Inner {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The one guarded, bounded client for Client ID Metadata Documents.
     pub cimd: crate::net::CimdFetcher,
+    /// Public key sets of identity providers (ID-JAG) and machine clients (`jwks_uri`).
+    pub key_sets: crate::jose::KeySets,
     /// Sends invitations when `CLARI_MCP_SMTP_URL` is set.
     pub mailer: Option<crate::mail::Mailer>,
     /// Conformance build only: the fixed identity that replaces the bearer layer on `/mcp`.
@@ -86,8 +88,10 @@ impl AppState {
         let cimd = crate::net::CimdFetcher::new(config.danger_cimd_allow_loopback);
         let mailer = crate::mail::Mailer::from_config(config.smtp_url.as_ref(), &config.smtp_from)
             .map_err(|e| anyhow::anyhow!("CLARI_MCP_SMTP_URL: {e}"))?;
+        let key_sets = crate::jose::KeySets::new(config.danger_sso_allow_loopback);
         Ok(Self(Arc::new(Inner {
             mailer,
+            key_sets,
             config,
             store,
             vault,

@@ -172,7 +172,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "danger_sso_allow_loopback",
         default: "`false`",
-        meaning: "tests only: allow an OpenID provider on an http loopback URL",
+        meaning: "tests only: allow an OpenID provider, and a machine client's JWKS URL, on an http loopback URL",
     },
     Setting {
         key: "header_read_timeout",

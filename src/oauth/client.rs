@@ -109,20 +109,38 @@ pub fn validate_metadata(v: &Value) -> Result<ClientMetadata, OAuthError> {
     if !v.is_object() {
         return Err(meta_err("the registration body must be a JSON object"));
     }
-    let redirect_uris = string_list(v, "redirect_uris", MAX_REDIRECT_URIS, 2000)
-        .map_err(|e| {
-            if e.code == ErrorCode::InvalidClientMetadata {
-                redirect_err(e.description)
-            } else {
-                e
-            }
-        })?
-        .unwrap_or_default();
-    if redirect_uris.is_empty() {
+    let grant_types =
+        string_list(v, "grant_types", 5, 64)?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    let known = |g: &String| {
+        g == "authorization_code" || g == "refresh_token" || g == super::token::JWT_BEARER
+    };
+    let uses_code = grant_types.iter().any(|g| g == "authorization_code");
+    let uses_jwt_bearer = grant_types.iter().any(|g| g == super::token::JWT_BEARER);
+    if !grant_types.iter().all(known) || !(uses_code || uses_jwt_bearer) {
+        return Err(meta_err(format!(
+            "grant_types must include authorization_code (and may add refresh_token) or {}",
+            super::token::JWT_BEARER
+        )));
+    }
+    if !uses_code && grant_types.iter().any(|g| g == "refresh_token") {
+        return Err(meta_err(
+            "refresh_token comes only with authorization_code: an identity assertion is exchanged again instead",
+        ));
+    }
+    let redirect_uris = string_list(v, "redirect_uris", MAX_REDIRECT_URIS, 2000).map_err(|e| {
+        if e.code == ErrorCode::InvalidClientMetadata {
+            redirect_err(e.description)
+        } else {
+            e
+        }
+    })?;
+    // Absent is fine for a client without the code grant; a list given is never empty.
+    if redirect_uris.as_ref().is_some_and(Vec::is_empty) || (uses_code && redirect_uris.is_none()) {
         return Err(redirect_err(
             "redirect_uris must list at least one redirect URI",
         ));
     }
+    let redirect_uris = redirect_uris.unwrap_or_default();
     for uri in &redirect_uris {
         redirect::validate_for_registration(uri).map_err(|e| redirect_err(e.to_string()))?;
     }
@@ -134,21 +152,24 @@ pub fn validate_metadata(v: &Value) -> Result<ClientMetadata, OAuthError> {
             AUTH_METHODS.join(", ")
         )));
     }
-    let grant_types =
-        string_list(v, "grant_types", 5, 64)?.unwrap_or_else(|| vec!["authorization_code".into()]);
-    if grant_types
-        .iter()
-        .any(|g| g != "authorization_code" && g != "refresh_token")
-        || !grant_types.iter().any(|g| g == "authorization_code")
-    {
+    if uses_jwt_bearer && token_endpoint_auth_method == "none" {
         return Err(meta_err(
-            "grant_types must include authorization_code and may add refresh_token",
+            "the jwt-bearer grant is only for confidential clients: choose client_secret_basic or client_secret_post",
         ));
     }
-    let response_types =
-        string_list(v, "response_types", 3, 64)?.unwrap_or_else(|| vec!["code".into()]);
-    if response_types != ["code"] {
+    let default_response = if uses_code {
+        vec!["code".into()]
+    } else {
+        Vec::new()
+    };
+    let response_types = string_list(v, "response_types", 3, 64)?.unwrap_or(default_response);
+    if uses_code && response_types != ["code"] {
         return Err(meta_err("response_types must be [\"code\"]"));
+    }
+    if !uses_code && !response_types.is_empty() {
+        return Err(meta_err(
+            "response_types must be empty for a client without authorization_code",
+        ));
     }
     let application_type = opt_string(v, "application_type", 16)?.unwrap_or_else(|| "web".into());
     if application_type != "web" && application_type != "native" {

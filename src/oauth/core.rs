@@ -68,6 +68,32 @@ pub fn narrow_scope(held: &ScopeSet, asked: Option<&str>) -> Result<ScopeSet, OA
     Ok(asked)
 }
 
+/// The scope of a token whose grant has no consent page (client credentials, ID-JAG): what is
+/// asked (everything `allowed` when nothing is) within what `allowed` permits, honouring
+/// `clari:read` on either side (RFC 6749 §3.3: the server may issue less than asked, and says
+/// so in the response). Nothing in common is `invalid_scope`.
+pub fn offered_scope(asked: Option<&str>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
+    let Some(asked) = asked.filter(|a| !a.trim().is_empty()) else {
+        return Ok(allowed.clone());
+    };
+    let asked = ScopeSet::parse(asked)
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?;
+    let both: ScopeSet = asked
+        .iter()
+        .filter(|s| allowed.allows(*s))
+        .chain(allowed.iter().filter(|s| asked.allows(*s)))
+        .collect();
+    if both.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!(
+                "none of the requested scopes may be granted here; this client may have {allowed}"
+            ),
+        ));
+    }
+    Ok(both)
+}
+
 /// What presenting a refresh token calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDecision {
@@ -207,6 +233,23 @@ mod tests {
     fn a_refresh_may_narrow_the_scope_but_never_widen_it() {
         let held = ScopeSet::parse("forecasts:read users:read").unwrap();
         assert_eq!(narrow_scope(&held, None).unwrap(), held);
+        let narrow = ScopeSet::parse("forecasts:read users:read").unwrap();
+        let offered =
+            |a: Option<&str>, allowed: &ScopeSet| offered_scope(a, allowed).map(|s| s.to_string());
+        assert_eq!(offered(None, &narrow).unwrap(), "forecasts:read users:read");
+        assert_eq!(
+            offered(Some("clari:read"), &narrow).unwrap(),
+            "forecasts:read users:read"
+        );
+        assert_eq!(
+            offered(Some("forecasts:read audit:read"), &narrow).unwrap(),
+            "forecasts:read"
+        );
+        let all = ScopeSet::parse("clari:read").unwrap();
+        assert_eq!(offered(Some("audit:read"), &all).unwrap(), "audit:read");
+        assert!(offered(Some("audit:read"), &narrow).is_err());
+        assert!(offered(Some("admin"), &all).is_err());
+        assert!(offered(Some("nonsense"), &all).is_err());
         assert_eq!(
             narrow_scope(&held, Some("users:read")).unwrap().to_string(),
             "users:read"

@@ -25,6 +25,10 @@ pub enum ErrorCode {
     SlowDown,
     LoginRequired,
     ConsentRequired,
+    /// RFC 9449 §5: the DPoP proof is not valid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: send the proof again with the nonce in the `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -47,6 +51,8 @@ impl ErrorCode {
             Self::SlowDown => "slow_down",
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -65,6 +71,8 @@ pub struct OAuthError {
     pub basic_challenge: bool,
     pub status: Option<StatusCode>,
     pub retry_after: Option<u64>,
+    /// A fresh DPoP nonce for the `DPoP-Nonce` header (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -75,6 +83,7 @@ impl OAuthError {
             basic_challenge: false,
             status: None,
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
@@ -168,6 +177,13 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"clari-mcp\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(v) = self
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            r.headers_mut().insert(super::dpop::NONCE_HEADER, v);
         }
         if let Some(secs) = self.retry_after {
             r.headers_mut()

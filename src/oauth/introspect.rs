@@ -76,8 +76,14 @@ async fn introspect(
         }
         _ => return Ok(inactive),
     };
-    Ok(json!({
+    let mut answer = json!({
         "active": true, "token_type": "Bearer", "client_id": claims.client_id, "scope": claims.scope, "sub": claims.sub,
         "aud": claims.aud, "iss": claims.iss, "iat": claims.iat, "exp": claims.exp, "jti": claims.jti, "org": claims.org,
-    }))
+    });
+    // RFC 9449 §6.2: a bound token's key, and token_type DPoP.
+    if let Some(cnf) = &claims.cnf {
+        answer["token_type"] = json!("DPoP");
+        answer["cnf"] = json!({"jkt": cnf.jkt});
+    }
+    Ok(answer)
 }

@@ -33,9 +33,15 @@ pub fn authorization_server_document(state: &AppState) -> serde_json::Value {
         "scopes_supported": Scope::names(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": super::token::GrantType::ALL.map(super::token::GrantType::as_str),
+        // The ID-JAG draft, "Resource Authorization Server Metadata"; no issuer allow-list.
+        "authorization_grant_profiles_supported": [super::idjag::PROFILE],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        // private_key_jwt is for machine clients (the client credentials extension).
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": crate::jose::algorithm_names(),
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": crate::jose::algorithm_names(),
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": true,
@@ -59,6 +65,9 @@ pub async fn protected_resource(State(state): State<AppState>) -> Response {
         "authorization_servers": [state.config.issuer],
         "scopes_supported": resource_scopes(),
         "bearer_methods_supported": ["header"],
+        // RFC 9449 §5.2 / RFC 9728 §2: DPoP is accepted; an organisation may require it.
+        "dpop_signing_alg_values_supported": crate::jose::algorithm_names(),
+        "dpop_bound_access_tokens_required": false,
         "resource_name": "clari-mcp",
         "resource_documentation": format!("{}/", state.config.issuer),
     }))

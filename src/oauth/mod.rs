@@ -1,13 +1,16 @@
 //! The OAuth 2.1 authorization server: discovery (RFC 8414, RFC 9728), clients (RFC 7591/7592 and
 //! Client ID Metadata Documents), the authorization endpoint with login and consent, the token
-//! endpoint (code with PKCE S256, rotating refresh tokens), revocation (RFC 7009), introspection
+//! endpoint (code with PKCE S256, rotating refresh tokens; client credentials for machine
+//! clients; ID-JAG identity assertions; DPoP-bound tokens), revocation (RFC 7009), introspection
 //! (RFC 7662) and the JWKS.
 
 pub mod authorize;
 pub mod client;
 pub mod consent;
 pub mod core;
+pub mod dpop;
 pub mod error;
+pub mod idjag;
 pub mod introspect;
 pub mod metadata;
 pub mod pkce;
@@ -15,6 +18,7 @@ pub mod redirect;
 pub mod register;
 pub mod request;
 pub mod revoke;
+pub mod service;
 pub mod token;
 
 use std::collections::HashMap;
@@ -55,8 +59,13 @@ pub fn router() -> Router<AppState> {
             header::HeaderName::from_static("mcp-protocol-version"),
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            dpop::PROOF_HEADER,
         ])
-        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER]);
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+            dpop::NONCE_HEADER,
+        ]);
     let discovery = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",

@@ -59,22 +59,27 @@ async fn revoke(
         }
         return Ok(());
     }
-    if let Ok(valid) = state.access_tokens().validate(token, now).await
-        && valid.claims.client_id == client.id.as_str()
+    // A machine client's token names no OAuth client that could authenticate here; a grant's
+    // token may be revoked by its own client.
+    if let Ok(crate::signing::ValidToken {
+        claims,
+        behind: crate::signing::Behind::Grant(grant),
+    }) = state.access_tokens().validate(token, now).await
+        && claims.client_id == client.id.as_str()
     {
         state
             .store
-            .revoke_grant(&valid.grant.organization_id, &valid.grant.id, now)
+            .revoke_grant(&grant.organization_id, &grant.id, now)
             .await?;
         tracing::info!(client_id = %client.id, "access token revoked");
         state.audit.record(
             client_event(
                 &client,
                 &meta,
-                Some(&valid.grant.organization_id),
+                Some(&grant.organization_id),
                 "token.revoked",
             )
-            .target(valid.grant.id.as_str())
+            .target(grant.id.as_str())
             .detail("token_type", "access_token"),
         );
     }

@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::client::Client;
+use super::dpop;
 use super::error::{ErrorCode, OAuthError, no_store};
 use super::request::resource_matches;
 use super::{MAX_FORM_BYTES, authenticate_client, core, require_form};
@@ -48,6 +49,42 @@ struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
     scope: String,
+}
+
+/// The grant types of the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    /// RFC 6749 §4.4, for machine clients (the `oauth-client-credentials` extension).
+    ClientCredentials,
+    /// RFC 7523 §2.1 with an Identity Assertion JWT Authorization Grant (ID-JAG).
+    JwtBearer,
+}
+
+/// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+impl GrantType {
+    pub const ALL: [GrantType; 4] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::JwtBearer,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::JwtBearer => JWT_BEARER,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == text)
+    }
 }
 
 #[tracing::instrument(skip_all, fields(client_id, grant_type))]
@@ -81,50 +118,109 @@ async fn token(
     require_form(headers)?;
     let bytes = read_body(body, MAX_FORM_BYTES).await?;
     let form = parse_form(&bytes)?;
-    let grant_type = form
+    let named = form
         .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?
-        .clone();
-    tracing::Span::current().record("grant_type", grant_type.as_str());
-    seen_grant_type.clone_from(&grant_type);
-    if grant_type != "authorization_code" && grant_type != "refresh_token" {
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let Some(grant_type) = GrantType::parse(named) else {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
+            format!(
+                "grant_type must be one of {}",
+                GrantType::ALL.map(GrantType::as_str).join(", ")
+            ),
         ));
-    }
+    };
+    tracing::Span::current().record("grant_type", grant_type.as_str());
+    seen_grant_type.push_str(grant_type.as_str());
     let meta = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies);
-    let client = authenticate_client(state, peer, headers, &form).await?;
-    tracing::Span::current().record("client_id", client.id.as_str());
-    if !client.meta.grant_types.contains(&grant_type) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("this client is not registered for the {grant_type} grant"),
-        ));
-    }
+    // The DPoP proof is checked before anything is looked up; its jti is recorded once the
+    // client is known.
+    let proof = dpop::at_token_endpoint(state, headers)?;
     let get = |k: &str| form.get(k).map(String::as_str);
-    if grant_type == "authorization_code" {
-        code_grant(
+    if grant_type == GrantType::ClientCredentials {
+        let client = super::service::authenticate(state, headers, &form).await?;
+        tracing::Span::current().record("client_id", client.id.as_str());
+        dpop::record(state, proof.as_ref()).await?;
+        return super::service::client_credentials(
             state,
             &client,
             &meta,
-            get("code"),
-            get("redirect_uri"),
-            get("code_verifier"),
-            get("resource"),
-        )
-        .await
-    } else {
-        refresh_grant(
-            state,
-            &client,
-            &meta,
-            get("refresh_token"),
             get("scope"),
             get("resource"),
+            proof.as_ref(),
         )
-        .await
+        .await;
     }
+    let client = authenticate_client(state, peer, headers, &form).await?;
+    tracing::Span::current().record("client_id", client.id.as_str());
+    if !client
+        .meta
+        .grant_types
+        .iter()
+        .any(|g| g == grant_type.as_str())
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!(
+                "this client is not registered for the {} grant",
+                grant_type.as_str()
+            ),
+        ));
+    }
+    dpop::record(state, proof.as_ref()).await?;
+    match grant_type {
+        GrantType::AuthorizationCode => {
+            code_grant(
+                state,
+                &client,
+                &meta,
+                CodeExchange {
+                    code: get("code"),
+                    redirect_uri: get("redirect_uri"),
+                    verifier: get("code_verifier"),
+                    resource: get("resource"),
+                },
+                proof.as_ref(),
+            )
+            .await
+        }
+        GrantType::RefreshToken => {
+            refresh_grant(
+                state,
+                &client,
+                &meta,
+                (get("refresh_token"), get("scope"), get("resource")),
+                proof.as_ref(),
+            )
+            .await
+        }
+        GrantType::JwtBearer => {
+            super::idjag::exchange(
+                state,
+                &client,
+                &meta,
+                super::idjag::Exchange {
+                    assertion: get("assertion"),
+                    scope: get("scope"),
+                    resource: get("resource"),
+                },
+                proof.as_ref(),
+            )
+            .await
+        }
+        GrantType::ClientCredentials => Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "client_credentials is for machine clients an organisation admin registered",
+        )),
+    }
+}
+
+/// What an authorization code is exchanged with.
+struct CodeExchange<'a> {
+    code: Option<&'a str>,
+    redirect_uri: Option<&'a str>,
+    verifier: Option<&'a str>,
+    resource: Option<&'a str>,
 }
 
 fn check_resource(requested: Option<&str>, bound: &str, canonical: &str) -> Result<(), OAuthError> {
@@ -141,11 +237,15 @@ async fn code_grant(
     state: &AppState,
     client: &Client,
     meta: &RequestMeta,
-    code: Option<&str>,
-    redirect_uri: Option<&str>,
-    verifier: Option<&str>,
-    resource: Option<&str>,
+    exchange: CodeExchange<'_>,
+    proof: Option<&dpop::Proof>,
 ) -> Result<Response, OAuthError> {
+    let CodeExchange {
+        code,
+        redirect_uri,
+        verifier,
+        resource,
+    } = exchange;
     let code = code.ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let hash = sha256_hex(code);
     let now = state.now();
@@ -197,6 +297,8 @@ async fn code_grant(
             "the grant was revoked, or the user, organisation or client is disabled",
         ));
     };
+    // Checked before the code is used, so the client can try again with a proof.
+    let jkt = dpop::binding(proof, grant.org_requires_dpop)?;
     match state.store.redeem_code(&hash, now).await? {
         CodeRedemption::Redeemed(_) => {}
         // Two redemptions raced and this one lost: the same replay, recorded the same way.
@@ -210,7 +312,8 @@ async fn code_grant(
         }
     }
     let refresh = if client.allows_refresh() {
-        Some(new_refresh(state, &grant, &record.scope, now).await?)
+        let bound = refresh_binding(client, jkt.as_deref());
+        Some(new_refresh(state, &grant, &record.scope, now, bound).await?)
     } else {
         None
     };
@@ -222,18 +325,27 @@ async fn code_grant(
         &grant,
         &record.scope,
         refresh,
+        jkt.as_deref(),
     )
     .await
 }
 
-async fn new_refresh(
+/// The key a refresh token is bound to: a public client's DPoP key (RFC 9449 §5); a
+/// confidential client's refresh token is bound to its authentication instead.
+fn refresh_binding<'a>(client: &Client, jkt: Option<&'a str>) -> Option<&'a str> {
+    jkt.filter(|_| client.is_public())
+}
+
+pub(super) async fn new_refresh(
     state: &AppState,
     grant: &Grant,
     scope: &ScopeSet,
     now: i64,
+    jkt: Option<&str>,
 ) -> Result<String, OAuthError> {
     let token = random_token(32);
-    let record = refresh_record(state, grant, scope, &token, now);
+    let mut record = refresh_record(state, grant, scope, &token, now);
+    record.jkt = jkt.map(str::to_owned);
     state.store.insert_refresh(&record).await?;
     Ok(token)
 }
@@ -257,6 +369,7 @@ fn refresh_record(
         rotated_at: None,
         replaced_by: None,
         revoked_at: None,
+        jkt: None,
     }
 }
 
@@ -264,9 +377,8 @@ async fn refresh_grant(
     state: &AppState,
     client: &Client,
     meta: &RequestMeta,
-    token: Option<&str>,
-    scope: Option<&str>,
-    resource: Option<&str>,
+    (token, scope, resource): (Option<&str>, Option<&str>, Option<&str>),
+    proof: Option<&dpop::Proof>,
 ) -> Result<Response, OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let hash = sha256_hex(token);
@@ -303,9 +415,23 @@ async fn refresh_grant(
     };
     let at_scope = core::narrow_scope(&rt.scope, scope)?;
     check_resource(resource, &rt.resource, &state.config.mcp_url)?;
+    // RFC 9449 §5: "The binding MUST be validated when the refresh token is later presented".
+    if let Some(bound) = &rt.jkt
+        && proof.is_none_or(|p| &p.jkt != bound)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this refresh token is DPoP-bound: send a DPoP proof signed by its key",
+        ));
+    }
+    let jkt = dpop::binding(proof, grant.org_requires_dpop)?;
 
     let new_token = random_token(32);
-    let successor = refresh_record(state, &grant, &rt.scope, &new_token, now);
+    let mut successor = refresh_record(state, &grant, &rt.scope, &new_token, now);
+    successor.jkt = rt
+        .jkt
+        .clone()
+        .or_else(|| refresh_binding(client, jkt.as_deref()).map(str::to_owned));
     let rotated = match decision {
         core::RefreshDecision::Rotate => {
             state.store.rotate_refresh(&hash, &successor, now).await?
@@ -334,6 +460,7 @@ async fn refresh_grant(
         &grant,
         &at_scope,
         Some(new_token),
+        jkt.as_deref(),
     )
     .await
 }
@@ -381,7 +508,10 @@ async fn retry_within_grace(
     Ok(false)
 }
 
-async fn issue(
+/// Issues an access token on a person's grant, with the refresh token already made, and
+/// records it.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn issue(
     state: &AppState,
     client: &Client,
     meta: &RequestMeta,
@@ -389,24 +519,22 @@ async fn issue(
     grant: &Grant,
     scope: &ScopeSet,
     refresh: Option<String>,
+    jkt: Option<&str>,
 ) -> Result<Response, OAuthError> {
     let now = state.now();
-    let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: grant.user_id.to_string(),
-        aud: grant.resource.clone(),
-        client_id: client.id.to_string(),
-        scope: scope.to_string(),
-        org: grant.organization_id.to_string(),
-        gid: grant.id.to_string(),
-        jti: random_token(16),
-        iat: now,
-        exp: now + state.config.access_token_ttl,
-    };
-    let access_token = state.keys.sign(&claims).await.map_err(|e| {
-        tracing::error!(error = %e, "signing failed");
-        OAuthError::server_error()
-    })?;
+    let signed = sign(
+        state,
+        Subject {
+            sub: grant.user_id.as_str(),
+            gid: grant.id.as_str(),
+            org: &grant.organization_id,
+            client_id: client.id.as_str(),
+            resource: &grant.resource,
+        },
+        scope,
+        jkt,
+    )
+    .await?;
     state
         .store
         .touch_grant(&grant.organization_id, &grant.id, now)
@@ -419,19 +547,88 @@ async fn issue(
             .target(grant.id.as_str())
             .detail("user_id", grant.user_id.as_str())
             .detail("scope", scope.to_string())
-            .detail("jti", claims.jti.as_str())
+            .detail("jti", signed.jti.as_str())
+            .detail("dpop_bound", jkt.is_some())
             .detail("refresh_token", refresh.is_some()),
     );
-    Ok(no_store(
+    Ok(answer(state, signed, scope, refresh))
+}
+
+/// Who an access token is for.
+pub(super) struct Subject<'a> {
+    /// The person, or the machine client itself.
+    pub sub: &'a str,
+    /// The grant, or the machine client: what revocation reaches.
+    pub gid: &'a str,
+    pub org: &'a crate::store::OrgId,
+    pub client_id: &'a str,
+    pub resource: &'a str,
+}
+
+/// A signed access token.
+pub(super) struct Signed {
+    pub access_token: String,
+    pub jti: String,
+    pub dpop_bound: bool,
+}
+
+/// Signs an RFC 9068 access token, DPoP-bound (`cnf.jkt`, RFC 9449 §6.1) when `jkt` is given.
+pub(super) async fn sign(
+    state: &AppState,
+    subject: Subject<'_>,
+    scope: &ScopeSet,
+    jkt: Option<&str>,
+) -> Result<Signed, OAuthError> {
+    let now = state.now();
+    let claims = AccessClaims {
+        iss: state.config.issuer.clone(),
+        sub: subject.sub.to_owned(),
+        aud: subject.resource.to_owned(),
+        client_id: subject.client_id.to_owned(),
+        scope: scope.to_string(),
+        org: subject.org.to_string(),
+        gid: subject.gid.to_owned(),
+        jti: random_token(16),
+        iat: now,
+        exp: now + state.config.access_token_ttl,
+        cnf: jkt.map(|j| crate::signing::Confirmation { jkt: j.to_owned() }),
+    };
+    let access_token = state.keys.sign(&claims).await.map_err(|e| {
+        tracing::error!(error = %e, "signing failed");
+        OAuthError::server_error()
+    })?;
+    Ok(Signed {
+        access_token,
+        jti: claims.jti,
+        dpop_bound: jkt.is_some(),
+    })
+}
+
+/// The token response (RFC 6749 §5.1): `token_type` `DPoP` for a bound token (RFC 9449 §5),
+/// with a fresh nonce for the next proof (§8.2).
+pub(super) fn answer(
+    state: &AppState,
+    signed: Signed,
+    scope: &ScopeSet,
+    refresh: Option<String>,
+) -> Response {
+    let mut r = no_store(
         Json(TokenResponse {
-            access_token,
-            token_type: "Bearer",
+            access_token: signed.access_token,
+            token_type: if signed.dpop_bound { "DPoP" } else { "Bearer" },
             expires_in: state.config.access_token_ttl,
             refresh_token: refresh,
             scope: scope.to_string(),
         })
         .into_response(),
-    ))
+    );
+    if signed.dpop_bound
+        && let Ok(v) =
+            axum::http::HeaderValue::from_str(&dpop::new_nonce(&state.vault, state.now()))
+    {
+        r.headers_mut().insert(dpop::NONCE_HEADER, v);
+    }
+    r
 }
 
 /// An audit event done by an OAuth client, from this request.
