@@ -162,12 +162,14 @@ fn cors(origins: Vec<String>) -> tower_http::cors::CorsLayer {
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("last-event-id"),
+            crate::dpop::PROOF_HEADER,
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
             header::RETRY_AFTER,
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("mcp-protocol-version"),
+            crate::dpop::NONCE_HEADER,
         ])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -95,7 +95,8 @@ impl ClariMcp {
         super::auth::authenticate(&self.state, key.expose_secret())
             .await
             .map_err(|e| match e {
-                super::auth::AuthFailure::Refused(reason) => McpError::invalid_request(
+                super::auth::AuthFailure::Refused(reason)
+                | super::auth::AuthFailure::Dpop { reason, .. } => McpError::invalid_request(
                     format!("this local server may not answer: {reason}"),
                     None,
                 ),

@@ -34,11 +34,13 @@ pub const POLL_INTERVAL_MS: u64 = 2000;
 /// Working tasks one caller may hold; beyond it calls answer `running` as without tasks.
 pub const MAX_WORKING_PER_CALLER: i64 = 20;
 
-/// Who may see a task: the person and what they called through.
+/// Who may see a task: the person and what they called through, or the machine client.
 pub fn owner(ctx: &AuthContext) -> String {
+    let person = ctx.user_id.as_ref().map_or("", |u| u.as_str());
     match &ctx.subject {
-        Subject::Grant { client_id, .. } => format!("{}/client:{client_id}", ctx.user_id),
-        Subject::ApiKey { key_id } => format!("{}/key:{key_id}", ctx.user_id),
+        Subject::Grant { client_id, .. } => format!("{person}/client:{client_id}"),
+        Subject::ApiKey { key_id } => format!("{person}/key:{key_id}"),
+        Subject::Service { client_id, .. } => format!("service:{client_id}"),
     }
 }
 

@@ -14,7 +14,10 @@ use crate::admin::service::{AdminError, OrgAdmin, role_in};
 use crate::audit::Actor;
 use crate::crypto::sha256_hex;
 use crate::http::RequestMeta;
-use crate::mcp::auth::{AuthFailure, authenticate, bearer_token, quoted, resource_metadata_url};
+use crate::mcp::auth::{
+    AuthFailure, Presented, authenticate_request, credentials, dpop_challenge, public_url, quoted,
+    resource_metadata_url,
+};
 use crate::scope::Scope;
 use crate::state::AppState;
 use crate::store::{Role, UserId};
@@ -31,6 +34,8 @@ pub struct ApiError {
     code: &'static str,
     pub message: String,
     challenge: Option<String>,
+    /// A `DPoP` challenge and a fresh nonce, on a 401 (RFC 9449 §7.1, §9).
+    dpop: Option<(String, String)>,
 }
 
 impl ApiError {
@@ -40,6 +45,7 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            dpop: None,
         }
     }
 
@@ -79,6 +85,14 @@ impl IntoResponse for ApiError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Some((c, nonce)) = self.dpop {
+            if let Ok(c) = HeaderValue::from_str(&c) {
+                h.append(header::WWW_AUTHENTICATE, c);
+            }
+            if let Ok(n) = HeaderValue::from_str(&nonce) {
+                h.insert(crate::dpop::NONCE_HEADER, n);
+            }
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -159,20 +173,31 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(token) = bearer_token(&parts.headers) else {
+        let nonce = || crate::dpop::new_nonce(&state.vault, state.now());
+        if credentials(&parts.headers).is_none() {
             let mut e = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "send Authorization: Bearer <access token or API key with the admin scope>",
             );
             e.challenge = Some(challenge(state, None));
+            e.dpop = Some((dpop_challenge(None), nonce()));
             return Err(e);
-        };
-        let ctx = match authenticate(state, token).await {
+        }
+        let url = public_url(state, &parts.uri);
+        let presented = Presented::new(&parts.headers, &parts.method, &url);
+        let ctx = match authenticate_request(state, presented).await {
             Ok(c) => c,
             Err(AuthFailure::Refused(why)) => {
                 let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", why);
                 e.challenge = Some(challenge(state, Some(("invalid_token", why))));
+                e.dpop = Some((dpop_challenge(None), nonce()));
+                return Err(e);
+            }
+            Err(AuthFailure::Dpop { error, reason }) => {
+                let mut e = ApiError::new(StatusCode::UNAUTHORIZED, error, reason);
+                e.challenge = Some(challenge(state, None));
+                e.dpop = Some((dpop_challenge(Some((error, reason))), nonce()));
                 return Err(e);
             }
             Err(AuthFailure::Unavailable) => {
@@ -187,7 +212,14 @@ impl FromRequestParts<AppState> for Caller {
             e.challenge = Some(challenge(state, Some(("insufficient_scope", why))));
             return Err(e);
         }
-        match role_in(state, &ctx.user_id, &ctx.org_id).await? {
+        let Some(user) = ctx.user_id else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_admin",
+                "a machine client acts for no person and cannot administer the organisation",
+            ));
+        };
+        match role_in(state, &user, &ctx.org_id).await? {
             Some(Role::Admin) => {}
             _ => {
                 return Err(ApiError::new(
@@ -199,7 +231,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         Ok(Caller {
             state: state.clone(),
-            user: ctx.user_id,
+            user,
             org: ctx.org_id,
             meta: RequestMeta::from_parts(parts, state.config.trusted_proxies),
         })

@@ -543,9 +543,16 @@ fn tool_event(
     }
 }
 
-/// The person calling (through an OAuth client or an API key).
+/// Who is calling: the person (through an OAuth client or an API key), or a machine client
+/// acting as the organisation's service identity.
 pub fn caller_actor(ctx: &AuthContext) -> Actor {
-    Actor::new("user", ctx.user_id.as_str(), None)
+    match (&ctx.subject, &ctx.user_id) {
+        (Subject::Service { client_id, name }, _) => {
+            Actor::new("service", client_id.as_str(), Some(name.clone()))
+        }
+        (_, Some(user)) => Actor::new("user", user.as_str(), None),
+        (_, None) => Actor::new("user", "", None),
+    }
 }
 
 /// Adds what the person called through: the client and grant, or the API key.
@@ -558,6 +565,7 @@ pub fn with_caller(event: Event, ctx: &AuthContext) -> Event {
             .detail("client_id", client_id.as_str())
             .detail("grant_id", grant_id.as_str()),
         Subject::ApiKey { key_id } => event.detail("api_key_id", key_id.as_str()),
+        Subject::Service { client_id, .. } => event.detail("client_id", client_id.as_str()),
     }
 }
 
