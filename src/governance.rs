@@ -1,8 +1,8 @@
 //! What the security team pulls: the kill switch.
 //!
-//! `kill` disables the organisation and revokes every grant, refresh token and API key in one
-//! transaction; every replica refuses the organisation on its very next request, because each
-//! request checks the grant or key (and the organisation) in the database. Then the Clari exports
+//! `kill` disables the organisation and revokes every grant, refresh token, API key and machine
+//! client in one transaction; every replica refuses the organisation on its very next request,
+//! because each request checks the grant or key (and the organisation) in the database. Then the Clari exports
 //! in flight are cancelled upstream, their rows closed, and this process's cached results dropped
 //! (other replicas' caches are unreachable, since no request of the organisation gets through, and
 //! their background exports stop at their next poll). Enabling the organisation afterwards
@@ -69,6 +69,7 @@ pub async fn kill(
             .detail("grants_revoked", report.revoked.grants)
             .detail("refresh_tokens_revoked", report.revoked.refresh_tokens)
             .detail("api_keys_revoked", report.revoked.api_keys)
+            .detail("service_clients_revoked", report.revoked.service_clients)
             .detail("exports_cancelled", report.exports_cancelled),
     );
     tracing::warn!(org_id = %org, reason, ?report, "kill switch pulled");

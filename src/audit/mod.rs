@@ -37,7 +37,7 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    /// `user`, `client`, `api_key`, `operator` or `system`.
+    /// `user`, `client`, `service` (a machine client), `api_key`, `operator` or `system`.
     pub kind: &'static str,
     pub id: Option<String>,
     pub name: Option<String>,

@@ -5,6 +5,7 @@
 mod api_key;
 mod audit;
 mod keys;
+mod machine;
 mod org;
 mod sandbox;
 mod user;
@@ -19,6 +20,7 @@ use secrecy::SecretString;
 pub use api_key::{ApiKeyCommand, ApiKeyCreate};
 pub use audit::AuditCommand;
 pub use keys::KeysCommand;
+pub use machine::MachineCommand;
 pub use org::OrgCommand;
 pub use sandbox::SandboxArgs;
 pub use user::UserCommand;
@@ -56,6 +58,10 @@ pub enum Command {
     /// Manage API keys for single-user setups (sent as `Authorization: Bearer cmk_…`).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Manage machine clients: a scheduled report or CI job calling as the organisation's
+    /// service identity (client credentials).
+    #[command(subcommand, name = "service-client")]
+    ServiceClient(MachineCommand),
     /// Manage encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -125,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org(cmd) => audited(config, |s| org::run(s, cmd)).await,
         Command::User(cmd) => audited(config, |s| user::run(s, cmd)).await,
         Command::ApiKey(cmd) => audited(config, |s| api_key::run(s, cmd)).await,
+        Command::ServiceClient(cmd) => audited(config, |s| machine::run(s, cmd)).await,
         Command::Keys(cmd) => keys::run(config, cmd).await,
         Command::Audit(cmd) => audit::run(AppState::from_config(config).await?, cmd).await,
         Command::Sandbox(args) => sandbox::run(args).await,

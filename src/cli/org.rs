@@ -102,9 +102,13 @@ pub enum OrgCommand {
         /// Whether the organisation's admins must use two-step sign-in (true or false).
         #[arg(long, value_name = "BOOL")]
         require_admin_mfa: Option<bool>,
+        /// Whether every token of the organisation's clients must be DPoP-bound (true or false).
+        #[arg(long, value_name = "BOOL")]
+        require_dpop: Option<bool>,
     },
-    /// The emergency kill switch: disable the organisation, revoke every grant, refresh token
-    /// and API key, cancel its Clari exports in flight; every replica refuses it at once.
+    /// The emergency kill switch: disable the organisation, revoke every grant, refresh token,
+    /// API key and machine client, cancel its Clari exports in flight; every replica refuses it
+    /// at once.
     Kill {
         #[arg(long, value_name = "ORG")]
         org: String,
@@ -280,15 +284,29 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
             redact_patterns,
             prewarm,
             require_admin_mfa,
+            require_dpop,
         } => {
             let org = find_org(&state, &org).await?;
             if redact.is_none()
                 && redact_patterns.is_empty()
                 && prewarm.is_none()
                 && require_admin_mfa.is_none()
+                && require_dpop.is_none()
             {
                 bail!(
-                    "nothing to set: give --redact, --redact-pattern, --prewarm and/or --require-admin-mfa"
+                    "nothing to set: give --redact, --redact-pattern, --prewarm, --require-admin-mfa and/or --require-dpop"
+                );
+            }
+            if let Some(required) = require_dpop {
+                state.store.set_org_requires_dpop(&org.id, required).await?;
+                state.audit.record(
+                    operator_event(Some(&org.id), "org.dpop_required", org.id.as_str())
+                        .detail("required", required),
+                );
+                println!(
+                    "DPoP-bound tokens for the clients of '{}': {}",
+                    org.name,
+                    if required { "required" } else { "not required" }
                 );
             }
             if let Some(required) = require_admin_mfa {
@@ -354,11 +372,12 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
             )
             .await?;
             println!(
-                "organisation '{}' killed: disabled; {} grant(s), {} refresh token(s) and {} API key(s) revoked; {} Clari export(s) cancelled",
+                "organisation '{}' killed: disabled; {} grant(s), {} refresh token(s), {} API key(s) and {} machine client(s) revoked; {} Clari export(s) cancelled",
                 org.name,
                 report.revoked.grants,
                 report.revoked.refresh_tokens,
                 report.revoked.api_keys,
+                report.revoked.service_clients,
                 report.exports_cancelled
             );
         }

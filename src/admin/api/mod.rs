@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 mod edge;
 mod joining;
+mod machines;
 
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
 use edge::{
@@ -71,6 +72,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/clients/{client_id}", delete(revoke_client))
         .route("/api/v1/audit-events", get(list_audit))
         .route("/api/v1/kill-switch", post(kill))
+        .route(
+            "/api/v1/service-clients",
+            get(machines::list).post(machines::create),
+        )
+        .route(
+            "/api/v1/service-clients/{client_id}",
+            get(machines::get_one).delete(machines::revoke),
+        )
 }
 
 // --- representations ------------------------------------------------------------------------
@@ -144,6 +153,7 @@ struct OrgPatch {
     #[serde(default, deserialize_with = "present")]
     redaction: Option<Option<RedactionPolicy>>,
     require_admin_mfa: Option<bool>,
+    require_dpop: Option<bool>,
     /// `null` is back to UTC.
     #[serde(default, deserialize_with = "present")]
     time_zone: Option<Option<String>>,
@@ -180,6 +190,7 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
                 name: patch.name,
                 redaction: patch.redaction,
                 require_admin_mfa: patch.require_admin_mfa,
+                require_dpop: patch.require_dpop,
                 time_zone: patch
                     .time_zone
                     .map(|z| z.unwrap_or_else(|| "UTC".to_owned())),

@@ -6,6 +6,7 @@
 
 mod account;
 mod audit;
+mod machines;
 mod mfa;
 mod org;
 mod signin;
@@ -56,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sign-in/sso", post(signin::set_sso))
         .route("/admin/sign-in/sso/delete", post(signin::delete_sso))
         .route("/admin/sign-in/two-step", post(signin::set_two_step))
+        .route("/admin/sign-in/dpop", post(signin::set_dpop))
         .route(
             "/admin/sign-in/scim-tokens",
             post(signin::create_scim_token),
@@ -65,6 +67,11 @@ pub fn router() -> Router<AppState> {
             post(signin::revoke_scim_token),
         )
         .route("/admin/access", get(org::access_page))
+        .route(
+            "/admin/machines",
+            get(machines::page).post(machines::create),
+        )
+        .route("/admin/machines/{id}/revoke", post(machines::revoke))
         .route("/admin/grants/{id}/revoke", post(org::revoke_grant))
         .route("/admin/api-keys", post(org::create_key))
         .route("/admin/api-keys/{id}/revoke", post(org::revoke_key))

@@ -45,6 +45,7 @@ struct SignInPage {
     redirect_uri: String,
     domains: String,
     require_admin_mfa: bool,
+    require_dpop: bool,
     scim_base_url: String,
     scim_tokens: Vec<ScimRow>,
 }
@@ -82,6 +83,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Response {
             sso,
             redirect_uri: format!("{}{}", state.config.public_url, crate::sso::CALLBACK_PATH),
             require_admin_mfa: settings.require_admin_mfa,
+            require_dpop: settings.require_dpop,
             scim_base_url: format!("{}/scim/v2/{}", state.config.public_url, c.org.slug),
             scim_tokens,
         },
@@ -201,6 +203,45 @@ pub async fn set_two_step(
                     "Admins now need two-step sign-in: those without it are sent to set it up."
                 } else {
                     "Two-step sign-in is now each admin's choice."
+                }
+                .to_owned()
+            }),
+        Err(e) => Err(e),
+    };
+    after(&session, BACK, outcome).await
+}
+
+/// `POST /admin/sign-in/dpop`: whether every token of the organisation's clients must be
+/// DPoP-bound (RFC 9449).
+pub async fn set_dpop(
+    State(state): State<AppState>,
+    session: Session,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let required = f.get("require_dpop").is_some_and(|v| v == "on");
+    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let outcome = match admin.settings().await {
+        Ok(seen) => admin
+            .update_settings(
+                &seen,
+                SettingsChange {
+                    require_dpop: Some(required),
+                    ..SettingsChange::default()
+                },
+            )
+            .await
+            .map(|_| {
+                if required {
+                    "Every token of this organisation's clients must now be DPoP-bound: tokens without a key stop on their next call."
+                } else {
+                    "DPoP is now each client's choice."
                 }
                 .to_owned()
             }),

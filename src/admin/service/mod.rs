@@ -3,10 +3,12 @@
 //! validated and sealed, every change is audited) holds whichever door was used.
 
 mod access;
+mod machines;
 mod members;
 mod scim;
 mod sso;
 
+pub use machines::{MACHINE_SECRET_PREFIX, MachineKeys, NewMachineClient};
 pub use members::{InvitationCreated, may_hold};
 pub use scim::SCIM_TOKEN_PREFIX;
 pub use sso::{SsoChange, SsoSettings};
@@ -84,6 +86,8 @@ pub struct OrgSettings {
     pub redaction: Option<RedactionPolicy>,
     /// The organisation's admins must use two-step sign-in.
     pub require_admin_mfa: bool,
+    /// Every token of the organisation's clients must be DPoP-bound (RFC 9449).
+    pub require_dpop: bool,
     /// The IANA time zone whose whole days the tools' dates mean (UTC by default).
     pub time_zone: String,
 }
@@ -95,6 +99,7 @@ pub struct SettingsChange {
     pub name: Option<String>,
     pub redaction: Option<Option<RedactionPolicy>>,
     pub require_admin_mfa: Option<bool>,
+    pub require_dpop: Option<bool>,
     /// An IANA time zone name.
     pub time_zone: Option<String>,
 }
@@ -224,6 +229,7 @@ impl<'a> OrgAdmin<'a> {
             created_at: self.org.created_at,
             redaction,
             require_admin_mfa: self.state.store.require_admin_mfa(&self.org.id).await?,
+            require_dpop: self.state.store.org_requires_dpop(&self.org.id).await?,
             time_zone: self
                 .state
                 .store
@@ -302,6 +308,17 @@ impl<'a> OrgAdmin<'a> {
                     .detail("required", require_admin_mfa),
             );
         }
+        let require_dpop = change.require_dpop.unwrap_or(seen.require_dpop);
+        if require_dpop != seen.require_dpop {
+            self.state
+                .store
+                .set_org_requires_dpop(&self.org.id, require_dpop)
+                .await?;
+            self.state.audit.record(
+                self.event("org.dpop_required", self.org.id.as_str())
+                    .detail("required", require_dpop),
+            );
+        }
         if redaction != seen.redaction {
             self.state.audit.record(
                 self.event("org.redaction_set", self.org.id.as_str())
@@ -318,6 +335,7 @@ impl<'a> OrgAdmin<'a> {
             name: renamed.map_or_else(|| seen.name.clone(), |n| n.to_string()),
             redaction,
             require_admin_mfa,
+            require_dpop,
             time_zone,
             ..seen.clone()
         })
