@@ -8,7 +8,8 @@ use clari_mcp::crypto::sha256_hex;
 use clari_mcp::scope::ScopeSet;
 use clari_mcp::store::{
     ClientId, ClientKind, ClientRecord, CodeRecord, CodeRedemption, ExportClaim, ExportStaleness,
-    ExportStatus, GrantId, OrgId, Promotion, RefreshRecord, Role, Store, UserId,
+    ExportStatus, GrantId, OrgId, Promotion, RefreshRecord, Role, ServiceAuth, ServiceClient,
+    Store, UserId,
 };
 use serde_json::json;
 
@@ -21,6 +22,8 @@ both_backends!(
     a_refresh_token_rotates_exactly_once_under_concurrency,
     sessions_and_rate_windows_expire,
     the_export_queue_never_grants_more_slots_than_the_limit,
+    machine_clients_round_trip_and_stop_with_their_organisation,
+    a_jwt_id_is_accepted_once_across_replicas_until_it_expires,
 );
 
 const NOW: i64 = 1_790_000_000;
@@ -187,6 +190,7 @@ fn refresh_record(hash: &str, grant: &GrantId, org: &OrgId, cid: &ClientId) -> R
         rotated_at: None,
         replaced_by: None,
         revoked_at: None,
+        jkt: None,
     }
 }
 
@@ -401,4 +405,129 @@ async fn the_export_queue_never_grants_more_slots_than_the_limit(db: &TestDb) {
         } => assert_eq!(j, "job0"),
         other => panic!("{other:?}"),
     }
+}
+
+async fn machine_clients_round_trip_and_stop_with_their_organisation(db: &TestDb) {
+    let (store, org, _, _) = setup(db).await;
+    let other = store
+        .create_org(&crate::helpers::org_name("Other"), NOW)
+        .await
+        .unwrap();
+    let client = |id: &str, org: &OrgId| ServiceClient {
+        id: ClientId::parse(id).unwrap(),
+        organization_id: org.clone(),
+        name: "Weekly report".into(),
+        scopes: scope("forecasts:read users:read"),
+        auth_method: ServiceAuth::PrivateKeyJwt,
+        secret_hash: None,
+        jwks: Some(r#"{"keys":[]}"#.into()),
+        jwks_uri: None,
+        created_by: Some("someone".into()),
+        created_at: NOW,
+        last_used_at: None,
+        revoked_at: None,
+        org_requires_dpop: false,
+    };
+    let a = client("svc_a", &org);
+    store.insert_service_client(&a).await.unwrap();
+    store
+        .insert_service_client(&client("svc_b", &other.id))
+        .await
+        .unwrap();
+    assert_eq!(store.service_client(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.service_clients(&org).await.unwrap(), vec![a.clone()]);
+    // Isolation: another organisation's id finds nothing live, and cannot be revoked from here.
+    assert!(
+        store
+            .live_service_client(&other.id, &a.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .revoke_service_client(&other.id, &a.id, NOW)
+            .await
+            .unwrap()
+    );
+    // The organisation's DPoP requirement comes with the live client.
+    store.set_org_requires_dpop(&org, true).await.unwrap();
+    assert!(store.org_requires_dpop(&org).await.unwrap());
+    let live = store
+        .live_service_client(&org, &a.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(live.org_requires_dpop);
+    store
+        .touch_service_client(&org, &a.id, NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .service_client(&a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(NOW + 5)
+    );
+    // A disabled organisation's client is not live; the kill switch revokes it for good.
+    store.set_org_disabled(&org, true).await.unwrap();
+    assert!(
+        store
+            .live_service_client(&org, &a.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.set_org_disabled(&org, false).await.unwrap();
+    let killed = store.kill_org(&org, NOW + 10).await.unwrap();
+    assert_eq!(killed.service_clients, 1);
+    store.set_org_disabled(&org, false).await.unwrap();
+    assert!(
+        store
+            .live_service_client(&org, &a.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // At most 50 per organisation.
+    for i in 0..49 {
+        store
+            .insert_service_client(&client(&format!("svc_many_{i}"), &other.id))
+            .await
+            .unwrap();
+    }
+    let err = store
+        .insert_service_client(&client("svc_one_too_many", &other.id))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 50"), "{err}");
+}
+
+async fn a_jwt_id_is_accepted_once_across_replicas_until_it_expires(db: &TestDb) {
+    let replicas = [db.store().await, db.store().await];
+    // Many callers on two replicas present the same jti at the same moment: one wins.
+    let attempts = (0..16).map(|i| {
+        let store = replicas[i % 2].clone();
+        tokio::spawn(async move { store.remember_jti("digest-1", NOW + 300).await.unwrap() })
+    });
+    let won: Vec<bool> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    assert!(
+        replicas[1]
+            .remember_jti("digest-2", NOW + 300)
+            .await
+            .unwrap()
+    );
+    // Housekeeping drops it once the JWT it came from has expired, not before.
+    let purged = replicas[0].purge_expired(NOW + 299, 0).await.unwrap();
+    assert_eq!(purged.jtis, 0);
+    let purged = replicas[0].purge_expired(NOW + 300, 0).await.unwrap();
+    assert_eq!(purged.jtis, 2);
 }

@@ -72,6 +72,7 @@ async fn requests_without_a_valid_token_get_the_resource_metadata_challenge() {
         jti: "j".into(),
         iat: s.now(),
         exp: s.now() + 600,
+        cnf: None,
     };
     let foreign = s.keys.sign(&claims).await.unwrap();
     let r = rpc(&env.app, Some(&foreign), "tools/list", json!({})).await;

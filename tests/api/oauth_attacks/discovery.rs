@@ -36,8 +36,41 @@ async fn discovery_documents_and_cors_are_as_clients_expect() {
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(
             m["token_endpoint_auth_methods_supported"],
-            json!(["none", "client_secret_basic", "client_secret_post"])
+            json!([
+                "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt"
+            ])
         );
+        // The authorization extensions: client credentials, ID-JAG (the profile, and the
+        // jwt-bearer grant it needs) and DPoP, with asymmetric algorithms only.
+        assert_eq!(
+            m["grant_types_supported"],
+            json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
+        );
+        assert_eq!(
+            m["authorization_grant_profiles_supported"],
+            json!(["urn:ietf:params:oauth:grant-profile:id-jag"])
+        );
+        for key in [
+            "dpop_signing_alg_values_supported",
+            "token_endpoint_auth_signing_alg_values_supported",
+        ] {
+            let algs = m[key].as_array().unwrap();
+            assert!(algs.contains(&json!("ES256")), "{key}");
+            assert!(
+                !algs
+                    .iter()
+                    .any(|a| a == "none" || a.as_str().unwrap().starts_with("HS")),
+                "{key}"
+            );
+        }
         assert_eq!(m["authorization_response_iss_parameter_supported"], true);
         assert_eq!(m["client_id_metadata_document_supported"], true);
         assert!(
@@ -63,6 +96,13 @@ async fn discovery_documents_and_cors_are_as_clients_expect() {
         assert_eq!(prm["resource"], format!("{iss}/mcp"));
         assert_eq!(prm["authorization_servers"], json!([iss]));
         assert_eq!(prm["bearer_methods_supported"], json!(["header"]));
+        assert!(
+            prm["dpop_signing_alg_values_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("ES256"))
+        );
+        assert_eq!(prm["dpop_bound_access_tokens_required"], false);
         assert!(
             !prm["scopes_supported"]
                 .as_array()

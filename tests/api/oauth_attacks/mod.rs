@@ -2,7 +2,11 @@
 //! both the answer and its side effect.
 
 mod authorize;
+mod client_credentials;
 mod discovery;
+mod dpop;
+mod id_jag;
+mod keys;
 mod registration;
 mod revocation;
 mod token;
