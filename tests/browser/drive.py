@@ -1,7 +1,8 @@
 """A real browser (Debian's Chromium, headless, driven by Playwright) through the paths a person
 takes: an MCP client's authorization URL, sign-in, consent with one scope unticked, the code at
 a local callback; the account page revokes the application and its token stops working; the
-admin pages test the Clari connection and create an API key that works on /mcp. A screenshot of
+admin pages test the Clari connection, create an API key that works on /mcp and a machine client
+whose client-credentials token works until it is revoked there. A screenshot of
 every page goes to $SCREENSHOTS.
 
 Environment: ISSUER, MCP_URL, EMAIL, PASSWORD (the demo's), SCREENSHOTS (a folder).
@@ -190,6 +191,36 @@ with sync_playwright() as p:
     assert status == 200, listed
     status, called = mcp(key, "tools/call", {"name": "list_time_periods", "arguments": {}})
     assert status == 200 and not called["result"].get("isError"), called
+
+    step("admin: register a machine client with a secret; it gets a token and calls a tool; revoke it")
+    page.goto(f"{ISSUER}/admin/machines")
+    expect(page.get_by_role("heading", name="Machine clients")).to_be_visible()
+    form = page.locator("form[action='/admin/machines']")
+    form.get_by_label("Name").fill("browser test report")
+    form.get_by_label("Read the forecast hierarchy").check()
+    form.get_by_label("A secret made here and shown once").check()
+    form.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name="browser test report")).to_be_visible()
+    shot("05b-machine-created.png")
+    client_id = page.locator("#machine-id").input_value()
+    secret = page.locator("#machine-secret").input_value()
+    assert client_id.startswith("svc_") and secret.startswith("cms_"), (client_id, secret)
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    status, machine = post(
+        f"{ISSUER}/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert status == 200 and machine["scope"] == "users:read", (status, machine)
+    status, called = mcp(machine["access_token"], "tools/call", {"name": "list_users", "arguments": {}})
+    assert status == 200 and not called["result"].get("isError"), called
+    page.goto(f"{ISSUER}/admin/machines")
+    expect(page.get_by_role("cell", name=client_id)).to_be_visible()
+    shot("05c-machines.png")
+    page.get_by_role("button", name="Revoke machine client browser test report").click()
+    expect(page.get_by_role("status")).to_contain_text("Machine client revoked")
+    status, _ = mcp(machine["access_token"], "tools/list")
+    assert status == 401, status
 
     step("admin: invite a person; they accept in their own browser with their own password")
     page.goto(f"{ISSUER}/admin/members")
