@@ -12,6 +12,7 @@ pub mod dpop;
 pub mod error;
 pub mod idjag;
 pub mod introspect;
+pub mod issue;
 pub mod metadata;
 pub mod pkce;
 pub mod redirect;

@@ -3,7 +3,7 @@
 //! working (access tokens are checked against the grant on each MCP request). Unknown tokens and
 //! other clients' tokens are answered 200 with nothing revoked, as the RFC asks.
 
-use super::token::client_event;
+use super::issue::client_event;
 use crate::http::RequestMeta;
 use axum::body::Body;
 use std::net::SocketAddr;

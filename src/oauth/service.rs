@@ -13,8 +13,8 @@ use axum::response::Response;
 
 use super::dpop;
 use super::error::{ErrorCode, OAuthError};
+use super::issue::{Signed, Subject, answer, sign};
 use super::request::resource_matches;
-use super::token::{Signed, Subject, answer, sign};
 use super::{core, parse_basic_auth};
 use crate::audit::{Actor, Event};
 use crate::crypto::{constant_time_eq, sha256_hex};

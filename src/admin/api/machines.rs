@@ -12,7 +12,7 @@ use super::edge::{ApiError, json_body, page, with_etag};
 use super::{ApiQuery, ApiResult, Caller, PageQuery};
 use crate::admin::service::{AdminError, MachineKeys, NewMachineClient};
 use crate::clock::rfc3339;
-use crate::scope::{Scope, ScopeSet};
+use crate::scope::Scope;
 use crate::store::ServiceClient;
 
 /// A machine client as the API shows it.
@@ -95,12 +95,7 @@ pub(super) async fn get_one(caller: Caller, Path(id): Path<String>) -> ApiResult
 pub(super) async fn create(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
     let admin = caller.admin().await?;
     let new: NewClient = json_body(&headers, &body)?;
-    let scopes = new
-        .scopes
-        .iter()
-        .map(|s| Scope::parse(s))
-        .collect::<Result<ScopeSet, _>>()
-        .map_err(|e| ApiError::bad(format!("scopes: {e}")))?;
+    let scopes = super::scopes_of(&new.scopes)?;
     let keys = match (
         new.token_endpoint_auth_method.as_str(),
         new.jwks,

@@ -380,15 +380,19 @@ struct NewKey {
     expires_in_days: Option<serde_json::Number>,
 }
 
-async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let new: NewKey = json_body(&headers, &body)?;
-    let scopes = new
-        .scopes
+/// The scopes of a request body, each a scope name (400 naming the first that is not).
+pub(super) fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
+    names
         .iter()
         .map(|s| Scope::parse(s))
         .collect::<Result<ScopeSet, _>>()
-        .map_err(|e| ApiError::bad(format!("scopes: {e}")))?;
+        .map_err(|e| ApiError::bad(format!("scopes: {e}")))
+}
+
+async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let admin = caller.admin().await?;
+    let new: NewKey = json_body(&headers, &body)?;
+    let scopes = scopes_of(&new.scopes)?;
     let user = match &new.user_id {
         Some(u) => UserId::parse(u).map_err(|_| AdminError::NotFound("member"))?,
         None => caller.user.clone(),

@@ -173,6 +173,76 @@ pub async fn delete_sso(
     after(&session, BACK, outcome).await
 }
 
+/// A switch of the organisation's sign-in rules, as one checkbox of the Sign-in page.
+#[derive(Clone, Copy)]
+enum Switch {
+    /// Admins must use a second factor.
+    AdminMfa,
+    /// Every token of the organisation's clients must be DPoP-bound (RFC 9449).
+    Dpop,
+}
+
+impl Switch {
+    fn field(self) -> &'static str {
+        match self {
+            Self::AdminMfa => "require_admin_mfa",
+            Self::Dpop => "require_dpop",
+        }
+    }
+
+    fn change(self, on: bool) -> SettingsChange {
+        match self {
+            Self::AdminMfa => SettingsChange {
+                require_admin_mfa: Some(on),
+                ..SettingsChange::default()
+            },
+            Self::Dpop => SettingsChange {
+                require_dpop: Some(on),
+                ..SettingsChange::default()
+            },
+        }
+    }
+
+    fn said(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Self::AdminMfa, true) => {
+                "Admins now need two-step sign-in: those without it are sent to set it up."
+            }
+            (Self::AdminMfa, false) => "Two-step sign-in is now each admin's choice.",
+            (Self::Dpop, true) => {
+                "Every token of this organisation's clients must now be DPoP-bound: tokens without a key stop on their next call."
+            }
+            (Self::Dpop, false) => "DPoP is now each client's choice.",
+        }
+    }
+}
+
+/// Sets one switch from the posted checkbox.
+async fn set_switch(
+    state: AppState,
+    session: Session,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Body,
+    switch: Switch,
+) -> Response {
+    let f = match form(&session, body).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let c = admin_or_return!(state, session);
+    let on = f.get(switch.field()).is_some_and(|v| v == "on");
+    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let outcome = match admin.settings().await {
+        Ok(seen) => admin
+            .update_settings(&seen, switch.change(on))
+            .await
+            .map(|_| switch.said(on).to_owned()),
+        Err(e) => Err(e),
+    };
+    after(&session, BACK, outcome).await
+}
+
 /// `POST /admin/sign-in/two-step`: whether the organisation's admins must use a second factor.
 pub async fn set_two_step(
     State(state): State<AppState>,
@@ -181,34 +251,7 @@ pub async fn set_two_step(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
-    let required = f.get("require_admin_mfa").is_some_and(|v| v == "on");
-    let admin = c.admin(&state, meta(&state, &headers, peer));
-    let outcome = match admin.settings().await {
-        Ok(seen) => admin
-            .update_settings(
-                &seen,
-                SettingsChange {
-                    require_admin_mfa: Some(required),
-                    ..SettingsChange::default()
-                },
-            )
-            .await
-            .map(|_| {
-                if required {
-                    "Admins now need two-step sign-in: those without it are sent to set it up."
-                } else {
-                    "Two-step sign-in is now each admin's choice."
-                }
-                .to_owned()
-            }),
-        Err(e) => Err(e),
-    };
-    after(&session, BACK, outcome).await
+    set_switch(state, session, peer, headers, body, Switch::AdminMfa).await
 }
 
 /// `POST /admin/sign-in/dpop`: whether every token of the organisation's clients must be
@@ -220,34 +263,7 @@ pub async fn set_dpop(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
-    let required = f.get("require_dpop").is_some_and(|v| v == "on");
-    let admin = c.admin(&state, meta(&state, &headers, peer));
-    let outcome = match admin.settings().await {
-        Ok(seen) => admin
-            .update_settings(
-                &seen,
-                SettingsChange {
-                    require_dpop: Some(required),
-                    ..SettingsChange::default()
-                },
-            )
-            .await
-            .map(|_| {
-                if required {
-                    "Every token of this organisation's clients must now be DPoP-bound: tokens without a key stop on their next call."
-                } else {
-                    "DPoP is now each client's choice."
-                }
-                .to_owned()
-            }),
-        Err(e) => Err(e),
-    };
-    after(&session, BACK, outcome).await
+    set_switch(state, session, peer, headers, body, Switch::Dpop).await
 }
 
 #[derive(Template)]
