@@ -303,7 +303,7 @@ pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
         .conformance_identity
         .set(crate::principal::AuthContext {
             org_id: org.id,
-            user_id: user.id,
+            user_id: Some(user.id),
             subject: crate::principal::Subject::ApiKey {
                 key_id: crate::store::ApiKeyId::parse("conformance").expect("a fixed id parses"),
             },

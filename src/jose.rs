@@ -121,10 +121,23 @@ pub fn read(token: &str) -> Result<Unverified<'_>, &'static str> {
     })
 }
 
-/// Whether a JWK's key type can verify `alg` (a key is never used with another family's
-/// algorithm).
+/// Whether a JWK may verify `alg`: its key type and curve fit (a key is never used with another
+/// family's algorithm), its own `alg`, when it names one, is that algorithm, and its `use`,
+/// when given, is `sig` (RFC 7517 §4.2, §4.4).
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
-    use jsonwebtoken::jwk::{AlgorithmParameters as P, EllipticCurve as C};
+    use jsonwebtoken::jwk::{AlgorithmParameters as P, EllipticCurve as C, PublicKeyUse};
+    if jwk
+        .common
+        .key_algorithm
+        .is_some_and(|a| a.to_string() != alg_name(alg))
+        || jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != PublicKeyUse::Signature)
+    {
+        return false;
+    }
     match (&jwk.algorithm, alg) {
         (P::EllipticCurve(p), Algorithm::ES256) => p.curve == C::P256,
         (P::EllipticCurve(p), Algorithm::ES384) => p.curve == C::P384,
@@ -210,7 +223,16 @@ pub fn public_jwks(text: &str) -> Result<JwkSet, String> {
     let keys = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| public_jwk(k).map_err(|e| format!("key {}: {e}", i + 1)))
+        .map(|(i, k)| {
+            let key = public_jwk(k).map_err(|e| format!("key {}: {e}", i + 1))?;
+            if !ALGORITHMS.iter().any(|a| key_fits(&key, *a)) {
+                return Err(format!(
+                    "key {}: not a signing key this server verifies (EC P-256 or P-384, RSA, Ed25519)",
+                    i + 1
+                ));
+            }
+            Ok(key)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(JwkSet { keys })
 }
@@ -220,14 +242,13 @@ pub fn jti_digest(kind: &str, issuer: &str, jti: &str) -> String {
     sha256_hex(&format!("{kind}\0{issuer}\0{jti}"))
 }
 
-/// Whether `aud` names `expected`: a string equal to it, or an array holding it.
-pub fn audience_includes(claims: &serde_json::Map<String, Value>, expected: &[&str]) -> bool {
-    match claims.get("aud") {
-        Some(Value::String(s)) => expected.contains(&s.as_str()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .any(|i| i.as_str().is_some_and(|s| expected.contains(&s))),
-        _ => false,
+/// The one audience of a JWT: `aud` as a string, or an array of exactly one string (RFC 7519
+/// §4.1.3 allows both). `None` for anything else, several audiences included.
+pub fn single_audience(claims: &serde_json::Map<String, Value>) -> Option<&str> {
+    match claims.get("aud")? {
+        Value::String(a) => Some(a),
+        Value::Array(items) if items.len() == 1 => items[0].as_str(),
+        _ => None,
     }
 }
 
@@ -246,11 +267,21 @@ const MAX_SETS: usize = 1_000;
 /// The largest key set or discovery document read.
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
+/// At most this many key-set or discovery fetches run at once, whoever asks.
+const MAX_IN_FLIGHT: usize = 8;
+/// A failed fetch is not tried again for this long (a provider that is down is not asked on
+/// every request).
+const FAILURE_TTL: i64 = 30;
+
 /// Public key sets of identity providers and machine clients, fetched through the guarded
 /// client (public addresses only, no redirects, 5 s, 64 KiB) and cached: bounded in count and
 /// time, refetched early at most every 10 s when a JWT names a `kid` the cached set lacks.
 pub struct KeySets {
     http: reqwest::Client,
+    allow_loopback: bool,
+    in_flight: tokio::sync::Semaphore,
+    /// URL → until when it is not fetched again after a failure.
+    failures: Mutex<HashMap<String, i64>>,
     sets: Mutex<HashMap<String, Fetched>>,
     /// Issuer → (when discovered, its `jwks_uri`).
     issuers: Mutex<HashMap<String, (i64, String)>>,
@@ -266,56 +297,113 @@ impl KeySets {
     pub fn new(allow_loopback: bool) -> Self {
         Self {
             http: crate::net::guarded_client(allow_loopback),
+            allow_loopback,
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            failures: Mutex::new(HashMap::new()),
             sets: Mutex::new(HashMap::new()),
             issuers: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn get_json(&self, url: &str) -> Result<Value, String> {
-        let parsed = url::Url::parse(url).map_err(|_| format!("{url} is not a URL"))?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(format!("{url} is not an http(s) URL"));
+    /// One JSON document from someone else's server: https (http only on loopback, and only
+    /// where the operator allowed it for tests), a public address (a literal one is checked here;
+    /// names are checked by the guarded resolver), at most 64 KiB read as it streams in, at most
+    /// [`MAX_IN_FLIGHT`] fetches at once, and a failure remembered for [`FAILURE_TTL`].
+    async fn get_json(&self, url: &str, now: i64) -> Result<Value, String> {
+        let parsed = url::Url::parse(url).map_err(|_| "not a URL".to_owned())?;
+        let loopback = parsed.host_str().is_some_and(crate::net::is_loopback_host);
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.allow_loopback && loopback => {}
+            _ => return Err("the URL must be https".to_owned()),
         }
-        let r = self
+        if let Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) = parsed.host() {
+            let ip: std::net::IpAddr = parsed
+                .host_str()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| "the host is not an address".to_owned())?;
+            if !(crate::net::is_public_ip(ip) || (self.allow_loopback && ip.is_loopback())) {
+                return Err("the address is not public".to_owned());
+            }
+        }
+        if let Some(until) = self.failures.lock().expect("failures lock").get(url)
+            && *until > now
+        {
+            return Err("it failed moments ago; not fetched again yet".to_owned());
+        }
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| "shutting down".to_owned())?;
+        let fetched = self.fetch(&parsed).await;
+        let mut failures = self.failures.lock().expect("failures lock");
+        failures.retain(|_, until| *until > now);
+        match fetched {
+            Ok(v) => {
+                failures.remove(url);
+                Ok(v)
+            }
+            Err(e) => {
+                if failures.len() < MAX_SETS {
+                    failures.insert(url.to_owned(), now + FAILURE_TTL);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch(&self, url: &url::Url) -> Result<Value, String> {
+        let mut r = self
             .http
-            .get(url)
+            .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("{url} could not be fetched: {e}"))?;
+            .map_err(|_| "it could not be fetched".to_owned())?;
         if !r.status().is_success() {
-            return Err(format!("{url} answered {}", r.status()));
+            return Err("it did not answer with a document".to_owned());
         }
-        if r.content_length()
-            .is_some_and(|n| n as usize > MAX_DOCUMENT_BYTES)
-        {
-            return Err(format!("{url} is larger than {MAX_DOCUMENT_BYTES} bytes"));
-        }
-        let bytes = r
-            .bytes()
+        let mut body = Vec::new();
+        while let Some(chunk) = r
+            .chunk()
             .await
-            .map_err(|e| format!("{url} could not be read: {e}"))?;
-        if bytes.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!("{url} is larger than {MAX_DOCUMENT_BYTES} bytes"));
+            .map_err(|_| "it could not be read".to_owned())?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("it is larger than {MAX_DOCUMENT_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&bytes).map_err(|_| format!("{url} is not JSON"))
+        serde_json::from_slice(&body).map_err(|_| "it is not JSON".to_owned())
+    }
+
+    fn cached(&self, url: &str) -> Option<(i64, JwkSet)> {
+        let sets = self.sets.lock().expect("key sets lock");
+        sets.get(url).map(|f| (f.at, f.set.clone()))
     }
 
     /// The key set at `url`: cached, or fetched when the cache is older than [`JWKS_TTL`], or
     /// when `kid` is not in it and the last fetch is older than 10 s.
     pub async fn at(&self, url: &str, kid: Option<&str>, now: i64) -> Result<JwkSet, String> {
-        let cached = {
-            let sets = self.sets.lock().expect("key sets lock");
-            sets.get(url).map(|f| (f.at, f.set.clone()))
-        };
-        if let Some((at, set)) = &cached {
+        if let Some((at, set)) = &self.cached(url) {
             let fresh = now - at < JWKS_TTL;
             let knows = kid.is_none_or(|k| set.find(k).is_some());
             if fresh && (knows || now - at < REFETCH_AT_MOST_EVERY) {
                 return Ok(set.clone());
             }
         }
-        let doc = self.get_json(url).await?;
+        // Another caller may have fetched it while this one waited for a permit.
+        if let Some((at, set)) = self.cached(url)
+            && now - at < REFETCH_AT_MOST_EVERY
+            && kid.is_none_or(|k| set.find(k).is_some())
+        {
+            return Ok(set);
+        }
+        let doc = self.get_json(url, now).await?;
         let set = public_jwks(&doc.to_string())?;
         let mut sets = self.sets.lock().expect("key sets lock");
         if sets.len() >= MAX_SETS {
@@ -356,7 +444,7 @@ impl KeySets {
                     "{}/.well-known/openid-configuration",
                     issuer.trim_end_matches('/')
                 );
-                let doc = self.get_json(&url).await?;
+                let doc = self.get_json(&url, now).await?;
                 if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
                     return Err(format!(
                         "the discovery document of {issuer} names another issuer"
@@ -414,20 +502,21 @@ mod tests {
     }
 
     #[test]
-    fn audiences_are_a_string_or_an_array() {
+    fn an_audience_is_one_string_or_a_one_element_array() {
         let m = |v: Value| v.as_object().unwrap().clone();
-        assert!(audience_includes(
-            &m(serde_json::json!({"aud": "x"})),
-            &["x"]
-        ));
-        assert!(audience_includes(
-            &m(serde_json::json!({"aud": ["y", "x"]})),
-            &["x"]
-        ));
-        assert!(!audience_includes(
-            &m(serde_json::json!({"aud": "y"})),
-            &["x"]
-        ));
-        assert!(!audience_includes(&m(serde_json::json!({})), &["x"]));
+        assert_eq!(
+            single_audience(&m(serde_json::json!({"aud": "x"}))),
+            Some("x")
+        );
+        assert_eq!(
+            single_audience(&m(serde_json::json!({"aud": ["x"]}))),
+            Some("x")
+        );
+        assert_eq!(
+            single_audience(&m(serde_json::json!({"aud": ["x", "y"]}))),
+            None
+        );
+        assert_eq!(single_audience(&m(serde_json::json!({"aud": 3}))), None);
+        assert_eq!(single_audience(&m(serde_json::json!({}))), None);
     }
 }

@@ -353,7 +353,7 @@ pub(super) async fn finish(
         Some(g) if g.consent_remembered && g.scope.covers(scopes) && g.resource == p.resource => g,
         _ => match state
             .store
-            .upsert_grant(org, user, &p.client_id, scopes, &p.resource, now)
+            .upsert_grant(org, user, &p.client_id, scopes, &p.resource, true, now)
             .await
         {
             Ok(g) => g,

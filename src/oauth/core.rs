@@ -73,6 +73,12 @@ pub fn narrow_scope(held: &ScopeSet, asked: Option<&str>) -> Result<ScopeSet, OA
 /// `clari:read` on either side (RFC 6749 §3.3: the server may issue less than asked, and says
 /// so in the response). Nothing in common is `invalid_scope`.
 pub fn offered_scope(asked: Option<&str>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
+    if allowed.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "no scope may be granted here",
+        ));
+    }
     let Some(asked) = asked.filter(|a| !a.trim().is_empty()) else {
         return Ok(allowed.clone());
     };
@@ -250,6 +256,10 @@ mod tests {
         assert!(offered(Some("audit:read"), &narrow).is_err());
         assert!(offered(Some("admin"), &all).is_err());
         assert!(offered(Some("nonsense"), &all).is_err());
+        assert!(
+            offered(None, &ScopeSet::default()).is_err(),
+            "never an empty scope"
+        );
         assert_eq!(
             narrow_scope(&held, Some("users:read")).unwrap().to_string(),
             "users:read"

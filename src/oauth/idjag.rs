@@ -21,7 +21,7 @@ use crate::http::RequestMeta;
 use crate::jose::{self, Unverified};
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{Email, Role, SsoConnection, UserId};
+use crate::store::{Role, SsoConnection, UserId};
 
 /// The `typ` of an ID-JAG (ID-JAG draft, "ID-JAG Claims": "MUST be `oauth-id-jag+jwt`").
 pub const TYP: &str = "oauth-id-jag+jwt";
@@ -60,7 +60,7 @@ fn invalid(why: impl AsRef<str>) -> OAuthError {
 /// - `jti` has not been seen before, on any replica, until the assertion expires (MCP §7.4.2:
 ///   replay protection "is REQUIRED in this profile");
 /// - `sub` maps to an active member of that organisation: the identity the person signed in
-///   with, or an `email` of a domain the connection owns;
+///   with through single sign-on (never an `email` claim);
 /// - `cnf.jkt`, when present, is the key of the DPoP proof that came with the request.
 ///
 /// Scopes are the intersection of what is asked, what the assertion's `scope` allows and what
@@ -109,18 +109,30 @@ pub async fn exchange(
         .claim_str("sub")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("the assertion needs sub"))?;
-    let (conn, user, role) = member_of(state, &connections, iss, sub, &jwt).await?;
+    let (conn, user, role) = member_of(state, &connections, iss, sub).await?;
     let org = &conn.organization_id;
-    let jkt = match jwt.claims.get("cnf").and_then(|c| c.get("jkt")) {
-        Some(Value::String(bound)) if proof.is_some_and(|p| &p.jkt == bound) => Some(bound.clone()),
-        Some(_) => {
-            return Err(invalid(
-                "the assertion is bound to a DPoP key (cnf.jkt): send a proof signed by it",
-            ));
-        }
+    // The ID-JAG draft, "Proof-of-Possession During ID-JAG Exchange": a bound assertion needs
+    // a proof of that key; a confirmation this server cannot check is refused, not ignored.
+    let jkt = match jwt.claims.get("cnf") {
         None => dpop::binding(proof, state.store.org_requires_dpop(org).await?)?,
+        Some(cnf) => match cnf.get("jkt") {
+            Some(Value::String(bound)) if proof.is_some_and(|p| &p.jkt == bound) => {
+                Some(bound.clone())
+            }
+            Some(Value::String(_)) => {
+                return Err(invalid(
+                    "the assertion is bound to a DPoP key (cnf.jkt): send a proof signed by it",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "the assertion's cnf is not a DPoP key thumbprint (jkt) this server can check",
+                ));
+            }
+        },
     };
     let scope = scope_of(client, &jwt, role, request.scope)?;
+    dpop::record(state, proof).await?;
     // The assertion is used: its jti is kept until it expires, on every replica.
     let exp = jwt.claim_i64("exp").unwrap_or(now);
     let digest = jose::jti_digest("id-jag", iss, jwt.claim_str("jti").unwrap_or_default());
@@ -136,7 +148,7 @@ pub async fn exchange(
     let mcp_url = &state.config.mcp_url;
     let grant = state
         .store
-        .upsert_grant(org, &user, &client.id, &scope, mcp_url, now)
+        .upsert_grant(org, &user, &client.id, &scope, mcp_url, false, now)
         .await?;
     let signed = sign(
         state,
@@ -176,13 +188,7 @@ fn check_claims(
     asked_resource: Option<&str>,
     now: i64,
 ) -> Result<(), OAuthError> {
-    let issuer = state.config.issuer.as_str();
-    let aud_ok = match jwt.claims.get("aud") {
-        Some(Value::String(a)) => a == issuer,
-        Some(Value::Array(a)) => a.len() == 1 && a[0].as_str() == Some(issuer),
-        _ => false,
-    };
-    if !aud_ok {
+    if jose::single_audience(&jwt.claims) != Some(state.config.issuer.as_str()) {
         return Err(invalid(
             "the assertion's aud must be this authorization server's issuer",
         ));
@@ -236,55 +242,35 @@ fn check_claims(
     Ok(())
 }
 
-/// The active member of a trusting organisation that `sub` names: by the identity the person
-/// signed in with (`iss`, `sub`), or else by an `email` claim whose domain the organisation's
-/// connection owns. Nothing is linked or created: an assertion never adds a person to an
+/// The active member of a trusting organisation that `sub` names: the account the person signed
+/// in to with this provider (`iss`, `sub`), linked by a single sign-on that proved the account
+/// was theirs. Nothing else maps: not an `email` claim (an attribute the provider may let people
+/// set), and nothing is linked or created here, so an assertion never adds a person to an
 /// organisation or an identity to an account.
 async fn member_of(
     state: &AppState,
     connections: &[SsoConnection],
     iss: &str,
     sub: &str,
-    jwt: &Unverified<'_>,
 ) -> Result<(SsoConnection, UserId, Role), OAuthError> {
-    let not_member = || {
-        invalid(
-            "the assertion's subject is not an active member of an organisation that trusts this provider",
-        )
+    let Some(user) = state.store.sso_identity(iss, sub).await? else {
+        return Err(invalid(
+            "the assertion's subject has not signed in here with this identity provider yet: sign in once with single sign-on",
+        ));
     };
-    let mut candidates: Vec<(SsoConnection, UserId)> = Vec::new();
-    if let Some(user) = state.store.sso_identity(iss, sub).await? {
-        candidates.extend(connections.iter().map(|c| (c.clone(), user.clone())));
-    } else if let Some(email) = jwt.claim_str("email").and_then(|e| Email::parse(e).ok())
-        && let Some(found) = state.store.find_user_by_email(&email).await?
-    {
-        let domain = email
-            .as_str()
-            .rsplit_once('@')
-            .map_or("", |(_, d)| d)
-            .to_owned();
-        for c in connections {
-            if state
-                .store
-                .sso_domains(&c.organization_id)
-                .await?
-                .contains(&domain)
-            {
-                candidates.push((c.clone(), found.user.id.clone()));
-            }
-        }
-    }
     let mut live = Vec::new();
-    for (conn, user) in candidates {
+    for conn in connections {
         if let Some(m) = state.store.member(&conn.organization_id, &user).await?
             && !m.suspended
             && !m.user.disabled
         {
-            live.push((conn, user, m.role));
+            live.push((conn.clone(), user.clone(), m.role));
         }
     }
     match live.len() {
-        0 => Err(not_member()),
+        0 => Err(invalid(
+            "the assertion's subject is not an active member of an organisation that trusts this provider",
+        )),
         1 => Ok(live.remove(0)),
         _ => Err(invalid(
             "the assertion's subject is a member of several organisations that trust this provider; it cannot say which",

@@ -72,6 +72,13 @@ pub async fn authenticate(
             ));
         }
     };
+    if !id.starts_with(crate::signing::SERVICE_CLIENT_PREFIX) {
+        // RFC 6749 §5.2: a client not allowed this grant type is unauthorized_client.
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "client_credentials is for machine clients an organisation admin registered",
+        ));
+    }
     let fail = || refused("client authentication failed", used_basic);
     let client = live(state, &id).await?.ok_or_else(fail)?;
     let Some(hash) = client.secret_hash.as_deref() else {
@@ -150,10 +157,15 @@ async fn by_assertion(
         (None, None) => return Err(bad("the client has no registered keys")),
     };
     jose::verify_with_set(&jwt, &keys).map_err(bad)?;
+    // RFC 7523 §3 (3): the audience identifies this server, by its issuer identifier or its
+    // token endpoint. One audience only: an assertion addressed to several servers could be
+    // replayed by any of them (the audience-injection attack RFC 7523bis closes).
     let token_endpoint = format!("{}/token", state.config.issuer);
-    if !jose::audience_includes(&jwt.claims, &[&state.config.issuer, &token_endpoint]) {
+    if !jose::single_audience(&jwt.claims)
+        .is_some_and(|a| a == state.config.issuer || a == token_endpoint)
+    {
         return Err(bad(
-            "the client assertion's aud must be this server's issuer or token endpoint",
+            "the client assertion's aud must be this server's issuer (or its token endpoint), alone",
         ));
     }
     let exp = jwt
@@ -211,6 +223,7 @@ pub async fn client_credentials(
         ));
     }
     let jkt = dpop::binding(proof, client.org_requires_dpop)?;
+    dpop::record(state, proof).await?;
     let signed: Signed = sign(
         state,
         Subject {

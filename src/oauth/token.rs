@@ -120,14 +120,14 @@ async fn token(
     tracing::Span::current().record("grant_type", grant_type.as_str());
     seen_grant_type.push_str(grant_type.as_str());
     let meta = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies);
-    // The DPoP proof is checked before anything is looked up; its jti is recorded once the
-    // client is known.
+    // The DPoP proof is checked before anything is looked up; its jti is recorded only once
+    // the grant is found good, just before tokens are issued (so no one makes rows with bad
+    // grants).
     let proof = dpop::at_token_endpoint(state, headers)?;
     let get = |k: &str| form.get(k).map(String::as_str);
     if grant_type == GrantType::ClientCredentials {
         let client = super::service::authenticate(state, headers, &form).await?;
         tracing::Span::current().record("client_id", client.id.as_str());
-        dpop::record(state, proof.as_ref()).await?;
         return super::service::client_credentials(
             state,
             &client,
@@ -154,7 +154,6 @@ async fn token(
             ),
         ));
     }
-    dpop::record(state, proof.as_ref()).await?;
     match grant_type {
         GrantType::AuthorizationCode => {
             code_grant(
@@ -286,6 +285,7 @@ async fn code_grant(
     };
     // Checked before the code is used, so the client can try again with a proof.
     let jkt = dpop::binding(proof, grant.org_requires_dpop)?;
+    dpop::record(state, proof).await?;
     match state.store.redeem_code(&hash, now).await? {
         CodeRedemption::Redeemed(_) => {}
         // Two redemptions raced and this one lost: the same replay, recorded the same way.
@@ -377,6 +377,15 @@ async fn refresh_grant(
             "the refresh token was issued to another client",
         ));
     }
+    // RFC 9449 §5: "The binding MUST be validated when the refresh token is later presented".
+    if let Some(bound) = &rt.jkt
+        && proof.is_none_or(|p| &p.jkt != bound)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this refresh token is DPoP-bound: send a DPoP proof signed by its key",
+        ));
+    }
     let decision = core::decide_refresh(rt.rotated_at, rt.revoked_at, rt.expires_at, now);
     match decision {
         core::RefreshDecision::Expired => return Err(invalid()),
@@ -402,16 +411,8 @@ async fn refresh_grant(
     };
     let at_scope = core::narrow_scope(&rt.scope, scope)?;
     check_resource(resource, &rt.resource, &state.config.mcp_url)?;
-    // RFC 9449 §5: "The binding MUST be validated when the refresh token is later presented".
-    if let Some(bound) = &rt.jkt
-        && proof.is_none_or(|p| &p.jkt != bound)
-    {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidDpopProof,
-            "this refresh token is DPoP-bound: send a DPoP proof signed by its key",
-        ));
-    }
     let jkt = dpop::binding(proof, grant.org_requires_dpop)?;
+    dpop::record(state, proof).await?;
 
     let new_token = random_token(32);
     let mut successor = refresh_record(state, &grant, &rt.scope, &new_token, now);

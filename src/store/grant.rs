@@ -76,6 +76,10 @@ impl From<GrantViewRow> for GrantView {
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// The live grant of (user, org, client), updated to `scope` and `resource`, or a new one.
+    /// `consented`: the person approved it on the consent page (remembered for a repeat visit
+    /// and `prompt=none`); false for a grant an identity provider's assertion made, which a
+    /// later browser visit must not treat as consent.
+    #[allow(clippy::too_many_arguments)]
     async fn upsert_grant(
         &self,
         org: &OrgId,
@@ -83,6 +87,7 @@ pub trait GrantStore: Send + Sync {
         client_id: &ClientId,
         scope: &ScopeSet,
         resource: &str,
+        consented: bool,
         now: UnixTime,
     ) -> Result<Grant, StoreError>;
     /// Makes every live grant of the client ask for consent again (its redirect URIs changed).
@@ -115,15 +120,16 @@ pub trait GrantStore: Send + Sync {
 }
 
 const RENEW: &str = "\
-UPDATE grants SET scope = $1, resource = $2, updated_at = $3, consent_remembered = TRUE
+UPDATE grants SET scope = $1, resource = $2, updated_at = $3, consent_remembered = $7
 WHERE organization_id = $4 AND user_id = $5 AND client_id = $6 AND revoked_at IS NULL
 RETURNING id, organization_id, user_id, client_id, scope, resource,
     created_at, updated_at, revoked_at, consent_remembered";
 
 const INSERT: &str = "\
 INSERT INTO grants
-    (id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL)
+    (id, organization_id, user_id, client_id, scope, resource, created_at, updated_at, revoked_at,
+     consent_remembered)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, $8)
 RETURNING id, organization_id, user_id, client_id, scope, resource,
     created_at, updated_at, revoked_at, consent_remembered";
 
@@ -191,6 +197,7 @@ macro_rules! grant_store {
                 client_id: &ClientId,
                 scope: &ScopeSet,
                 resource: &str,
+                consented: bool,
                 now: UnixTime,
             ) -> Result<Grant, StoreError> {
                 let mut tx = self.pool.begin().await?;
@@ -201,6 +208,7 @@ macro_rules! grant_store {
                     .bind(org.as_str())
                     .bind(user.as_str())
                     .bind(client_id.as_str())
+                    .bind(consented)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let grant = match renewed {
@@ -214,6 +222,7 @@ macro_rules! grant_store {
                             .bind(scope.to_string())
                             .bind(resource)
                             .bind(now)
+                            .bind(consented)
                             .fetch_one(&mut *tx)
                             .await?
                     }

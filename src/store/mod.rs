@@ -166,9 +166,9 @@ pub trait Store:
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Deletes what can no longer be used: expired browser sessions, authorization codes and
-    /// refresh tokens past their expiry, and grants revoked before `revoked_before` (with their
-    /// codes and tokens).
+    /// Deletes what can no longer be used: expired browser sessions, authorization codes,
+    /// refresh tokens and JWT ids past their expiry, and grants and machine clients revoked before
+    /// `revoked_before` (grants with their codes and tokens).
     async fn purge_expired(
         &self,
         now: UnixTime,
@@ -186,6 +186,8 @@ pub struct Purged {
     pub invitations: u64,
     /// JWT ids past the expiry of the JWT they came from.
     pub jtis: u64,
+    /// Machine clients revoked before `revoked_before`.
+    pub service_clients: u64,
 }
 
 const PURGE_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at <= $1";
@@ -197,6 +199,8 @@ const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at 
 const PURGE_INVITATIONS: &str =
     "DELETE FROM invitations WHERE expires_at <= $1 OR revoked_at <= $1";
 const PURGE_JTIS: &str = "DELETE FROM seen_jtis WHERE expires_at <= $1";
+const PURGE_REVOKED_SERVICE_CLIENTS: &str =
+    "DELETE FROM service_clients WHERE revoked_at IS NOT NULL AND revoked_at < $1";
 
 macro_rules! store {
     ($store:ty, $backend:expr) => {
@@ -240,6 +244,7 @@ macro_rules! store {
                     refresh_tokens: purge(PURGE_REFRESH_TOKENS, now).await?,
                     invitations: purge(PURGE_INVITATIONS, now).await?,
                     jtis: purge(PURGE_JTIS, now).await?,
+                    service_clients: purge(PURGE_REVOKED_SERVICE_CLIENTS, revoked_before).await?,
                 };
                 tx.commit().await?;
                 Ok(purged)

@@ -10,7 +10,8 @@ use super::{ClientId, OrgId, PgStore, SqliteStore, StoreError};
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 
-/// At most this many machine clients (live or revoked) per organisation.
+/// At most this many live machine clients per organisation (revoked ones are purged by
+/// housekeeping with revoked grants).
 pub const MAX_SERVICE_CLIENTS: i64 = 50;
 
 /// How a machine client proves who it is at the token endpoint.
@@ -106,7 +107,8 @@ pub trait ServiceClientStore: Send + Sync {
     async fn set_org_requires_dpop(&self, org: &OrgId, required: bool) -> Result<(), StoreError>;
 }
 
-const COUNT: &str = "SELECT COUNT(*) FROM service_clients WHERE organization_id = $1";
+const COUNT: &str =
+    "SELECT COUNT(*) FROM service_clients WHERE organization_id = $1 AND revoked_at IS NULL";
 
 const INSERT: &str = "\
 INSERT INTO service_clients (id, organization_id, name, scopes, auth_method, secret_hash, jwks,

@@ -75,6 +75,7 @@ async fn clients_grants_and_consent_round_trip(db: &TestDb) {
             &cid,
             &scope("forecasts:read"),
             "https://x/mcp",
+            true,
             NOW,
         )
         .await
@@ -88,6 +89,7 @@ async fn clients_grants_and_consent_round_trip(db: &TestDb) {
             &cid,
             &scope("clari:read"),
             "https://x/mcp",
+            true,
             NOW + 1,
         )
         .await
@@ -111,6 +113,7 @@ async fn clients_grants_and_consent_round_trip(db: &TestDb) {
             &cid,
             &scope("clari:read"),
             "https://x/mcp",
+            true,
             NOW + 2,
         )
         .await
@@ -136,6 +139,7 @@ async fn a_code_is_redeemed_exactly_once_under_concurrency(db: &TestDb) {
             &cid,
             &scope("clari:read"),
             "https://x/mcp",
+            true,
             NOW,
         )
         .await
@@ -203,6 +207,7 @@ async fn a_refresh_token_rotates_exactly_once_under_concurrency(db: &TestDb) {
             &cid,
             &scope("clari:read"),
             "https://x/mcp",
+            true,
             NOW,
         )
         .await
@@ -492,8 +497,12 @@ async fn machine_clients_round_trip_and_stop_with_their_organisation(db: &TestDb
             .unwrap()
             .is_none()
     );
-    // At most 50 per organisation.
-    for i in 0..49 {
+    // At most 50 live per organisation; a revoked one frees its place.
+    store
+        .revoke_service_client(&other.id, &ClientId::parse("svc_b").unwrap(), NOW)
+        .await
+        .unwrap();
+    for i in 0..50 {
         store
             .insert_service_client(&client(&format!("svc_many_{i}"), &other.id))
             .await
@@ -504,6 +513,10 @@ async fn machine_clients_round_trip_and_stop_with_their_organisation(db: &TestDb
         .await
         .unwrap_err();
     assert!(err.to_string().contains("at most 50"), "{err}");
+    // Revoked ones go with housekeeping, as revoked grants do.
+    let purged = store.purge_expired(NOW + 20, NOW + 20).await.unwrap();
+    assert_eq!(purged.service_clients, 2);
+    assert!(store.service_client(&a.id).await.unwrap().is_none());
 }
 
 async fn a_jwt_id_is_accepted_once_across_replicas_until_it_expires(db: &TestDb) {

@@ -7,11 +7,14 @@
 // schema.
 //
 // The company IdP is oidc-provider (a certified OpenID Provider) on loopback, publishing a key
-// made here; oidc-provider does not issue ID-JAGs (the token exchange of the ID-JAG draft), so
-// the assertion callback signs one with that key using `jose`, as the IdP would.
+// made here. A person first signs in once through single sign-on (the redirects and the
+// provider's own sign-in and consent forms, followed here without a browser), which links their
+// identity to a membership; oidc-provider does not issue ID-JAGs (the token exchange of the
+// ID-JAG draft), so the assertion callback signs one for that person with the provider's key
+// using `jose`, as the provider would.
 //
 // Environment: ISSUER, MCP_URL, ADMIN_KEY (an admin API key of the demo organisation), EMAIL
-// (its admin, whom the IdP asserts).
+// (its admin: the organisation's SSO connection owns that address's domain).
 import Provider from 'oidc-provider';
 import * as jose from 'jose';
 import {
@@ -75,10 +78,12 @@ function withDpopSession(provider, session) {
 
 // --- the company IdP --------------------------------------------------------------------------
 
-const { privateKey: idpKey } = await jose.generateKeyPair('ES256', { extractable: true });
-const idpJwk = { ...(await jose.exportJWK(idpKey)), kid: 'idp-signing-1', alg: 'ES256', use: 'sig' };
+const { privateKey: idpKey } = await jose.generateKeyPair('RS256', { extractable: true });
+const idpJwk = { ...(await jose.exportJWK(idpKey)), kid: 'idp-signing-1', alg: 'RS256', use: 'sig' };
 const idpPort = await freePort();
 const idpIssuer = `http://127.0.0.1:${idpPort}`;
+const domain = EMAIL.split('@')[1];
+const person = 'sso-person';
 const idp = new Provider(idpIssuer, {
   clients: [{
     client_id: 'clari-mcp',
@@ -86,13 +91,23 @@ const idp = new Provider(idpIssuer, {
     redirect_uris: [`${ISSUER}/sso/callback`],
     grant_types: ['authorization_code'],
     response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
   }],
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  conformIdTokenClaims: false,
   jwks: { keys: [idpJwk] },
   cookies: { keys: ['a cookie key for this test only'] },
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@${domain}`, email_verified: true };
+      },
+    };
+  },
 });
 const idpServer = idp.listen(idpPort, '127.0.0.1');
 await new Promise((resolve) => idpServer.once('listening', resolve));
-const domain = EMAIL.split('@')[1];
 await api('PUT', '/api/v1/sso', {
   issuer: idpIssuer,
   client_id: 'clari-mcp',
@@ -100,6 +115,63 @@ await api('PUT', '/api/v1/sso', {
   domains: [domain],
 });
 ok(`the organisation trusts ${idpIssuer} (its SSO connection; oidc-provider)`);
+
+/** Requests with a cookie jar per origin, redirects followed by hand (as a browser does). */
+const jars = new Map();
+async function visit(url, init = {}) {
+  for (let hops = 0; hops < 20; hops += 1) {
+    const origin = new URL(url).origin;
+    const jar = jars.get(origin) ?? new Map();
+    jars.set(origin, jar);
+    const headers = { ...(init.headers ?? {}) };
+    if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const r = await fetch(url, { ...init, headers, redirect: 'manual' });
+    for (const c of r.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const at = pair.indexOf('=');
+      const name = pair.slice(0, at).trim();
+      const value = pair.slice(at + 1).trim();
+      if (!value || /expires=thu, 01 jan 1970/i.test(c)) jar.delete(name);
+      else jar.set(name, value);
+    }
+    if (![301, 302, 303, 307, 308].includes(r.status)) return { r, url };
+    url = new URL(r.headers.get('location'), url).href;
+    init = {};
+  }
+  throw new Error('too many redirects');
+}
+
+/** Submits the page's first form: its hidden fields plus `fields`. */
+async function submit(page, url, fields) {
+  const form = page.match(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/);
+  if (!form) throw new Error(`no form at ${url}: ${page.replace(/<style[\s\S]*?<\/style>/, "").replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 400)}`);
+  const body = new URLSearchParams();
+  for (const m of form[2].matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)) {
+    body.set(m[1], m[2]);
+  }
+  for (const [k, v] of Object.entries(fields)) body.set(k, v);
+  return visit(new URL(form[1], url).href, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: body.toString(),
+  });
+}
+
+// The person signs in once with single sign-on: the provider's sign-in, then its consent.
+{
+  let { r, url } = await visit(`${ISSUER}/sso/start?email=${encodeURIComponent(`${person}@${domain}`)}`);
+  for (let step = 0; step < 4 && new URL(url).origin === idpIssuer; step += 1) {
+    const page = await r.text();
+    const fields = page.includes('name="login"') ? { login: person, password: 'any: the test pages take any' } : {};
+    ({ r, url } = await submit(page, url, fields));
+  }
+  if (new URL(url).origin !== new URL(ISSUER).origin || r.status >= 400) {
+    throw new Error(`single sign-on ended at ${url} with ${r.status}: ${(await r.text()).slice(0, 300)}`);
+  }
+  const members = await api('GET', '/api/v1/members');
+  if (!members.items.some((m) => m.email === `${person}@${domain}`)) throw new Error('the person is not a member');
+  ok(`${person}@${domain} signed in once with single sign-on (oidc-provider's forms): a member, identity linked`);
+}
 
 // --- client credentials: client_secret_basic --------------------------------------------------
 
@@ -186,7 +258,7 @@ try {
   });
   if (reg.status !== 201) throw new Error(`registration: ${reg.status} ${await reg.text()}`);
   const client = await reg.json();
-  const signingKey = await jose.importJWK(idpJwk, 'ES256');
+  const signingKey = await jose.importJWK(idpJwk, 'RS256');
   let assertions = 0;
   const provider = new CrossAppAccessProvider({
     clientId: client.client_id,
@@ -199,11 +271,10 @@ try {
         client_id: client.client_id,
         resource: ctx.resourceUrl,
         scope: 'users:read forecasts:read',
-        email: EMAIL,
       })
-        .setProtectedHeader({ alg: 'ES256', typ: 'oauth-id-jag+jwt', kid: idpJwk.kid })
+        .setProtectedHeader({ alg: 'RS256', typ: 'oauth-id-jag+jwt', kid: idpJwk.kid })
         .setIssuer(idpIssuer)
-        .setSubject('person-at-the-idp')
+        .setSubject(person)
         .setAudience(ctx.authorizationServerUrl)
         .setJti(crypto.randomUUID())
         .setIssuedAt()

@@ -95,6 +95,9 @@ pub(super) async fn get_one(caller: Caller, Path(id): Path<String>) -> ApiResult
 pub(super) async fn create(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
     let admin = caller.admin().await?;
     let new: NewClient = json_body(&headers, &body)?;
+    if new.scopes.len() > Scope::ALL.len() - 1 {
+        return Err(ApiError::bad("scopes: at most 7, each once"));
+    }
     let scopes = super::scopes_of(&new.scopes)?;
     let keys = match (
         new.token_endpoint_auth_method.as_str(),

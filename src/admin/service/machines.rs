@@ -124,7 +124,9 @@ impl OrgAdmin<'_> {
             .key_sets
             .at(uri, None, self.now())
             .await
-            .map_err(|e| AdminError::invalid("jwks_uri", e))?;
+            .map_err(|e| {
+                AdminError::invalid("jwks_uri", format!("the JWKS URL could not be read: {e}"))
+            })?;
         Ok(uri.to_owned())
     }
 

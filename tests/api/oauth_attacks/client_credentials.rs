@@ -283,7 +283,7 @@ async fn private_key_jwt_assertions_are_refused_one_rule_at_a_time() {
         "{b}"
     );
 
-    // A registered OAuth client may not use the machine grant.
+    // A registered OAuth client may not use the machine grant (RFC 6749 §5.2).
     let dcr = register_confidential(app).await;
     let (s, b, h) = token(
         app,
@@ -294,7 +294,7 @@ async fn private_key_jwt_assertions_are_refused_one_rule_at_a_time() {
         ],
     )
     .await;
-    assert_rfc6749(s, &b, &h, 401, "invalid_client");
+    assert_rfc6749(s, &b, &h, 400, "unauthorized_client");
 }
 
 #[tokio::test]

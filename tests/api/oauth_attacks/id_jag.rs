@@ -10,7 +10,7 @@ use crate::both_backends;
 use crate::mcp_helpers::{McpEnv, mcp_env_with, mcp_env_with_replica_and, rpc};
 
 both_backends!(an_assertion_and_a_dpop_proof_used_on_one_replica_are_refused_on_the_other,);
-use clari_mcp::store::{Role, SsoConnection};
+use clari_mcp::store::{Role, SsoConnection, Standing};
 
 /// An identity provider on loopback: its discovery document and JWKS, signing with `key`.
 struct Idp {
@@ -211,18 +211,23 @@ async fn an_id_jag_from_the_organisations_provider_is_a_grant_without_consent_re
         401
     );
 
-    // A member the provider names by a verified address of the organisation's domain.
-    let (s, t) = exchange_jag(
+    // An address is not an identity: an unlinked subject claiming a member's e-mail gets nothing.
+    let (s, b) = exchange_jag(
         app,
         (&id, &secret),
-        &idp.assertion(app, &id, "someone-new", json!({"email": "ava@acme.test"})),
+        &idp.assertion(
+            app,
+            &id,
+            "someone-new",
+            json!({"email": "ava@acme.test", "email_verified": true}),
+        ),
         &[],
     )
     .await;
-    assert_eq!(s, 200, "{t}");
     assert_eq!(
-        claims_of(t["access_token"].as_str().unwrap())["sub"],
-        env.user.as_str()
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
     );
 }
 
@@ -369,8 +374,8 @@ async fn id_jags_are_refused_one_rule_at_a_time() {
         .update_member(
             &env.org,
             &env.user,
-            (Role::Admin, false),
-            (Role::Admin, true),
+            Standing::new(Role::Admin, false),
+            Standing::new(Role::Admin, true),
         )
         .await
         .unwrap();
