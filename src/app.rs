@@ -141,11 +141,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
     let Some(expected) = &state.config.metrics_token else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let presented = crate::bearer::bearer_token(&headers).unwrap_or_default();
     if !crate::crypto::constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes()) {
         return (
             StatusCode::UNAUTHORIZED,

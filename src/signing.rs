@@ -124,6 +124,13 @@ pub struct Keys {
     verified: std::sync::Mutex<HashMap<[u8; 32], AccessClaims>>,
 }
 
+/// How far past `exp` an access token is still accepted (clocks of replicas differ).
+pub const EXPIRY_LEEWAY: i64 = 30;
+
+/// How long a retired key stays published beyond the lifetime of the tokens it signed, so a
+/// token signed just before the rotation verifies everywhere until it expires.
+pub const PUBLICATION_MARGIN: i64 = 300;
+
 /// At most this many verified tokens are remembered.
 const MAX_VERIFIED: usize = 10_000;
 
@@ -388,7 +395,7 @@ impl Keys {
         Ok(format!("{signing_input}.{}", b64(signature.as_ref())))
     }
 
-    /// Verifies signature, `typ`, `iss`, `aud` and `exp` (against `now`, with 30 s of leeway).
+    /// Verifies signature, `typ`, `iss`, `aud` and `exp` (against `now`, with [`EXPIRY_LEEWAY`]).
     /// An unknown `kid` triggers one reload, so keys rotated by another replica are picked up.
     pub async fn verify(
         &self,
@@ -413,7 +420,7 @@ impl Keys {
             if claims.aud != audience {
                 return Err(TokenError::WrongAudience);
             }
-            if claims.exp + 30 < now {
+            if claims.exp + EXPIRY_LEEWAY < now {
                 return Err(TokenError::Expired);
             }
             return Ok(claims);
@@ -423,7 +430,7 @@ impl Keys {
             .await?;
         let mut verified = self.verified.lock().expect("verified tokens lock");
         if verified.len() >= MAX_VERIFIED {
-            verified.retain(|_, c| c.exp + 30 >= now);
+            verified.retain(|_, c| c.exp + EXPIRY_LEEWAY >= now);
             if verified.len() >= MAX_VERIFIED {
                 verified.clear();
             }
@@ -503,7 +510,7 @@ impl Keys {
         if claims.aud != audience {
             return Err(TokenError::WrongAudience);
         }
-        if claims.exp + 30 < now {
+        if claims.exp + EXPIRY_LEEWAY < now {
             return Err(TokenError::Expired);
         }
         Ok(claims)

@@ -64,7 +64,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         // Retired keys stay published until every token they signed has expired.
-        let publish_retired_for = config.access_token_ttl + 300;
+        let publish_retired_for = config.access_token_ttl + crate::signing::PUBLICATION_MARGIN;
         let keys = Keys::load(store.as_ref(), &vault, clock.now(), publish_retired_for)
             .await
             .context("loading signing keys")?;

@@ -150,10 +150,10 @@ pub async fn call_task_fixture(
     Some(
         match super::tasks::create_background(state, ctx, name, args).await {
             Ok((id, handle)) => {
-                let state = state.clone();
+                let (state, org) = (state.clone(), ctx.org_id.clone());
                 tokio::spawn(async move {
                     let outcome = work.await;
-                    super::tasks::settle(&state, &id, outcome).await;
+                    super::tasks::settle(&state, &org, &id, outcome).await;
                 });
                 Ok(handle)
             }

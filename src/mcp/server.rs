@@ -92,15 +92,15 @@ impl ClariMcp {
         let Some(key) = &self.local else {
             return caller(ctx);
         };
-        super::auth::authenticate(&self.state, key.expose_secret())
+        crate::bearer::authenticate(&self.state, key.expose_secret())
             .await
             .map_err(|e| match e {
-                super::auth::AuthFailure::Refused(reason)
-                | super::auth::AuthFailure::Dpop { reason, .. } => McpError::invalid_request(
+                crate::bearer::AuthFailure::Refused(reason)
+                | crate::bearer::AuthFailure::Dpop { reason, .. } => McpError::invalid_request(
                     format!("this local server may not answer: {reason}"),
                     None,
                 ),
-                super::auth::AuthFailure::Unavailable => {
+                crate::bearer::AuthFailure::Unavailable => {
                     McpError::internal_error("the local database is unavailable", None)
                 }
             })

@@ -204,7 +204,12 @@ pub async fn create_background(
 
 /// Ends a background task: completed with a tool result, or failed with a JSON-RPC error. A task
 /// cancelled meanwhile stays cancelled.
-pub async fn settle(state: &AppState, id: &str, outcome: Result<CallToolResult, McpError>) {
+pub async fn settle(
+    state: &AppState,
+    org: &crate::store::OrgId,
+    id: &str,
+    outcome: Result<CallToolResult, McpError>,
+) {
     let (status, result, error) = match outcome {
         Ok(r) => (
             TaskStatus::Completed,
@@ -219,7 +224,14 @@ pub async fn settle(state: &AppState, id: &str, outcome: Result<CallToolResult, 
     };
     if let Err(e) = state
         .store
-        .finish_task(id, status, result.as_deref(), error.as_deref(), state.now())
+        .finish_task(
+            org,
+            id,
+            status,
+            result.as_deref(),
+            error.as_deref(),
+            state.now(),
+        )
         .await
     {
         tracing::warn!(error = %e, task_id = id, "a finished task could not be stored");
@@ -267,7 +279,10 @@ pub async fn get(
         Some(result) => match not_ready(&result) {
             Some(job) => {
                 if let Some(j) = job.filter(|j| record.job_id.as_deref() != Some(j)) {
-                    let _ = state.store.note_task_job(&record.id, &j, now).await;
+                    let _ = state
+                        .store
+                        .note_task_job(&record.organization_id, &record.id, &j, now)
+                        .await;
                 }
                 None
             }
@@ -285,7 +300,14 @@ pub async fn get(
     let (result, error) = (result.map(|v| v.to_string()), error.map(|v| v.to_string()));
     state
         .store
-        .finish_task(&record.id, status, result.as_deref(), error.as_deref(), now)
+        .finish_task(
+            &record.organization_id,
+            &record.id,
+            status,
+            result.as_deref(),
+            error.as_deref(),
+            now,
+        )
         .await
         .map_err(store_error)?;
     // Another replica may have ended it first (cancelled, say): report what is stored.
@@ -310,7 +332,14 @@ pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Resul
     }
     let ended = state
         .store
-        .finish_task(&record.id, TaskStatus::Cancelled, None, None, now)
+        .finish_task(
+            &record.organization_id,
+            &record.id,
+            TaskStatus::Cancelled,
+            None,
+            None,
+            now,
+        )
         .await
         .map_err(store_error)?;
     let Some(job) = record.job_id.as_deref().filter(|_| ended) else {

@@ -6,7 +6,7 @@ use super::resource::{self, ScimError};
 use super::{Caller, store_failed};
 use crate::admin::OrgAdmin;
 use crate::state::AppState;
-use crate::store::{Email, Role};
+use crate::store::{Email, Role, Standing};
 
 /// An active User: a suspended member is reinstated; someone not yet a member is invited (one
 /// pending invitation per address).
@@ -45,7 +45,12 @@ pub(super) async fn provision(
         {
             let done = state
                 .store
-                .update_member(&c.org.id, &m.user.id, (m.role, true), (m.role, false))
+                .update_member(
+                    &c.org.id,
+                    &m.user.id,
+                    Standing::new(m.role, true),
+                    Standing::new(m.role, false),
+                )
                 .await
                 .map_err(store_failed)?;
             if done {

@@ -164,7 +164,7 @@ async fn caller(state: &AppState, headers: &HeaderMap, org: &str) -> Result<Call
             "a valid SCIM bearer token of this organisation is required",
         )
     };
-    let token = crate::mcp::auth::bearer_token(headers).ok_or_else(unauthorized)?;
+    let token = crate::bearer::bearer_token(headers).ok_or_else(unauthorized)?;
     if token.len() > 200 {
         return Err(unauthorized());
     }

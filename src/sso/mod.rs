@@ -31,7 +31,7 @@ use crate::audit::{Actor, Event};
 use crate::crypto::constant_time_eq;
 use crate::http::client_ip;
 use crate::state::AppState;
-use crate::store::{Email, OrgId, Role, SsoConnection, UserCredentials, UserId};
+use crate::store::{Email, OrgId, Role, SsoConnection, Standing, UserCredentials, UserId};
 use crate::web::login::{
     complete_sign_in, continue_after_sign_in, count_failure, safe_next, safe_rid, secret_form,
     too_many, wait_for,
@@ -328,7 +328,12 @@ async fn finish_sign_in(
         Ok(Some(m)) if m.role != role => {
             match state
                 .store
-                .update_member(org, user, (m.role, false), (role, false))
+                .update_member(
+                    org,
+                    user,
+                    Standing::new(m.role, false),
+                    Standing::new(role, false),
+                )
                 .await
             {
                 Ok(_) => state.audit.record(

@@ -16,6 +16,24 @@ pub enum ModelError {
     Email(String),
 }
 
+/// A person's standing in one organisation: their role, and whether its admin suspended them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub role: Role,
+    pub suspended: bool,
+}
+
+impl Standing {
+    pub fn new(role: Role, suspended: bool) -> Self {
+        Self { role, suspended }
+    }
+
+    /// An admin who may act as one (not suspended).
+    pub fn is_active_admin(self) -> bool {
+        self.role == Role::Admin && !self.suspended
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

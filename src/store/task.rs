@@ -78,6 +78,7 @@ pub trait TaskStore: Send + Sync {
     /// Ends a working task; `false` when it had already ended (another replica was first).
     async fn finish_task(
         &self,
+        org: &OrgId,
         id: &str,
         status: TaskStatus,
         result: Option<&str>,
@@ -85,7 +86,13 @@ pub trait TaskStore: Send + Sync {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
     /// Records the export job a working task waits for.
-    async fn note_task_job(&self, id: &str, job_id: &str, now: UnixTime) -> Result<(), StoreError>;
+    async fn note_task_job(
+        &self,
+        org: &OrgId,
+        id: &str,
+        job_id: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
     /// How many other working tasks of the organisation wait for this export job.
     async fn tasks_sharing_job(
         &self,
@@ -112,10 +119,11 @@ FROM mcp_tasks WHERE id = $1 AND organization_id = $2 AND owner = $3 AND expires
 
 const FINISH: &str = "\
 UPDATE mcp_tasks SET status = $1, result = $2, error = $3, updated_at = $4
-WHERE id = $5 AND status = 'working'";
+WHERE id = $5 AND organization_id = $6 AND status = 'working'";
 
 const NOTE_JOB: &str = "\
-UPDATE mcp_tasks SET job_id = $1, updated_at = $2 WHERE id = $3 AND status = 'working'";
+UPDATE mcp_tasks SET job_id = $1, updated_at = $2
+WHERE id = $3 AND organization_id = $4 AND status = 'working'";
 
 const SHARING: &str = "\
 SELECT COUNT(*) FROM mcp_tasks
@@ -168,6 +176,7 @@ macro_rules! task_store {
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.finish_task", otel.kind = "client", db.operation.name = "finish_task", db.system.name = Self::DB_SYSTEM))]
             async fn finish_task(
                 &self,
+                org: &OrgId,
                 id: &str,
                 status: TaskStatus,
                 result: Option<&str>,
@@ -180,6 +189,7 @@ macro_rules! task_store {
                     .bind(error)
                     .bind(now)
                     .bind(id)
+                    .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
@@ -188,6 +198,7 @@ macro_rules! task_store {
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.note_task_job", otel.kind = "client", db.operation.name = "note_task_job", db.system.name = Self::DB_SYSTEM))]
             async fn note_task_job(
                 &self,
+                org: &OrgId,
                 id: &str,
                 job_id: &str,
                 now: UnixTime,
@@ -196,6 +207,7 @@ macro_rules! task_store {
                     .bind(job_id)
                     .bind(now)
                     .bind(id)
+                    .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
                 Ok(())

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{
-    Email, Membership, OrgId, OrgMember, PgStore, Role, SqliteStore, StoreError, User,
+    Email, Membership, OrgId, OrgMember, PgStore, Role, SqliteStore, Standing, StoreError, User,
     UserCredentials, UserId,
 };
 use crate::clock::UnixTime;
@@ -51,8 +51,8 @@ pub trait UserStore: Send + Sync {
         &self,
         org: &OrgId,
         user: &UserId,
-        from: (Role, bool),
-        to: (Role, bool),
+        from: Standing,
+        to: Standing,
     ) -> Result<bool, StoreError>;
     /// Removes a person from an organisation and revokes their grants, refresh tokens and API
     /// keys there, in one transaction. `false` when they were not a member.
@@ -292,16 +292,16 @@ macro_rules! user_store {
                 &self,
                 org: &OrgId,
                 user: &UserId,
-                from: (Role, bool),
-                to: (Role, bool),
+                from: Standing,
+                to: Standing,
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(UPDATE_MEMBER)
-                    .bind(to.0.as_str())
-                    .bind(to.1)
+                    .bind(to.role.as_str())
+                    .bind(to.suspended)
                     .bind(org.as_str())
                     .bind(user.as_str())
-                    .bind(from.0.as_str())
-                    .bind(from.1)
+                    .bind(from.role.as_str())
+                    .bind(from.suspended)
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)

@@ -21,6 +21,8 @@ const LAYERS: &[&[&str]] = &[
     &["governance"],
     // The three faces: the MCP resource server, the authorization server…
     &["mcp", "oauth", "sso"],
+    // Who presents a credential: the one check both doors (/mcp and /api/v1) use.
+    &["bearer"],
     // …and the browser pages, which the authorization server renders through.
     &["web"],
     // What every request holds.
@@ -33,7 +35,6 @@ const LAYERS: &[&[&str]] = &[
         "dpop",
         "http",
         "apikeys",
-        "error",
         "telemetry",
     ],
     &["config"],

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use clari_mcp::store::{Email, Role};
+use clari_mcp::store::{Email, Role, Standing};
 use p256::ecdsa::signature::Signer;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -334,8 +334,8 @@ async fn a_company_sign_in_provisions_just_in_time_and_maps_groups_to_roles(db: 
         .update_member(
             &env.org,
             &dee.user.id,
-            (Role::Admin, false),
-            (Role::Admin, true),
+            Standing::new(Role::Admin, false),
+            Standing::new(Role::Admin, true),
         )
         .await
         .unwrap();

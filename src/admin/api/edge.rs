@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use crate::admin::service::{AdminError, OrgAdmin, role_in};
 use crate::audit::Actor;
-use crate::crypto::sha256_hex;
-use crate::http::RequestMeta;
-use crate::mcp::auth::{
+use crate::bearer::{
     AuthFailure, Presented, authenticate_request, credentials, dpop_challenge, public_url, quoted,
     resource_metadata_url,
 };
+use crate::crypto::sha256_hex;
+use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
 use crate::store::{Role, UserId};

@@ -7,7 +7,8 @@ use crate::apikeys::{self, KeyRequest};
 use crate::crypto::{random_token, sha256_hex};
 use crate::scope::ScopeSet;
 use crate::store::{
-    ApiKey, ApiKeyId, Email, Invitation, InvitationId, NewInvitation, OrgMember, Role, UserId,
+    ApiKey, ApiKeyId, Email, Invitation, InvitationId, NewInvitation, OrgMember, Role, Standing,
+    UserId,
 };
 
 /// A new invitation: the link (shown once, never stored: only its hash is) and whether it was
@@ -157,13 +158,12 @@ impl OrgAdmin<'_> {
         seen: &OrgMember,
         change: MemberChange,
     ) -> AdminResult<OrgMember> {
-        let from = (seen.role, seen.suspended);
-        let to = (
+        let from = Standing::new(seen.role, seen.suspended);
+        let to = Standing::new(
             change.role.unwrap_or(seen.role),
             change.suspended.unwrap_or(seen.suspended),
         );
-        let stays_admin = to.0 == Role::Admin && !to.1;
-        if !stays_admin && !self.another_admin(&seen.user.id).await? {
+        if !to.is_active_admin() && !self.another_admin(&seen.user.id).await? {
             return Err(AdminError::Conflict(
                 "this is the organisation's last active admin; make someone else admin first"
                     .into(),
@@ -179,17 +179,17 @@ impl OrgAdmin<'_> {
                 "the member changed since you read them; reload and try again".into(),
             ));
         }
-        if to.0 != from.0 {
+        if to.role != from.role {
             self.state.audit.record(
                 self.event("member.role_changed", seen.user.id.as_str())
                     .detail("email", seen.user.email.as_str())
-                    .detail("role", to.0.as_str()),
+                    .detail("role", to.role.as_str()),
             );
         }
-        if to.1 != from.1 {
+        if to.suspended != from.suspended {
             self.state.audit.record(
                 self.event(
-                    if to.1 {
+                    if to.suspended {
                         "member.suspended"
                     } else {
                         "member.reinstated"
@@ -200,8 +200,8 @@ impl OrgAdmin<'_> {
             );
         }
         Ok(OrgMember {
-            role: to.0,
-            suspended: to.1,
+            role: to.role,
+            suspended: to.suspended,
             ..seen.clone()
         })
     }
