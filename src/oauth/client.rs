@@ -16,6 +16,8 @@ pub const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secr
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientMetadata {
+    /// Empty (and then left out) only for a client without the code grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: String,
     pub grant_types: Vec<String>,

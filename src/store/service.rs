@@ -107,13 +107,15 @@ pub trait ServiceClientStore: Send + Sync {
     async fn set_org_requires_dpop(&self, org: &OrgId, required: bool) -> Result<(), StoreError>;
 }
 
-const COUNT: &str =
-    "SELECT COUNT(*) FROM service_clients WHERE organization_id = $1 AND revoked_at IS NULL";
-
+/// Inserted only while the organisation is under its limit of live machine clients: one
+/// statement, so no transaction has to upgrade a read lock (SQLite) and no two inserts race past
+/// the limit unseen for long.
 const INSERT: &str = "\
 INSERT INTO service_clients (id, organization_id, name, scopes, auth_method, secret_hash, jwks,
     jwks_uri, created_by, created_at, last_used_at, revoked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)";
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL
+WHERE (SELECT COUNT(*) FROM service_clients
+       WHERE organization_id = $2 AND revoked_at IS NULL) < $11";
 
 const BY_ID: &str = "\
 SELECT id, organization_id, name, scopes, auth_method, secret_hash, jwks, jwks_uri,
@@ -152,17 +154,7 @@ macro_rules! service_client_store {
         impl ServiceClientStore for $store {
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.insert_service_client", otel.kind = "client", db.operation.name = "insert_service_client", db.system.name = Self::DB_SYSTEM))]
             async fn insert_service_client(&self, c: &ServiceClient) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let (n,): (i64,) = sqlx::query_as(COUNT)
-                    .bind(c.organization_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if n >= MAX_SERVICE_CLIENTS {
-                    return Err(StoreError::Conflict(format!(
-                        "an organisation has at most {MAX_SERVICE_CLIENTS} machine clients; revoke one first"
-                    )));
-                }
-                sqlx::query(INSERT)
+                let done = sqlx::query(INSERT)
                     .bind(c.id.as_str())
                     .bind(c.organization_id.as_str())
                     .bind(&c.name)
@@ -173,9 +165,14 @@ macro_rules! service_client_store {
                     .bind(c.jwks_uri.as_deref())
                     .bind(c.created_by.as_deref())
                     .bind(c.created_at)
-                    .execute(&mut *tx)
+                    .bind(MAX_SERVICE_CLIENTS)
+                    .execute(&self.pool)
                     .await?;
-                tx.commit().await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "an organisation has at most {MAX_SERVICE_CLIENTS} machine clients; revoke one first"
+                    )));
+                }
                 Ok(())
             }
 

@@ -71,10 +71,18 @@ struct NewClient {
     jwks_uri: Option<String>,
 }
 
+/// A revoked machine client is gone for the API (the console still shows it, with its dates).
+fn live(clients: Vec<ServiceClient>) -> Vec<ServiceClient> {
+    clients
+        .into_iter()
+        .filter(|c| c.revoked_at.is_none())
+        .collect()
+}
+
 pub(super) async fn list(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
     let admin = caller.admin().await?;
     page(
-        admin.machine_clients().await?,
+        live(admin.machine_clients().await?),
         |c| c.id.to_string(),
         |c| view(&c),
         &q,
@@ -83,9 +91,7 @@ pub(super) async fn list(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> Ap
 
 pub(super) async fn get_one(caller: Caller, Path(id): Path<String>) -> ApiResult {
     let admin = caller.admin().await?;
-    let found = admin
-        .machine_clients()
-        .await?
+    let found = live(admin.machine_clients().await?)
         .into_iter()
         .find(|c| c.id.as_str() == id)
         .ok_or(AdminError::NotFound("machine client"))?;
