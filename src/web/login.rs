@@ -1,5 +1,4 @@
-//! Sign-in with e-mail and password, throttled so that nobody but the owner is slowed down, and
-//! the step that makes a person replace a password somebody else chose before anything else.
+//! Sign-in with e-mail and password, throttled so that nobody but the owner is slowed down.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,7 +17,7 @@ use super::{
 };
 use crate::audit::{Actor, Event};
 use crate::clock::UnixTime;
-use crate::crypto::{Passwords, random_token};
+use crate::crypto::random_token;
 use crate::http::{client_ip, ip_bucket, parse_form, read_body};
 use crate::state::AppState;
 use crate::store::{Email, UserCredentials, UserId};
@@ -343,7 +342,7 @@ pub async fn post_login(
         .await;
     };
     if creds.must_change_password {
-        return begin_password_change(&state, &session, &creds, rid, next).await;
+        return super::password_change::begin(&state, &session, &creds, rid, next).await;
     }
     if creds.mfa_enabled {
         return super::mfa::begin(&state, &session, &creds, rid, next).await;
@@ -457,167 +456,6 @@ pub fn continue_after_sign_in(rid: Option<String>, next: Option<String>) -> Resp
         (None, Some(next)) => see_other(&next),
         (None, None) => see_other("/account"),
     }
-}
-
-// --- a password somebody else chose -------------------------------------------------------------
-
-const PASSWORD_CHANGE_KEY: &str = "password-change";
-/// How long the new-password form stays valid after the old password was proven.
-const PASSWORD_CHANGE_TTL: i64 = 10 * 60;
-
-/// Who proved the old password, and where they were going.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PendingPasswordChange {
-    user_id: String,
-    email: String,
-    epoch: i64,
-    rid: Option<String>,
-    next: Option<String>,
-    until: i64,
-}
-
-#[derive(Template)]
-#[template(path = "new_password.html")]
-struct NewPasswordPage {
-    csrf: String,
-    email: String,
-    error: Option<String>,
-}
-
-async fn begin_password_change(
-    state: &AppState,
-    session: &Session,
-    creds: &UserCredentials,
-    rid: Option<String>,
-    next: Option<String>,
-) -> Response {
-    let pending = PendingPasswordChange {
-        user_id: creds.user.id.to_string(),
-        email: creds.user.email.clone(),
-        epoch: creds.session_epoch,
-        rid,
-        next,
-        until: state.now() + PASSWORD_CHANGE_TTL,
-    };
-    if session.cycle_id().await.is_err()
-        || session.insert(PASSWORD_CHANGE_KEY, &pending).await.is_err()
-    {
-        return internal_error_page(&"the session could not be updated");
-    }
-    new_password_page(session, StatusCode::OK, &pending.email, None).await
-}
-
-async fn new_password_page(
-    session: &Session,
-    status: StatusCode,
-    email: &str,
-    error: Option<String>,
-) -> Response {
-    let csrf = csrf_token(session).await;
-    render(
-        status,
-        &NewPasswordPage {
-            csrf,
-            email: email.to_owned(),
-            error,
-        },
-    )
-}
-
-/// `POST /login/new-password`: the person replaces the password somebody else chose, then is
-/// signed in; every other browser session of theirs is signed out.
-pub async fn post_new_password(
-    State(state): State<AppState>,
-    session: Session,
-    body: Body,
-) -> Response {
-    let mut form = match secret_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
-    let pending: Option<PendingPasswordChange> =
-        session.get(PASSWORD_CHANGE_KEY).await.ok().flatten();
-    let Some(pending) = pending.filter(|p| p.until > state.now()) else {
-        return see_other("/login");
-    };
-    let new = SecretString::from(form.remove("new").unwrap_or_default());
-    let confirm = SecretString::from(form.remove("confirm").unwrap_or_default());
-    if new.expose_secret() != confirm.expose_secret() {
-        let why = "The new password and its confirmation differ.".to_owned();
-        return new_password_page(&session, StatusCode::BAD_REQUEST, &pending.email, Some(why))
-            .await;
-    }
-    if let Err(e) = Passwords::check_policy(&new) {
-        return new_password_page(
-            &session,
-            StatusCode::BAD_REQUEST,
-            &pending.email,
-            Some(format!("{e}.")),
-        )
-        .await;
-    }
-    let outcome = async {
-        let email = Email::parse(&pending.email).map_err(|e| e.to_string())?;
-        let creds = state
-            .store
-            .find_user_by_email(&email)
-            .await
-            .map_err(|e| e.to_string())?
-            .filter(|c| {
-                c.user.id.as_str() == pending.user_id
-                    && c.session_epoch == pending.epoch
-                    && !c.user.disabled
-            })
-            .ok_or("the account changed meanwhile")?;
-        let hash = state.passwords.hash(new).await.map_err(|e| e.to_string())?;
-        state
-            .store
-            .set_user_password(&creds.user.id, &hash, false)
-            .await
-            .map_err(|e| e.to_string())?;
-        let epoch = state
-            .store
-            .bump_session_epoch(&creds.user.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(UserCredentials {
-            session_epoch: epoch,
-            must_change_password: false,
-            ..creds
-        })
-    }
-    .await;
-    let creds = match outcome {
-        Ok(c) => c,
-        Err(_) => {
-            let _ = session.remove_value(PASSWORD_CHANGE_KEY).await;
-            return see_other("/login");
-        }
-    };
-    let _ = session.remove_value(PASSWORD_CHANGE_KEY).await;
-    if creds.mfa_enabled {
-        return super::mfa::begin(&state, &session, &creds, pending.rid, pending.next).await;
-    }
-    if let Err(r) = complete_sign_in(&session, &creds).await {
-        return r;
-    }
-    state.audit.record(
-        Event::new(
-            None,
-            Actor::new(
-                "user",
-                creds.user.id.as_str(),
-                Some(creds.user.email.clone()),
-            ),
-            "user.password_changed",
-        )
-        .detail("reason", "set by someone else"),
-    );
-    state.metrics.signin("success");
-    continue_after_sign_in(pending.rid, pending.next)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod invite;
 pub mod login;
 pub mod mfa;
+mod password_change;
 pub mod session;
 
 use askama::Template;
@@ -28,7 +29,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login::get_login).post(login::post_login))
-        .route("/login/new-password", post(login::post_new_password))
+        .route(
+            "/login/new-password",
+            post(password_change::post_new_password),
+        )
         .route("/login/second-factor", post(mfa::post_second_factor))
         .route(
             "/invitations/{token}",

@@ -13,8 +13,8 @@ use clari_mcp::config::Config;
 use secrecy::SecretString;
 use serde_json::json;
 
+use crate::helpers::mcp::*;
 use crate::helpers::{Backend, TestDb};
-use crate::mcp_helpers::*;
 
 crate::both_backends!(
     expired_sessions_codes_and_refresh_tokens_are_purged,
@@ -203,7 +203,7 @@ async fn a_spoofed_forwarded_for_does_not_buy_a_fresh_throttle_bucket() {
 }
 
 async fn expired_sessions_codes_and_refresh_tokens_are_purged(db: &TestDb) {
-    use crate::oauth_helpers::*;
+    use crate::helpers::oauth::*;
     let app = crate::helpers::spawn_app(db).await;
     // Session expiry runs on the wall clock; put the app's clock there.
     let real_now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -406,7 +406,7 @@ async fn garbage_tokens_with_unknown_kids_cannot_force_key_reloads() {
 }
 
 async fn simultaneous_refreshes_with_one_token_are_not_a_replay(db: &TestDb) {
-    use crate::oauth_helpers::*;
+    use crate::helpers::oauth::*;
     let app = crate::helpers::spawn_app(db).await;
     seed_user(&app, "Acme", "ava@acme.test").await;
     let client = register_public(&app).await;

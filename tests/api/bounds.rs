@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::helpers::mcp::*;
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
-use crate::mcp_helpers::*;
 
 /// Long enough for any timeout under test to have fired, short enough to fail fast.
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -394,7 +394,7 @@ async fn deal_risk_asks_clari_for_each_record_once_and_at_most_its_budget_a_minu
 
 #[tokio::test]
 async fn authorization_requests_from_one_address_keep_a_bounded_number_of_small_sessions() {
-    use crate::oauth_helpers::{Browser, authorize_url, pkce, register_public};
+    use crate::helpers::oauth::{Browser, authorize_url, pkce, register_public};
     let (db, app) = app_with(&[]).await;
     let client = register_public(&app).await;
     let id = client["client_id"].as_str().unwrap();
@@ -426,7 +426,7 @@ async fn authorization_requests_from_one_address_keep_a_bounded_number_of_small_
     for _ in 0..200 {
         let page = b.get(&url).await;
         let location = page.location.unwrap();
-        let rid = crate::oauth_helpers::query_of(&format!("http://x{location}"))["rid"].clone();
+        let rid = crate::helpers::oauth::query_of(&format!("http://x{location}"))["rid"].clone();
         rids.push(rid);
     }
     let (_, largest) = app.state.store.session_stats().await.unwrap();

@@ -9,10 +9,10 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::helpers::mcp::McpEnv;
+use crate::helpers::mcp::*;
+use crate::helpers::oauth::*;
 use crate::helpers::{Cli, TestApp, TestDb};
-use crate::mcp_helpers::McpEnv;
-use crate::mcp_helpers::*;
-use crate::oauth_helpers::*;
 
 both_backends!(
     a_workload_is_audited_and_the_trail_verifies_until_tampered,
@@ -655,7 +655,7 @@ async fn with_redaction_on_no_tool_answer_holds_an_email_address() {
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
     let env = mcp_env_with(&db, &[("CLARI_MCP_REDACT", "all")]).await;
     let key = env.api_key("clari:read").await;
-    let schemas = crate::mcp_answers::Schemas::load(&env, &key).await;
+    let schemas = crate::mcp::answers::Schemas::load(&env, &key).await;
     for (tool, args) in sweep_calls(&env) {
         let r = call_tool(&env.app, &key, tool, args).await;
         assert_eq!(r["isError"], false, "{tool}: {r}");
@@ -730,7 +730,7 @@ async fn both_halves_of_every_answer_are_redacted_alike_and_a_policy_change_appl
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
     let vault_key = clari_mcp::crypto::Vault::generate_key();
     let vault = secrecy::ExposeSecret::expose_secret(&vault_key).to_owned();
-    let env = crate::mcp_helpers::mcp_env_on(
+    let env = crate::helpers::mcp::mcp_env_on(
         &db,
         clari_mcp::clari::sandbox::SandboxConfig {
             hard_pii: true,
@@ -757,7 +757,7 @@ async fn both_halves_of_every_answer_are_redacted_alike_and_a_policy_change_appl
         assert!(plain.contains(hard), "the sandbox should answer {hard}");
     }
     store.set_org_redaction(&env.org, None).await.unwrap();
-    let schemas = crate::mcp_answers::Schemas::load(&env, &key).await;
+    let schemas = crate::mcp::answers::Schemas::load(&env, &key).await;
     for (tool, args) in sweep_calls(&env) {
         let r = call_tool(&env.app, &key, tool, args).await;
         assert_eq!(r["isError"], false, "{tool}: {r}");

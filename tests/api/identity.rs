@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use crate::admin::api;
 use crate::both_backends;
-use crate::helpers::{TestApp, TestDb, org_name};
-use crate::mcp_helpers::{McpEnv, mcp_env, mcp_env_with};
-use crate::oauth_helpers::{
+use crate::helpers::mcp::{McpEnv, mcp_env, mcp_env_with};
+use crate::helpers::oauth::{
     Browser, PASSWORD, REDIRECT, authorize_url, hidden, pkce, query_of, register_public,
 };
+use crate::helpers::{TestApp, TestDb, org_name};
 
 both_backends!(
     an_admin_can_neither_set_nor_learn_a_password_nor_attach_an_account_without_its_owner,

@@ -2,8 +2,6 @@
 //! and processes.
 
 mod helpers;
-mod mcp_helpers;
-mod oauth_helpers;
 
 mod abuse;
 mod admin;
@@ -17,10 +15,8 @@ mod health;
 mod identity;
 mod layers;
 mod mcp;
-mod mcp_answers;
 mod mfa;
 mod oauth;
-mod oauth_attacks;
 mod scim;
 mod sso;
 mod stdio;

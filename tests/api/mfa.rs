@@ -7,9 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::helpers::mcp::{mcp_env, mcp_env_with};
+use crate::helpers::oauth::{Browser, PASSWORD, hidden};
 use crate::helpers::{TestApp, TestDb};
-use crate::mcp_helpers::{mcp_env, mcp_env_with};
-use crate::oauth_helpers::{Browser, PASSWORD, hidden};
 
 both_backends!(
     a_guesser_holding_the_password_gets_ten_codes_a_window_from_any_number_of_addresses,

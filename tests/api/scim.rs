@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::admin::api as admin_api;
 use crate::both_backends;
+use crate::helpers::mcp::{McpEnv, call_tool, mcp_env, mcp_env_with, rpc};
+use crate::helpers::oauth::PASSWORD;
 use crate::helpers::{Backend, TestApp, TestDb, org_name};
-use crate::mcp_helpers::{McpEnv, call_tool, mcp_env, mcp_env_with, rpc};
-use crate::oauth_helpers::PASSWORD;
 
 both_backends!(
     scim_provisions_and_deprovisions_people_of_its_organisation_only,
@@ -485,12 +485,12 @@ async fn deactivating_over_scim_stops_a_person_on_every_replica_over_postgres() 
     let token = scim_token(&env).await;
     let (id, cy) = provision_and_join(&env, &token, "cy@acme.test").await;
     let key = env.api_key_for(&env.org, &cy, "clari:read").await;
-    let client = crate::oauth_helpers::register_public(&env.app).await;
+    let client = crate::helpers::oauth::register_public(&env.app).await;
     let cid = client["client_id"].as_str().unwrap().to_owned();
-    let p = crate::oauth_helpers::pkce();
-    let mut browser = crate::oauth_helpers::Browser::new(&env.app);
-    let q = crate::oauth_helpers::authorize(&mut browser, &cid, &p, "cy@acme.test").await;
-    let (status, tokens) = crate::oauth_helpers::exchange(&b, &cid, &q["code"], &p.verifier).await;
+    let p = crate::helpers::oauth::pkce();
+    let mut browser = crate::helpers::oauth::Browser::new(&env.app);
+    let q = crate::helpers::oauth::authorize(&mut browser, &cid, &p, "cy@acme.test").await;
+    let (status, tokens) = crate::helpers::oauth::exchange(&b, &cid, &q["code"], &p.verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let at = tokens["access_token"].as_str().unwrap().to_owned();
     for app in [&env.app, &b] {
@@ -524,7 +524,7 @@ async fn deactivating_over_scim_stops_a_person_on_every_replica_over_postgres() 
         );
     }
     let (status, refreshed, _) =
-        crate::oauth_helpers::refresh_with(&b, &cid, tokens["refresh_token"].as_str().unwrap())
+        crate::helpers::oauth::refresh_with(&b, &cid, tokens["refresh_token"].as_str().unwrap())
             .await;
     assert_eq!(
         (status, refreshed["error"].as_str()),

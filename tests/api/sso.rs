@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::both_backends;
+use crate::helpers::mcp::{McpEnv, mcp_env_with, rpc};
+use crate::helpers::oauth::{Browser, PASSWORD, Page, hidden, pkce, query_of, register_public};
 use crate::helpers::{TestApp, TestDb};
-use crate::mcp_helpers::{McpEnv, mcp_env_with, rpc};
-use crate::oauth_helpers::{Browser, PASSWORD, Page, hidden, pkce, query_of, register_public};
 
 both_backends!(
     a_company_sign_in_provisions_just_in_time_and_maps_groups_to_roles,
@@ -352,7 +352,7 @@ async fn an_mcp_client_is_authorized_through_the_company_sign_in(db: &TestDb) {
     let p = pkce();
     let mut b = Browser::new(app);
     let start = b
-        .get(&crate::oauth_helpers::authorize_url(
+        .get(&crate::helpers::oauth::authorize_url(
             &cid,
             &p.challenge,
             "st-1",
@@ -376,7 +376,8 @@ async fn an_mcp_client_is_authorized_through_the_company_sign_in(db: &TestDb) {
     assert_eq!(consent.status, 200, "{}", consent.body);
     let done = b.approve(&consent, None, &["forecasts:read"]).await;
     let q = query_of(done.location.as_deref().unwrap());
-    let (status, tokens) = crate::oauth_helpers::exchange(app, &cid, &q["code"], &p.verifier).await;
+    let (status, tokens) =
+        crate::helpers::oauth::exchange(app, &cid, &q["code"], &p.verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let at = tokens["access_token"].as_str().unwrap();
     assert_eq!(

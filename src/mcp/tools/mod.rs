@@ -8,36 +8,32 @@
 
 mod activity;
 mod audit;
+mod call;
 mod deals;
 mod exports;
 mod forecast;
 mod opportunities;
 mod periods;
+pub use call::{TASK_POLL, call, caller_actor, with_caller};
 pub mod render;
 pub mod schema;
 mod users;
 mod window;
 
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, ToolAnnotations};
+use rmcp::model::{CallToolResult, JsonObject, ToolAnnotations};
 use rmcp::schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::audit::{Actor, Event};
 use crate::clari::{ClariError, IdError};
-use crate::exports::{CACHE_USE, CacheUse};
-use crate::http::RequestMeta;
-use crate::principal::{AuthContext, Subject};
-use crate::redact::{RedactionPolicy, Redactor};
+use crate::principal::AuthContext;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::OrgId;
 use render::Summary;
 
 pub const DEFAULT_LIMIT: usize = 25;
@@ -265,308 +261,6 @@ pub fn list_for(scopes: &ScopeSet) -> Vec<rmcp::model::Tool> {
 
 pub fn all_tools() -> Vec<rmcp::model::Tool> {
     REGISTRY.iter().map(|e| e.tool.clone()).collect()
-}
-
-/// Runs a tool; `None` only for unknown names (a protocol error, not a tool error). Every call
-/// is audited: the tool, a keyed digest of the arguments (never their values), the outcome and
-/// error class, latency, the answer's size and estimated tokens, and how the export cache served
-/// it. While the audit trail cannot record (and it fails closed), the call is refused.
-pub async fn call(
-    state: &AppState,
-    ctx: &AuthContext,
-    meta: &RequestMeta,
-    name: &str,
-    args: JsonObject,
-) -> Option<CallToolResult> {
-    let entry = find(name)?;
-    let digest = state.audit.digest_args(&ctx.org_id, &args);
-    let started = Instant::now();
-    let (result, error) = if !ctx.scopes.allows(entry.scope) {
-        let e = ToolError {
-            message: format!("This token lacks the {} scope.", entry.scope),
-            hint: "Reconnect and approve that access.".into(),
-            class: "scope",
-        };
-        (render::failure(&e), Some(e.class))
-    } else if !state.audit.may_proceed() {
-        tracing::error!(
-            tool = entry.name,
-            "tool call refused: the audit trail is not recording"
-        );
-        let e = ToolError {
-            message:
-                "This call cannot be recorded in the audit trail right now, so it was not run."
-                    .into(),
-            hint: "Try again in a minute; if it persists, tell the operator.".into(),
-            class: "audit_unavailable",
-        };
-        (render::failure(&e), Some(e.class))
-    } else {
-        let policy = match redactor(state, &ctx.org_id).await {
-            Ok(p) => p,
-            Err(e) => {
-                let result = render::failure(&e);
-                state.metrics.tool_call(entry.name, Some(e.class), 0.0, 0);
-                state
-                    .audit
-                    .record_refusal(
-                        state.store.as_ref(),
-                        tool_event(
-                            ctx,
-                            meta,
-                            entry.name,
-                            &digest,
-                            &result,
-                            Some(e.class),
-                            started,
-                            CacheUse::default(),
-                        ),
-                        e.class,
-                    )
-                    .await;
-                return Some(result);
-            }
-        };
-        let (answer, cache) = crate::mcp::data::EXPORT_OWNER
-            .scope(
-                crate::mcp::tasks::owner(ctx),
-                CACHE_USE.scope(Cell::new(CacheUse::default()), async {
-                    let answer = (entry.handler)(state, ctx, args).await;
-                    (answer, CACHE_USE.with(Cell::get))
-                }),
-            )
-            .await;
-        let (mut result, error) = answer;
-        let redactions = if policy.is_off() {
-            0
-        } else {
-            let org = ctx.org_id.as_str();
-            let pseudonym = |v: &str| state.audit.keys().pseudonym(org, v);
-            redact(&policy, &mut result, &pseudonym)
-        };
-        if redactions > 0 {
-            state
-                .metrics
-                .tool_redactions
-                .get_or_create(&crate::metrics::ToolLabel {
-                    tool: entry.name.to_owned(),
-                })
-                .inc_by(redactions);
-        }
-        state
-            .metrics
-            .prewarm_hits
-            .inc_by(u64::from(cache.prewarmed));
-        for (label, n) in [
-            ("hit", cache.hits),
-            ("joined", cache.joined),
-            ("miss", cache.misses),
-        ] {
-            for _ in 0..n {
-                state.metrics.export_lookup(label);
-            }
-        }
-        state.metrics.tool_call(
-            entry.name,
-            error,
-            started.elapsed().as_secs_f64(),
-            answer_bytes(&result),
-        );
-        let event = tool_event(
-            ctx, meta, entry.name, &digest, &result, error, started, cache,
-        )
-        .detail("redactions", redactions);
-        match error {
-            Some(class) if REFUSALS.contains(&class) => {
-                state
-                    .audit
-                    .record_refusal(state.store.as_ref(), event, class)
-                    .await;
-            }
-            _ => state.audit.record(event),
-        }
-        return Some(result);
-    };
-    state.metrics.tool_call(
-        entry.name,
-        error,
-        started.elapsed().as_secs_f64(),
-        answer_bytes(&result),
-    );
-    // Only refusals come this way (no scope, the audit trail not recording).
-    let event = tool_event(
-        ctx,
-        meta,
-        entry.name,
-        &digest,
-        &result,
-        error,
-        started,
-        CacheUse::default(),
-    );
-    state
-        .audit
-        .record_refusal(state.store.as_ref(), event, error.unwrap_or("refused"))
-        .await;
-    Some(result)
-}
-
-/// Error classes that refuse a call before or instead of doing its work: their audit events
-/// are summarised per caller and window ([`crate::audit::refusals`]), not written each.
-const REFUSALS: [&str; 4] = [
-    "scope",
-    "throttled",
-    "audit_unavailable",
-    "redaction_unavailable",
-];
-
-/// The organisation's redaction policy, read on every call (a change of policy is a security
-/// control: it applies to the next call on every replica) and compiled once per distinct
-/// policy. A policy that cannot be read refuses the call: an answer must not leave unredacted
-/// because a setting was unreadable.
-async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolError> {
-    let refuse = |why: String| {
-        tracing::error!(org_id = %org, error = %why, "the redaction policy cannot be applied");
-        ToolError {
-            message: "The organisation's redaction policy cannot be applied right now, so nothing was answered.".into(),
-            hint: "Try again in a minute; if it persists, tell the operator.".into(),
-            class: "redaction_unavailable",
-        }
-    };
-    let (key, policy) = match state.store.org_redaction(org).await {
-        Ok(Some(json)) => {
-            let policy = serde_json::from_str::<RedactionPolicy>(&json)
-                .map_err(|e| refuse(format!("stored policy unreadable: {e}")))?;
-            (json, policy)
-        }
-        Ok(None) => (
-            "server default".to_owned(),
-            RedactionPolicy {
-                kinds: state.config.redact.clone(),
-                custom: Vec::new(),
-            },
-        ),
-        Err(e) => return Err(refuse(e.to_string())),
-    };
-    state
-        .redaction
-        .compiled(&key, &policy)
-        .map_err(|e| refuse(e.to_string()))
-}
-
-/// Redacts an answer: the structured content's value tree once (keys and values, strings and
-/// numbers), then the text rendered from that same tree, so a host that reads only one half
-/// sees exactly what a host that reads the other sees. The text's first line (the summary for
-/// people) is redacted as text. Returns how many values were replaced.
-fn redact(r: &Redactor, result: &mut CallToolResult, pseudonym: &dyn Fn(&str) -> String) -> u64 {
-    let mut n = 0;
-    if let Some(s) = &mut result.structured_content {
-        n += r.json(s, pseudonym);
-    }
-    for block in &mut result.content {
-        if let ContentBlock::Text(t) = block {
-            // An answer with structured content is "summary\n{that content}" (render::answer
-            // makes both): the second line is rendered from the redacted tree, not scanned again.
-            let rendered = result.structured_content.as_ref().and_then(|after| {
-                t.text.split_once('\n').map(|(summary, _)| {
-                    let (summary, k) = r.text(summary, pseudonym);
-                    (format!("{summary}\n{after}"), k)
-                })
-            });
-            match rendered {
-                Some((text, k)) => {
-                    n += k;
-                    t.text = text;
-                }
-                None => {
-                    let (out, k) = r.text(&t.text, pseudonym);
-                    if k > 0 {
-                        t.text = out;
-                        n += k;
-                    }
-                }
-            }
-        }
-    }
-    n
-}
-
-/// The size of an answer's text content (which carries the whole answer).
-fn answer_bytes(result: &CallToolResult) -> u64 {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.len() as u64))
-        .sum()
-}
-
-tokio::task_local! {
-    /// The task a call is made for, when `tasks/get` runs it again (the audit trail says so).
-    pub static TASK_POLL: String;
-}
-
-/// The audit event of one tool call.
-#[allow(clippy::too_many_arguments)]
-fn tool_event(
-    ctx: &AuthContext,
-    meta: &RequestMeta,
-    tool: &str,
-    digest: &str,
-    result: &CallToolResult,
-    error: Option<&'static str>,
-    started: Instant,
-    cache: CacheUse,
-) -> Event {
-    let bytes = answer_bytes(result);
-    let (request_id, client_ip) = meta.parts();
-    let event = with_caller(
-        Event::new(Some(&ctx.org_id), caller_actor(ctx), "tool.call"),
-        ctx,
-    )
-    .target(tool)
-    .outcome(if error.is_some() {
-        "failure"
-    } else {
-        "success"
-    })
-    .from_request(request_id, client_ip)
-    .detail("tool", tool)
-    .detail("args_digest", digest)
-    .detail("error_class", error)
-    .detail("latency_ms", started.elapsed().as_millis() as u64)
-    .detail("result_bytes", bytes)
-    .detail("estimated_tokens", bytes.div_ceil(4))
-    .detail("cache", cache.label());
-    match TASK_POLL.try_with(Clone::clone) {
-        Ok(task) => event.detail("task_id", task),
-        Err(_) => event,
-    }
-}
-
-/// Who is calling: the person (through an OAuth client or an API key), or a machine client
-/// acting as the organisation's service identity.
-pub fn caller_actor(ctx: &AuthContext) -> Actor {
-    match (&ctx.subject, &ctx.user_id) {
-        (Subject::Service { client_id, name }, _) => {
-            Actor::new("service", client_id.as_str(), Some(name.clone()))
-        }
-        (_, Some(user)) => Actor::new("user", user.as_str(), None),
-        (_, None) => Actor::new("user", "", None),
-    }
-}
-
-/// Adds what the person called through: the client and grant, or the API key.
-pub fn with_caller(event: Event, ctx: &AuthContext) -> Event {
-    match &ctx.subject {
-        Subject::Grant {
-            grant_id,
-            client_id,
-        } => event
-            .detail("client_id", client_id.as_str())
-            .detail("grant_id", grant_id.as_str()),
-        Subject::ApiKey { key_id } => event.detail("api_key_id", key_id.as_str()),
-        Subject::Service { client_id, .. } => event.detail("client_id", client_id.as_str()),
-    }
 }
 
 // --- arguments shared by several tools --------------------------------------------------------

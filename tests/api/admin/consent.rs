@@ -2,7 +2,7 @@
 //! admin's token opens `/api/v1` but no MCP tool.
 
 use super::*;
-use crate::oauth_helpers::{Browser, authorize_url, exchange, pkce, query_of, register_public};
+use crate::helpers::oauth::{Browser, authorize_url, exchange, pkce, query_of, register_public};
 
 both_backends!(the_admin_scope_is_consented_only_by_admins);
 

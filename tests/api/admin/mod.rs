@@ -9,9 +9,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::helpers::mcp::{call_tool, mcp_env, rpc};
+use crate::helpers::oauth::PASSWORD;
 use crate::helpers::{TestApp, TestDb};
-use crate::mcp_helpers::{call_tool, mcp_env, rpc};
-use crate::oauth_helpers::PASSWORD;
 
 /// One `/api/v1` call with a bearer token and an optional JSON body: status and JSON answer.
 pub async fn api(
@@ -65,10 +65,10 @@ async fn join(app: &TestApp, admin_key: &str, email: &str, role: &str) -> Value 
 /// Accepts the invitation at `link` in a fresh browser: creates the account with `password`,
 /// or, when one exists, signs in with it and accepts.
 pub async fn accept_invitation(app: &TestApp, link: &str, password: &str) {
-    let mut b = crate::oauth_helpers::Browser::new(app);
+    let mut b = crate::helpers::oauth::Browser::new(app);
     let page = b.get(link).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let csrf = crate::oauth_helpers::hidden(&page.body, "csrf");
+    let csrf = crate::helpers::oauth::hidden(&page.body, "csrf");
     let path = link.strip_prefix(&app.address).unwrap().to_owned();
     let created = b
         .post(
@@ -89,10 +89,10 @@ pub async fn accept_invitation(app: &TestApp, link: &str, password: &str) {
         .post(&path, &[("csrf", &csrf), ("action", "accept")])
         .await;
     let login = to_login.location.expect("sent to sign in");
-    let email = crate::oauth_helpers::query_of(&format!("http://x{login}"))["email"].clone();
+    let email = crate::helpers::oauth::query_of(&format!("http://x{login}"))["email"].clone();
     let page = b.get(&login).await;
-    let csrf = crate::oauth_helpers::hidden(&page.body, "csrf");
-    let next = crate::oauth_helpers::hidden(&page.body, "next");
+    let csrf = crate::helpers::oauth::hidden(&page.body, "csrf");
+    let next = crate::helpers::oauth::hidden(&page.body, "next");
     let signed_in = b
         .post(
             "/login",
@@ -111,7 +111,7 @@ pub async fn accept_invitation(app: &TestApp, link: &str, password: &str) {
         signed_in.body
     );
     let page = b.get(&path).await;
-    let csrf = crate::oauth_helpers::hidden(&page.body, "csrf");
+    let csrf = crate::helpers::oauth::hidden(&page.body, "csrf");
     let accepted = b
         .post(&path, &[("csrf", &csrf), ("action", "accept")])
         .await;

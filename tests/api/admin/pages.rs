@@ -2,7 +2,7 @@
 //! every page, 403 for members, 404 across organisations, the org switch, keys shown once.
 
 use super::*;
-use crate::oauth_helpers::{Browser, Page, hidden};
+use crate::helpers::oauth::{Browser, Page, hidden};
 
 both_backends!(
     members_get_403_and_admins_get_404_for_another_organisations_things,

@@ -6,8 +6,8 @@ use clari_mcp::store::{Email, OrgId, Role, UserId};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::helpers::oauth::PASSWORD;
 use crate::helpers::{TestApp, TestDb, spawn_app_with};
-use crate::oauth_helpers::PASSWORD;
 
 pub const PROTOCOL: &str = "2025-11-25";
 

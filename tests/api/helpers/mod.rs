@@ -1,5 +1,9 @@
 //! Shared test plumbing: a fresh database per test (a temporary SQLite file, or a fresh PostgreSQL
-//! database when `CLARI_MCP_TEST_POSTGRES_URL` is set), the app on 127.0.0.1:0, and the CLI binary.
+//! database when `CLARI_MCP_TEST_POSTGRES_URL` is set), the app on 127.0.0.1:0, and the CLI binary;
+//! driving the authorization server (`oauth`) and the MCP server (`mcp`) as clients do.
+
+pub mod mcp;
+pub mod oauth;
 
 use std::collections::HashMap;
 use std::io::Write;

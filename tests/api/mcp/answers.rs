@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::helpers::TestDb;
-use crate::mcp_helpers::*;
+use crate::helpers::mcp::*;
 
 both_backends!(
     every_answer_validates_against_its_output_schema_in_every_state,

@@ -96,13 +96,13 @@ async fn revocation_and_disabling_take_effect_on_the_next_request(db: &TestDb) {
     );
 
     // The OAuth path: a token from the authorization server works until its grant is revoked.
-    let client = crate::oauth_helpers::register_public(&env.app).await;
+    let client = crate::helpers::oauth::register_public(&env.app).await;
     let cid = client["client_id"].as_str().unwrap().to_owned();
-    let p = crate::oauth_helpers::pkce();
-    let mut b = crate::oauth_helpers::Browser::new(&env.app);
-    let q = crate::oauth_helpers::authorize(&mut b, &cid, &p, "ava@acme.test").await;
+    let p = crate::helpers::oauth::pkce();
+    let mut b = crate::helpers::oauth::Browser::new(&env.app);
+    let q = crate::helpers::oauth::authorize(&mut b, &cid, &p, "ava@acme.test").await;
     let (status, tokens) =
-        crate::oauth_helpers::exchange(&env.app, &cid, &q["code"], &p.verifier).await;
+        crate::helpers::oauth::exchange(&env.app, &cid, &q["code"], &p.verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let at = tokens["access_token"].as_str().unwrap().to_owned();
     let ok = call_tool(&env.app, &at, "get_admin_limits", json!({})).await;

@@ -1,5 +1,6 @@
 //! The MCP resource server end to end: transport, authentication, scopes, tools against the sandbox.
 
+pub mod answers;
 mod isolation;
 mod prewarm;
 mod questions;
@@ -13,8 +14,8 @@ use clari_mcp::clari::sandbox::Level;
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::helpers::mcp::*;
 use crate::helpers::{Backend, TestDb};
-use crate::mcp_helpers::*;
 
 fn text(result: &Value) -> String {
     result["content"][0]["text"]

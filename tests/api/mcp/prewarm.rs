@@ -5,7 +5,7 @@
 use clari_mcp::mcp::prewarm::{self, PrewarmPass};
 
 use super::*;
-use crate::mcp_helpers::mcp_env_with_replica_and;
+use crate::helpers::mcp::mcp_env_with_replica_and;
 
 both_backends!(
     the_first_question_of_the_day_answers_from_the_prewarmed_cache,

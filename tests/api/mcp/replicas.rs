@@ -30,13 +30,13 @@ async fn two_replicas_over_one_postgres_share_tokens_revocations_and_sessions() 
     b.clock.set(env.app.clock.now_for_tests());
 
     // An OAuth sign-in on replica A.
-    let client = crate::oauth_helpers::register_public(&env.app).await;
+    let client = crate::helpers::oauth::register_public(&env.app).await;
     let cid = client["client_id"].as_str().unwrap().to_owned();
-    let p = crate::oauth_helpers::pkce();
-    let mut browser = crate::oauth_helpers::Browser::new(&env.app);
-    let q = crate::oauth_helpers::authorize(&mut browser, &cid, &p, "ava@acme.test").await;
+    let p = crate::helpers::oauth::pkce();
+    let mut browser = crate::helpers::oauth::Browser::new(&env.app);
+    let q = crate::helpers::oauth::authorize(&mut browser, &cid, &p, "ava@acme.test").await;
     // The code is redeemed on replica B.
-    let (status, tokens) = crate::oauth_helpers::exchange(&b, &cid, &q["code"], &p.verifier).await;
+    let (status, tokens) = crate::helpers::oauth::exchange(&b, &cid, &q["code"], &p.verifier).await;
     assert_eq!(status, 200, "{tokens}");
     let at = tokens["access_token"].as_str().unwrap().to_owned();
     // B's token works on A and on B.
@@ -49,7 +49,7 @@ async fn two_replicas_over_one_postgres_share_tokens_revocations_and_sessions() 
         false
     );
     // A browser session made on A is valid on B: the account page shows the grant.
-    let mut on_b = crate::oauth_helpers::Browser::new(&b);
+    let mut on_b = crate::helpers::oauth::Browser::new(&b);
     on_b.cookies = browser.cookies.clone();
     let account = on_b.get("/account").await;
     assert_eq!(account.status, 200, "signed in on B with A's session");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::helpers::TestApp;
-use crate::mcp_helpers::{McpEnv, mcp_env_with_replica};
+use crate::helpers::mcp::{McpEnv, mcp_env_with_replica};
 
 both_backends!(
     a_slow_export_becomes_a_task_that_completes_with_the_direct_answer,

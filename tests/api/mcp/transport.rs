@@ -200,7 +200,7 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
         .expect("discovery");
     oauth
         .start_authorization(
-            AuthorizationRequest::new(crate::oauth_helpers::REDIRECT)
+            AuthorizationRequest::new(crate::helpers::oauth::REDIRECT)
                 .with_client_name("rmcp end-to-end"),
         )
         .await
@@ -212,14 +212,14 @@ async fn the_rmcp_client_discovers_registers_signs_in_and_calls_tools() {
     );
 
     // The person at the browser: sign in and approve.
-    let mut b = crate::oauth_helpers::Browser::new(&env.app);
+    let mut b = crate::helpers::oauth::Browser::new(&env.app);
     let start = b.get(&url).await;
     assert_eq!(start.status, 302, "{}", start.body);
     let after = b
         .login(
             start.location.as_deref().unwrap(),
             "ava@acme.test",
-            crate::oauth_helpers::PASSWORD,
+            crate::helpers::oauth::PASSWORD,
         )
         .await;
     let page = b.get(after.location.as_deref().unwrap()).await;

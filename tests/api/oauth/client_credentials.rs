@@ -6,7 +6,7 @@ use reqwest::Method;
 use super::keys::{Key, claims_of, random_id};
 use super::*;
 use crate::admin::api;
-use crate::mcp_helpers::{McpEnv, mcp_env_with, rpc};
+use crate::helpers::mcp::{McpEnv, mcp_env_with, rpc};
 
 /// A machine client registered through `/api/v1/service-clients`.
 async fn machine(env: &McpEnv, body: Value) -> Value {

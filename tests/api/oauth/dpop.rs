@@ -6,7 +6,7 @@ use reqwest::Method;
 use super::keys::{Key, claims_of};
 use super::*;
 use crate::admin::api;
-use crate::mcp_helpers::{McpEnv, mcp_env, rpc};
+use crate::helpers::mcp::{McpEnv, mcp_env, rpc};
 
 /// `/token` with a DPoP header.
 async fn token_with_proof(
@@ -40,7 +40,7 @@ async fn mcp_call(
         .header("authorization", format!("{scheme} {token}"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", crate::mcp_helpers::PROTOCOL)
+        .header("mcp-protocol-version", crate::helpers::mcp::PROTOCOL)
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}));
     if let Some(p) = proof {
         req = req.header("DPoP", p);

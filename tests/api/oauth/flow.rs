@@ -4,8 +4,8 @@ use clari_mcp::store::GrantId;
 use serde_json::Value;
 
 use crate::both_backends;
+use crate::helpers::oauth::*;
 use crate::helpers::{TestDb, spawn_app};
-use crate::oauth_helpers::*;
 
 both_backends!(whole_flow_dcr_authorize_login_consent_token_refresh_revoke_introspect);
 

@@ -7,7 +7,7 @@ use super::keys::{Key, claims_of, random_id};
 use super::*;
 use crate::admin::api;
 use crate::both_backends;
-use crate::mcp_helpers::{McpEnv, mcp_env_with, mcp_env_with_replica_and, rpc};
+use crate::helpers::mcp::{McpEnv, mcp_env_with, mcp_env_with_replica_and, rpc};
 
 both_backends!(an_assertion_and_a_dpop_proof_used_on_one_replica_are_refused_on_the_other,);
 use clari_mcp::store::{Role, SsoConnection, Standing};

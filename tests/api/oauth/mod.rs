@@ -1,10 +1,12 @@
-//! The attack matrix of ../shared/oauth-security.md §2: each rule a test named after it, asserting
-//! both the answer and its side effect.
+//! The authorization server over HTTP: the whole flow as MCP clients and browsers drive it
+//! (`flow`), and the attack matrix of ../shared/oauth-security.md §2 and of the authorization
+//! extensions, each rule a test named after it, asserting both the answer and its side effect.
 
 mod authorize;
 mod client_credentials;
 mod discovery;
 mod dpop;
+mod flow;
 mod id_jag;
 mod keys;
 mod registration;
@@ -13,8 +15,8 @@ mod token;
 
 use serde_json::{Value, json};
 
+use crate::helpers::oauth::*;
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app, spawn_app_with};
-use crate::oauth_helpers::*;
 
 async fn app() -> (TestDb, TestApp) {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
