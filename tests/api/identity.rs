@@ -610,15 +610,34 @@ async fn a_password_chosen_by_someone_else_is_replaced_at_the_next_sign_in(db: &
 /// The pinned SMTP server of the test scripts (aiosmtpd, a real RFC 5321 server), receiving
 /// into a maildir; `None` (the test is skipped) where Python lacks it outside CI.
 struct SmtpSink {
-    child: std::process::Child,
+    child: tokio::process::Child,
     port: u16,
     maildir: tempfile::TempDir,
 }
 
+/// Serves aiosmtpd's `Mailbox` handler on a port the kernel picks while the socket is bound, and
+/// prints that port once it listens: no window in which another test can take the port, and
+/// the printed line is the readiness signal.
+const SMTP_SINK: &str = r#"
+import asyncio, socket, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
+
+async def main():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    handler = Mailbox(sys.argv[1])
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), sock=sock)
+    print(sock.getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
 impl SmtpSink {
-    // The child is owned by the sink at once, whose `Drop` kills and reaps it.
-    #[allow(clippy::zombie_processes)]
     async fn start() -> Option<Self> {
+        use tokio::io::AsyncBufReadExt;
         let present = std::process::Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -631,35 +650,31 @@ impl SmtpSink {
             crate::helpers::announce_skip("identity::invitations_are_emailed (no aiosmtpd)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        let mut child = tokio::process::Command::new("python3")
+            .args(["-c", SMTP_SINK])
             .arg(maildir.path().join("mail"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
             .spawn()
             .unwrap();
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Some(Self {
-                    child,
-                    port,
-                    maildir,
-                });
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!("the SMTP sink did not start on port {port}");
+        let mut line = String::new();
+        let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap());
+        // Bounded: a loaded machine starts Python in well under a minute.
+        tokio::time::timeout(std::time::Duration::from_secs(60), out.read_line(&mut line))
+            .await
+            .expect("the SMTP sink did not start within a minute")
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the SMTP sink printed {line:?}, not its port"));
+        Some(Self {
+            child,
+            port,
+            maildir,
+        })
     }
 
     /// The messages received so far, raw.
@@ -676,8 +691,7 @@ impl SmtpSink {
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child.start_kill();
     }
 }
 
@@ -702,14 +716,9 @@ async fn invitations_are_emailed_through_smtp_and_a_failure_is_said_in_words() {
     assert_eq!(inv["emailed"], true, "{inv}");
     assert!(inv.get("email_error").is_none());
     let link = inv["url"].as_str().unwrap();
-    let mut mail = Vec::new();
-    for _ in 0..200 {
-        mail = sink.messages();
-        if !mail.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // aiosmtpd's Mailbox stores the message before it answers 250, and the invitation says
+    // `emailed` only after that answer: the message is there now.
+    let mail = sink.messages();
     assert_eq!(mail.len(), 1, "one message");
     let m = &quoted_printable_decoded(&mail[0]);
     assert!(m.contains("To: fay@acme.test"), "{m}");
@@ -744,11 +753,11 @@ async fn invitations_are_emailed_through_smtp_and_a_failure_is_said_in_words() {
     // A mail server that cannot be reached: the invitation exists, and the answer says why it
     // was not sent (the admin passes the link on).
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A socket bound but never listening: the port is held for the whole test (no other test
+    // can start a server on it) and a connection to it is refused.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = held.local_addr().unwrap().port();
     let url = format!("smtp://127.0.0.1:{closed}");
     let env = mcp_env_with(&db, &[("CLARI_MCP_SMTP_URL", url.as_str())]).await;
     let admin = env.api_key("admin").await;
@@ -765,6 +774,7 @@ async fn invitations_are_emailed_through_smtp_and_a_failure_is_said_in_words() {
             .status,
         200
     );
+    drop(held);
     db.cleanup().await;
 }
 
