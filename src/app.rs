@@ -359,7 +359,7 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
         audit_events,
         tasks: store.purge_tasks(now).await?,
         prewarm_days: store
-            .purge_prewarm_budget(crate::mcp::prewarm::budget_day(now) - 1)
+            .purge_prewarm_budget(crate::exports::prewarm::budget_day(now) - 1)
             .await?,
         refusals_summarised,
     })
@@ -401,11 +401,11 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
     let prewarm = state.clone();
     tokio::spawn(async move {
         // The first pass runs at start; a pass ends when its refreshes have.
-        let mut tick = tokio::time::interval(crate::mcp::prewarm::TICK);
+        let mut tick = tokio::time::interval(crate::exports::prewarm::TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let pass = crate::mcp::prewarm::run_pass(&prewarm).await;
+            let pass = crate::exports::prewarm::run_pass(&prewarm).await;
             if pass.started + pass.followed + pass.failed > 0 {
                 tracing::info!(?pass, "pre-warm pass done");
             }

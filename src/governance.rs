@@ -42,7 +42,7 @@ pub async fn kill(
     state.forget_org_exports(org);
     let unfinished = state.store.unfinished_exports(org).await?;
     if !unfinished.is_empty() {
-        let target = crate::mcp::data::target(state, org).await.ok();
+        let target = crate::exports::pipeline::target(state, org).await.ok();
         for (key, status, job) in unfinished {
             if let (Some(target), Some(job), ExportStatus::Starting | ExportStatus::Running) = (
                 &target,

@@ -10,7 +10,9 @@ use crate::clari::{ClariClient, ClientOptions};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::{Passwords, Vault};
-use crate::exports::{ExportCache, Forecast, LimitCache};
+use crate::exports::cache::ExportCache;
+use crate::exports::limits::LimitCache;
+use crate::exports::view::Forecast;
 use crate::signing::Keys;
 use crate::store::{self, Store};
 

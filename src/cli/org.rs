@@ -432,7 +432,7 @@ async fn set_prewarm(
         Some(list) => println!(
             "pre-warm of '{}': {list} (current quarter; at most {budget} Clari exports a day; from the next pass, within {} s, on every replica)",
             org.name,
-            crate::mcp::prewarm::TICK.as_secs()
+            crate::exports::prewarm::TICK.as_secs()
         ),
     }
     Ok(())

@@ -5,11 +5,11 @@ pub mod apps;
 pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
-pub mod data;
+
 pub mod envelope;
-pub mod prewarm;
+
 pub mod progress;
-pub mod queue;
+
 pub mod server;
 pub mod tasks;
 pub mod tools;

@@ -378,7 +378,7 @@ pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Resul
         return Ok(());
     }
     if let (Ok(target), Ok(job_id)) = (
-        super::data::target(state, &ctx.org_id).await,
+        crate::exports::pipeline::target(state, &ctx.org_id).await,
         JobId::parse(job),
     ) && let Err(e) = state.clari.cancel_job(&target, &job_id).await
     {

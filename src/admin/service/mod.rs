@@ -415,7 +415,7 @@ impl<'a> OrgAdmin<'a> {
     /// Calls Clari's `/admin/limits` with the stored key: the quota and concurrency, or what
     /// went wrong in words.
     pub async fn test_connection(&self) -> Result<Limits, String> {
-        let outcome = match crate::mcp::data::target(self.state, &self.org.id).await {
+        let outcome = match crate::exports::pipeline::target(self.state, &self.org.id).await {
             Ok(target) => self.state.clari.admin_limits(&target).await,
             Err(e) => Err(e),
         };

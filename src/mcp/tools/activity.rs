@@ -11,7 +11,7 @@ use super::window::{Days, Span, org_zone};
 use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clock::rfc3339;
 use crate::exports::ActivityWindow;
-use crate::mcp::data;
+use crate::exports::pipeline;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -148,7 +148,8 @@ impl Tool for ListOpportunities {
         let tz = org_zone(state, &ctx.org_id).await?;
         let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
         let limit = limit(a.limit)?;
-        let got = data::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
+        let got =
+            pipeline::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
         Export::from_state(got, |acts| {
             let rows = opportunities(acts);
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
@@ -286,7 +287,8 @@ impl Tool for ListAccounts {
         let tz = org_zone(state, &ctx.org_id).await?;
         let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
         let limit = limit(a.limit)?;
-        let got = data::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
+        let got =
+            pipeline::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
         Export::from_state(got, |acts| {
             let rows = accounts(acts);
             let offset = cursor(a.cursor.as_deref(), rows.len())?;

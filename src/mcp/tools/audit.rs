@@ -12,7 +12,7 @@ use super::{Tool, ToolError, cursor, limit};
 use crate::clari::ClariError;
 use crate::clari::types::AuditQuery;
 use crate::clock::rfc3339;
-use crate::mcp::data;
+use crate::exports::pipeline;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -144,7 +144,7 @@ impl Tool for ListAuditEvents {
             event: a.event.clone(),
             ..Default::default()
         };
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         let log = state
             .clari
             .audit_events_all(&target, &query, now, read)

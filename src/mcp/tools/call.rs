@@ -58,7 +58,7 @@ pub async fn call(
         Ok(policy) => policy,
         Err(refusal) => return Some(call.refused(&refusal).await),
     };
-    let (answer, cache) = crate::mcp::data::EXPORT_OWNER
+    let (answer, cache) = crate::exports::pipeline::EXPORT_OWNER
         .scope(
             crate::mcp::tasks::owner(ctx),
             CACHE_USE.scope(Cell::new(CacheUse::default()), async {

@@ -2,7 +2,7 @@
 //!
 //! Clari's API has no opportunity listing (`../shared/clari-api.md` §9.1), so the population is
 //! every opportunity in the organisation's shared activity export of the last
-//! [`ACTIVITY_DAYS`](crate::mcp::data::ACTIVITY_DAYS) days, read from `/opportunity` in batches
+//! [`ACTIVITY_DAYS`](crate::exports::pipeline::ACTIVITY_DAYS) days, read from `/opportunity` in batches
 //! of 100. Every answer says so.
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +18,7 @@ use crate::clari::client::{MAX_OPPORTUNITY_IDS, opportunity_requests};
 use crate::clari::types::Opportunity;
 use crate::clari::{ExportState, OpportunityId};
 use crate::clock::rfc3339;
-use crate::mcp::data::{self, ACTIVITY_DAYS};
+use crate::exports::pipeline::{self, ACTIVITY_DAYS};
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -96,7 +96,7 @@ pub(super) async fn population<T>(
 ) -> Result<Result<Population, Export<T>>, ToolError> {
     let now = state.now();
     let from = from.min(now - ACTIVITY_DAYS * 86_400);
-    let got = data::activities(state, &ctx.org_id, (from, now + 1), wait).await?;
+    let got = pipeline::activities(state, &ctx.org_id, (from, now + 1), wait).await?;
     if let Some(not_ready) = Export::not_ready(&got) {
         return Ok(Err(not_ready));
     }
@@ -157,13 +157,13 @@ pub(super) async fn population<T>(
         Vec::new()
     } else {
         super::spend_clari_requests(state, ctx, opportunity_requests(&ids)).await?;
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         state.clari.opportunities(&target, &ids).await?
     };
     // The forecast's users name people better than meeting participants do, when its export
     // is at hand (the current quarter's is pre-warmed); it is never waited for.
     if let Ok(ExportState::Ready(f)) =
-        data::forecast(state, &ctx.org_id, "forecast", None, Duration::ZERO).await
+        pipeline::forecast(state, &ctx.org_id, "forecast", None, Duration::ZERO).await
     {
         for u in &f.results.users {
             let Some(name) = &u.name else { continue };

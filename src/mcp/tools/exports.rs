@@ -8,7 +8,7 @@ use super::{Tool, ToolError, limit};
 use crate::clari::JobId;
 use crate::clari::types::{Job, JobStatus};
 use crate::clock::rfc3339;
-use crate::mcp::data;
+use crate::exports::pipeline;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -106,7 +106,7 @@ impl Tool for ListExportJobs {
                 format!("'{s}' is not one of SCHEDULED, STARTED, DONE, FAILED, CANCELLED, ABORTED"),
             ));
         }
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         let mut jobs = state.clari.list_jobs(&target).await?;
         drop(target);
         jobs.retain(|j| status.as_ref().is_none_or(|s| &j.status == s));
@@ -150,7 +150,7 @@ impl Tool for GetExportJob {
     type Output = JobOut;
 
     async fn run(state: &AppState, ctx: &AuthContext, a: JobArgs) -> Result<JobOut, ToolError> {
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         let job = state
             .clari
             .job(&target, &JobId::parse(a.job_id.trim())?)
@@ -201,7 +201,7 @@ impl Tool for GetAdminLimits {
     type Output = LimitsOut;
 
     async fn run(state: &AppState, ctx: &AuthContext, _: NoArgs) -> Result<LimitsOut, ToolError> {
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         let l = state.clari.admin_limits(&target).await?.jobs;
         Ok(LimitsOut {
             concurrent_limit: l.concurrent_limit,

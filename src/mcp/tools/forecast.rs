@@ -9,8 +9,8 @@ use super::window::{Days, Span, org_zone};
 use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clari::types::{ForecastUser, TimePeriod};
 use crate::clock::rfc3339;
+use crate::exports::pipeline;
 use crate::exports::{BrokenHierarchy, Forecast, week_index};
-use crate::mcp::data;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -218,7 +218,7 @@ impl Tool for GetForecast {
         let forecast_id = forecast_id(&a.forecast_id);
         let period = period_arg(a.time_period.as_deref())?;
         let limit = limit(a.limit)?;
-        let got = data::forecast(
+        let got = pipeline::forecast(
             state,
             &ctx.org_id,
             &forecast_id,
@@ -431,7 +431,7 @@ impl Tool for ListForecastSubmissions {
         let tz = org_zone(state, &ctx.org_id).await?;
         let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 7, tz)?;
         let limit = limit(a.limit)?;
-        let got = data::forecast(
+        let got = pipeline::forecast(
             state,
             &ctx.org_id,
             &forecast_id,

@@ -17,7 +17,7 @@ use crate::clari::ExportState;
 use crate::clari::OpportunityId;
 use crate::clari::client::{MAX_OPPORTUNITY_IDS, opportunity_requests, unique_records};
 use crate::clock::rfc3339;
-use crate::mcp::data;
+use crate::exports::pipeline;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -161,7 +161,7 @@ impl Tool for GetDealRisk {
             .map(|id| OpportunityId::parse(id.trim()))
             .collect::<Result<Vec<_>, _>>()?;
         super::spend_clari_requests(state, ctx, opportunity_requests(&ids)).await?;
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         let opps = state.clari.opportunities(&target, &ids).await?;
         drop(target);
         let found: HashSet<&str> = opps
@@ -297,7 +297,7 @@ impl Tool for GetOpportunity {
         a: OpportunityArgs,
     ) -> Result<OpportunityOut, ToolError> {
         let id = OpportunityId::parse(a.opportunity_id.trim())?;
-        let target = data::target(state, &ctx.org_id).await?;
+        let target = pipeline::target(state, &ctx.org_id).await?;
         let opps = state
             .clari
             .opportunities(&target, std::slice::from_ref(&id))
@@ -606,7 +606,8 @@ impl Tool for GetPipelineChanges {
         // quarter's shared export when it is cached or quick; the answer says when they are
         // still coming.
         let (forecast_changes, forecast_changes_status) = if kinds.contains(&ChangeKind::Forecast) {
-            match data::forecast(state, &ctx.org_id, "forecast", None, Duration::from_secs(3)).await
+            match pipeline::forecast(state, &ctx.org_id, "forecast", None, Duration::from_secs(3))
+                .await
             {
                 Ok(ExportState::Ready(f)) => (
                     Some(

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::forecast::{forecast_id, period_arg};
 use super::render::{Export, Summary, plural};
 use super::{Tool, ToolError, wait};
+use crate::exports::pipeline;
 use crate::exports::{Forecast, week_index};
-use crate::mcp::data;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ impl Tool for ListTimePeriods {
     ) -> Result<Self::Output, ToolError> {
         let forecast_id = forecast_id(&a.forecast_id);
         let period = period_arg(a.time_period.as_deref())?;
-        let got = data::forecast(
+        let got = pipeline::forecast(
             state,
             &ctx.org_id,
             &forecast_id,

@@ -8,7 +8,7 @@ use super::render::{Export, Summary, next_page, plural};
 use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clari::types::ForecastUser;
 use crate::exports::Forecast;
-use crate::mcp::data;
+use crate::exports::pipeline;
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -82,8 +82,8 @@ impl Tool for ListUsers {
     ) -> Result<Self::Output, ToolError> {
         let forecast_id = forecast_id(&a.forecast_id);
         let limit = limit(a.limit)?;
-        let got =
-            data::forecast(state, &ctx.org_id, &forecast_id, None, wait(a.wait_seconds)).await?;
+        let got = pipeline::forecast(state, &ctx.org_id, &forecast_id, None, wait(a.wait_seconds))
+            .await?;
         Export::from_state(got, |f: &Forecast| {
             let users: Vec<&ForecastUser> = match &a.manager {
                 Some(m) => {

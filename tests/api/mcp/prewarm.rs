@@ -2,7 +2,7 @@
 //! from cache, refreshes come ahead of expiry, the daily budget and the last concurrency slot
 //! hold, and two replicas start one export between them.
 
-use clari_mcp::mcp::prewarm::{self, PrewarmPass};
+use clari_mcp::exports::prewarm::{self, PrewarmPass};
 
 use super::*;
 use crate::helpers::mcp::mcp_env_with_replica_and;

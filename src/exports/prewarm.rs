@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::data::{self, ExportKind, ForecastExport};
+use super::pipeline::{self, ExportKind, ForecastExport};
 use super::queue::{self, SpareStart, Started};
 use crate::audit::{Actor, Event};
 use crate::clari::{ClariError, ExportState, ForecastId};
@@ -177,7 +177,7 @@ async fn refresh(
     schedule: Schedule,
 ) -> &'static str {
     let request = kind.request_key(&org);
-    let target = match data::target(&state, &org).await {
+    let target = match pipeline::target(&state, &org).await {
         Ok(t) => t,
         Err(ClariError::MissingApiKey) => return "no_key",
         Err(e) => {
@@ -238,7 +238,7 @@ async fn refresh(
             client,
             &target,
             &started.job_id,
-            data::background_wait(&state, &org),
+            pipeline::background_wait(&state, &org),
         )
         .await;
     drop(target);

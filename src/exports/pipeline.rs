@@ -12,12 +12,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cache::{ExportCache, Progress};
 use super::queue::{self, Waiting};
+use super::view::{ActivityWindow, Forecast};
 use crate::clari::client::ClariTarget;
 use crate::clari::types::*;
 use crate::clari::{ClariClient, ClariError, ExportState, ForecastId, JobId, WaitPolicy};
 use crate::clock::rfc3339;
-use crate::exports::{ActivityWindow, ExportCache, Forecast, Progress};
 use crate::state::AppState;
 use crate::store::OrgId;
 
@@ -73,7 +74,7 @@ pub trait ExportKind: Send + Sync + 'static {
 }
 
 tokio::task_local! {
-    /// Who a tool call is made for ([`crate::mcp::tasks::owner`]); unset for the server's own
+    /// Who a tool call is made for (the task owner of `mcp::tasks`); unset for the server's own
     /// work (pre-warming), which counts as one more caller waiting.
     pub static EXPORT_OWNER: String;
 }
