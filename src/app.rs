@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
         .merge(crate::admin::router())
+        .merge(crate::account::router())
         .merge(crate::scim::router())
         .merge(crate::sso::router())
         .fallback(crate::scim::unknown_path)

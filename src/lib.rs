@@ -4,6 +4,7 @@
 //! The library holds everything; `main.rs` only parses the command line and dispatches, so tests and
 //! benchmarks reuse the same code paths as operators.
 
+pub mod account;
 pub mod admin;
 pub mod apikeys;
 pub mod app;

@@ -4,7 +4,7 @@
 
 pub mod activity;
 pub mod api;
-mod pages;
+pub mod pages;
 pub mod service;
 
 pub use service::{AdminError, OrgAdmin};

@@ -2,7 +2,6 @@
 //! approve (a code goes back to the validated redirect URI) or deny.
 
 use askama::Template;
-use axum::body::Body;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
@@ -19,10 +18,11 @@ use super::error::ErrorCode;
 use super::request::{displayed_scopes, normalize};
 use super::{client, core, redirect};
 use crate::audit::{Actor, Event};
-use crate::http::{RequestMeta, parse_form, read_body};
+use crate::http::RequestMeta;
 use crate::scope::ScopeSet;
 use crate::state::AppState;
 use crate::store::UserId;
+use crate::web::extract::CsrfForm;
 use crate::web::{self, error_page, render, urlencode};
 
 #[derive(Template)]
@@ -168,24 +168,9 @@ pub async fn post_consent(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     session: Session,
-    body: Body,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
     let request = RequestMeta::new(&headers, Some(peer), state.config.trusted_proxies).parts();
-    let form = match read_body(body, 16 * 1024)
-        .await
-        .and_then(|b| parse_form(&b))
-    {
-        Ok(f) => f,
-        Err(e) => return bad_request_page(&e.0),
-    };
-    if !web::check_csrf(&session, form.get("csrf")).await {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "The form was not sent from this site's current page.",
-            "Go back, reload the page and try again.",
-        );
-    }
     let Some(rid) = form.get("rid") else {
         return expired_page();
     };

@@ -18,7 +18,6 @@ pub mod oidc;
 
 use askama::Template;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -32,11 +31,12 @@ use crate::crypto::constant_time_eq;
 use crate::http::client_ip;
 use crate::state::AppState;
 use crate::store::{Email, OrgId, Role, SsoConnection, Standing, UserCredentials, UserId};
+use crate::web::extract::CsrfForm;
 use crate::web::login::{
-    complete_sign_in, continue_after_sign_in, count_failure, safe_next, safe_rid, secret_form,
-    too_many, wait_for,
+    complete_sign_in, continue_after_sign_in, count_failure, safe_next, safe_rid, too_many,
+    wait_for,
 };
-use crate::web::{self, check_csrf, csrf_failure, error_page, internal_error_page, render};
+use crate::web::{self, error_page, internal_error_page, render};
 
 const STARTED_KEY: &str = "sso-started";
 const LINK_KEY: &str = "sso-link";
@@ -448,15 +448,8 @@ async fn link(
     session: Session,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    CsrfForm(mut form): CsrfForm,
 ) -> Response {
-    let mut form = match secret_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
     let now = state.now();
     let pending: Option<LinkPending> = session.get(LINK_KEY).await.ok().flatten();
     let Some(link) = pending.filter(|l| l.until > now) else {

@@ -2,17 +2,16 @@
 //! own account (signed in as the invited address) or creates one with a password only they know.
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::login::{complete_sign_in, secret_form};
+use super::extract::CsrfForm;
+use super::login::complete_sign_in;
 use super::{
-    check_csrf, csrf_failure, csrf_token, current_user, error_page, internal_error_page, render,
-    see_other, urlencode,
+    csrf_token, current_user, error_page, internal_error_page, render, see_other, urlencode,
 };
 use crate::audit::{Actor, Event};
 use crate::crypto::{Passwords, sha256_hex};
@@ -105,15 +104,8 @@ pub async fn post_invitation(
     State(state): State<AppState>,
     session: Session,
     Path(token): Path<String>,
-    body: Body,
+    CsrfForm(mut form): CsrfForm,
 ) -> Response {
-    let mut form = match secret_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
     let o = match offer(&state, &token).await {
         Ok(o) => o,
         Err(r) => return r,

@@ -3,7 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -11,14 +10,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::extract::CsrfForm;
 use super::{
-    CSRF_KEY, EPOCH_KEY, USER_KEY, check_csrf, csrf_failure, csrf_token, error_page,
-    internal_error_page, render, see_other, sign_in_for, urlencode,
+    CSRF_KEY, EPOCH_KEY, USER_KEY, csrf_token, internal_error_page, render, see_other, sign_in_for,
+    urlencode,
 };
 use crate::audit::{Actor, Event};
 use crate::clock::UnixTime;
 use crate::crypto::random_token;
-use crate::http::{client_ip, ip_bucket, parse_form, read_body};
+use crate::http::{client_ip, ip_bucket};
 use crate::state::AppState;
 use crate::store::{Email, UserCredentials, UserId};
 
@@ -184,38 +184,13 @@ pub async fn get_login(
     .await
 }
 
-/// Reads a form that holds a password into a buffer wiped when dropped.
-pub async fn secret_form(
-    body: Body,
-) -> Result<std::collections::HashMap<String, String>, Response> {
-    // `Vec::from` takes over the body's allocation when it is the only owner.
-    let raw = read_body(body, 16 * 1024)
-        .await
-        .map(|b| zeroize::Zeroizing::new(Vec::from(b)));
-    raw.and_then(|b| parse_form(&b)).map_err(|_| {
-        error_page(
-            StatusCode::BAD_REQUEST,
-            "The form is malformed",
-            "The request could not be read.",
-            "Go back and try again.",
-        )
-    })
-}
-
 pub async fn post_login(
     State(state): State<AppState>,
     session: Session,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    CsrfForm(mut form): CsrfForm,
 ) -> Response {
-    let mut form = match secret_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
     let rid = safe_rid(form.get("rid").cloned());
     let next = safe_next(form.get("next").map(String::as_str));
     let email_text = form.get("email").cloned().unwrap_or_default();

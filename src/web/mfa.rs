@@ -4,16 +4,14 @@
 use std::net::SocketAddr;
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::login::{
-    complete_sign_in, continue_after_sign_in, count_failure, secret_form, too_many, wait_for,
-};
-use super::{check_csrf, csrf_failure, csrf_token, internal_error_page, render, see_other};
+use super::extract::CsrfForm;
+use super::login::{complete_sign_in, continue_after_sign_in, count_failure, too_many, wait_for};
+use super::{csrf_token, internal_error_page, render, see_other};
 use crate::audit::{Actor, Event};
 use crate::clock::UnixTime;
 use crate::crypto::totp;
@@ -152,15 +150,8 @@ pub async fn post_second_factor(
     session: Session,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
-    let form = match secret_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
     let now = state.now();
     let pending: Option<Pending> = session.get(PENDING_KEY).await.ok().flatten();
     let Some(pending) = pending.filter(|p| p.until > now) else {

@@ -3,6 +3,8 @@
 //! them) behind an HttpOnly, SameSite=Lax cookie that is `__Host-` prefixed and Secure on https.
 //! Every form carries a per-session CSRF token; every page forbids framing.
 
+pub mod console;
+pub mod extract;
 pub mod invite;
 pub mod login;
 pub mod mfa;
@@ -11,14 +13,12 @@ pub mod session;
 
 use askama::Template;
 use axum::Router;
-use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
 use crate::crypto::{constant_time_eq, random_token};
-use crate::http::{parse_form, read_body};
 use crate::state::AppState;
 use crate::store::{Email, UserId};
 
@@ -253,14 +253,7 @@ pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-async fn post_logout(session: Session, body: Body) -> Response {
-    let form = read_body(body, 4096)
-        .await
-        .and_then(|b| parse_form(&b))
-        .unwrap_or_default();
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
+async fn post_logout(session: Session, _: extract::CsrfForm) -> Response {
     let _ = session.flush().await;
     see_other("/login")
 }

@@ -3,15 +3,15 @@
 //! the second factor.
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::login::{complete_sign_in, continue_after_sign_in, secret_form};
-use super::{check_csrf, csrf_failure, csrf_token, internal_error_page, render, see_other};
+use super::extract::CsrfForm;
+use super::login::{complete_sign_in, continue_after_sign_in};
+use super::{csrf_token, internal_error_page, render, see_other};
 use crate::audit::{Actor, Event};
 use crate::crypto::Passwords;
 use crate::state::AppState;
@@ -85,15 +85,8 @@ async fn new_password_page(
 pub async fn post_new_password(
     State(state): State<AppState>,
     session: Session,
-    body: Body,
+    CsrfForm(mut form): CsrfForm,
 ) -> Response {
-    let mut form = match secret_form(body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !check_csrf(&session, form.get("csrf")).await {
-        return csrf_failure();
-    }
     let pending: Option<PendingPasswordChange> =
         session.get(PASSWORD_CHANGE_KEY).await.ok().flatten();
     let Some(pending) = pending.filter(|p| p.until > state.now()) else {

@@ -13,8 +13,9 @@ const LAYERS: &[&[&str]] = &[
     &["demo", "stdio"],
     // Composes the routers; runs the server and housekeeping.
     &["app"],
-    // Provisioning by the organisation's identity provider (SCIM).
-    &["scim"],
+    // Provisioning by the organisation's identity provider (SCIM), and the pages where every
+    // signed-in person manages their own access (`/account`).
+    &["scim", "account"],
     // Running an organisation from the browser and `/api/v1`.
     &["admin"],
     // The kill switch.

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{Console, Nav, when};
+use super::{acting, when};
 use crate::admin::activity::{self, Window};
 use crate::admin::api::{audit_filter, audit_json};
 use crate::state::AppState;
+use crate::web::console::{AdminConsole, Console, Nav};
 use crate::web::{error_page, internal_error_page, render, urlencode};
 
 /// Rows per page of the log.
@@ -88,16 +89,12 @@ struct AuditPage {
 pub async fn audit_page(
     State(state): State<AppState>,
     session: Session,
+    AdminConsole(c): AdminConsole,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let c = match Console::load_admin(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let (rows, error, next) = match q.filter() {
         Err(e) => (Vec::new(), Some(e), None),
-        Ok(filter) => match c
-            .admin(&state, Default::default())
+        Ok(filter) => match acting(&state, &c, Default::default())
             .audit(&filter, q.before, PAGE + 1)
             .await
         {
@@ -163,13 +160,9 @@ pub async fn audit_page(
 /// The filtered log as JSON Lines, newest first, at most [`DOWNLOAD_MAX`] rows.
 pub async fn audit_download(
     State(state): State<AppState>,
-    session: Session,
+    AdminConsole(c): AdminConsole,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let c = match Console::load_admin(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let filter = match q.filter() {
         Ok(f) => f,
         Err(e) => {
@@ -181,7 +174,7 @@ pub async fn audit_download(
             );
         }
     };
-    let admin = c.admin(&state, Default::default());
+    let admin = acting(&state, &c, Default::default());
     let mut out = String::new();
     let mut before = q.before;
     let mut written = 0;

@@ -1,21 +1,21 @@
 //! `/admin/machines`: the organisation's machine clients (client credentials): list, register
 //! with public keys or a secret shown once, revoke.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::ExposeSecret;
 use tower_sessions::Session;
 
-use super::account::ticked_scopes;
-use super::{Console, Nav, after, form, meta, when};
+use super::keys::ticked_scopes;
+use super::{acting, after, when};
 use crate::admin::service::{MachineKeys, NewMachineClient};
+use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
+use crate::web::console::{AdminConsole, Nav};
+use crate::web::extract::Posted;
 use crate::web::{internal_error_page, render};
 
 const BACK: &str = "/admin/machines";
@@ -52,12 +52,15 @@ struct CreatedPage {
 }
 
 /// `GET /admin/machines`.
-pub async fn page(State(state): State<AppState>, session: Session) -> Response {
-    let c = match Console::load_admin(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let clients = match c.admin(&state, Default::default()).machine_clients().await {
+pub async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    AdminConsole(c): AdminConsole,
+) -> Response {
+    let clients = match acting(&state, &c, Default::default())
+        .machine_clients()
+        .await
+    {
         Ok(list) => list,
         Err(e) => return internal_error_page(&e),
     };
@@ -94,18 +97,12 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Response {
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = match Console::load_admin(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let text = |k: &str| {
         f.get(k)
             .map(|v| v.trim().to_owned())
@@ -127,7 +124,7 @@ pub async fn create(
             return after(&session, BACK, Err(why)).await;
         }
     };
-    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let admin = acting(&state, &c, meta);
     let new = NewMachineClient {
         name: f.get("name").cloned().unwrap_or_default(),
         scopes: ticked_scopes(&f),
@@ -156,20 +153,14 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    meta: RequestMeta,
     Path(id): Path<String>,
-    body: Body,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = match Console::load_admin(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .revoke_machine_client(&id)
         .await
         .map(|()| "Machine client revoked: its tokens stop working on their next call.".to_owned());

@@ -1,32 +1,23 @@
 //! The admin pages of one organisation: its Clari connection, its members, the applications and
 //! API keys that can read its data, and the kill switch.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::account::{expiry, ticked_scopes};
-use super::{Console, Nav, after, form, meta, when};
+use super::keys::{expiry, key_created, ticked_scopes};
+use super::{acting, after, when};
 use crate::admin::service::{AdminError, MemberChange};
+use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
 use crate::store::{Role, UserId};
+use crate::web::console::{AdminConsole, Console, Nav};
+use crate::web::extract::Posted;
 use crate::web::{internal_error_page, render};
-
-macro_rules! admin_or_return {
-    ($state:expr, $session:expr) => {
-        match Console::load_admin(&$state, &$session).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        }
-    };
-}
 
 // --- Clari connection -------------------------------------------------------------------------
 
@@ -51,7 +42,7 @@ async fn clari_view(
     c: &Console,
     test: Option<TestResult>,
 ) -> Response {
-    let admin = c.admin(state, Default::default());
+    let admin = acting(state, c, Default::default());
     let info = match admin.clari_credential().await {
         Ok(i) => i,
         Err(e) => return internal_error_page(&e),
@@ -72,26 +63,25 @@ async fn clari_view(
     )
 }
 
-pub async fn clari_page(State(state): State<AppState>, session: Session) -> Response {
-    let c = admin_or_return!(state, session);
+pub async fn clari_page(
+    State(state): State<AppState>,
+    session: Session,
+    AdminConsole(c): AdminConsole,
+) -> Response {
     clari_view(&state, &session, &c, None).await
 }
 
 pub async fn set_clari_key(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: mut f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let mut f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
     let key = SecretString::from(f.remove("api_key").unwrap_or_default());
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .replace_clari_key(key)
         .await
         .map(|i| format!("Clari API key ****{} stored.", i.key_hint));
@@ -101,19 +91,13 @@ pub async fn set_clari_key(
 pub async fn test_clari_key(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = admin_or_return!(state, session);
-    let result = match c
-        .admin(&state, meta(&state, &headers, peer))
-        .test_connection()
-        .await
-    {
+    let result = match acting(&state, &c, meta).test_connection().await {
         Ok(l) => TestResult {
             ok: true,
             text: format!(
@@ -161,9 +145,12 @@ struct MembersPage {
 
 /// The organisation's members and pending invitations. What an admin sees of a person is their
 /// membership here (e-mail, role, suspended), nothing of their account or other organisations.
-pub async fn members_page(State(state): State<AppState>, session: Session) -> Response {
-    let c = admin_or_return!(state, session);
-    let admin = c.admin(&state, Default::default());
+pub async fn members_page(
+    State(state): State<AppState>,
+    session: Session,
+    AdminConsole(c): AdminConsole,
+) -> Response {
+    let admin = acting(&state, &c, Default::default());
     let (members, invitations) = match (admin.members().await, admin.invitations().await) {
         (Ok(m), Ok(i)) => (m, i),
         (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
@@ -216,25 +203,18 @@ struct InvitationCreatedPage {
 pub async fn invite_member(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
     let role = match f.get("role").map(String::as_str) {
         Some("admin") => Role::Admin,
         _ => Role::Member,
     };
     let email = f.get("email").cloned().unwrap_or_default();
-    match c
-        .admin(&state, meta(&state, &headers, peer))
-        .invite(&email, role)
-        .await
-    {
+    match acting(&state, &c, meta).invite(&email, role).await {
         Ok(created) => {
             let nav = c.nav(&session, "members", "/admin/members").await;
             render(
@@ -258,17 +238,14 @@ pub async fn invite_member(
 pub async fn withdraw_invitation(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    meta: RequestMeta,
     Path(id): Path<String>,
-    body: Body,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = admin_or_return!(state, session);
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .revoke_invitation(&id)
         .await
         .map(|()| "Invitation withdrawn: its link no longer works.".to_owned());
@@ -280,16 +257,13 @@ pub async fn change_member(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
-    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let admin = acting(&state, &c, meta);
     let outcome: Result<String, AdminError> = async {
         let seen = admin.member(&id).await?;
         let change = |role: Option<Role>, suspended: Option<bool>| MemberChange { role, suspended };
@@ -362,9 +336,12 @@ struct AccessPage {
     scopes: Vec<(&'static str, &'static str, bool)>,
 }
 
-pub async fn access_page(State(state): State<AppState>, session: Session) -> Response {
-    let c = admin_or_return!(state, session);
-    let admin = c.admin(&state, Default::default());
+pub async fn access_page(
+    State(state): State<AppState>,
+    session: Session,
+    AdminConsole(c): AdminConsole,
+) -> Response {
+    let admin = acting(&state, &c, Default::default());
     let (grants, keys, members) = match (
         admin.grants().await,
         admin.api_keys().await,
@@ -425,16 +402,13 @@ pub async fn revoke_grant(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = admin_or_return!(state, session);
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .revoke_grant(&id)
         .await
         .map(|()| "Access revoked; the application's tokens stop working now.".to_owned());
@@ -445,16 +419,13 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = admin_or_return!(state, session);
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .revoke_api_key(&id)
         .await
         .map(|()| "API key revoked; it stops working now.".to_owned());
@@ -472,7 +443,7 @@ async fn create_key_for(
         .get("user")
         .and_then(|u| UserId::parse(u).ok())
         .ok_or(AdminError::NotFound("member"))?;
-    c.admin(state, meta)
+    acting(state, c, meta)
         .create_api_key(
             &user,
             f.get("name").map(String::as_str).unwrap_or_default(),
@@ -492,8 +463,7 @@ struct KillPage {
     reason: String,
 }
 
-pub async fn kill_page(State(state): State<AppState>, session: Session) -> Response {
-    let c = admin_or_return!(state, session);
+pub async fn kill_page(session: Session, AdminConsole(c): AdminConsole) -> Response {
     let nav = c.nav(&session, "access", "/admin/kill").await;
     render(
         StatusCode::OK,
@@ -515,22 +485,15 @@ struct KilledPage {
 pub async fn kill(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
     let reason = f.get("reason").cloned().unwrap_or_default();
     let confirm = f.get("confirm").cloned().unwrap_or_default();
-    match c
-        .admin(&state, meta(&state, &headers, peer))
-        .kill(&reason, &confirm)
-        .await
-    {
+    match acting(&state, &c, meta).kill(&reason, &confirm).await {
         Ok(report) => render(
             StatusCode::OK,
             &KilledPage {
@@ -557,19 +520,16 @@ pub async fn kill(
 pub async fn create_key(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
-    match create_key_for(&state, &c, &f, meta(&state, &headers, peer)).await {
+    match create_key_for(&state, &c, &f, meta).await {
         Ok((secret, key)) => {
             let nav = c.nav(&session, "access", "/admin/access").await;
-            super::account::key_created(nav, &secret, &key, &c.org.name, "/admin/access")
+            key_created(nav, &secret, &key, &c.org.name, "/admin/access")
         }
         Err(e) => after(&session, "/admin/access", Err(e)).await,
     }

@@ -3,31 +3,23 @@
 //! SCIM tokens its directory provisions with. The same service the API and the CLI use.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use askama::Template;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::{Console, Nav, after, form, meta, when};
+use super::{acting, after, when};
 use crate::admin::service::{SettingsChange, SsoChange, SsoSettings};
+use crate::http::RequestMeta;
 use crate::state::AppState;
+use crate::web::console::{AdminConsole, Console, Nav};
+use crate::web::extract::Posted;
 use crate::web::{internal_error_page, render};
 
 const BACK: &str = "/admin/sign-in";
-
-macro_rules! admin_or_return {
-    ($state:expr, $session:expr) => {
-        match Console::load_admin(&$state, &$session).await {
-            Ok(c) => c,
-            Err(r) => return r,
-        }
-    };
-}
 
 struct ScimRow {
     id: String,
@@ -51,9 +43,12 @@ struct SignInPage {
 }
 
 /// `GET /admin/sign-in`.
-pub async fn page(State(state): State<AppState>, session: Session) -> Response {
-    let c = admin_or_return!(state, session);
-    let admin = c.admin(&state, Default::default());
+pub async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    AdminConsole(c): AdminConsole,
+) -> Response {
+    let admin = acting(&state, &c, Default::default());
     let (sso, settings, tokens) = match (
         admin.sso().await,
         admin.settings().await,
@@ -102,15 +97,12 @@ fn field(f: &HashMap<String, String>, name: &str) -> Option<String> {
 pub async fn set_sso(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: mut f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let mut f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
     let client_secret = f
         .remove("client_secret")
         .filter(|s| !s.is_empty())
@@ -134,22 +126,18 @@ pub async fn set_sso(
         member_group: field(&f, "member_group"),
         required: f.get("required").is_some_and(|v| v == "on"),
     };
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
-        .set_sso(change)
-        .await
-        .map(|s| {
-            format!(
-                "Single sign-on saved: people of {} sign in with {}{}.",
-                s.domains.join(", "),
-                s.issuer,
-                if s.required {
-                    ", and only that way"
-                } else {
-                    ""
-                }
-            )
-        });
+    let outcome = acting(&state, &c, meta).set_sso(change).await.map(|s| {
+        format!(
+            "Single sign-on saved: people of {} sign in with {}{}.",
+            s.domains.join(", "),
+            s.issuer,
+            if s.required {
+                ", and only that way"
+            } else {
+                ""
+            }
+        )
+    });
     after(&session, BACK, outcome).await
 }
 
@@ -157,16 +145,13 @@ pub async fn set_sso(
 pub async fn delete_sso(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = admin_or_return!(state, session);
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .delete_sso()
         .await
         .map(|()| "Single sign-on removed: members sign in with a password again.".to_owned());
@@ -221,18 +206,12 @@ impl Switch {
 async fn set_switch(
     state: AppState,
     session: Session,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    (c, f): (Console, HashMap<String, String>),
     switch: Switch,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
     let on = f.get(switch.field()).is_some_and(|v| v == "on");
-    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let admin = acting(&state, &c, meta);
     let outcome = match admin.settings().await {
         Ok(seen) => admin
             .update_settings(&seen, switch.change(on))
@@ -247,11 +226,13 @@ async fn set_switch(
 pub async fn set_two_step(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    set_switch(state, session, peer, headers, body, Switch::AdminMfa).await
+    set_switch(state, session, meta, (c, f), Switch::AdminMfa).await
 }
 
 /// `POST /admin/sign-in/dpop`: whether every token of the organisation's clients must be
@@ -259,11 +240,13 @@ pub async fn set_two_step(
 pub async fn set_dpop(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    set_switch(state, session, peer, headers, body, Switch::Dpop).await
+    set_switch(state, session, meta, (c, f), Switch::Dpop).await
 }
 
 #[derive(Template)]
@@ -279,21 +262,14 @@ struct ScimTokenCreatedPage {
 pub async fn create_scim_token(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        form: f,
+    }: Posted<AdminConsole>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = admin_or_return!(state, session);
     let name = f.get("name").map(String::as_str).unwrap_or_default();
-    match c
-        .admin(&state, meta(&state, &headers, peer))
-        .create_scim_token(name)
-        .await
-    {
+    match acting(&state, &c, meta).create_scim_token(name).await {
         Ok((secret, token)) => {
             let nav = c.nav(&session, "sign-in", BACK).await;
             render(
@@ -315,16 +291,13 @@ pub async fn revoke_scim_token(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted {
+        by: AdminConsole(c),
+        ..
+    }: Posted<AdminConsole>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = admin_or_return!(state, session);
-    let outcome = c
-        .admin(&state, meta(&state, &headers, peer))
+    let outcome = acting(&state, &c, meta)
         .revoke_scim_token(&id)
         .await
         .map(|()| "SCIM token revoked: the directory can no longer provision with it.".to_owned());

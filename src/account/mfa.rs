@@ -3,16 +3,16 @@
 //! code, and shows ten recovery codes once; turning it off needs a current code.
 
 use askama::Template;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::{Console, Nav, form};
 use crate::audit::{Actor, Event};
 use crate::crypto::totp;
 use crate::state::AppState;
+use crate::web::console::{Console, Enrolling, Nav};
+use crate::web::extract::Posted;
 use crate::web::{self, internal_error_page, render, see_other};
 
 const ENROL_KEY: &str = "totp-enrolment";
@@ -53,11 +53,11 @@ struct CodesPage {
     codes: Vec<String>,
 }
 
-pub async fn page(State(state): State<AppState>, session: Session) -> Response {
-    let c = match Console::load_for_enrolment(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    Enrolling(c): Enrolling,
+) -> Response {
     let (record, required_here) = match (
         state.store.totp_of(&c.user).await,
         state.store.require_admin_mfa(&c.org.id).await,
@@ -128,15 +128,14 @@ fn audit(state: &AppState, c: &Console, action: &'static str) {
 /// `POST /account/mfa`: the account's password and a code from the app for the shown secret
 /// turn the factor on; the recovery codes are shown once. A factor already on is not replaced
 /// here (turn it off first, with a code of it).
-pub async fn enable(State(state): State<AppState>, session: Session, body: Body) -> Response {
-    let mut f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = match Console::load_for_enrolment(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub async fn enable(
+    State(state): State<AppState>,
+    session: Session,
+    Posted {
+        by: Enrolling(c),
+        form: mut f,
+    }: Posted<Enrolling>,
+) -> Response {
     let now = state.now();
     match state.store.totp_of(&c.user).await {
         Ok(None) => {}
@@ -208,15 +207,14 @@ pub async fn enable(State(state): State<AppState>, session: Session, body: Body)
 }
 
 /// `POST /account/mfa/disable`: needs a current code (or a recovery code).
-pub async fn disable(State(state): State<AppState>, session: Session, body: Body) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = match Console::load_for_enrolment(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+pub async fn disable(
+    State(state): State<AppState>,
+    session: Session,
+    Posted {
+        by: Enrolling(c),
+        form: f,
+    }: Posted<Enrolling>,
+) -> Response {
     match web::mfa::spend_code_try(&state, &c.user, state.now()).await {
         Ok(true) => {}
         Ok(false) => {

@@ -1,25 +1,44 @@
 //! `/account`: what every signed-in person manages for themselves: the applications they
-//! connected, their own API keys, their password, their sessions and the organisation they are
-//! working in.
+//! connected, their own API keys, their password, their two-step sign-in, their sessions and the
+//! organisation they are working in. Changes act through the organisation's admin service, so
+//! the same rules hold as on the admin pages and the API.
 
-use std::net::SocketAddr;
+mod mfa;
 
 use askama::Template;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::Response;
+use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::{Console, Nav, ORG_KEY, after, form, meta, not_found, when};
+use crate::admin::pages::keys::{expiry, key_created, ticked_scopes};
+use crate::admin::pages::{acting, after};
 use crate::admin::service::AdminError;
 use crate::audit::{Actor, Event};
 use crate::crypto::Passwords;
-use crate::scope::{Scope, ScopeSet};
+use crate::http::RequestMeta;
+use crate::scope::Scope;
 use crate::state::AppState;
 use crate::store::{ApiKey, Role};
-use crate::web::{self, internal_error_page, render, see_other};
+use crate::web::console::{Console, Nav, ORG_KEY, not_found};
+use crate::web::extract::Posted;
+use crate::web::{self, internal_error_page, render, see_other, when};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account", get(page))
+        .route("/account/org", post(switch_org))
+        .route("/account/grants/{id}/revoke", post(revoke_grant))
+        .route("/account/api-keys", post(create_key))
+        .route("/account/api-keys/{id}/revoke", post(revoke_key))
+        .route("/account/password", post(change_password))
+        .route("/account/mfa", get(mfa::page).post(mfa::enable))
+        .route("/account/mfa/disable", post(mfa::disable))
+        .route("/account/sign-out-everywhere", post(sign_out_everywhere))
+}
 
 struct AppRow {
     id: String,
@@ -52,38 +71,6 @@ struct AccountPage {
     admin_somewhere: bool,
 }
 
-#[derive(Template)]
-#[template(path = "key_created.html")]
-struct KeyCreatedPage {
-    nav: Nav,
-    key: String,
-    name: String,
-    organization_name: String,
-    scope: String,
-    back: &'static str,
-}
-
-/// The page that shows a new key, once.
-pub fn key_created(
-    nav: Nav,
-    secret: &SecretString,
-    key: &ApiKey,
-    organization_name: &str,
-    back: &'static str,
-) -> Response {
-    render(
-        StatusCode::CREATED,
-        &KeyCreatedPage {
-            nav,
-            key: secret.expose_secret().to_owned(),
-            name: key.name.clone(),
-            organization_name: organization_name.to_owned(),
-            scope: key.scopes.to_string(),
-            back,
-        },
-    )
-}
-
 /// The person's live API keys in every organisation they can act in.
 async fn own_keys(state: &AppState, c: &Console) -> Result<Vec<(ApiKey, String)>, Response> {
     let mut out = Vec::new();
@@ -102,11 +89,7 @@ async fn own_keys(state: &AppState, c: &Console) -> Result<Vec<(ApiKey, String)>
     Ok(out)
 }
 
-pub async fn page(State(state): State<AppState>, session: Session) -> Response {
-    let c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn page(State(state): State<AppState>, session: Session, c: Console) -> Response {
     let grants = match state.store.grants_of_user(&c.user).await {
         Ok(g) => g,
         Err(e) => return internal_error_page(&e),
@@ -163,15 +146,7 @@ pub async fn page(State(state): State<AppState>, session: Session) -> Response {
 }
 
 /// Switches the organisation the console works in (only to one the person can act in).
-pub async fn switch_org(State(state): State<AppState>, session: Session, body: Body) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+async fn switch_org(session: Session, Posted { by: c, form: f }: Posted<Console>) -> Response {
     let wanted = f.get("org").map(String::as_str).unwrap_or_default();
     let Some(m) = c
         .memberships
@@ -199,21 +174,13 @@ pub async fn switch_org(State(state): State<AppState>, session: Session, body: B
     see_other(back)
 }
 
-pub async fn revoke_grant(
+async fn revoke_grant(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted { by: c, .. }: Posted<Console>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let grants = match state.store.grants_of_user(&c.user).await {
         Ok(g) => g,
         Err(e) => return internal_error_page(&e),
@@ -229,7 +196,7 @@ pub async fn revoke_grant(
     {
         return internal_error_page(&e);
     }
-    let (request_id, ip) = meta(&state, &headers, peer).parts();
+    let (request_id, ip) = meta.parts();
     state.audit.record(
         Event::new(
             Some(&g.grant.organization_id),
@@ -251,50 +218,12 @@ pub async fn revoke_grant(
     see_other("/account")
 }
 
-/// Checked scope boxes (`scope_<name>`) of a form.
-pub fn ticked_scopes(f: &std::collections::HashMap<String, String>) -> ScopeSet {
-    Scope::ALL
-        .into_iter()
-        .filter(|s| f.contains_key(&format!("scope_{}", s.as_str())))
-        .collect()
-}
-
-/// `expires_days` of a form: empty for never, else 1 to 3650 days from now.
-pub fn expiry(
-    f: &std::collections::HashMap<String, String>,
-    now: i64,
-) -> Result<Option<i64>, AdminError> {
-    match f
-        .get("expires_days")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-    {
-        None => Ok(None),
-        Some(d) => match d.parse::<i64>() {
-            Ok(n) if (1..=3650).contains(&n) => Ok(Some(now + n * 86_400)),
-            _ => Err(AdminError::invalid(
-                "expires_days",
-                "the expiry must be a whole number of days from 1 to 3650, or empty for never",
-            )),
-        },
-    }
-}
-
-pub async fn create_key(
+async fn create_key(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted { by: mut c, form: f }: Posted<Console>,
 ) -> Response {
-    let f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let mut c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     // The key belongs to the organisation chosen in the form, one the person can act in.
     let wanted = f.get("org").map(String::as_str).unwrap_or_default();
     let Some(m) = c
@@ -306,7 +235,7 @@ pub async fn create_key(
         return not_found("organisation");
     };
     c.org = m.organization.clone();
-    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let admin = acting(&state, &c, meta);
     let made = match expiry(&f, state.now()) {
         Ok(expires) => {
             admin
@@ -329,21 +258,13 @@ pub async fn create_key(
     }
 }
 
-pub async fn revoke_key(
+async fn revoke_key(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
+    meta: RequestMeta,
+    Posted { by: mut c, .. }: Posted<Console>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let mut c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let keys = match own_keys(&state, &c).await {
         Ok(k) => k,
         Err(r) => return r,
@@ -358,7 +279,7 @@ pub async fn revoke_key(
     {
         c.org = m.organization.clone();
     }
-    let admin = c.admin(&state, meta(&state, &headers, peer));
+    let admin = acting(&state, &c, meta);
     let outcome = admin
         .revoke_api_key(&id)
         .await
@@ -366,19 +287,11 @@ pub async fn revoke_key(
     after(&session, "/account", outcome).await
 }
 
-pub async fn change_password(
+async fn change_password(
     State(state): State<AppState>,
     session: Session,
-    body: Body,
+    Posted { by: c, form: mut f }: Posted<Console>,
 ) -> Response {
-    let mut f = match form(&session, body).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     let current = SecretString::from(f.remove("current").unwrap_or_default());
     let new = SecretString::from(f.remove("new").unwrap_or_default());
     let confirm = SecretString::from(f.remove("confirm").unwrap_or_default());
@@ -427,18 +340,11 @@ pub async fn change_password(
     after(&session, "/account", outcome).await
 }
 
-pub async fn sign_out_everywhere(
+async fn sign_out_everywhere(
     State(state): State<AppState>,
     session: Session,
-    body: Body,
+    Posted { by: c, .. }: Posted<Console>,
 ) -> Response {
-    if let Err(r) = form(&session, body).await {
-        return r;
-    }
-    let c = match Console::load(&state, &session).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     if let Err(e) = state.store.bump_session_epoch(&c.user).await {
         return internal_error_page(&e);
     }
