@@ -8,8 +8,9 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::deals::{field_value, is_closed, opp_name, population};
+use super::deals::{field_value, is_closed, opp_name};
 use super::forecast::{SubmissionRow, submissions};
+use super::population::population;
 use super::render::{Export, Summary, exact, plural};
 use super::window::{Days, Span, org_zone};
 use super::{Tool, ToolError, limit, wait};
