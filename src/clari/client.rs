@@ -6,7 +6,8 @@ use futures_util::StreamExt;
 use reqwest::Method;
 
 use super::error::{ClariError, clean};
-use super::transport::{Call, Ctx, decode};
+use super::response::{Ctx, decode};
+use super::transport::Call;
 pub use super::transport::{ClariClient, ClariTarget, ClientOptions, RetryPolicy, check_base_url};
 use super::types::*;
 

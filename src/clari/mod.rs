@@ -5,6 +5,7 @@ pub mod client;
 pub mod error;
 pub mod export;
 pub mod ids;
+pub mod response;
 pub mod sandbox;
 pub mod text;
 pub mod transport;

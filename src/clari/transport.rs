@@ -1,7 +1,8 @@
 //! How clari-mcp talks to Clari, whatever the endpoint: one pooled reqwest client (TCP_NODELAY,
 //! gzip, connect and request timeouts, no redirects), the organisation's key on every request, and
-//! the mapping of Clari's error envelopes to [`ClariError`]. It holds no tenant state: every call
-//! receives the organisation's base URL and API key in a [`ClariTarget`], dropped after the call.
+//! the mapping of Clari's error envelopes to [`ClariError`] (by [`super::response`]). It holds no
+//! tenant state: every call receives the organisation's base URL and API key in a
+//! [`ClariTarget`], dropped after the call.
 //!
 //! Retries: 429 honours `Retry-After`; 5xx and transport errors back off exponentially with jitter,
 //! bounded in count and total time; other 4xx never retry. A request that creates an export job is
@@ -11,14 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use reqwest::header::{ACCEPT, HeaderMap, HeaderValue, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
+use reqwest::header::{ACCEPT, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument as _;
 
-use super::error::{ClariError, clean, parse_envelope};
+use super::error::ClariError;
+use super::response::{Ctx, decode, map_error, parse_retry_after, redact_query, transport_error};
 
 /// Where and as whom to call Clari: one organisation's base URL and API key.
 pub struct ClariTarget {
@@ -145,13 +147,6 @@ enum Class {
     Safe,
     /// Creates a job or changes one: retry only when Clari certainly did nothing.
     Unsafe,
-}
-
-/// What a failing call was about, so errors can name the forecast or job.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct Ctx<'a> {
-    pub(super) forecast_id: Option<&'a str>,
-    pub(super) job_id: Option<&'a str>,
 }
 
 impl ClariClient {
@@ -414,97 +409,6 @@ impl<'a, Q: ?Sized, B: ?Sized> Call<'a, Q, B> {
     }
 }
 
-fn redact_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClariError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        tracing::warn!(error = %e, "unreadable Clari response");
-        ClariError::UnexpectedResponse(format!("the JSON did not match the documented shape ({e})"))
-    })
-}
-
-fn transport_error(e: &reqwest::Error) -> ClariError {
-    if e.is_timeout() {
-        ClariError::Timeout
-    } else {
-        // reqwest errors carry the URL, never headers; keep the message short.
-        let mut msg = e.to_string();
-        if let Some(u) = e.url() {
-            msg = msg.replace(u.as_str(), redact_query(u.as_str()));
-        }
-        ClariError::Network(clean(&msg))
-    }
-}
-
-/// `Retry-After` in seconds or as an HTTP date.
-fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs.min(3_600)));
-    }
-    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
-    let secs = (at - time::OffsetDateTime::now_utc())
-        .whole_seconds()
-        .max(0) as u64;
-    Some(Duration::from_secs(secs.min(3_600)))
-}
-
-fn map_error(
-    status: StatusCode,
-    body: &[u8],
-    ctx: Ctx<'_>,
-    retry_after: Option<Duration>,
-) -> ClariError {
-    let env = parse_envelope(body);
-    let code = env.code.as_deref().unwrap_or("");
-    let message = clean(&env.message);
-    let message_or_status = || {
-        if message.is_empty() {
-            format!("HTTP {}", status.as_u16())
-        } else {
-            message.clone()
-        }
-    };
-    let job_id = || ctx.job_id.unwrap_or_default().to_owned();
-    match (status.as_u16(), code) {
-        (300..=399, _) => ClariError::UnexpectedResponse(format!(
-            "Clari answered with a redirect (HTTP {}), which is not followed so that the API key never goes elsewhere",
-            status.as_u16()
-        )),
-        (_, "no_optin") => ClariError::NoOptIn {
-            message: message_or_status(),
-        },
-        (401, _) => ClariError::InvalidApiKey,
-        (_, "export_monthly_quota_reached") => ClariError::QuotaReached {
-            message: message_or_status(),
-            limits: None,
-        },
-        (_, "no_such_forecast_config") | (404, "") if ctx.forecast_id.is_some() => {
-            ClariError::UnknownForecast {
-                forecast_id: ctx.forecast_id.unwrap_or_default().to_owned(),
-            }
-        }
-        (_, "type_not_supported") => ClariError::TypeNotSupported {
-            message: message_or_status(),
-        },
-        (_, "invalid_jobId") => ClariError::JobNotFinished { job_id: job_id() },
-        (_, "export_failed_to_cancel") => ClariError::JobAlreadyFinished { job_id: job_id() },
-        (400 | 403 | 404, "SWW" | "") if ctx.job_id.is_some() => {
-            ClariError::JobNotFound { job_id: job_id() }
-        }
-        (403, _) => ClariError::InvalidApiKey,
-        (429, _) => ClariError::RateLimited { retry_after },
-        (500..=599, _) => ClariError::Unavailable {
-            status: status.as_u16(),
-        },
-        _ => ClariError::BadRequest {
-            message: message_or_status(),
-        },
-    }
-}
-
 /// Why a URL cannot be a Clari base URL (each quotes it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BaseUrlError {
@@ -556,94 +460,5 @@ mod tests {
                 Duration::from_millis(100 * 2u64.pow(attempt.min(20))).min(Duration::from_secs(1));
             assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?}");
         }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(parse_retry_after(&h), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(parse_retry_after(&h), None);
-    }
-
-    #[test]
-    fn errors_map_to_words() {
-        let f = Ctx {
-            forecast_id: Some("deal_owner"),
-            job_id: None,
-        };
-        let j = Ctx {
-            forecast_id: None,
-            job_id: Some("abc"),
-        };
-        let none = Ctx::default();
-        let m = |s: u16, body: &str, ctx| {
-            map_error(StatusCode::from_u16(s).unwrap(), body.as_bytes(), ctx, None)
-        };
-        assert_eq!(
-            m(
-                401,
-                r#"{"message":"Invalid authentication credentials"}"#,
-                none
-            ),
-            ClariError::InvalidApiKey
-        );
-        assert!(matches!(
-            m(
-                401,
-                r#"{"code":"no_optin","namespace":"fcw","message":"No optins for scope 1::MGR"}"#,
-                f
-            ),
-            ClariError::NoOptIn { .. }
-        ));
-        assert_eq!(
-            m(
-                400,
-                r#"{"code":"no_such_forecast_config","message":"x"}"#,
-                f
-            ),
-            ClariError::UnknownForecast {
-                forecast_id: "deal_owner".into()
-            }
-        );
-        assert_eq!(
-            m(404, "", f),
-            ClariError::UnknownForecast {
-                forecast_id: "deal_owner".into()
-            }
-        );
-        assert!(matches!(
-            m(
-                400,
-                r#"{"code":"export_monthly_quota_reached","message":"limit"}"#,
-                f
-            ),
-            ClariError::QuotaReached { .. }
-        ));
-        assert_eq!(
-            m(400, r#"{"code":"invalid_jobId"}"#, j),
-            ClariError::JobNotFinished {
-                job_id: "abc".into()
-            }
-        );
-        assert_eq!(
-            m(400, r#"{"code":"SWW","message":"Something went wrong"}"#, j),
-            ClariError::JobNotFound {
-                job_id: "abc".into()
-            }
-        );
-        assert_eq!(
-            m(503, "<html>", none),
-            ClariError::Unavailable { status: 503 }
-        );
-        assert!(
-            matches!(m(400, r#"[{"statusCode":400,"reaspnPhrase":"Bad Request","details":"oppId is required"}]"#, none), ClariError::BadRequest { message } if message == "oppId is required")
-        );
     }
 }

@@ -5,20 +5,17 @@
 //! [`ACTIVITY_DAYS`](crate::exports::pipeline::ACTIVITY_DAYS) days, read from `/opportunity` in batches
 //! of 100. Every answer says so.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
 
 use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::population::{Seen, population};
 use super::render::{Amount, Export, Summary, exact, money, next_page, plural};
 use super::{Tool, ToolError, cursor, limit, page, wait};
-use crate::clari::client::{MAX_OPPORTUNITY_IDS, opportunity_requests};
 use crate::clari::types::Opportunity;
-use crate::clari::{ExportState, OpportunityId};
 use crate::clock::rfc3339;
-use crate::exports::pipeline::{self, ACTIVITY_DAYS};
 use crate::principal::AuthContext;
 use crate::scope::Scope;
 use crate::state::AppState;
@@ -62,136 +59,6 @@ fn amount(o: &Opportunity) -> Option<f64> {
 
 fn close_date(o: &Opportunity) -> Option<String> {
     text(o, "opportunity.close_date").map(|d| d.chars().take(10).collect())
-}
-
-/// What the activity export says of one opportunity beyond `/opportunity`.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Seen {
-    pub account_id: Option<String>,
-    pub account_name: Option<String>,
-    pub account_owner_crm_id: Option<String>,
-    pub owner_crm_id: Option<String>,
-    pub last_activity_ms: i64,
-}
-
-/// The deals Clari's activity export knows of, read from `/opportunity`.
-pub(super) struct Population {
-    pub deals: Vec<(Opportunity, Seen)>,
-    /// The first day of the activity window the population comes from.
-    pub since_day: String,
-    /// Active opportunities beyond the 1,000 one call reads.
-    pub not_read: usize,
-    /// Salesforce user id → name, from internal participants and the forecast's users.
-    pub people: HashMap<String, String>,
-    /// Lower-case e-mail → name, from the same.
-    pub email_names: HashMap<String, String>,
-}
-
-/// Reads the population, or where the activity export stands.
-pub(super) async fn population<T>(
-    state: &AppState,
-    ctx: &AuthContext,
-    from: i64,
-    wait: Duration,
-) -> Result<Result<Population, Export<T>>, ToolError> {
-    let now = state.now();
-    let from = from.min(now - ACTIVITY_DAYS * 86_400);
-    let got = pipeline::activities(state, &ctx.org_id, (from, now + 1), wait).await?;
-    if let Some(not_ready) = Export::not_ready(&got) {
-        return Ok(Err(not_ready));
-    }
-    let ExportState::Ready(acts) = got else {
-        unreachable!("not_ready answers every other state")
-    };
-    let mut seen: HashMap<String, Seen> = HashMap::new();
-    let mut ids: Vec<OpportunityId> = Vec::new();
-    let mut read = HashSet::new();
-    let mut not_read = 0usize;
-    let mut people: HashMap<String, String> = HashMap::new();
-    let mut email_names: HashMap<String, String> = HashMap::new();
-    for act in acts.iter() {
-        for p in act
-            .participants
-            .iter()
-            .filter(|p| p.is_internal == Some(true))
-        {
-            let Some(name) = &p.name else { continue };
-            if let Some(id) = p.sfdc_user_id.as_ref().filter(|id| !id.is_empty()) {
-                people.entry(id.clone()).or_insert_with(|| name.clone());
-            }
-            if let Some(e) = &p.email {
-                email_names
-                    .entry(e.to_lowercase())
-                    .or_insert_with(|| name.clone());
-            }
-        }
-        for o in &act.opportunities {
-            let Ok(id) = OpportunityId::parse(&o.opportunity_id) else {
-                continue;
-            };
-            let key = id.record().to_owned();
-            if read.insert(key.clone()) {
-                if ids.len() < MAX_OPPORTUNITY_IDS {
-                    ids.push(id);
-                } else {
-                    not_read += 1;
-                    continue;
-                }
-            }
-            let s = seen.entry(key).or_default();
-            s.last_activity_ms = s.last_activity_ms.max(act.date);
-            s.owner_crm_id = s
-                .owner_crm_id
-                .take()
-                .or_else(|| o.opportunity_owner_id.clone());
-            if let Some(a) = act.accounts.first()
-                && s.account_id.is_none()
-            {
-                s.account_id = Some(a.account_id.clone());
-                s.account_name = a.account_name.clone();
-                s.account_owner_crm_id = a.account_owner_id.clone();
-            }
-        }
-    }
-    let opps = if ids.is_empty() {
-        Vec::new()
-    } else {
-        super::spend_clari_requests(state, ctx, opportunity_requests(&ids)).await?;
-        let target = pipeline::target(state, &ctx.org_id).await?;
-        state.clari.opportunities(&target, &ids).await?
-    };
-    // The forecast's users name people better than meeting participants do, when its export
-    // is at hand (the current quarter's is pre-warmed); it is never waited for.
-    if let Ok(ExportState::Ready(f)) =
-        pipeline::forecast(state, &ctx.org_id, "forecast", None, Duration::ZERO).await
-    {
-        for u in &f.results.users {
-            let Some(name) = &u.name else { continue };
-            if let Some(crm) = &u.crm_id {
-                people.insert(crm.clone(), name.clone());
-            }
-            if let Some(e) = &u.email {
-                email_names.insert(e.to_lowercase(), name.clone());
-            }
-        }
-    }
-    let deals = opps
-        .into_iter()
-        .map(|o| {
-            let s = seen
-                .get(o.id.get(..15).unwrap_or(&o.id))
-                .cloned()
-                .unwrap_or_default();
-            (o, s)
-        })
-        .collect();
-    Ok(Ok(Population {
-        deals,
-        since_day: rfc3339(from).chars().take(10).collect(),
-        not_read,
-        people,
-        email_names,
-    }))
 }
 
 // --- search_deals -----------------------------------------------------------------------------

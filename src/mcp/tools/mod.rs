@@ -14,6 +14,7 @@ mod exports;
 mod forecast;
 mod opportunities;
 mod periods;
+mod population;
 pub use call::{TASK_POLL, call, caller_actor, with_caller};
 pub mod render;
 pub mod schema;
