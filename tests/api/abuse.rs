@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::helpers::mcp::*;
-use crate::helpers::{Backend, TestDb};
+use crate::helpers::{Backend, TestDb, eventually};
 
 crate::both_backends!(
     expired_sessions_codes_and_refresh_tokens_are_purged,
@@ -258,31 +258,38 @@ async fn a_disabled_organisations_background_export_stops_calling_clari() {
     assert_eq!(r["structuredContent"]["status"], "running", "{r}");
     // The export is being polled in the background (40 ms polls here).
     let polling_from = env.sandbox.request_count();
-    while env.sandbox.request_count() < polling_from + 3 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the background export to poll Clari three times",
+        async || env.sandbox.request_count() >= polling_from + 3,
+    )
+    .await;
     env.app
         .state
         .store
         .set_org_disabled(&env.org, true)
         .await
         .unwrap();
-    // Within a few polls the task gives up, and with it the decrypted key.
-    let mut last = env.sandbox.request_count();
-    let mut quiet_rounds = 0;
-    for _ in 0..200 {
-        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-        let now = env.sandbox.request_count();
-        quiet_rounds = if now == last { quiet_rounds + 1 } else { 0 };
-        last = now;
-        if quiet_rounds >= 10 {
-            break;
-        }
-    }
-    assert!(
-        quiet_rounds >= 10,
-        "Clari is still being polled for a disabled organisation"
-    );
+    // Within a few polls the task gives up, and with it the decrypted key: it ends by reporting
+    // its failure to the cache, whose entry then goes. Left polling, it would keep the entry for
+    // the job's whole minute.
+    eventually(
+        "the background export to stop polling Clari for a disabled organisation \
+         (Clari is still being polled)",
+        async || {
+            env.app.state.forecasts.sweep();
+            env.app.state.forecasts.is_empty()
+        },
+    )
+    .await;
+    // It recorded the export as ended (before it reported), so no other caller follows it.
+    let left = env
+        .app
+        .state
+        .store
+        .unfinished_exports(&env.org)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the abandoned export is closed: {left:?}");
 }
 
 /// Turns connections to a PostgreSQL test database off (and drops the open ones) or on again.

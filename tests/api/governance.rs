@@ -12,7 +12,7 @@ use crate::both_backends;
 use crate::helpers::mcp::McpEnv;
 use crate::helpers::mcp::*;
 use crate::helpers::oauth::*;
-use crate::helpers::{Cli, TestApp, TestDb};
+use crate::helpers::{Cli, TestApp, TestDb, eventually};
 
 both_backends!(
     a_workload_is_audited_and_the_trail_verifies_until_tampered,
@@ -314,13 +314,11 @@ async fn the_kill_switch_stops_an_organisation_on_every_replica_at_once(db: &Tes
     assert_eq!(r["structuredContent"]["status"], "running", "{r}");
     // In flight means Clari made the job and our row knows its id (only then can it be
     // cancelled upstream).
-    for _ in 0..300 {
+    eventually("the export's row to know its Clari job", async || {
         let rows = app.state.store.unfinished_exports(&env.org).await.unwrap();
-        if rows.iter().any(|(_, _, job)| job.is_some()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        rows.iter().any(|(_, _, job)| job.is_some())
+    })
+    .await;
     assert_eq!(env.sandbox.jobs_created(), 1);
 
     let report = clari_mcp::governance::kill(
@@ -338,9 +336,19 @@ async fn the_kill_switch_stops_an_organisation_on_every_replica_at_once(db: &Tes
         "{report:?}"
     );
     assert_eq!(report.exports_cancelled, 1, "{report:?}");
-    // A status check already on the wire when the kill committed may still land; let it, then
-    // count: from here on nothing may reach Clari for the organisation.
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // A status check already on the wire when the kill committed may still land. The export
+    // polls Clari on the replica that started it (the kill ran on the other), and it ends by
+    // reporting its failure to that replica's cache: once the entry is gone, the poll has
+    // stopped and every request it made has been counted. From here on nothing may reach Clari
+    // for the organisation.
+    eventually(
+        "the background export to stop polling Clari after the kill",
+        async || {
+            app.state.forecasts.sweep();
+            app.state.forecasts.is_empty()
+        },
+    )
+    .await;
     let after_kill = env.sandbox.request_count();
 
     // The very next request on either replica is refused, with either credential.
@@ -350,10 +358,11 @@ async fn the_kill_switch_stops_an_organisation_on_every_replica_at_once(db: &Tes
             assert_eq!(r.status, 401, "{token}: {:?}", r.body);
         }
     }
-    // The export was cancelled upstream, and nothing calls Clari for the organisation again.
+    // The export was cancelled upstream, and nothing calls Clari for the organisation again:
+    // the refused requests did not, and the poll that could have is over.
     let jobs = env.sandbox.jobs_created();
     assert_eq!(jobs, 1);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(env.sandbox.jobs_cancelled(), 1);
     assert_eq!(
         env.sandbox.request_count(),
         after_kill,
@@ -418,16 +427,12 @@ async fn metrics_gauge_the_export_queue_the_audit_writer_and_the_signing_key(db:
     let r = call_tool(app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
     assert_eq!(r["structuredContent"]["status"], "running", "{r}");
     // The export goes on in the background: wait (in real time, bounded) until Clari holds it.
-    for _ in 0..500 {
+    eventually("the export to be running at Clari", async || {
         let rows = app.state.store.unfinished_exports(&env.org).await.unwrap();
-        if rows
-            .iter()
+        rows.iter()
             .any(|(_, s, _)| *s == clari_mcp::store::ExportStatus::Running)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     let later = app.state.now() + 100 * 86_400;
     app.clock.set(later);
     clari_mcp::app::refresh_gauges(&app.state).await.unwrap();

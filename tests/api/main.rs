@@ -21,6 +21,5 @@ mod scim;
 mod sso;
 mod stdio;
 mod store;
-mod store_oauth;
 mod traces;
 mod vault;

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clari_mcp::app::{AppState, Application};
 use clari_mcp::clock::{Clock, ManualClock};
@@ -191,6 +192,23 @@ pub async fn spawn_app_with(db: &TestDb, extra: &[(&str, &str)]) -> TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
+    }
+}
+
+/// Waits until `check` holds, asking again every 10 ms, and fails the test naming `what` when it
+/// still does not after 10 s (a check that hangs counts against the same bound). For what happens
+/// in real time: background tasks, the sandbox, other processes. What runs on the app's clock is
+/// moved with `TestApp::clock` instead of waited for.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    const PATIENCE: Duration = Duration::from_secs(10);
+    let held = tokio::time::timeout(PATIENCE, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    if held.is_err() {
+        panic!("gave up after {PATIENCE:?} waiting for {what}");
     }
 }
 

@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
 use super::McpEnv;
+use crate::helpers::eventually;
 
 /// Days of activity the deal tools cover.
 const ACTIVITY_DAYS: i64 = 90;
@@ -150,16 +151,17 @@ impl Raw<'_> {
         assert!(r.status().is_success(), "POST {path}: {}", r.status());
         let job: Value = r.json().await.unwrap();
         let id = job["jobId"].as_str().expect("a job id").to_owned();
-        loop {
+        // The job runs in real time inside the sandbox; ask again shortly.
+        eventually(&format!("export {path} (job {id}) to finish"), async || {
             let j = self.get(&format!("/export/jobs/{id}")).await;
             let j = j.get("job").unwrap_or(&j);
             match j["status"].as_str() {
-                Some("DONE") => break,
+                Some("DONE") => true,
                 Some("FAILED" | "CANCELLED" | "ABORTED") => panic!("export {path}: {j}"),
-                // The job runs in real time inside the sandbox; ask again shortly.
-                _ => tokio::time::sleep(std::time::Duration::from_millis(30)).await,
+                _ => false,
             }
-        }
+        })
+        .await;
         self.get(&format!("/export/jobs/{id}/results")).await
     }
 

@@ -1,4 +1,8 @@
-//! The store suite: every case runs against SQLite and PostgreSQL.
+//! The store suite: every case runs against SQLite and PostgreSQL. Here organisations, users,
+//! Clari credentials and API keys; the authorization server's records and the export queue in
+//! `oauth`.
+
+mod oauth;
 
 use std::sync::Arc;
 
