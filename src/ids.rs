@@ -122,6 +122,12 @@ id_type!(
     "invitation id",
     128
 );
+id_type!(
+    /// An MCP task's handle, given to the caller to poll or cancel the task with.
+    TaskId,
+    "task id",
+    128
+);
 
 #[cfg(test)]
 mod tests {

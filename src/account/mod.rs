@@ -22,7 +22,7 @@ use crate::crypto::Passwords;
 use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
-use crate::store::{ApiKey, Role};
+use crate::store::{ApiKey, GrantView, Role, StoreError};
 use crate::web::console::{Console, Nav, ORG_KEY, not_found};
 use crate::web::extract::Posted;
 use crate::web::{self, internal_error_page, render, see_other, when};
@@ -89,8 +89,27 @@ async fn own_keys(state: &AppState, c: &Console) -> Result<Vec<(ApiKey, String)>
     Ok(out)
 }
 
+/// The person's live grants in every organisation they belong to, newest first, as the page has
+/// always listed them. The store answers one organisation at a time; a grant never outlives its
+/// membership (removing a person revokes their grants there), so asking each organisation of
+/// theirs, suspended and disabled ones included, finds every one.
+async fn own_grants(state: &AppState, c: &Console) -> Result<Vec<GrantView>, StoreError> {
+    let mut out = Vec::new();
+    for m in &c.memberships {
+        out.extend(
+            state
+                .store
+                .grants_of_user(&m.organization.id, &c.user)
+                .await?,
+        );
+    }
+    // Newest first, then by id: the order the one query across organisations gave.
+    out.sort_by(|a, b| (b.grant.updated_at, &a.grant.id).cmp(&(a.grant.updated_at, &b.grant.id)));
+    Ok(out)
+}
+
 async fn page(State(state): State<AppState>, session: Session, c: Console) -> Response {
-    let grants = match state.store.grants_of_user(&c.user).await {
+    let grants = match own_grants(&state, &c).await {
         Ok(g) => g,
         Err(e) => return internal_error_page(&e),
     };
@@ -181,7 +200,7 @@ async fn revoke_grant(
     meta: RequestMeta,
     Posted { by: c, .. }: Posted<Console>,
 ) -> Response {
-    let grants = match state.store.grants_of_user(&c.user).await {
+    let grants = match own_grants(&state, &c).await {
         Ok(g) => g,
         Err(e) => return internal_error_page(&e),
     };

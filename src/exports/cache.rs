@@ -5,10 +5,11 @@
 //! task carries on and fills the cache. Errors are never cached.
 //!
 //! Bounded: at most `max_entries` keys, and at most `max_pending_per_org` exports in progress per
-//! organisation. The key always starts with the organisation id, so one organisation never sees
-//! another's data.
+//! organisation. Every key is an [`ExportKey`], whose organisation is a field of its own, so one
+//! organisation never sees another's data and its entries are found by that field alone.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +19,40 @@ use tokio::sync::watch;
 use crate::clari::{ClariError, ExportState};
 use crate::clock::Clock;
 use crate::store::OrgId;
+
+/// What a cache entry holds: one organisation's export of one request. The organisation is a
+/// field, not the start of a string, so entries are matched and forgotten by it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExportKey {
+    org: OrgId,
+    request: String,
+}
+
+impl ExportKey {
+    /// `request` names the export within the organisation (`forecast:<tab>:<period>`, …).
+    pub fn new(org: OrgId, request: impl Into<String>) -> Self {
+        Self {
+            org,
+            request: request.into(),
+        }
+    }
+
+    pub fn org(&self) -> &OrgId {
+        &self.org
+    }
+
+    pub fn request(&self) -> &str {
+        &self.request
+    }
+}
+
+/// `<org>:<request>`: the text the organisation's export queue and the shared export rows are
+/// keyed by (its digest). Rows written by other replicas use it, so its form must not change.
+impl fmt::Display for ExportKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.org, self.request)
+    }
+}
 
 /// How one tool call used the export caches: answered from a finished export, joined one in
 /// progress, or started one. Counted per task when the caller scopes [`CACHE_USE`].
@@ -67,7 +102,6 @@ fn pending<T>(p: &Progress<T>) -> bool {
 }
 
 struct Slot<T> {
-    org: OrgId,
     rx: watch::Receiver<Progress<T>>,
     /// Once ready, the value is served until then.
     expires: i64,
@@ -79,7 +113,7 @@ pub const MAX_ENTRIES: usize = 1_000;
 pub const MAX_PENDING_PER_ORG: usize = 16;
 
 pub struct ExportCache<T> {
-    slots: Mutex<HashMap<String, Slot<T>>>,
+    slots: Mutex<HashMap<ExportKey, Slot<T>>>,
     ttl_secs: i64,
     clock: Arc<dyn Clock>,
     max_entries: usize,
@@ -115,7 +149,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     }
 
     /// The cached value for `key` when it is ready and fresh; never starts anything.
-    pub fn peek(&self, key: &str) -> Option<Arc<T>> {
+    pub fn peek(&self, key: &ExportKey) -> Option<Arc<T>> {
         let now = self.clock.now();
         let slots = self.slots.lock().expect("cache lock");
         let slot = slots.get(key)?;
@@ -126,7 +160,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     }
 
     /// Until when the ready value for `key` is served; `None` when there is none.
-    pub fn ready_until(&self, key: &str) -> Option<i64> {
+    pub fn ready_until(&self, key: &ExportKey) -> Option<i64> {
         let slots = self.slots.lock().expect("cache lock");
         let slot = slots.get(key)?;
         let ready = matches!(&*slot.rx.borrow(), Ok(ExportState::Ready(_)));
@@ -136,7 +170,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     /// Serves `value` for `key` until `expires`, in place of what was there: the outcome of a
     /// refresh made ahead of expiry. Callers waiting on a replaced export keep their own
     /// receivers. Skipped when every entry is an export in progress.
-    pub fn install(&self, org: &OrgId, key: String, value: Arc<T>, expires: i64, prewarmed: bool) {
+    pub fn install(&self, key: ExportKey, value: Arc<T>, expires: i64, prewarmed: bool) {
         let now = self.clock.now();
         let mut slots = self.slots.lock().expect("cache lock");
         if !slots.contains_key(&key) && !self.evict_one(&mut slots, now) {
@@ -146,7 +180,6 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
         slots.insert(
             key,
             Slot {
-                org: org.clone(),
                 rx,
                 expires,
                 prewarmed,
@@ -156,7 +189,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
 
     /// Returns the cached value for `key`, joins a running export, or starts `run` in a spawned
     /// task (it reports progress and the outcome through the sender). Waits at most `wait`.
-    pub async fn get<F, Fut>(&self, org: &OrgId, key: String, wait: Duration, run: F) -> Progress<T>
+    pub async fn get<F, Fut>(&self, key: ExportKey, wait: Duration, run: F) -> Progress<T>
     where
         F: FnOnce(watch::Sender<Progress<T>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -179,12 +212,11 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
                 (false, _) => u.misses += 1,
             });
             if !fresh {
-                self.make_room(&mut slots, org, now)?;
+                self.make_room(&mut slots, key.org(), now)?;
                 let (tx, rx) = watch::channel(Ok(ExportState::Running { job_id: None }));
                 slots.insert(
                     key.clone(),
                     Slot {
-                        org: org.clone(),
                         rx: rx.clone(),
                         expires: now + self.ttl_secs,
                         prewarmed: false,
@@ -217,13 +249,13 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     /// or every entry is an export in progress.
     fn make_room(
         &self,
-        slots: &mut HashMap<String, Slot<T>>,
+        slots: &mut HashMap<ExportKey, Slot<T>>,
         org: &OrgId,
         now: i64,
     ) -> Result<(), ClariError> {
         let pending_here = slots
-            .values()
-            .filter(|s| &s.org == org && pending(&s.rx.borrow()))
+            .iter()
+            .filter(|(k, s)| k.org() == org && pending(&s.rx.borrow()))
             .count();
         if pending_here >= self.max_pending_per_org {
             return Err(ClariError::TooManyExports {
@@ -241,7 +273,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
 
     /// Makes room for one more entry: drops what expired or failed, then the finished entry
     /// closest to expiry; `false` when every entry is an export in progress.
-    fn evict_one(&self, slots: &mut HashMap<String, Slot<T>>, now: i64) -> bool {
+    fn evict_one(&self, slots: &mut HashMap<ExportKey, Slot<T>>, now: i64) -> bool {
         if slots.len() < self.max_entries {
             return true;
         }
@@ -267,7 +299,7 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     /// Forgets every entry of one organisation (its results and the senders of its exports).
     pub fn forget_org(&self, org: &OrgId) {
         let mut slots = self.slots.lock().expect("cache lock");
-        slots.retain(|_, s| &s.org != org);
+        slots.retain(|k, _| k.org() != org);
     }
 
     pub fn len(&self) -> usize {
@@ -290,11 +322,36 @@ mod tests {
         OrgId::parse("org_1").unwrap()
     }
 
+    fn key(request: impl Into<String>) -> ExportKey {
+        ExportKey::new(org(), request)
+    }
+
     fn cache(clock: &ManualClock) -> Arc<ExportCache<u32>> {
         Arc::new(ExportCache::new(
             Duration::from_secs(60),
             Arc::new(clock.clone()),
         ))
+    }
+
+    #[test]
+    fn a_keys_text_is_the_one_the_queue_rows_are_keyed_by() {
+        assert_eq!(
+            key("forecast:f1:current").to_string(),
+            "org_1:forecast:f1:current"
+        );
+    }
+
+    #[tokio::test]
+    async fn forgetting_an_organisation_matches_its_id_not_a_prefix() {
+        let clock = ManualClock::new(1_000);
+        let cache = cache(&clock);
+        let longer = OrgId::parse("org_10").unwrap();
+        for k in [key("a"), ExportKey::new(longer.clone(), "a")] {
+            cache.install(k, Arc::new(1), 2_000, false);
+        }
+        cache.forget_org(&org());
+        assert!(cache.peek(&key("a")).is_none());
+        assert!(cache.peek(&ExportKey::new(longer, "a")).is_some());
     }
 
     #[tokio::test]
@@ -310,19 +367,14 @@ mod tests {
             let mut gate = gate.clone();
             handles.push(tokio::spawn(async move {
                 cache
-                    .get(
-                        &org(),
-                        "org_1:k".into(),
-                        Duration::from_secs(5),
-                        move |tx| async move {
-                            runs.fetch_add(1, Ordering::SeqCst);
-                            let _ = tx.send(Ok(ExportState::Running {
-                                job_id: Some(JobId::parse("j1").unwrap()),
-                            }));
-                            let _ = gate.wait_for(|open| *open).await;
-                            let _ = tx.send(Ok(ExportState::Ready(Arc::new(7))));
-                        },
-                    )
+                    .get(key("k"), Duration::from_secs(5), move |tx| async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let _ = tx.send(Ok(ExportState::Running {
+                            job_id: Some(JobId::parse("j1").unwrap()),
+                        }));
+                        let _ = gate.wait_for(|open| *open).await;
+                        let _ = tx.send(Ok(ExportState::Ready(Arc::new(7))));
+                    })
                     .await
             }));
         }
@@ -333,24 +385,13 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
 
-        let o = org();
-        let failed = cache.get(
-            &o,
-            "org_1:bad".into(),
-            Duration::from_secs(1),
-            |tx| async move {
-                let _ = tx.send(Err(ClariError::Timeout));
-            },
-        );
+        let failed = cache.get(key("bad"), Duration::from_secs(1), |tx| async move {
+            let _ = tx.send(Err(ClariError::Timeout));
+        });
         assert!(failed.await.is_err());
-        let retried = cache.get(
-            &o,
-            "org_1:bad".into(),
-            Duration::from_secs(1),
-            |tx| async move {
-                let _ = tx.send(Ok(ExportState::Ready(Arc::new(1))));
-            },
-        );
+        let retried = cache.get(key("bad"), Duration::from_secs(1), |tx| async move {
+            let _ = tx.send(Ok(ExportState::Ready(Arc::new(1))));
+        });
         assert!(
             matches!(retried.await, Ok(ExportState::Ready(_))),
             "a failure was not cached"
@@ -363,19 +404,14 @@ mod tests {
         let cache = cache(&clock);
         let (release, mut gate) = watch::channel(false);
         let first = cache
-            .get(
-                &org(),
-                "org_1:slow".into(),
-                Duration::ZERO,
-                |tx| async move {
-                    let _ = tx.send(Ok(ExportState::Queued {
-                        position: 2,
-                        waiting_for: Some(JobId::parse("j0").unwrap()),
-                    }));
-                    let _ = gate.wait_for(|open| *open).await;
-                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(3))));
-                },
-            )
+            .get(key("slow"), Duration::ZERO, |tx| async move {
+                let _ = tx.send(Ok(ExportState::Queued {
+                    position: 2,
+                    waiting_for: Some(JobId::parse("j0").unwrap()),
+                }));
+                let _ = gate.wait_for(|open| *open).await;
+                let _ = tx.send(Ok(ExportState::Ready(Arc::new(3))));
+            })
             .await
             .unwrap();
         assert!(
@@ -387,12 +423,9 @@ mod tests {
         );
         release.send(true).unwrap();
         let again = cache
-            .get(
-                &org(),
-                "org_1:slow".into(),
-                Duration::from_secs(5),
-                |_tx| async move { panic!("must not run twice") },
-            )
+            .get(key("slow"), Duration::from_secs(5), |_tx| async move {
+                panic!("must not run twice")
+            })
             .await
             .unwrap();
         assert!(matches!(again, ExportState::Ready(v) if *v == 3));
@@ -406,34 +439,24 @@ mod tests {
         for _ in 0..2 {
             let r = runs.clone();
             let got = cache
-                .get(
-                    &org(),
-                    "org_1:t".into(),
-                    Duration::from_secs(5),
-                    move |tx| async move {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        let _ = tx.send(Ok(ExportState::Ready(Arc::new(1))));
-                    },
-                )
+                .get(key("t"), Duration::from_secs(5), move |tx| async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(1))));
+                })
                 .await
                 .unwrap();
             assert!(matches!(got, ExportState::Ready(_)));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1, "fresh within the TTL");
-        assert!(cache.peek("org_1:t").is_some());
+        assert!(cache.peek(&key("t")).is_some());
         clock.advance(61);
-        assert!(cache.peek("org_1:t").is_none(), "expired after the TTL");
+        assert!(cache.peek(&key("t")).is_none(), "expired after the TTL");
         let r = runs.clone();
         cache
-            .get(
-                &org(),
-                "org_1:t".into(),
-                Duration::from_secs(5),
-                move |tx| async move {
-                    r.fetch_add(1, Ordering::SeqCst);
-                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(2))));
-                },
-            )
+            .get(key("t"), Duration::from_secs(5), move |tx| async move {
+                r.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(Ok(ExportState::Ready(Arc::new(2))));
+            })
             .await
             .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2, "refreshed after the TTL");
@@ -449,8 +472,7 @@ mod tests {
         for i in 0..3 {
             cache
                 .get(
-                    &org(),
-                    format!("org_1:{i}"),
+                    key(format!("{i}")),
                     Duration::from_secs(5),
                     move |tx| async move {
                         let _ = tx.send(Ok(ExportState::Ready(Arc::new(i))));
@@ -462,42 +484,27 @@ mod tests {
         }
         // A fourth entry evicts the oldest finished one.
         cache
-            .get(
-                &org(),
-                "org_1:3".into(),
-                Duration::from_secs(5),
-                |tx| async move {
-                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(3))));
-                },
-            )
+            .get(key("3"), Duration::from_secs(5), |tx| async move {
+                let _ = tx.send(Ok(ExportState::Ready(Arc::new(3))));
+            })
             .await
             .unwrap();
         assert_eq!(cache.len(), 3);
-        assert!(cache.peek("org_1:0").is_none() && cache.peek("org_1:3").is_some());
+        assert!(cache.peek(&key("0")).is_none() && cache.peek(&key("3")).is_some());
         // Exports in progress per organisation are capped.
         let (_hold, gate) = watch::channel(false);
         for i in 0..2 {
             let mut gate = gate.clone();
             let got = cache
-                .get(
-                    &org(),
-                    format!("org_1:p{i}"),
-                    Duration::ZERO,
-                    move |tx| async move {
-                        let _ = gate.wait_for(|open| *open).await;
-                        drop(tx);
-                    },
-                )
+                .get(key(format!("p{i}")), Duration::ZERO, move |tx| async move {
+                    let _ = gate.wait_for(|open| *open).await;
+                    drop(tx);
+                })
                 .await;
             assert!(got.is_ok());
         }
         let refused = cache
-            .get(
-                &org(),
-                "org_1:p2".into(),
-                Duration::ZERO,
-                |_tx| async move {},
-            )
+            .get(key("p2"), Duration::ZERO, |_tx| async move {})
             .await;
         assert!(matches!(
             refused,
@@ -505,9 +512,13 @@ mod tests {
         ));
         let other = OrgId::parse("org_2").unwrap();
         let elsewhere = cache
-            .get(&other, "org_2:p".into(), Duration::ZERO, |tx| async move {
-                let _ = tx.send(Ok(ExportState::Ready(Arc::new(9))));
-            })
+            .get(
+                ExportKey::new(other.clone(), "p"),
+                Duration::ZERO,
+                |tx| async move {
+                    let _ = tx.send(Ok(ExportState::Ready(Arc::new(9))));
+                },
+            )
             .await;
         assert!(elsewhere.is_ok(), "another organisation is not held back");
     }
@@ -516,15 +527,15 @@ mod tests {
     async fn an_installed_refresh_is_served_until_its_own_expiry_and_counted() {
         let clock = ManualClock::new(1_000);
         let cache = cache(&clock);
-        assert_eq!(cache.ready_until("org_1:f"), None);
+        assert_eq!(cache.ready_until(&key("f")), None);
         // A refresh lands with a lifetime longer than the TTL of 60 s.
-        cache.install(&org(), "org_1:f".into(), Arc::new(7), 1_000 + 3_600, true);
-        assert_eq!(cache.ready_until("org_1:f"), Some(4_600));
+        cache.install(key("f"), Arc::new(7), 1_000 + 3_600, true);
+        assert_eq!(cache.ready_until(&key("f")), Some(4_600));
         clock.advance(3_599);
         let used = CACHE_USE
             .scope(std::cell::Cell::new(CacheUse::default()), async {
                 let got = cache
-                    .get(&org(), "org_1:f".into(), Duration::ZERO, |_tx| async move {
+                    .get(key("f"), Duration::ZERO, |_tx| async move {
                         panic!("served from the refresh")
                     })
                     .await;
@@ -534,6 +545,6 @@ mod tests {
             .await;
         assert_eq!((used.hits, used.prewarmed, used.label()), (1, 1, "hit"));
         clock.advance(1);
-        assert_eq!(cache.peek("org_1:f"), None, "expired at its own time");
+        assert_eq!(cache.peek(&key("f")), None, "expired at its own time");
     }
 }

@@ -13,6 +13,6 @@ pub mod prewarm;
 pub mod queue;
 pub mod view;
 
-pub use cache::{CACHE_USE, CacheUse, ExportCache, Progress};
+pub use cache::{CACHE_USE, CacheUse, ExportCache, ExportKey, Progress};
 pub use limits::LimitCache;
 pub use view::{ActivityWindow, BrokenHierarchy, Forecast, week_index};

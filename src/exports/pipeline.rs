@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::{ExportCache, Progress};
+use super::cache::{ExportCache, ExportKey, Progress};
 use super::queue::{self, Waiting};
 use super::view::{ActivityWindow, Forecast};
 use crate::clari::client::ClariTarget;
@@ -56,8 +56,8 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
 pub trait ExportKind: Send + Sync + 'static {
     type Output: Send + Sync + 'static;
 
-    /// The cache and queue key; always starts with the organisation id.
-    fn request_key(&self, org: &OrgId) -> String;
+    /// The cache key: the organisation and the export it asks for. Its text form keys the queue.
+    fn request_key(&self, org: &OrgId) -> ExportKey;
     fn cache(state: &AppState) -> &ExportCache<Self::Output>;
     fn create(
         &self,
@@ -97,7 +97,7 @@ pub async fn shared_export<K: ExportKind>(
             .try_with(Clone::clone)
             .unwrap_or_else(|_| BACKGROUND_OWNER.to_owned());
         // Keyed as the shared export row is (the digest of the request).
-        let row_key = crate::crypto::sha256_hex(&key);
+        let row_key = crate::crypto::sha256_hex(&key.to_string());
         if let Err(e) = state
             .store
             .note_export_interest(org, &row_key, &owner, state.now())
@@ -106,9 +106,9 @@ pub async fn shared_export<K: ExportKind>(
             tracing::warn!(error = %e, "noting who waits for an export failed");
         }
     }
-    let (task_state, task_org, request) = (state.clone(), org.clone(), key.clone());
+    let (task_state, task_org, request) = (state.clone(), org.clone(), key.to_string());
     K::cache(state)
-        .get(org, key, wait, move |tx| async move {
+        .get(key, wait, move |tx| async move {
             let outcome = run_export(&task_state, &task_org, &request, &kind, &tx).await;
             let _ = tx.send(outcome.map(|v| ExportState::Ready(Arc::new(v))));
         })
@@ -228,13 +228,16 @@ impl ForecastExport {
 impl ExportKind for ForecastExport {
     type Output = Forecast;
 
-    fn request_key(&self, org: &OrgId) -> String {
+    fn request_key(&self, org: &OrgId) -> ExportKey {
         let period = self
             .time_period
             .as_ref()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "current".into());
-        format!("{org}:forecast:{}:{period}", self.forecast_id)
+        ExportKey::new(
+            org.clone(),
+            format!("forecast:{}:{period}", self.forecast_id),
+        )
     }
 
     fn cache(state: &AppState) -> &ExportCache<Forecast> {
@@ -317,8 +320,8 @@ impl ActivityExport {
 impl ExportKind for ActivityExport {
     type Output = ActivityResults;
 
-    fn request_key(&self, org: &OrgId) -> String {
-        format!("{org}:activity:{}:{}", self.start, self.end)
+    fn request_key(&self, org: &OrgId) -> ExportKey {
+        ExportKey::new(org.clone(), format!("activity:{}:{}", self.start, self.end))
     }
 
     fn cache(state: &AppState) -> &ExportCache<ActivityResults> {

@@ -176,7 +176,8 @@ async fn refresh(
     kind: ForecastExport,
     schedule: Schedule,
 ) -> &'static str {
-    let request = kind.request_key(&org);
+    let key = kind.request_key(&org);
+    let request = key.to_string();
     let target = match pipeline::target(&state, &org).await {
         Ok(t) => t,
         Err(ClariError::MissingApiKey) => return "no_key",
@@ -249,7 +250,7 @@ async fn refresh(
             let expires = finished_at.unwrap_or_else(|| state.now()) + schedule.lifetime();
             state
                 .forecasts
-                .install(&org, request, Arc::new(forecast), expires, true);
+                .install(key, Arc::new(forecast), expires, true);
             if started.owner { "started" } else { "followed" }
         }
         Ok(_) => "failed",

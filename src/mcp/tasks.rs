@@ -22,8 +22,9 @@ use crate::clari::JobId;
 use crate::clock::rfc3339;
 use crate::crypto::random_token;
 use crate::http::RequestMeta;
+use crate::ids::TaskId;
 use crate::state::AppState;
-use crate::store::{TaskRecord, TaskStatus};
+use crate::store::{OrgId, TaskRecord, TaskStatus};
 
 /// How long a tasks-aware call waits for its export before answering with a task.
 pub const TASK_WINDOW_SECONDS: u64 = 2;
@@ -55,6 +56,11 @@ fn not_ready(r: &CallToolResult) -> Option<Option<String>> {
     }
 }
 
+/// A new task handle: `task_` and 24 random bytes.
+fn new_task_id() -> TaskId {
+    TaskId::parse(&format!("task_{}", random_token(24))).expect("a minted task id is well formed")
+}
+
 fn unknown_task() -> McpError {
     McpError::invalid_params(
         "unknown task: no task with that id belongs to this caller (it may have expired)",
@@ -69,7 +75,7 @@ fn store_error(e: impl std::fmt::Display) -> McpError {
 
 fn task_of(r: &TaskRecord) -> Task {
     Task::new(
-        r.id.clone(),
+        r.id.to_string(),
         match r.status {
             TaskStatus::Working => rmcp::model::TaskStatus::Working,
             TaskStatus::Completed => rmcp::model::TaskStatus::Completed,
@@ -134,7 +140,7 @@ pub async fn call_tool(
     let mut stored = args;
     stored.remove("wait_seconds");
     let record = TaskRecord {
-        id: format!("task_{}", random_token(24)),
+        id: new_task_id(),
         organization_id: ctx.org_id.clone(),
         owner: owner(ctx),
         tool: name.to_owned(),
@@ -171,10 +177,10 @@ pub async fn create_background(
     ctx: &AuthContext,
     tool: &str,
     args: &JsonObject,
-) -> Result<(String, CallToolResponse), McpError> {
+) -> Result<(TaskId, CallToolResponse), McpError> {
     let now = state.now();
     let record = TaskRecord {
-        id: format!("task_{}", random_token(24)),
+        id: new_task_id(),
         organization_id: ctx.org_id.clone(),
         owner: owner(ctx),
         tool: tool.to_owned(),
@@ -206,8 +212,8 @@ pub async fn create_background(
 /// cancelled meanwhile stays cancelled.
 pub async fn settle(
     state: &AppState,
-    org: &crate::store::OrgId,
-    id: &str,
+    org: &OrgId,
+    id: &TaskId,
     outcome: Result<CallToolResult, McpError>,
 ) {
     let (status, result, error) = match outcome {
@@ -234,15 +240,20 @@ pub async fn settle(
         )
         .await
     {
-        tracing::warn!(error = %e, task_id = id, "a finished task could not be stored");
+        tracing::warn!(error = %e, task_id = %id, "a finished task could not be stored");
     }
+}
+
+/// A task id from a request: text that cannot be one names no task of this caller either.
+fn parse_task_id(text: &str) -> Result<TaskId, McpError> {
+    TaskId::parse(text).map_err(|_| unknown_task())
 }
 
 /// The caller's task `task_id`; anyone else's, or an expired one, is an unknown task.
 async fn owned_task(
     state: &AppState,
     ctx: &AuthContext,
-    task_id: &str,
+    task_id: &TaskId,
     now: i64,
 ) -> Result<TaskRecord, McpError> {
     state
@@ -262,6 +273,7 @@ pub async fn get(
     task_id: &str,
 ) -> Result<GetTaskResult, McpError> {
     let now = state.now();
+    let task_id = &parse_task_id(task_id)?;
     let record = owned_task(state, ctx, task_id, now).await?;
     // A task run in the background (not an export) is finished by its runner; report it.
     if record.status != TaskStatus::Working || !tools::waits_for_exports(&record.tool) {
@@ -270,7 +282,7 @@ pub async fn get(
     let mut args: JsonObject = serde_json::from_str(&record.arguments).unwrap_or_default();
     args.insert("wait_seconds".into(), json!(0));
     let poll = tools::call(state, ctx, meta, &record.tool, args);
-    let finished = match tools::TASK_POLL.scope(record.id.clone(), poll).await {
+    let finished = match tools::TASK_POLL.scope(record.id.to_string(), poll).await {
         None => Some((
             TaskStatus::Failed,
             None,
@@ -326,6 +338,7 @@ pub const UPSTREAM_CANCELS_PER_HOUR: i64 = 3;
 /// error (MCP 2026-07-28 Tasks, "Cancelling Tasks").
 pub async fn cancel(state: &AppState, ctx: &AuthContext, task_id: &str) -> Result<(), McpError> {
     let now = state.now();
+    let task_id = &parse_task_id(task_id)?;
     let record = owned_task(state, ctx, task_id, now).await?;
     if record.status != TaskStatus::Working {
         return Ok(());

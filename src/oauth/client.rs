@@ -319,7 +319,7 @@ pub async fn load(
         if let Some(old) = stored
             && redirects_changed(&old.metadata, &meta)
         {
-            state.store.forget_consent(&id).await?;
+            state.store.forget_consent_everywhere(&id).await?;
             tracing::info!(
                 client_id,
                 "client metadata document changed its redirect URIs; consent forgotten"

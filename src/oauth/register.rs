@@ -233,7 +233,7 @@ pub async fn update_client(
             .await?;
         // Consent was given for the old redirect URIs: ask again before codes go anywhere new.
         if super::client::redirects_changed(&record.metadata, &meta) {
-            state.store.forget_consent(&record.id).await?;
+            state.store.forget_consent_everywhere(&record.id).await?;
         }
         Ok(no_store(
             Json(client_json(&state, &client_id, &meta, record.created_at)).into_response(),

@@ -90,8 +90,12 @@ pub trait GrantStore: Send + Sync {
         consented: bool,
         now: UnixTime,
     ) -> Result<Grant, StoreError>;
-    /// Makes every live grant of the client ask for consent again (its redirect URIs changed).
-    async fn forget_consent(&self, client_id: &ClientId) -> Result<u64, StoreError>;
+    /// Makes every live grant of the client ask for consent again (its redirect URIs changed),
+    /// in every organisation. Not tenant-scoped on purpose: a client is not an organisation's
+    /// (one registration or metadata document serves them all), so when its redirect URIs change,
+    /// the consent each organisation's people gave for the old ones is void in all of them.
+    /// Nothing is read, and the only write is a flag that makes the next visit ask again.
+    async fn forget_consent_everywhere(&self, client_id: &ClientId) -> Result<u64, StoreError>;
     async fn live_grant_for(
         &self,
         org: &OrgId,
@@ -107,7 +111,12 @@ pub trait GrantStore: Send + Sync {
         grant: &GrantId,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
-    async fn grants_of_user(&self, user: &UserId) -> Result<Vec<GrantView>, StoreError>;
+    /// A person's live grants in one organisation, newest first.
+    async fn grants_of_user(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+    ) -> Result<Vec<GrantView>, StoreError>;
     /// Every live grant in an organisation, newest first.
     async fn grants_of_org(&self, org: &OrgId) -> Result<Vec<GrantView>, StoreError>;
     /// Notes that a token was issued on the grant.
@@ -133,7 +142,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, $8)
 RETURNING id, organization_id, user_id, client_id, scope, resource,
     created_at, updated_at, revoked_at, consent_remembered";
 
-const FORGET_CONSENT: &str = "\
+/// Across organisations: see [`GrantStore::forget_consent_everywhere`].
+const FORGET_CONSENT_EVERYWHERE: &str = "\
 UPDATE grants SET consent_remembered = FALSE WHERE client_id = $1 AND revoked_at IS NULL";
 
 const LIVE_FOR: &str = "\
@@ -171,7 +181,8 @@ FROM grants g
 JOIN oauth_clients c ON c.id = g.client_id
 JOIN organizations o ON o.id = g.organization_id
 JOIN users u ON u.id = g.user_id
-WHERE g.user_id = $1 AND g.revoked_at IS NULL ORDER BY g.updated_at DESC, g.id";
+WHERE g.organization_id = $1 AND g.user_id = $2 AND g.revoked_at IS NULL
+ORDER BY g.updated_at DESC, g.id";
 
 const OF_ORG: &str = "\
 SELECT g.id, g.organization_id, g.user_id, g.client_id, g.scope, g.resource,
@@ -231,9 +242,12 @@ macro_rules! grant_store {
                 Ok(grant)
             }
 
-            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.forget_consent", otel.kind = "client", db.operation.name = "forget_consent", db.system.name = Self::DB_SYSTEM))]
-            async fn forget_consent(&self, client_id: &ClientId) -> Result<u64, StoreError> {
-                let done = sqlx::query(FORGET_CONSENT)
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.forget_consent_everywhere", otel.kind = "client", db.operation.name = "forget_consent_everywhere", db.system.name = Self::DB_SYSTEM))]
+            async fn forget_consent_everywhere(
+                &self,
+                client_id: &ClientId,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query(FORGET_CONSENT_EVERYWHERE)
                     .bind(client_id.as_str())
                     .execute(&self.pool)
                     .await?;
@@ -293,8 +307,13 @@ macro_rules! grant_store {
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.grants_of_user", otel.kind = "client", db.operation.name = "grants_of_user", db.system.name = Self::DB_SYSTEM))]
-            async fn grants_of_user(&self, user: &UserId) -> Result<Vec<GrantView>, StoreError> {
+            async fn grants_of_user(
+                &self,
+                org: &OrgId,
+                user: &UserId,
+            ) -> Result<Vec<GrantView>, StoreError> {
                 let rows: Vec<GrantViewRow> = sqlx::query_as(OF_USER)
+                    .bind(org.as_str())
                     .bind(user.as_str())
                     .fetch_all(&self.pool)
                     .await?;

@@ -83,7 +83,7 @@ pub trait InvitationStore: Send + Sync {
 
 const BY_ID: &str = "\
 SELECT id, organization_id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at
-FROM invitations WHERE id = $1";
+FROM invitations WHERE organization_id = $1 AND id = $2";
 
 const BY_TOKEN: &str = "\
 SELECT id, organization_id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at
@@ -195,6 +195,7 @@ macro_rules! invitation_store {
                         _ => e.into(),
                     })?;
                 let created: Invitation = sqlx::query_as(BY_ID)
+                    .bind(new.org.as_str())
                     .bind(id.as_str())
                     .fetch_one(&mut *tx)
                     .await?;

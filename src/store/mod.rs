@@ -8,6 +8,10 @@
 //! Tenant isolation is structural: every method that touches tenant data takes the `OrgId` and its
 //! SQL names `organization_id` in the WHERE clause. There is no way to read a credential by id
 //! alone.
+//! The exceptions are deliberate: lookups by a secret's digest, which find the
+//! organisation (codes, refresh tokens, API keys, SCIM tokens), what an OAuth client does to
+//! every organisation's grants (`forget_consent_everywhere`, disabling a client), and
+//! housekeeping purges.
 
 mod api_key;
 mod audit;

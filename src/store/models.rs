@@ -5,7 +5,7 @@ use std::fmt;
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 
-pub use crate::ids::{ApiKeyId, ClientId, GrantId, InvitationId, OrgId, UserId};
+pub use crate::ids::{ApiKeyId, ClientId, GrantId, InvitationId, OrgId, TaskId, UserId};
 
 /// Text that is not a role or an e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -120,7 +120,8 @@ SELECT t.id, t.organization_id, t.name, t.created_at, t.last_used_at
 FROM scim_tokens t JOIN organizations o ON o.id = t.organization_id
 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND NOT o.disabled";
 
-const TOKEN_USED: &str = "UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1";
+const TOKEN_USED: &str = "\
+UPDATE scim_tokens SET last_used_at = $2 WHERE organization_id = $3 AND id = $1";
 
 const COUNT_USERS: &str = "SELECT COUNT(*) FROM scim_users WHERE organization_id = $1";
 
@@ -242,6 +243,7 @@ macro_rules! scim_store {
                     sqlx::query(TOKEN_USED)
                         .bind(&t.id)
                         .bind(now)
+                        .bind(t.organization_id.as_str())
                         .execute(&self.pool)
                         .await?;
                 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{OrgId, PgStore, SqliteStore, StoreError};
+use super::{OrgId, PgStore, SqliteStore, StoreError, TaskId};
 use crate::clock::UnixTime;
 
 /// Where a task stands.
@@ -43,7 +43,7 @@ impl TryFrom<String> for TaskStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TaskRecord {
-    pub id: String,
+    pub id: TaskId,
     pub organization_id: OrgId,
     /// Who may see the task: the person and the client or API key they called through.
     pub owner: String,
@@ -72,14 +72,14 @@ pub trait TaskStore: Send + Sync {
         &self,
         org: &OrgId,
         owner: &str,
-        id: &str,
+        id: &TaskId,
         now: UnixTime,
     ) -> Result<Option<TaskRecord>, StoreError>;
     /// Ends a working task; `false` when it had already ended (another replica was first).
     async fn finish_task(
         &self,
         org: &OrgId,
-        id: &str,
+        id: &TaskId,
         status: TaskStatus,
         result: Option<&str>,
         error: Option<&str>,
@@ -89,7 +89,7 @@ pub trait TaskStore: Send + Sync {
     async fn note_task_job(
         &self,
         org: &OrgId,
-        id: &str,
+        id: &TaskId,
         job_id: &str,
         now: UnixTime,
     ) -> Result<(), StoreError>;
@@ -98,7 +98,7 @@ pub trait TaskStore: Send + Sync {
         &self,
         org: &OrgId,
         job_id: &str,
-        except: &str,
+        except: &TaskId,
     ) -> Result<i64, StoreError>;
     /// Deletes tasks whose time to live has passed.
     async fn purge_tasks(&self, now: UnixTime) -> Result<u64, StoreError>;
@@ -142,7 +142,7 @@ macro_rules! task_store {
                 max_working: i64,
             ) -> Result<bool, StoreError> {
                 let done = sqlx::query(INSERT)
-                    .bind(&t.id)
+                    .bind(t.id.as_str())
                     .bind(t.organization_id.as_str())
                     .bind(&t.owner)
                     .bind(&t.tool)
@@ -161,11 +161,11 @@ macro_rules! task_store {
                 &self,
                 org: &OrgId,
                 owner: &str,
-                id: &str,
+                id: &TaskId,
                 now: UnixTime,
             ) -> Result<Option<TaskRecord>, StoreError> {
                 Ok(sqlx::query_as(ONE)
-                    .bind(id)
+                    .bind(id.as_str())
                     .bind(org.as_str())
                     .bind(owner)
                     .bind(now)
@@ -177,7 +177,7 @@ macro_rules! task_store {
             async fn finish_task(
                 &self,
                 org: &OrgId,
-                id: &str,
+                id: &TaskId,
                 status: TaskStatus,
                 result: Option<&str>,
                 error: Option<&str>,
@@ -188,7 +188,7 @@ macro_rules! task_store {
                     .bind(result)
                     .bind(error)
                     .bind(now)
-                    .bind(id)
+                    .bind(id.as_str())
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
@@ -199,14 +199,14 @@ macro_rules! task_store {
             async fn note_task_job(
                 &self,
                 org: &OrgId,
-                id: &str,
+                id: &TaskId,
                 job_id: &str,
                 now: UnixTime,
             ) -> Result<(), StoreError> {
                 sqlx::query(NOTE_JOB)
                     .bind(job_id)
                     .bind(now)
-                    .bind(id)
+                    .bind(id.as_str())
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
@@ -218,12 +218,12 @@ macro_rules! task_store {
                 &self,
                 org: &OrgId,
                 job_id: &str,
-                except: &str,
+                except: &TaskId,
             ) -> Result<i64, StoreError> {
                 let (n,): (i64,) = sqlx::query_as(SHARING)
                     .bind(org.as_str())
                     .bind(job_id)
-                    .bind(except)
+                    .bind(except.as_str())
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(n)

@@ -460,6 +460,7 @@ async fn simultaneous_refreshes_with_one_token_are_not_a_replay(db: &TestDb) {
         .state
         .store
         .grants_of_user(
+            &app.state.store.find_org("Acme").await.unwrap().unwrap().id,
             &app.state
                 .store
                 .find_user_by_email(&clari_mcp::store::Email::parse("ava@acme.test").unwrap())

@@ -244,6 +244,7 @@ async fn denial_returns_access_denied_and_consent_is_single_use_with_csrf() {
         app.state
             .store
             .grants_of_user(
+                &app.state.store.find_org("Acme").await.unwrap().unwrap().id,
                 &app.state
                     .store
                     .find_user_by_email(&clari_mcp::store::Email::parse("ava@acme.test").unwrap())

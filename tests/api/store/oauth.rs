@@ -96,7 +96,7 @@ async fn clients_grants_and_consent_round_trip(db: &TestDb) {
         .unwrap();
     assert_eq!(g.id, g2.id);
     assert_eq!(g2.scope, scope("clari:read"));
-    assert_eq!(store.forget_consent(&cid).await.unwrap(), 1);
+    assert_eq!(store.forget_consent_everywhere(&cid).await.unwrap(), 1);
     let live = store
         .live_grant_for(&org, &user, &cid)
         .await
