@@ -9,13 +9,11 @@ use secrecy::ExposeSecret;
 use tower_sessions::Session;
 
 use super::keys::ticked_scopes;
-use super::{acting, after, when};
+use super::{AdminPost, acting, after, when};
 use crate::admin::service::{MachineKeys, NewMachineClient};
-use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
 use crate::web::console::{AdminConsole, Nav};
-use crate::web::extract::Posted;
 use crate::web::{internal_error_page, render};
 
 const BACK: &str = "/admin/machines";
@@ -96,12 +94,12 @@ pub async fn page(
 /// `POST /admin/machines`: the secret, when there is one, is on this answer only.
 pub async fn create(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let text = |k: &str| {
         f.get(k)
@@ -152,13 +150,10 @@ pub async fn create(
 /// `POST /admin/machines/{id}/revoke`.
 pub async fn revoke(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
     Path(id): Path<String>,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let outcome = acting(&state, &c, meta)
         .revoke_machine_client(&id)

@@ -9,7 +9,10 @@ mod machines;
 mod org;
 mod signin;
 
+use std::collections::HashMap;
+
 use axum::Router;
+use axum::extract::{FromRequest, Request};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tower_sessions::Session;
@@ -18,7 +21,8 @@ use super::service::{AdminError, OrgAdmin};
 use crate::audit::Actor;
 use crate::http::RequestMeta;
 use crate::state::AppState;
-use crate::web::console::Console;
+use crate::web::console::{AdminConsole, Console};
+use crate::web::extract::{Posted, session_of};
 use crate::web::{self, internal_error_page, see_other};
 
 pub fn router() -> Router<AppState> {
@@ -61,6 +65,36 @@ pub fn router() -> Router<AppState> {
         .route("/admin/audit", get(audit::audit_page))
         .route("/admin/audit.jsonl", get(audit::audit_download))
         .route("/admin/activity", get(audit::activity_page))
+}
+
+/// What every admin form handler starts from: the form, checked for CSRF first, posted by an
+/// admin of the current organisation (`c`); the request's metadata for the audit trail; the
+/// session the outcome is reported in.
+pub struct AdminPost {
+    pub c: Console,
+    pub form: HashMap<String, String>,
+    pub meta: RequestMeta,
+    pub session: Session,
+}
+
+impl FromRequest<AppState> for AdminPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let meta = RequestMeta::from_parts(&parts, state.config.trusted_proxies);
+        let session = session_of(&mut parts, state).await?;
+        let Posted {
+            by: AdminConsole(c),
+            form,
+        } = Posted::<AdminConsole>::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(AdminPost {
+            c,
+            form,
+            meta,
+            session,
+        })
+    }
 }
 
 /// The admin service acting for the console's person on its current organisation.

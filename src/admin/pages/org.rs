@@ -9,14 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
 use super::keys::{expiry, key_created, ticked_scopes};
-use super::{acting, after, when};
+use super::{AdminPost, acting, after, when};
 use crate::admin::service::{AdminError, MemberChange};
-use crate::http::RequestMeta;
 use crate::scope::Scope;
 use crate::state::AppState;
 use crate::store::{Role, UserId};
 use crate::web::console::{AdminConsole, Console, Nav};
-use crate::web::extract::Posted;
 use crate::web::{internal_error_page, render};
 
 // --- Clari connection -------------------------------------------------------------------------
@@ -73,12 +71,12 @@ pub async fn clari_page(
 
 pub async fn set_clari_key(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: mut f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let key = SecretString::from(f.remove("api_key").unwrap_or_default());
     let outcome = acting(&state, &c, meta)
@@ -90,12 +88,9 @@ pub async fn set_clari_key(
 
 pub async fn test_clari_key(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let result = match acting(&state, &c, meta).test_connection().await {
         Ok(l) => TestResult {
@@ -202,12 +197,12 @@ struct InvitationCreatedPage {
 /// `POST /admin/members`: invites a person. The link is shown on this answer only.
 pub async fn invite_member(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let role = match f.get("role").map(String::as_str) {
         Some("admin") => Role::Admin,
@@ -237,13 +232,10 @@ pub async fn invite_member(
 /// `POST /admin/invitations/{id}/withdraw`.
 pub async fn withdraw_invitation(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
     Path(id): Path<String>,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let outcome = acting(&state, &c, meta)
         .revoke_invitation(&id)
@@ -255,13 +247,13 @@ pub async fn withdraw_invitation(
 /// One form per row: `action` is `make_admin`, `make_member`, `suspend`, `reinstate` or `remove`.
 pub async fn change_member(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let admin = acting(&state, &c, meta);
     let outcome: Result<String, AdminError> = async {
@@ -400,13 +392,10 @@ pub async fn access_page(
 
 pub async fn revoke_grant(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let outcome = acting(&state, &c, meta)
         .revoke_grant(&id)
@@ -417,13 +406,10 @@ pub async fn revoke_grant(
 
 pub async fn revoke_key(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let outcome = acting(&state, &c, meta)
         .revoke_api_key(&id)
@@ -484,12 +470,12 @@ struct KilledPage {
 
 pub async fn kill(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let reason = f.get("reason").cloned().unwrap_or_default();
     let confirm = f.get("confirm").cloned().unwrap_or_default();
@@ -519,12 +505,12 @@ pub async fn kill(
 /// `POST /admin/api-keys`: an admin makes a key for a member.
 pub async fn create_key(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     match create_key_for(&state, &c, &f, meta).await {
         Ok((secret, key)) => {

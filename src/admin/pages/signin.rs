@@ -11,12 +11,10 @@ use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::{acting, after, when};
+use super::{AdminPost, acting, after, when};
 use crate::admin::service::{SettingsChange, SsoChange, SsoSettings};
-use crate::http::RequestMeta;
 use crate::state::AppState;
-use crate::web::console::{AdminConsole, Console, Nav};
-use crate::web::extract::Posted;
+use crate::web::console::{AdminConsole, Nav};
 use crate::web::{internal_error_page, render};
 
 const BACK: &str = "/admin/sign-in";
@@ -96,12 +94,12 @@ fn field(f: &HashMap<String, String>, name: &str) -> Option<String> {
 /// stored one (the field is write-only and never filled in).
 pub async fn set_sso(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: mut f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let client_secret = f
         .remove("client_secret")
@@ -144,12 +142,9 @@ pub async fn set_sso(
 /// `POST /admin/sign-in/sso/delete`: people go back to passwords (and invitations).
 pub async fn delete_sso(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let outcome = acting(&state, &c, meta)
         .delete_sso()
@@ -205,9 +200,12 @@ impl Switch {
 /// Sets one switch from the posted checkbox.
 async fn set_switch(
     state: AppState,
-    session: Session,
-    meta: RequestMeta,
-    (c, f): (Console, HashMap<String, String>),
+    AdminPost {
+        c,
+        form: f,
+        meta,
+        session,
+    }: AdminPost,
     switch: Switch,
 ) -> Response {
     let on = f.get(switch.field()).is_some_and(|v| v == "on");
@@ -223,30 +221,14 @@ async fn set_switch(
 }
 
 /// `POST /admin/sign-in/two-step`: whether the organisation's admins must use a second factor.
-pub async fn set_two_step(
-    State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        form: f,
-    }: Posted<AdminConsole>,
-) -> Response {
-    set_switch(state, session, meta, (c, f), Switch::AdminMfa).await
+pub async fn set_two_step(State(state): State<AppState>, p: AdminPost) -> Response {
+    set_switch(state, p, Switch::AdminMfa).await
 }
 
 /// `POST /admin/sign-in/dpop`: whether every token of the organisation's clients must be
 /// DPoP-bound (RFC 9449).
-pub async fn set_dpop(
-    State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        form: f,
-    }: Posted<AdminConsole>,
-) -> Response {
-    set_switch(state, session, meta, (c, f), Switch::Dpop).await
+pub async fn set_dpop(State(state): State<AppState>, p: AdminPost) -> Response {
+    set_switch(state, p, Switch::Dpop).await
 }
 
 #[derive(Template)]
@@ -261,12 +243,12 @@ struct ScimTokenCreatedPage {
 /// `POST /admin/sign-in/scim-tokens`: the token is on this answer only.
 pub async fn create_scim_token(
     State(state): State<AppState>,
-    session: Session,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
+    AdminPost {
+        c,
         form: f,
-    }: Posted<AdminConsole>,
+        meta,
+        session,
+    }: AdminPost,
 ) -> Response {
     let name = f.get("name").map(String::as_str).unwrap_or_default();
     match acting(&state, &c, meta).create_scim_token(name).await {
@@ -289,13 +271,10 @@ pub async fn create_scim_token(
 /// `POST /admin/sign-in/scim-tokens/{id}/revoke`.
 pub async fn revoke_scim_token(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    meta: RequestMeta,
-    Posted {
-        by: AdminConsole(c),
-        ..
-    }: Posted<AdminConsole>,
+    AdminPost {
+        c, meta, session, ..
+    }: AdminPost,
 ) -> Response {
     let outcome = acting(&state, &c, meta)
         .revoke_scim_token(&id)
