@@ -1,5 +1,5 @@
-//! How people join an organisation through the API: invitations, and the SCIM tokens of the
-//! organisation's identity provider.
+//! How people join an organisation through the API besides invitations: the SCIM tokens of the
+//! organisation's identity provider, and its single sign-on connection.
 
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -10,89 +10,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::edge::{json_body, page, with_etag};
-use super::{ApiQuery, ApiResult, Caller, PageQuery, RoleText, api_email, member_role};
+use super::{ApiQuery, ApiResult, Caller, PageQuery};
 use crate::admin::service::AdminError;
 use crate::clock::rfc3339;
-use crate::store::{Invitation, ScimToken};
-
-fn invitation_json(i: &Invitation) -> Value {
-    json!({
-        "id": i.id.as_str(),
-        "email": i.email,
-        "role": i.role.as_str(),
-        "status": "pending",
-        "created_at": rfc3339(i.created_at),
-        "expires_at": rfc3339(i.expires_at),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewInvitation {
-    email: String,
-    #[serde(default = "member_role")]
-    role: RoleText,
-}
-
-// --- invitations ------------------------------------------------------------------------------
-
-pub(super) async fn list_invitations(
-    caller: Caller,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.invitations().await?,
-        |i| i.id.to_string(),
-        |i| invitation_json(&i),
-        &q,
-    )
-}
-
-pub(super) async fn get_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
-    let admin = caller.admin().await?;
-    let found = admin
-        .invitations()
-        .await?
-        .into_iter()
-        .find(|i| i.id.as_str() == id)
-        .ok_or(AdminError::NotFound("invitation"))?;
-    Ok(with_etag(invitation_json(&found)))
-}
-
-/// Invites a person: `url` is the link, in this answer only; `emailed` says whether it was
-/// sent (and `email_error` why not). The answer is the same whether or not the address has an
-/// account here.
-pub(super) async fn create_invitation(
-    caller: Caller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let admin = caller.admin().await?;
-    let new: NewInvitation = json_body(&headers, &body)?;
-    api_email(&new.email)?;
-    let created = admin.invite(&new.email, new.role.into()).await?;
-    let mut value = invitation_json(&created.invitation);
-    value["url"] = json!(created.link.expose_secret());
-    value["emailed"] = json!(created.emailed.is_ok());
-    if let Err(why) = &created.emailed {
-        value["email_error"] = json!(why);
-    }
-    let mut r = with_etag(value);
-    *r.status_mut() = StatusCode::CREATED;
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/invitations/{}", created.invitation.id))
-    {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
-}
-
-pub(super) async fn withdraw_invitation(caller: Caller, Path(id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_invitation(&id).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
+use crate::store::ScimToken;
 
 // --- SCIM tokens ------------------------------------------------------------------------------
 

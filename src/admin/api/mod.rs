@@ -14,20 +14,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod edge;
+mod invitation;
 mod joining;
 mod machines;
+mod member;
 
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
 use edge::{
     check_if_match, decode_cursor, encode_cursor, json_body, limit_of, ok, page, with_etag,
 };
 
-use super::service::{AdminError, MemberChange, SettingsChange};
+use super::service::{AdminError, SettingsChange};
 use crate::clock::rfc3339;
 use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, OrgMember, Role, UserId};
+use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,14 +39,14 @@ pub fn router() -> Router<AppState> {
             get(get_credential).put(put_credential),
         )
         .route("/api/v1/clari-credential/test", post(test_credential))
-        .route("/api/v1/members", get(list_members))
+        .route("/api/v1/members", get(member::list_members))
         .route(
             "/api/v1/invitations",
-            get(joining::list_invitations).post(joining::create_invitation),
+            get(invitation::list_invitations).post(invitation::create_invitation),
         )
         .route(
             "/api/v1/invitations/{id}",
-            get(joining::get_invitation).delete(joining::withdraw_invitation),
+            get(invitation::get_invitation).delete(invitation::withdraw_invitation),
         )
         .route(
             "/api/v1/scim-tokens",
@@ -62,7 +64,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/members/{user_id}",
-            get(get_member).patch(patch_member).delete(remove_member),
+            get(member::get_member)
+                .patch(member::patch_member)
+                .delete(member::remove_member),
         )
         .route("/api/v1/api-keys", get(list_keys).post(create_key))
         .route("/api/v1/api-keys/{key_id}", delete(revoke_key))
@@ -83,16 +87,6 @@ pub fn router() -> Router<AppState> {
 }
 
 // --- representations ------------------------------------------------------------------------
-
-fn member_json(m: &OrgMember) -> Value {
-    json!({
-        "user_id": m.user.id.as_str(),
-        "email": m.user.email,
-        "role": m.role.as_str(),
-        "suspended": m.suspended,
-        "joined_at": rfc3339(m.joined_at),
-    })
-}
 
 fn key_json(k: &ApiKey) -> Value {
     json!({
@@ -256,100 +250,7 @@ async fn test_credential(caller: Caller) -> ApiResult {
     ))
 }
 
-// --- members ----------------------------------------------------------------------------------
-
-async fn list_members(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.members().await?,
-        |m| m.user.id.to_string(),
-        |m| member_json(&m),
-        &q,
-    )
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum RoleText {
-    Admin,
-    Member,
-}
-
-pub(super) fn member_role() -> RoleText {
-    RoleText::Member
-}
-
-impl From<RoleText> for Role {
-    fn from(r: RoleText) -> Self {
-        match r {
-            RoleText::Admin => Role::Admin,
-            RoleText::Member => Role::Member,
-        }
-    }
-}
-
-/// The API's e-mail rule, stricter than the pages' (which trim and accept any script):
-/// printable ASCII, `local@domain.tld`, nothing around it, at most 254 characters.
-pub(super) fn api_email(text: &str) -> Result<&str, ApiError> {
-    let printable = |c: char| c.is_ascii_graphic() && c != '@';
-    let ok = text.len() <= 254
-        && text.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && local.chars().all(printable)
-                && domain.chars().all(printable)
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if ok {
-        Ok(text)
-    } else {
-        Err(ApiError::bad(format!(
-            "email: '{}' is not an address of printable ASCII (local@domain.tld)",
-            text.chars().take(100).collect::<String>()
-        )))
-    }
-}
-
-async fn get_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
-    let admin = caller.admin().await?;
-    Ok(with_etag(member_json(&admin.member(&user_id).await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberPatch {
-    role: Option<RoleText>,
-    suspended: Option<bool>,
-}
-
-async fn patch_member(
-    caller: Caller,
-    Path(user_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let admin = caller.admin().await?;
-    let patch: MemberPatch = json_body(&headers, &body)?;
-    let seen = admin.member(&user_id).await?;
-    check_if_match(&headers, &member_json(&seen))?;
-    let updated = admin
-        .update_member(
-            &seen,
-            MemberChange {
-                role: patch.role.map(Into::into),
-                suspended: patch.suspended,
-            },
-        )
-        .await?;
-    Ok(with_etag(member_json(&updated)))
-}
-
-async fn remove_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
-    caller.admin().await?.remove_member(&user_id).await?;
-    Ok(no_content())
-}
-
+/// An empty answer to a removal.
 fn no_content() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
