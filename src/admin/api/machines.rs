@@ -84,7 +84,7 @@ pub(super) async fn list(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> Ap
     page(
         live(admin.machine_clients().await?),
         |c| c.id.to_string(),
-        |c| view(&c),
+        view,
         &q,
     )
 }

@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 
 mod edge;
 mod invitation;
-mod joining;
 mod machines;
 mod member;
+mod scim_token;
+mod sso;
 
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
 use edge::{
@@ -50,17 +51,15 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/api/v1/scim-tokens",
-            get(joining::list_scim_tokens).post(joining::create_scim_token),
+            get(scim_token::list_scim_tokens).post(scim_token::create_scim_token),
         )
         .route(
             "/api/v1/scim-tokens/{id}",
-            delete(joining::revoke_scim_token),
+            delete(scim_token::revoke_scim_token),
         )
         .route(
             "/api/v1/sso",
-            get(joining::get_sso)
-                .put(joining::put_sso)
-                .delete(joining::delete_sso),
+            get(sso::get_sso).put(sso::put_sso).delete(sso::delete_sso),
         )
         .route(
             "/api/v1/members/{user_id}",
@@ -176,7 +175,7 @@ async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult
         super::service::validate_time_zone(z)?;
     }
     let seen = admin.settings().await?;
-    check_if_match(&headers, &json!(seen))?;
+    check_if_match(&headers, &seen)?;
     let updated = admin
         .update_settings(
             &seen,
@@ -268,7 +267,7 @@ async fn list_keys(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResul
         .into_iter()
         .filter(|k| k.revoked_at.is_none())
         .collect();
-    page(live, |k| k.id.to_string(), |k| key_json(&k), &q)
+    page(live, |k| k.id.to_string(), key_json, &q)
 }
 
 #[derive(Deserialize)]
@@ -338,7 +337,7 @@ async fn list_grants(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiRes
     page(
         admin.grants().await?,
         |g| g.grant.id.to_string(),
-        |g| grant_json(&g),
+        grant_json,
         &q,
     )
 }
