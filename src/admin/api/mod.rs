@@ -5,15 +5,17 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+mod api_key;
+mod client;
 mod edge;
+mod grant;
 mod invitation;
 mod machines;
 mod member;
@@ -21,16 +23,14 @@ mod scim_token;
 mod sso;
 
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
-use edge::{
-    check_if_match, decode_cursor, encode_cursor, json_body, limit_of, ok, page, with_etag,
-};
+use edge::{check_if_match, decode_cursor, encode_cursor, json_body, limit_of, ok, with_etag};
 
-use super::service::{AdminError, SettingsChange};
+use super::service::SettingsChange;
 use crate::clock::rfc3339;
 use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, UserId};
+use crate::store::{AuditFilter, AuditRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,12 +67,15 @@ pub fn router() -> Router<AppState> {
                 .patch(member::patch_member)
                 .delete(member::remove_member),
         )
-        .route("/api/v1/api-keys", get(list_keys).post(create_key))
-        .route("/api/v1/api-keys/{key_id}", delete(revoke_key))
-        .route("/api/v1/grants", get(list_grants))
-        .route("/api/v1/grants/{grant_id}", delete(revoke_grant))
-        .route("/api/v1/clients", get(list_clients))
-        .route("/api/v1/clients/{client_id}", delete(revoke_client))
+        .route(
+            "/api/v1/api-keys",
+            get(api_key::list_keys).post(api_key::create_key),
+        )
+        .route("/api/v1/api-keys/{key_id}", delete(api_key::revoke_key))
+        .route("/api/v1/grants", get(grant::list_grants))
+        .route("/api/v1/grants/{grant_id}", delete(grant::revoke_grant))
+        .route("/api/v1/clients", get(client::list_clients))
+        .route("/api/v1/clients/{client_id}", delete(client::revoke_client))
         .route("/api/v1/audit-events", get(list_audit))
         .route("/api/v1/kill-switch", post(kill))
         .route(
@@ -86,35 +89,6 @@ pub fn router() -> Router<AppState> {
 }
 
 // --- representations ------------------------------------------------------------------------
-
-fn key_json(k: &ApiKey) -> Value {
-    json!({
-        "id": k.id.as_str(),
-        "name": k.name,
-        "user_id": k.user_id.as_str(),
-        "user_email": k.user_email,
-        "key_hint": format!("****{}", k.key_hint),
-        "scopes": k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "created_at": rfc3339(k.created_at),
-        "expires_at": k.expires_at.map(rfc3339),
-        "last_used_at": k.last_used_at.map(rfc3339),
-        "revoked_at": k.revoked_at.map(rfc3339),
-    })
-}
-
-fn grant_json(g: &GrantView) -> Value {
-    json!({
-        "id": g.grant.id.as_str(),
-        "client_id": g.grant.client_id.as_str(),
-        "client_name": g.client_name,
-        "redirect_host": g.redirect_host,
-        "user_id": g.grant.user_id.as_str(),
-        "user_email": g.user_email,
-        "scopes": g.grant.scope.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "created_at": rfc3339(g.grant.created_at),
-        "last_used_at": g.last_used_at.map(rfc3339),
-    })
-}
 
 pub fn audit_json(r: &AuditRecord) -> Value {
     json!({
@@ -257,114 +231,13 @@ fn no_content() -> Response {
     r
 }
 
-// --- API keys ---------------------------------------------------------------------------------
-
-async fn list_keys(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    let live: Vec<ApiKey> = admin
-        .api_keys()
-        .await?
-        .into_iter()
-        .filter(|k| k.revoked_at.is_none())
-        .collect();
-    page(live, |k| k.id.to_string(), key_json, &q)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewKey {
-    name: String,
-    scopes: Vec<String>,
-    user_id: Option<String>,
-    /// A JSON number; `30.0` is the integer 30, as JSON Schema says.
-    expires_in_days: Option<serde_json::Number>,
-}
-
 /// The scopes of a request body, each a scope name (400 naming the first that is not).
-pub(super) fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
+fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
     names
         .iter()
         .map(|s| Scope::parse(s))
         .collect::<Result<ScopeSet, _>>()
         .map_err(|e| ApiError::bad(format!("scopes: {e}")))
-}
-
-async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let new: NewKey = json_body(&headers, &body)?;
-    let scopes = scopes_of(&new.scopes)?;
-    let user = match &new.user_id {
-        Some(u) => UserId::parse(u).map_err(|_| AdminError::NotFound("member"))?,
-        None => caller.user.clone(),
-    };
-    let days = new
-        .expires_in_days
-        .as_ref()
-        .map(|n| n.as_f64().unwrap_or(f64::NAN));
-    let expires_at = match days {
-        None => None,
-        Some(d) if d.fract() == 0.0 && (1.0..=3650.0).contains(&d) => {
-            Some(caller.state.now() + d as i64 * 86_400)
-        }
-        Some(_) => {
-            return Err(ApiError::bad(
-                "expires_in_days must be a whole number from 1 to 3650",
-            ));
-        }
-    };
-    let (secret, key) = admin
-        .create_api_key(&user, &new.name, scopes, expires_at)
-        .await?;
-    let mut r = ok(
-        StatusCode::CREATED,
-        json!({"key": secret.expose_secret(), "api_key": key_json(&key)}),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/api-keys/{}", key.id)) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
-}
-
-async fn revoke_key(caller: Caller, Path(key_id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_api_key(&key_id).await?;
-    Ok(no_content())
-}
-
-// --- grants and clients -----------------------------------------------------------------------
-
-async fn list_grants(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.grants().await?,
-        |g| g.grant.id.to_string(),
-        grant_json,
-        &q,
-    )
-}
-
-async fn revoke_grant(caller: Caller, Path(grant_id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_grant(&grant_id).await?;
-    Ok(no_content())
-}
-
-async fn list_clients(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.clients().await?,
-        |c| c.client_id.clone(),
-        |c| {
-            let mut v = json!(c);
-            v["first_granted_at"] = json!(rfc3339(c.first_granted_at));
-            v["last_used_at"] = json!(c.last_used_at.map(rfc3339));
-            v
-        },
-        &q,
-    )
-}
-
-async fn revoke_client(caller: Caller, Path(client_id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_client(&client_id).await?;
-    Ok(no_content())
 }
 
 // --- audit ------------------------------------------------------------------------------------
