@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod api_key;
+mod audit;
 mod client;
 mod edge;
 mod grant;
@@ -22,15 +23,15 @@ mod member;
 mod scim_token;
 mod sso;
 
+pub use audit::{audit_filter, audit_json};
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
-use edge::{check_if_match, decode_cursor, encode_cursor, json_body, limit_of, ok, with_etag};
+use edge::{check_if_match, json_body, ok, with_etag};
 
 use super::service::SettingsChange;
 use crate::clock::rfc3339;
 use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{AuditFilter, AuditRecord};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -76,7 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/grants/{grant_id}", delete(grant::revoke_grant))
         .route("/api/v1/clients", get(client::list_clients))
         .route("/api/v1/clients/{client_id}", delete(client::revoke_client))
-        .route("/api/v1/audit-events", get(list_audit))
+        .route("/api/v1/audit-events", get(audit::list_audit))
         .route("/api/v1/kill-switch", post(kill))
         .route(
             "/api/v1/service-clients",
@@ -86,24 +87,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/service-clients/{client_id}",
             get(machines::get_one).delete(machines::revoke),
         )
-}
-
-// --- representations ------------------------------------------------------------------------
-
-pub fn audit_json(r: &AuditRecord) -> Value {
-    json!({
-        "seq": r.seq,
-        "at": rfc3339(r.at),
-        "actor": {"kind": r.actor_kind, "id": r.actor_id, "name": r.actor_name},
-        "action": r.action,
-        "target": r.target,
-        "outcome": r.outcome,
-        "request_id": r.request_id,
-        "client_ip": r.client_ip,
-        "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    })
 }
 
 // --- organisation ---------------------------------------------------------------------------
@@ -238,107 +221,6 @@ fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
         .map(|s| Scope::parse(s))
         .collect::<Result<ScopeSet, _>>()
         .map_err(|e| ApiError::bad(format!("scopes: {e}")))
-}
-
-// --- audit ------------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    since: Option<String>,
-    until: Option<String>,
-    action: Option<String>,
-    actor_id: Option<String>,
-    outcome: Option<String>,
-    cursor: Option<String>,
-    limit: Option<usize>,
-}
-
-fn time_param(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
-    text.map(|t| {
-        crate::clari::client::parse_date(t.trim()).ok_or_else(|| {
-            ApiError::bad(format!(
-                "{name}: '{t}' is not a date (YYYY-MM-DD) or RFC 3339 time"
-            ))
-        })
-    })
-    .transpose()
-}
-
-/// The audit filter of a query, shared with the admin pages.
-pub fn audit_filter(
-    since: Option<&str>,
-    until: Option<&str>,
-    action: Option<&str>,
-    actor_id: Option<&str>,
-    outcome: Option<&str>,
-) -> Result<AuditFilter, String> {
-    fn non_empty(s: Option<&str>) -> Option<&str> {
-        s.map(str::trim).filter(|s| !s.is_empty())
-    }
-    let time = |name: &str, t: Option<&str>| time_param(name, non_empty(t)).map_err(|e| e.message);
-    if let Some(o) = non_empty(outcome)
-        && !["success", "failure", "denied"].contains(&o)
-    {
-        return Err(format!(
-            "outcome: '{o}' is not one of success, failure, denied"
-        ));
-    }
-    Ok(AuditFilter {
-        since: time("since", since)?,
-        until: time("until", until)?,
-        action: non_empty(action).map(str::to_owned),
-        actor_id: non_empty(actor_id).map(str::to_owned),
-        outcome: non_empty(outcome).map(str::to_owned),
-    })
-}
-
-async fn list_audit(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    for (name, value) in [
-        ("since", &q.since),
-        ("until", &q.until),
-        ("action", &q.action),
-        ("actor_id", &q.actor_id),
-        ("outcome", &q.outcome),
-    ] {
-        if value.as_deref().is_some_and(super::service::is_blank) {
-            return Err(ApiError::bad(format!(
-                "{name} must not be empty; leave it out instead"
-            )));
-        }
-    }
-    let filter = audit_filter(
-        q.since.as_deref(),
-        q.until.as_deref(),
-        q.action.as_deref(),
-        q.actor_id.as_deref(),
-        q.outcome.as_deref(),
-    )
-    .map_err(ApiError::bad)?;
-    let limit = limit_of(q.limit)?;
-    let before = decode_cursor(q.cursor.as_deref())
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_cursor",
-                    "cursor is not one this API returned",
-                )
-            })
-        })
-        .transpose()?;
-    let rows = admin.audit(&filter, before, limit as i64 + 1).await?;
-    let more = rows.len() > limit;
-    let rows = &rows[..rows.len().min(limit)];
-    let next = more
-        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
-        .flatten();
-    let items: Vec<Value> = rows.iter().map(audit_json).collect();
-    Ok(ok(
-        StatusCode::OK,
-        json!({"items": items, "next_cursor": next}),
-    ))
 }
 
 // --- kill switch ------------------------------------------------------------------------------
