@@ -4,43 +4,44 @@
 //! lists page with an opaque `cursor`; updates need `If-Match` with the resource's `ETag`.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 mod api_key;
 mod audit;
 mod client;
+mod credential;
 mod edge;
 mod grant;
 mod invitation;
+mod kill_switch;
 mod machines;
 mod member;
+mod organization;
 mod scim_token;
 mod sso;
 
 pub use audit::{audit_filter, audit_json};
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
-use edge::{check_if_match, json_body, ok, with_etag};
 
-use super::service::SettingsChange;
-use crate::clock::rfc3339;
-use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/organization", get(get_org).patch(patch_org))
+        .route(
+            "/api/v1/organization",
+            get(organization::get_org).patch(organization::patch_org),
+        )
         .route(
             "/api/v1/clari-credential",
-            get(get_credential).put(put_credential),
+            get(credential::get_credential).put(credential::put_credential),
         )
-        .route("/api/v1/clari-credential/test", post(test_credential))
+        .route(
+            "/api/v1/clari-credential/test",
+            post(credential::test_credential),
+        )
         .route("/api/v1/members", get(member::list_members))
         .route(
             "/api/v1/invitations",
@@ -78,7 +79,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/clients", get(client::list_clients))
         .route("/api/v1/clients/{client_id}", delete(client::revoke_client))
         .route("/api/v1/audit-events", get(audit::list_audit))
-        .route("/api/v1/kill-switch", post(kill))
+        .route("/api/v1/kill-switch", post(kill_switch::kill))
         .route(
             "/api/v1/service-clients",
             get(machines::list).post(machines::create),
@@ -87,123 +88,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/service-clients/{client_id}",
             get(machines::get_one).delete(machines::revoke),
         )
-}
-
-// --- organisation ---------------------------------------------------------------------------
-
-async fn get_org(caller: Caller) -> ApiResult {
-    let admin = caller.admin().await?;
-    Ok(with_etag(json!(admin.settings().await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrgPatch {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    redaction: Option<Option<RedactionPolicy>>,
-    require_admin_mfa: Option<bool>,
-    require_dpop: Option<bool>,
-    /// `null` is back to UTC.
-    #[serde(default, deserialize_with = "present")]
-    time_zone: Option<Option<String>>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let patch: OrgPatch = json_body(&headers, &body)?;
-    // What is wrong with the change itself is said before whether it is stale.
-    if let Some(n) = &patch.name {
-        super::service::validate_org_name(n)?;
-    }
-    if let Some(Some(p)) = &patch.redaction {
-        super::service::validate_redaction(p)?;
-    }
-    if let Some(Some(z)) = &patch.time_zone {
-        super::service::validate_time_zone(z)?;
-    }
-    let seen = admin.settings().await?;
-    check_if_match(&headers, &seen)?;
-    let updated = admin
-        .update_settings(
-            &seen,
-            SettingsChange {
-                name: patch.name,
-                redaction: patch.redaction,
-                require_admin_mfa: patch.require_admin_mfa,
-                require_dpop: patch.require_dpop,
-                time_zone: patch
-                    .time_zone
-                    .map(|z| z.unwrap_or_else(|| "UTC".to_owned())),
-            },
-        )
-        .await?;
-    Ok(with_etag(json!(updated)))
-}
-
-// --- Clari credential -------------------------------------------------------------------------
-
-async fn get_credential(caller: Caller) -> ApiResult {
-    let admin = caller.admin().await?;
-    let info = admin.clari_credential().await?;
-    Ok(ok(StatusCode::OK, credential_json(info)))
-}
-
-fn credential_json(info: Option<crate::store::ClariCredentialInfo>) -> Value {
-    match info {
-        Some(i) => json!({
-            "configured": true,
-            "key_hint": format!("****{}", i.key_hint),
-            "base_url": i.base_url,
-            "rotated_at": rfc3339(i.rotated_at),
-        }),
-        None => {
-            json!({"configured": false, "key_hint": null, "base_url": null, "rotated_at": null})
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialPut {
-    api_key: String,
-}
-
-async fn put_credential(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let put: CredentialPut = json_body(&headers, &body)?;
-    let key = SecretString::from(put.api_key);
-    let info = admin.replace_clari_key(key).await?;
-    Ok(ok(StatusCode::OK, credential_json(Some(info))))
-}
-
-async fn test_credential(caller: Caller) -> ApiResult {
-    let admin = caller.admin().await?;
-    Ok(ok(
-        StatusCode::OK,
-        match admin.test_connection().await {
-            Ok(l) => json!({
-                "ok": true,
-                "limits": {
-                    "concurrent_limit": l.jobs.concurrent_limit,
-                    "available_concurrent_limit": l.jobs.available_concurrent_limit,
-                    "monthly_quota": l.jobs.monthly_quota,
-                    "available_monthly_quota": l.jobs.available_monthly_quota,
-                },
-                "error": null,
-            }),
-            Err(words) => json!({"ok": false, "limits": null, "error": words}),
-        },
-    ))
 }
 
 /// An empty answer to a removal.
@@ -221,20 +105,4 @@ fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
         .map(|s| Scope::parse(s))
         .collect::<Result<ScopeSet, _>>()
         .map_err(|e| ApiError::bad(format!("scopes: {e}")))
-}
-
-// --- kill switch ------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KillRequest {
-    reason: String,
-    confirm: String,
-}
-
-async fn kill(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let req: KillRequest = json_body(&headers, &body)?;
-    let report = admin.kill(&req.reason, &req.confirm).await?;
-    Ok(ok(StatusCode::OK, json!(report)))
 }
