@@ -1,5 +1,5 @@
-//! `/api/v1/kill-switch`: revoke everything the organisation has handed out, at once. The answer
-//! is the [`KillReport`](crate::governance::KillReport), which is already the wire shape.
+//! `/api/v1/kill-switch`: disable the organisation and revoke everything it handed out, at once. The
+//! answer is the [`KillReport`](crate::governance::KillReport), which is already the wire shape.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
