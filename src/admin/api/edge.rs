@@ -6,9 +6,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::admin::service::{AdminError, OrgAdmin, role_in};
 use crate::audit::Actor;
@@ -76,11 +76,11 @@ impl From<AdminError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            axum::Json(json!({"code": self.code, "message": self.message})),
-        )
-            .into_response();
+        let body = ErrorResponse {
+            code: self.code,
+            message: &self.message,
+        };
+        let mut r = (self.status, axum::Json(body)).into_response();
         let h = r.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -99,6 +99,13 @@ impl IntoResponse for ApiError {
         }
         r
     }
+}
+
+/// The body of every error answer.
+#[derive(Serialize)]
+struct ErrorResponse<'a> {
+    code: &'a str,
+    message: &'a str,
 }
 
 pub type ApiResult = Result<Response, ApiError>;
@@ -268,11 +275,22 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Resu
     serde_json::from_value(value).map_err(|e| ApiError::bad(format!("the body is not valid: {e}")))
 }
 
-pub fn ok(status: StatusCode, value: Value) -> Response {
+/// A response struct as JSON. serde_json keeps an object's keys sorted, so a body and its ETag
+/// do not depend on the order in which a struct declares its fields.
+pub(super) fn to_json(body: impl Serialize) -> Value {
+    serde_json::to_value(body)
+        .expect("an API response is strings, numbers, lists and objects with string keys")
+}
+
+fn respond(status: StatusCode, value: Value) -> Response {
     let mut r = (status, axum::Json(value)).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+pub fn ok(status: StatusCode, body: impl Serialize) -> Response {
+    respond(status, to_json(body))
 }
 
 /// A strong ETag of a representation.
@@ -280,9 +298,10 @@ fn etag_of(value: &Value) -> String {
     format!("\"{}\"", &sha256_hex(&value.to_string())[..32])
 }
 
-pub fn with_etag(value: Value) -> Response {
+pub fn with_etag(body: impl Serialize) -> Response {
+    let value = to_json(body);
     let tag = etag_of(&value);
-    let mut r = ok(StatusCode::OK, value);
+    let mut r = respond(StatusCode::OK, value);
     if let Ok(v) = HeaderValue::from_str(&tag) {
         r.headers_mut().insert(header::ETAG, v);
     }
@@ -290,7 +309,7 @@ pub fn with_etag(value: Value) -> Response {
 }
 
 /// `If-Match` must be present and name the current ETag (or be `*`).
-pub fn check_if_match(headers: &HeaderMap, current: &Value) -> Result<(), ApiError> {
+pub fn check_if_match(headers: &HeaderMap, current: impl Serialize) -> Result<(), ApiError> {
     let Some(given) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -298,7 +317,7 @@ pub fn check_if_match(headers: &HeaderMap, current: &Value) -> Result<(), ApiErr
             "send If-Match with the ETag from your last GET, so a concurrent change is not overwritten",
         ));
     };
-    let tag = etag_of(current);
+    let tag = etag_of(&to_json(current));
     let matches = given
         .split(',')
         .map(|t| t.trim().trim_start_matches("W/"))
@@ -352,11 +371,18 @@ pub fn encode_cursor(key: &str) -> String {
     key.to_owned()
 }
 
+/// One page of a list: its items and the cursor of the next page (`null` on the last).
+#[derive(Serialize)]
+pub struct Page<R> {
+    pub items: Vec<R>,
+    pub next_cursor: Option<String>,
+}
+
 /// One page of `items` ordered by `key`, after the cursor's key.
-pub fn page<T>(
+pub fn page<T, R: Serialize>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> String,
-    render: impl Fn(T) -> Value,
+    render: impl Fn(&T) -> R,
     q: &PageQuery,
 ) -> Result<Response, ApiError> {
     let limit = limit_of(q.limit)?;
@@ -371,9 +397,12 @@ pub fn page<T>(
     let next = more
         .then(|| rest.last().map(|l| encode_cursor(&key(l))))
         .flatten();
-    let items: Vec<Value> = rest.into_iter().map(render).collect();
+    let items = rest.iter().map(render).collect();
     Ok(ok(
         StatusCode::OK,
-        json!({"items": items, "next_cursor": next}),
+        Page {
+            items,
+            next_cursor: next,
+        },
     ))
 }

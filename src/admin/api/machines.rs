@@ -3,12 +3,12 @@
 
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::edge::{ApiError, json_body, page, with_etag};
+use super::edge::{ApiError, json_body, ok, page, with_etag};
 use super::{ApiQuery, ApiResult, Caller, PageQuery};
 use crate::admin::service::{AdminError, MachineKeys, NewMachineClient};
 use crate::clock::rfc3339;
@@ -17,29 +17,29 @@ use crate::store::ServiceClient;
 
 /// A machine client as the API shows it.
 #[derive(Serialize)]
-struct MachineClientView<'a> {
-    client_id: &'a str,
-    name: &'a str,
+struct MachineClientResponse {
+    client_id: String,
+    name: String,
     scopes: Vec<&'static str>,
     token_endpoint_auth_method: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    jwks_uri: Option<&'a str>,
+    jwks_uri: Option<String>,
     created_at: String,
     last_used_at: Option<String>,
     revoked_at: Option<String>,
 }
 
-impl<'a> From<&'a ServiceClient> for MachineClientView<'a> {
-    fn from(c: &'a ServiceClient) -> Self {
+impl From<&ServiceClient> for MachineClientResponse {
+    fn from(c: &ServiceClient) -> Self {
         Self {
-            client_id: c.id.as_str(),
-            name: &c.name,
+            client_id: c.id.as_str().to_owned(),
+            name: c.name.clone(),
             scopes: c.scopes.iter().map(Scope::as_str).collect(),
             token_endpoint_auth_method: c.auth_method.as_str(),
             jwks: c.jwks.as_deref().and_then(|j| serde_json::from_str(j).ok()),
-            jwks_uri: c.jwks_uri.as_deref(),
+            jwks_uri: c.jwks_uri.clone(),
             created_at: rfc3339(c.created_at),
             last_used_at: c.last_used_at.map(rfc3339),
             revoked_at: c.revoked_at.map(rfc3339),
@@ -47,15 +47,11 @@ impl<'a> From<&'a ServiceClient> for MachineClientView<'a> {
     }
 }
 
-fn view(c: &ServiceClient) -> serde_json::Value {
-    serde_json::to_value(MachineClientView::from(c)).unwrap_or_default()
-}
-
 /// The creation answer: the client and, for a secret client, its secret (shown once).
 #[derive(Serialize)]
-struct Created<'a> {
+struct CreatedMachineClientResponse<'a> {
     #[serde(flatten)]
-    client: MachineClientView<'a>,
+    client: MachineClientResponse,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<&'a str>,
 }
@@ -84,7 +80,7 @@ pub(super) async fn list(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> Ap
     page(
         live(admin.machine_clients().await?),
         |c| c.id.to_string(),
-        |c| view(&c),
+        |c| MachineClientResponse::from(c),
         &q,
     )
 }
@@ -95,7 +91,7 @@ pub(super) async fn get_one(caller: Caller, Path(id): Path<String>) -> ApiResult
         .into_iter()
         .find(|c| c.id.as_str() == id)
         .ok_or(AdminError::NotFound("machine client"))?;
-    Ok(with_etag(view(&found)))
+    Ok(with_etag(MachineClientResponse::from(&found)))
 }
 
 pub(super) async fn create(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
@@ -136,14 +132,11 @@ pub(super) async fn create(caller: Caller, headers: HeaderMap, body: Bytes) -> A
             keys,
         })
         .await?;
-    let answer = Created {
-        client: MachineClientView::from(&client),
+    let answer = CreatedMachineClientResponse {
+        client: MachineClientResponse::from(&client),
         client_secret: secret.as_ref().map(|s| s.expose_secret()),
     };
-    let mut r = (StatusCode::CREATED, axum::Json(answer)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    Ok(ok(StatusCode::CREATED, answer))
 }
 
 pub(super) async fn revoke(caller: Caller, Path(id): Path<String>) -> ApiResult {

@@ -4,74 +4,82 @@
 //! lists page with an opaque `cursor`; updates need `If-Match` with the resource's `ETag`.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
+mod api_key;
+mod audit;
+mod client;
+mod credential;
 mod edge;
-mod joining;
+mod grant;
+mod invitation;
+mod kill_switch;
 mod machines;
+mod member;
+mod organization;
+mod scim_token;
+mod sso;
 
+pub use audit::{audit_filter, audit_json};
 pub use edge::{ApiError, ApiQuery, ApiResult, Caller, PageQuery};
-use edge::{
-    check_if_match, decode_cursor, encode_cursor, json_body, limit_of, ok, page, with_etag,
-};
 
-use super::service::{AdminError, MemberChange, SettingsChange};
-use crate::clock::rfc3339;
-use crate::redact::RedactionPolicy;
 use crate::scope::{Scope, ScopeSet};
 use crate::state::AppState;
-use crate::store::{ApiKey, AuditFilter, AuditRecord, GrantView, OrgMember, Role, UserId};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/organization", get(get_org).patch(patch_org))
+        .route(
+            "/api/v1/organization",
+            get(organization::get_org).patch(organization::patch_org),
+        )
         .route(
             "/api/v1/clari-credential",
-            get(get_credential).put(put_credential),
+            get(credential::get_credential).put(credential::put_credential),
         )
-        .route("/api/v1/clari-credential/test", post(test_credential))
-        .route("/api/v1/members", get(list_members))
+        .route(
+            "/api/v1/clari-credential/test",
+            post(credential::test_credential),
+        )
+        .route("/api/v1/members", get(member::list_members))
         .route(
             "/api/v1/invitations",
-            get(joining::list_invitations).post(joining::create_invitation),
+            get(invitation::list_invitations).post(invitation::create_invitation),
         )
         .route(
             "/api/v1/invitations/{id}",
-            get(joining::get_invitation).delete(joining::withdraw_invitation),
+            get(invitation::get_invitation).delete(invitation::withdraw_invitation),
         )
         .route(
             "/api/v1/scim-tokens",
-            get(joining::list_scim_tokens).post(joining::create_scim_token),
+            get(scim_token::list_scim_tokens).post(scim_token::create_scim_token),
         )
         .route(
             "/api/v1/scim-tokens/{id}",
-            delete(joining::revoke_scim_token),
+            delete(scim_token::revoke_scim_token),
         )
         .route(
             "/api/v1/sso",
-            get(joining::get_sso)
-                .put(joining::put_sso)
-                .delete(joining::delete_sso),
+            get(sso::get_sso).put(sso::put_sso).delete(sso::delete_sso),
         )
         .route(
             "/api/v1/members/{user_id}",
-            get(get_member).patch(patch_member).delete(remove_member),
+            get(member::get_member)
+                .patch(member::patch_member)
+                .delete(member::remove_member),
         )
-        .route("/api/v1/api-keys", get(list_keys).post(create_key))
-        .route("/api/v1/api-keys/{key_id}", delete(revoke_key))
-        .route("/api/v1/grants", get(list_grants))
-        .route("/api/v1/grants/{grant_id}", delete(revoke_grant))
-        .route("/api/v1/clients", get(list_clients))
-        .route("/api/v1/clients/{client_id}", delete(revoke_client))
-        .route("/api/v1/audit-events", get(list_audit))
-        .route("/api/v1/kill-switch", post(kill))
+        .route(
+            "/api/v1/api-keys",
+            get(api_key::list_keys).post(api_key::create_key),
+        )
+        .route("/api/v1/api-keys/{key_id}", delete(api_key::revoke_key))
+        .route("/api/v1/grants", get(grant::list_grants))
+        .route("/api/v1/grants/{grant_id}", delete(grant::revoke_grant))
+        .route("/api/v1/clients", get(client::list_clients))
+        .route("/api/v1/clients/{client_id}", delete(client::revoke_client))
+        .route("/api/v1/audit-events", get(audit::list_audit))
+        .route("/api/v1/kill-switch", post(kill_switch::kill))
         .route(
             "/api/v1/service-clients",
             get(machines::list).post(machines::create),
@@ -82,274 +90,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-// --- representations ------------------------------------------------------------------------
-
-fn member_json(m: &OrgMember) -> Value {
-    json!({
-        "user_id": m.user.id.as_str(),
-        "email": m.user.email,
-        "role": m.role.as_str(),
-        "suspended": m.suspended,
-        "joined_at": rfc3339(m.joined_at),
-    })
-}
-
-fn key_json(k: &ApiKey) -> Value {
-    json!({
-        "id": k.id.as_str(),
-        "name": k.name,
-        "user_id": k.user_id.as_str(),
-        "user_email": k.user_email,
-        "key_hint": format!("****{}", k.key_hint),
-        "scopes": k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "created_at": rfc3339(k.created_at),
-        "expires_at": k.expires_at.map(rfc3339),
-        "last_used_at": k.last_used_at.map(rfc3339),
-        "revoked_at": k.revoked_at.map(rfc3339),
-    })
-}
-
-fn grant_json(g: &GrantView) -> Value {
-    json!({
-        "id": g.grant.id.as_str(),
-        "client_id": g.grant.client_id.as_str(),
-        "client_name": g.client_name,
-        "redirect_host": g.redirect_host,
-        "user_id": g.grant.user_id.as_str(),
-        "user_email": g.user_email,
-        "scopes": g.grant.scope.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        "created_at": rfc3339(g.grant.created_at),
-        "last_used_at": g.last_used_at.map(rfc3339),
-    })
-}
-
-pub fn audit_json(r: &AuditRecord) -> Value {
-    json!({
-        "seq": r.seq,
-        "at": rfc3339(r.at),
-        "actor": {"kind": r.actor_kind, "id": r.actor_id, "name": r.actor_name},
-        "action": r.action,
-        "target": r.target,
-        "outcome": r.outcome,
-        "request_id": r.request_id,
-        "client_ip": r.client_ip,
-        "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    })
-}
-
-// --- organisation ---------------------------------------------------------------------------
-
-async fn get_org(caller: Caller) -> ApiResult {
-    let admin = caller.admin().await?;
-    Ok(with_etag(json!(admin.settings().await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrgPatch {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    redaction: Option<Option<RedactionPolicy>>,
-    require_admin_mfa: Option<bool>,
-    require_dpop: Option<bool>,
-    /// `null` is back to UTC.
-    #[serde(default, deserialize_with = "present")]
-    time_zone: Option<Option<String>>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
-
-async fn patch_org(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let patch: OrgPatch = json_body(&headers, &body)?;
-    // What is wrong with the change itself is said before whether it is stale.
-    if let Some(n) = &patch.name {
-        super::service::validate_org_name(n)?;
-    }
-    if let Some(Some(p)) = &patch.redaction {
-        super::service::validate_redaction(p)?;
-    }
-    if let Some(Some(z)) = &patch.time_zone {
-        super::service::validate_time_zone(z)?;
-    }
-    let seen = admin.settings().await?;
-    check_if_match(&headers, &json!(seen))?;
-    let updated = admin
-        .update_settings(
-            &seen,
-            SettingsChange {
-                name: patch.name,
-                redaction: patch.redaction,
-                require_admin_mfa: patch.require_admin_mfa,
-                require_dpop: patch.require_dpop,
-                time_zone: patch
-                    .time_zone
-                    .map(|z| z.unwrap_or_else(|| "UTC".to_owned())),
-            },
-        )
-        .await?;
-    Ok(with_etag(json!(updated)))
-}
-
-// --- Clari credential -------------------------------------------------------------------------
-
-async fn get_credential(caller: Caller) -> ApiResult {
-    let admin = caller.admin().await?;
-    let info = admin.clari_credential().await?;
-    Ok(ok(StatusCode::OK, credential_json(info)))
-}
-
-fn credential_json(info: Option<crate::store::ClariCredentialInfo>) -> Value {
-    match info {
-        Some(i) => json!({
-            "configured": true,
-            "key_hint": format!("****{}", i.key_hint),
-            "base_url": i.base_url,
-            "rotated_at": rfc3339(i.rotated_at),
-        }),
-        None => {
-            json!({"configured": false, "key_hint": null, "base_url": null, "rotated_at": null})
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CredentialPut {
-    api_key: String,
-}
-
-async fn put_credential(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let put: CredentialPut = json_body(&headers, &body)?;
-    let key = SecretString::from(put.api_key);
-    let info = admin.replace_clari_key(key).await?;
-    Ok(ok(StatusCode::OK, credential_json(Some(info))))
-}
-
-async fn test_credential(caller: Caller) -> ApiResult {
-    let admin = caller.admin().await?;
-    Ok(ok(
-        StatusCode::OK,
-        match admin.test_connection().await {
-            Ok(l) => json!({
-                "ok": true,
-                "limits": {
-                    "concurrent_limit": l.jobs.concurrent_limit,
-                    "available_concurrent_limit": l.jobs.available_concurrent_limit,
-                    "monthly_quota": l.jobs.monthly_quota,
-                    "available_monthly_quota": l.jobs.available_monthly_quota,
-                },
-                "error": null,
-            }),
-            Err(words) => json!({"ok": false, "limits": null, "error": words}),
-        },
-    ))
-}
-
-// --- members ----------------------------------------------------------------------------------
-
-async fn list_members(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.members().await?,
-        |m| m.user.id.to_string(),
-        |m| member_json(&m),
-        &q,
-    )
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum RoleText {
-    Admin,
-    Member,
-}
-
-pub(super) fn member_role() -> RoleText {
-    RoleText::Member
-}
-
-impl From<RoleText> for Role {
-    fn from(r: RoleText) -> Self {
-        match r {
-            RoleText::Admin => Role::Admin,
-            RoleText::Member => Role::Member,
-        }
-    }
-}
-
-/// The API's e-mail rule, stricter than the pages' (which trim and accept any script):
-/// printable ASCII, `local@domain.tld`, nothing around it, at most 254 characters.
-pub(super) fn api_email(text: &str) -> Result<&str, ApiError> {
-    let printable = |c: char| c.is_ascii_graphic() && c != '@';
-    let ok = text.len() <= 254
-        && text.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && local.chars().all(printable)
-                && domain.chars().all(printable)
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if ok {
-        Ok(text)
-    } else {
-        Err(ApiError::bad(format!(
-            "email: '{}' is not an address of printable ASCII (local@domain.tld)",
-            text.chars().take(100).collect::<String>()
-        )))
-    }
-}
-
-async fn get_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
-    let admin = caller.admin().await?;
-    Ok(with_etag(member_json(&admin.member(&user_id).await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MemberPatch {
-    role: Option<RoleText>,
-    suspended: Option<bool>,
-}
-
-async fn patch_member(
-    caller: Caller,
-    Path(user_id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let admin = caller.admin().await?;
-    let patch: MemberPatch = json_body(&headers, &body)?;
-    let seen = admin.member(&user_id).await?;
-    check_if_match(&headers, &member_json(&seen))?;
-    let updated = admin
-        .update_member(
-            &seen,
-            MemberChange {
-                role: patch.role.map(Into::into),
-                suspended: patch.suspended,
-            },
-        )
-        .await?;
-    Ok(with_etag(member_json(&updated)))
-}
-
-async fn remove_member(caller: Caller, Path(user_id): Path<String>) -> ApiResult {
-    caller.admin().await?.remove_member(&user_id).await?;
-    Ok(no_content())
-}
-
+/// An empty answer to a removal.
 fn no_content() -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
@@ -357,229 +98,11 @@ fn no_content() -> Response {
     r
 }
 
-// --- API keys ---------------------------------------------------------------------------------
-
-async fn list_keys(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    let live: Vec<ApiKey> = admin
-        .api_keys()
-        .await?
-        .into_iter()
-        .filter(|k| k.revoked_at.is_none())
-        .collect();
-    page(live, |k| k.id.to_string(), |k| key_json(&k), &q)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewKey {
-    name: String,
-    scopes: Vec<String>,
-    user_id: Option<String>,
-    /// A JSON number; `30.0` is the integer 30, as JSON Schema says.
-    expires_in_days: Option<serde_json::Number>,
-}
-
 /// The scopes of a request body, each a scope name (400 naming the first that is not).
-pub(super) fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
+fn scopes_of(names: &[String]) -> Result<ScopeSet, ApiError> {
     names
         .iter()
         .map(|s| Scope::parse(s))
         .collect::<Result<ScopeSet, _>>()
         .map_err(|e| ApiError::bad(format!("scopes: {e}")))
-}
-
-async fn create_key(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let new: NewKey = json_body(&headers, &body)?;
-    let scopes = scopes_of(&new.scopes)?;
-    let user = match &new.user_id {
-        Some(u) => UserId::parse(u).map_err(|_| AdminError::NotFound("member"))?,
-        None => caller.user.clone(),
-    };
-    let days = new
-        .expires_in_days
-        .as_ref()
-        .map(|n| n.as_f64().unwrap_or(f64::NAN));
-    let expires_at = match days {
-        None => None,
-        Some(d) if d.fract() == 0.0 && (1.0..=3650.0).contains(&d) => {
-            Some(caller.state.now() + d as i64 * 86_400)
-        }
-        Some(_) => {
-            return Err(ApiError::bad(
-                "expires_in_days must be a whole number from 1 to 3650",
-            ));
-        }
-    };
-    let (secret, key) = admin
-        .create_api_key(&user, &new.name, scopes, expires_at)
-        .await?;
-    let mut r = ok(
-        StatusCode::CREATED,
-        json!({"key": secret.expose_secret(), "api_key": key_json(&key)}),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/api-keys/{}", key.id)) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(r)
-}
-
-async fn revoke_key(caller: Caller, Path(key_id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_api_key(&key_id).await?;
-    Ok(no_content())
-}
-
-// --- grants and clients -----------------------------------------------------------------------
-
-async fn list_grants(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.grants().await?,
-        |g| g.grant.id.to_string(),
-        |g| grant_json(&g),
-        &q,
-    )
-}
-
-async fn revoke_grant(caller: Caller, Path(grant_id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_grant(&grant_id).await?;
-    Ok(no_content())
-}
-
-async fn list_clients(caller: Caller, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    page(
-        admin.clients().await?,
-        |c| c.client_id.clone(),
-        |c| {
-            let mut v = json!(c);
-            v["first_granted_at"] = json!(rfc3339(c.first_granted_at));
-            v["last_used_at"] = json!(c.last_used_at.map(rfc3339));
-            v
-        },
-        &q,
-    )
-}
-
-async fn revoke_client(caller: Caller, Path(client_id): Path<String>) -> ApiResult {
-    caller.admin().await?.revoke_client(&client_id).await?;
-    Ok(no_content())
-}
-
-// --- audit ------------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    since: Option<String>,
-    until: Option<String>,
-    action: Option<String>,
-    actor_id: Option<String>,
-    outcome: Option<String>,
-    cursor: Option<String>,
-    limit: Option<usize>,
-}
-
-fn time_param(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
-    text.map(|t| {
-        crate::clari::client::parse_date(t.trim()).ok_or_else(|| {
-            ApiError::bad(format!(
-                "{name}: '{t}' is not a date (YYYY-MM-DD) or RFC 3339 time"
-            ))
-        })
-    })
-    .transpose()
-}
-
-/// The audit filter of a query, shared with the admin pages.
-pub fn audit_filter(
-    since: Option<&str>,
-    until: Option<&str>,
-    action: Option<&str>,
-    actor_id: Option<&str>,
-    outcome: Option<&str>,
-) -> Result<AuditFilter, String> {
-    fn non_empty(s: Option<&str>) -> Option<&str> {
-        s.map(str::trim).filter(|s| !s.is_empty())
-    }
-    let time = |name: &str, t: Option<&str>| time_param(name, non_empty(t)).map_err(|e| e.message);
-    if let Some(o) = non_empty(outcome)
-        && !["success", "failure", "denied"].contains(&o)
-    {
-        return Err(format!(
-            "outcome: '{o}' is not one of success, failure, denied"
-        ));
-    }
-    Ok(AuditFilter {
-        since: time("since", since)?,
-        until: time("until", until)?,
-        action: non_empty(action).map(str::to_owned),
-        actor_id: non_empty(actor_id).map(str::to_owned),
-        outcome: non_empty(outcome).map(str::to_owned),
-    })
-}
-
-async fn list_audit(caller: Caller, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult {
-    let admin = caller.admin().await?;
-    for (name, value) in [
-        ("since", &q.since),
-        ("until", &q.until),
-        ("action", &q.action),
-        ("actor_id", &q.actor_id),
-        ("outcome", &q.outcome),
-    ] {
-        if value.as_deref().is_some_and(super::service::is_blank) {
-            return Err(ApiError::bad(format!(
-                "{name} must not be empty; leave it out instead"
-            )));
-        }
-    }
-    let filter = audit_filter(
-        q.since.as_deref(),
-        q.until.as_deref(),
-        q.action.as_deref(),
-        q.actor_id.as_deref(),
-        q.outcome.as_deref(),
-    )
-    .map_err(ApiError::bad)?;
-    let limit = limit_of(q.limit)?;
-    let before = decode_cursor(q.cursor.as_deref())
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_cursor",
-                    "cursor is not one this API returned",
-                )
-            })
-        })
-        .transpose()?;
-    let rows = admin.audit(&filter, before, limit as i64 + 1).await?;
-    let more = rows.len() > limit;
-    let rows = &rows[..rows.len().min(limit)];
-    let next = more
-        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
-        .flatten();
-    let items: Vec<Value> = rows.iter().map(audit_json).collect();
-    Ok(ok(
-        StatusCode::OK,
-        json!({"items": items, "next_cursor": next}),
-    ))
-}
-
-// --- kill switch ------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KillRequest {
-    reason: String,
-    confirm: String,
-}
-
-async fn kill(caller: Caller, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let admin = caller.admin().await?;
-    let req: KillRequest = json_body(&headers, &body)?;
-    let report = admin.kill(&req.reason, &req.confirm).await?;
-    Ok(ok(StatusCode::OK, json!(report)))
 }
