@@ -151,13 +151,13 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminPost {
-        c, meta, session, ..
-    }: AdminPost,
+    p: AdminPost,
 ) -> Response {
-    let outcome = acting(&state, &c, meta)
-        .revoke_machine_client(&id)
-        .await
-        .map(|()| "Machine client revoked: its tokens stop working on their next call.".to_owned());
-    after(&session, BACK, outcome).await
+    let outcome = p.admin(&state).revoke_machine_client(&id).await;
+    p.ended(
+        BACK,
+        outcome,
+        "Machine client revoked: its tokens stop working on their next call.",
+    )
+    .await
 }

@@ -97,6 +97,18 @@ impl FromRequest<AppState> for AdminPost {
     }
 }
 
+impl AdminPost {
+    /// The admin service acting for the sender, recording this request.
+    pub fn admin<'s>(&self, state: &'s AppState) -> OrgAdmin<'s> {
+        acting(state, &self.c, self.meta.clone())
+    }
+
+    /// Back to `back`, saying `said` when `outcome` is done, or what went wrong ([`after`]).
+    pub async fn ended(self, back: &str, outcome: Result<(), AdminError>, said: &str) -> Response {
+        after(&self.session, back, outcome.map(|()| said.to_owned())).await
+    }
+}
+
 /// The admin service acting for the console's person on its current organisation.
 pub fn acting<'a>(state: &'a AppState, c: &Console, meta: RequestMeta) -> OrgAdmin<'a> {
     OrgAdmin {

@@ -233,15 +233,15 @@ pub async fn invite_member(
 pub async fn withdraw_invitation(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminPost {
-        c, meta, session, ..
-    }: AdminPost,
+    p: AdminPost,
 ) -> Response {
-    let outcome = acting(&state, &c, meta)
-        .revoke_invitation(&id)
-        .await
-        .map(|()| "Invitation withdrawn: its link no longer works.".to_owned());
-    after(&session, "/admin/members", outcome).await
+    let outcome = p.admin(&state).revoke_invitation(&id).await;
+    p.ended(
+        "/admin/members",
+        outcome,
+        "Invitation withdrawn: its link no longer works.",
+    )
+    .await
 }
 
 /// One form per row: `action` is `make_admin`, `make_member`, `suspend`, `reinstate` or `remove`.
@@ -393,29 +393,29 @@ pub async fn access_page(
 pub async fn revoke_grant(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminPost {
-        c, meta, session, ..
-    }: AdminPost,
+    p: AdminPost,
 ) -> Response {
-    let outcome = acting(&state, &c, meta)
-        .revoke_grant(&id)
-        .await
-        .map(|()| "Access revoked; the application's tokens stop working now.".to_owned());
-    after(&session, "/admin/access", outcome).await
+    let outcome = p.admin(&state).revoke_grant(&id).await;
+    p.ended(
+        "/admin/access",
+        outcome,
+        "Access revoked; the application's tokens stop working now.",
+    )
+    .await
 }
 
 pub async fn revoke_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminPost {
-        c, meta, session, ..
-    }: AdminPost,
+    p: AdminPost,
 ) -> Response {
-    let outcome = acting(&state, &c, meta)
-        .revoke_api_key(&id)
-        .await
-        .map(|()| "API key revoked; it stops working now.".to_owned());
-    after(&session, "/admin/access", outcome).await
+    let outcome = p.admin(&state).revoke_api_key(&id).await;
+    p.ended(
+        "/admin/access",
+        outcome,
+        "API key revoked; it stops working now.",
+    )
+    .await
 }
 
 /// An admin creates a key for any active member (from the access page); shown once.

@@ -140,17 +140,10 @@ pub async fn set_sso(
 }
 
 /// `POST /admin/sign-in/sso/delete`: people go back to passwords (and invitations).
-pub async fn delete_sso(
-    State(state): State<AppState>,
-    AdminPost {
-        c, meta, session, ..
-    }: AdminPost,
-) -> Response {
-    let outcome = acting(&state, &c, meta)
-        .delete_sso()
-        .await
-        .map(|()| "Single sign-on removed: members sign in with a password again.".to_owned());
-    after(&session, BACK, outcome).await
+pub async fn delete_sso(State(state): State<AppState>, p: AdminPost) -> Response {
+    let outcome = p.admin(&state).delete_sso().await;
+    let said = "Single sign-on removed: members sign in with a password again.";
+    p.ended(BACK, outcome, said).await
 }
 
 /// A switch of the organisation's sign-in rules, as one checkbox of the Sign-in page.
@@ -272,13 +265,9 @@ pub async fn create_scim_token(
 pub async fn revoke_scim_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminPost {
-        c, meta, session, ..
-    }: AdminPost,
+    p: AdminPost,
 ) -> Response {
-    let outcome = acting(&state, &c, meta)
-        .revoke_scim_token(&id)
-        .await
-        .map(|()| "SCIM token revoked: the directory can no longer provision with it.".to_owned());
-    after(&session, BACK, outcome).await
+    let outcome = p.admin(&state).revoke_scim_token(&id).await;
+    let said = "SCIM token revoked: the directory can no longer provision with it.";
+    p.ended(BACK, outcome, said).await
 }
