@@ -24,22 +24,29 @@ pub struct View {
     /// The tool whose answers it shows.
     pub tool: &'static str,
     pub scope: Scope,
-    /// The view as written, with the shared bridge still to splice in (see [`View::html`]).
+    /// The view as written, with the shared parts still to splice in (see [`View::html`]).
     source: &'static str,
 }
 
-/// The line in a view's script where the shared host bridge goes.
-const INCLUDE: &str = "// @include bridge.js\n";
-/// The host bridge and start-up every view shares.
-const BRIDGE: &str = include_str!("apps/bridge.js");
+/// What every view shares, each under the line in a view that it takes the place of: the look
+/// (theme variables, page, status box) in the style, the host bridge, drawing of each state and
+/// start-up in the script.
+const INCLUDES: [(&str, &str); 2] = [
+    ("/* @include view.css */\n", include_str!("apps/view.css")),
+    ("// @include bridge.js\n", include_str!("apps/bridge.js")),
+];
 
-/// Each view with the bridge spliced in, once, in the order of [`VIEWS`].
+/// Each view with the shared parts spliced in, once, in the order of [`VIEWS`].
 static ASSEMBLED: LazyLock<Vec<String>> = LazyLock::new(|| {
     VIEWS
         .iter()
         .map(|v| {
-            assert_eq!(v.source.matches(INCLUDE).count(), 1, "{}", v.uri);
-            v.source.replacen(INCLUDE, BRIDGE, 1)
+            INCLUDES
+                .iter()
+                .fold(v.source.to_owned(), |html, (line, text)| {
+                    assert_eq!(html.matches(line).count(), 1, "{} {line}", v.uri);
+                    html.replacen(line, text, 1)
+                })
         })
         .collect()
 });

@@ -45,11 +45,13 @@ SHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def view_source(name):
-    """A view as the server serves it: its file with the shared bridge spliced in."""
+    """A view as the server serves it: its file with the shared look and bridge spliced in."""
     src = ROOT / "src" / "mcp" / "apps"
     page = (src / name).read_text()
-    assert page.count("// @include bridge.js\n") == 1, f"{name} does not include the bridge once"
-    return page.replace("// @include bridge.js\n", (src / "bridge.js").read_text(), 1)
+    for line, part in (("/* @include view.css */\n", "view.css"), ("// @include bridge.js\n", "bridge.js")):
+        assert page.count(line) == 1, f"{name} does not include {part} once"
+        page = page.replace(line, (src / part).read_text(), 1)
+    return page
 
 
 def step(text):
@@ -130,7 +132,7 @@ def served_views(mcp):
         assert not any(csp.get(k) for k in ("connectDomains", "resourceDomains", "frameDomains")), \
             f"{uri}: the view loads nothing, yet its csp allows {csp}"
         assert c["text"] == view_source(source), \
-            f"{uri} is not src/mcp/apps/{source} with bridge.js spliced in"
+            f"{uri} is not src/mcp/apps/{source} with view.css and bridge.js spliced in"
         views[name] = (c["text"], csp)
         step(f"{name}: _meta.ui.resourceUri {uri}; resources/read gives {MIME}, csp {json.dumps(csp)}")
     return views

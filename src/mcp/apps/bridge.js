@@ -1,8 +1,11 @@
 // The MCP Apps host bridge every view shares, spliced into each view at its include line when
 // the server starts (src/mcp/apps.rs), so each view stays one self-contained document.
 // It speaks JSON-RPC 2.0 over postMessage with the host window, and holds the page-building
-// helpers every view uses; each view defines `view`, `render`, `TOOL`, `PROTOCOL_VERSION` and
-// `APP_INFO` and ends by calling `start()`.
+// helpers and the drawing of each state that every view uses. Each view defines `TOOL`, `APP_INFO`
+// and `view`: its state, with `waiting` (the sentence shown until the answer comes), `answer` (builds
+// the page of a structured answer) and, where it draws more once that page is shown, `drawn`. It
+// ends by calling `start()`.
+const PROTOCOL_VERSION = "2026-01-26";
 // --- the host bridge --------------------------------------------------------------------------
 const waiting = new Map();
 let lastId = 0;
@@ -54,6 +57,11 @@ function reportSize() {
 }
 
 const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+const locale = () => view.context.locale || "en-US";
+function numberFormat(options) {
+  try { return new Intl.NumberFormat(locale(), options); } catch { return new Intl.NumberFormat("en-US", options); }
+}
+const count = (n) => numberFormat({ maximumFractionDigits: 0 }).format(n);
 
 // --- building the page ------------------------------------------------------------------------
 function el(tag, attrs, ...children) {
@@ -88,6 +96,33 @@ function pending(s) {
     : `Call ${TOOL} again with the same arguments shortly.`;
   return statusBox("pending", el("p", null, el("strong", null, "Clari is preparing this export…")),
     el("p", { class: "sub" }, where), el("p", { class: "sub" }, again));
+}
+
+// --- drawing ----------------------------------------------------------------------------------
+// Draws the state the call is in: cancelled, waiting, failed, answered in text only, an export still
+// pending, or ready: the view's `answer` of the structured answer, then its `drawn` where it has one.
+function render() {
+  const app = document.getElementById("app");
+  const r = view.result;
+  let state;
+  let content;
+  if (view.cancelled) {
+    state = "cancelled"; content = statusBox("", el("p", null, "The call was cancelled."));
+  } else if (!r) {
+    state = "waiting"; content = statusBox("pending", el("p", null, view.waiting));
+  } else if (r.isError) {
+    state = "error"; content = statusBox("error", el("pre", null, textOf(r) || "The tool reported an error."));
+  } else if (!r.structuredContent || typeof r.structuredContent !== "object") {
+    state = "text"; content = statusBox("", el("pre", null, textOf(r)));
+  } else if (["queued", "running"].includes(r.structuredContent.status)) {
+    state = "pending"; content = pending(r.structuredContent);
+  } else {
+    state = "ready"; content = view.answer(r.structuredContent);
+  }
+  document.body.dataset.state = state;
+  app.replaceChildren(content);
+  if (state === "ready" && view.drawn) view.drawn(r.structuredContent);
+  reportSize();
 }
 
 // --- starting ---------------------------------------------------------------------------------

@@ -44,6 +44,29 @@ pub struct OpportunityRef {
     pub name: Option<String>,
 }
 
+/// One page of what the activity export holds over the window `a` asks for, as
+/// `list_opportunities` and `list_accounts` both answer: `rows` draws the rows from the export,
+/// most recent activity first, and `data` makes the answer from the window, the page, the number
+/// of rows in all and the next page's cursor.
+async fn window_page<T: Clone, D>(
+    state: &AppState,
+    ctx: &AuthContext,
+    a: WindowArgs,
+    rows: fn(&ActivityWindow) -> Vec<T>,
+    data: fn(&Span, Vec<T>, usize, Option<String>) -> D,
+) -> Result<Export<D>, ToolError> {
+    let tz = org_zone(state, &ctx.org_id).await?;
+    let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
+    let limit = limit(a.limit)?;
+    let got = pipeline::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
+    Export::from_state(got, |acts| {
+        let rows = rows(acts);
+        let offset = cursor(a.cursor.as_deref(), rows.len())?;
+        let (items, next) = page(&rows, offset, limit);
+        Ok(data(&span, items, rows.len(), next))
+    })
+}
+
 // --- list_opportunities -----------------------------------------------------------------------
 
 pub struct ListOpportunities;
@@ -145,25 +168,18 @@ impl Tool for ListOpportunities {
         ctx: &AuthContext,
         a: WindowArgs,
     ) -> Result<Self::Output, ToolError> {
-        let tz = org_zone(state, &ctx.org_id).await?;
-        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
-        let limit = limit(a.limit)?;
-        let got =
-            pipeline::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
-        Export::from_state(got, |acts| {
-            let rows = opportunities(acts);
-            let offset = cursor(a.cursor.as_deref(), rows.len())?;
-            let (items, next) = page(&rows, offset, limit);
-            Ok(OpportunitiesData {
+        window_page(state, ctx, a, opportunities, |span, items, total, next| {
+            OpportunitiesData {
                 since: span.since(),
                 until: span.until(),
                 window: span.days(),
                 span_text: span.describe(),
                 opportunities: items,
-                total: rows.len(),
+                total,
                 next_cursor: next,
-            })
+            }
         })
+        .await
     }
 }
 
@@ -284,24 +300,17 @@ impl Tool for ListAccounts {
         ctx: &AuthContext,
         a: WindowArgs,
     ) -> Result<Self::Output, ToolError> {
-        let tz = org_zone(state, &ctx.org_id).await?;
-        let span = Span::resolve(a.since.as_deref(), a.until.as_deref(), state.now(), 30, tz)?;
-        let limit = limit(a.limit)?;
-        let got =
-            pipeline::activities(state, &ctx.org_id, span.bounds(), wait(a.wait_seconds)).await?;
-        Export::from_state(got, |acts| {
-            let rows = accounts(acts);
-            let offset = cursor(a.cursor.as_deref(), rows.len())?;
-            let (items, next) = page(&rows, offset, limit);
-            Ok(AccountsData {
+        window_page(state, ctx, a, accounts, |span, items, total, next| {
+            AccountsData {
                 since: span.since(),
                 until: span.until(),
                 window: span.days(),
                 span_text: span.describe(),
                 accounts: items,
-                total: rows.len(),
+                total,
                 next_cursor: next,
-            })
+            }
         })
+        .await
     }
 }
