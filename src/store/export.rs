@@ -263,14 +263,11 @@ macro_rules! export_store {
         impl $store {
             /// The organisation's row for `key`, on the pool or inside a transaction.
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_export", otel.kind = "client", db.operation.name = "find_export", db.system.name = Self::DB_SYSTEM))]
-            async fn find_export<'e, E>(
-                ex: E,
+            async fn find_export(
+                ex: impl sqlx::Executor<'_, Database = $db>,
                 org: &OrgId,
                 key: &str,
-            ) -> Result<Option<FoundExport>, StoreError>
-            where
-                E: sqlx::Executor<'e, Database = $db>,
-            {
+            ) -> Result<Option<FoundExport>, StoreError> {
                 Ok(sqlx::query_as(FIND)
                     .bind(org.as_str())
                     .bind(key)
@@ -279,16 +276,13 @@ macro_rules! export_store {
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_export_status", otel.kind = "client", db.operation.name = "set_export_status", db.system.name = Self::DB_SYSTEM))]
-            async fn set_export_status<'e, E>(
-                ex: E,
+            async fn set_export_status(
+                ex: impl sqlx::Executor<'_, Database = $db>,
                 org: &OrgId,
                 key: &str,
                 status: ExportStatus,
                 now: UnixTime,
-            ) -> Result<(), StoreError>
-            where
-                E: sqlx::Executor<'e, Database = $db>,
-            {
+            ) -> Result<(), StoreError> {
                 sqlx::query(SET_STATUS)
                     .bind(status.as_str())
                     .bind(now)
@@ -302,14 +296,11 @@ macro_rules! export_store {
             /// Exports of the organisation holding a slot (starting or running, updated since
             /// `active_before`).
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.count_active", otel.kind = "client", db.operation.name = "count_active", db.system.name = Self::DB_SYSTEM))]
-            async fn count_active<'e, E>(
-                ex: E,
+            async fn count_active(
+                ex: impl sqlx::Executor<'_, Database = $db>,
                 org: &OrgId,
                 active_before: UnixTime,
-            ) -> Result<u32, StoreError>
-            where
-                E: sqlx::Executor<'e, Database = $db>,
-            {
+            ) -> Result<u32, StoreError> {
                 let (n,): (i64,) = sqlx::query_as(COUNT_ACTIVE)
                     .bind(org.as_str())
                     .bind(active_before)
@@ -320,16 +311,13 @@ macro_rules! export_store {
 
             /// Live queued rows ahead of `key` (see `COUNT_AHEAD`).
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.queue_ahead", otel.kind = "client", db.operation.name = "queue_ahead", db.system.name = Self::DB_SYSTEM))]
-            async fn queue_ahead<'e, E>(
-                ex: E,
+            async fn queue_ahead(
+                ex: impl sqlx::Executor<'_, Database = $db>,
                 org: &OrgId,
                 key: &str,
                 queue_seq: i64,
                 queued_before: UnixTime,
-            ) -> Result<u32, StoreError>
-            where
-                E: sqlx::Executor<'e, Database = $db>,
-            {
+            ) -> Result<u32, StoreError> {
                 let (n,): (i64,) = sqlx::query_as(COUNT_AHEAD)
                     .bind(org.as_str())
                     .bind(queued_before)
