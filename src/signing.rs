@@ -323,6 +323,22 @@ fn is_well_formed_kid(kid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The checks a token's claims must pass after its issuer, whether its signature was verified
+/// just now or earlier: meant for `audience`, not expired at `now` (with [`EXPIRY_LEEWAY`]).
+fn check_audience_and_expiry(
+    claims: &AccessClaims,
+    audience: &str,
+    now: UnixTime,
+) -> Result<(), TokenError> {
+    if claims.aud != audience {
+        return Err(TokenError::WrongAudience);
+    }
+    if claims.exp + EXPIRY_LEEWAY < now {
+        return Err(TokenError::Expired);
+    }
+    Ok(())
+}
+
 impl Keys {
     /// Loads the keys, creating the first one when the database has none.
     pub async fn load(
@@ -417,12 +433,7 @@ impl Keys {
             if claims.iss != issuer {
                 return Err(TokenError::Invalid);
             }
-            if claims.aud != audience {
-                return Err(TokenError::WrongAudience);
-            }
-            if claims.exp + EXPIRY_LEEWAY < now {
-                return Err(TokenError::Expired);
-            }
+            check_audience_and_expiry(&claims, audience, now)?;
             return Ok(claims);
         }
         let claims = self
@@ -506,14 +517,8 @@ impl Keys {
         v.set_issuer(&[issuer]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v)
             .map_err(|_| TokenError::Invalid)?;
-        let claims = data.claims;
-        if claims.aud != audience {
-            return Err(TokenError::WrongAudience);
-        }
-        if claims.exp + EXPIRY_LEEWAY < now {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
+        check_audience_and_expiry(&data.claims, audience, now)?;
+        Ok(data.claims)
     }
 }
 

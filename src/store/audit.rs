@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_rows};
+use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_all};
 use crate::clock::UnixTime;
 
 /// An event before it has a place in its chain.
@@ -455,14 +455,12 @@ macro_rules! audit_store {
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_audit_keys", otel.kind = "client", db.operation.name = "reseal_audit_keys", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_audit_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let keys: Vec<AuditKeyRecord> = sqlx::query_as(KEYS).fetch_all(&mut *tx).await?;
-                let rows = keys
-                    .into_iter()
-                    .map(|k| (k.kid, k.private_ciphertext, k.private_key_id));
-                let n = reseal_rows!(tx, rows, RESEAL_KEY, reseal);
-                tx.commit().await?;
-                Ok(n)
+                Ok(reseal_all!(
+                    self.pool, reseal,
+                    KEYS => AuditKeyRecord,
+                    |k| (&k.private_ciphertext, &k.private_key_id),
+                    RESEAL_KEY, [&k.kid],
+                ))
             }
         }
     };

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{ClariCredential, OrgId, PgStore, Resealer, SqliteStore, StoreError};
+use super::{ClariCredential, OrgId, PgStore, Resealer, SqliteStore, StoreError, reseal_all};
 use crate::clock::UnixTime;
 use crate::crypto::Sealed;
 
@@ -93,24 +93,12 @@ macro_rules! credential_store {
                 reseal: Resealer<'_>,
                 _now: UnixTime,
             ) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let rows: Vec<ClariCredential> = sqlx::query_as(ALL).fetch_all(&mut *tx).await?;
-                let mut rewritten = 0;
-                for row in rows {
-                    let Some(sealed) = reseal(&row.ciphertext, &row.key_id)? else {
-                        continue;
-                    };
-                    sqlx::query(RESEAL)
-                        .bind(&sealed.ciphertext)
-                        .bind(&sealed.key_id)
-                        .bind(row.organization_id.as_str())
-                        .bind(&row.key_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    rewritten += 1;
-                }
-                tx.commit().await?;
-                Ok(rewritten)
+                Ok(reseal_all!(
+                    self.pool, reseal,
+                    ALL => ClariCredential,
+                    |row| (&row.ciphertext, &row.key_id),
+                    RESEAL, [row.organization_id.as_str(), &row.key_id],
+                ))
             }
         }
     };

@@ -255,12 +255,29 @@ SELECT COUNT(*) FROM export_interest i
 JOIN export_jobs j ON j.organization_id = i.organization_id AND j.request_key = i.request_key
 WHERE i.organization_id = $1 AND j.clari_job_id = $2 AND i.owner <> $3 AND i.seen_at >= $4";
 
+/// A row as `FIND` reads it: Clari job id, status, place in the queue, last update.
+type FoundExport = (Option<String>, String, i64, i64);
+
 macro_rules! export_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         impl $store {
+            /// The organisation's row for `key`, on the pool or inside a transaction.
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.find_export", otel.kind = "client", db.operation.name = "find_export", db.system.name = Self::DB_SYSTEM))]
+            async fn find_export(
+                ex: impl sqlx::Executor<'_, Database = $db>,
+                org: &OrgId,
+                key: &str,
+            ) -> Result<Option<FoundExport>, StoreError> {
+                Ok(sqlx::query_as(FIND)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .fetch_optional(ex)
+                    .await?)
+            }
+
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.set_export_status", otel.kind = "client", db.operation.name = "set_export_status", db.system.name = Self::DB_SYSTEM))]
             async fn set_export_status(
-                &self,
+                ex: impl sqlx::Executor<'_, Database = $db>,
                 org: &OrgId,
                 key: &str,
                 status: ExportStatus,
@@ -271,14 +288,31 @@ macro_rules! export_store {
                     .bind(now)
                     .bind(org.as_str())
                     .bind(key)
-                    .execute(&self.pool)
+                    .execute(ex)
                     .await?;
                 Ok(())
             }
 
+            /// Exports of the organisation holding a slot (starting or running, updated since
+            /// `active_before`).
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.count_active", otel.kind = "client", db.operation.name = "count_active", db.system.name = Self::DB_SYSTEM))]
+            async fn count_active(
+                ex: impl sqlx::Executor<'_, Database = $db>,
+                org: &OrgId,
+                active_before: UnixTime,
+            ) -> Result<u32, StoreError> {
+                let (n,): (i64,) = sqlx::query_as(COUNT_ACTIVE)
+                    .bind(org.as_str())
+                    .bind(active_before)
+                    .fetch_one(ex)
+                    .await?;
+                Ok(n.max(0) as u32)
+            }
+
+            /// Live queued rows ahead of `key` (see `COUNT_AHEAD`).
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.queue_ahead", otel.kind = "client", db.operation.name = "queue_ahead", db.system.name = Self::DB_SYSTEM))]
             async fn queue_ahead(
-                &self,
+                ex: impl sqlx::Executor<'_, Database = $db>,
                 org: &OrgId,
                 key: &str,
                 queue_seq: i64,
@@ -289,7 +323,7 @@ macro_rules! export_store {
                     .bind(queued_before)
                     .bind(queue_seq)
                     .bind(key)
-                    .fetch_one(&self.pool)
+                    .fetch_one(ex)
                     .await?;
                 Ok(n.max(0) as u32)
             }
@@ -317,11 +351,7 @@ macro_rules! export_store {
                 if won.is_some() {
                     return Ok(ExportClaim::Won);
                 }
-                let row: Option<(Option<String>, String, i64, i64)> = sqlx::query_as(FIND)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row = Self::find_export(&self.pool, org, key).await?;
                 // Deleted between the two statements (a purge): claim again next time.
                 let Some((clari_job_id, status, queue_seq, updated_at)) = row else {
                     return Ok(ExportClaim::Taken {
@@ -334,7 +364,7 @@ macro_rules! export_store {
                 let status = ExportStatus::parse(&status)?;
                 let position = if status == ExportStatus::Queued {
                     Some(
-                        self.queue_ahead(org, key, queue_seq, stale.queued_before)
+                        Self::queue_ahead(&self.pool, org, key, queue_seq, stale.queued_before)
                             .await?
                             + 1,
                     )
@@ -364,42 +394,23 @@ macro_rules! export_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                let row: Option<(Option<String>, String, i64, i64)> = sqlx::query_as(FIND)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let row = Self::find_export(&mut *tx, org, key).await?;
                 let Some((_, status, queue_seq, _)) = row else {
                     return Ok(Promotion::Lost);
                 };
                 if ExportStatus::parse(&status)? != ExportStatus::Queued {
                     return Ok(Promotion::Lost);
                 }
-                let (active,): (i64,) = sqlx::query_as(COUNT_ACTIVE)
-                    .bind(org.as_str())
-                    .bind(stale.active_before)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let (ahead,): (i64,) = sqlx::query_as(COUNT_AHEAD)
-                    .bind(org.as_str())
-                    .bind(stale.queued_before)
-                    .bind(queue_seq)
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let start = active < i64::from(limit) && ahead == 0;
+                let active = Self::count_active(&mut *tx, org, stale.active_before).await?;
+                let ahead =
+                    Self::queue_ahead(&mut *tx, org, key, queue_seq, stale.queued_before).await?;
+                let start = active < limit && ahead == 0;
                 let next = if start {
                     ExportStatus::Starting
                 } else {
                     ExportStatus::Queued
                 };
-                sqlx::query(SET_STATUS)
-                    .bind(next.as_str())
-                    .bind(now)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
+                Self::set_export_status(&mut *tx, org, key, next, now).await?;
                 let running: Option<(Option<String>,)> = if start {
                     None
                 } else {
@@ -413,7 +424,7 @@ macro_rules! export_store {
                     Promotion::Start
                 } else {
                     Promotion::Wait {
-                        position: ahead.max(0) as u32 + 1,
+                        position: ahead + 1,
                         running_job_id: running.and_then(|(j,)| j),
                     }
                 })
@@ -444,8 +455,7 @@ macro_rules! export_store {
                 key: &str,
                 now: UnixTime,
             ) -> Result<(), StoreError> {
-                self.set_export_status(org, key, ExportStatus::Queued, now)
-                    .await
+                Self::set_export_status(&self.pool, org, key, ExportStatus::Queued, now).await
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.finish_export", otel.kind = "client", db.operation.name = "finish_export", db.system.name = Self::DB_SYSTEM))]
@@ -461,7 +471,7 @@ macro_rules! export_store {
                 } else {
                     ExportStatus::Failed
                 };
-                self.set_export_status(org, key, status, now).await
+                Self::set_export_status(&self.pool, org, key, status, now).await
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.export_claim", otel.kind = "client", db.operation.name = "export_claim", db.system.name = Self::DB_SYSTEM))]
@@ -470,11 +480,7 @@ macro_rules! export_store {
                 org: &OrgId,
                 key: &str,
             ) -> Result<Option<ExportClaim>, StoreError> {
-                let row: Option<(Option<String>, String, i64, i64)> = sqlx::query_as(FIND)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row = Self::find_export(&self.pool, org, key).await?;
                 row.map(|(clari_job_id, status, _, updated_at)| {
                     Ok(ExportClaim::Taken {
                         clari_job_id,
@@ -492,12 +498,7 @@ macro_rules! export_store {
                 org: &OrgId,
                 active_before: UnixTime,
             ) -> Result<u32, StoreError> {
-                let (n,): (i64,) = sqlx::query_as(COUNT_ACTIVE)
-                    .bind(org.as_str())
-                    .bind(active_before)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(n.max(0) as u32)
+                Self::count_active(&self.pool, org, active_before).await
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.unfinished_exports", otel.kind = "client", db.operation.name = "unfinished_exports", db.system.name = Self::DB_SYSTEM))]
@@ -568,5 +569,5 @@ macro_rules! export_store {
     };
 }
 
-export_store!(SqliteStore);
-export_store!(PgStore);
+export_store!(SqliteStore, sqlx::Sqlite);
+export_store!(PgStore, sqlx::Postgres);

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::user::{INSERT as INSERT_USER, INSERT_MEMBERSHIP};
 use super::{
     Email, Invitation, InvitationId, InvitationOffer, OrgId, PgStore, Role, SqliteStore,
     StoreError, User, UserCredentials, UserId,
@@ -124,21 +125,41 @@ const TAKE: &str = "\
 UPDATE invitations SET accepted_at = $2, accepted_by = $3
 WHERE token_hash = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2";
 
-const ADD_MEMBERSHIP: &str = "\
-INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)";
-
-const INSERT_USER: &str = "\
-INSERT INTO users (id, email, password_hash, disabled, created_at)
-VALUES ($1, $2, $3, FALSE, $4)
-RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
-    totp_enabled_at IS NOT NULL AS mfa_enabled";
-
 const REVOKE: &str = "\
 UPDATE invitations SET revoked_at = $3
 WHERE organization_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL";
 
 macro_rules! invitation_store {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// The first step of every acceptance, inside its transaction: takes the invitation
+            /// for `accepted_by` and reads it back; `Gone` when it was used, withdrawn or expired
+            /// (or a concurrent acceptance took it first).
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.take_invitation", otel.kind = "client", db.operation.name = "take_invitation", db.system.name = Self::DB_SYSTEM))]
+            async fn take_invitation(
+                tx: &mut <$db as sqlx::Database>::Connection,
+                token_hash: &str,
+                accepted_by: &UserId,
+                now: UnixTime,
+            ) -> Result<Invitation, AcceptError> {
+                let taken = sqlx::query(TAKE)
+                    .bind(token_hash)
+                    .bind(now)
+                    .bind(accepted_by.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                if taken.rows_affected() != 1 {
+                    return Err(AcceptError::Gone);
+                }
+                Ok(sqlx::query_as(BY_TOKEN)
+                    .bind(token_hash)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?)
+            }
+        }
+
         #[async_trait]
         impl InvitationStore for $store {
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.create_invitation", otel.kind = "client", db.operation.name = "create_invitation", db.system.name = Self::DB_SYSTEM))]
@@ -253,22 +274,8 @@ macro_rules! invitation_store {
                 now: UnixTime,
             ) -> Result<Invitation, AcceptError> {
                 let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-                let taken = sqlx::query(TAKE)
-                    .bind(token_hash)
-                    .bind(now)
-                    .bind(user.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                if taken.rows_affected() != 1 {
-                    return Err(AcceptError::Gone);
-                }
-                let inv: Invitation = sqlx::query_as(BY_TOKEN)
-                    .bind(token_hash)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                sqlx::query(ADD_MEMBERSHIP)
+                let inv = Self::take_invitation(&mut tx, token_hash, user, now).await?;
+                sqlx::query(INSERT_MEMBERSHIP)
                     .bind(user.as_str())
                     .bind(inv.organization_id.as_str())
                     .bind(inv.role.as_str())
@@ -295,21 +302,7 @@ macro_rules! invitation_store {
                 // Taking the invitation first makes this a write transaction from the start.
                 let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
                 let id = UserId::new_random();
-                let taken = sqlx::query(TAKE)
-                    .bind(token_hash)
-                    .bind(now)
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                if taken.rows_affected() != 1 {
-                    return Err(AcceptError::Gone);
-                }
-                let inv: Invitation = sqlx::query_as(BY_TOKEN)
-                    .bind(token_hash)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
+                let inv = Self::take_invitation(&mut tx, token_hash, &id, now).await?;
                 let created: UserCredentials = sqlx::query_as(INSERT_USER)
                     .bind(id.as_str())
                     .bind(&inv.email)
@@ -323,7 +316,7 @@ macro_rules! invitation_store {
                         }
                         _ => StoreError::from(e).into(),
                     })?;
-                sqlx::query(ADD_MEMBERSHIP)
+                sqlx::query(INSERT_MEMBERSHIP)
                     .bind(id.as_str())
                     .bind(inv.organization_id.as_str())
                     .bind(inv.role.as_str())
@@ -338,5 +331,5 @@ macro_rules! invitation_store {
     };
 }
 
-invitation_store!(SqliteStore);
-invitation_store!(PgStore);
+invitation_store!(SqliteStore, sqlx::Sqlite);
+invitation_store!(PgStore, sqlx::Postgres);

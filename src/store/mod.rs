@@ -110,27 +110,37 @@ impl StoreError {
     }
 }
 
-/// Re-encrypts `(id, ciphertext, vault key id)` rows with `reseal` inside the transaction `tx`,
-/// writing each rewritten one with `update` (`$1` ciphertext, `$2` key id, `$3` id); the count.
-macro_rules! reseal_rows {
-    ($tx:expr, $rows:expr, $update:expr, $reseal:expr) => {{
+/// Re-encrypts sealed values in one transaction on `$pool`: reads every `$row` that `$select`
+/// returns, asks `reseal` about each `(ciphertext, vault key id)` that `|pattern| (..)` picks out,
+/// and writes each rewritten one back with `$update` (`$1` new ciphertext, `$2` new key id, then
+/// the listed binds naming the row); the count. Either every row is rewritten or none.
+macro_rules! reseal_all {
+    (
+        $pool:expr, $reseal:expr,
+        $select:expr => $row:ty,
+        |$each:pat_param| ($ciphertext:expr, $key_id:expr),
+        $update:expr, [$($id:expr),+ $(,)?] $(,)?
+    ) => {{
+        let mut tx = $pool.begin().await?;
+        let rows: Vec<$row> = sqlx::query_as($select).fetch_all(&mut *tx).await?;
         let mut n = 0;
-        for (id, ciphertext, key_id) in $rows {
-            let Some(sealed) = ($reseal)(&ciphertext, &key_id)? else {
+        for $each in rows {
+            let Some(sealed) = ($reseal)($ciphertext, $key_id)? else {
                 continue;
             };
             sqlx::query($update)
                 .bind(&sealed.ciphertext)
                 .bind(&sealed.key_id)
-                .bind(&id)
-                .execute(&mut *$tx)
+                $(.bind($id))+
+                .execute(&mut *tx)
                 .await?;
             n += 1;
         }
+        tx.commit().await?;
         n
     }};
 }
-pub(crate) use reseal_rows;
+pub(crate) use reseal_all;
 
 /// Re-encrypts one stored ciphertext: `(ciphertext, key_id) -> Some(new)` or `None` if current.
 pub type Resealer<'a> =

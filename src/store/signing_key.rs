@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_rows};
+use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_all};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -93,14 +93,12 @@ macro_rules! signing_key_store {
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_signing_keys", otel.kind = "client", db.operation.name = "reseal_signing_keys", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_signing_keys(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let keys: Vec<SigningKeyRecord> = sqlx::query_as(ALL).fetch_all(&mut *tx).await?;
-                let rows = keys
-                    .into_iter()
-                    .map(|k| (k.kid, k.private_ciphertext, k.private_key_id));
-                let n = reseal_rows!(tx, rows, RESEAL, reseal);
-                tx.commit().await?;
-                Ok(n)
+                Ok(reseal_all!(
+                    self.pool, reseal,
+                    ALL => SigningKeyRecord,
+                    |k| (&k.private_ciphertext, &k.private_key_id),
+                    RESEAL, [&k.kid],
+                ))
             }
         }
     };

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{
-    Email, OrgId, PgStore, Resealer, SqliteStore, StoreError, UserCredentials, UserId, reseal_rows,
+    Email, OrgId, PgStore, Resealer, SqliteStore, StoreError, UserCredentials, UserId, reseal_all,
 };
 use crate::clock::UnixTime;
 
@@ -301,12 +301,12 @@ macro_rules! sso_store {
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reseal_sso_secrets", otel.kind = "client", db.operation.name = "reseal_sso_secrets", db.system.name = Self::DB_SYSTEM))]
             async fn reseal_sso_secrets(&self, reseal: Resealer<'_>) -> Result<usize, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let rows: Vec<(String, String, String)> =
-                    sqlx::query_as(SEALED).fetch_all(&mut *tx).await?;
-                let n = reseal_rows!(tx, rows.into_iter(), RESEAL, reseal);
-                tx.commit().await?;
-                Ok(n)
+                Ok(reseal_all!(
+                    self.pool, reseal,
+                    SEALED => (String, String, String),
+                    |(id, ciphertext, key_id)| (&ciphertext, &key_id),
+                    RESEAL, [&id],
+                ))
             }
         }
     };

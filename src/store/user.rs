@@ -66,7 +66,8 @@ pub trait UserStore: Send + Sync {
     async fn bump_session_epoch(&self, user: &UserId) -> Result<i64, StoreError>;
 }
 
-const INSERT: &str = "\
+/// Also how accepting an invitation creates the account.
+pub(super) const INSERT: &str = "\
 INSERT INTO users (id, email, password_hash, disabled, created_at)
 VALUES ($1, $2, $3, FALSE, $4)
 RETURNING id, email, password_hash, disabled, created_at, session_epoch, must_change_password,
@@ -77,7 +78,8 @@ const INSERT_FIRST_MEMBERSHIP: &str = "\
 INSERT INTO memberships (user_id, organization_id, role, created_at)
 SELECT $1, id, $3, $4 FROM organizations WHERE id = $2";
 
-const INSERT_MEMBERSHIP: &str = "\
+/// Also how accepting an invitation adds the membership.
+pub(super) const INSERT_MEMBERSHIP: &str = "\
 INSERT INTO memberships (user_id, organization_id, role, created_at) VALUES ($1, $2, $3, $4)";
 
 const FIND_BY_EMAIL: &str = "\
