@@ -120,7 +120,7 @@ pub async fn page(
 fn audit(state: &AppState, c: &Console, action: &'static str) {
     state.audit.record(Event::new(
         None,
-        Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+        Actor::person(c.user.as_str(), c.email.clone()),
         action,
     ));
 }

@@ -219,7 +219,7 @@ async fn revoke_grant(
     state.audit.record(
         Event::new(
             Some(&g.grant.organization_id),
-            Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+            Actor::person(c.user.as_str(), c.email.clone()),
             "grant.revoked",
         )
         .target(g.grant.id.as_str())
@@ -349,7 +349,7 @@ async fn change_password(
         for m in &c.memberships {
             state.audit.record(Event::new(
                 Some(&m.organization.id),
-                Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+                Actor::person(c.user.as_str(), c.email.clone()),
                 "user.password_changed",
             ));
         }
@@ -370,7 +370,7 @@ async fn sign_out_everywhere(
     for m in &c.memberships {
         state.audit.record(Event::new(
             Some(&m.organization.id),
-            Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+            Actor::person(c.user.as_str(), c.email.clone()),
             "user.signed_out_everywhere",
         ));
     }

@@ -52,6 +52,11 @@ impl Actor {
         }
     }
 
+    /// A signed-in person, by id and e-mail address.
+    pub fn person(id: impl Into<String>, email: impl Into<String>) -> Self {
+        Self::new("user", id, Some(email.into()))
+    }
+
     /// The person at the server's command line (named by `$USER` when set).
     pub fn operator() -> Self {
         Self {

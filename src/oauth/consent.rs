@@ -189,16 +189,12 @@ pub async fn post_consent(
         let _ = session.remove_value(&pending_key(rid)).await;
         tracing::info!(client_id = %p.client_id, "consent denied");
         state.audit.record(
-            Event::new(
-                None,
-                Actor::new("user", user.as_str(), Some(email)),
-                "consent.denied",
-            )
-            .target(p.client_id.as_str())
-            .outcome("denied")
-            .from_request(request.0, request.1)
-            .detail("client_name", p.client_name.as_str())
-            .detail("scope", p.scope.to_string()),
+            Event::new(None, Actor::person(user.as_str(), email), "consent.denied")
+                .target(p.client_id.as_str())
+                .outcome("denied")
+                .from_request(request.0, request.1)
+                .detail("client_name", p.client_name.as_str())
+                .detail("scope", p.scope.to_string()),
         );
         return error_redirect(
             &state,
@@ -250,7 +246,7 @@ pub async fn post_consent(
     state.audit.record(
         Event::new(
             Some(&org),
-            Actor::new("user", user.as_str(), Some(email)),
+            Actor::person(user.as_str(), email),
             "consent.granted",
         )
         .target(p.client_id.as_str())

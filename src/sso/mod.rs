@@ -295,7 +295,7 @@ async fn finish_sign_in(
 ) -> Response {
     let org = &conn.organization_id;
     let now = state.now();
-    let actor = Actor::new("user", user.as_str(), Some(email.to_string()));
+    let actor = Actor::person(user.as_str(), email.to_string());
     let Some(role) = role_for(groups, conn) else {
         return refused(
             "Not assigned",
@@ -367,11 +367,7 @@ async fn sign_in(
     state.audit.record(
         Event::new(
             None,
-            Actor::new(
-                "user",
-                creds.user.id.as_str(),
-                Some(creds.user.email.clone()),
-            ),
+            Actor::person(creds.user.id.as_str(), creds.user.email.clone()),
             "signin.success",
         )
         .detail("method", "sso")
@@ -506,11 +502,7 @@ async fn link(
     state.audit.record(
         Event::new(
             Some(&org),
-            Actor::new(
-                "user",
-                creds.user.id.as_str(),
-                Some(creds.user.email.clone()),
-            ),
+            Actor::person(creds.user.id.as_str(), creds.user.email.clone()),
             "user.sso_linked",
         )
         .detail("issuer", link.issuer.as_str()),

@@ -205,7 +205,7 @@ fn joined(
     state.audit.record(
         Event::new(
             Some(org),
-            Actor::new("user", user.as_str(), Some(email.to_owned())),
+            Actor::person(user.as_str(), email.to_owned()),
             "member.joined",
         )
         .target(o.invitation.id.as_str())

@@ -184,6 +184,49 @@ pub async fn get_login(
     .await
 }
 
+/// A sign-in half done: the password was proven, and one more step (a second factor, a new
+/// password) is due before a deadline. It lives in the server-side session under the step's key;
+/// the session id is renewed when it is stored, so a session fixed beforehand learns nothing.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct HalfSignedIn {
+    pub user_id: String,
+    pub email: String,
+    pub epoch: i64,
+    pub rid: Option<String>,
+    pub next: Option<String>,
+    pub until: i64,
+}
+
+impl HalfSignedIn {
+    /// Stores the half-done sign-in of `creds` under `key` until `until`.
+    pub(super) async fn stash(
+        session: &Session,
+        key: &str,
+        creds: &UserCredentials,
+        (rid, next): (Option<String>, Option<String>),
+        until: i64,
+    ) -> Result<HalfSignedIn, Response> {
+        let half = HalfSignedIn {
+            user_id: creds.user.id.to_string(),
+            email: creds.user.email.clone(),
+            epoch: creds.session_epoch,
+            rid,
+            next,
+            until,
+        };
+        if session.cycle_id().await.is_err() || session.insert(key, &half).await.is_err() {
+            return Err(internal_error_page(&"the session could not be updated"));
+        }
+        Ok(half)
+    }
+
+    /// The half-done sign-in under `key`, while it is still in time.
+    pub(super) async fn pending(session: &Session, key: &str, now: i64) -> Option<HalfSignedIn> {
+        let half: Option<HalfSignedIn> = session.get(key).await.ok().flatten();
+        half.filter(|h| h.until > now)
+    }
+}
+
 pub async fn post_login(
     State(state): State<AppState>,
     session: Session,

@@ -10,7 +10,9 @@ use axum::response::Response;
 use tower_sessions::Session;
 
 use super::extract::CsrfForm;
-use super::login::{complete_sign_in, continue_after_sign_in, count_failure, too_many, wait_for};
+use super::login::{
+    HalfSignedIn, complete_sign_in, continue_after_sign_in, count_failure, too_many, wait_for,
+};
 use super::{csrf_token, internal_error_page, render, see_other};
 use crate::audit::{Actor, Event};
 use crate::clock::UnixTime;
@@ -22,16 +24,6 @@ use crate::store::{Email, UserCredentials, UserId};
 const PENDING_KEY: &str = "second-factor";
 /// How long the code form stays valid after the password was proven.
 const PENDING_TTL: i64 = 5 * 60;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Pending {
-    user_id: String,
-    email: String,
-    epoch: i64,
-    rid: Option<String>,
-    next: Option<String>,
-    until: i64,
-}
 
 #[derive(Template)]
 #[template(path = "second_factor.html")]
@@ -112,17 +104,11 @@ pub async fn begin(
     rid: Option<String>,
     next: Option<String>,
 ) -> Response {
-    let pending = Pending {
-        user_id: creds.user.id.to_string(),
-        email: creds.user.email.clone(),
-        epoch: creds.session_epoch,
-        rid,
-        next,
-        until: state.now() + PENDING_TTL,
+    let until = state.now() + PENDING_TTL;
+    let pending = match HalfSignedIn::stash(session, PENDING_KEY, creds, (rid, next), until).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if session.cycle_id().await.is_err() || session.insert(PENDING_KEY, &pending).await.is_err() {
-        return internal_error_page(&"the session could not be updated");
-    }
     page(session, StatusCode::OK, &pending.email, None).await
 }
 
@@ -153,8 +139,7 @@ pub async fn post_second_factor(
     CsrfForm(form): CsrfForm,
 ) -> Response {
     let now = state.now();
-    let pending: Option<Pending> = session.get(PENDING_KEY).await.ok().flatten();
-    let Some(pending) = pending.filter(|p| p.until > now) else {
+    let Some(pending) = HalfSignedIn::pending(&session, PENDING_KEY, now).await else {
         return see_other("/login");
     };
     let (Ok(email), Ok(user)) = (
@@ -184,7 +169,7 @@ pub async fn post_second_factor(
     let event = |action: &'static str, outcome: &'static str| {
         Event::new(
             None,
-            Actor::new("user", user.as_str(), Some(pending.email.clone())),
+            Actor::person(user.as_str(), pending.email.clone()),
             action,
         )
         .outcome(outcome)

@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
 use super::extract::CsrfForm;
-use super::login::{complete_sign_in, continue_after_sign_in};
-use super::{csrf_token, internal_error_page, render, see_other};
+use super::login::{HalfSignedIn, complete_sign_in, continue_after_sign_in};
+use super::{csrf_token, render, see_other};
 use crate::audit::{Actor, Event};
 use crate::crypto::Passwords;
 use crate::state::AppState;
@@ -20,17 +20,6 @@ use crate::store::{Email, UserCredentials};
 const PASSWORD_CHANGE_KEY: &str = "password-change";
 /// How long the new-password form stays valid after the old password was proven.
 const PASSWORD_CHANGE_TTL: i64 = 10 * 60;
-
-/// Who proved the old password, and where they were going.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PendingPasswordChange {
-    user_id: String,
-    email: String,
-    epoch: i64,
-    rid: Option<String>,
-    next: Option<String>,
-    until: i64,
-}
 
 #[derive(Template)]
 #[template(path = "new_password.html")]
@@ -47,19 +36,12 @@ pub(super) async fn begin(
     rid: Option<String>,
     next: Option<String>,
 ) -> Response {
-    let pending = PendingPasswordChange {
-        user_id: creds.user.id.to_string(),
-        email: creds.user.email.clone(),
-        epoch: creds.session_epoch,
-        rid,
-        next,
-        until: state.now() + PASSWORD_CHANGE_TTL,
+    let until = state.now() + PASSWORD_CHANGE_TTL;
+    let key = PASSWORD_CHANGE_KEY;
+    let pending = match HalfSignedIn::stash(session, key, creds, (rid, next), until).await {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    if session.cycle_id().await.is_err()
-        || session.insert(PASSWORD_CHANGE_KEY, &pending).await.is_err()
-    {
-        return internal_error_page(&"the session could not be updated");
-    }
     new_password_page(session, StatusCode::OK, &pending.email, None).await
 }
 
@@ -87,9 +69,8 @@ pub async fn post_new_password(
     session: Session,
     CsrfForm(mut form): CsrfForm,
 ) -> Response {
-    let pending: Option<PendingPasswordChange> =
-        session.get(PASSWORD_CHANGE_KEY).await.ok().flatten();
-    let Some(pending) = pending.filter(|p| p.until > state.now()) else {
+    let Some(pending) = HalfSignedIn::pending(&session, PASSWORD_CHANGE_KEY, state.now()).await
+    else {
         return see_other("/login");
     };
     let new = SecretString::from(form.remove("new").unwrap_or_default());
@@ -156,11 +137,7 @@ pub async fn post_new_password(
     state.audit.record(
         Event::new(
             None,
-            Actor::new(
-                "user",
-                creds.user.id.as_str(),
-                Some(creds.user.email.clone()),
-            ),
+            Actor::person(creds.user.id.as_str(), creds.user.email.clone()),
             "user.password_changed",
         )
         .detail("reason", "set by someone else"),

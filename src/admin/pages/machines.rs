@@ -2,7 +2,7 @@
 //! with public keys or a secret shown once, revoke.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::ExposeSecret;
@@ -145,19 +145,4 @@ pub async fn create(
         }
         Err(e) => after(&session, BACK, Err(e)).await,
     }
-}
-
-/// `POST /admin/machines/{id}/revoke`.
-pub async fn revoke(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: AdminPost,
-) -> Response {
-    let outcome = p.admin(&state).revoke_machine_client(&id).await;
-    p.ended(
-        BACK,
-        outcome,
-        "Machine client revoked: its tokens stop working on their next call.",
-    )
-    .await
 }

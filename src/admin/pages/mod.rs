@@ -12,9 +12,9 @@ mod signin;
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tower_sessions::Session;
 
 use super::service::{AdminError, OrgAdmin};
@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/members/{id}", post(org::change_member))
         .route(
             "/admin/invitations/{id}/withdraw",
-            post(org::withdraw_invitation),
+            Ending::Invitation.route(),
         )
         .route("/admin/sign-in", get(signin::page))
         .route("/admin/sign-in/sso", post(signin::set_sso))
@@ -50,17 +50,17 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/admin/sign-in/scim-tokens/{id}/revoke",
-            post(signin::revoke_scim_token),
+            Ending::ScimToken.route(),
         )
         .route("/admin/access", get(org::access_page))
         .route(
             "/admin/machines",
             get(machines::page).post(machines::create),
         )
-        .route("/admin/machines/{id}/revoke", post(machines::revoke))
-        .route("/admin/grants/{id}/revoke", post(org::revoke_grant))
+        .route("/admin/machines/{id}/revoke", Ending::MachineClient.route())
+        .route("/admin/grants/{id}/revoke", Ending::Grant.route())
         .route("/admin/api-keys", post(org::create_key))
-        .route("/admin/api-keys/{id}/revoke", post(org::revoke_key))
+        .route("/admin/api-keys/{id}/revoke", Ending::ApiKey.route())
         .route("/admin/kill", get(org::kill_page).post(org::kill))
         .route("/admin/audit", get(audit::audit_page))
         .route("/admin/audit.jsonl", get(audit::audit_download))
@@ -109,12 +109,66 @@ impl AdminPost {
     }
 }
 
+/// What an admin ends by its id from a row of a page: the page goes back to where the row was and
+/// says what ending it did.
+#[derive(Clone, Copy)]
+enum Ending {
+    Invitation,
+    Grant,
+    ApiKey,
+    MachineClient,
+    ScimToken,
+}
+
+impl Ending {
+    /// `POST` of the row's form (`/{id}` in the path).
+    fn route(self) -> MethodRouter<AppState> {
+        post(
+            move |State(state): State<AppState>, Path(id): Path<String>, p: AdminPost| async move {
+                self.end(&state, &id, p).await
+            },
+        )
+    }
+
+    async fn end(self, state: &AppState, id: &str, p: AdminPost) -> Response {
+        let admin = p.admin(state);
+        let (outcome, back, said) = match self {
+            Ending::Invitation => (
+                admin.revoke_invitation(id).await,
+                "/admin/members",
+                "Invitation withdrawn: its link no longer works.",
+            ),
+            Ending::Grant => (
+                admin.revoke_grant(id).await,
+                "/admin/access",
+                "Access revoked; the application's tokens stop working now.",
+            ),
+            Ending::ApiKey => (
+                admin.revoke_api_key(id).await,
+                "/admin/access",
+                "API key revoked; it stops working now.",
+            ),
+            Ending::MachineClient => (
+                admin.revoke_machine_client(id).await,
+                "/admin/machines",
+                "Machine client revoked: its tokens stop working on their next call.",
+            ),
+            Ending::ScimToken => (
+                admin.revoke_scim_token(id).await,
+                "/admin/sign-in",
+                "SCIM token revoked: the directory can no longer provision with it.",
+            ),
+        };
+        p.ended(back, outcome, said).await
+    }
+}
+
 /// The admin service acting for the console's person on its current organisation.
 pub fn acting<'a>(state: &'a AppState, c: &Console, meta: RequestMeta) -> OrgAdmin<'a> {
     OrgAdmin {
         state,
         org: c.org.clone(),
-        actor: Actor::new("user", c.user.as_str(), Some(c.email.clone())),
+        actor: Actor::person(c.user.as_str(), c.email.clone()),
         meta,
     }
 }

@@ -146,9 +146,9 @@ pub async fn members_page(
     AdminConsole(c): AdminConsole,
 ) -> Response {
     let admin = acting(&state, &c, Default::default());
-    let (members, invitations) = match (admin.members().await, admin.invitations().await) {
-        (Ok(m), Ok(i)) => (m, i),
-        (Err(e), _) | (_, Err(e)) => return internal_error_page(&e),
+    let (members, invitations) = match tokio::try_join!(admin.members(), admin.invitations()) {
+        Ok(both) => both,
+        Err(e) => return internal_error_page(&e),
     };
     let members = members
         .into_iter()
@@ -227,21 +227,6 @@ pub async fn invite_member(
         }
         Err(e) => after(&session, "/admin/members", Err(e)).await,
     }
-}
-
-/// `POST /admin/invitations/{id}/withdraw`.
-pub async fn withdraw_invitation(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: AdminPost,
-) -> Response {
-    let outcome = p.admin(&state).revoke_invitation(&id).await;
-    p.ended(
-        "/admin/members",
-        outcome,
-        "Invitation withdrawn: its link no longer works.",
-    )
-    .await
 }
 
 /// One form per row: `action` is `make_admin`, `make_member`, `suspend`, `reinstate` or `remove`.
@@ -334,14 +319,11 @@ pub async fn access_page(
     AdminConsole(c): AdminConsole,
 ) -> Response {
     let admin = acting(&state, &c, Default::default());
-    let (grants, keys, members) = match (
-        admin.grants().await,
-        admin.api_keys().await,
-        admin.members().await,
-    ) {
-        (Ok(g), Ok(k), Ok(m)) => (g, k, m),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal_error_page(&e),
-    };
+    let (grants, keys, members) =
+        match tokio::try_join!(admin.grants(), admin.api_keys(), admin.members()) {
+            Ok(all) => all,
+            Err(e) => return internal_error_page(&e),
+        };
     let never = || "never".to_owned();
     let grants = grants
         .into_iter()
@@ -388,34 +370,6 @@ pub async fn access_page(
             scopes,
         },
     )
-}
-
-pub async fn revoke_grant(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: AdminPost,
-) -> Response {
-    let outcome = p.admin(&state).revoke_grant(&id).await;
-    p.ended(
-        "/admin/access",
-        outcome,
-        "Access revoked; the application's tokens stop working now.",
-    )
-    .await
-}
-
-pub async fn revoke_key(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: AdminPost,
-) -> Response {
-    let outcome = p.admin(&state).revoke_api_key(&id).await;
-    p.ended(
-        "/admin/access",
-        outcome,
-        "API key revoked; it stops working now.",
-    )
-    .await
 }
 
 /// An admin creates a key for any active member (from the access page); shown once.

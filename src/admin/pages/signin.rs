@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
@@ -47,14 +47,11 @@ pub async fn page(
     AdminConsole(c): AdminConsole,
 ) -> Response {
     let admin = acting(&state, &c, Default::default());
-    let (sso, settings, tokens) = match (
-        admin.sso().await,
-        admin.settings().await,
-        admin.scim_tokens().await,
-    ) {
-        (Ok(s), Ok(o), Ok(t)) => (s, o, t),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal_error_page(&e),
-    };
+    let (sso, settings, tokens) =
+        match tokio::try_join!(admin.sso(), admin.settings(), admin.scim_tokens()) {
+            Ok(all) => all,
+            Err(e) => return internal_error_page(&e),
+        };
     let scim_tokens = tokens
         .into_iter()
         .map(|t| ScimRow {
@@ -259,15 +256,4 @@ pub async fn create_scim_token(
         }
         Err(e) => after(&session, BACK, Err(e)).await,
     }
-}
-
-/// `POST /admin/sign-in/scim-tokens/{id}/revoke`.
-pub async fn revoke_scim_token(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    p: AdminPost,
-) -> Response {
-    let outcome = p.admin(&state).revoke_scim_token(&id).await;
-    let said = "SCIM token revoked: the directory can no longer provision with it.";
-    p.ended(BACK, outcome, said).await
 }
