@@ -17,7 +17,8 @@ pub mod resource;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -114,12 +115,7 @@ async fn method_not_allowed() -> ScimError {
 }
 
 /// RFC 7644 §3.4.3: search by POST is optional; this service filters with GET.
-async fn search(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> ScimResult {
-    caller(&state, &headers, &org).await?;
+async fn search(_: Caller) -> ScimResult {
     Err(ScimError::new(
         501,
         None,
@@ -153,6 +149,22 @@ impl Caller {
         Event::new(Some(&self.org.id), self.actor(), action)
             .target(target)
             .from_request(request_id, ip)
+    }
+}
+
+/// The caller of every SCIM route, from the `{org}` of its path and its bearer token.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ScimError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ScimError::not_found("organisation"))?;
+        let org = params
+            .iter()
+            .find_map(|(name, value)| (name == "org").then_some(value))
+            .unwrap_or_default();
+        caller(state, &parts.headers, org).await
     }
 }
 
@@ -223,34 +235,23 @@ fn list(resources: Vec<Value>, total: i64, start: i64) -> Value {
     })
 }
 
-async fn service_provider_config(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
+async fn service_provider_config(State(state): State<AppState>, c: Caller) -> ScimResult {
     Ok(scim_json(
         StatusCode::OK,
         discovery::service_provider_config(&c.base(&state)),
     ))
 }
 
-async fn resource_types(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
+async fn resource_types(State(state): State<AppState>, c: Caller) -> ScimResult {
     let one = discovery::user_resource_type(&c.base(&state));
     Ok(scim_json(StatusCode::OK, list(vec![one], 1, 1)))
 }
 
 async fn resource_type(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    c: Caller,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     if id != "User" {
         return Err(ScimError::not_found("resource type"));
     }
@@ -260,22 +261,16 @@ async fn resource_type(
     ))
 }
 
-async fn schemas(
-    State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
+async fn schemas(State(state): State<AppState>, c: Caller) -> ScimResult {
     let one = discovery::user_schema(&c.base(&state));
     Ok(scim_json(StatusCode::OK, list(vec![one], 1, 1)))
 }
 
 async fn schema(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    c: Caller,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     if id != USER_SCHEMA {
         return Err(ScimError::not_found("schema"));
     }
@@ -370,11 +365,9 @@ fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
 
 async fn list_users(
     State(state): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
+    c: Caller,
     Query(q): Query<UserQuery>,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     let filter = match q
         .filter
         .as_deref()
@@ -410,11 +403,10 @@ async fn list_users(
 
 async fn get_user(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    c: Caller,
     Query(q): Query<UserQuery>,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     let row = load(&state, &c, &id).await?;
     Ok(scim_json(
         StatusCode::OK,
@@ -463,11 +455,10 @@ fn user_name_key(attrs: &Map<String, Value>) -> String {
 
 async fn create_user(
     State(state): State<AppState>,
-    Path(org): Path<String>,
+    c: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     let attrs = resource::user_from_body(&body_json(&headers, &body)?)?;
     let id = uuid::Uuid::now_v7().to_string();
     let text = Value::Object(attrs.clone()).to_string();
@@ -498,11 +489,11 @@ async fn create_user(
 
 async fn replace_user(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
+    c: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     let attrs = resource::user_from_body(&body_json(&headers, &body)?)?;
     let before = load(&state, &c, &id).await?;
     store_user(&state, &c, &id, attrs, &before).await
@@ -510,11 +501,11 @@ async fn replace_user(
 
 async fn patch_user(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
+    c: Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     let ops = body_json(&headers, &body)?;
     let before = load(&state, &c, &id).await?;
     let attrs = resource::apply_patch(attributes_of(&before), &ops)?;
@@ -567,10 +558,9 @@ async fn store_user(
 
 async fn delete_user(
     State(state): State<AppState>,
-    Path((org, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    c: Caller,
 ) -> ScimResult {
-    let c = caller(&state, &headers, &org).await?;
     let before = load(&state, &c, &id).await?;
     if !state
         .store
