@@ -324,6 +324,12 @@ pub struct Housekeeping {
     pub refusals_summarised: u64,
 }
 
+/// How often every replica runs [`housekeeping`].
+pub const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// How often the gauges read from the store are refreshed.
+const GAUGES_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One pass of housekeeping: everything an outsider can make us hold is dropped once it expires.
 pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store::StoreError> {
     let now = state.now();
@@ -413,7 +419,7 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
         }
     });
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(GAUGES_EVERY);
         loop {
             tick.tick().await;
             if let Err(e) = refresh_gauges(&gauges).await {
@@ -422,7 +428,7 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
         }
     });
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(900));
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         loop {
             tick.tick().await;
             match housekeeping(&state).await {

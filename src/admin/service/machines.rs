@@ -133,17 +133,15 @@ impl OrgAdmin<'_> {
     /// Revokes a machine client: its tokens stop on their next call, on every replica.
     pub async fn revoke_machine_client(&self, id: &str) -> AdminResult<()> {
         let id = ClientId::parse(id).map_err(|_| AdminError::NotFound("machine client"))?;
-        if !self
-            .state
-            .store
+        let store = &self.state.store;
+        let ended = store
             .revoke_service_client(&self.org.id, &id, self.now())
-            .await?
-        {
-            return Err(AdminError::NotFound("machine client"));
-        }
-        self.state
-            .audit
-            .record(self.event("service_client.revoked", id.as_str()));
-        Ok(())
+            .await?;
+        self.ended(
+            ended,
+            "machine client",
+            "service_client.revoked",
+            id.as_str(),
+        )
     }
 }

@@ -131,18 +131,16 @@ impl OrgAdmin<'_> {
     /// Withdraws a pending invitation: its link stops working.
     pub async fn revoke_invitation(&self, id: &str) -> AdminResult<()> {
         let id = InvitationId::parse(id).map_err(|_| AdminError::NotFound("invitation"))?;
-        if !self
-            .state
-            .store
+        let store = &self.state.store;
+        let ended = store
             .revoke_invitation(&self.org.id, &id, self.now())
-            .await?
-        {
-            return Err(AdminError::NotFound("invitation"));
-        }
-        self.state
-            .audit
-            .record(self.event("member.invitation_withdrawn", id.as_str()));
-        Ok(())
+            .await?;
+        self.ended(
+            ended,
+            "invitation",
+            "member.invitation_withdrawn",
+            id.as_str(),
+        )
     }
 
     /// Whether someone other than `user` still administers the organisation.
@@ -303,17 +301,8 @@ impl OrgAdmin<'_> {
 
     pub async fn revoke_api_key(&self, id: &str) -> AdminResult<()> {
         let id = ApiKeyId::parse(id).map_err(|_| AdminError::NotFound("API key"))?;
-        if !self
-            .state
-            .store
-            .revoke_api_key(&self.org.id, &id, self.now())
-            .await?
-        {
-            return Err(AdminError::NotFound("API key"));
-        }
-        self.state
-            .audit
-            .record(self.event("api_key.revoked", id.as_str()));
-        Ok(())
+        let store = &self.state.store;
+        let ended = store.revoke_api_key(&self.org.id, &id, self.now()).await?;
+        self.ended(ended, "API key", "api_key.revoked", id.as_str())
     }
 }

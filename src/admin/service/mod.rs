@@ -210,6 +210,22 @@ impl<'a> OrgAdmin<'a> {
             .from_request(request_id, ip)
     }
 
+    /// What follows the store's answer to ending something (`ended`: whether a live one was
+    /// there): the audit event `action` on `target`, or not found as `what`.
+    fn ended(
+        &self,
+        ended: bool,
+        what: &'static str,
+        action: &'static str,
+        target: &str,
+    ) -> AdminResult<()> {
+        if !ended {
+            return Err(AdminError::NotFound(what));
+        }
+        self.state.audit.record(self.event(action, target));
+        Ok(())
+    }
+
     fn now(&self) -> i64 {
         self.state.now()
     }

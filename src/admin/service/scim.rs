@@ -2,7 +2,7 @@
 
 use secrecy::SecretString;
 
-use super::{AdminError, AdminResult, OrgAdmin, validate_key_name};
+use super::{AdminResult, OrgAdmin, validate_key_name};
 use crate::crypto::{random_token, sha256_hex};
 use crate::store::ScimToken;
 
@@ -32,18 +32,10 @@ impl OrgAdmin<'_> {
     }
 
     pub async fn revoke_scim_token(&self, id: &str) -> AdminResult<()> {
-        if id.len() > 128
-            || !self
-                .state
-                .store
+        let ended = id.len() <= 128
+            && (self.state.store)
                 .revoke_scim_token(&self.org.id, id, self.now())
-                .await?
-        {
-            return Err(AdminError::NotFound("SCIM token"));
-        }
-        self.state
-            .audit
-            .record(self.event("scim_token.revoked", id));
-        Ok(())
+                .await?;
+        self.ended(ended, "SCIM token", "scim_token.revoked", id)
     }
 }

@@ -128,12 +128,8 @@ impl OrgAdmin<'_> {
     }
 
     pub async fn delete_sso(&self) -> AdminResult<()> {
-        if !self.state.store.delete_sso_connection(&self.org.id).await? {
-            return Err(AdminError::NotFound("single sign-on connection"));
-        }
-        self.state
-            .audit
-            .record(self.event("sso.removed", self.org.id.as_str()));
-        Ok(())
+        let ended = self.state.store.delete_sso_connection(&self.org.id).await?;
+        let what = "single sign-on connection";
+        self.ended(ended, what, "sso.removed", self.org.id.as_str())
     }
 }
