@@ -184,6 +184,14 @@ pub async fn get_login(
     .await
 }
 
+/// A page answering a throttled sign-in step, with `Retry-After` (RFC 9110 §10.2.3) saying when
+/// to try again.
+pub(super) fn retry_after(mut page: Response, wait: i64) -> Response {
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
+    page
+}
+
 /// A sign-in half done: the password was proven, and one more step (a second factor, a new
 /// password) is due before a deadline. It lives in the server-side session under the step's key;
 /// the session id is renewed when it is stored, so a session fixed beforehand learns nothing.
@@ -284,7 +292,7 @@ pub async fn post_login(
         Err(r) => return r,
         Ok(Some(wait)) => {
             state.metrics.signin("throttled");
-            let mut r = login_page(
+            let page = login_page(
                 &state,
                 &session,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -292,9 +300,7 @@ pub async fn post_login(
                 Some(too_many(wait)),
             )
             .await;
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-            return r;
+            return retry_after(page, wait);
         }
         Ok(None) => {}
     }

@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use tower_sessions::Session;
 
 use super::extract::CsrfForm;
 use super::login::{
-    HalfSignedIn, complete_sign_in, continue_after_sign_in, count_failure, too_many, wait_for,
+    HalfSignedIn, complete_sign_in, continue_after_sign_in, count_failure, retry_after, too_many,
+    wait_for,
 };
 use super::{csrf_token, internal_error_page, render, see_other};
 use crate::audit::{Actor, Event};
@@ -153,16 +154,14 @@ pub async fn post_second_factor(
         Err(r) => return r,
         Ok(Some(wait)) => {
             state.metrics.signin("throttled");
-            let mut r = page(
+            let page = page(
                 &session,
                 StatusCode::TOO_MANY_REQUESTS,
                 &pending.email,
                 Some(too_many(wait)),
             )
             .await;
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-            return r;
+            return retry_after(page, wait);
         }
         Ok(None) => {}
     }
