@@ -40,7 +40,7 @@ pub struct Inner {
     /// Prometheus metrics of this process.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The one guarded, bounded client for Client ID Metadata Documents.
-    pub cimd: crate::net::CimdFetcher,
+    pub cimd: crate::oauth::cimd::CimdFetcher,
     /// Public key sets of identity providers (ID-JAG) and machine clients (`jwks_uri`).
     pub key_sets: crate::jose::KeySets,
     /// Sends invitations when `CLARI_MCP_SMTP_URL` is set.
@@ -87,7 +87,7 @@ impl AppState {
         .await
         .context("loading the audit keys")?;
         let ttl = config.export_cache_ttl;
-        let cimd = crate::net::CimdFetcher::new(config.danger_cimd_allow_loopback);
+        let cimd = crate::oauth::cimd::CimdFetcher::new(config.danger_cimd_allow_loopback);
         let mailer = crate::mail::Mailer::from_config(config.smtp_url.as_ref(), &config.smtp_from)
             .map_err(|e| anyhow::anyhow!("CLARI_MCP_SMTP_URL: {e}"))?;
         let key_sets = crate::jose::KeySets::new(config.danger_sso_allow_loopback);

@@ -5,6 +5,7 @@
 //! (RFC 7662) and the JWKS.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client;
 pub mod consent;
 pub mod core;

@@ -37,6 +37,7 @@ const LAYERS: &[&[&str]] = &[
         "exports::cache",
         "exports::limits",
         "exports::view",
+        "oauth::cimd",
         "signing",
         "dpop",
         "http",
@@ -57,7 +58,7 @@ const LAYERS: &[&[&str]] = &[
 /// Modules whose files sit on two floors: a file `m/f.rs` is placed as `m::f` when LAYERS names
 /// that, and as `m` otherwise; so are the paths that name it (`crate::m::f`, and `super::f`
 /// inside `m`).
-const SPLIT: &[&str] = &["exports"];
+const SPLIT: &[&str] = &["exports", "oauth"];
 
 fn placed(module: &str, part: &str) -> String {
     let joined = format!("{module}::{part}");

@@ -254,7 +254,7 @@ async fn metadata_document_fetches_are_bounded_and_unused_rows_expire() {
     }
     assert_eq!(
         asked_count(),
-        clari_mcp::net::PER_HOST_PER_MINUTE as usize,
+        clari_mcp::oauth::cimd::PER_HOST_PER_MINUTE as usize,
         "one host is fetched at most the allowance a minute"
     );
     // A valid document is cached in the store; with no grant, its row goes once stale.
