@@ -32,12 +32,8 @@ pub enum OrgCommand {
     /// Invite a person by e-mail address; prints the single-use link (and e-mails it when
     /// CLARI_MCP_SMTP_URL is set). They accept with their own account or password.
     Invite {
-        #[arg(long, value_name = "ORG")]
-        org: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
-        role: String,
+        #[command(flatten)]
+        who: super::user::Member,
     },
     /// Make a SCIM token for the organisation's identity provider; prints it once (the SCIM
     /// base URL is <public URL>/scim/v2/<slug>).
@@ -166,7 +162,9 @@ pub(super) async fn run(state: AppState, cmd: OrgCommand) -> anyhow::Result<()> 
                 }
             }
         }
-        OrgCommand::Invite { org, email, role } => {
+        OrgCommand::Invite {
+            who: super::user::Member { org, email, role },
+        } => {
             let role = crate::store::Role::parse(&role).map_err(|e| anyhow!(e))?;
             let org = find_org(&state, &org).await?;
             let admin = crate::admin::OrgAdmin {

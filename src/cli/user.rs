@@ -1,32 +1,36 @@
 //! `clari-mcp user`: people, their passwords and memberships.
 
 use anyhow::{anyhow, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use super::{find_org, find_user, operator_event, read_secret, status};
 use crate::app::AppState;
 use crate::crypto::Passwords;
 use crate::store::{Email, Role};
 
+/// Who joins which organisation in which role: the arguments of every command that adds a
+/// person.
+#[derive(Debug, Args)]
+pub struct Member {
+    #[arg(long, value_name = "ORG")]
+    pub org: String,
+    #[arg(long)]
+    pub email: String,
+    #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
+    pub role: String,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user in an organisation; the password is read from standard input.
     Create {
-        #[arg(long, value_name = "ORG")]
-        org: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
-        role: String,
+        #[command(flatten)]
+        who: Member,
     },
     /// Add an existing user to another organisation.
     AddToOrg {
-        #[arg(long, value_name = "ORG")]
-        org: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long, default_value = "member", value_parser = ["admin", "member"])]
-        role: String,
+        #[command(flatten)]
+        who: Member,
     },
     /// List the users of an organisation.
     List {
@@ -55,7 +59,9 @@ pub enum UserCommand {
 pub(super) async fn run(state: AppState, cmd: UserCommand) -> anyhow::Result<()> {
     let now = state.now();
     match cmd {
-        UserCommand::Create { org, email, role } => {
+        UserCommand::Create {
+            who: Member { org, email, role },
+        } => {
             let role = Role::parse(&role).map_err(|e| anyhow!(e))?;
             let email = Email::parse(&email).map_err(|e| anyhow!(e))?;
             let org = find_org(&state, &org).await?;
@@ -78,7 +84,9 @@ pub(super) async fn run(state: AppState, cmd: UserCommand) -> anyhow::Result<()>
             );
             println!("{}", user.id);
         }
-        UserCommand::AddToOrg { org, email, role } => {
+        UserCommand::AddToOrg {
+            who: Member { org, email, role },
+        } => {
             let role = Role::parse(&role).map_err(|e| anyhow!(e))?;
             let user = find_user(&state, &email).await?;
             let org = find_org(&state, &org).await?;
