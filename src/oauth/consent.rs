@@ -2,10 +2,9 @@
 //! approve (a code goes back to the validated redirect URI) or deny.
 
 use askama::Template;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -165,12 +164,11 @@ pub async fn get_consent(
 
 pub async fn post_consent(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    meta: RequestMeta,
     session: Session,
     CsrfForm(form): CsrfForm,
 ) -> Response {
-    let request = RequestMeta::new(&headers, Some(peer), state.config.trusted_proxies).parts();
+    let request = meta.parts();
     let Some(rid) = form.get("rid") else {
         return expired_page();
     };
