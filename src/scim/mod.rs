@@ -365,8 +365,8 @@ fn body_json(headers: &HeaderMap, body: &Bytes) -> Result<Value, ScimError> {
 
 async fn list_users(
     State(state): State<AppState>,
-    c: Caller,
     Query(q): Query<UserQuery>,
+    c: Caller,
 ) -> ScimResult {
     let filter = match q
         .filter
@@ -404,8 +404,8 @@ async fn list_users(
 async fn get_user(
     State(state): State<AppState>,
     Path((_, id)): Path<(String, String)>,
-    c: Caller,
     Query(q): Query<UserQuery>,
+    c: Caller,
 ) -> ScimResult {
     let row = load(&state, &c, &id).await?;
     Ok(scim_json(

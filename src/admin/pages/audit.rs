@@ -89,8 +89,8 @@ struct AuditPage {
 pub async fn audit_page(
     State(state): State<AppState>,
     session: Session,
-    AdminConsole(c): AdminConsole,
     Query(q): Query<AuditQuery>,
+    AdminConsole(c): AdminConsole,
 ) -> Response {
     let (rows, error, next) = match q.filter() {
         Err(e) => (Vec::new(), Some(e), None),
@@ -160,8 +160,8 @@ pub async fn audit_page(
 /// The filtered log as JSON Lines, newest first, at most [`DOWNLOAD_MAX`] rows.
 pub async fn audit_download(
     State(state): State<AppState>,
-    AdminConsole(c): AdminConsole,
     Query(q): Query<AuditQuery>,
+    AdminConsole(c): AdminConsole,
 ) -> Response {
     let filter = match q.filter() {
         Ok(f) => f,
