@@ -18,6 +18,8 @@
 //! than one live refresh token per grant. Refresh may narrow the scope of the
 //! access token, never widen it; the refresh token keeps its scope (RFC 6749 §6). Refresh tokens
 //! expire after `refresh_token_ttl` without use.
+//!
+//! Every replay, of a code or of a refresh token, goes through [`replay_detected`].
 
 use super::client::Client;
 use super::core;
@@ -249,14 +251,8 @@ pub(super) async fn refresh(
     let decision = core::decide_refresh(rt.rotated_at, rt.revoked_at, rt.expires_at, now);
     match decision {
         core::RefreshDecision::Expired => return Err(invalid()),
-        // A revoked token coming back (e.g. the successor superseded by a retry) means two
-        // parties hold tokens of this family: end the whole sign-in.
         core::RefreshDecision::Replay if rt.revoked_at.is_some() => {
-            state
-                .store
-                .revoke_grant(&rt.organization_id, &rt.grant_id, now)
-                .await?;
-            return Err(invalid());
+            return Err(replayed(Presented::RevokedRefreshToken).await?);
         }
         _ => {}
     }
@@ -355,6 +351,10 @@ enum Presented {
     Code,
     /// A rotated refresh token, outside the grace window or after its successor was used.
     RefreshToken,
+    /// A revoked refresh token (e.g. the successor superseded by a retry): two parties hold
+    /// tokens of this family. The grant goes as for any replay, but the answer is that of any
+    /// invalid refresh token, with no warning or audit event.
+    RevokedRefreshToken,
 }
 
 /// A replayed authorization code or rotated refresh token, on any path (found used on reading,
@@ -378,6 +378,7 @@ async fn replay_detected(
             "refresh_token",
             "the refresh token was already used; this sign-in has been revoked",
         ),
+        Presented::RevokedRefreshToken => return Ok(OAuthError::invalid_grant(INVALID_REFRESH)),
     };
     tracing::warn!(client_id = %client.id, presented = what, "replay detected; grant revoked");
     state.audit.record(
