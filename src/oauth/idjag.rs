@@ -9,13 +9,12 @@
 //! "Refresh Token": the server "SHOULD NOT return a Refresh Token"); the client asks its
 //! provider for a new ID-JAG.
 
-use axum::response::Response;
 use serde_json::Value;
 
 use super::client::Client;
 use super::dpop;
 use super::error::{ErrorCode, OAuthError};
-use super::issue::{Subject, answer, client_event, sign};
+use super::issue::{Issued, Subject, client_event, sign};
 use super::request::resource_matches;
 use crate::http::RequestMeta;
 use crate::jose::{self, Unverified};
@@ -65,13 +64,13 @@ fn invalid(why: impl AsRef<str>) -> OAuthError {
 ///
 /// Scopes are the intersection of what is asked, what the assertion's `scope` allows and what
 /// the member may hold (MCP §7.2.1).
-pub async fn exchange(
+pub(super) async fn exchange(
     state: &AppState,
     client: &Client,
     meta: &RequestMeta,
     request: Exchange<'_>,
     proof: Option<&dpop::Proof>,
-) -> Result<Response, OAuthError> {
+) -> Result<Issued, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -177,7 +176,11 @@ pub async fn exchange(
             .detail("dpop_bound", jkt.is_some())
             .detail("refresh_token", false),
     );
-    Ok(answer(state, signed, &scope, None))
+    Ok(Issued {
+        signed,
+        scope,
+        refresh: None,
+    })
 }
 
 /// `aud`, `client_id`, `resource` and the time claims (see [`exchange`]).

@@ -26,6 +26,14 @@ struct TokenResponse {
     scope: String,
 }
 
+/// What a grant issued: the signed access token, its scope, and a refresh token when the grant
+/// made one. The token endpoint renders it with [`answer`].
+pub(super) struct Issued {
+    pub signed: Signed,
+    pub scope: ScopeSet,
+    pub refresh: Option<String>,
+}
+
 /// Issues an access token on a person's grant, with the refresh token already made, and
 /// records it.
 #[allow(clippy::too_many_arguments)]
@@ -38,7 +46,7 @@ pub(super) async fn issue(
     scope: &ScopeSet,
     refresh: Option<String>,
     jkt: Option<&str>,
-) -> Result<Response, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let now = state.now();
     let signed = sign(
         state,
@@ -69,7 +77,11 @@ pub(super) async fn issue(
             .detail("dpop_bound", jkt.is_some())
             .detail("refresh_token", refresh.is_some()),
     );
-    Ok(answer(state, signed, scope, refresh))
+    Ok(Issued {
+        signed,
+        scope: scope.clone(),
+        refresh,
+    })
 }
 
 /// Who an access token is for.
@@ -124,12 +136,12 @@ pub(super) async fn sign(
 
 /// The token response (RFC 6749 §5.1): `token_type` `DPoP` for a bound token (RFC 9449 §5),
 /// with a fresh nonce for the next proof (§8.2).
-pub(super) fn answer(
-    state: &AppState,
-    signed: Signed,
-    scope: &ScopeSet,
-    refresh: Option<String>,
-) -> Response {
+pub(super) fn answer(state: &AppState, issued: Issued) -> Response {
+    let Issued {
+        signed,
+        scope,
+        refresh,
+    } = issued;
     let mut r = no_store(
         Json(TokenResponse {
             access_token: signed.access_token,

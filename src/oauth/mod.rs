@@ -11,6 +11,7 @@ pub mod consent;
 pub mod core;
 pub mod dpop;
 pub mod error;
+pub mod grants;
 pub mod idjag;
 pub mod introspect;
 pub mod issue;

@@ -9,11 +9,10 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderMap;
-use axum::response::Response;
 
 use super::dpop;
 use super::error::{ErrorCode, OAuthError};
-use super::issue::{Signed, Subject, answer, sign};
+use super::issue::{Issued, Signed, Subject, sign};
 use super::request::resource_matches;
 use super::{core, parse_basic_auth};
 use crate::audit::{Actor, Event};
@@ -203,17 +202,23 @@ async fn by_assertion(
     Ok(client)
 }
 
+/// What a `client_credentials` token request asks for (RFC 6749 §4.4.2).
+pub struct ClientCredentials<'a> {
+    pub scope: Option<&'a str>,
+    pub resource: Option<&'a str>,
+}
+
 /// The `client_credentials` grant for an authenticated machine client: the scopes asked
 /// within its fixed scopes, the token's audience the MCP resource (RFC 8707), DPoP-bound when
 /// a proof came with it (and refused without one where the organisation requires it).
-pub async fn client_credentials(
+pub(super) async fn client_credentials(
     state: &AppState,
     client: &ServiceClient,
     meta: &RequestMeta,
-    scope: Option<&str>,
-    resource: Option<&str>,
+    request: ClientCredentials<'_>,
     proof: Option<&dpop::Proof>,
-) -> Result<Response, OAuthError> {
+) -> Result<Issued, OAuthError> {
+    let ClientCredentials { scope, resource } = request;
     let scope = core::offered_scope(scope, &client.scopes)?;
     let mcp_url = &state.config.mcp_url;
     if resource.is_some_and(|r| !resource_matches(r, mcp_url)) {
@@ -256,5 +261,9 @@ pub async fn client_credentials(
         .detail("jti", signed.jti.as_str())
         .detail("dpop_bound", jkt.is_some()),
     );
-    Ok(answer(state, signed, &scope, None))
+    Ok(Issued {
+        signed,
+        scope,
+        refresh: None,
+    })
 }
