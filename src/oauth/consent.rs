@@ -211,33 +211,28 @@ pub async fn post_consent(
         .into_iter()
         .filter(|s| form.contains_key(&format!("scope_{}", s.as_str())))
         .collect();
-    if chosen.is_empty() {
-        return consent_page(
+    // The consent page again, saying what is missing from the answer.
+    let again = async |missing: &str| {
+        consent_page(
             &state,
             &session,
             rid,
             &p,
             &user,
-            email,
-            Some("Choose at least one kind of data, or deny.".into()),
+            email.clone(),
+            Some(missing.into()),
         )
-        .await;
+        .await
+    };
+    if chosen.is_empty() {
+        return again("Choose at least one kind of data, or deny.").await;
     }
     let org = core::chosen_org(
         &core::selectable_orgs(&memberships),
         form.get("org").map(String::as_str),
     );
     let Some(org) = org else {
-        return consent_page(
-            &state,
-            &session,
-            rid,
-            &p,
-            &user,
-            email,
-            Some("Choose one of your organisations.".into()),
-        )
-        .await;
+        return again("Choose one of your organisations.").await;
     };
     let _ = session.remove_value(&pending_key(rid)).await;
     let granted = normalize(chosen);

@@ -252,13 +252,8 @@ async fn resource_type(
     Path((_, id)): Path<(String, String)>,
     c: Caller,
 ) -> ScimResult {
-    if id != "User" {
-        return Err(ScimError::not_found("resource type"));
-    }
-    Ok(scim_json(
-        StatusCode::OK,
-        discovery::user_resource_type(&c.base(&state)),
-    ))
+    let doc = discovery::user_resource_type(&c.base(&state));
+    the_only(&id, "User", "resource type", doc)
 }
 
 async fn schemas(State(state): State<AppState>, c: Caller) -> ScimResult {
@@ -271,13 +266,21 @@ async fn schema(
     Path((_, id)): Path<(String, String)>,
     c: Caller,
 ) -> ScimResult {
-    if id != USER_SCHEMA {
-        return Err(ScimError::not_found("schema"));
-    }
-    Ok(scim_json(
-        StatusCode::OK,
+    the_only(
+        &id,
+        USER_SCHEMA,
+        "schema",
         discovery::user_schema(&c.base(&state)),
-    ))
+    )
+}
+
+/// A discovery document asked for by `id` when the service has only the one named `only` (RFC
+/// 7644 §4: one resource type, one schema): that document, or not found as `what`.
+fn the_only(id: &str, only: &str, what: &'static str, doc: Value) -> ScimResult {
+    if id != only {
+        return Err(ScimError::not_found(what));
+    }
+    Ok(scim_json(StatusCode::OK, doc))
 }
 
 // --- Users --------------------------------------------------------------------------------------

@@ -249,15 +249,12 @@ pub async fn post_login(
     let password = SecretString::from(form.remove("password").unwrap_or_default());
     let echo = (rid.clone(), next.clone(), email_text.clone());
     let generic = "The e-mail or password is incorrect.".to_owned();
+    // The sign-in page again, with what was typed (never the password) and why.
+    let again = async |status: StatusCode, why: Option<String>| {
+        login_page(&state, &session, status, echo.clone(), why).await
+    };
     let Ok(email) = Email::parse(&email_text) else {
-        return login_page(
-            &state,
-            &session,
-            StatusCode::UNAUTHORIZED,
-            echo,
-            Some(generic),
-        )
-        .await;
+        return again(StatusCode::UNAUTHORIZED, Some(generic)).await;
     };
     // E-mail first: an address of a company with single sign-on goes to its provider; any other
     // is asked for its password.
@@ -265,18 +262,15 @@ pub async fn post_login(
         if let Some(url) = sso_start_url(&state, &email, rid.as_deref(), next.as_deref()).await {
             return see_other(&url);
         }
-        return login_page(&state, &session, StatusCode::OK, echo, None).await;
+        return again(StatusCode::OK, None).await;
     }
     // A company that requires single sign-on: no password sign-in for its domains, whoever
     // asks (so the answer says nothing about who has an account).
     match sso_required(&state, &email).await {
         Err(r) => return r,
         Ok(true) => {
-            return login_page(
-                &state,
-                &session,
+            return again(
                 StatusCode::FORBIDDEN,
-                echo,
                 Some("Your company requires its own sign-in: continue with single sign-on.".into()),
             )
             .await;
@@ -292,14 +286,7 @@ pub async fn post_login(
         Err(r) => return r,
         Ok(Some(wait)) => {
             state.metrics.signin("throttled");
-            let page = login_page(
-                &state,
-                &session,
-                StatusCode::TOO_MANY_REQUESTS,
-                echo,
-                Some(too_many(wait)),
-            )
-            .await;
+            let page = again(StatusCode::TOO_MANY_REQUESTS, Some(too_many(wait))).await;
             return retry_after(page, wait);
         }
         Ok(None) => {}
@@ -356,14 +343,7 @@ pub async fn post_login(
                     .detail("failures_for_account_from_address", counted.0),
             );
         }
-        return login_page(
-            &state,
-            &session,
-            StatusCode::UNAUTHORIZED,
-            echo,
-            Some(generic),
-        )
-        .await;
+        return again(StatusCode::UNAUTHORIZED, Some(generic)).await;
     };
     if creds.must_change_password {
         return super::password_change::begin(&state, &session, &creds, rid, next).await;

@@ -3,7 +3,7 @@
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -13,7 +13,7 @@ use crate::admin::activity::{self, Window};
 use crate::admin::api::{audit_filter, audit_json};
 use crate::state::AppState;
 use crate::web::console::{AdminConsole, Console, Nav};
-use crate::web::{error_page, internal_error_page, render, urlencode};
+use crate::web::{self, error_page, internal_error_page, render, urlencode};
 
 /// Rows per page of the log.
 const PAGE: i64 = 50;
@@ -193,26 +193,22 @@ pub async fn audit_download(
             break;
         }
     }
-    let mut r = (StatusCode::OK, Body::from(out)).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jsonl; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"audit.jsonl\""),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    r
+    web::with_headers(
+        (StatusCode::OK, Body::from(out)).into_response(),
+        &[
+            (header::CONTENT_TYPE, "application/jsonl; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"audit.jsonl\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; frame-ancestors 'none'",
+            ),
+        ],
+    )
 }
 
 #[derive(Deserialize, Default)]

@@ -143,6 +143,17 @@ impl OrgAdmin<'_> {
         )
     }
 
+    /// Refuses a change that would leave the organisation without an active admin: someone
+    /// other than `user` must still administer it.
+    async fn keep_an_admin(&self, user: &UserId) -> AdminResult<()> {
+        if self.another_admin(user).await? {
+            return Ok(());
+        }
+        Err(AdminError::Conflict(
+            "this is the organisation's last active admin; make someone else admin first".into(),
+        ))
+    }
+
     /// Whether someone other than `user` still administers the organisation.
     async fn another_admin(&self, user: &UserId) -> AdminResult<bool> {
         Ok(self.members().await?.iter().any(|m| {
@@ -161,11 +172,8 @@ impl OrgAdmin<'_> {
             change.role.unwrap_or(seen.role),
             change.suspended.unwrap_or(seen.suspended),
         );
-        if !to.is_active_admin() && !self.another_admin(&seen.user.id).await? {
-            return Err(AdminError::Conflict(
-                "this is the organisation's last active admin; make someone else admin first"
-                    .into(),
-            ));
+        if !to.is_active_admin() {
+            self.keep_an_admin(&seen.user.id).await?;
         }
         if !self
             .state
@@ -207,12 +215,7 @@ impl OrgAdmin<'_> {
     /// Removes a person from the organisation, revoking what they hold in it.
     pub async fn remove_member(&self, user: &str) -> AdminResult<()> {
         let m = self.member(user).await?;
-        if !self.another_admin(&m.user.id).await? {
-            return Err(AdminError::Conflict(
-                "this is the organisation's last active admin; make someone else admin first"
-                    .into(),
-            ));
-        }
+        self.keep_an_admin(&m.user.id).await?;
         if !self
             .state
             .store
