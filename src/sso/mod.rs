@@ -18,8 +18,8 @@ pub mod oidc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
@@ -28,10 +28,9 @@ use tower_sessions::Session;
 
 use crate::audit::{Actor, Event};
 use crate::crypto::constant_time_eq;
-use crate::http::client_ip;
 use crate::state::AppState;
 use crate::store::{Email, OrgId, Role, SsoConnection, Standing, UserCredentials, UserId};
-use crate::web::extract::CsrfForm;
+use crate::web::extract::{ClientAddr, CsrfForm};
 use crate::web::login::{
     complete_sign_in, continue_after_sign_in, count_failure, safe_next, safe_rid, too_many,
     wait_for,
@@ -160,8 +159,7 @@ pub struct CallbackQuery {
 async fn callback(
     State(state): State<AppState>,
     session: Session,
-    headers: axum::http::HeaderMap,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
     let now = state.now();
@@ -222,7 +220,6 @@ async fn callback(
         Err(e) => {
             // Anyone can repeat a failing trip: the first failure per address and window is an
             // event, the rest are counted and summarised.
-            let ip = crate::http::client_ip(state.config.trusted_proxies, &headers, peer);
             let event = Event::new(Some(&org), Actor::system(), "signin.failure")
                 .outcome("failure")
                 .target(crate::net::address_bucket(ip))
@@ -442,8 +439,7 @@ async fn begin_link(
 async fn link(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    ClientAddr(ip): ClientAddr,
     CsrfForm(mut form): CsrfForm,
 ) -> Response {
     let now = state.now();
@@ -454,7 +450,6 @@ async fn link(
     let (Ok(email), Ok(org)) = (Email::parse(&link.email), OrgId::parse(&link.org)) else {
         return web::see_other("/login");
     };
-    let ip = client_ip(state.config.trusted_proxies, &headers, peer);
     match wait_for(&state, &email, ip, now).await {
         Err(r) => return r,
         Ok(Some(wait)) => {

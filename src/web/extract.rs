@@ -3,16 +3,17 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
 use super::{check_csrf, csrf_failure, error_page};
-use crate::http::{RequestMeta, parse_form, read_body};
+use crate::http::{RequestMeta, client_ip, parse_form, read_body};
 use crate::state::AppState;
 
 /// The largest form a page accepts.
@@ -24,6 +25,22 @@ impl FromRequestParts<AppState> for RequestMeta {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
         Ok(RequestMeta::from_parts(parts, state.config.trusted_proxies))
+    }
+}
+
+/// The client's address, which sign-in throttles on: the socket peer, or behind
+/// `CLARI_MCP_TRUSTED_PROXIES` proxies the entry that many from the right of `X-Forwarded-For`.
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ip = client_ip(state.config.trusted_proxies, &parts.headers, peer);
+        Ok(ClientAddr(ip))
     }
 }
 

@@ -1,16 +1,16 @@
 //! Sign-in with e-mail and password, throttled so that nobody but the owner is slowed down.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::extract::CsrfForm;
+use super::extract::{ClientAddr, CsrfForm};
 use super::{
     CSRF_KEY, EPOCH_KEY, USER_KEY, csrf_token, internal_error_page, render, see_other, sign_in_for,
     urlencode,
@@ -18,7 +18,7 @@ use super::{
 use crate::audit::{Actor, Event};
 use crate::clock::UnixTime;
 use crate::crypto::random_token;
-use crate::http::{client_ip, ip_bucket};
+use crate::http::{RequestMeta, ip_bucket};
 use crate::state::AppState;
 use crate::store::{Email, UserCredentials, UserId};
 
@@ -238,8 +238,8 @@ impl HalfSignedIn {
 pub async fn post_login(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddr(ip): ClientAddr,
+    meta: RequestMeta,
     CsrfForm(mut form): CsrfForm,
 ) -> Response {
     let rid = safe_rid(form.get("rid").cloned());
@@ -281,7 +281,6 @@ pub async fn post_login(
     // Throttle before spending argon2 work. A refused try is only read and counted in the
     // metrics: it writes nothing, so a flood adds no rows.
     let now = state.now();
-    let ip = client_ip(state.config.trusted_proxies, &headers, peer);
     match wait_for(&state, &email, ip, now).await {
         Err(r) => return r,
         Ok(Some(wait)) => {
@@ -292,10 +291,7 @@ pub async fn post_login(
         Ok(None) => {}
     }
 
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let request_id = meta.request_id;
     let signin = |action: &'static str, outcome: &'static str, user: Option<&UserId>| {
         let actor = Actor {
             kind: "user",

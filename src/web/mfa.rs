@@ -1,15 +1,13 @@
 //! The second sign-in step for a person with a TOTP factor: after the password, a six-digit code
 //! from their authenticator app (or one of their recovery codes) before the session is signed in.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::extract::CsrfForm;
+use super::extract::{ClientAddr, CsrfForm};
 use super::login::{
     HalfSignedIn, complete_sign_in, continue_after_sign_in, count_failure, retry_after, too_many,
     wait_for,
@@ -18,7 +16,7 @@ use super::{csrf_token, internal_error_page, render, see_other};
 use crate::audit::{Actor, Event};
 use crate::clock::UnixTime;
 use crate::crypto::totp;
-use crate::http::client_ip;
+use crate::http::RequestMeta;
 use crate::state::AppState;
 use crate::store::{Email, UserCredentials, UserId};
 
@@ -135,8 +133,8 @@ async fn page(
 pub async fn post_second_factor(
     State(state): State<AppState>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddr(ip): ClientAddr,
+    meta: RequestMeta,
     CsrfForm(form): CsrfForm,
 ) -> Response {
     let now = state.now();
@@ -149,7 +147,6 @@ pub async fn post_second_factor(
     ) else {
         return see_other("/login");
     };
-    let ip = client_ip(state.config.trusted_proxies, &headers, peer);
     match wait_for(&state, &email, ip, now).await {
         Err(r) => return r,
         Ok(Some(wait)) => {
@@ -172,13 +169,7 @@ pub async fn post_second_factor(
             action,
         )
         .outcome(outcome)
-        .from_request(
-            headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            Some(ip.to_string()),
-        )
+        .from_request(meta.request_id.clone(), Some(ip.to_string()))
     };
     match spend_code_try(&state, &user, now).await {
         Ok(true) => {}
