@@ -8,7 +8,7 @@
 //! [`super::request::validate_authorization_request`]. The request waits in the browser session (keyed by a random
 //! `rid`) through sign-in and consent.
 
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,7 @@ use crate::http::parse_pairs;
 use crate::scope::ScopeSet;
 use crate::state::AppState;
 use crate::store::{ClientId, CodeRecord, OrgId, UserId};
+use crate::web::extract::ClientAddr;
 use crate::web::{self, error_page, urlencode};
 
 pub const CODE_TTL: i64 = 60;
@@ -160,8 +161,7 @@ pub(super) fn bad_request_page(message: &str) -> Response {
 
 pub async fn get_authorize(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: axum::http::HeaderMap,
+    ClientAddr(caller): ClientAddr,
     session: Session,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -173,7 +173,6 @@ pub async fn get_authorize(
     let Some(client_id) = params.get("client_id") else {
         return bad_request_page("The request names no client (client_id is missing).");
     };
-    let caller = crate::http::client_ip(state.config.trusted_proxies, &headers, peer);
     let client = match client::load(&state, client_id, Some(caller)).await {
         Ok(Some(c)) => c,
         Ok(None) => {
