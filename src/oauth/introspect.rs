@@ -3,9 +3,9 @@
 
 use axum::Json;
 use axum::body::Body;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -15,14 +15,15 @@ use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::crypto::sha256_hex;
 use crate::http::{parse_form, read_body};
 use crate::state::AppState;
+use crate::web::extract::ClientAddr;
 
 pub async fn introspect_token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match introspect(&state, peer, &headers, body).await {
+    match introspect(&state, ip, &headers, body).await {
         Ok(v) => no_store(Json(v).into_response()),
         Err(e) => e.into_response(),
     }
@@ -30,13 +31,13 @@ pub async fn introspect_token(
 
 async fn introspect(
     state: &AppState,
-    peer: SocketAddr,
+    ip: IpAddr,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<serde_json::Value, OAuthError> {
     require_form(headers)?;
     let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
-    let client = authenticate_client(state, peer, headers, &form).await?;
+    let client = authenticate_client(state, ip, headers, &form).await?;
     if client.is_public() {
         return Err(
             OAuthError::invalid_client("introspection requires a confidential client")

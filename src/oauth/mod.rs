@@ -165,7 +165,7 @@ pub fn parse_basic_auth(headers: &HeaderMap) -> Result<Option<(String, String)>,
 /// only), `client_secret_basic` or `client_secret_post`. Failures are 401 `invalid_client`.
 pub async fn authenticate_client(
     state: &AppState,
-    peer: std::net::SocketAddr,
+    caller: std::net::IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<Client, OAuthError> {
@@ -199,7 +199,6 @@ pub async fn authenticate_client(
     let fail = || {
         OAuthError::invalid_client("client authentication failed").with_basic_challenge(used_basic)
     };
-    let caller = crate::http::client_ip(state.config.trusted_proxies, headers, peer);
     let client = client::load(state, &client_id, Some(caller))
         .await?
         .ok_or_else(fail)?;

@@ -1,11 +1,11 @@
 //! RFC 7591 dynamic client registration (open by default, with abuse limits) and RFC 7592
 //! management with the registration access token.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
@@ -15,9 +15,10 @@ use super::client::{ClientMetadata, validate_metadata};
 use super::error::{ErrorCode, OAuthError, no_store};
 use crate::audit::{Actor, Event};
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
-use crate::http::{RequestMeta, client_ip, ip_bucket};
+use crate::http::{RequestMeta, ip_bucket};
 use crate::state::AppState;
 use crate::store::{ClientId, ClientKind, ClientRecord};
+use crate::web::extract::ClientAddr;
 
 pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 const WINDOW: i64 = 3_600;
@@ -71,11 +72,12 @@ async fn parse_body(body: Body) -> Result<Value, OAuthError> {
 #[tracing::instrument(skip_all, fields(client_id))]
 pub async fn register_client(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match register(&state, peer, &headers, body).await {
+    match register(&state, (ip, meta), &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -83,7 +85,7 @@ pub async fn register_client(
 
 async fn register(
     state: &AppState,
-    peer: SocketAddr,
+    (ip, request): (IpAddr, RequestMeta),
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
@@ -96,7 +98,6 @@ async fn register(
     }
     let now = state.now();
     let window = now - now.rem_euclid(WINDOW);
-    let ip = client_ip(state.config.trusted_proxies, headers, peer);
     let hits = state
         .store
         .rate_hit(&format!("dcr:{}", ip_bucket(ip)), window)
@@ -131,7 +132,7 @@ async fn register(
     };
     state.store.create_client(&record).await?;
     tracing::info!(client_name = %meta.client_name, public = secret.is_none(), "client registered");
-    let request = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies).parts();
+    let request = request.parts();
     state.audit.record(
         Event::new(
             None,

@@ -6,9 +6,9 @@
 use super::issue::client_event;
 use crate::http::RequestMeta;
 use axum::body::Body;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -17,14 +17,16 @@ use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::crypto::sha256_hex;
 use crate::http::{parse_form, read_body};
 use crate::state::AppState;
+use crate::web::extract::ClientAddr;
 
 pub async fn revoke_token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match revoke(&state, peer, &headers, body).await {
+    match revoke(&state, (ip, meta), &headers, body).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => e.into_response(),
     }
@@ -32,14 +34,13 @@ pub async fn revoke_token(
 
 async fn revoke(
     state: &AppState,
-    peer: SocketAddr,
+    (ip, meta): (IpAddr, RequestMeta),
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), OAuthError> {
     require_form(headers)?;
     let form = parse_form(&read_body(body, MAX_FORM_BYTES).await?)?;
-    let client = authenticate_client(state, peer, headers, &form).await?;
-    let meta = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies);
+    let client = authenticate_client(state, ip, headers, &form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -6,9 +6,9 @@
 
 use axum::body::Body;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
@@ -22,6 +22,7 @@ use super::service::{self, ClientCredentials};
 use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::http::{RequestMeta, parse_form, read_body};
 use crate::state::AppState;
+use crate::web::extract::ClientAddr;
 
 pub use super::core::ROTATION_GRACE_SECS;
 
@@ -102,14 +103,15 @@ impl<'a> TokenRequest<'a> {
 #[tracing::instrument(skip_all, fields(client_id, grant_type))]
 pub async fn post_token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
+    meta: RequestMeta,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let read = read_form(&headers, body).await;
     let label = read.as_ref().map_or("", |(g, _)| g.as_str());
     let outcome = match read {
-        Ok((grant_type, form)) => token(&state, peer, &headers, grant_type, &form).await,
+        Ok((grant_type, form)) => token(&state, (ip, meta), &headers, grant_type, &form).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -151,18 +153,17 @@ async fn read_form(
 
 async fn token(
     state: &AppState,
-    peer: SocketAddr,
+    (ip, meta): (IpAddr, RequestMeta),
     headers: &HeaderMap,
     grant_type: GrantType,
     form: &HashMap<String, String>,
 ) -> Result<Issued, OAuthError> {
-    let meta = RequestMeta::new(headers, Some(peer), state.config.trusted_proxies);
     // The DPoP proof is checked before anything is looked up; its jti is recorded only once
     // the grant is found good, just before tokens are issued (so no one makes rows with bad
     // grants).
     let proof = dpop::at_token_endpoint(state, headers)?;
     let proof = proof.as_ref();
-    let client = || registered_client(state, peer, headers, form, grant_type);
+    let client = || registered_client(state, ip, headers, form, grant_type);
     match TokenRequest::read(grant_type, form) {
         TokenRequest::ClientCredentials(asked) => {
             let client = service::authenticate(state, headers, form).await?;
@@ -185,12 +186,12 @@ async fn token(
 /// for that grant type (RFC 6749 §5.2 `unauthorized_client` otherwise).
 async fn registered_client(
     state: &AppState,
-    peer: SocketAddr,
+    ip: IpAddr,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
     grant_type: GrantType,
 ) -> Result<Client, OAuthError> {
-    let client = authenticate_client(state, peer, headers, form).await?;
+    let client = authenticate_client(state, ip, headers, form).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
     if !client
         .meta
