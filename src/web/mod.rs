@@ -261,7 +261,16 @@ pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-async fn post_logout(session: Session, _: extract::CsrfForm) -> Response {
+/// `POST /logout`. A small form, read leniently: anything unreadable counts as a form without
+/// a token, so a broken or forged sign-out is refused as an expired form.
+async fn post_logout(session: Session, body: axum::body::Body) -> Response {
+    let form = crate::http::read_body(body, 4096)
+        .await
+        .and_then(|b| crate::http::parse_form(&b))
+        .unwrap_or_default();
+    if !check_csrf(&session, form.get("csrf")).await {
+        return csrf_failure();
+    }
     let _ = session.flush().await;
     see_other("/login")
 }
