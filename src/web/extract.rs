@@ -46,7 +46,7 @@ impl FromRequestParts<AppState> for ClientAddr {
 
 /// Reads a form into a buffer wiped when dropped: forms carry passwords and Clari keys, and
 /// handlers move secret fields out of the map into `SecretString`s.
-pub async fn secret_form(body: Body) -> Result<HashMap<String, String>, Response> {
+async fn secret_form(body: Body) -> Result<HashMap<String, String>, Response> {
     // `Vec::from` takes over the body's allocation when it is the only owner.
     read_body(body, MAX_FORM_BYTES)
         .await
