@@ -161,6 +161,41 @@ pub fn public_url(state: &AppState, uri: &axum::http::Uri) -> String {
     )
 }
 
+/// The live API key of this digest: from memory while its organisation has not changed (and
+/// for at most [`crate::store::LAST_USED_GRANULARITY`], so its last use is still recorded),
+/// else from the store.
+async fn api_key(
+    state: &AppState,
+    digest: &str,
+    now: crate::clock::UnixTime,
+) -> Result<Option<crate::store::ApiKeyPrincipal>, AuthFailure> {
+    let (cache, changes) = (&state.cached.api_keys, state.store.changes());
+    if let Some(p) = cache.get(changes, &digest.to_owned(), now)
+        && p.expires_at.is_none_or(|at| at > now)
+    {
+        return Ok(Some(p));
+    }
+    let ticket = changes.ticket();
+    let found = state
+        .store
+        .authenticate_api_key(digest, now)
+        .await
+        .map_err(unavailable)?;
+    if let Some(p) = &found {
+        let until = now + crate::store::LAST_USED_GRANULARITY;
+        let until = p.expires_at.map_or(until, |at| at.min(until));
+        cache.put(
+            changes,
+            ticket,
+            digest.to_owned(),
+            &p.organization_id,
+            p.clone(),
+            until,
+        );
+    }
+    Ok(found)
+}
+
 /// Resolves a request's credential to a live caller, or says why not: an API key or access
 /// token under `Bearer`, or a DPoP-bound access token under `DPoP` with a valid proof.
 ///
@@ -189,12 +224,9 @@ pub async fn authenticate_request(
                 "an API key is not DPoP-bound; send it as Bearer",
             ));
         }
-        let principal = state
-            .store
-            .authenticate_api_key(&sha256_hex(token), now)
-            .await
-            .map_err(unavailable)?
-            .ok_or("the API key is unknown, revoked or expired, or its user or organisation is disabled")?;
+        let principal = api_key(state, &sha256_hex(token), now).await?.ok_or(
+            "the API key is unknown, revoked or expired, or its user or organisation is disabled",
+        )?;
         return Ok(AuthContext {
             org_id: principal.organization_id,
             user_id: Some(principal.user_id),

@@ -14,10 +14,47 @@ use crate::exports::cache::ExportCache;
 use crate::exports::limits::LimitCache;
 use crate::exports::view::Forecast;
 use crate::signing::Keys;
+use crate::store::changes::OrgCache;
 use crate::store::{self, Store};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
+
+/// At most this many principals (API keys; grants and machine clients) are kept, each kind.
+const CACHED_PRINCIPALS: usize = 100_000;
+/// At most this many organisations' settings are kept.
+const CACHED_ORGS: usize = 100_000;
+
+/// The store's answers on the path of every call, per organisation, each dropped when its
+/// organisation changes (on any replica or process) and at its expiry.
+pub struct Cached {
+    /// API keys by the digest of the key.
+    pub api_keys: OrgCache<String, crate::store::ApiKeyPrincipal>,
+    /// What stands behind access tokens, by grant or machine client id.
+    pub behind: OrgCache<String, crate::signing::Behind>,
+    /// Each organisation's redaction policy as stored (`None`: the server's default).
+    pub redaction: OrgCache<crate::store::OrgId, Option<String>>,
+    /// Each organisation's time zone as stored (`None`: UTC).
+    pub time_zones: OrgCache<crate::store::OrgId, Option<String>>,
+}
+
+/// An organisation's setting kept in [`Cached`].
+#[derive(Debug, Clone, Copy)]
+pub enum OrgSetting {
+    Redaction,
+    TimeZone,
+}
+
+impl Default for Cached {
+    fn default() -> Self {
+        Self {
+            api_keys: OrgCache::new(CACHED_PRINCIPALS),
+            behind: OrgCache::new(CACHED_PRINCIPALS),
+            redaction: OrgCache::new(CACHED_ORGS),
+            time_zones: OrgCache::new(CACHED_ORGS),
+        }
+    }
+}
 
 pub struct Inner {
     pub config: Config,
@@ -37,6 +74,9 @@ pub struct Inner {
     pub audit: crate::audit::AuditLog,
     /// Each organisation's compiled redaction policy, briefly cached.
     pub redaction: crate::redact::RedactionCache,
+    /// What the store said of each organisation's principals and settings, kept while it
+    /// stays true (`store::changes`).
+    pub cached: Cached,
     /// Prometheus metrics of this process.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The one guarded, bounded client for Client ID Metadata Documents.
@@ -109,6 +149,7 @@ impl AppState {
             cimd,
             audit,
             redaction: Default::default(),
+            cached: Cached::default(),
             metrics,
             clock,
             #[cfg(feature = "conformance")]
@@ -146,6 +187,31 @@ impl AppState {
         self.export_limits.forget(org);
     }
 
+    /// One of the organisation's settings as stored: from memory while the organisation has
+    /// not changed on any replica or process (`store::changes`), else read and kept.
+    pub async fn org_setting(
+        &self,
+        org: &crate::store::OrgId,
+        which: OrgSetting,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        let cache = match which {
+            OrgSetting::Redaction => &self.cached.redaction,
+            OrgSetting::TimeZone => &self.cached.time_zones,
+        };
+        let (changes, now) = (self.store.changes(), self.now());
+        if let Some(v) = cache.get(changes, org, now) {
+            return Ok(v);
+        }
+        let ticket = changes.ticket();
+        let v = match which {
+            OrgSetting::Redaction => self.store.org_redaction(org).await?,
+            OrgSetting::TimeZone => self.store.org_time_zone(org).await?,
+        };
+        let until = now + crate::store::changes::CACHED_FOR;
+        cache.put(changes, ticket, org.clone(), org, v.clone(), until);
+        Ok(v)
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
@@ -155,6 +221,7 @@ impl AppState {
         crate::signing::AccessTokens {
             keys: &self.keys,
             store: self.store.as_ref(),
+            live: &self.cached.behind,
             vault: &self.vault,
             issuer: &self.config.issuer,
             audience: &self.config.mcp_url,

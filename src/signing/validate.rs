@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use super::{AccessClaims, KeyError, Keys, RELOAD_AT_MOST_EVERY};
 use crate::clock::UnixTime;
 use crate::crypto::Vault;
-use crate::store::Store;
+use crate::store::changes::OrgCache;
+use crate::store::{OrgId, Store};
 
 /// Machine clients' ids begin with this; their tokens carry the client id where a grant id
 /// would be (`gid`), since the client itself is what revocation reaches.
@@ -62,7 +63,13 @@ pub struct ValidToken {
 
 impl ValidToken {
     pub fn organization_id(&self) -> &crate::store::OrgId {
-        match &self.behind {
+        self.behind.organization_id()
+    }
+}
+
+impl Behind {
+    pub fn organization_id(&self) -> &OrgId {
+        match self {
             Behind::Grant(g) => &g.organization_id,
             Behind::Service(c) => &c.organization_id,
         }
@@ -75,6 +82,8 @@ impl ValidToken {
 pub struct AccessTokens<'a> {
     pub keys: &'a Keys,
     pub store: &'a dyn Store,
+    /// What stands behind tokens, kept while its organisation is unchanged.
+    pub live: &'a OrgCache<String, Behind>,
     pub vault: &'a Vault,
     pub issuer: &'a str,
     pub audience: &'a str,
@@ -95,40 +104,58 @@ impl AccessTokens<'_> {
             .await?;
         // Claims come from a verified signature, but are still text from the wire: parse them.
         let org = crate::store::OrgId::parse(&claims.org).map_err(|_| TokenError::Invalid)?;
+        let behind = self.behind(&org, &claims.gid, now).await?;
+        let matches = match &behind {
+            Behind::Service(_) => claims.client_id == claims.gid && claims.sub == claims.gid,
+            Behind::Grant(g) => {
+                g.client_id.as_str() == claims.client_id && g.user_id.as_str() == claims.sub
+            }
+        };
+        if !matches {
+            return Err(TokenError::Invalid);
+        }
+        Ok(ValidToken { claims, behind })
+    }
+
+    /// The live grant or machine client of `gid` (a token's claim) in `org`: from memory while
+    /// the organisation has not changed, else from the store (and then kept).
+    async fn behind(&self, org: &OrgId, gid: &str, now: UnixTime) -> Result<Behind, TokenError> {
+        let changes = self.store.changes();
+        if let Some(b) = self.live.get(changes, &gid.to_owned(), now)
+            && b.organization_id() == org
+        {
+            return Ok(b);
+        }
         let unavailable = |e: crate::store::StoreError| {
             tracing::error!(error = %e, "reading what stands behind an access token failed");
             TokenError::Unavailable
         };
-        if claims.gid.starts_with(SERVICE_CLIENT_PREFIX) {
-            let id = crate::store::ClientId::parse(&claims.gid).map_err(|_| TokenError::Invalid)?;
-            let client = self
-                .store
-                .live_service_client(&org, &id)
+        let ticket = changes.ticket();
+        let behind = if gid.starts_with(SERVICE_CLIENT_PREFIX) {
+            let id = crate::store::ClientId::parse(gid).map_err(|_| TokenError::Invalid)?;
+            self.store
+                .live_service_client(org, &id)
                 .await
                 .map_err(unavailable)?
-                .ok_or(TokenError::Revoked)?;
-            if claims.client_id != claims.gid || claims.sub != claims.gid {
-                return Err(TokenError::Invalid);
-            }
-            return Ok(ValidToken {
-                claims,
-                behind: Behind::Service(client),
-            });
+                .map(Behind::Service)
+        } else {
+            let id = crate::store::GrantId::parse(gid).map_err(|_| TokenError::Invalid)?;
+            self.store
+                .live_grant(org, &id)
+                .await
+                .map_err(unavailable)?
+                .map(Behind::Grant)
         }
-        let gid = crate::store::GrantId::parse(&claims.gid).map_err(|_| TokenError::Invalid)?;
-        let grant = self
-            .store
-            .live_grant(&org, &gid)
-            .await
-            .map_err(unavailable)?
-            .ok_or(TokenError::Revoked)?;
-        if grant.client_id.as_str() != claims.client_id || grant.user_id.as_str() != claims.sub {
-            return Err(TokenError::Invalid);
-        }
-        Ok(ValidToken {
-            claims,
-            behind: Behind::Grant(grant),
-        })
+        .ok_or(TokenError::Revoked)?;
+        self.live.put(
+            changes,
+            ticket,
+            gid.to_owned(),
+            org,
+            behind.clone(),
+            now + crate::store::changes::CACHED_FOR,
+        );
+        Ok(behind)
     }
 }
 

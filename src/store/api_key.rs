@@ -30,8 +30,9 @@ pub trait ApiKeyStore: Send + Sync {
     ) -> Result<Option<ApiKeyPrincipal>, StoreError>;
 }
 
-/// How often `last_used_at` is rewritten for a busy key.
-const LAST_USED_GRANULARITY: i64 = 60;
+/// How often `last_used_at` is rewritten for a busy key (and so how long a key is trusted from
+/// memory before the store is asked again).
+pub const LAST_USED_GRANULARITY: i64 = 60;
 
 /// Inserts the key only for an existing membership of that user in that organisation.
 const INSERT: &str = "\
@@ -55,7 +56,7 @@ WHERE organization_id = $2 AND id = $3 AND revoked_at IS NULL";
 const EXISTS: &str = "SELECT id FROM api_keys WHERE organization_id = $1 AND id = $2";
 
 const AUTHENTICATE: &str = "\
-SELECT k.id, k.organization_id, k.user_id, k.scopes, k.last_used_at
+SELECT k.id, k.organization_id, k.user_id, k.scopes, k.last_used_at, k.expires_at
 FROM api_keys k
 JOIN memberships m ON m.user_id = k.user_id AND m.organization_id = k.organization_id
 JOIN users u ON u.id = k.user_id
@@ -123,6 +124,7 @@ macro_rules! api_key_store {
                     .execute(&self.pool)
                     .await?;
                 if done.rows_affected() == 1 {
+                    self.changes.changed(Some(org)).await;
                     return Ok(true);
                 }
                 let exists: Option<(String,)> = sqlx::query_as(EXISTS)

@@ -224,6 +224,7 @@ macro_rules! client_store {
                         .await?;
                 }
                 tx.commit().await?;
+                self.changes.changed(None).await;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -239,6 +239,7 @@ macro_rules! grant_store {
                     }
                 };
                 tx.commit().await?;
+                self.changes.changed(Some(org)).await;
                 Ok(grant)
             }
 
@@ -303,6 +304,7 @@ macro_rules! grant_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.changes.changed(Some(org)).await;
                 Ok(done.rows_affected() == 1)
             }
 

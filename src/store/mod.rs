@@ -15,6 +15,7 @@
 
 mod api_key;
 mod audit;
+pub mod changes;
 mod client;
 mod code;
 mod credential;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use api_key::ApiKeyStore;
+pub use api_key::{ApiKeyStore, LAST_USED_GRANULARITY};
 pub use audit::{
     AuditCheckpoint, AuditFilter, AuditKeyRecord, AuditRecord, AuditStore, Chainer, NewAuditEvent,
 };
@@ -176,6 +177,9 @@ pub trait Store:
 {
     fn backend(&self) -> Backend;
 
+    /// This process's change counters: what cached store values are checked against.
+    fn changes(&self) -> &changes::Changes;
+
     /// Applies the embedded migrations; safe to run on every start.
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
@@ -222,6 +226,10 @@ macro_rules! store {
         impl Store for $store {
             fn backend(&self) -> Backend {
                 $backend
+            }
+
+            fn changes(&self) -> &changes::Changes {
+                &self.changes
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.migrate", otel.kind = "client", db.operation.name = "migrate", db.system.name = Self::DB_SYSTEM))]

@@ -237,6 +237,8 @@ pub struct ApiKeyPrincipal {
     pub scopes: ScopeSet,
     /// When the key was last recorded as used (rewritten at most once a minute).
     pub last_used_at: Option<UnixTime>,
+    /// When the key stops working, if it does.
+    pub expires_at: Option<UnixTime>,
 }
 
 /// An invitation to join an organisation, as its admins see it (never the link's token).

@@ -217,6 +217,7 @@ macro_rules! org_store {
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(Some(org)).await;
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
@@ -248,6 +249,7 @@ macro_rules! org_store {
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(Some(org)).await;
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
@@ -271,6 +273,7 @@ macro_rules! org_store {
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(Some(org)).await;
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
@@ -300,6 +303,7 @@ macro_rules! org_store {
                             )
                         })
                     })?;
+                self.changes.changed(Some(org)).await;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -327,6 +331,7 @@ macro_rules! org_store {
                     service_clients: revoke(KILL_SERVICE_CLIENTS).await?,
                 };
                 tx.commit().await?;
+                self.changes.changed(Some(org)).await;
                 Ok(killed)
             }
         }

@@ -1,14 +1,18 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::StoreError;
+use super::changes::Changes;
 
 /// The store for several replicas behind a load balancer.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(super) pool: PgPool,
+    /// This replica's listener of change notifications.
+    pub(super) changes: Arc<Changes>,
 }
 
 impl PgStore {
@@ -21,7 +25,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: Changes::listening(url),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

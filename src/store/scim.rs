@@ -386,6 +386,7 @@ macro_rules! scim_store {
                         .await?;
                 }
                 tx.commit().await?;
+                self.changes.changed(Some(org)).await;
                 Ok(true)
             }
         }

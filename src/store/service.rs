@@ -221,6 +221,7 @@ macro_rules! service_client_store {
                     .bind(id.as_str())
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(Some(org)).await;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -274,6 +275,7 @@ macro_rules! service_client_store {
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(Some(org)).await;
                 StoreError::found(done.rows_affected(), "organization")
             }
         }

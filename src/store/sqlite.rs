@@ -1,15 +1,19 @@
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::StoreError;
+use super::changes::Changes;
 
 /// The embedded default: one SQLite file in WAL mode.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
+    /// Marks and notices changes of what is cached (the file beside the database).
+    pub(super) changes: Arc<Changes>,
 }
 
 impl SqliteStore {
@@ -24,14 +28,21 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let file = opts.get_filename();
-        if file.as_os_str() != ":memory:" {
-            private_files(file).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        }
+        let changes = if file.as_os_str() == ":memory:" {
+            Changes::alone()
+        } else {
+            let io = |e| StoreError::Database(sqlx::Error::Io(e));
+            private_files(file).map_err(io)?;
+            Changes::beside(file).map_err(io)?
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: Arc::new(changes),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {

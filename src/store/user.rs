@@ -257,6 +257,7 @@ macro_rules! user_store {
                     .bind(user.as_str())
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(None).await;
                 StoreError::found(done.rows_affected(), "user")
             }
 
@@ -306,6 +307,7 @@ macro_rules! user_store {
                     .bind(from.suspended)
                     .execute(&self.pool)
                     .await?;
+                self.changes.changed(Some(org)).await;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -335,6 +337,7 @@ macro_rules! user_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.changes.changed(Some(org)).await;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -334,7 +334,15 @@ async fn a_failing_database_is_503_not_a_bad_token_and_the_server_recovers() {
         200
     );
 
+    let changes = env.app.state.store.changes();
+    let losses = changes.listener_losses();
     postgres_outage(&db, true).await;
+    // Until it notices its change listener is gone, the replica may serve the key it keeps in
+    // memory (nothing can be revoked meanwhile: the database is down); then it asks the store.
+    crate::helpers::eventually("the change listener to be noticed gone", async || {
+        changes.listener_losses() > losses
+    })
+    .await;
     let r = rpc(&env.app, Some(&key), "tools/list", json!({})).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.headers.get("retry-after").is_some());

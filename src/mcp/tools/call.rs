@@ -213,9 +213,9 @@ fn redact_answer(call: &Call<'_>, policy: &Redactor, result: &mut CallToolResult
     redact(policy, result, &pseudonym)
 }
 
-/// The organisation's redaction policy, read on every call (a change of policy is a security
-/// control: it applies to the next call on every replica) and compiled once per distinct
-/// policy. A policy that cannot be read refuses the call: an answer must not leave unredacted
+/// The organisation's redaction policy, checked on every call (a change of policy is a security
+/// control: it applies to the next call on every replica, through `store::changes`) and
+/// compiled once per distinct policy. A policy that cannot be read refuses the call: an answer must not leave unredacted
 /// because a setting was unreadable.
 async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolError> {
     let refuse = |why: String| {
@@ -226,7 +226,10 @@ async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolEr
             class: "redaction_unavailable",
         }
     };
-    let (key, policy) = match state.store.org_redaction(org).await {
+    let (key, policy) = match state
+        .org_setting(org, crate::state::OrgSetting::Redaction)
+        .await
+    {
         Ok(Some(json)) => {
             let policy = serde_json::from_str::<RedactionPolicy>(&json)
                 .map_err(|e| refuse(format!("stored policy unreadable: {e}")))?;

@@ -46,9 +46,12 @@ pub fn zone_name(tz: &TimeZone) -> String {
     tz.iana_name().unwrap_or("UTC").to_owned()
 }
 
-/// The organisation's time zone, read on every call so that a change applies at once.
+/// The organisation's time zone, checked on every call so that a change applies at once.
 pub async fn org_zone(state: &AppState, org: &OrgId) -> Result<TimeZone, ToolError> {
-    let stored = state.store.org_time_zone(org).await.map_err(|e| {
+    let stored = state
+        .org_setting(org, crate::state::OrgSetting::TimeZone)
+        .await
+        .map_err(|e| {
         tracing::error!(org_id = %org, error = %e, "reading the organisation's time zone failed");
         ToolError::from(crate::clari::ClariError::StoreUnavailable)
     })?;

@@ -93,3 +93,160 @@ async fn replicas_share_one_clari_export_through_the_database() {
         "one Clari export for both replicas"
     );
 }
+
+/// Turns new connections to the test database off or on (open ones stay).
+async fn allow_connections(db: &TestDb, allow: bool) {
+    let (admin, name) = db.postgres().expect("a PostgreSQL test database");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {allow}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+/// Cuts every change listener of this test's database, so that they cannot come back until
+/// connections are allowed again.
+async fn cut_listeners(db: &TestDb) {
+    allow_connections(db, false).await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db.postgres().unwrap().0)
+        .await
+        .unwrap();
+    let cut: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+         WHERE application_name = $1 AND datname = $2",
+    )
+    .bind(clari_mcp::store::changes::LISTENER_NAME)
+    .bind(db.postgres().unwrap().1)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        cut.len() >= 2 && cut.iter().all(|(done,)| *done),
+        "both replicas listen: {cut:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_over_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        crate::helpers::announce_skip(
+            "mcp::a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_over_postgres",
+        );
+        return;
+    };
+    let (env, b) = mcp_env_with_replica(&db).await;
+    let key = env.api_key("forecasts:read").await;
+    let changes = b.state.store.changes();
+    crate::helpers::eventually("both change listeners to be current", async || {
+        changes.trusted() && env.app.state.store.changes().trusted()
+    })
+    .await;
+    // Warm on B: the key is now in B's memory, and B serves it without the store.
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        200
+    );
+    assert_eq!(b.state.cached.api_keys.len(), 1, "B keeps the key");
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        200
+    );
+    // A connection opened before the listeners are cut revokes while they are away.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    let losses = changes.listener_losses();
+    cut_listeners(&db).await;
+    crate::helpers::eventually("B to notice its listener is gone", async || {
+        changes.listener_losses() > losses
+    })
+    .await;
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE organization_id = $2")
+        .bind(b.clock.now_for_tests())
+        .bind(env.org.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // The notification was sent to nobody, yet B does not serve what it kept: while its
+    // listener is away it asks the store,
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        401
+    );
+    assert_eq!(
+        rpc(&env.app, Some(&key), "tools/list", json!({}))
+            .await
+            .status,
+        401
+    );
+    // and once it is back, what it kept before is gone.
+    allow_connections(&db, true).await;
+    crate::helpers::eventually("B's listener to be back", async || changes.trusted()).await;
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        401
+    );
+    // B caches again, and hears the next change as before.
+    let other = env.api_key("forecasts:read").await;
+    assert_eq!(
+        rpc(&b, Some(&other), "tools/list", json!({})).await.status,
+        200
+    );
+    env.app
+        .state
+        .store
+        .set_user_disabled(&env.user, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        rpc(&b, Some(&other), "tools/list", json!({})).await.status,
+        401
+    );
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cli_change_applies_to_the_next_call_of_a_running_sqlite_server() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let vault_key = clari_mcp::crypto::Vault::generate_key();
+    let vault_key = secrecy::ExposeSecret::expose_secret(&vault_key).to_owned();
+    let env = mcp_env_with(&db, &[("CLARI_MCP_VAULT_KEYS", &vault_key)]).await;
+    let key = env.api_key("forecasts:read").await;
+    assert_eq!(
+        rpc(&env.app, Some(&key), "tools/list", json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        env.app.state.cached.api_keys.len(),
+        1,
+        "the server keeps the key"
+    );
+    assert_eq!(
+        rpc(&env.app, Some(&key), "tools/list", json!({}))
+            .await
+            .status,
+        200
+    );
+    // The operator revokes it from a shell, in another process, against the same file.
+    let mut cli = crate::helpers::Cli::new(&db);
+    cli.env
+        .insert("CLARI_MCP_VAULT_KEYS".to_owned(), vault_key.clone());
+    let listing = cli.ok(&["api-key", "list", "--json"], None);
+    let keys: Vec<serde_json::Value> = serde_json::from_str(&listing).unwrap();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        cli.ok(&["api-key", "revoke", key["id"].as_str().unwrap()], None);
+    }
+    assert_eq!(
+        rpc(&env.app, Some(&key), "tools/list", json!({}))
+            .await
+            .status,
+        401
+    );
+}
