@@ -8,7 +8,7 @@ use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::keys::{expiry, key_created, ticked_scopes};
+use super::keys::{GrantRow, KeyRow, expiry, key_created, ticked_scopes};
 use super::{AdminPost, acting, after, when};
 use crate::admin::service::{AdminError, MemberChange};
 use crate::scope::Scope;
@@ -263,26 +263,6 @@ pub async fn change_member(
 
 // --- applications and API keys ------------------------------------------------------------------
 
-struct GrantRow {
-    id: String,
-    client_name: String,
-    redirect_host: String,
-    user_email: String,
-    scope: String,
-    since: String,
-    last_used: String,
-}
-
-struct KeyRow {
-    id: String,
-    name: String,
-    user_email: String,
-    hint: String,
-    scope: String,
-    expires: String,
-    last_used: String,
-}
-
 #[derive(Template)]
 #[template(path = "admin_access.html")]
 struct AccessPage {
@@ -304,31 +284,14 @@ pub async fn access_page(
             Ok(all) => all,
             Err(e) => return internal_error_page(&e),
         };
-    let never = || "never".to_owned();
     let grants = grants
-        .into_iter()
-        .map(|g| GrantRow {
-            id: g.grant.id.to_string(),
-            client_name: g.client_name,
-            redirect_host: g.redirect_host,
-            user_email: g.user_email,
-            scope: g.grant.scope.to_string(),
-            since: when(g.grant.created_at),
-            last_used: g.last_used_at.map(when).unwrap_or_else(never),
-        })
+        .iter()
+        .map(|g| GrantRow::new(g, &g.user_email))
         .collect();
     let keys = keys
-        .into_iter()
+        .iter()
         .filter(|k| k.revoked_at.is_none())
-        .map(|k| KeyRow {
-            id: k.id.to_string(),
-            name: k.name,
-            user_email: k.user_email,
-            hint: format!("cmk_…{}", k.key_hint),
-            scope: k.scopes.to_string(),
-            expires: k.expires_at.map(when).unwrap_or_else(never),
-            last_used: k.last_used_at.map(when).unwrap_or_else(never),
-        })
+        .map(|k| KeyRow::new(k, &k.user_email))
         .collect();
     let members = members
         .into_iter()
