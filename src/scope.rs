@@ -34,15 +34,12 @@ impl Scope {
         Scope::Admin,
     ];
 
-    /// The six narrow read scopes that `clari:read` stands for.
-    pub const NARROW: [Scope; 6] = [
-        Scope::ForecastsRead,
-        Scope::OpportunitiesRead,
-        Scope::AccountsRead,
-        Scope::UsersRead,
-        Scope::AuditRead,
-        Scope::ExportsRead,
-    ];
+    /// The six narrow read scopes that `clari:read` stands for: every scope of [`Scope::ALL`]
+    /// between `clari:read` itself and `admin`.
+    pub const NARROW: [Scope; 6] = match Scope::ALL {
+        [Scope::ClariRead, narrow @ .., Scope::Admin] => narrow,
+        _ => panic!("Scope::ALL starts with clari:read and ends with admin"),
+    };
 
     pub fn as_str(self) -> &'static str {
         match self {

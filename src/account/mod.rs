@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use crate::admin::pages::keys::{expiry, key_created, ticked_scopes};
+use crate::admin::pages::keys::{GrantRow, KeyRow, expiry, key_created, ticked_scopes};
 use crate::admin::pages::{acting, after};
 use crate::admin::service::AdminError;
 use crate::audit::{Actor, Event};
@@ -25,7 +25,7 @@ use crate::state::AppState;
 use crate::store::{ApiKey, GrantView, Role, StoreError};
 use crate::web::console::{Console, Nav, ORG_KEY, not_found};
 use crate::web::extract::Posted;
-use crate::web::{self, internal_error_page, render, see_other, when};
+use crate::web::{self, internal_error_page, render, see_other};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -40,32 +40,11 @@ pub fn router() -> Router<AppState> {
         .route("/account/sign-out-everywhere", post(sign_out_everywhere))
 }
 
-struct AppRow {
-    id: String,
-    client_name: String,
-    redirect_host: String,
-    organization_name: String,
-    scope: String,
-    since: String,
-    last_used: String,
-}
-
-struct KeyRow {
-    id: String,
-    name: String,
-    organization_name: String,
-    hint: String,
-    scope: String,
-    created: String,
-    expires: String,
-    last_used: String,
-}
-
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
     nav: Nav,
-    apps: Vec<AppRow>,
+    apps: Vec<GrantRow>,
     keys: Vec<KeyRow>,
     scopes: Vec<(&'static str, &'static str, bool)>,
     admin_somewhere: bool,
@@ -114,34 +93,14 @@ async fn page(State(state): State<AppState>, session: Session, c: Console) -> Re
         Err(e) => return internal_error_page(&e),
     };
     let apps = grants
-        .into_iter()
-        .map(|g| AppRow {
-            id: g.grant.id.to_string(),
-            client_name: g.client_name,
-            redirect_host: g.redirect_host,
-            organization_name: g.organization_name,
-            scope: g.grant.scope.to_string(),
-            since: when(g.grant.created_at),
-            last_used: g.last_used_at.map(when).unwrap_or_else(|| "never".into()),
-        })
+        .iter()
+        .map(|g| GrantRow::new(g, &g.organization_name))
         .collect();
     let keys = match own_keys(&state, &c).await {
         Ok(k) => k,
         Err(r) => return r,
     };
-    let keys = keys
-        .into_iter()
-        .map(|(k, org)| KeyRow {
-            id: k.id.to_string(),
-            name: k.name,
-            organization_name: org,
-            hint: format!("cmk_…{}", k.key_hint),
-            scope: k.scopes.to_string(),
-            created: when(k.created_at),
-            expires: k.expires_at.map(when).unwrap_or_else(|| "never".into()),
-            last_used: k.last_used_at.map(when).unwrap_or_else(|| "never".into()),
-        })
-        .collect();
+    let keys = keys.iter().map(|(k, org)| KeyRow::new(k, org)).collect();
     let admin_somewhere = c
         .memberships
         .iter()

@@ -24,9 +24,14 @@ pub struct View {
     /// The tool whose answers it shows.
     pub tool: &'static str,
     pub scope: Scope,
-    /// The view as written, with the shared parts still to splice in (see [`View::html`]).
+    /// The view as written: its style, then its script, with the shared parts still to splice
+    /// in (see [`View::html`]).
     source: &'static str,
 }
+
+/// The document every view is, titled with the view's name: the view's style goes in its head,
+/// its script in the body it draws in.
+const DOCUMENT: &str = include_str!("apps/document.html");
 
 /// What every view shares, each under the line in a view that it takes the place of: the look
 /// (theme variables, page, status box) in the style, the host bridge, drawing of each state and
@@ -41,12 +46,16 @@ static ASSEMBLED: LazyLock<Vec<String>> = LazyLock::new(|| {
     VIEWS
         .iter()
         .map(|v| {
-            INCLUDES
-                .iter()
-                .fold(v.source.to_owned(), |html, (line, text)| {
-                    assert_eq!(html.matches(line).count(), 1, "{} {line}", v.uri);
-                    html.replacen(line, text, 1)
-                })
+            let script = v.source.find("<script>").expect("a view has a script");
+            let (style, script) = v.source.split_at(script);
+            let document = DOCUMENT
+                .replacen("{name}", v.name, 1)
+                .replacen("<!-- @include the view's style -->\n", style, 1)
+                .replacen("<!-- @include the view's script -->\n", script, 1);
+            INCLUDES.iter().fold(document, |html, (line, text)| {
+                assert_eq!(html.matches(line).count(), 1, "{} {line}", v.uri);
+                html.replacen(line, text, 1)
+            })
         })
         .collect()
 });

@@ -1,8 +1,6 @@
 //! RFC 7591 dynamic client registration (open by default, with abuse limits) and RFC 7592
 //! management with the registration access token.
 
-use std::net::IpAddr;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -15,10 +13,10 @@ use super::client::{ClientMetadata, validate_metadata};
 use super::error::{ErrorCode, OAuthError, no_store};
 use crate::audit::{Actor, Event};
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
-use crate::http::{RequestMeta, ip_bucket};
+use crate::http::ip_bucket;
 use crate::state::AppState;
 use crate::store::{ClientId, ClientKind, ClientRecord};
-use crate::web::extract::ClientAddr;
+use crate::web::extract::Origin;
 
 pub const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 const WINDOW: i64 = 3_600;
@@ -72,12 +70,11 @@ async fn parse_body(body: Body) -> Result<Value, OAuthError> {
 #[tracing::instrument(skip_all, fields(client_id))]
 pub async fn register_client(
     State(state): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    meta: RequestMeta,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match register(&state, (ip, meta), &headers, body).await {
+    match register(&state, origin, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -85,7 +82,7 @@ pub async fn register_client(
 
 async fn register(
     state: &AppState,
-    (ip, request): (IpAddr, RequestMeta),
+    Origin { ip, meta: request }: Origin,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {

@@ -4,9 +4,7 @@
 //! other clients' tokens are answered 200 with nothing revoked, as the RFC asks.
 
 use super::issue::client_event;
-use crate::http::RequestMeta;
 use axum::body::Body;
-use std::net::IpAddr;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,16 +15,15 @@ use super::{MAX_FORM_BYTES, authenticate_client, require_form};
 use crate::crypto::sha256_hex;
 use crate::http::{parse_form, read_body};
 use crate::state::AppState;
-use crate::web::extract::ClientAddr;
+use crate::web::extract::Origin;
 
 pub async fn revoke_token(
     State(state): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    meta: RequestMeta,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match revoke(&state, (ip, meta), &headers, body).await {
+    match revoke(&state, origin, &headers, body).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => e.into_response(),
     }
@@ -34,7 +31,7 @@ pub async fn revoke_token(
 
 async fn revoke(
     state: &AppState,
-    (ip, meta): (IpAddr, RequestMeta),
+    Origin { ip, meta }: Origin,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), OAuthError> {

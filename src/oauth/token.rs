@@ -20,9 +20,9 @@ use super::idjag;
 use super::issue::{Issued, answer};
 use super::service::{self, ClientCredentials};
 use super::{MAX_FORM_BYTES, authenticate_client, require_form};
-use crate::http::{RequestMeta, parse_form, read_body};
+use crate::http::{parse_form, read_body};
 use crate::state::AppState;
-use crate::web::extract::ClientAddr;
+use crate::web::extract::Origin;
 
 pub use super::core::ROTATION_GRACE_SECS;
 
@@ -103,15 +103,14 @@ impl<'a> TokenRequest<'a> {
 #[tracing::instrument(skip_all, fields(client_id, grant_type))]
 pub async fn post_token(
     State(state): State<AppState>,
-    ClientAddr(ip): ClientAddr,
-    meta: RequestMeta,
+    origin: Origin,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let read = read_form(&headers, body).await;
     let label = read.as_ref().map_or("", |(g, _)| g.as_str());
     let outcome = match read {
-        Ok((grant_type, form)) => token(&state, (ip, meta), &headers, grant_type, &form).await,
+        Ok((grant_type, form)) => token(&state, origin, &headers, grant_type, &form).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -153,7 +152,7 @@ async fn read_form(
 
 async fn token(
     state: &AppState,
-    (ip, meta): (IpAddr, RequestMeta),
+    Origin { ip, meta }: Origin,
     headers: &HeaderMap,
     grant_type: GrantType,
     form: &HashMap<String, String>,

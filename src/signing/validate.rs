@@ -167,13 +167,18 @@ fn is_well_formed_kid(kid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The checks a token's claims must pass after its issuer, whether its signature was verified
-/// just now or earlier: meant for `audience`, not expired at `now` (with [`EXPIRY_LEEWAY`]).
-fn check_audience_and_expiry(
+/// The checks a token's claims must pass, whether its signature was verified just now or
+/// earlier: issued by `issuer`, meant for `audience`, not expired at `now` (with
+/// [`EXPIRY_LEEWAY`]).
+fn check_claims(
     claims: &AccessClaims,
+    issuer: &str,
     audience: &str,
     now: UnixTime,
 ) -> Result<(), TokenError> {
+    if claims.iss != issuer {
+        return Err(TokenError::Invalid);
+    }
     if claims.aud != audience {
         return Err(TokenError::WrongAudience);
     }
@@ -203,15 +208,11 @@ impl Keys {
             .get(&digest)
             .cloned();
         if let Some(claims) = known {
-            if claims.iss != issuer {
-                return Err(TokenError::Invalid);
-            }
-            check_audience_and_expiry(&claims, audience, now)?;
+            check_claims(&claims, issuer, audience, now)?;
             return Ok(claims);
         }
-        let claims = self
-            .verify_signed(token, issuer, audience, now, store, vault)
-            .await?;
+        let claims = self.verify_signed(token, now, store, vault).await?;
+        check_claims(&claims, issuer, audience, now)?;
         let mut verified = self.verified.lock().expect("verified tokens lock");
         if verified.len() >= MAX_VERIFIED {
             verified.retain(|_, c| c.exp + EXPIRY_LEEWAY >= now);
@@ -223,11 +224,11 @@ impl Keys {
         Ok(claims)
     }
 
+    /// The claims of a token whose `typ` and signature check out; its claims are the caller's to
+    /// check. An unknown `kid` reloads the keys (at `now`) at most once per interval.
     async fn verify_signed(
         &self,
         token: &str,
-        issuer: &str,
-        audience: &str,
         now: UnixTime,
         store: &dyn Store,
         vault: &Vault,
@@ -287,10 +288,8 @@ impl Keys {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        v.set_issuer(&[issuer]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &v)
             .map_err(|_| TokenError::Invalid)?;
-        check_audience_and_expiry(&data.claims, audience, now)?;
         Ok(data.claims)
     }
 }

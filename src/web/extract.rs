@@ -44,6 +44,24 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Where a request comes from, for the endpoints that throttle or authenticate on the client's
+/// address and record what they did in the audit trail: the [`ClientAddr`] and the
+/// [`RequestMeta`].
+pub struct Origin {
+    pub ip: IpAddr,
+    pub meta: RequestMeta,
+}
+
+impl FromRequestParts<AppState> for Origin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let ClientAddr(ip) = ClientAddr::from_request_parts(parts, state).await?;
+        let meta = RequestMeta::from_parts(parts, state.config.trusted_proxies);
+        Ok(Origin { ip, meta })
+    }
+}
+
 /// Reads a form into a buffer wiped when dropped: forms carry passwords and Clari keys, and
 /// handlers move secret fields out of the map into `SecretString`s.
 async fn secret_form(body: Body) -> Result<HashMap<String, String>, Response> {

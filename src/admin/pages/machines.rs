@@ -92,15 +92,8 @@ pub async fn page(
 }
 
 /// `POST /admin/machines`: the secret, when there is one, is on this answer only.
-pub async fn create(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
+pub async fn create(State(state): State<AppState>, p: AdminPost) -> Response {
+    let f = &p.form;
     let text = |k: &str| {
         f.get(k)
             .map(|v| v.trim().to_owned())
@@ -119,18 +112,17 @@ pub async fn create(
                 "keys",
                 "paste the client's public keys (JWKS), give their URL, or choose a secret",
             );
-            return after(&session, BACK, Err(why)).await;
+            return after(&p.session, BACK, Err(why)).await;
         }
     };
-    let admin = acting(&state, &c, meta);
     let new = NewMachineClient {
         name: f.get("name").cloned().unwrap_or_default(),
-        scopes: ticked_scopes(&f),
+        scopes: ticked_scopes(f),
         keys,
     };
-    match admin.create_machine_client(new).await {
+    match p.admin(&state).create_machine_client(new).await {
         Ok((client, secret)) => {
-            let nav = c.nav(&session, "machines", BACK).await;
+            let nav = p.c.nav(&p.session, "machines", BACK).await;
             render(
                 StatusCode::CREATED,
                 &CreatedPage {
@@ -143,6 +135,6 @@ pub async fn create(
                 },
             )
         }
-        Err(e) => after(&session, BACK, Err(e)).await,
+        Err(e) => after(&p.session, BACK, Err(e)).await,
     }
 }

@@ -8,7 +8,7 @@ use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tower_sessions::Session;
 
-use super::keys::{expiry, key_created, ticked_scopes};
+use super::keys::{GrantRow, KeyRow, expiry, key_created, ticked_scopes};
 use super::{AdminPost, acting, after, when};
 use crate::admin::service::{AdminError, MemberChange};
 use crate::scope::Scope;
@@ -69,21 +69,14 @@ pub async fn clari_page(
     clari_view(&state, &session, &c, None).await
 }
 
-pub async fn set_clari_key(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: mut f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
-    let key = SecretString::from(f.remove("api_key").unwrap_or_default());
-    let outcome = acting(&state, &c, meta)
+pub async fn set_clari_key(State(state): State<AppState>, mut p: AdminPost) -> Response {
+    let key = SecretString::from(p.form.remove("api_key").unwrap_or_default());
+    let outcome = p
+        .admin(&state)
         .replace_clari_key(key)
         .await
         .map(|i| format!("Clari API key ****{} stored.", i.key_hint));
-    after(&session, "/admin", outcome).await
+    after(&p.session, "/admin", outcome).await
 }
 
 pub async fn test_clari_key(
@@ -195,37 +188,29 @@ struct InvitationCreatedPage {
 }
 
 /// `POST /admin/members`: invites a person. The link is shown on this answer only.
-pub async fn invite_member(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
-    let role = match f.get("role").map(String::as_str) {
+pub async fn invite_member(State(state): State<AppState>, p: AdminPost) -> Response {
+    let role = match p.form.get("role").map(String::as_str) {
         Some("admin") => Role::Admin,
         _ => Role::Member,
     };
-    let email = f.get("email").cloned().unwrap_or_default();
-    match acting(&state, &c, meta).invite(&email, role).await {
+    let email = p.form.get("email").cloned().unwrap_or_default();
+    match p.admin(&state).invite(&email, role).await {
         Ok(created) => {
-            let nav = c.nav(&session, "members", "/admin/members").await;
+            let nav = p.c.nav(&p.session, "members", "/admin/members").await;
             render(
                 StatusCode::OK,
                 &InvitationCreatedPage {
                     nav,
                     email: created.invitation.email.clone(),
                     role: created.invitation.role.as_str(),
-                    org_name: c.org.name.clone(),
+                    org_name: p.c.org.name.clone(),
                     link: created.link.expose_secret().to_owned(),
                     expires: when(created.invitation.expires_at),
                     emailed: created.emailed,
                 },
             )
         }
-        Err(e) => after(&session, "/admin/members", Err(e)).await,
+        Err(e) => after(&p.session, "/admin/members", Err(e)).await,
     }
 }
 
@@ -233,19 +218,14 @@ pub async fn invite_member(
 pub async fn change_member(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
+    p: AdminPost,
 ) -> Response {
-    let admin = acting(&state, &c, meta);
+    let admin = p.admin(&state);
     let outcome: Result<String, AdminError> = async {
         let seen = admin.member(&id).await?;
         let change = |role: Option<Role>, suspended: Option<bool>| MemberChange { role, suspended };
         let who = seen.user.email.clone();
-        match f.get("action").map(String::as_str) {
+        match p.form.get("action").map(String::as_str) {
             Some("remove") => {
                 admin.remove_member(&id).await?;
                 Ok(format!(
@@ -278,30 +258,10 @@ pub async fn change_member(
         }
     }
     .await;
-    after(&session, "/admin/members", outcome).await
+    after(&p.session, "/admin/members", outcome).await
 }
 
 // --- applications and API keys ------------------------------------------------------------------
-
-struct GrantRow {
-    id: String,
-    client_name: String,
-    redirect_host: String,
-    user_email: String,
-    scope: String,
-    since: String,
-    last_used: String,
-}
-
-struct KeyRow {
-    id: String,
-    name: String,
-    user_email: String,
-    hint: String,
-    scope: String,
-    expires: String,
-    last_used: String,
-}
 
 #[derive(Template)]
 #[template(path = "admin_access.html")]
@@ -324,31 +284,14 @@ pub async fn access_page(
             Ok(all) => all,
             Err(e) => return internal_error_page(&e),
         };
-    let never = || "never".to_owned();
     let grants = grants
-        .into_iter()
-        .map(|g| GrantRow {
-            id: g.grant.id.to_string(),
-            client_name: g.client_name,
-            redirect_host: g.redirect_host,
-            user_email: g.user_email,
-            scope: g.grant.scope.to_string(),
-            since: when(g.grant.created_at),
-            last_used: g.last_used_at.map(when).unwrap_or_else(never),
-        })
+        .iter()
+        .map(|g| GrantRow::new(g, &g.user_email))
         .collect();
     let keys = keys
-        .into_iter()
+        .iter()
         .filter(|k| k.revoked_at.is_none())
-        .map(|k| KeyRow {
-            id: k.id.to_string(),
-            name: k.name,
-            user_email: k.user_email,
-            hint: format!("cmk_…{}", k.key_hint),
-            scope: k.scopes.to_string(),
-            expires: k.expires_at.map(when).unwrap_or_else(never),
-            last_used: k.last_used_at.map(when).unwrap_or_else(never),
-        })
+        .map(|k| KeyRow::new(k, &k.user_email))
         .collect();
     let members = members
         .into_iter()
@@ -375,15 +318,14 @@ pub async fn access_page(
 /// An admin creates a key for any active member (from the access page); shown once.
 async fn create_key_for(
     state: &AppState,
-    c: &Console,
-    f: &std::collections::HashMap<String, String>,
-    meta: crate::http::RequestMeta,
+    p: &AdminPost,
 ) -> Result<(SecretString, crate::store::ApiKey), AdminError> {
+    let f = &p.form;
     let user = f
         .get("user")
         .and_then(|u| UserId::parse(u).ok())
         .ok_or(AdminError::NotFound("member"))?;
-    acting(state, c, meta)
+    p.admin(state)
         .create_api_key(
             &user,
             f.get("name").map(String::as_str).unwrap_or_default(),
@@ -422,28 +364,20 @@ struct KilledPage {
     report: crate::governance::KillReport,
 }
 
-pub async fn kill(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
-    let reason = f.get("reason").cloned().unwrap_or_default();
-    let confirm = f.get("confirm").cloned().unwrap_or_default();
-    match acting(&state, &c, meta).kill(&reason, &confirm).await {
+pub async fn kill(State(state): State<AppState>, p: AdminPost) -> Response {
+    let reason = p.form.get("reason").cloned().unwrap_or_default();
+    let confirm = p.form.get("confirm").cloned().unwrap_or_default();
+    match p.admin(&state).kill(&reason, &confirm).await {
         Ok(report) => render(
             StatusCode::OK,
             &KilledPage {
-                org_name: c.org.name.clone(),
+                org_name: p.c.org.name.clone(),
                 report,
             },
         ),
         Err(AdminError::Store(e)) => internal_error_page(&e),
         Err(e) => {
-            let nav = c.nav(&session, "access", "/admin/kill").await;
+            let nav = p.c.nav(&p.session, "access", "/admin/kill").await;
             render(
                 StatusCode::BAD_REQUEST,
                 &KillPage {
@@ -457,20 +391,12 @@ pub async fn kill(
 }
 
 /// `POST /admin/api-keys`: an admin makes a key for a member.
-pub async fn create_key(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
-    match create_key_for(&state, &c, &f, meta).await {
+pub async fn create_key(State(state): State<AppState>, p: AdminPost) -> Response {
+    match create_key_for(&state, &p).await {
         Ok((secret, key)) => {
-            let nav = c.nav(&session, "access", "/admin/access").await;
-            key_created(nav, &secret, &key, &c.org.name, "/admin/access")
+            let nav = p.c.nav(&p.session, "access", "/admin/access").await;
+            key_created(nav, &secret, &key, &p.c.org.name, "/admin/access")
         }
-        Err(e) => after(&session, "/admin/access", Err(e)).await,
+        Err(e) => after(&p.session, "/admin/access", Err(e)).await,
     }
 }

@@ -89,19 +89,13 @@ fn field(f: &HashMap<String, String>, name: &str) -> Option<String> {
 
 /// `POST /admin/sign-in/sso`: creates or replaces the connection. A blank secret keeps the
 /// stored one (the field is write-only and never filled in).
-pub async fn set_sso(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: mut f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
-    let client_secret = f
+pub async fn set_sso(State(state): State<AppState>, mut p: AdminPost) -> Response {
+    let client_secret = p
+        .form
         .remove("client_secret")
         .filter(|s| !s.is_empty())
         .map(SecretString::from);
+    let f = &p.form;
     let domains = f
         .get("domains")
         .map(|d| {
@@ -112,16 +106,16 @@ pub async fn set_sso(
         })
         .unwrap_or_default();
     let change = SsoChange {
-        issuer: field(&f, "issuer").unwrap_or_default(),
-        client_id: field(&f, "client_id").unwrap_or_default(),
+        issuer: field(f, "issuer").unwrap_or_default(),
+        client_id: field(f, "client_id").unwrap_or_default(),
         client_secret,
         domains,
-        groups_claim: field(&f, "groups_claim"),
-        admin_group: field(&f, "admin_group"),
-        member_group: field(&f, "member_group"),
+        groups_claim: field(f, "groups_claim"),
+        admin_group: field(f, "admin_group"),
+        member_group: field(f, "member_group"),
         required: f.get("required").is_some_and(|v| v == "on"),
     };
-    let outcome = acting(&state, &c, meta).set_sso(change).await.map(|s| {
+    let outcome = p.admin(&state).set_sso(change).await.map(|s| {
         format!(
             "Single sign-on saved: people of {} sign in with {}{}.",
             s.domains.join(", "),
@@ -133,7 +127,7 @@ pub async fn set_sso(
             }
         )
     });
-    after(&session, BACK, outcome).await
+    after(&p.session, BACK, outcome).await
 }
 
 /// `POST /admin/sign-in/sso/delete`: people go back to passwords (and invitations).
@@ -188,18 +182,9 @@ impl Switch {
 }
 
 /// Sets one switch from the posted checkbox.
-async fn set_switch(
-    state: AppState,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
-    switch: Switch,
-) -> Response {
-    let on = f.get(switch.field()).is_some_and(|v| v == "on");
-    let admin = acting(&state, &c, meta);
+async fn set_switch(state: AppState, p: AdminPost, switch: Switch) -> Response {
+    let on = p.form.get(switch.field()).is_some_and(|v| v == "on");
+    let admin = p.admin(&state);
     let outcome = match admin.settings().await {
         Ok(seen) => admin
             .update_settings(&seen, switch.change(on))
@@ -207,7 +192,7 @@ async fn set_switch(
             .map(|_| switch.said(on).to_owned()),
         Err(e) => Err(e),
     };
-    after(&session, BACK, outcome).await
+    after(&p.session, BACK, outcome).await
 }
 
 /// `POST /admin/sign-in/two-step`: whether the organisation's admins must use a second factor.
@@ -231,29 +216,21 @@ struct ScimTokenCreatedPage {
 }
 
 /// `POST /admin/sign-in/scim-tokens`: the token is on this answer only.
-pub async fn create_scim_token(
-    State(state): State<AppState>,
-    AdminPost {
-        c,
-        form: f,
-        meta,
-        session,
-    }: AdminPost,
-) -> Response {
-    let name = f.get("name").map(String::as_str).unwrap_or_default();
-    match acting(&state, &c, meta).create_scim_token(name).await {
+pub async fn create_scim_token(State(state): State<AppState>, p: AdminPost) -> Response {
+    let name = p.form.get("name").map(String::as_str).unwrap_or_default();
+    match p.admin(&state).create_scim_token(name).await {
         Ok((secret, token)) => {
-            let nav = c.nav(&session, "sign-in", BACK).await;
+            let nav = p.c.nav(&p.session, "sign-in", BACK).await;
             render(
                 StatusCode::CREATED,
                 &ScimTokenCreatedPage {
                     nav,
                     name: token.name,
                     token: secret.expose_secret().to_owned(),
-                    base_url: format!("{}/scim/v2/{}", state.config.public_url, c.org.slug),
+                    base_url: format!("{}/scim/v2/{}", state.config.public_url, p.c.org.slug),
                 },
             )
         }
-        Err(e) => after(&session, BACK, Err(e)).await,
+        Err(e) => after(&p.session, BACK, Err(e)).await,
     }
 }

@@ -7,7 +7,7 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 
 use super::render::{Export, Summary, next_page, plural};
-use super::window::{Days, Span, org_zone};
+use super::window::{Span, Window, org_zone};
 use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clock::rfc3339;
 use crate::exports::ActivityWindow;
@@ -88,23 +88,14 @@ pub struct ActiveOpportunity {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct OpportunitiesData {
-    /// The window's first instant.
-    #[schemars(extend("format" = "date-time"))]
-    pub since: String,
-    /// The first instant after the window.
-    #[schemars(extend("format" = "date-time"))]
-    pub until: String,
-    /// The days the window covers, as resolved.
-    pub window: Days,
+    #[serde(flatten)]
+    pub span: Window,
     /// Most recent activity first.
     pub opportunities: Vec<ActiveOpportunity>,
     /// Opportunities with activity in the window in all.
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub span_text: String,
 }
 
 impl Summary for OpportunitiesData {
@@ -113,7 +104,7 @@ impl Summary for OpportunitiesData {
             "{} opportunit{} with activity {}; showing {} (most recent first). search_deals filters them by stage, amount, owner or close date.{}",
             self.total,
             plural(self.total, "y", "ies"),
-            self.span_text,
+            self.span.text,
             self.opportunities.len(),
             next_page(&self.next_cursor)
         )
@@ -170,10 +161,7 @@ impl Tool for ListOpportunities {
     ) -> Result<Self::Output, ToolError> {
         window_page(state, ctx, a, opportunities, |span, items, total, next| {
             OpportunitiesData {
-                since: span.since(),
-                until: span.until(),
-                window: span.days(),
-                span_text: span.describe(),
+                span: span.window(),
                 opportunities: items,
                 total,
                 next_cursor: next,
@@ -202,22 +190,13 @@ pub struct ActiveAccount {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AccountsData {
-    /// The window's first instant.
-    #[schemars(extend("format" = "date-time"))]
-    pub since: String,
-    /// The first instant after the window.
-    #[schemars(extend("format" = "date-time"))]
-    pub until: String,
-    /// The days the window covers, as resolved.
-    pub window: Days,
+    #[serde(flatten)]
+    pub span: Window,
     /// Most recent activity first.
     pub accounts: Vec<ActiveAccount>,
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub span_text: String,
 }
 
 impl Summary for AccountsData {
@@ -226,7 +205,7 @@ impl Summary for AccountsData {
             "{} account{} with activity {}; showing {} (most recent first).{}",
             self.total,
             plural(self.total, "", "s"),
-            self.span_text,
+            self.span.text,
             self.accounts.len(),
             next_page(&self.next_cursor)
         )
@@ -302,10 +281,7 @@ impl Tool for ListAccounts {
     ) -> Result<Self::Output, ToolError> {
         window_page(state, ctx, a, accounts, |span, items, total, next| {
             AccountsData {
-                since: span.since(),
-                until: span.until(),
-                window: span.days(),
-                span_text: span.describe(),
+                span: span.window(),
                 accounts: items,
                 total,
                 next_cursor: next,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::render::{Summary, exact, next_page, plural};
-use super::window::{Days, Span, org_zone};
+use super::window::{Span, Window, org_zone};
 use super::{Tool, ToolError, cursor, limit};
 use crate::clari::ClariError;
 use crate::clari::types::AuditQuery;
@@ -61,14 +61,8 @@ pub struct AuditRow {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AuditOut {
-    /// The window's first instant.
-    #[schemars(extend("format" = "date-time"))]
-    pub since: String,
-    /// The first instant after the window.
-    #[schemars(extend("format" = "date-time"))]
-    pub until: String,
-    /// The days the window covers, as resolved.
-    pub window: Days,
+    #[serde(flatten)]
+    pub span: Window,
     /// The filters as applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
@@ -84,9 +78,6 @@ pub struct AuditOut {
     pub event_names: BTreeMap<String, usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub span_text: String,
 }
 
 impl Summary for AuditOut {
@@ -97,7 +88,7 @@ impl Summary for AuditOut {
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "More than 1,000".into()),
             plural(self.total.unwrap_or(2), "", "s"),
-            self.span_text,
+            self.span.text,
             match (&self.event, self.actor_id) {
                 (Some(e), Some(a)) => format!(" named {e} by actor {a}"),
                 (Some(e), None) => format!(" named {e}"),
@@ -196,15 +187,12 @@ impl Tool for ListAuditEvents {
         let events: Vec<AuditRow> = rows.into_iter().skip(offset).take(limit).collect();
         let next_offset = offset + limit;
         Ok(AuditOut {
-            since: span.since(),
-            until: span.until(),
-            window: span.days(),
+            span: span.window(),
             event: a.event.clone(),
             actor_id: a.actor_id,
             events,
             total,
             event_names,
-            span_text: span.describe(),
             next_cursor: (more && next_offset <= MAX_AUDIT_OFFSET).then(|| next_offset.to_string()),
         })
     }

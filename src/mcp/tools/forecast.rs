@@ -5,7 +5,7 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 
 use super::render::{Amount, Export, Summary, money, next_page, plural, ratio};
-use super::window::{Days, Span, org_zone};
+use super::window::{Span, Window, org_zone};
 use super::{Tool, ToolError, cursor, limit, page, wait};
 use crate::clari::types::{ForecastUser, TimePeriod};
 use crate::clock::rfc3339;
@@ -381,23 +381,14 @@ pub(super) fn submissions(
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SubmissionsData {
-    /// The window's first instant.
-    #[schemars(extend("format" = "date-time"))]
-    pub since: String,
-    /// The first instant after the window.
-    #[schemars(extend("format" = "date-time"))]
-    pub until: String,
-    /// The days the window covers, as resolved.
-    pub window: Days,
+    #[serde(flatten)]
+    pub span: Window,
     /// Newest first.
     pub submissions: Vec<SubmissionRow>,
     /// Submissions in the window in all.
     pub total: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub span_text: String,
 }
 
 impl Summary for SubmissionsData {
@@ -406,7 +397,7 @@ impl Summary for SubmissionsData {
             "{} forecast submission{} {}, newest first; showing {}.{}",
             self.total,
             plural(self.total, "", "s"),
-            self.span_text,
+            self.span.text,
             self.submissions.len(),
             next_page(&self.next_cursor)
         )
@@ -459,10 +450,7 @@ impl Tool for ListForecastSubmissions {
             let offset = cursor(a.cursor.as_deref(), rows.len())?;
             let (items, next) = page(&rows, offset, limit);
             Ok(SubmissionsData {
-                since: span.since(),
-                until: span.until(),
-                window: span.days(),
-                span_text: span.describe(),
+                span: span.window(),
                 submissions: items,
                 total: rows.len(),
                 next_cursor: next,

@@ -41,6 +41,24 @@ pub struct Days {
     pub time_zone: String,
 }
 
+// What an answer with a window says of it, first in the answer (flattened into it). Not a doc
+// comment: that would become the description of every answer it is flattened into.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Window {
+    /// The window's first instant.
+    #[schemars(extend("format" = "date-time"))]
+    pub since: String,
+    /// The first instant after the window.
+    #[schemars(extend("format" = "date-time"))]
+    pub until: String,
+    /// The days the window covers, as resolved.
+    pub window: Days,
+    /// The window in words, for the summary ([`Span::describe`]).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub text: String,
+}
+
 /// The name of a time zone, as shown and stored.
 pub fn zone_name(tz: &TimeZone) -> String {
     tz.iana_name().unwrap_or("UTC").to_owned()
@@ -182,6 +200,16 @@ impl Span {
             first_day: day_of(self.start, &self.tz).to_string(),
             last_day: day_of(self.end - 1, &self.tz).to_string(),
             time_zone: zone_name(&self.tz),
+        }
+    }
+
+    /// What an answer says of the window.
+    pub fn window(&self) -> Window {
+        Window {
+            since: self.since(),
+            until: self.until(),
+            window: self.days(),
+            text: self.describe(),
         }
     }
 

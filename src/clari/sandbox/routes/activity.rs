@@ -2,11 +2,7 @@
 
 use super::*;
 
-pub(super) async fn create_activity_export(
-    State(s): St,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub(super) async fn create_activity_export(State(s): St, caller: Caller, body: Bytes) -> Response {
     let org = &s.dataset.orgs[caller.org];
     let knobs = s.knobs();
     let body = match body_object(&body) {

@@ -76,7 +76,7 @@ fn audit_matches<'a>(
 
 pub(super) async fn audit_events(
     State(s): St,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let org = &s.dataset.orgs[caller.org];
@@ -123,11 +123,7 @@ pub(super) async fn audit_events(
     Json(body).into_response()
 }
 
-pub(super) async fn create_audit_export(
-    State(s): St,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub(super) async fn create_audit_export(State(s): St, caller: Caller, body: Bytes) -> Response {
     let org = &s.dataset.orgs[caller.org];
     let knobs = s.knobs();
     let body = match body_object(&body) {

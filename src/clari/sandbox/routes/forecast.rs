@@ -2,10 +2,7 @@
 
 use super::*;
 
-pub(super) async fn missing_forecast_id(
-    State(s): St,
-    Extension(caller): Extension<Caller>,
-) -> Response {
+pub(super) async fn missing_forecast_id(State(s): St, caller: Caller) -> Response {
     let org_id = s.dataset.orgs[caller.org].clari_org_id;
     fcw(
         StatusCode::BAD_REQUEST,
@@ -18,7 +15,7 @@ pub(super) async fn missing_forecast_id(
 
 pub(super) async fn create_forecast_export(
     State(s): St,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(forecast_id): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) async fn list_jobs(State(s): St, Extension(caller): Extension<Caller>) -> Response {
+pub(super) async fn list_jobs(State(s): St, caller: Caller) -> Response {
     let org = &s.dataset.orgs[caller.org];
     let now = s.instant_now();
     let jobs: Vec<Value> = s
@@ -14,11 +14,7 @@ pub(super) async fn list_jobs(State(s): St, Extension(caller): Extension<Caller>
     Json(jobs).into_response()
 }
 
-pub(super) async fn get_job(
-    State(s): St,
-    Extension(caller): Extension<Caller>,
-    Path(job_id): Path<String>,
-) -> Response {
+pub(super) async fn get_job(State(s): St, caller: Caller, Path(job_id): Path<String>) -> Response {
     let org = &s.dataset.orgs[caller.org];
     let Some(job) = s.jobs.get(caller.org, caller_user_id(org, caller), &job_id) else {
         return sww(org.clari_org_id);
@@ -33,7 +29,7 @@ pub(super) async fn get_job(
 
 pub(super) async fn cancel_job(
     State(s): St,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(job_id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -74,7 +70,7 @@ pub(super) async fn cancel_job(
 
 pub(super) async fn job_results(
     State(s): St,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(job_id): Path<String>,
 ) -> Response {
     let org = &s.dataset.orgs[caller.org];
@@ -108,7 +104,7 @@ pub(super) async fn job_results(
     }
 }
 
-pub(super) async fn admin_limits(State(s): St, Extension(caller): Extension<Caller>) -> Response {
+pub(super) async fn admin_limits(State(s): St, caller: Caller) -> Response {
     let knobs = s.knobs();
     let usage = s.jobs.usage(caller.org, s.instant_now(), s.now_ms());
     let mut jobs = json!({

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,10 +33,20 @@ use crate::clari::types::{ExportFormat, ExportType, JobStatus};
 
 type St = State<Arc<SandboxState>>;
 
+/// The organisation and key of a request's `apikey`, as the gateway layer found them.
 #[derive(Debug, Clone, Copy)]
 struct Caller {
     org: usize,
     key: usize,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = <Extension<Caller> as FromRequestParts<S>>::Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Extension(caller) = Extension::from_request_parts(parts, state).await?;
+        Ok(caller)
+    }
 }
 
 pub(super) fn router(state: Arc<SandboxState>) -> Router {

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn opportunities(
     State(s): St,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let org = &s.dataset.orgs[caller.org];

@@ -16,7 +16,7 @@ use crate::mcp::tools::deals::{field_value, is_closed, opp_name};
 use crate::mcp::tools::forecast::{SubmissionRow, submissions};
 use crate::mcp::tools::population::population;
 use crate::mcp::tools::render::{Export, Summary, exact, plural};
-use crate::mcp::tools::window::{Days, Span, org_zone};
+use crate::mcp::tools::window::{Span, Window, org_zone};
 use crate::mcp::tools::{Tool, ToolError, limit, wait};
 use crate::principal::AuthContext;
 use crate::scope::Scope;
@@ -108,14 +108,8 @@ pub enum ForecastChangesStatus {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct PipelineData {
-    /// The window's first instant.
-    #[schemars(extend("format" = "date-time"))]
-    pub since: String,
-    /// The first instant after the window.
-    #[schemars(extend("format" = "date-time"))]
-    pub until: String,
-    /// The days the window covers, as resolved.
-    pub window: Days,
+    #[serde(flatten)]
+    pub span: Window,
     /// The kinds of change reported.
     pub kinds: Vec<String>,
     /// Whether changes on deals now closed are in.
@@ -146,9 +140,6 @@ pub struct PipelineData {
     pub forecast_changes: Option<Vec<SubmissionRow>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast_changes_status: Option<ForecastChangesStatus>,
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub span_text: String,
 }
 
 impl Summary for PipelineData {
@@ -158,7 +149,7 @@ impl Summary for PipelineData {
             self.total_changes,
             plural(self.total_changes, "", "s"),
             self.kinds.join(", "),
-            self.span_text,
+            self.span.text,
             if self.include_closed {
                 "open or closed"
             } else {
@@ -306,9 +297,7 @@ impl Tool for GetPipelineChanges {
             (None, None)
         };
         Ok(Export::Ready(PipelineData {
-            since: span.since(),
-            until: span.until(),
-            window: span.days(),
+            span: span.window(),
             kinds: kinds
                 .iter()
                 .map(|k| k.field().unwrap_or("forecast").to_owned())
@@ -324,7 +313,6 @@ impl Tool for GetPipelineChanges {
             opportunities_not_checked: pop.not_read,
             forecast_changes,
             forecast_changes_status,
-            span_text: span.describe(),
         }))
     }
 }
