@@ -140,17 +140,35 @@ def wrk(case, duration, extra_env):
     (work / "headers").write_text("".join(f"{k}: {v}\n" for k, v in case.headers.items()))
     env["BENCH_HEADERS_FILE"] = str(work / "headers")
     url = f"http://127.0.0.1:{case.server.port}{case.path}"
-    before = cpu_seconds(case.server.pid)
+    pids = getattr(case.server, "pids", None) or [case.server.pid]
+    before = sum(cpu_seconds(p) for p in pids)
+    pg_before = postgres_cpu() if getattr(case.server, "postgres", False) else None
     out = subprocess.run(
         ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{case.conns}", f"-d{duration}s",
          "--latency", "-s", str(ROOT / "bench/wrk.lua"), url],
         env=env, capture_output=True, text=True, check=True,
     ).stdout
-    cpu = cpu_seconds(case.server.pid) - before
+    cpu = sum(cpu_seconds(p) for p in pids) - before
     line = next(l for l in out.splitlines() if l.startswith("{"))
     r = json.loads(line)
     r["cpu_s"] = cpu
+    if pg_before is not None:
+        r["pg_cpu_s"] = postgres_cpu() - pg_before
     return r
+
+
+def postgres_cpu():
+    """CPU seconds (user + system) of every PostgreSQL server process on the machine so far."""
+    total = 0.0
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if (p / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(p.name)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def run_case(case, runs, duration):
@@ -181,9 +199,12 @@ def run_case(case, runs, duration):
     else:
         rps = statistics.median(x["requests"] / (x["duration_us"] / 1e6) for x in results)
     cpu_us = statistics.median(x["cpu_s"] / x["requests"] * 1e6 for x in results)
-    return {"server": case.server.name, "case": case.label, "conns": case.conns, "rps": rps,
-            "p50_ms": med("p50_us") / 1000, "p99_ms": med("p99_us") / 1000, "cpu_us": cpu_us,
-            "runs": len(results)}
+    out = {"server": case.server.name, "case": case.label, "conns": case.conns, "rps": rps,
+           "p50_ms": med("p50_us") / 1000, "p99_ms": med("p99_us") / 1000, "cpu_us": cpu_us,
+           "runs": len(results)}
+    if "pg_cpu_s" in results[0]:
+        out["pg_cpu_us"] = statistics.median(x["pg_cpu_s"] / x["requests"] * 1e6 for x in results)
+    return out
 
 
 def cli(env, *args, stdin=None):
@@ -501,6 +522,13 @@ def main():
                 print(json.dumps(r), flush=True)
             srv.stop()
 
+        # The deployments that matter for companies: PostgreSQL, one replica and two behind a
+        # round-robin proxy.
+        if args.postgres:
+            for r in postgres_cases(vault_key, args.postgres, runs, duration):
+                results.append(r)
+                print(json.dumps(r), flush=True)
+
         # Scenario 4: 50 identical cold calls on a 5 s export, one replica then two.
         extra["cold_burst"] = burst(vault_key, args.postgres)
     finally:
@@ -552,6 +580,109 @@ def burst(vault_key, postgres):
     return out
 
 
+class Replicas:
+    """Several clari-mcp replicas behind one nginx (round robin, kept-alive upstream connections)
+    on the load core: wrk talks to the proxy, and CPU is the replicas' together."""
+
+    def __init__(self, name, replicas, port):
+        self.name, self.replicas, self.port, self.postgres = name, replicas, port, True
+        conf_dir = Path(tempfile.mkdtemp(dir=OUT))
+        upstream = "".join(f"    server 127.0.0.1:{r.port};\n" for r in replicas)
+        (conf_dir / "nginx.conf").write_text(f"""worker_processes 1;
+pid {conf_dir}/nginx.pid;
+error_log {conf_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream replicas {{
+{upstream}    keepalive 128;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://replicas;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+    }}
+  }}
+}}
+""")
+        self.proxy = subprocess.Popen(
+            ["taskset", "-c", LOAD_CORE, "nginx", "-p", str(conf_dir), "-c",
+             str(conf_dir / "nginx.conf"), "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                request(port, "GET", "/healthz")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"nginx did not start: see {conf_dir}/error.log")
+
+    @property
+    def pids(self):
+        return [r.pid for r in self.replicas]
+
+    def stop(self):
+        self.proxy.terminate()
+        self.proxy.wait(10)
+
+
+def postgres_cases(vault_key, pg, runs, duration):
+    """Warm get_forecast against one replica on PostgreSQL, then two behind nginx: the same
+    calls as on SQLite, with PostgreSQL's CPU per call beside the servers'."""
+    results = []
+    for replicas in (1, 2):
+        sb, sb_url, clari_key = sandbox(job_ms=200, request_ms=0)
+        db_url = fresh_postgres(pg)
+        started, proxy = [], None
+        try:
+            ports = [free_port() for _ in range(replicas)]
+            front = free_port() if replicas > 1 else ports[0]
+            public = {"CLARI_MCP_PUBLIC_URL": f"http://127.0.0.1:{front}"}
+            key = provision({**server_env(db_url, vault_key, sb_url, ports[0]), **public},
+                            clari_key)
+            for i, port in enumerate(ports):
+                env = {**server_env(db_url, vault_key, sb_url, port), **public}
+                started.append(Server(f"clari-mcp-pg-{replicas}-{i}", [BIN, "serve"], port, env,
+                                      ready_path="/healthz"))
+                # Each replica warms its own export cache (the export row is shared).
+                _, _, body = request(port, "POST", "/mcp",
+                                     call_body("get_forecast", {"wait_seconds": 50}),
+                                     {**mcp_headers(key), "Host": f"127.0.0.1:{front}"})
+                status = json.loads(body)["result"]["structuredContent"]["status"]
+                assert status == "ready", body[:300]
+            if replicas == 1:
+                srv = started[0]
+                srv.postgres = True
+                srv.name = "clari-mcp, PostgreSQL, 1 replica"
+            else:
+                proxy = Replicas("clari-mcp, PostgreSQL, 2 replicas + nginx", started, front)
+                srv = proxy
+            jwt = OAuth(front).tokens()["access_token"]
+            h, hj = mcp_headers(key), mcp_headers(jwt)
+            fc = call_body("get_forecast")
+            for case in [
+                Case(srv, "get_forecast warm (API key)", "POST", "/mcp", fc, h, conns=1, check=forecast_ready),
+                Case(srv, "get_forecast warm (API key)", "POST", "/mcp", fc, h, check=forecast_ready),
+                Case(srv, "get_forecast warm (API key)", "POST", "/mcp", fc, h, conns=64, check=forecast_ready),
+                Case(srv, "get_forecast warm (JWT)", "POST", "/mcp", fc, hj, check=forecast_ready),
+            ]:
+                r = run_case(case, runs, duration)
+                r["upstream_ms"] = 0
+                results.append(r)
+        finally:
+            if proxy:
+                proxy.stop()
+            for s in started:
+                s.stop()
+            sb.stop()
+    return results
+
+
 def fresh_postgres(url):
     """A new, empty database next to the one `url` names."""
     u = urllib.parse.urlparse(url)
@@ -576,11 +707,12 @@ def commit():
 def print_table(report):
     print(f"\n{report['machine']} · {report['date']} · commit {report['commit']}"
           f"{' · QUICK (smoke test, not for quoting)' if report['quick'] else ''}\n")
-    print("| server | case | conns | upstream | req/s | p50 ms | p99 ms | CPU µs/req |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| server | case | conns | upstream | req/s | p50 ms | p99 ms | CPU µs/req | PostgreSQL CPU µs/req |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in report["results"]:
+        pg = f"{r['pg_cpu_us']:,.0f}" if "pg_cpu_us" in r else ""
         print(f"| {r['server']} | {r['case']} | {r['conns']} | {r['upstream_ms']} ms | "
-              f"{r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us']:,.0f} |")
+              f"{r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us']:,.0f} | {pg} |")
     print()
     for k, v in report.items():
         if k.startswith("rss") or k == "cold_burst":

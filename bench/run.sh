@@ -7,13 +7,18 @@
 #   bash bench/run.sh --bounds [--quick]   # what floods make the server hold (bench/bounds.py)
 # Installs what it needs: wrk (Debian), the peers' pinned packages (npm lock file, PyPI pins)
 # into bench/peers/ts/node_modules and target/bench/py, never into the repository.
-# Set CLARI_MCP_TEST_POSTGRES_URL to add the two-replica cold burst over PostgreSQL.
+# Set CLARI_MCP_TEST_POSTGRES_URL to add the PostgreSQL cases: warm calls on one replica and on
+# two behind nginx (Debian's nginx-light, installed here), and the two-replica cold burst.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "== installing wrk (Debian)"
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+if [ -n "${CLARI_MCP_TEST_POSTGRES_URL:-}" ] && ! command -v nginx >/dev/null 2>&1; then
+  echo "== installing nginx-light (Debian): the round-robin proxy of the two-replica PostgreSQL case"
+  apt-get install -y -qq nginx-light >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
 fi
 PROFILE=release
 BOUNDS=
@@ -27,9 +32,9 @@ for a in "$@"; do
 done
 echo "== $PROFILE build (server and floors)"
 if [ "$PROFILE" = release ]; then
-  cargo build --quiet --release --bin clari-mcp --example floor
+  cargo build --quiet --release --bin clari-mcp --example floor --example hotpath
 else
-  cargo build --quiet --bin clari-mcp --example floor
+  cargo build --quiet --bin clari-mcp --example floor --example hotpath
 fi
 if [ -n "$BOUNDS" ]; then
   BENCH_PROFILE="$PROFILE" exec python3 bench/bounds.py ${ARGS[@]+"${ARGS[@]}"}
@@ -39,4 +44,8 @@ echo "== peers: official TypeScript SDK (npm ci) and Python SDK (pip)"
 mkdir -p target/bench
 [ -x target/bench/py/bin/python ] || python3 -m venv target/bench/py
 target/bench/py/bin/pip install --quiet --disable-pip-version-check -r bench/peers/py/requirements.txt
-BENCH_PROFILE="$PROFILE" exec python3 bench/bench.py ${ARGS[@]+"${ARGS[@]}"}
+BENCH_PROFILE="$PROFILE" python3 bench/bench.py ${ARGS[@]+"${ARGS[@]}"}
+echo "== what the parts of a warm call cost alone (audit, metrics, redaction, credential)"
+QUICK=
+[ "$PROFILE" = debug ] && QUICK=--quick
+taskset -c 0 "target/$PROFILE/examples/hotpath" target/bench/forecast-result.json $QUICK
