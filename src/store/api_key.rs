@@ -117,6 +117,7 @@ macro_rules! api_key_store {
                 id: &ApiKeyId,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(REVOKE)
                     .bind(now)
                     .bind(org.as_str())
@@ -124,7 +125,7 @@ macro_rules! api_key_store {
                     .execute(&self.pool)
                     .await?;
                 if done.rows_affected() == 1 {
-                    self.changes.changed(Some(org)).await;
+                    change.done().await;
                     return Ok(true);
                 }
                 let exists: Option<(String,)> = sqlx::query_as(EXISTS)

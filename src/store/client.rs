@@ -210,6 +210,7 @@ macro_rules! client_store {
                 id: &ClientId,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(None);
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(DISABLE)
                     .bind(now)
@@ -224,7 +225,7 @@ macro_rules! client_store {
                         .await?;
                 }
                 tx.commit().await?;
-                self.changes.changed(None).await;
+                change.done().await;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -211,6 +211,7 @@ macro_rules! grant_store {
                 consented: bool,
                 now: UnixTime,
             ) -> Result<Grant, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let mut tx = self.pool.begin().await?;
                 let renewed: Option<Grant> = sqlx::query_as(RENEW)
                     .bind(scope.to_string())
@@ -239,7 +240,7 @@ macro_rules! grant_store {
                     }
                 };
                 tx.commit().await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(grant)
             }
 
@@ -290,6 +291,7 @@ macro_rules! grant_store {
                 grant: &GrantId,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(REVOKE)
                     .bind(now)
@@ -304,7 +306,7 @@ macro_rules! grant_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(done.rows_affected() == 1)
             }
 

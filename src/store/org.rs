@@ -212,12 +212,13 @@ macro_rules! org_store {
                 org: &OrgId,
                 disabled: bool,
             ) -> Result<(), StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(SET_DISABLED)
                     .bind(disabled)
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
@@ -244,12 +245,13 @@ macro_rules! org_store {
                 org: &OrgId,
                 policy: Option<&str>,
             ) -> Result<(), StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(SET_REDACTION)
                     .bind(policy)
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
@@ -268,12 +270,13 @@ macro_rules! org_store {
                 org: &OrgId,
                 zone: Option<&str>,
             ) -> Result<(), StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(SET_TIME_ZONE)
                     .bind(zone)
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 StoreError::found(done.rows_affected(), "organisation")
             }
 
@@ -284,6 +287,7 @@ macro_rules! org_store {
                 from: (&str, Option<&str>, Option<&str>),
                 to: (Option<&OrgName>, Option<&str>, Option<&str>),
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(UPDATE_SETTINGS)
                     .bind(to.0.map(OrgName::as_str))
                     .bind(to.1)
@@ -303,12 +307,13 @@ macro_rules! org_store {
                             )
                         })
                     })?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(done.rows_affected() == 1)
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.kill_org", otel.kind = "client", db.operation.name = "kill_org", db.system.name = Self::DB_SYSTEM))]
             async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(SET_DISABLED)
                     .bind(true)
@@ -331,7 +336,7 @@ macro_rules! org_store {
                     service_clients: revoke(KILL_SERVICE_CLIENTS).await?,
                 };
                 tx.commit().await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(killed)
             }
         }

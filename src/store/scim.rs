@@ -364,6 +364,7 @@ macro_rules! scim_store {
                 user: &UserId,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let mut tx = self.pool.begin().await?;
                 let suspended = sqlx::query(SUSPEND)
                     .bind(org.as_str())
@@ -386,7 +387,7 @@ macro_rules! scim_store {
                         .await?;
                 }
                 tx.commit().await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(true)
             }
         }

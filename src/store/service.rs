@@ -215,13 +215,14 @@ macro_rules! service_client_store {
                 id: &ClientId,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(REVOKE)
                     .bind(now)
                     .bind(org.as_str())
                     .bind(id.as_str())
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -270,12 +271,13 @@ macro_rules! service_client_store {
                 org: &OrgId,
                 required: bool,
             ) -> Result<(), StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(SET_REQUIRES_DPOP)
                     .bind(required)
                     .bind(org.as_str())
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 StoreError::found(done.rows_affected(), "organization")
             }
         }

@@ -252,12 +252,13 @@ macro_rules! user_store {
                 user: &UserId,
                 disabled: bool,
             ) -> Result<(), StoreError> {
+                let change = self.changes.pending(None);
                 let done = sqlx::query(SET_DISABLED)
                     .bind(disabled)
                     .bind(user.as_str())
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(None).await;
+                change.done().await;
                 StoreError::found(done.rows_affected(), "user")
             }
 
@@ -298,6 +299,7 @@ macro_rules! user_store {
                 from: Standing,
                 to: Standing,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let done = sqlx::query(UPDATE_MEMBER)
                     .bind(to.role.as_str())
                     .bind(to.suspended)
@@ -307,7 +309,7 @@ macro_rules! user_store {
                     .bind(from.suspended)
                     .execute(&self.pool)
                     .await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -318,6 +320,7 @@ macro_rules! user_store {
                 user: &UserId,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let change = self.changes.pending(Some(org));
                 let mut tx = self.pool.begin().await?;
                 for sql in [
                     REVOKE_MEMBER_REFRESH,
@@ -337,7 +340,7 @@ macro_rules! user_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                self.changes.changed(Some(org)).await;
+                change.done().await;
                 Ok(done.rows_affected() == 1)
             }
 

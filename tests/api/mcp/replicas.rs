@@ -155,6 +155,8 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
         rpc(&b, Some(&key), "tools/list", json!({})).await.status,
         200
     );
+    // A key B has not seen yet, for while its listener is away.
+    let other = env.api_key("forecasts:read").await;
     // A connection opened before the listeners are cut revokes while they are away.
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
         .await
@@ -165,9 +167,9 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
         changes.listener_losses() > losses
     })
     .await;
-    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE organization_id = $2")
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE key_hash = $2")
         .bind(b.clock.now_for_tests())
-        .bind(env.org.as_str())
+        .bind(clari_mcp::crypto::sha256_hex(&key))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -183,6 +185,13 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
             .status,
         401
     );
+    // and keeps nothing new meanwhile;
+    let kept = b.state.cached.api_keys.len();
+    assert_eq!(
+        rpc(&b, Some(&other), "tools/list", json!({})).await.status,
+        200
+    );
+    assert_eq!(b.state.cached.api_keys.len(), kept, "nothing is kept while away");
     // and once it is back, what it kept before is gone.
     allow_connections(&db, true).await;
     crate::helpers::eventually("B's listener to be back", async || changes.trusted()).await;
@@ -190,12 +199,12 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
         rpc(&b, Some(&key), "tools/list", json!({})).await.status,
         401
     );
-    // B caches again, and hears the next change as before.
-    let other = env.api_key("forecasts:read").await;
+    // B keeps keys again, and hears the next change as before.
     assert_eq!(
         rpc(&b, Some(&other), "tools/list", json!({})).await.status,
         200
     );
+    assert_eq!(b.state.cached.api_keys.len(), kept + 1, "kept again once back");
     env.app
         .state
         .store

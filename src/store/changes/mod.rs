@@ -19,10 +19,12 @@
 //!   value into a small file beside the database after committing; every check reads those 8
 //!   bytes (one `pread`, about a microsecond) and drops everything cached when they differ.
 //!
-//! The limit: a PostgreSQL listener whose connection dies silently (a network partition that
-//! neither end sees) is noticed when its pings stop arriving, so for at most [`LISTENER_LATE`] a
-//! replica may serve what it cached before. A connection closed by the server or the network is
-//! noticed at once. Every entry also expires after its cache's TTL.
+//! The limits: another replica applies a change when its listener has read the notification
+//! (milliseconds after the commit when it keeps up), not at the commit itself; a replica that is
+//! behind, or whose listener connection died silently (a network partition that neither end
+//! sees), may serve what it cached for at most [`LISTENER_LATE`], after which its missing pings
+//! make it read the store. A connection closed by the server or the network is noticed at once.
+//! Every entry also expires after its cache's TTL.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -33,17 +35,20 @@ use std::time::{Duration, Instant};
 use super::OrgId;
 use crate::clock::UnixTime;
 
+mod listener;
+use listener::{Listener, listen};
+
 /// The PostgreSQL channel the triggers of migration 0019 notify, and the listeners hear.
 pub const CHANNEL: &str = "clari_mcp_changes";
 /// The `application_name` of each replica's listening connection.
 pub const LISTENER_NAME: &str = "clari-mcp-changes";
 /// How often a replica sends itself a ping through the channel.
-const PING_EVERY: Duration = Duration::from_millis(500);
+pub(super) const PING_EVERY: Duration = Duration::from_millis(500);
 /// A listener that has not heard a ping sent this recently is behind (or gone): caches are
 /// not trusted until it catches up.
 pub const LISTENER_LATE: Duration = Duration::from_secs(2);
 /// How long a change waits for its own listener to hear the marker sent after it.
-const SYNC_WAIT: Duration = Duration::from_secs(2);
+pub(super) const SYNC_WAIT: Duration = Duration::from_secs(2);
 /// How long a cached grant, machine client or setting is kept at most, even unchanged.
 pub const CACHED_FOR: UnixTime = 300;
 /// Organisations share this many counters (by hash): a change to one may also drop another's
@@ -56,9 +61,11 @@ enum Feed {
     Alone,
     /// A SQLite file: other processes write a fresh value into the file beside it.
     File {
-        file: std::fs::File,
+        /// The file as opened; replaced when the path names another file (deleted, restored).
+        file: Mutex<Arc<std::fs::File>>,
         path: std::path::PathBuf,
         seen: AtomicU64,
+        checks: AtomicU64,
     },
     /// PostgreSQL: this replica's listener.
     Listener(Arc<Listener>),
@@ -82,6 +89,29 @@ impl std::fmt::Debug for Changes {
             .field("epoch", &self.epoch.load(SeqCst))
             .field("trusted", &self.current())
             .finish_non_exhaustive()
+    }
+}
+
+/// A change being written (see [`Changes::pending`]).
+pub struct Pending<'a> {
+    changes: &'a Changes,
+    org: Option<OrgId>,
+    done: bool,
+}
+
+impl Pending<'_> {
+    /// The write committed: mark it, and make sure every process will see it.
+    pub async fn done(mut self) {
+        self.done = true;
+        self.changes.changed(self.org.as_ref()).await;
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.changes.mark(self.org.as_ref());
+        }
     }
 }
 
@@ -119,15 +149,14 @@ impl Changes {
         let mut path = database.as_os_str().to_owned();
         path.push("-changes");
         let path = std::path::PathBuf::from(path);
-        if !path.exists() {
-            crate::files::write_private_file(&path, &0u64.to_le_bytes())?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)?;
+        let file = open_change_file(&path)?;
         let seen = AtomicU64::new(read_value(&file).unwrap_or(0));
-        Ok(Self::with_feed(Feed::File { file, path, seen }))
+        Ok(Self::with_feed(Feed::File {
+            file: Mutex::new(Arc::new(file)),
+            path,
+            seen,
+            checks: AtomicU64::new(0),
+        }))
     }
 
     /// For PostgreSQL: starts this replica's listener (and its pings) on `url`.
@@ -147,7 +176,12 @@ impl Changes {
     fn current(&self) -> bool {
         match &self.feed {
             Feed::Alone => true,
-            Feed::File { file, seen, .. } => match read_value(file) {
+            Feed::File {
+                file,
+                path,
+                seen,
+                checks,
+            } => match self.read_change_file(file, path, checks) {
                 Some(value) => {
                     if seen.load(SeqCst) != value {
                         // Moved before `seen`, so whoever sees the new value sees the move.
@@ -160,6 +194,25 @@ impl Changes {
             },
             Feed::Listener(l) => l.is_current(),
         }
+    }
+
+    /// The change file's value. Every [`IDENTITY_EVERY`]th read also checks that the path still
+    /// names the file that is open: one deleted or replaced (a restore, a clean-up) is opened
+    /// again, and everything kept is dropped, since writes to the new one were not seen.
+    fn read_change_file(
+        &self,
+        file: &Mutex<Arc<std::fs::File>>,
+        path: &std::path::Path,
+        checks: &AtomicU64,
+    ) -> Option<u64> {
+        let open = file.lock().expect("change file lock").clone();
+        if checks.fetch_add(1, SeqCst) % IDENTITY_EVERY == 0 && !same_file(&open, path) {
+            let reopened = Arc::new(open_change_file(path).ok()?);
+            *file.lock().expect("change file lock") = reopened.clone();
+            self.everything_changed();
+            return read_value(&reopened);
+        }
+        read_value(&open)
     }
 
     /// The moment before a store read whose result may be cached; `None` when nothing may be.
@@ -185,14 +238,16 @@ impl Changes {
         (self.seq.load(SeqCst) == ticket.0 && self.current()).then_some(stamp)
     }
 
+    // `seq` moves first: a read that sees the new epoch or bucket then also sees the new `seq`,
+    // so it is not kept under the new stamp (`stamp_since`).
     fn everything_changed(&self) {
-        self.epoch.fetch_add(1, SeqCst);
         self.seq.fetch_add(1, SeqCst);
+        self.epoch.fetch_add(1, SeqCst);
     }
 
     fn org_changed(&self, org: &OrgId) {
-        self.bucket(org).fetch_add(1, SeqCst);
         self.seq.fetch_add(1, SeqCst);
+        self.bucket(org).fetch_add(1, SeqCst);
     }
 
     /// Called by the store after a committed write that may change cached values: of `org`, or
@@ -201,19 +256,36 @@ impl Changes {
     /// file, PostgreSQL waits until this replica's listener heard a marker sent after the
     /// triggers' notification.
     pub async fn changed(&self, org: Option<&OrgId>) {
+        self.mark(org);
+        if let Feed::Listener(l) = &self.feed {
+            l.sync().await;
+        }
+    }
+
+    /// A change about to be written: [`Pending::done`] after the commit marks it (and waits as
+    /// [`Changes::changed`] does). Dropped without `done` (the request was cancelled while the
+    /// write was under way, and SQLite may still have committed it, or the write failed), it is
+    /// marked all the same, without the wait: a change marked that did not happen costs only
+    /// a re-read.
+    pub fn pending<'a>(&'a self, org: Option<&OrgId>) -> Pending<'a> {
+        Pending {
+            changes: self,
+            org: org.cloned(),
+            done: false,
+        }
+    }
+
+    /// Moves the counters and tells other processes, without waiting for anyone.
+    fn mark(&self, org: Option<&OrgId>) {
         match org {
             Some(org) => self.org_changed(org),
             None => self.everything_changed(),
         }
-        match &self.feed {
-            Feed::Alone => {}
-            Feed::File { path, .. } => {
-                if let Err(e) = write_value(path, rand::random()) {
-                    // The other processes (the CLI) will not notice; this one already did.
-                    tracing::error!(error = %e, path = %path.display(), "writing the change file failed");
-                }
-            }
-            Feed::Listener(l) => l.sync().await,
+        if let Feed::File { path, .. } = &self.feed
+            && let Err(e) = write_value(path, rand::random())
+        {
+            // The other processes (the CLI) will not notice; this one already did.
+            tracing::error!(error = %e, path = %path.display(), "writing the change file failed");
         }
     }
 
@@ -231,6 +303,36 @@ impl Changes {
     }
 }
 
+/// How often (in reads) the change file's identity is checked.
+const IDENTITY_EVERY: u64 = 64;
+
+/// Opens the change file, creating it private (as the database is) when missing; another process
+/// creating it at the same moment is no error.
+fn open_change_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.len() < 8 {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&0u64.to_le_bytes(), 0)?;
+    }
+    Ok(file)
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn read_value(file: &std::fs::File) -> Option<u64> {
     use std::os::unix::fs::FileExt;
     let mut bytes = [0u8; 8];
@@ -242,214 +344,6 @@ fn write_value(path: &std::path::Path, value: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.write_all_at(&value.to_le_bytes(), 0)
-}
-
-/// A replica's listening connection, as the callers see it.
-struct Listener {
-    /// Milliseconds since `start` at which the newest ping this listener heard was sent; 0 when
-    /// it has heard none since it (re)connected.
-    heard: AtomicU64,
-    start: Instant,
-    /// Names this replica's pings and markers in the shared channel.
-    replica: String,
-    connected: AtomicBool,
-    losses: AtomicU64,
-    next_marker: AtomicU64,
-    waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<()>>>,
-    /// Where pings and markers are sent from (not the listening connection).
-    sender: Mutex<Option<sqlx::PgPool>>,
-}
-
-impl Listener {
-    fn new() -> Self {
-        Self {
-            heard: AtomicU64::new(0),
-            start: Instant::now(),
-            replica: crate::crypto::random_token(9),
-            connected: AtomicBool::new(false),
-            losses: AtomicU64::new(0),
-            next_marker: AtomicU64::new(0),
-            waiting: Mutex::new(HashMap::new()),
-            sender: Mutex::new(None),
-        }
-    }
-
-    fn millis(&self) -> u64 {
-        // At least 1, so that 0 can mean "none".
-        self.start.elapsed().as_millis() as u64 + 1
-    }
-
-    fn is_current(&self) -> bool {
-        let heard = self.heard.load(SeqCst);
-        self.connected.load(SeqCst)
-            && heard != 0
-            && self.millis().saturating_sub(heard) < LISTENER_LATE.as_millis() as u64
-    }
-
-    fn pool(&self) -> Option<sqlx::PgPool> {
-        self.sender.lock().expect("listener sender lock").clone()
-    }
-
-    /// Sends a marker after this replica's change and waits until its own listener hears it.
-    /// Notifications reach a listener in commit order, so by then the change's has been sent.
-    async fn sync(&self) {
-        if !self.is_current() {
-            // Nothing here trusts the cache meanwhile; other replicas hear the triggers.
-            return;
-        }
-        let Some(pool) = self.pool() else { return };
-        let n = self.next_marker.fetch_add(1, SeqCst);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("listener waiting lock")
-            .insert(n, tx);
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("sync {} {n}", self.replica))
-            .execute(&pool)
-            .await;
-        let heard = match sent {
-            Ok(_) => tokio::time::timeout(SYNC_WAIT, rx).await.is_ok(),
-            Err(e) => {
-                tracing::warn!(error = %e, "sending a change marker failed");
-                false
-            }
-        };
-        self.waiting
-            .lock()
-            .expect("listener waiting lock")
-            .remove(&n);
-        if !heard {
-            tracing::warn!("this replica's change listener did not confirm a change in time");
-        }
-    }
-
-    fn lost(&self, changes: &Changes) {
-        if self.connected.swap(false, SeqCst) {
-            self.losses.fetch_add(1, SeqCst);
-        }
-        self.heard.store(0, SeqCst);
-        changes.everything_changed();
-    }
-
-    /// One notification: an organisation's change, a change of everything, or this replica's
-    /// own ping or marker.
-    fn heard(&self, changes: &Changes, payload: &str) {
-        let mut words = payload.split(' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some("org"), Some(org), None) => match OrgId::parse(org) {
-                Ok(org) => changes.org_changed(&org),
-                Err(_) => changes.everything_changed(),
-            },
-            (Some(kind @ ("ping" | "sync")), Some(replica), Some(n)) => {
-                // Other replicas' pings and markers are theirs.
-                let Ok(n) = n.parse::<u64>() else { return };
-                if replica != self.replica {
-                } else if kind == "ping" {
-                    self.heard.fetch_max(n, SeqCst);
-                } else if let Some(tx) = self
-                    .waiting
-                    .lock()
-                    .expect("listener waiting lock")
-                    .remove(&n)
-                {
-                    let _ = tx.send(());
-                }
-            }
-            _ => changes.everything_changed(),
-        }
-    }
-}
-
-/// The listener's life: connect, `LISTEN`, hear notifications until the connection is lost,
-/// and again; pings go out beside it. Ends when the store is dropped.
-async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, url: String) {
-    use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-    use std::str::FromStr;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let opts = match PgConnectOptions::from_str(&url) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!(error = %e, "the change listener cannot parse the database URL");
-                return;
-            }
-        };
-        let connected = async {
-            let pool = PgPoolOptions::new()
-                .max_connections(1)
-                .max_lifetime(None)
-                .idle_timeout(None)
-                .connect_with(opts.clone().application_name(LISTENER_NAME))
-                .await?;
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.eager_reconnect(false);
-            listener.listen(CHANNEL).await?;
-            let sender = PgPoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts.clone())
-                .await?;
-            Ok::<_, sqlx::Error>((listener, sender))
-        }
-        .await;
-        let (mut listener, sender) = match connected {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "the change listener cannot connect; caches are off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                if changes.strong_count() == 0 {
-                    return;
-                }
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(100);
-        *l.sender.lock().expect("listener sender lock") = Some(sender.clone());
-        l.connected.store(true, SeqCst);
-        let pinger = tokio::spawn(ping(l.clone(), sender));
-        loop {
-            let Some(c) = changes.upgrade() else {
-                pinger.abort();
-                return;
-            };
-            match listener.try_recv().await {
-                Ok(Some(n)) => l.heard(&c, n.payload()),
-                Ok(None) => {
-                    tracing::warn!(
-                        "the change listener lost its connection; caches are off until it is back"
-                    );
-                    l.lost(&c);
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the change listener failed; caches are off until it is back");
-                    l.lost(&c);
-                    break;
-                }
-            }
-        }
-        pinger.abort();
-    }
-}
-
-/// Sends this replica's pings: the time each was sent, which its listener compares with now.
-async fn ping(l: Arc<Listener>, pool: sqlx::PgPool) {
-    let mut every = tokio::time::interval(PING_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let payload = format!("ping {} {}", l.replica, l.millis());
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(payload)
-            .execute(&pool)
-            .await
-        {
-            tracing::debug!(error = %e, "a change listener ping failed");
-        }
-    }
 }
 
 /// Values read from the store for one organisation each, kept while that organisation's
