@@ -10,11 +10,17 @@ use super::{CHANNEL, Changes, LISTENER_LATE, LISTENER_NAME, PING_EVERY, SYNC_WAI
 use crate::store::OrgId;
 
 /// Forgets a marker's waiter when dropped.
-struct Forget<'a>(&'a Mutex<HashMap<u64, tokio::sync::oneshot::Sender<()>>>, u64);
+struct Forget<'a>(
+    &'a Mutex<HashMap<u64, tokio::sync::oneshot::Sender<()>>>,
+    u64,
+);
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.0.lock().expect("listener waiting lock").remove(&self.1);
+        self.0
+            .lock()
+            .expect("listener waiting lock")
+            .remove(&self.1);
     }
 }
 

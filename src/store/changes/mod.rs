@@ -28,9 +28,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::OrgId;
 use crate::clock::UnixTime;
@@ -206,7 +206,7 @@ impl Changes {
         checks: &AtomicU64,
     ) -> Option<u64> {
         let open = file.lock().expect("change file lock").clone();
-        if checks.fetch_add(1, SeqCst) % IDENTITY_EVERY == 0 && !same_file(&open, path) {
+        if checks.fetch_add(1, SeqCst).is_multiple_of(IDENTITY_EVERY) && !same_file(&open, path) {
             let reopened = Arc::new(open_change_file(path).ok()?);
             *file.lock().expect("change file lock") = reopened.clone();
             self.everything_changed();
@@ -472,6 +472,39 @@ mod tests {
         assert_eq!(cache.get(&server, &"k", 1), Some(1));
         cli.changed(Some(&org("org_b"))).await;
         assert_eq!(cache.get(&server, &"k", 1), None);
+    }
+
+    #[tokio::test]
+    async fn a_write_cancelled_after_it_began_still_marks_its_change() {
+        let changes = Changes::alone();
+        let cache = OrgCache::new(10);
+        let a = org("org_a");
+        cache.put(&changes, changes.ticket(), "k", &a, 1, 100);
+        drop(changes.pending(Some(&a)));
+        assert_eq!(cache.get(&changes, &"k", 1), None);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_change_file_is_opened_again_and_drops_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let server = Changes::beside(&db).unwrap();
+        let cache = OrgCache::new(10);
+        let a = org("org_a");
+        cache.put(&server, server.ticket(), "k", &a, 1, 100);
+        // Deleted under the running server; the CLI creates a new one and marks a change there.
+        std::fs::remove_file(dir.path().join("x.db-changes")).unwrap();
+        let cli = Changes::beside(&db).unwrap();
+        cli.changed(Some(&a)).await;
+        let noticed = (0..IDENTITY_EVERY).any(|_| cache.get(&server, &"k", 1).is_none());
+        assert!(noticed, "within one identity check");
+        cache.put(&server, server.ticket(), "k", &a, 2, 100);
+        cli.changed(Some(&a)).await;
+        assert_eq!(
+            cache.get(&server, &"k", 1),
+            None,
+            "the new file is the one read"
+        );
     }
 
     #[test]

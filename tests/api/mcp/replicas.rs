@@ -191,7 +191,11 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
         rpc(&b, Some(&other), "tools/list", json!({})).await.status,
         200
     );
-    assert_eq!(b.state.cached.api_keys.len(), kept, "nothing is kept while away");
+    assert_eq!(
+        b.state.cached.api_keys.len(),
+        kept,
+        "nothing is kept while away"
+    );
     // and once it is back, what it kept before is gone.
     allow_connections(&db, true).await;
     crate::helpers::eventually("B's listener to be back", async || changes.trusted()).await;
@@ -204,7 +208,11 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
         rpc(&b, Some(&other), "tools/list", json!({})).await.status,
         200
     );
-    assert_eq!(b.state.cached.api_keys.len(), kept + 1, "kept again once back");
+    assert_eq!(
+        b.state.cached.api_keys.len(),
+        kept + 1,
+        "kept again once back"
+    );
     env.app
         .state
         .store
