@@ -44,10 +44,21 @@ SHOTS = Path(os.environ.get("SCREENSHOTS") or ROOT / "target" / "screenshots")
 SHOTS.mkdir(parents=True, exist_ok=True)
 
 
+# Each view's title, as src/mcp/apps.rs names it.
+TITLES = {"forecast.html": "Forecast by manager", "pipeline.html": "Pipeline changes",
+          "risk.html": "Deal risk"}
+
+
 def view_source(name):
-    """A view as the server serves it: its file with the shared look and bridge spliced in."""
+    """A view as the server serves it: the shared document around its file's style and script,
+    with the shared look and bridge spliced in."""
     src = ROOT / "src" / "mcp" / "apps"
-    page = (src / name).read_text()
+    view = (src / name).read_text()
+    style, script = view[:view.index("<script>")], view[view.index("<script>"):]
+    page = ((src / "document.html").read_text()
+            .replace("{name}", TITLES[name], 1)
+            .replace("<!-- @include the view's style -->\n", style, 1)
+            .replace("<!-- @include the view's script -->\n", script, 1))
     for line, part in (("/* @include view.css */\n", "view.css"), ("// @include bridge.js\n", "bridge.js")):
         assert page.count(line) == 1, f"{name} does not include {part} once"
         page = page.replace(line, (src / part).read_text(), 1)
