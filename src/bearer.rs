@@ -170,7 +170,7 @@ async fn api_key(
     now: crate::clock::UnixTime,
 ) -> Result<Option<crate::store::ApiKeyPrincipal>, AuthFailure> {
     let (cache, changes) = (&state.cached.api_keys, state.store.changes());
-    if let Some(p) = cache.get(changes, &digest.to_owned(), now)
+    if let Some(p) = cache.get(changes, digest, now)
         && p.expires_at.is_none_or(|at| at > now)
     {
         return Ok(Some(p));

@@ -121,7 +121,7 @@ impl AccessTokens<'_> {
     /// the organisation has not changed, else from the store (and then kept).
     async fn behind(&self, org: &OrgId, gid: &str, now: UnixTime) -> Result<Behind, TokenError> {
         let changes = self.store.changes();
-        if let Some(b) = self.live.get(changes, &gid.to_owned(), now)
+        if let Some(b) = self.live.get(changes, gid, now)
             && b.organization_id() == org
         {
             return Ok(b);

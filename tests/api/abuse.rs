@@ -294,20 +294,12 @@ async fn a_disabled_organisations_background_export_stops_calling_clari() {
 
 /// Turns connections to a PostgreSQL test database off (and drops the open ones) or on again.
 async fn postgres_outage(db: &TestDb, down: bool) {
-    let (admin, name) = db.postgres().expect("a PostgreSQL test database");
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-        .await
-        .unwrap();
-    let allow = if down { "false" } else { "true" };
-    sqlx::Executor::execute(
-        &mut conn,
-        sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {allow}"
-        )),
-    )
-    .await
-    .unwrap();
+    db.allow_connections(!down).await;
     if down {
+        let (admin, name) = db.postgres().expect("a PostgreSQL test database");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+            .await
+            .unwrap();
         sqlx::Executor::execute(
             &mut conn,
             sqlx::AssertSqlSafe(format!(

@@ -371,7 +371,11 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
 
     /// The cached value, if its organisation has not changed since it was read and it has not
     /// expired at `now`.
-    pub fn get(&self, changes: &Changes, key: &K, now: UnixTime) -> Option<V> {
+    pub fn get<Q>(&self, changes: &Changes, key: &Q, now: UnixTime) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let (org, stamp, value) = {
             let entries = self.entries.lock().expect("org cache lock");
             let e = entries.get(key)?;

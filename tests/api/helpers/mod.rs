@@ -76,6 +76,22 @@ impl TestDb {
     }
 
     /// The PostgreSQL test database: (admin URL, database name).
+    /// Turns new connections to this PostgreSQL test database off or on (open ones stay).
+    pub async fn allow_connections(&self, allow: bool) {
+        let (admin, name) = self.postgres().expect("a PostgreSQL test database");
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+            .await
+            .expect("connect as the admin");
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {allow}"
+            )),
+        )
+        .await
+        .expect("ALTER DATABASE");
+    }
+
     pub fn postgres(&self) -> Option<(&str, &str)> {
         self.pg.as_ref().map(|(a, n)| (a.as_str(), n.as_str()))
     }

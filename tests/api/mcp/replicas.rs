@@ -94,24 +94,10 @@ async fn replicas_share_one_clari_export_through_the_database() {
     );
 }
 
-/// Turns new connections to the test database off or on (open ones stay).
-async fn allow_connections(db: &TestDb, allow: bool) {
-    let (admin, name) = db.postgres().expect("a PostgreSQL test database");
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {allow}"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
-
 /// Cuts every change listener of this test's database, so that they cannot come back until
 /// connections are allowed again.
 async fn cut_listeners(db: &TestDb) {
-    allow_connections(db, false).await;
+    db.allow_connections(false).await;
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db.postgres().unwrap().0)
         .await
         .unwrap();
@@ -197,7 +183,7 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
         "nothing is kept while away"
     );
     // and once it is back, what it kept before is gone.
-    allow_connections(&db, true).await;
+    db.allow_connections(true).await;
     crate::helpers::eventually("B's listener to be back", async || changes.trusted()).await;
     assert_eq!(
         rpc(&b, Some(&key), "tools/list", json!({})).await.status,
