@@ -154,12 +154,24 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
 }
 
 /// OpenMetrics when the scraper asks for it, else the classic Prometheus text format. The audit
-/// queue is read at the scrape, so it is never a minute stale.
+/// queue, the cache lookups and the change feed are read at the scrape, so they are never a
+/// minute stale.
 fn exposition(state: &AppState, headers: &axum::http::HeaderMap) -> Response {
     let m = &state.metrics;
     m.audit_queue_depth
         .set(i64::try_from(state.audit.queued()).unwrap_or(i64::MAX));
     m.audit_accepting.set(i64::from(state.audit.accepting()));
+    let (cached, changes) = (&state.cached, state.store.changes());
+    m.sync_counts(
+        &[
+            ("api_key", cached.api_keys.lookups()),
+            ("token", cached.behind.lookups()),
+            ("redaction", cached.redaction.lookups()),
+            ("time_zone", cached.time_zones.lookups()),
+        ],
+        changes.trusted(),
+        changes.listener_losses(),
+    );
     let open_metrics = headers
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -431,8 +443,13 @@ pub fn spawn_maintenance(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         loop {
             tick.tick().await;
+            let started = std::time::Instant::now();
             match housekeeping(&state).await {
-                Ok(done) => tracing::info!(?done, "housekeeping done"),
+                Ok(done) => tracing::info!(
+                    ?done,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "housekeeping done"
+                ),
                 Err(e) => {
                     tracing::warn!(error = %e, "housekeeping failed; trying again at the next tick")
                 }

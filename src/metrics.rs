@@ -48,6 +48,15 @@ pub struct CacheLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    /// `api_key`, `token` (the grant or machine client behind an access token), `redaction` or
+    /// `time_zone`.
+    pub cache: String,
+    /// `hit` (answered from memory) or `miss` (read from the store).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub grant_type: String,
     /// `ok` or the RFC 6749 error code.
@@ -119,6 +128,11 @@ pub struct Metrics {
     pub export_queue: Family<StateLabel, Gauge>,
     pub export_queue_oldest_seconds: Family<StateLabel, Gauge>,
     pub signing_key_age_seconds: Gauge,
+    pub cache_lookups: Family<LookupLabels, Counter>,
+    pub change_feed_trusted: Gauge,
+    pub change_feed_losses: Counter,
+    /// Serialises the scrape-time copies of process counters into the counters above.
+    synced: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -149,6 +163,10 @@ impl Default for Metrics {
             export_queue: Family::default(),
             export_queue_oldest_seconds: Family::default(),
             signing_key_age_seconds: Gauge::default(),
+            cache_lookups: Family::default(),
+            change_feed_trusted: Gauge::default(),
+            change_feed_losses: Counter::default(),
+            synced: Default::default(),
             registry: Registry::default(),
             series: Default::default(),
         };
@@ -268,6 +286,21 @@ impl Default for Metrics {
             "Age of the key that signs access tokens (rotate with `clari-mcp keys rotate-signing`)",
             m.signing_key_age_seconds.clone(),
         );
+        r.register(
+            "cache_lookups",
+            "Lookups on the path of every call (API key, token, redaction policy, time zone) answered from memory (hit) or read from the store (miss)",
+            m.cache_lookups.clone(),
+        );
+        r.register(
+            "change_feed_trusted",
+            "1 while this replica hears every change to what it keeps in memory; 0 while it reads the store on every call instead (PostgreSQL: its listener is down or late)",
+            m.change_feed_trusted.clone(),
+        );
+        r.register(
+            "change_feed_losses",
+            "Times this replica found its PostgreSQL listener lost and dropped everything it kept in memory",
+            m.change_feed_losses.clone(),
+        );
         Self { registry: r, ..m }
     }
 }
@@ -281,6 +314,29 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     pub fn shared() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Copies counts kept by the process (cache lookups, listener losses) into their counters,
+    /// at a scrape: the hot path only bumps its own atomics.
+    pub fn sync_counts(&self, lookups: &[(&'static str, (u64, u64))], trusted: bool, losses: u64) {
+        fn raise(counter: &Counter, total: u64) {
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
+        }
+        let _one_at_a_time = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        for (cache, (hits, misses)) in lookups {
+            for (result, total) in [("hit", *hits), ("miss", *misses)] {
+                let labels = LookupLabels {
+                    cache: (*cache).to_owned(),
+                    result: result.to_owned(),
+                };
+                raise(&self.cache_lookups.get_or_create(&labels), total);
+            }
+        }
+        self.change_feed_trusted.set(i64::from(trusted));
+        raise(&self.change_feed_losses, losses);
     }
 
     /// The exposition (OpenMetrics text, which Prometheus scrapes).

@@ -581,6 +581,21 @@ async fn metrics_show_the_workload_and_only_to_whoever_holds_the_token() {
         2.0
     );
     assert!(value("clari_mcp_audit_events_total", &[]) >= 2.0);
+    // The first call of each key read the store; the key's second call was answered from
+    // memory. A single SQLite server hears every change, and has no listener to lose.
+    let lookups = |result| {
+        value(
+            "clari_mcp_cache_lookups_total",
+            &[("cache", "api_key"), ("result", result)],
+        )
+    };
+    assert_eq!((lookups("hit"), lookups("miss")), (1.0, 2.0), "{text}");
+    assert_eq!(value("clari_mcp_change_feed_trusted", &[]), 1.0);
+    assert_eq!(value("clari_mcp_change_feed_losses_total", &[]), 0.0);
+    assert!(
+        text.contains("clari_mcp_change_feed_losses_total 0"),
+        "{text}"
+    );
     assert!(
         text.contains("clari_mcp_tool_latency_seconds_bucket"),
         "histograms are exposed"

@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -352,6 +352,9 @@ fn write_value(path: &std::path::Path, value: u64) -> std::io::Result<()> {
 pub struct OrgCache<K, V> {
     entries: Mutex<HashMap<K, Entry<V>>>,
     capacity: usize,
+    /// Lookups answered from memory, and lookups that had to read the store, since start.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 struct Entry<V> {
@@ -366,12 +369,29 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
         Self {
             entries: Mutex::new(HashMap::new()),
             capacity,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     /// The cached value, if its organisation has not changed since it was read and it has not
     /// expired at `now`.
     pub fn get<Q>(&self, changes: &Changes, key: &Q, now: UnixTime) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.lookup(changes, key, now);
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn lookup<Q>(&self, changes: &Changes, key: &Q, now: UnixTime) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -385,6 +405,14 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
             (e.org.clone(), e.stamp, e.value.clone())
         };
         (changes.stamp(&org) == Some(stamp)).then_some(value)
+    }
+
+    /// Lookups answered from memory and lookups that read the store, since start.
+    pub fn lookups(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Keeps `value`, read from the store after `ticket` was taken, until `until`, unless
