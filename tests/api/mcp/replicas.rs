@@ -253,3 +253,76 @@ async fn a_cli_change_applies_to_the_next_call_of_a_running_sqlite_server() {
         401
     );
 }
+
+/// What B keeps in memory besides credentials (the organisation's redaction policy and time
+/// zone, and its DPoP requirement, which comes with the grant behind a token) is dropped when A
+/// changes it: B's next call answers by the new setting.
+#[tokio::test]
+async fn settings_changed_on_one_replica_apply_to_the_next_call_on_the_other_over_postgres() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        crate::helpers::announce_skip(
+            "mcp::settings_changed_on_one_replica_apply_to_the_next_call_on_the_other_over_postgres",
+        );
+        return;
+    };
+    let (env, b) = mcp_env_with_replica(&db).await;
+    crate::helpers::eventually("both change listeners to be current", async || {
+        b.state.store.changes().trusted() && env.app.state.store.changes().trusted()
+    })
+    .await;
+    let key = env.api_key("clari:read").await;
+    let client = crate::helpers::oauth::register_public(&env.app).await;
+    let cid = client["client_id"].as_str().unwrap().to_owned();
+    let p = crate::helpers::oauth::pkce();
+    let mut browser = crate::helpers::oauth::Browser::new(&env.app);
+    let q = crate::helpers::oauth::authorize(&mut browser, &cid, &p, "ava@acme.test").await;
+    let (status, tokens) =
+        crate::helpers::oauth::exchange(&env.app, &cid, &q["code"], &p.verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // B answers by the settings as they are, and keeps them.
+    let a = &env.app.state.store;
+    let org = &env.org;
+    a.set_org_redaction(org, Some(r#"{"kinds":[],"custom":[]}"#))
+        .await
+        .unwrap();
+    let users = || call_tool(&b, &key, "list_users", json!({"limit": 200}));
+    let day = json!({"since": "2026-11-30", "until": "2026-11-30", "wait_seconds": 30});
+    let since = async || {
+        call_tool(&b, &key, "list_forecast_submissions", day.clone()).await["structuredContent"]
+            ["since"]
+            .clone()
+    };
+    assert!(users().await.to_string().contains("@northwind.example"));
+    assert_eq!(since().await, "2026-11-30T00:00:00Z");
+    assert_eq!(
+        rpc(&b, Some(&at), "tools/list", json!({})).await.status,
+        200
+    );
+    assert_eq!(
+        rpc(&b, Some(&at), "tools/list", json!({})).await.status,
+        200
+    );
+    assert!(b.state.cached.behind.lookups().0 >= 1, "B kept the grant");
+    assert!(
+        b.state.cached.redaction.lookups().0 >= 1,
+        "B kept the policy"
+    );
+
+    // A changes each; B's very next call follows.
+    a.set_org_redaction(org, Some(r#"{"kinds":["email"],"custom":[]}"#))
+        .await
+        .unwrap();
+    assert!(!users().await.to_string().contains("@northwind.example"));
+    a.set_org_time_zone(org, Some("America/New_York"))
+        .await
+        .unwrap();
+    assert_eq!(since().await, "2026-11-30T05:00:00Z");
+    a.set_org_requires_dpop(org, true).await.unwrap();
+    assert_eq!(
+        rpc(&b, Some(&at), "tools/list", json!({})).await.status,
+        401
+    );
+    db.cleanup().await;
+}
