@@ -126,7 +126,7 @@ impl AppState {
         )
         .await
         .context("loading the audit keys")?;
-        let ttl = config.export_cache_ttl;
+        let (ttl, entries) = (config.export_cache_ttl, config.export_cache_entries);
         let cimd = crate::oauth::cimd::CimdFetcher::new(config.danger_cimd_allow_loopback);
         let mailer = crate::mail::Mailer::from_config(config.smtp_url.as_ref(), &config.smtp_from)
             .map_err(|e| anyhow::anyhow!("CLARI_MCP_SMTP_URL: {e}"))?;
@@ -143,8 +143,8 @@ impl AppState {
                 metrics: Some(metrics.clone()),
                 ..ClientOptions::default()
             }),
-            forecasts: ExportCache::new(ttl, clock.clone()),
-            activities: ExportCache::new(ttl, clock.clone()),
+            forecasts: ExportCache::new(ttl, clock.clone(), entries),
+            activities: ExportCache::new(ttl, clock.clone(), entries),
             export_limits: LimitCache::default(),
             cimd,
             audit,

@@ -109,6 +109,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long a finished Clari export is served from memory (`CLARI_MCP_EXPORT_CACHE_TTL`, 5m).
     pub export_cache_ttl: std::time::Duration,
+    /// Finished exports each replica keeps, of each kind (`CLARI_MCP_EXPORT_CACHE_ENTRIES`, 1000).
+    pub export_cache_entries: usize,
     /// Pause between export status checks (`CLARI_MCP_EXPORT_POLL_MS`, 1000).
     pub export_poll_interval: std::time::Duration,
     /// The audit trail: retention (`CLARI_MCP_AUDIT_RETENTION`, 400d), fail closed
@@ -180,6 +182,7 @@ impl std::fmt::Debug for Config {
             )
             .field("allowed_origins", &self.allowed_origins)
             .field("export_cache_ttl", &self.export_cache_ttl)
+            .field("export_cache_entries", &self.export_cache_entries)
             .field("export_poll_interval", &self.export_poll_interval)
             .field("audit", &self.audit)
             .field("metrics_bind", &self.metrics_bind)

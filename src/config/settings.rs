@@ -105,6 +105,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "how long a finished Clari export answers from memory",
     },
     Setting {
+        key: "export_cache_entries",
+        default: "`1000`",
+        meaning: "finished Clari exports each replica keeps in memory, of each kind (forecasts, activity); about 1 MB each with a mid-sized tenant, so size it to the replica's memory (10 to 1000000)",
+    },
+    Setting {
         key: "export_poll_ms",
         default: "`1000`",
         meaning: "pause between export status checks: milliseconds, or a duration from `10ms` to `1m`",

@@ -79,6 +79,7 @@ pub(super) struct RawConfig {
     pub(super) danger_cimd_allow_loopback: Option<bool>,
     pub(super) allowed_origins: Option<List>,
     pub(super) export_cache_ttl: Option<Text>,
+    pub(super) export_cache_entries: Option<u32>,
     /// Milliseconds as a bare number (the historical form) or a humantime string (`250ms`).
     pub(super) export_poll_ms: Option<Text>,
     pub(super) audit_retention: Option<Text>,
@@ -121,6 +122,7 @@ pub(super) const KEYS: &[&str] = &[
     "danger_cimd_allow_loopback",
     "allowed_origins",
     "export_cache_ttl",
+    "export_cache_entries",
     "export_poll_ms",
     "audit_retention",
     "audit_fail_closed",

@@ -422,6 +422,13 @@ impl Config {
             redact,
             metrics_bind,
             export_cache_ttl: Duration::from_secs(export_cache_ttl as u64),
+            export_cache_entries: number_within(
+                "CLARI_MCP_EXPORT_CACHE_ENTRIES",
+                raw.export_cache_entries,
+                1_000,
+                10..=1_000_000,
+                "from 10 to 1000000 exports",
+            )? as usize,
             access_token_ttl,
             refresh_token_ttl,
             dcr_rate_limit: raw.dcr_rate_limit.unwrap_or(20),

@@ -109,7 +109,6 @@ struct Slot<T> {
     prewarmed: bool,
 }
 
-pub const MAX_ENTRIES: usize = 1_000;
 pub const MAX_PENDING_PER_ORG: usize = 16;
 
 pub struct ExportCache<T> {
@@ -121,8 +120,10 @@ pub struct ExportCache<T> {
 }
 
 impl<T: Send + Sync + 'static> ExportCache<T> {
-    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
-        Self::with_limits(ttl, clock, MAX_ENTRIES, MAX_PENDING_PER_ORG)
+    /// At most `entries` exports (`CLARI_MCP_EXPORT_CACHE_ENTRIES`), and
+    /// [`MAX_PENDING_PER_ORG`] in progress for one organisation.
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>, entries: usize) -> Self {
+        Self::with_limits(ttl, clock, entries, MAX_PENDING_PER_ORG)
     }
 
     pub fn with_limits(
@@ -138,6 +139,11 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
             max_entries,
             max_pending_per_org,
         }
+    }
+
+    /// The most exports it keeps.
+    pub fn capacity(&self) -> usize {
+        self.max_entries
     }
 
     fn live(&self, slot: &Slot<T>, now: i64) -> bool {
@@ -330,6 +336,7 @@ mod tests {
         Arc::new(ExportCache::new(
             Duration::from_secs(60),
             Arc::new(clock.clone()),
+            1_000,
         ))
     }
 

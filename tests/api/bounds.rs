@@ -529,3 +529,13 @@ async fn a_flood_of_refused_calls_writes_two_audit_rows_and_says_how_many() {
     assert_eq!(count("tool.call").await.len(), 5);
     db.cleanup().await;
 }
+
+/// The export caches keep as many exports as the operator sized them for.
+#[tokio::test]
+async fn the_export_caches_keep_the_configured_number_of_exports() {
+    let (_db, app) = app_with(&[]).await;
+    assert_eq!(app.state.forecasts.capacity(), 1_000);
+    let (_db, app) = app_with(&[("CLARI_MCP_EXPORT_CACHE_ENTRIES", "25000")]).await;
+    assert_eq!(app.state.forecasts.capacity(), 25_000);
+    assert_eq!(app.state.activities.capacity(), 25_000);
+}
