@@ -288,7 +288,7 @@ impl Default for Metrics {
         );
         r.register(
             "cache_lookups",
-            "Lookups on the path of every call (API key, token, redaction policy, time zone) answered from memory (hit) or read from the store (miss)",
+            "Lookups on the path of every call (API key, token, redaction policy, time zone; not the export cache) answered from memory (hit) or read from the store (miss, which includes keys that do not exist)",
             m.cache_lookups.clone(),
         );
         r.register(
@@ -538,6 +538,36 @@ pub fn clari_endpoint(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts copied at each scrape only ever move a counter forward, by what is new: a repeat
+    /// adds nothing, and a lower total (a scrape that read before another) takes nothing back.
+    #[test]
+    fn process_counts_copied_at_each_scrape_move_counters_by_what_is_new() {
+        let m = Metrics::default();
+        let hits = |m: &Metrics| {
+            m.cache_lookups
+                .get_or_create(&LookupLabels {
+                    cache: "api_key".into(),
+                    result: "hit".into(),
+                })
+                .get()
+        };
+        m.sync_counts(&[("api_key", (5, 2))], true, 0);
+        m.sync_counts(&[("api_key", (5, 2))], true, 0);
+        assert_eq!(hits(&m), 5);
+        m.sync_counts(&[("api_key", (3, 2))], false, 1);
+        assert_eq!(hits(&m), 5);
+        assert_eq!(m.change_feed_trusted.get(), 0);
+        m.sync_counts(&[("api_key", (9, 4))], true, 1);
+        assert_eq!(hits(&m), 9);
+        assert_eq!(m.change_feed_losses.get(), 1);
+        let text = m.render_text();
+        assert!(
+            text.contains(r#"clari_mcp_cache_lookups_total{cache="api_key",result="miss"} 4"#),
+            "{text}"
+        );
+        assert!(text.contains("clari_mcp_change_feed_trusted 1"), "{text}");
+    }
 
     #[test]
     fn the_export_queue_is_summed_into_queued_and_active() {
