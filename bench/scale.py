@@ -23,10 +23,10 @@ import argparse
 import concurrent.futures
 import http.client
 import json
+import math
 import os
 import queue
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -85,8 +85,8 @@ class Conn:
     def __init__(self, port, host):
         self.port, self.host, self.c = port, host, None
 
-    def send(self, method, path, body, headers):
-        for attempt in (0, 1):
+    def send(self, method, path, body, headers, retry=True):
+        for attempt in (0, 1) if retry else (1,):
             if self.c is None:
                 self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
             try:
@@ -109,8 +109,10 @@ def token_form(person, host):
 def refresh(conn, person, host):
     """Redeems the person's refresh token (rotated: the new one replaces it)."""
     with person.lock:
+        # Never sent twice: a replayed refresh token is reuse, which revokes its family.
         status, data = conn.send("POST", "/token", token_form(person, host),
-                                 {"Content-Type": "application/x-www-form-urlencoded"})
+                                 {"Content-Type": "application/x-www-form-urlencoded"},
+                                 retry=False)
         if status != 200:
             return False, f"/token {status} {data[:200]!r}"
         t = json.loads(data)
@@ -132,15 +134,16 @@ def tool_args(op, fixture, person):
     return op, {}
 
 
-def call(conn, person, op, fixture, host, request_id):
-    """One operation as an agent makes it; (ok, why not)."""
+def call(conn, person, op, args, host, request_id):
+    """One operation as an agent makes it, with its arguments drawn beforehand (`tool_args`);
+    (ok, why not)."""
     if op == REFRESH:
         return refresh(conn, person, host)
     headers = {**b.mcp_headers(person.bearer()), "X-Request-Id": request_id}
     if op == "tools/list":
         body = b.rpc("tools/list")
     else:
-        name, args = tool_args(op, fixture, person)
+        name, args = args
         body = b.call_body(name, args)
     status, data = conn.send("POST", "/mcp", body, headers)
     if status != 200:
@@ -174,7 +177,8 @@ def cpu_by_tool(port, host, people, fixture, replica, seconds):
             continue
         n, cpu0, end = 0, b.cpu_seconds(replica.pid), time.monotonic() + seconds
         while time.monotonic() < end:
-            ok, why = call(conn, who[n % len(who)], op, fixture, host, f"cpu-{op}-{n}")
+            p = who[n % len(who)]
+            ok, why = call(conn, p, op, tool_args(op, fixture, p), host, f"cpu-{op}-{n}")
             if not ok:
                 raise SystemExit(why)
             n += 1
@@ -197,14 +201,14 @@ def run_load(port, host, people, fixture, rate, duration, workers):
             job = jobs.get()
             if job is None:
                 return
-            i, due, op, person = job
+            i, due, op, person, args = job
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             request_id = f"scale-{i}"
             try:
-                ok, why = call(conn, person, op, fixture, host, request_id)
-            except (OSError, http.client.HTTPException) as e:
+                ok, why = call(conn, person, op, args, host, request_id)
+            except Exception as e:  # noqa: BLE001 (a failed call is counted, never lost)
                 ok, why = False, f"{op}: {e!r}"
             took = time.monotonic() - due
             with lock:
@@ -223,12 +227,14 @@ def run_load(port, host, people, fixture, rate, duration, workers):
         ahead = due - time.monotonic() - 0.2
         if ahead > 0:
             time.sleep(ahead)
+        # Drawn here, in one thread, so that the seed makes the same workload every run.
         op, who = pick(people, oauth_people)
-        jobs.put((i, due, op, who))
+        jobs.put((i, due, op, who, tool_args(op, fixture, who)))
     for _ in threads:
         jobs.put(None)
     for t in threads:
         t.join()
+    assert len(results) == n, f"{n - len(results)} calls unaccounted for"
     return results, errors, time.monotonic() - start
 
 
@@ -298,7 +304,7 @@ def pct(values, q):
     if not values:
         return 0.0
     values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -359,14 +365,15 @@ def main():
     b.OUT.mkdir(parents=True, exist_ok=True)
     random.seed(25)
     vault_key = b.cli({**os.environ}, "keys", "new-vault-key")
-    sb, sb_url, clari_keys = sandbox()
-    db_url = b.fresh_postgres(pg)
-    started, proxy = [], None
+    sb = db_url = proxy = None
+    started = []
     report = {"machine": b.machine(), "date": time.strftime("%Y-%m-%d"), "commit": b.commit(),
               "quick": args.quick, "orgs": args.orgs, "people_per_org": args.people,
               "rate": args.rate, "duration_s": args.duration, "workers": args.workers,
               "mix": dict(MIX)}
     try:
+        sb, sb_url, clari_keys = sandbox()
+        db_url = b.fresh_postgres(pg)
         ports = [b.free_port(), b.free_port()]
         front = b.free_port()
         host = f"127.0.0.1:{front}"
@@ -545,8 +552,10 @@ def main():
             proxy.stop()
         for s in started:
             s.stop()
-        sb.stop()
-        drop_database(db_url)
+        if sb:
+            sb.stop()
+        if db_url:
+            drop_database(db_url)
     (b.OUT / "scale.json").write_text(json.dumps(report, indent=2))
     print_report(report)
 
@@ -576,7 +585,7 @@ def print_report(r):
     print("- clari-mcp CPU per warm call alone, by tool: " + ", ".join(
         f"{op} {us:,} µs" for op, us in r["cpu_us_by_tool"].items()))
     print(f"- PostgreSQL CPU per call: {r['pg_cpu_us_per_call']} µs; per call "
-          f"{r['pg']['commits_per_call']} commits, {r['pg']['wal_bytes_per_call']} WAL bytes, "
+          f"{r['pg']['commits_per_call']} transactions (reads included), {r['pg']['wal_bytes_per_call']} WAL bytes, "
           f"{r['pg_write_bytes_per_call']} bytes written and {r['pg_read_bytes_per_call']} read "
           f"by PostgreSQL processes; buffer cache hit ratio {r['pg']['cache_hit_ratio']}")
     print(f"- audit trail: {r['audit']['events_per_call']} events per call, "
