@@ -107,7 +107,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "export_cache_entries",
         default: "`1000`",
-        meaning: "finished Clari exports each replica keeps in memory, of each kind (forecasts, activity); about 1 MB each with a mid-sized tenant, so size it to the replica's memory (10 to 1000000)",
+        meaning: "finished Clari exports each replica keeps in memory, of each kind (forecasts, activity); about 0.8 MB each with the sandbox's data, so size it to the replica's memory (10 to 1000000)",
     },
     Setting {
         key: "export_poll_ms",
