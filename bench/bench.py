@@ -244,16 +244,24 @@ def provision(env, clari_key):
 
 
 def sandbox(job_ms, request_ms):
+    s, base_url, keys = sandbox_tenants(job_ms, request_ms, concurrent_limit=10)
+    return s, base_url, keys[0]
+
+
+def sandbox_tenants(job_ms, request_ms, concurrent_limit, monthly_quota=None):
+    """The Clari sandbox on the load core: the process, its base URL and every tenant's key."""
     port = free_port()
+    quota = ["--monthly-quota", monthly_quota] if monthly_quota else []
     s = Server(f"sandbox-{job_ms}-{request_ms}",
                [BIN, "sandbox", "--port", port, "--job-latency-ms", job_ms,
-                "--request-latency-ms", request_ms, "--concurrent-limit", 10],
+                "--request-latency-ms", request_ms, "--concurrent-limit", concurrent_limit,
+                *quota],
                port, ready_path="/_sandbox/describe")
     # The sandbox shares the load core: it is idle once exports are cached.
     subprocess.run(["taskset", "-pc", LOAD_CORE, str(s.pid)], capture_output=True, check=True)
     _, _, body = request(port, "GET", "/_sandbox/describe")
     d = json.loads(body)
-    return s, d["base_url"], d["orgs"][0]["api_key"]
+    return s, d["base_url"], [o["api_key"] for o in d["orgs"]]
 
 
 def sandbox_stats(base_url):

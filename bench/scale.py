@@ -310,18 +310,9 @@ def pct(values, q):
 # --- the run ----------------------------------------------------------------------------------------
 
 def sandbox():
-    port = b.free_port()
     # Each organisation here shares one of the sandbox's few tenants; in production each has its
     # own Clari tenant and limits, so the shared tenants get limits no single one would hit.
-    s = b.Server("scale-sandbox",
-                 [b.BIN, "sandbox", "--port", port, "--job-latency-ms", 1000,
-                  "--request-latency-ms", 0, "--concurrent-limit", 100000,
-                  "--monthly-quota", 100000000],
-                 port, ready_path="/_sandbox/describe")
-    subprocess.run(["taskset", "-pc", b.LOAD_CORE, str(s.pid)], capture_output=True, check=True)
-    _, _, body = b.request(port, "GET", "/_sandbox/describe")
-    d = json.loads(body)
-    return s, d["base_url"], [o["api_key"] for o in d["orgs"]]
+    return b.sandbox_tenants(1000, 0, concurrent_limit=100000, monthly_quota=100000000)
 
 
 def earlier_quarters(current, n):

@@ -18,10 +18,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clari_mcp::app::AppState;
 use clari_mcp::config::Config;
-use clari_mcp::crypto::{random_token, sha256_hex, token::hint};
+use clari_mcp::crypto::{random_token, token::hint};
 use clari_mcp::orgname::OrgName;
 use clari_mcp::scope::{Scope, ScopeSet};
-use clari_mcp::store::{ClientId, Email, RefreshRecord, Role};
+use clari_mcp::store::{ClientId, Email, Role};
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -145,23 +145,9 @@ async fn seed_org(
                 now,
             )
             .await?;
-        let refresh = random_token(32);
-        store
-            .insert_refresh(&RefreshRecord {
-                token_hash: sha256_hex(&refresh),
-                grant_id: grant.id.clone(),
-                organization_id: org.id.clone(),
-                client_id: client.clone(),
-                scope: scope.clone(),
-                resource: grant.resource.clone(),
-                created_at: now,
-                expires_at: now + state.config.refresh_token_ttl,
-                rotated_at: None,
-                replaced_by: None,
-                revoked_at: None,
-                jkt: None,
-            })
-            .await?;
+        let refresh = clari_mcp::oauth::grants::new_refresh(state, &grant, &scope, now, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         lines.push(
             serde_json::json!({
                 "org": name,

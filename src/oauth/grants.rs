@@ -168,7 +168,9 @@ fn refresh_binding<'a>(client: &Client, jkt: Option<&'a str>) -> Option<&'a str>
     jkt.filter(|_| client.is_public())
 }
 
-async fn new_refresh(
+/// Makes and stores a refresh token on `grant` (bound to `jkt` when given); returns the token,
+/// shown once. Also how the scale model (`bench/scale.rs`) gives its people theirs.
+pub async fn new_refresh(
     state: &AppState,
     grant: &Grant,
     scope: &ScopeSet,
