@@ -34,16 +34,40 @@ pub async fn kill(
     meta: &RequestMeta,
 ) -> Result<KillReport, StoreError> {
     let now = state.now();
+    // Read before the organisation is disabled as well as after. From the commit on, each
+    // replica's background export gives up at its next poll and closes its own row without
+    // calling Clari again, which may be before the read after the commit: its Clari job must be
+    // cancelled all the same.
+    // Best effort: a store error here must not hold up the revocation below.
+    let before = state
+        .store
+        .unfinished_exports(org)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, org_id = %org, "reading the exports in flight before the kill failed");
+            Vec::new()
+        });
     let revoked = state.store.kill_org(org, now).await?;
     let mut report = KillReport {
         revoked,
         ..KillReport::default()
     };
     state.forget_org_exports(org);
-    let unfinished = state.store.unfinished_exports(org).await?;
-    if !unfinished.is_empty() {
+    let open = state.store.unfinished_exports(org).await?;
+    let closed_since: Vec<_> = before
+        .into_iter()
+        .filter(|(key, _, _)| !open.iter().any(|(k, _, _)| k == key))
+        .collect();
+    // Still open: cancelled upstream and closed here. Closed since the first read: cancelled
+    // upstream only (a job that finished meanwhile refuses the cancel, which is only logged).
+    let rows: Vec<_> = open
+        .into_iter()
+        .map(|row| (row, true))
+        .chain(closed_since.into_iter().map(|row| (row, false)))
+        .collect();
+    if !rows.is_empty() {
         let target = crate::exports::pipeline::target(state, org).await.ok();
-        for (key, status, job) in unfinished {
+        for ((key, status, job), still_open) in rows {
             if let (Some(target), Some(job), ExportStatus::Starting | ExportStatus::Running) = (
                 &target,
                 job.as_deref().and_then(|j| JobId::parse(j).ok()),
@@ -51,13 +75,19 @@ pub async fn kill(
             ) {
                 match state.clari.cancel_job(target, &job).await {
                     Ok(_) => report.exports_cancelled += 1,
+                    // A job whose row closed meanwhile may simply have finished.
+                    Err(e) if !still_open => {
+                        tracing::debug!(error = %e, org_id = %org, %job, "an export closed during the kill was not cancelled");
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, org_id = %org, %job, "cancelling an export at the kill switch failed");
                     }
                 }
             }
-            state.store.finish_export(org, &key, false, now).await?;
-            report.exports_closed += 1;
+            if still_open {
+                state.store.finish_export(org, &key, false, now).await?;
+                report.exports_closed += 1;
+            }
         }
     }
     let (request_id, client_ip) = meta.parts();
