@@ -22,6 +22,10 @@ use clari_mcp::redact::{KINDS, RedactionPolicy, Redactor};
 use clari_mcp::store::changes::OrgCache;
 use clari_mcp::store::{self, NewApiKey, Store};
 
+/// The server's own allocator, so the comparison is of the code, not of the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CPU seconds (user + system) of this process so far.
 fn cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();

@@ -6,6 +6,10 @@ use std::time::Instant;
 
 use clari_mcp::redact::{KINDS, RedactionPolicy, Redactor};
 
+/// The server's own allocator, so the comparison is of the code, not of the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn answer() -> String {
     let mut s = String::from("{\"status\":\"ready\",\"users\":[");
     for i in 0..400 {

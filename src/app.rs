@@ -26,18 +26,21 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/audit-keys.json", get(audit_keys))
         .route("/metrics", get(metrics))
         .merge(crate::oauth::router())
-        .merge(crate::mcp::router(&state))
         .merge(crate::web::router())
         .merge(crate::admin::router())
         .merge(crate::account::router())
         .merge(crate::scim::router())
         .merge(crate::sso::router())
-        .fallback(crate::scim::unknown_path)
         .layer(crate::web::session::layer(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::session::owned_by_client,
         ))
+        // Merged after the session layers, which it never uses: an MCP call carries a bearer
+        // credential, not a cookie, and parsing cookies and scoping the caller's address for
+        // sessions it cannot make was a measurable share of every warm call.
+        .merge(crate::mcp::router(&state))
+        .fallback(crate::scim::unknown_path)
         .with_state(state)
         // The request's span goes with the request, for handlers that run in tasks of their own
         // (the MCP handler makes its span a child of it). Inside the trace layer, so it is current.

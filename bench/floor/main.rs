@@ -9,6 +9,10 @@
 //! `FILE` is a `tools/call` result (`{"content": [...], "structuredContent": {...}}`), as
 //! clari-mcp answered it.
 
+/// The server's own allocator, so the comparison is of the code, not of the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 
 use axum::Router;

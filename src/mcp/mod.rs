@@ -95,11 +95,17 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .with_allowed_origins(origins.clone())
         .enforce_origin_validation();
     let handler_state = state.clone();
-    let service = StreamableHttpService::new(
+    let service = Arc::new(StreamableHttpService::new(
         move || Ok(server::ClariMcp::new(handler_state.clone())),
         Arc::new(NeverSessionManager::default()),
         config,
-    );
+    ));
+    // The router clones the service it routes to on every request, and rmcp's own `call` clones
+    // it again, host and origin lists included: one shared instance, called by reference.
+    let service = tower::service_fn(move |req: axum::extract::Request| {
+        let service = Arc::clone(&service);
+        async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
+    });
     let router = Router::new().nest_service("/mcp", service);
     #[cfg(feature = "conformance")]
     if let Some(identity) = state.conformance_identity.get().cloned() {

@@ -42,13 +42,10 @@ pub fn longest_wait(args: &JsonObject, tasks_declared: bool) -> u64 {
 /// reached `total`), and none is sent after the call has answered (the loop ends with `work`).
 pub async fn reporting<F: Future>(
     peer: &Peer<RoleServer>,
-    token: Option<ProgressToken>,
+    token: ProgressToken,
     total: u64,
     work: F,
 ) -> F::Output {
-    let Some(token) = token else {
-        return work.await;
-    };
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(work);
