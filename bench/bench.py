@@ -133,7 +133,7 @@ class Case:
 def wrk(case, duration, extra_env):
     work = Path(tempfile.mkdtemp(dir=OUT))
     env = {**os.environ, "BENCH_METHOD": case.method, "BENCH_PATH": case.path,
-           "BENCH_MODE": case.mode, **extra_env}
+           "BENCH_MODE": case.mode, "BENCH_TOOL_ERRORS": "1", **extra_env}
     if case.body is not None:
         (work / "body").write_text(case.body)
         env["BENCH_BODY_FILE"] = str(work / "body")
@@ -188,9 +188,10 @@ def run_case(case, runs, duration):
         if case.mode == "codes":
             # The requests in flight when the codes ran out carry no code.
             bad -= max(0, r["requests"] - int(extra["BENCH_CODES"]))
-        if bad or r["socket_errors"]:
+        if bad or r["socket_errors"] or r["tool_errors"]:
             raise SystemExit(f"{case.label}: {bad} unexpected statuses, "
-                             f"{r['socket_errors']} socket errors in {r['requests']}")
+                             f"{r['tool_errors']} tool errors (a refused call is not the work "
+                             f"measured), {r['socket_errors']} socket errors in {r['requests']}")
         results.append(r)
     med = lambda key: statistics.median(x[key] for x in results)
     if case.mode == "codes":
