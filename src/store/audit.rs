@@ -136,16 +136,51 @@ pub trait AuditStore: Send + Sync {
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-const ENSURE_HEAD: &str = "\
-INSERT INTO audit_heads (organization_id, seq, hash, updated_at) VALUES ($1, 0, $2, $3)
-ON CONFLICT (organization_id) DO NOTHING";
+/// Creates the heads of chains that have none yet (`VALUES` rows of `(chain, GENESIS, now)`).
+const ENSURE_HEADS: &str =
+    "INSERT INTO audit_heads (organization_id, seq, hash, updated_at) VALUES ";
+const ENSURE_HEADS_END: &str = " ON CONFLICT (organization_id) DO NOTHING";
 
-/// Takes the head's row lock (held until commit) and reserves `$2` sequence numbers.
-const ADVANCE_HEAD: &str = "\
-UPDATE audit_heads SET seq = seq + $2, updated_at = $3 WHERE organization_id = $1
-RETURNING seq, hash";
+/// Reads the heads of a batch's chains; on PostgreSQL it also takes their row locks (held until
+/// commit), in the order of the chains' names, so writers on several replicas extend each chain
+/// one after another and never deadlock. SQLite has one writer at a time: the batch's first
+/// statement took the database's write lock.
+const READ_HEADS: &str =
+    "SELECT organization_id, seq, hash FROM audit_heads WHERE organization_id IN (";
+const READ_HEADS_END_PG: &str = ") ORDER BY organization_id FOR UPDATE";
+const READ_HEADS_END_SQLITE: &str = ") ORDER BY organization_id";
 
-const SET_HEAD_HASH: &str = "UPDATE audit_heads SET hash = $2 WHERE organization_id = $1";
+/// Moves the heads of a batch's chains (`VALUES` rows of `(chain, seq, hash)`, after `now`).
+const MOVE_HEADS: &str = "UPDATE audit_heads SET seq = v.column2, hash = v.column3, updated_at = ";
+const MOVE_HEADS_END: &str = ") AS v WHERE audit_heads.organization_id = v.column1";
+
+/// Chains per statement of the heads' bookkeeping.
+const HEADS_CHUNK: usize = 256;
+
+/// `n` rows of `columns` placeholders each, numbered from `*next` on PostgreSQL (anonymous on
+/// SQLite, see [`insert_sql`]): `($3, $4), ($5, $6)`.
+fn rows_sql(n: usize, columns: usize, numbered: bool, next: &mut usize) -> String {
+    let mut sql = String::new();
+    for r in 0..n {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push_str(&format!("${next}"));
+                *next += 1;
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 const INSERT: &str = "\
 INSERT INTO audit_events (organization_id, seq, at, actor_kind, actor_id, actor_name, action,
@@ -161,25 +196,10 @@ const INSERT_CHUNK: usize = 64;
 /// driver asks the name of every parameter, and finding a numbered one's name is a scan of all
 /// of them, which made a batch's insert quadratic in its size (a tenth of a warm call's CPU).
 fn insert_sql(rows: usize, numbered: bool) -> String {
-    let mut sql = String::from(INSERT);
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..INSERT_COLUMNS {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            if numbered {
-                sql.push_str(&format!("${}", r * INSERT_COLUMNS + c + 1));
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
-    }
-    sql
+    format!(
+        "{INSERT}{}",
+        rows_sql(rows, INSERT_COLUMNS, numbered, &mut 1)
+    )
 }
 
 const AFTER: &str = "\
@@ -250,62 +270,87 @@ macro_rules! audit_store {
                 chain: Chainer<'_>,
                 now: UnixTime,
             ) -> Result<Vec<(String, i64, String)>, StoreError> {
+                let numbered = Self::DB_SYSTEM != SqliteStore::DB_SYSTEM;
                 let mut chains: Vec<&str> = events.iter().map(|e| e.chain.as_str()).collect();
                 chains.sort_unstable();
                 chains.dedup();
-                let mut heads = Vec::with_capacity(chains.len());
                 let mut tx = self.pool.begin().await?;
-                for name in chains {
-                    let batch: Vec<&NewAuditEvent> =
-                        events.iter().filter(|e| e.chain == name).collect();
-                    sqlx::query(ENSURE_HEAD)
-                        .bind(name)
-                        .bind(GENESIS)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    let (last, mut prev): (i64, String) = sqlx::query_as(ADVANCE_HEAD)
-                        .bind(name)
-                        .bind(batch.len() as i64)
-                        .bind(now)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    // Hashes first (each links to the one before), then one multi-row insert per
-                    // chunk: one round trip for many events.
-                    let mut seq = last - batch.len() as i64;
-                    let mut rows = Vec::with_capacity(batch.len());
-                    for e in batch {
-                        seq += 1;
-                        let hash = chain(&prev, seq, e);
-                        rows.push((seq, e, std::mem::replace(&mut prev, hash.clone()), hash));
+                // The heads' bookkeeping is one statement per kind for the whole batch (per
+                // `HEADS_CHUNK` chains), not three per chain: with many organisations a batch
+                // holds events of many chains, and each statement is a round trip.
+                let mut heads: Vec<(String, i64, String)> = Vec::with_capacity(chains.len());
+                for names in chains.chunks(HEADS_CHUNK) {
+                    let mut next = 1;
+                    let sql = format!(
+                        "{ENSURE_HEADS}{}{ENSURE_HEADS_END}",
+                        rows_sql(names.len(), 4, numbered, &mut next)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for name in names {
+                        q = q.bind(*name).bind(0_i64).bind(GENESIS).bind(now);
                     }
-                    for chunk in rows.chunks(INSERT_CHUNK) {
-                        let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len(), Self::DB_SYSTEM != SqliteStore::DB_SYSTEM)));
-                        for (seq, e, prev_hash, hash) in chunk {
-                            q = q
-                                .bind(name)
-                                .bind(*seq)
-                                .bind(e.at)
-                                .bind(&e.actor_kind)
-                                .bind(&e.actor_id)
-                                .bind(&e.actor_name)
-                                .bind(&e.action)
-                                .bind(&e.target)
-                                .bind(&e.outcome)
-                                .bind(&e.request_id)
-                                .bind(&e.client_ip)
-                                .bind(&e.details)
-                                .bind(prev_hash)
-                                .bind(hash);
-                        }
-                        q.execute(&mut *tx).await?;
+                    q.execute(&mut *tx).await?;
+                    let mut next = 1;
+                    let list = rows_sql(names.len(), 1, numbered, &mut next);
+                    let end = if numbered { READ_HEADS_END_PG } else { READ_HEADS_END_SQLITE };
+                    // `rows_sql` puts each placeholder in parentheses: `($1), ($2)` is a valid
+                    // IN list on both backends.
+                    let sql = format!("{READ_HEADS}{list}{end}");
+                    let mut q = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql));
+                    for name in names {
+                        q = q.bind(*name);
                     }
-                    sqlx::query(SET_HEAD_HASH)
-                        .bind(name)
-                        .bind(&prev)
-                        .execute(&mut *tx)
-                        .await?;
-                    heads.push((name.to_owned(), last, prev));
+                    heads.extend(q.fetch_all(&mut *tx).await?);
+                }
+                if heads.len() != chains.len() {
+                    return Err(StoreError::Database(sqlx::Error::RowNotFound));
+                }
+                // Hashes first (each links to the one before), then one multi-row insert per
+                // chunk: one round trip for many events.
+                let at: std::collections::HashMap<String, usize> = heads
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, _, _))| (name.clone(), i))
+                    .collect();
+                let mut rows = Vec::with_capacity(events.len());
+                for e in events {
+                    let (_, seq, prev) = &mut heads[at[&e.chain]];
+                    *seq += 1;
+                    let hash = chain(prev, *seq, e);
+                    rows.push((e.chain.as_str(), *seq, e, std::mem::replace(prev, hash.clone()), hash));
+                }
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len(), numbered)));
+                    for (name, seq, e, prev_hash, hash) in chunk {
+                        q = q
+                            .bind(*name)
+                            .bind(*seq)
+                            .bind(e.at)
+                            .bind(&e.actor_kind)
+                            .bind(&e.actor_id)
+                            .bind(&e.actor_name)
+                            .bind(&e.action)
+                            .bind(&e.target)
+                            .bind(&e.outcome)
+                            .bind(&e.request_id)
+                            .bind(&e.client_ip)
+                            .bind(&e.details)
+                            .bind(prev_hash)
+                            .bind(hash);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                for moved in heads.chunks(HEADS_CHUNK) {
+                    let (now_at, mut next) = if numbered { ("$1", 2) } else { ("?", 1) };
+                    let sql = format!(
+                        "{MOVE_HEADS}{now_at} FROM (VALUES {}{MOVE_HEADS_END}",
+                        rows_sql(moved.len(), 3, numbered, &mut next)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                    for (name, seq, hash) in moved {
+                        q = q.bind(name.as_str()).bind(*seq).bind(hash.as_str());
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(heads)

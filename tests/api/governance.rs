@@ -18,6 +18,7 @@ both_backends!(
     a_workload_is_audited_and_the_trail_verifies_until_tampered,
     the_kill_switch_stops_an_organisation_on_every_replica_at_once,
     concurrent_writers_on_two_replicas_never_fork_a_chain,
+    batches_of_many_chains_from_two_replicas_extend_each_chain_once_per_event,
     metrics_gauge_the_export_queue_the_audit_writer_and_the_signing_key,
 );
 
@@ -413,6 +414,53 @@ async fn concurrent_writers_on_two_replicas_never_fork_a_chain(db: &TestDb) {
     );
     let cli = cli_for(db, &env.app);
     let out = cli.ok(&["audit", "verify"], None);
+    assert!(!out.contains("broken"), "{out}");
+}
+
+/// A batch holds events of many organisations (the writer moves all their heads in one
+/// statement per kind): two replicas writing to the same 40 chains at once extend each one
+/// gaplessly, and the trail verifies.
+async fn batches_of_many_chains_from_two_replicas_extend_each_chain_once_per_event(db: &TestDb) {
+    use clari_mcp::audit::{Actor, Event};
+    use clari_mcp::store::OrgId;
+    let (env, replica) = mcp_env_with_replica(db).await;
+    let chains: Vec<OrgId> = (0..40)
+        .map(|i| OrgId::parse(&format!("org_batch_{i:02}")).unwrap())
+        .collect();
+    for round in 0..3 {
+        for (side, app) in [("a", &env.app), ("b", &replica)] {
+            for org in &chains {
+                app.state.audit.record(
+                    Event::new(Some(org), Actor::system(), "test.batch")
+                        .target(format!("{side}{round}")),
+                );
+            }
+        }
+    }
+    tokio::join!(env.app.state.audit.flush(), replica.state.audit.flush());
+    for org in &chains {
+        let rows = events(&env.app, org.as_str()).await;
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=6).collect::<Vec<_>>(),
+            "{org}: one gapless chain"
+        );
+        for pair in rows.windows(2) {
+            assert_eq!(
+                pair[1].prev_hash, pair[0].hash,
+                "{org}: each row links to the last"
+            );
+        }
+        let head = env.app.state.store.audit_head(org.as_str()).await.unwrap();
+        assert_eq!(
+            head,
+            Some((6, rows[5].hash.clone())),
+            "{org}: the head is the last row"
+        );
+    }
+    env.app.state.audit.checkpoint_now().await;
+    let out = cli_for(db, &env.app).ok(&["audit", "verify"], None);
     assert!(!out.contains("broken"), "{out}");
 }
 
