@@ -142,20 +142,17 @@ const ENSURE_HEADS: &str =
 const ENSURE_HEADS_END: &str = " ON CONFLICT (organization_id) DO NOTHING";
 
 /// Reads the heads of a batch's chains; on PostgreSQL it also takes their row locks (held until
-/// commit), in the order of the chains' names, so writers on several replicas extend each chain
+/// commit), in the byte order of the chains' names, so writers on several replicas extend each chain
 /// one after another and never deadlock. SQLite has one writer at a time: the batch's first
 /// statement took the database's write lock.
 const READ_HEADS: &str =
     "SELECT organization_id, seq, hash FROM audit_heads WHERE organization_id IN (";
-const READ_HEADS_END_PG: &str = ") ORDER BY organization_id FOR UPDATE";
+const READ_HEADS_END_PG: &str = ") ORDER BY organization_id COLLATE \"C\" FOR UPDATE";
 const READ_HEADS_END_SQLITE: &str = ") ORDER BY organization_id";
 
 /// Moves the heads of a batch's chains (`VALUES` rows of `(chain, seq, hash)`, after `now`).
 const MOVE_HEADS: &str = "UPDATE audit_heads SET seq = v.column2, hash = v.column3, updated_at = ";
 const MOVE_HEADS_END: &str = ") AS v WHERE audit_heads.organization_id = v.column1";
-
-/// Chains per statement of the heads' bookkeeping.
-const HEADS_CHUNK: usize = 256;
 
 /// `n` rows of `columns` placeholders each, numbered from `*next` on PostgreSQL (anonymous on
 /// SQLite, see [`insert_sql`]): `($3, $4), ($5, $6)`.
@@ -275,33 +272,34 @@ macro_rules! audit_store {
                 chains.sort_unstable();
                 chains.dedup();
                 let mut tx = self.pool.begin().await?;
-                // The heads' bookkeeping is one statement per kind for the whole batch (per
-                // `HEADS_CHUNK` chains), not three per chain: with many organisations a batch
-                // holds events of many chains, and each statement is a round trip.
-                let mut heads: Vec<(String, i64, String)> = Vec::with_capacity(chains.len());
-                for names in chains.chunks(HEADS_CHUNK) {
-                    let mut next = 1;
-                    let sql = format!(
-                        "{ENSURE_HEADS}{}{ENSURE_HEADS_END}",
-                        rows_sql(names.len(), 4, numbered, &mut next)
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for name in names {
-                        q = q.bind(*name).bind(0_i64).bind(GENESIS).bind(now);
-                    }
-                    q.execute(&mut *tx).await?;
-                    let mut next = 1;
-                    let list = rows_sql(names.len(), 1, numbered, &mut next);
-                    let end = if numbered { READ_HEADS_END_PG } else { READ_HEADS_END_SQLITE };
-                    // `rows_sql` puts each placeholder in parentheses: `($1), ($2)` is a valid
-                    // IN list on both backends.
-                    let sql = format!("{READ_HEADS}{list}{end}");
-                    let mut q = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql));
-                    for name in names {
-                        q = q.bind(*name);
-                    }
-                    heads.extend(q.fetch_all(&mut *tx).await?);
+                // The heads' bookkeeping is one statement per kind for the whole batch, not three
+                // per chain: with many organisations a batch holds events of many chains, and
+                // each statement is a round trip. All missing heads are created before any is
+                // locked, and the locks are taken in the chains' byte order (`COLLATE "C"`),
+                // so two replicas' batches never wait on each other in a circle. The writer's
+                // batches (at most 1,024 events) keep the parameters far below both backends'
+                // limits.
+                let mut next = 1;
+                let sql = format!(
+                    "{ENSURE_HEADS}{}{ENSURE_HEADS_END}",
+                    rows_sql(chains.len(), 4, numbered, &mut next)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for name in &chains {
+                    q = q.bind(*name).bind(0_i64).bind(GENESIS).bind(now);
                 }
+                q.execute(&mut *tx).await?;
+                let mut next = 1;
+                // `rows_sql` puts each placeholder in parentheses: `($1), ($2)` is a valid IN
+                // list on both backends.
+                let list = rows_sql(chains.len(), 1, numbered, &mut next);
+                let end = if numbered { READ_HEADS_END_PG } else { READ_HEADS_END_SQLITE };
+                let sql = format!("{READ_HEADS}{list}{end}");
+                let mut q = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql));
+                for name in &chains {
+                    q = q.bind(*name);
+                }
+                let mut heads: Vec<(String, i64, String)> = q.fetch_all(&mut *tx).await?;
                 if heads.len() != chains.len() {
                     return Err(StoreError::Database(sqlx::Error::RowNotFound));
                 }
@@ -340,18 +338,16 @@ macro_rules! audit_store {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                for moved in heads.chunks(HEADS_CHUNK) {
-                    let (now_at, mut next) = if numbered { ("$1", 2) } else { ("?", 1) };
-                    let sql = format!(
-                        "{MOVE_HEADS}{now_at} FROM (VALUES {}{MOVE_HEADS_END}",
-                        rows_sql(moved.len(), 3, numbered, &mut next)
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-                    for (name, seq, hash) in moved {
-                        q = q.bind(name.as_str()).bind(*seq).bind(hash.as_str());
-                    }
-                    q.execute(&mut *tx).await?;
+                let (now_at, mut next) = if numbered { ("$1", 2) } else { ("?", 1) };
+                let sql = format!(
+                    "{MOVE_HEADS}{now_at} FROM (VALUES {}{MOVE_HEADS_END}",
+                    rows_sql(heads.len(), 3, numbered, &mut next)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                for (name, seq, hash) in &heads {
+                    q = q.bind(name.as_str()).bind(*seq).bind(hash.as_str());
                 }
+                q.execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(heads)
             }
