@@ -85,15 +85,10 @@ end
 -- throttle) is HTTP 200 but not the work the case measures: counted, and bench.py fails the
 -- case on any. Reading each answer costs wrk a little CPU, on its own core.
 tool_errors = 0 -- global: done() reads each thread's count with thread:get
-local count_tool_errors = os.getenv("BENCH_TOOL_ERRORS") == "1"
-local function check(status, hdrs, resp)
-  if count_tool_errors and resp and resp:find('"isError":true', 1, true) then
-    tool_errors = tool_errors + 1
+if mode == "static" and os.getenv("BENCH_TOOL_ERRORS") == "1" then
+  response = function(status, hdrs, resp)
+    if resp and resp:find('"isError":true', 1, true) then tool_errors = tool_errors + 1 end
   end
-end
-
-if mode == "static" then
-  response = check
 end
 
 if mode == "codes" then

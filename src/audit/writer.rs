@@ -252,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_backlog_is_written_in_full_batches_without_lingering() {
-        let (tx, mut rx) = mpsc::channel(super::super::QUEUE_CAPACITY);
+        let (tx, mut rx) = mpsc::channel(crate::audit::QUEUE_CAPACITY);
         for n in 0..2 * BATCH + 10 {
             tx.try_send(event(n)).unwrap();
         }

@@ -279,20 +279,18 @@ macro_rules! audit_store {
                 // so two replicas' batches never wait on each other in a circle. The writer's
                 // batches (at most 1,024 events) keep the parameters far below both backends'
                 // limits.
-                let mut next = 1;
                 let sql = format!(
                     "{ENSURE_HEADS}{}{ENSURE_HEADS_END}",
-                    rows_sql(chains.len(), 4, numbered, &mut next)
+                    rows_sql(chains.len(), 4, numbered, &mut 1)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for name in &chains {
                     q = q.bind(*name).bind(0_i64).bind(GENESIS).bind(now);
                 }
                 q.execute(&mut *tx).await?;
-                let mut next = 1;
                 // `rows_sql` puts each placeholder in parentheses: `($1), ($2)` is a valid IN
                 // list on both backends.
-                let list = rows_sql(chains.len(), 1, numbered, &mut next);
+                let list = rows_sql(chains.len(), 1, numbered, &mut 1);
                 let end = if numbered { READ_HEADS_END_PG } else { READ_HEADS_END_SQLITE };
                 let sql = format!("{READ_HEADS}{list}{end}");
                 let mut q = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql));
