@@ -139,7 +139,7 @@ impl Event {
             request_id: self.request_id,
             client_ip: self.client_ip,
             // serde_json's map keeps keys sorted: the stored text is canonical.
-            details: Value::Object(self.details).to_string(),
+            details: serde_json::to_string(&self.details).expect("JSON values serialize"),
         }
     }
 }

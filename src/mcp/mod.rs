@@ -118,32 +118,40 @@ pub fn router(state: &AppState) -> Router<AppState> {
         ));
     }
     // Host and Origin are checked before authentication: a foreign page gets 403 whether or not
-    // it carries a token, and never learns anything from a 401 challenge.
-    let hosts = Arc::new(allowed_hosts(state));
-    let origins_for_cors = origins.clone();
-    let origins = Arc::new(origins);
+    // it carries a token, and never learns anything from a 401 challenge. Both in one layer:
+    // each layer is cloned and boxed per request.
+    let gate = Gate {
+        state: state.clone(),
+        hosts: Arc::new(allowed_hosts(state)),
+        origins: Arc::new(origins.clone()),
+    };
     router
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_auth,
-        ))
-        .layer(axum::middleware::from_fn(
-            move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let allowed = host_and_origin_allowed(req.headers(), &hosts, &origins);
-                async move {
-                    if allowed {
-                        next.run(req).await
-                    } else {
-                        (
-                            axum::http::StatusCode::FORBIDDEN,
-                            "Forbidden: this Host or Origin may not call the MCP endpoint",
-                        )
-                            .into_response()
-                    }
-                }
-            },
-        ))
-        .layer(cors(origins_for_cors))
+        .layer(axum::middleware::from_fn_with_state(gate, gate_request))
+        .layer(cors(origins))
+}
+
+/// What `/mcp` checks before the transport sees a request.
+#[derive(Clone)]
+struct Gate {
+    state: AppState,
+    hosts: Arc<Vec<String>>,
+    origins: Arc<Vec<String>>,
+}
+
+/// The Host and Origin check (403), then authentication ([`auth::require_auth`]).
+async fn gate_request(
+    axum::extract::State(gate): axum::extract::State<Gate>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !host_and_origin_allowed(req.headers(), &gate.hosts, &gate.origins) {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            "Forbidden: this Host or Origin may not call the MCP endpoint",
+        )
+            .into_response();
+    }
+    auth::require_auth(axum::extract::State(gate.state), req, next).await
 }
 
 /// CORS for browser-based MCP clients of the allowed origins (the Fetch standard's CORS

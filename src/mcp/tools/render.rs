@@ -23,12 +23,13 @@ pub trait Summary {
 /// structured content.
 pub fn answer<T: Serialize + Summary>(tool: &str, out: &T) -> CallToolResult {
     let value = serde_json::to_value(out).expect("tool output serializes");
-    // Straight from the struct, so the text keeps the fields in their declared order.
-    let json = serde_json::to_string(out).expect("tool output serializes");
-    let mut r = CallToolResult::success(vec![ContentBlock::text(format!(
-        "{}\n{json}",
-        out.summary(tool)
-    ))]);
+    // Straight from the struct, so the text keeps the fields in their declared order; written
+    // after the summary into one buffer, not formatted into a second.
+    let mut text = out.summary(tool).into_bytes();
+    text.push(b'\n');
+    serde_json::to_writer(&mut text, out).expect("tool output serializes");
+    let text = String::from_utf8(text).expect("JSON is UTF-8");
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
     r.structured_content = Some(value);
     r
 }
