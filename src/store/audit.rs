@@ -2,6 +2,8 @@
 //! checkpoints and the audit keys. What a hash is, and what a signature covers, is the `audit`
 //! service's business: the store appends under the head's row lock and hands it the previous hash.
 
+use std::fmt::Write as _;
+
 use async_trait::async_trait;
 
 use super::{PgStore, Resealer, SqliteStore, StoreError, reseal_all};
@@ -168,7 +170,8 @@ fn rows_sql(n: usize, columns: usize, numbered: bool, next: &mut usize) -> Strin
                 sql.push_str(", ");
             }
             if numbered {
-                sql.push_str(&format!("${next}"));
+                // Written in place: a batch's statements hold thousands of placeholders.
+                let _ = write!(sql, "${next}");
                 *next += 1;
             } else {
                 sql.push('?');
