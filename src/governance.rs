@@ -5,11 +5,14 @@
 //! because each request checks the grant or key (and the organisation) in the database. Then the Clari exports
 //! in flight are cancelled upstream, their rows closed, and this process's cached results dropped
 //! (other replicas' caches are unreachable, since no request of the organisation gets through, and
-//! their background exports stop at their next poll). Enabling the organisation afterwards
+//! their background exports stop at their next poll, cancelling upstream the jobs they created:
+//! see `exports::pipeline::follow_in_background`). Enabling the organisation afterwards
 //! resurrects nothing: people reconnect and keys are issued anew.
 
 use crate::audit::{Actor, Event};
-use crate::clari::JobId;
+use crate::clari::client::ClariTarget;
+use crate::clari::types::JobStatus;
+use crate::clari::{ClariError, JobId};
 use crate::http::RequestMeta;
 use crate::state::AppState;
 use crate::store::{ExportStatus, Killed, OrgId, StoreError};
@@ -75,6 +78,13 @@ pub async fn kill(
             ) {
                 match state.clari.cancel_job(target, &job).await {
                     Ok(_) => report.exports_cancelled += 1,
+                    // The replica polling the job may have cancelled it first, on seeing the
+                    // organisation disabled: still cancelled because of this kill.
+                    Err(ClariError::JobAlreadyFinished { .. })
+                        if cancelled_upstream(state, target, &job).await =>
+                    {
+                        report.exports_cancelled += 1;
+                    }
                     // A job whose row closed meanwhile may simply have finished.
                     Err(e) if !still_open => {
                         tracing::debug!(error = %e, org_id = %org, %job, "an export closed during the kill was not cancelled");
@@ -104,4 +114,12 @@ pub async fn kill(
     );
     tracing::warn!(org_id = %org, reason, ?report, "kill switch pulled");
     Ok(report)
+}
+
+/// Whether Clari reports the job cancelled (before it started) or aborted (while running).
+async fn cancelled_upstream(state: &AppState, target: &ClariTarget, job: &JobId) -> bool {
+    matches!(
+        state.clari.job(target, job).await.map(|j| j.status),
+        Ok(JobStatus::Cancelled | JobStatus::Aborted)
+    )
 }

@@ -43,8 +43,10 @@ pub enum ClariError {
     JobEnded { job_id: String, status: String },
     #[error("export job '{job_id}' is still running (status {status})")]
     StillRunning { job_id: String, status: String },
-    #[error("the wait for export job '{job_id}' was abandoned (the organisation was disabled)")]
-    Abandoned { job_id: String },
+    /// The organisation was disabled while its export waited: in Clari (`Some` job id) or in the
+    /// organisation's queue, before Clari was asked (`None`).
+    #[error("the {} was abandoned (the organisation was disabled)", .job_id.as_deref().map_or_else(|| "queued export".to_owned(), |j| format!("wait for export job '{j}'")))]
+    Abandoned { job_id: Option<String> },
     #[error(
         "Clari returned data for time period '{returned}' instead of '{requested}' (it falls back to the current quarter when it does not know a period)"
     )]

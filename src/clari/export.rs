@@ -132,7 +132,7 @@ impl ClariClient {
                 && !still_wanted().await
             {
                 return Err(ClariError::Abandoned {
-                    job_id: job_id.to_string(),
+                    job_id: Some(job_id.to_string()),
                 });
             }
             let job = self.job(target, job_id).await?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cache::{ExportCache, ExportKey, Progress};
-use super::queue::{self, Waiting};
+use super::queue::{self, Started, Waiting};
 use super::view::{ActivityWindow, Forecast};
 use crate::clari::client::ClariTarget;
 use crate::clari::types::*;
@@ -143,26 +143,57 @@ async fn run_export<K: ExportKind>(
     let _ = tx.send(Ok(ExportState::Running {
         job_id: Some(started.job_id.clone()),
     }));
-    // The decrypted key lives as long as this wait; it ends, before another call to Clari, once
-    // the organisation is disabled (the kill switch): the key and the poll go with it.
-    let outcome = kind
-        .resume(
-            client,
-            &target,
-            &started.job_id,
-            background_wait(state, org),
-        )
-        .await;
-    drop(target);
-    let ok = matches!(outcome, Ok(ExportState::Ready(_)));
-    queue::finish(state, org, request, &started, ok).await;
-    match outcome? {
+    match follow_in_background(state, org, request, kind, target, &started).await? {
         ExportState::Ready(v) => Ok(v),
         ExportState::Running { .. } | ExportState::Queued { .. } => Err(ClariError::StillRunning {
             job_id: started.job_id.to_string(),
             status: "running".to_owned(),
         }),
     }
+}
+
+/// Waits for the Clari job `started` follows (see [`background_wait`]) and records its end on the
+/// export's row when this replica owns it.
+///
+/// The decrypted key lives as long as this wait. Once the organisation is disabled (`org
+/// disable` or the kill switch), the wait ends before another status check, and the replica
+/// that created the job cancels it upstream with the key still in hand. So a job nobody can
+/// read any more stops using the organisation's Clari slot and quota, even when the kill
+/// switch did not see it (created while the kill ran, or after a plain disable the kill found
+/// nothing open). A second cancel of the same job (the kill switch's own) is refused by Clari
+/// and only logged.
+pub async fn follow_in_background<K: ExportKind>(
+    state: &AppState,
+    org: &OrgId,
+    request: &str,
+    kind: &K,
+    target: ClariTarget,
+    started: &Started,
+) -> Result<ExportState<K::Output>, ClariError> {
+    let outcome = kind
+        .resume(
+            &state.clari,
+            &target,
+            &started.job_id,
+            background_wait(state, org),
+        )
+        .await;
+    if started.owner
+        && let Err(ClariError::Abandoned { .. }) = &outcome
+    {
+        match state.clari.cancel_job(&target, &started.job_id).await {
+            Ok(_) => {
+                tracing::info!(org_id = %org, job_id = %started.job_id, "export of a disabled organisation cancelled upstream");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, org_id = %org, job_id = %started.job_id, "export of a disabled organisation not cancelled (already ended)");
+            }
+        }
+    }
+    drop(target);
+    let ok = matches!(outcome, Ok(ExportState::Ready(_)));
+    queue::finish(state, org, request, started, ok).await;
+    outcome
 }
 
 /// How an export is awaited in the background: polled until [`BACKGROUND_DEADLINE`], and only
@@ -174,24 +205,8 @@ pub fn background_wait(state: &AppState, org: &OrgId) -> WaitPolicy {
         deadline: BACKGROUND_DEADLINE,
         still_wanted: Some(Arc::new(move || {
             let (state, org) = (check_state.clone(), check_org.clone());
-            Box::pin(async move { org_enabled(&state, &org).await })
+            Box::pin(async move { queue::org_enabled(&state, &org).await })
         })),
-    }
-}
-
-/// Whether the organisation is still enabled; asked before every poll of a background export. A
-/// failing check is not taken as disabled.
-async fn org_enabled(state: &AppState, org: &OrgId) -> bool {
-    match state.store.find_org(org.as_str()).await {
-        Ok(Some(o)) if !o.disabled => true,
-        Ok(_) => {
-            tracing::info!(org_id = %org, "organisation disabled: abandoning its export");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, org_id = %org, "checking the organisation failed");
-            true
-        }
     }
 }
 

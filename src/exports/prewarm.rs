@@ -234,18 +234,7 @@ async fn refresh(
             return "failed";
         }
     };
-    let outcome = kind
-        .resume(
-            client,
-            &target,
-            &started.job_id,
-            pipeline::background_wait(&state, &org),
-        )
-        .await;
-    drop(target);
-    let ok = matches!(outcome, Ok(ExportState::Ready(_)));
-    queue::finish(&state, &org, &request, &started, ok).await;
-    match outcome {
+    match pipeline::follow_in_background(&state, &org, &request, &kind, target, &started).await {
         Ok(ExportState::Ready(forecast)) => {
             let expires = finished_at.unwrap_or_else(|| state.now()) + schedule.lifetime();
             state

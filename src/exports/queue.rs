@@ -72,6 +72,22 @@ async fn concurrent_limit(state: &AppState, org: &OrgId, target: &ClariTarget) -
     }
 }
 
+/// Whether the organisation is still enabled: asked before every step of a queued export and
+/// before every poll of a background one. A failing check is not taken as disabled.
+pub(super) async fn org_enabled(state: &AppState, org: &OrgId) -> bool {
+    match state.store.find_org(org.as_str()).await {
+        Ok(Some(o)) if !o.disabled => true,
+        Ok(_) => {
+            tracing::info!(org_id = %org, "organisation disabled: abandoning its export");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, org_id = %org, "checking the organisation failed");
+            true
+        }
+    }
+}
+
 /// Whether a refusal means "no free slot right now" (wait) rather than "no quota left" (fail).
 fn only_slots_are_busy(e: &ClariError) -> bool {
     match e {
@@ -137,6 +153,16 @@ where
         }
     };
     loop {
+        // Disabled (by `org disable` or the kill switch) while it waited: nothing may be asked of
+        // Clari for the organisation from here on, so the export is not started. The kill switch
+        // closes the rows it finds, and this is what stops a wait it did not find, or whose row
+        // it closed, from claiming a row anew and starting the job after it.
+        if !org_enabled(state, org).await {
+            if owner {
+                finish_quietly(state, org, &key, false).await;
+            }
+            return Err(ClariError::Abandoned { job_id: None });
+        }
         if tokio::time::Instant::now() >= deadline {
             if owner {
                 finish_quietly(state, org, &key, false).await;

@@ -17,6 +17,7 @@ use crate::helpers::{Cli, TestApp, TestDb, eventually};
 both_backends!(
     a_workload_is_audited_and_the_trail_verifies_until_tampered,
     the_kill_switch_stops_an_organisation_on_every_replica_at_once,
+    a_disabled_organisation_stops_its_exports_upstream_before_any_kill,
     concurrent_writers_on_two_replicas_never_fork_a_chain,
     batches_of_many_chains_from_two_replicas_extend_each_chain_once_per_event,
     metrics_gauge_the_export_queue_the_audit_writer_and_the_signing_key,
@@ -389,6 +390,89 @@ async fn the_kill_switch_stops_an_organisation_on_every_replica_at_once(db: &Tes
         .expect("kill audited");
     assert_eq!(kill.actor_kind, "operator");
     assert!(kill.details.contains("suspected leak"), "{}", kill.details);
+}
+
+/// `org disable` alone stops the organisation's exports in Clari: the running job is cancelled
+/// upstream by the replica polling it, and the export waiting in the queue for Clari's one slot
+/// (on the other replica) is never started, even though its slot frees. A kill afterwards finds
+/// nothing left to cancel, and asks Clari nothing.
+async fn a_disabled_organisation_stops_its_exports_upstream_before_any_kill(db: &TestDb) {
+    let (env, replica) = mcp_env_with_replica(db).await;
+    let app = &env.app;
+    let key = env.api_key("clari:read").await;
+    env.sandbox.set_knobs(|k| {
+        k.job_latency_ms = 60_000;
+        k.concurrent_limit = 1;
+    });
+    let r = call_tool(app, &key, "get_forecast", json!({"wait_seconds": 0})).await;
+    assert_eq!(r["structuredContent"]["status"], "running", "{r}");
+    eventually(
+        "the running export's row to know its Clari job",
+        async || {
+            let rows = app.state.store.unfinished_exports(&env.org).await.unwrap();
+            rows.iter().any(|(_, _, job)| job.is_some())
+        },
+    )
+    .await;
+    let r = call_tool(
+        &replica,
+        &key,
+        "get_forecast",
+        json!({"forecast_id": "renewals", "wait_seconds": 1}),
+    )
+    .await;
+    assert_eq!(r["structuredContent"]["status"], "queued", "{r}");
+    assert_eq!(env.sandbox.jobs_created(), 1);
+
+    cli_for(db, app).ok(&["org", "disable", "--org", env.org.as_str()], None);
+    // Both exports end (errors are never cached, so an ended export leaves its cache) and close
+    // their rows.
+    eventually(
+        "both exports to end once the organisation is disabled",
+        async || {
+            app.state.forecasts.sweep();
+            replica.state.forecasts.sweep();
+            app.state.forecasts.is_empty()
+                && replica.state.forecasts.is_empty()
+                && app
+                    .state
+                    .store
+                    .unfinished_exports(&env.org)
+                    .await
+                    .unwrap()
+                    .is_empty()
+        },
+    )
+    .await;
+    assert_eq!(
+        env.sandbox.jobs_cancelled(),
+        1,
+        "the running job is cancelled"
+    );
+    assert_eq!(
+        env.sandbox.jobs_created(),
+        1,
+        "the queued export never starts"
+    );
+    let before_kill = env.sandbox.request_count();
+
+    let report = clari_mcp::governance::kill(
+        &replica.state,
+        &env.org,
+        clari_mcp::audit::Actor::operator(),
+        Some("after a disable"),
+        &clari_mcp::http::RequestMeta::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.revoked.api_keys, 1, "{report:?}");
+    assert_eq!(
+        (report.exports_cancelled, report.exports_closed),
+        (0, 0),
+        "{report:?}"
+    );
+    assert_eq!(env.sandbox.request_count(), before_kill, "no upstream call");
+    assert_eq!(env.sandbox.jobs_created(), 1);
 }
 
 async fn concurrent_writers_on_two_replicas_never_fork_a_chain(db: &TestDb) {
