@@ -126,7 +126,12 @@ impl AppState {
         )
         .await
         .context("loading the audit keys")?;
-        let (ttl, entries) = (config.export_cache_ttl, config.export_cache_entries);
+        let ttl = config.export_cache_ttl;
+        let entries = crate::exports::cache::Capacity {
+            entries: config.export_cache_entries,
+            bytes: (config.export_cache_mb as usize) << 20,
+        };
+        let max_response_bytes = u64::from(config.clari_max_response_mb) << 20;
         let cimd = crate::oauth::cimd::CimdFetcher::new(config.danger_cimd_allow_loopback);
         let mailer = crate::mail::Mailer::from_config(config.smtp_url.as_ref(), &config.smtp_from)
             .map_err(|e| anyhow::anyhow!("CLARI_MCP_SMTP_URL: {e}"))?;
@@ -141,6 +146,7 @@ impl AppState {
             keys: Arc::new(keys),
             clari: ClariClient::new(ClientOptions {
                 metrics: Some(metrics.clone()),
+                max_response_bytes,
                 ..ClientOptions::default()
             }),
             forecasts: ExportCache::new(ttl, clock.clone(), entries),

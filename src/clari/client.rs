@@ -154,7 +154,12 @@ impl ClariClient {
         target: &ClariTarget,
         job_id: &JobId,
     ) -> Result<ForecastResults, ClariError> {
-        decode(&self.results_raw(target, job_id).await?)
+        let raw = self.results_raw(target, job_id).await?;
+        let results: ForecastResults = decode(&raw)?;
+        Ok(ForecastResults {
+            source_bytes: raw.len(),
+            ..results
+        })
     }
 
     pub async fn audit_results(
@@ -170,7 +175,12 @@ impl ClariClient {
         target: &ClariTarget,
         job_id: &JobId,
     ) -> Result<ActivityResults, ClariError> {
-        decode(&self.results_raw(target, job_id).await?)
+        let raw = self.results_raw(target, job_id).await?;
+        let results: ActivityResults = decode(&raw)?;
+        Ok(ActivityResults {
+            source_bytes: raw.len(),
+            ..results
+        })
     }
 
     /// `GET /admin/limits`.

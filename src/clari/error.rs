@@ -61,6 +61,11 @@ pub enum ClariError {
     Network(String),
     #[error("Clari sent a response this client cannot read: {0}")]
     UnexpectedResponse(String),
+    /// The answer (decompressed) outgrew `CLARI_MCP_CLARI_MAX_RESPONSE_MB`; reading stopped there.
+    #[error(
+        "Clari's answer is larger than {limit_mb} MB, the most this server reads of one answer"
+    )]
+    ResponseTooLarge { limit_mb: u64 },
     #[error(
         "this server already has {limit} different Clari exports in progress for the organisation"
     )]
@@ -111,7 +116,9 @@ impl ClariError {
             | Self::JobAlreadyFinished { .. }
             | Self::JobEnded { .. }
             | Self::Abandoned { .. } => "clari_job",
-            Self::WrongTimePeriod { .. } | Self::UnexpectedResponse(_) => "clari_data",
+            Self::WrongTimePeriod { .. }
+            | Self::UnexpectedResponse(_)
+            | Self::ResponseTooLarge { .. } => "clari_data",
             Self::RateLimited { .. } => "clari_rate_limited",
             Self::Unavailable { .. } | Self::Timeout | Self::Network(_) => "clari_unavailable",
             Self::StoreUnavailable => "store_unavailable",
@@ -151,6 +158,9 @@ impl ClariError {
                 "Try again in a minute; if it persists, check Clari's status."
             }
             Self::UnexpectedResponse(_) => "Try again; if it persists, report it to the operator.",
+            Self::ResponseTooLarge { .. } => {
+                "Ask for a shorter window or one time period; an operator can raise CLARI_MCP_CLARI_MAX_RESPONSE_MB."
+            }
             Self::TooManyExports { .. } => {
                 "Call again with the same arguments in a minute, when the exports in progress have finished."
             }

@@ -103,6 +103,9 @@ impl RetryPolicy {
     }
 }
 
+/// The default of `CLARI_MCP_CLARI_MAX_RESPONSE_MB`.
+pub const DEFAULT_MAX_RESPONSE_MB: u64 = 256;
+
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     pub connect_timeout: Duration,
@@ -112,6 +115,10 @@ pub struct ClientOptions {
     pub batch_concurrency: usize,
     /// Where requests to Clari are counted (by endpoint template and status) and timed.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// The most bytes read of one answer, after decompression (`CLARI_MCP_CLARI_MAX_RESPONSE_MB`):
+    /// the base URL is an organisation admin's choice, and a gzip body of a megabyte can
+    /// inflate to gigabytes.
+    pub max_response_bytes: u64,
 }
 
 impl Default for ClientOptions {
@@ -122,6 +129,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             batch_concurrency: 4,
             metrics: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_MB << 20,
         }
     }
 }
@@ -282,13 +290,24 @@ impl ClariClient {
                         span.record("error.type", status.as_str());
                     }
                     let retry_after = parse_retry_after(resp.headers());
-                    match resp.bytes().instrument(span.clone()).await {
+                    match read_capped(resp, self.opts.max_response_bytes)
+                        .instrument(span.clone())
+                        .await
+                    {
                         Ok(bytes) if status.is_success() => return Ok(bytes),
                         Ok(bytes) => (
                             map_error(status, &bytes, call.ctx, retry_after),
                             Attempt::Answered { retry_after },
                         ),
-                        Err(e) => (transport_error(&e), Attempt::Lost),
+                        Err(Capped::TooLarge) => {
+                            span.record("error.type", "response_too_large");
+                            let err = ClariError::ResponseTooLarge {
+                                limit_mb: self.opts.max_response_bytes >> 20,
+                            };
+                            tracing::warn!(error = %err, url = %redact_query(url), "Clari call failed");
+                            return Err(err);
+                        }
+                        Err(Capped::Read(e)) => (transport_error(&e), Attempt::Lost),
                     }
                 }
                 Err(e) if e.is_connect() => {
@@ -334,6 +353,29 @@ impl ClariClient {
             attempt += 1;
         }
     }
+}
+
+/// Why an answer was not read whole.
+enum Capped {
+    TooLarge,
+    Read(reqwest::Error),
+}
+
+/// The body of `resp`, decompressed, refused once it passes `limit` bytes: by its declared
+/// length before anything is read, else as the chunks arrive, so no more than `limit` bytes
+/// plus one chunk are ever held.
+async fn read_capped(mut resp: reqwest::Response, limit: u64) -> Result<Bytes, Capped> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(Capped::TooLarge);
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(Capped::Read)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(Capped::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 /// How one attempt went, for the retry decision.

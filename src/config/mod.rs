@@ -111,6 +111,12 @@ pub struct Config {
     pub export_cache_ttl: std::time::Duration,
     /// Finished exports each replica keeps, of each kind (`CLARI_MCP_EXPORT_CACHE_ENTRIES`, 1000).
     pub export_cache_entries: usize,
+    /// Megabytes of Clari's answers each replica keeps in finished exports, of each kind
+    /// (`CLARI_MCP_EXPORT_CACHE_MB`, 256).
+    pub export_cache_mb: u32,
+    /// The most megabytes read of one Clari answer, decompressed
+    /// (`CLARI_MCP_CLARI_MAX_RESPONSE_MB`, 256).
+    pub clari_max_response_mb: u32,
     /// Pause between export status checks (`CLARI_MCP_EXPORT_POLL_MS`, 1000).
     pub export_poll_interval: std::time::Duration,
     /// The audit trail: retention (`CLARI_MCP_AUDIT_RETENTION`, 400d), fail closed
@@ -183,6 +189,8 @@ impl std::fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("export_cache_ttl", &self.export_cache_ttl)
             .field("export_cache_entries", &self.export_cache_entries)
+            .field("export_cache_mb", &self.export_cache_mb)
+            .field("clari_max_response_mb", &self.clari_max_response_mb)
             .field("export_poll_interval", &self.export_poll_interval)
             .field("audit", &self.audit)
             .field("metrics_bind", &self.metrics_bind)

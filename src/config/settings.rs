@@ -110,6 +110,16 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "finished Clari exports each replica keeps in memory, of each kind (forecasts, activity); about 0.8 MB each with the sandbox's data, so size it to the replica's memory (10 to 1000000)",
     },
     Setting {
+        key: "export_cache_mb",
+        default: "`256`",
+        meaning: "megabytes of Clari's answers each replica keeps in finished exports, of each kind; the oldest go first when either this or the number of exports is reached. In memory an export takes about 4.7 times its answer (the sandbox's data), so size it to the replica's memory (1 to 1048576)",
+    },
+    Setting {
+        key: "clari_max_response_mb",
+        default: "`256`",
+        meaning: "the most megabytes read of one Clari answer, after decompression; a larger one fails the call with `clari_data` (1 to 16384)",
+    },
+    Setting {
         key: "export_poll_ms",
         default: "`1000`",
         meaning: "pause between export status checks: milliseconds, or a duration from `10ms` to `1m`",

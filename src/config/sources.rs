@@ -80,6 +80,8 @@ pub(super) struct RawConfig {
     pub(super) allowed_origins: Option<List>,
     pub(super) export_cache_ttl: Option<Text>,
     pub(super) export_cache_entries: Option<u32>,
+    pub(super) export_cache_mb: Option<u32>,
+    pub(super) clari_max_response_mb: Option<u32>,
     /// Milliseconds as a bare number (the historical form) or a humantime string (`250ms`).
     pub(super) export_poll_ms: Option<Text>,
     pub(super) audit_retention: Option<Text>,
@@ -123,6 +125,8 @@ pub(super) const KEYS: &[&str] = &[
     "allowed_origins",
     "export_cache_ttl",
     "export_cache_entries",
+    "export_cache_mb",
+    "clari_max_response_mb",
     "export_poll_ms",
     "audit_retention",
     "audit_fail_closed",

@@ -38,6 +38,7 @@ fn defaults_need_no_configuration() {
     assert!(c.prewarm.is_empty());
     assert_eq!(c.prewarm_daily_budget, 24);
     assert_eq!(c.export_cache_entries, 1_000);
+    assert_eq!((c.export_cache_mb, c.clari_max_response_mb), (256, 256));
     let c =
         Config::from_sources(None, &env(&[("CLARI_MCP_PREWARM", "forecast, renewals")])).unwrap();
     let tabs: Vec<&str> = c.prewarm.iter().map(|f| f.as_str()).collect();
@@ -72,6 +73,11 @@ fn bad_settings_are_named() {
         ("CLARI_MCP_PREWARM_DAILY_BUDGET", "10001"),
         ("CLARI_MCP_EXPORT_CACHE_ENTRIES", "9"),
         ("CLARI_MCP_EXPORT_CACHE_ENTRIES", "1000001"),
+        ("CLARI_MCP_EXPORT_CACHE_MB", "0"),
+        ("CLARI_MCP_EXPORT_CACHE_MB", "1048577"),
+        ("CLARI_MCP_EXPORT_CACHE_MB", "1GB"),
+        ("CLARI_MCP_CLARI_MAX_RESPONSE_MB", "0"),
+        ("CLARI_MCP_CLARI_MAX_RESPONSE_MB", "16385"),
     ] {
         let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
         assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
@@ -149,6 +155,8 @@ fn durations_are_humantime_everywhere_and_numbers_stay_numbers() {
             ("CLARI_MCP_ACCESS_TOKEN_TTL", "1h 30m"),
             ("CLARI_MCP_EXPORT_CACHE_TTL", "2m"),
             ("CLARI_MCP_EXPORT_CACHE_ENTRIES", "5000"),
+            ("CLARI_MCP_EXPORT_CACHE_MB", "4096"),
+            ("CLARI_MCP_CLARI_MAX_RESPONSE_MB", "64"),
             ("CLARI_MCP_EXPORT_POLL_MS", "250ms"),
             ("CLARI_MCP_DCR_RATE_LIMIT", "7"),
             ("CLARI_MCP_TRUST_FORWARDED_FOR", "yes"),
@@ -162,6 +170,7 @@ fn durations_are_humantime_everywhere_and_numbers_stay_numbers() {
     assert_eq!(c.access_token_ttl, 5_400);
     assert_eq!(c.export_cache_ttl, Duration::from_secs(120));
     assert_eq!(c.export_cache_entries, 5_000);
+    assert_eq!((c.export_cache_mb, c.clari_max_response_mb), (4_096, 64));
     assert_eq!(c.export_poll_interval, Duration::from_millis(250));
     assert_eq!(c.dcr_rate_limit, 7);
     assert!(c.trust_forwarded_for);

@@ -4,8 +4,10 @@
 //! where the export stands (queued behind Clari's concurrency limit, or running) while a spawned
 //! task carries on and fills the cache. Errors are never cached.
 //!
-//! Bounded: at most `max_entries` keys, and at most `max_pending_per_org` exports in progress per
-//! organisation. Every key is an [`ExportKey`], whose organisation is a field of its own, so one
+//! Bounded: at most `max_entries` keys, finished exports weighing at most `max_bytes` (each
+//! weighs the size of Clari's answer it was read from), and at most `max_pending_per_org` exports
+//! in progress per organisation. Both bounds are kept when an export is added and when one
+//! finishes (see [`ExportCache::trim`]). Every key is an [`ExportKey`], whose organisation is a field of its own, so one
 //! organisation never sees another's data and its entries are found by that field alone.
 
 use std::collections::HashMap;
@@ -111,39 +113,56 @@ struct Slot<T> {
 
 pub const MAX_PENDING_PER_ORG: usize = 16;
 
+/// What a finished export weighs against the cache's byte bound.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+/// How many exports, and how many bytes of them, a cache keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub entries: usize,
+    pub bytes: usize,
+}
+
 pub struct ExportCache<T> {
     slots: Mutex<HashMap<ExportKey, Slot<T>>>,
     ttl_secs: i64,
     clock: Arc<dyn Clock>,
-    max_entries: usize,
+    capacity: Capacity,
     max_pending_per_org: usize,
 }
 
-impl<T: Send + Sync + 'static> ExportCache<T> {
-    /// At most `entries` exports (`CLARI_MCP_EXPORT_CACHE_ENTRIES`), and
+impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
+    /// At most `capacity` (`CLARI_MCP_EXPORT_CACHE_ENTRIES`, `CLARI_MCP_EXPORT_CACHE_MB`), and
     /// [`MAX_PENDING_PER_ORG`] in progress for one organisation.
-    pub fn new(ttl: Duration, clock: Arc<dyn Clock>, entries: usize) -> Self {
-        Self::with_limits(ttl, clock, entries, MAX_PENDING_PER_ORG)
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>, capacity: Capacity) -> Self {
+        Self::with_limits(ttl, clock, capacity, MAX_PENDING_PER_ORG)
     }
 
     pub fn with_limits(
         ttl: Duration,
         clock: Arc<dyn Clock>,
-        max_entries: usize,
+        capacity: Capacity,
         max_pending_per_org: usize,
     ) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
             ttl_secs: ttl.as_secs() as i64,
             clock,
-            max_entries,
+            capacity,
             max_pending_per_org,
         }
     }
 
-    /// The most exports it keeps.
-    pub fn capacity(&self) -> usize {
-        self.max_entries
+    /// The most it keeps.
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    /// What the finished exports it holds weigh, in bytes.
+    pub fn weight(&self) -> usize {
+        weight(&self.slots.lock().expect("cache lock"))
     }
 
     fn live(&self, slot: &Slot<T>, now: i64) -> bool {
@@ -179,7 +198,10 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     pub fn install(&self, key: ExportKey, value: Arc<T>, expires: i64, prewarmed: bool) {
         let now = self.clock.now();
         let mut slots = self.slots.lock().expect("cache lock");
-        if !slots.contains_key(&key) && !self.evict_one(&mut slots, now) {
+        // What it replaces leaves first, so there is room for it by count.
+        slots.remove(&key);
+        let weight = value.weight();
+        if weight > self.capacity.bytes || !self.trim_locked(&mut slots, now, Some(weight)) {
             return;
         }
         let (_, rx) = watch::channel(Ok(ExportState::Ready(value)));
@@ -268,31 +290,65 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
                 limit: self.max_pending_per_org,
             });
         }
-        if self.evict_one(slots, now) {
+        if self.trim_locked(slots, now, Some(0)) {
             Ok(())
         } else {
             Err(ClariError::TooManyExports {
-                limit: self.max_entries,
+                limit: self.capacity.entries,
             })
         }
     }
 
-    /// Makes room for one more entry: drops what expired or failed, then the finished entry
-    /// closest to expiry; `false` when every entry is an export in progress.
-    fn evict_one(&self, slots: &mut HashMap<ExportKey, Slot<T>>, now: i64) -> bool {
-        if slots.len() < self.max_entries {
+    /// Keeps the byte bound once an export has finished: its weight is known only then. Drops
+    /// what expired or failed, then the finished exports closest to expiry (the one that just
+    /// finished last; it goes too when it alone outweighs the bound, and its callers still get
+    /// it).
+    pub fn trim(&self) {
+        let now = self.clock.now();
+        let mut slots = self.slots.lock().expect("cache lock");
+        self.trim_locked(&mut slots, now, None);
+    }
+
+    /// Drops what expired or failed, then the finished entries closest to expiry, until the
+    /// finished ones weigh at most the byte bound and, when `adding` one more entry of that
+    /// weight (0 for an export just starting), it fits with them; `false` when no more fits
+    /// by count because every entry is an export in progress.
+    fn trim_locked(
+        &self,
+        slots: &mut HashMap<ExportKey, Slot<T>>,
+        now: i64,
+        adding: Option<usize>,
+    ) -> bool {
+        let incoming = adding.unwrap_or(0);
+        let room = |slots: &HashMap<ExportKey, Slot<T>>| {
+            slots.len() + usize::from(adding.is_some()) <= self.capacity.entries
+        };
+        if room(slots) && weight(slots) + incoming <= self.capacity.bytes {
             return true;
         }
         slots.retain(|_, s| self.live(s, now));
-        if slots.len() < self.max_entries {
+        let mut weighs = weight(slots) + incoming;
+        if room(slots) && weighs <= self.capacity.bytes {
             return true;
         }
-        let oldest_done = slots
+        // Closest to expiry first.
+        let mut done: Vec<(i64, ExportKey, usize)> = slots
             .iter()
-            .filter(|(_, s)| matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_))))
-            .min_by_key(|(_, s)| s.expires)
-            .map(|(k, _)| k.clone());
-        oldest_done.is_some_and(|k| slots.remove(&k).is_some())
+            .filter_map(|(k, s)| match &*s.rx.borrow() {
+                Ok(ExportState::Ready(v)) => Some((s.expires, k.clone(), v.weight())),
+                _ => None,
+            })
+            .collect();
+        done.sort_unstable_by_key(|(expires, _, _)| std::cmp::Reverse(*expires));
+        while !room(slots) || weighs > self.capacity.bytes {
+            // Nothing finished is left, so nothing weighs: only the count can be short.
+            let Some((_, key, w)) = done.pop() else {
+                return room(slots);
+            };
+            slots.remove(&key);
+            weighs -= w;
+        }
+        true
     }
 
     /// Drops expired and failed entries.
@@ -317,6 +373,17 @@ impl<T: Send + Sync + 'static> ExportCache<T> {
     }
 }
 
+/// What the finished exports among `slots` weigh.
+fn weight<T: Weigh>(slots: &HashMap<ExportKey, Slot<T>>) -> usize {
+    slots
+        .values()
+        .map(|s| match &*s.rx.borrow() {
+            Ok(ExportState::Ready(v)) => v.weight(),
+            _ => 0,
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,11 +399,21 @@ mod tests {
         ExportKey::new(org(), request)
     }
 
+    /// A test value weighs what it says.
+    impl Weigh for u32 {
+        fn weight(&self) -> usize {
+            *self as usize
+        }
+    }
+
     fn cache(clock: &ManualClock) -> Arc<ExportCache<u32>> {
         Arc::new(ExportCache::new(
             Duration::from_secs(60),
             Arc::new(clock.clone()),
-            1_000,
+            Capacity {
+                entries: 1_000,
+                bytes: 1_000_000,
+            },
         ))
     }
 
@@ -474,8 +551,16 @@ mod tests {
     #[tokio::test]
     async fn the_cache_is_bounded_in_entries_and_exports_in_progress() {
         let clock = ManualClock::new(1_000);
-        let cache: ExportCache<u32> =
-            ExportCache::with_limits(Duration::from_secs(60), Arc::new(clock.clone()), 3, 2);
+        let capacity = Capacity {
+            entries: 3,
+            bytes: 1_000,
+        };
+        let cache: ExportCache<u32> = ExportCache::with_limits(
+            Duration::from_secs(60),
+            Arc::new(clock.clone()),
+            capacity,
+            2,
+        );
         for i in 0..3 {
             cache
                 .get(
@@ -553,5 +638,54 @@ mod tests {
         assert_eq!((used.hits, used.prewarmed, used.label()), (1, 1, "hit"));
         clock.advance(1);
         assert_eq!(cache.peek(&key("f")), None, "expired at its own time");
+    }
+
+    /// Finished exports weigh at most the byte bound: checked when one is added (the oldest
+    /// finished go first) and when one finishes, since its weight is known only then. One that
+    /// alone outweighs the bound is handed to its callers and not kept.
+    #[tokio::test]
+    async fn the_cache_is_bounded_in_bytes() {
+        let clock = ManualClock::new(1_000);
+        let capacity = Capacity {
+            entries: 100,
+            bytes: 100,
+        };
+        let cache: ExportCache<u32> =
+            ExportCache::new(Duration::from_secs(60), Arc::new(clock.clone()), capacity);
+        let ready = |v: u32| {
+            move |tx: watch::Sender<Progress<u32>>| async move {
+                let _ = tx.send(Ok(ExportState::Ready(Arc::new(v))));
+            }
+        };
+        for (i, w) in [40, 30, 20].into_iter().enumerate() {
+            cache
+                .get(key(format!("{i}")), Duration::from_secs(5), ready(w))
+                .await
+                .unwrap();
+            cache.trim();
+            clock.advance(1);
+        }
+        assert_eq!((cache.len(), cache.weight()), (3, 90));
+        // 60 more: the oldest two go (40, then 30), 80 stay.
+        cache
+            .get(key("3"), Duration::from_secs(5), ready(60))
+            .await
+            .unwrap();
+        cache.trim();
+        assert_eq!(cache.weight(), 80);
+        assert!(cache.peek(&key("0")).is_none() && cache.peek(&key("1")).is_none());
+        assert!(cache.peek(&key("2")).is_some() && cache.peek(&key("3")).is_some());
+        // Too heavy to keep at all: answered, then dropped with everything older.
+        let got = cache
+            .get(key("big"), Duration::from_secs(5), ready(500))
+            .await
+            .unwrap();
+        assert!(matches!(got, ExportState::Ready(v) if *v == 500));
+        cache.trim();
+        assert_eq!((cache.len(), cache.weight()), (0, 0));
+        // The pre-warmer's install keeps the bound too.
+        cache.install(key("a"), Arc::new(60), 2_000, true);
+        cache.install(key("b"), Arc::new(60), 2_100, true);
+        assert!(cache.peek(&key("a")).is_none() && cache.peek(&key("b")).is_some());
     }
 }

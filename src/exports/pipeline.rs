@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::{ExportCache, ExportKey, Progress};
+use super::cache::{ExportCache, ExportKey, Progress, Weigh};
 use super::queue::{self, Started, Waiting};
 use super::view::{ActivityWindow, Forecast};
 use crate::clari::client::ClariTarget;
@@ -54,7 +54,7 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
 
 /// One kind of Clari export: how to name it, start it, and finish it.
 pub trait ExportKind: Send + Sync + 'static {
-    type Output: Send + Sync + 'static;
+    type Output: Weigh + Send + Sync + 'static;
 
     /// The cache key: the organisation and the export it asks for. Its text form keys the queue.
     fn request_key(&self, org: &OrgId) -> ExportKey;
@@ -111,6 +111,8 @@ pub async fn shared_export<K: ExportKind>(
         .get(key, wait, move |tx| async move {
             let outcome = run_export(&task_state, &task_org, &request, &kind, &tx).await;
             let _ = tx.send(outcome.map(|v| ExportState::Ready(Arc::new(v))));
+            // Its weight is known now.
+            K::cache(&task_state).trim();
         })
         .await
 }

@@ -40,6 +40,19 @@ pub struct Forecast {
     by_node: HashMap<String, usize>,
 }
 
+impl super::cache::Weigh for Forecast {
+    /// Clari's answer's size; the view's lookups come on top.
+    fn weight(&self) -> usize {
+        self.results.source_bytes
+    }
+}
+
+impl super::cache::Weigh for ActivityResults {
+    fn weight(&self) -> usize {
+        self.source_bytes
+    }
+}
+
 impl Forecast {
     pub fn new(results: ForecastResults) -> Self {
         let latest_frame = results

@@ -533,9 +533,79 @@ async fn a_flood_of_refused_calls_writes_two_audit_rows_and_says_how_many() {
 /// The export caches keep as many exports as the operator sized them for.
 #[tokio::test]
 async fn the_export_caches_keep_the_configured_number_of_exports() {
+    use clari_mcp::exports::cache::Capacity;
     let (_db, app) = app_with(&[]).await;
-    assert_eq!(app.state.forecasts.capacity(), 1_000);
-    let (_db, app) = app_with(&[("CLARI_MCP_EXPORT_CACHE_ENTRIES", "25000")]).await;
-    assert_eq!(app.state.forecasts.capacity(), 25_000);
-    assert_eq!(app.state.activities.capacity(), 25_000);
+    let default = Capacity {
+        entries: 1_000,
+        bytes: 256 << 20,
+    };
+    assert_eq!(app.state.forecasts.capacity(), default);
+    let (_db, app) = app_with(&[
+        ("CLARI_MCP_EXPORT_CACHE_ENTRIES", "25000"),
+        ("CLARI_MCP_EXPORT_CACHE_MB", "2048"),
+    ])
+    .await;
+    let sized = Capacity {
+        entries: 25_000,
+        bytes: 2048 << 20,
+    };
+    assert_eq!(app.state.forecasts.capacity(), sized);
+    assert_eq!(app.state.activities.capacity(), sized);
+}
+
+/// What finished exports weigh (the size of Clari's answers) stays within
+/// `CLARI_MCP_EXPORT_CACHE_MB`: exports of earlier quarters, each read for real through the tool,
+/// push the oldest out once they would outweigh it.
+#[tokio::test]
+async fn the_export_cache_keeps_its_bound_in_bytes() {
+    const BOUND: usize = 1 << 20;
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env_with(&db, &[("CLARI_MCP_EXPORT_CACHE_MB", "1")]).await;
+    let key = env.api_key("clari:read").await;
+    let data = &env.sandbox.dataset().orgs[0];
+    // Every tab of every quarter: distinct exports.
+    let exports: Vec<(String, String)> = data
+        .forecasts
+        .iter()
+        .flat_map(|tab| data.periods.iter().map(|p| (tab.id.clone(), p.id.clone())))
+        .collect();
+    let cache = &env.app.state.forecasts;
+    let (mut added, mut made) = (0usize, 0usize);
+    for (tab, period) in &exports {
+        let r = call_tool(
+            &env.app,
+            &key,
+            "get_forecast",
+            json!({"forecast_id": tab, "time_period": period, "wait_seconds": 20}),
+        )
+        .await;
+        assert_eq!(r["isError"], false, "{tab} {period}: {r}");
+        // The export's task trims once it has reported; the caller may hear it first.
+        crate::helpers::eventually("the cache to weigh no more than its bound", async || {
+            cache.weight() <= BOUND
+        })
+        .await;
+        let one = cache
+            .peek(&clari_mcp::exports::cache::ExportKey::new(
+                env.org.clone(),
+                format!("forecast:{tab}:{period}"),
+            ))
+            .map(|f| clari_mcp::exports::cache::Weigh::weight(&*f));
+        if let Some(w) = one {
+            assert!(w > 1_000, "an export weighs its answer's size: {w}");
+            added += w;
+            made += 1;
+        }
+        if added > BOUND {
+            break;
+        }
+    }
+    assert!(
+        added > BOUND,
+        "{} exports weighed only {added} bytes",
+        exports.len()
+    );
+    assert!(cache.weight() <= BOUND && cache.weight() > 0);
+    assert!(cache.len() < made, "{} of {made} exports kept", cache.len());
+    db.cleanup().await;
 }

@@ -43,7 +43,7 @@ fn client() -> ClariClient {
             max_total: Duration::from_secs(10),
         },
         batch_concurrency: 4,
-        metrics: None,
+        ..ClientOptions::default()
     })
 }
 

@@ -284,3 +284,89 @@ async fn sandbox_speaks_clari_wire_format() {
     assert!(stats["jobs_created"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(stats["requests"], sb.request_count());
 }
+
+/// A base URL is an organisation admin's choice, so what answers there may be hostile: an answer
+/// larger than the client reads is refused, whether it says so up front, streams on without end,
+/// or is a small gzip body that inflates to far more. None is retried.
+#[tokio::test]
+async fn answers_larger_than_the_bound_are_refused_not_held() {
+    use std::io::Write as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    const MB: usize = 1 << 20;
+    // 64 MB of JSON whitespace: gzip makes it about 64 KB.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let block = vec![b' '; MB];
+    for _ in 0..64 {
+        gz.write_all(&block).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < MB / 4, "{} bytes compressed", bomb.len());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let count = |hits: &Arc<AtomicUsize>| {
+        let hits = hits.clone();
+        move || {
+            hits.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let (gzip_hit, long_hit, endless_hit) = (count(&hits), count(&hits), count(&hits));
+    let app = axum::Router::new()
+        .route(
+            "/admin/limits",
+            get(move || async move {
+                gzip_hit();
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/json"),
+                        (header::CONTENT_ENCODING, "gzip"),
+                    ],
+                    bomb,
+                )
+                    .into_response()
+            }),
+        )
+        .route(
+            "/export/jobs/{job}/results",
+            get(move || async move {
+                long_hit();
+                vec![b' '; 2 * MB].into_response()
+            }),
+        )
+        .route(
+            "/export/jobs",
+            get(move || async move {
+                endless_hit();
+                let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+                let endless = futures_util::stream::repeat_with(move || {
+                    Ok::<_, std::convert::Infallible>(chunk.clone())
+                });
+                Body::from_stream(endless).into_response()
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let c = ClariClient::new(ClientOptions {
+        max_response_bytes: MB as u64,
+        ..ClientOptions::default()
+    });
+    let t = ClariTarget::new(&base, SecretString::from("hostile-key".to_owned())).unwrap();
+    let too_large = ClariError::ResponseTooLarge { limit_mb: 1 };
+    assert_eq!(c.admin_limits(&t).await.unwrap_err(), too_large);
+    assert_eq!(
+        c.forecast_results(&t, &JobId::parse("j1").unwrap())
+            .await
+            .unwrap_err(),
+        too_large
+    );
+    assert_eq!(c.list_jobs(&t).await.unwrap_err(), too_large);
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "no retries");
+    assert_eq!(too_large.class(), "clari_data");
+}
