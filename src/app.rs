@@ -387,12 +387,16 @@ pub async fn housekeeping(state: &AppState) -> Result<Housekeeping, crate::store
     })
 }
 
-/// Refreshes the gauges read from the database: per organisation (live grants, clients, API
-/// keys), the export queue, and the age of the access-token signing key.
+/// Refreshes the gauges read from the database: live grants, clients and API keys (in all, and
+/// of the organisations with the most), the export queue, and the age of the access-token
+/// signing key.
 pub async fn refresh_gauges(state: &AppState) -> Result<(), crate::store::StoreError> {
     let now = state.now();
-    let rows = state.store.org_activity(now).await?;
-    state.metrics.set_org_gauges(&rows);
+    let activity = state
+        .store
+        .org_activity(now, state.config.metrics_orgs)
+        .await?;
+    state.metrics.set_org_gauges(&activity);
     let queue: Vec<_> = state
         .store
         .export_queue_summary()

@@ -84,6 +84,12 @@ pub struct OrgLabel {
     pub org: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// `grants`, `clients` or `api_keys`.
+    pub kind: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -120,6 +126,8 @@ pub struct Metrics {
     pub active_grants: Family<OrgLabel, Gauge>,
     pub active_clients: Family<OrgLabel, Gauge>,
     pub active_api_keys: Family<OrgLabel, Gauge>,
+    pub live_credentials: Family<KindLabel, Gauge>,
+    pub active_organisations: Gauge,
     pub audit_events: Counter,
     pub signins: Family<OutcomeLabel, Counter>,
     pub connections_refused: Counter,
@@ -155,6 +163,8 @@ impl Default for Metrics {
             active_grants: Family::default(),
             active_clients: Family::default(),
             active_api_keys: Family::default(),
+            live_credentials: Family::default(),
+            active_organisations: Gauge::default(),
             audit_events: Counter::default(),
             signins: Family::default(),
             connections_refused: Counter::default(),
@@ -233,18 +243,28 @@ impl Default for Metrics {
         );
         r.register(
             "active_grants",
-            "Live grants per organisation",
+            "Live grants of each of the organisations with the most live grants and API keys (CLARI_MCP_METRICS_ORGS of them)",
             m.active_grants.clone(),
         );
         r.register(
             "active_clients",
-            "Clients with a live grant per organisation",
+            "Clients with a live grant, of each of the organisations with the most live grants and API keys (CLARI_MCP_METRICS_ORGS of them)",
             m.active_clients.clone(),
         );
         r.register(
             "active_api_keys",
-            "Live API keys per organisation",
+            "Live API keys of each of the organisations with the most live grants and API keys (CLARI_MCP_METRICS_ORGS of them)",
             m.active_api_keys.clone(),
+        );
+        r.register(
+            "live_credentials",
+            "Live grants, clients with a live grant, and live API keys of every organisation together",
+            m.live_credentials.clone(),
+        );
+        r.register(
+            "active_organisations",
+            "Organisations with at least one live grant or API key",
+            m.active_organisations.clone(),
         );
         r.register(
             "audit_events",
@@ -504,12 +524,26 @@ impl Metrics {
         }
     }
 
-    /// Replaces the per-organisation gauges with fresh counts.
-    pub fn set_org_gauges(&self, rows: &[(String, i64, i64, i64)]) {
+    /// Replaces the credential gauges with fresh counts: the totals, and one series per
+    /// organisation only for the few with the most, so the series do not grow with the number
+    /// of organisations.
+    pub fn set_org_gauges(&self, activity: &crate::store::ActivitySummary) {
+        for (kind, n) in [
+            ("grants", activity.grants),
+            ("clients", activity.clients),
+            ("api_keys", activity.api_keys),
+        ] {
+            self.live_credentials
+                .get_or_create(&KindLabel {
+                    kind: kind.to_owned(),
+                })
+                .set(n);
+        }
+        self.active_organisations.set(activity.organisations);
         self.active_grants.clear();
         self.active_clients.clear();
         self.active_api_keys.clear();
-        for (org, grants, clients, keys) in rows {
+        for (org, grants, clients, keys) in &activity.top {
             let l = OrgLabel { org: org.clone() };
             self.active_grants.get_or_create(&l).set(*grants);
             self.active_clients.get_or_create(&l).set(*clients);

@@ -117,6 +117,9 @@ pub struct Config {
     /// The most megabytes read of one Clari answer, decompressed
     /// (`CLARI_MCP_CLARI_MAX_RESPONSE_MB`, 256).
     pub clari_max_response_mb: u32,
+    /// Organisations with a series of their own in the credential gauges, those with the most
+    /// live grants and API keys (`CLARI_MCP_METRICS_ORGS`, 20).
+    pub metrics_orgs: u32,
     /// Pause between export status checks (`CLARI_MCP_EXPORT_POLL_MS`, 1000).
     pub export_poll_interval: std::time::Duration,
     /// The audit trail: retention (`CLARI_MCP_AUDIT_RETENTION`, 400d), fail closed
@@ -191,6 +194,7 @@ impl std::fmt::Debug for Config {
             .field("export_cache_entries", &self.export_cache_entries)
             .field("export_cache_mb", &self.export_cache_mb)
             .field("clari_max_response_mb", &self.clari_max_response_mb)
+            .field("metrics_orgs", &self.metrics_orgs)
             .field("export_poll_interval", &self.export_poll_interval)
             .field("audit", &self.audit)
             .field("metrics_bind", &self.metrics_bind)

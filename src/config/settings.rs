@@ -155,6 +155,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "serve `/metrics` on the main listener to this bearer token (16+ characters)",
     },
     Setting {
+        key: "metrics_orgs",
+        default: "`20`",
+        meaning: "organisations with series of their own in `clari_mcp_active_grants`, `_clients` and `_api_keys`: those with the most live grants and API keys; `clari_mcp_live_credentials` counts every organisation together (0 to 1000)",
+    },
+    Setting {
         key: "redact",
         default: "none",
         meaning: "default redaction of tool answers: `emails`, `phones`, `cards`, `ssns`, `ibans` (comma-separated), `all` or `none`; `org set --redact` overrides per organisation",

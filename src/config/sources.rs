@@ -82,6 +82,7 @@ pub(super) struct RawConfig {
     pub(super) export_cache_entries: Option<u32>,
     pub(super) export_cache_mb: Option<u32>,
     pub(super) clari_max_response_mb: Option<u32>,
+    pub(super) metrics_orgs: Option<u32>,
     /// Milliseconds as a bare number (the historical form) or a humantime string (`250ms`).
     pub(super) export_poll_ms: Option<Text>,
     pub(super) audit_retention: Option<Text>,
@@ -134,6 +135,7 @@ pub(super) const KEYS: &[&str] = &[
     "audit_checkpoint_interval",
     "metrics_bind",
     "metrics_token",
+    "metrics_orgs",
     "redact",
     "prewarm",
     "prewarm_daily_budget",

@@ -39,6 +39,7 @@ fn defaults_need_no_configuration() {
     assert_eq!(c.prewarm_daily_budget, 24);
     assert_eq!(c.export_cache_entries, 1_000);
     assert_eq!((c.export_cache_mb, c.clari_max_response_mb), (256, 256));
+    assert_eq!(c.metrics_orgs, 20);
     let c =
         Config::from_sources(None, &env(&[("CLARI_MCP_PREWARM", "forecast, renewals")])).unwrap();
     let tabs: Vec<&str> = c.prewarm.iter().map(|f| f.as_str()).collect();
@@ -78,6 +79,8 @@ fn bad_settings_are_named() {
         ("CLARI_MCP_EXPORT_CACHE_MB", "1GB"),
         ("CLARI_MCP_CLARI_MAX_RESPONSE_MB", "0"),
         ("CLARI_MCP_CLARI_MAX_RESPONSE_MB", "16385"),
+        ("CLARI_MCP_METRICS_ORGS", "1001"),
+        ("CLARI_MCP_METRICS_ORGS", "-1"),
     ] {
         let err = Config::from_sources(None, &env(&[(name, value)])).unwrap_err();
         assert!(err.to_string().starts_with(name), "{name}={value}: {err}");

@@ -443,6 +443,13 @@ impl Config {
                 1..=16_384,
                 "from 1 to 16384 megabytes",
             )?,
+            metrics_orgs: number_within(
+                "CLARI_MCP_METRICS_ORGS",
+                raw.metrics_orgs,
+                20,
+                0..=1_000,
+                "from 0 to 1000 organisations",
+            )?,
             access_token_ttl,
             refresh_token_ttl,
             dcr_rate_limit: raw.dcr_rate_limit.unwrap_or(20),

@@ -53,7 +53,7 @@ pub use grant::{Grant, GrantStore, GrantView};
 pub use invitation::{AcceptError, InvitationStore, MAX_PENDING_INVITATIONS, NewInvitation};
 pub use mfa::{MfaStore, TotpRecord};
 pub use models::*;
-pub use org::{Killed, OrgStore};
+pub use org::{ActivitySummary, Killed, OrgStore};
 pub use postgres::PgStore;
 pub use prewarm::PrewarmStore;
 pub use refresh::{RefreshRecord, RefreshStore};

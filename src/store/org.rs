@@ -22,9 +22,10 @@ pub trait OrgStore: Send + Sync {
     /// The kill switch, in one transaction: disables the organisation and revokes every grant,
     /// refresh token, API key and machine client it has. Enabling it later resurrects none of them.
     async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError>;
-    /// Per organisation: live grants, distinct clients holding one, and live API keys (one
-    /// query, for the metrics gauges).
-    async fn org_activity(&self, now: UnixTime) -> Result<Vec<OrgActivity>, StoreError>;
+    /// Live grants, distinct clients holding one, and live API keys: in all, and for the `top`
+    /// organisations with the most live grants and keys (for the metrics gauges, whose series
+    /// must not grow with the number of organisations).
+    async fn org_activity(&self, now: UnixTime, top: u32) -> Result<ActivitySummary, StoreError>;
     /// The organisation's redaction policy as stored (JSON), `None` for the server's default.
     async fn org_redaction(&self, org: &OrgId) -> Result<Option<String>, StoreError>;
     async fn set_org_redaction(&self, org: &OrgId, policy: Option<&str>) -> Result<(), StoreError>;
@@ -43,6 +44,19 @@ pub trait OrgStore: Send + Sync {
 
 /// Live credentials of one organisation: `(org id, grants, clients, API keys)`.
 pub type OrgActivity = (String, i64, i64, i64);
+
+/// Live credentials in all, and of the organisations with the most.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivitySummary {
+    /// Organisations with at least one live grant or API key.
+    pub organisations: i64,
+    pub grants: i64,
+    /// Distinct (organisation, client) pairs with a live grant.
+    pub clients: i64,
+    pub api_keys: i64,
+    /// The organisations with the most live grants and keys, most first.
+    pub top: Vec<OrgActivity>,
+}
 
 /// What the kill switch revoked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -78,14 +92,40 @@ WHERE id = $1 OR name = $1 OR slug = $1 ORDER BY (id = $1) DESC, (slug = $1) DES
 
 const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
 
-const ACTIVITY: &str = "\
-SELECT o.id,
-    (SELECT COUNT(*) FROM grants g WHERE g.organization_id = o.id AND g.revoked_at IS NULL),
-    (SELECT COUNT(DISTINCT g.client_id) FROM grants g
-        WHERE g.organization_id = o.id AND g.revoked_at IS NULL),
-    (SELECT COUNT(*) FROM api_keys k WHERE k.organization_id = o.id AND k.revoked_at IS NULL
-        AND (k.expires_at IS NULL OR k.expires_at > $1))
-FROM organizations o ORDER BY o.id";
+/// Live credentials per organisation that has any: grouped once per table, never a subquery
+/// per organisation.
+macro_rules! live_per_org {
+    () => {
+        "\
+WITH live AS (
+    SELECT organization_id AS org, COUNT(*) AS grants, COUNT(DISTINCT client_id) AS clients,
+        0 AS api_keys
+    FROM grants WHERE revoked_at IS NULL GROUP BY organization_id
+    UNION ALL
+    SELECT organization_id, 0, 0, COUNT(*) FROM api_keys
+    WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
+    GROUP BY organization_id
+), per_org AS (
+    SELECT org, CAST(SUM(grants) AS BIGINT) AS grants, CAST(SUM(clients) AS BIGINT) AS clients,
+        CAST(SUM(api_keys) AS BIGINT) AS api_keys
+    FROM live GROUP BY org
+)
+"
+    };
+}
+
+const ACTIVITY_TOP: &str = concat!(
+    live_per_org!(),
+    "SELECT org, grants, clients, api_keys FROM per_org
+ORDER BY grants + api_keys DESC, org LIMIT $2"
+);
+
+const ACTIVITY_TOTALS: &str = concat!(
+    live_per_org!(),
+    "SELECT COUNT(*), CAST(COALESCE(SUM(grants), 0) AS BIGINT),
+    CAST(COALESCE(SUM(clients), 0) AS BIGINT), CAST(COALESCE(SUM(api_keys), 0) AS BIGINT)
+FROM per_org"
+);
 
 const REDACTION: &str = "SELECT redaction FROM organizations WHERE id = $1";
 
@@ -223,11 +263,28 @@ macro_rules! org_store {
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_activity", otel.kind = "client", db.operation.name = "org_activity", db.system.name = Self::DB_SYSTEM))]
-            async fn org_activity(&self, now: UnixTime) -> Result<Vec<OrgActivity>, StoreError> {
-                Ok(sqlx::query_as(ACTIVITY)
+            async fn org_activity(
+                &self,
+                now: UnixTime,
+                top: u32,
+            ) -> Result<ActivitySummary, StoreError> {
+                let (organisations, grants, clients, api_keys): (i64, i64, i64, i64) =
+                    sqlx::query_as(ACTIVITY_TOTALS)
+                        .bind(now)
+                        .fetch_one(&self.pool)
+                        .await?;
+                let top = sqlx::query_as(ACTIVITY_TOP)
                     .bind(now)
+                    .bind(i64::from(top))
                     .fetch_all(&self.pool)
-                    .await?)
+                    .await?;
+                Ok(ActivitySummary {
+                    organisations,
+                    grants,
+                    clients,
+                    api_keys,
+                    top,
+                })
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_redaction", otel.kind = "client", db.operation.name = "org_redaction", db.system.name = Self::DB_SYSTEM))]

@@ -713,6 +713,12 @@ async fn metrics_show_the_workload_and_only_to_whoever_holds_the_token() {
         value("clari_mcp_active_api_keys", &[("org", env.org.as_str())]),
         2.0
     );
+    // The one organisation's keys are every organisation's.
+    assert_eq!(
+        value("clari_mcp_live_credentials", &[("kind", "api_keys")]),
+        2.0
+    );
+    assert_eq!(value("clari_mcp_active_organisations", &[]), 1.0);
     assert!(value("clari_mcp_audit_events_total", &[]) >= 2.0);
     // The first call of each key read the store; the key's second call was answered from
     // memory. A single SQLite server hears every change, and has no listener to lose.

@@ -24,6 +24,7 @@ both_backends!(
     the_export_queue_never_grants_more_slots_than_the_limit,
     machine_clients_round_trip_and_stop_with_their_organisation,
     a_jwt_id_is_accepted_once_across_replicas_until_it_expires,
+    credential_gauges_count_every_organisation_and_name_only_the_busiest,
 );
 
 const NOW: i64 = 1_790_000_000;
@@ -543,4 +544,79 @@ async fn a_jwt_id_is_accepted_once_across_replicas_until_it_expires(db: &TestDb)
     assert_eq!(purged.jtis, 0);
     let purged = replicas[0].purge_expired(NOW + 300, 0).await.unwrap();
     assert_eq!(purged.jtis, 2);
+}
+
+/// The metrics read live credentials in all, and per organisation only for the busiest: the
+/// series stay few however many organisations there are. Revoked grants and keys, and expired
+/// keys, are not live.
+async fn credential_gauges_count_every_organisation_and_name_only_the_busiest(db: &TestDb) {
+    let (store, acme, ava, cid) = setup(db).await;
+    let two = ClientRecord {
+        id: ClientId::parse("cmc_two").unwrap(),
+        ..store.client(&cid).await.unwrap().unwrap()
+    };
+    store.create_client(&two).await.unwrap();
+    let (beta, bob) = super::org_and_user(&store, "Beta", "bob@beta.test").await;
+    let (gamma, cat) = super::org_and_user(&store, "Gamma", "cat@gamma.test").await;
+    let grant = |org: OrgId, user: UserId, client: ClientId| {
+        let store = store.clone();
+        async move {
+            store
+                .upsert_grant(
+                    &org,
+                    &user,
+                    &client,
+                    &scope("forecasts:read"),
+                    "https://x/mcp",
+                    true,
+                    NOW,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    grant(acme.clone(), ava.clone(), cid.clone()).await;
+    let revoked = grant(acme.clone(), ava.clone(), two.id.clone()).await;
+    grant(beta.clone(), bob.clone(), cid.clone()).await;
+    let key = |org: &OrgId, user: &UserId, secret: &str, expires: Option<i64>| {
+        super::new_key(org, user, secret, "forecasts:read", expires)
+    };
+    store
+        .create_api_key(&key(&acme, &ava, "cmk_acme_one", None))
+        .await
+        .unwrap();
+    store
+        .create_api_key(&key(&beta, &bob, "cmk_beta_gone", Some(NOW - 1)))
+        .await
+        .unwrap();
+    for secret in ["cmk_gamma_one", "cmk_gamma_two"] {
+        store
+            .create_api_key(&key(&gamma, &cat, secret, None))
+            .await
+            .unwrap();
+    }
+
+    let a = store.org_activity(NOW, 2).await.unwrap();
+    assert_eq!(
+        (a.organisations, a.grants, a.clients, a.api_keys),
+        (3, 3, 3, 3),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.top,
+        vec![(acme.to_string(), 2, 2, 1), (gamma.to_string(), 0, 0, 2),]
+    );
+    assert!(
+        store
+            .revoke_grant(&acme, &revoked.id, NOW + 1)
+            .await
+            .unwrap()
+    );
+    let a = store.org_activity(NOW + 1, 0).await.unwrap();
+    assert_eq!(
+        (a.organisations, a.grants, a.clients, a.api_keys),
+        (3, 2, 2, 3),
+        "{a:?}"
+    );
+    assert!(a.top.is_empty());
 }
