@@ -25,6 +25,7 @@ both_backends!(
     machine_clients_round_trip_and_stop_with_their_organisation,
     a_jwt_id_is_accepted_once_across_replicas_until_it_expires,
     credential_gauges_count_every_organisation_and_name_only_the_busiest,
+    a_clients_use_is_written_at_most_once_a_minute,
 );
 
 const NOW: i64 = 1_790_000_000;
@@ -619,4 +620,31 @@ async fn credential_gauges_count_every_organisation_and_name_only_the_busiest(db
         "{a:?}"
     );
     assert!(a.top.is_empty());
+}
+
+/// Every token touches its client, whose row every organisation's tokens share: it is written
+/// when the minute has turned, not once per token (the expiry of an unused registration moves
+/// with it).
+async fn a_clients_use_is_written_at_most_once_a_minute(db: &TestDb) {
+    let (store, _, _, cid) = setup(db).await;
+    let seen = async |at: i64| {
+        let c = store.client(&cid).await.unwrap().unwrap();
+        assert_eq!(c.last_used_at, Some(at));
+        assert_eq!(c.expires_at, Some(at + 86_400));
+    };
+    store
+        .touch_client(&cid, NOW, Some(NOW + 86_400))
+        .await
+        .unwrap();
+    seen(NOW).await;
+    store
+        .touch_client(&cid, NOW + 59, Some(NOW + 59 + 86_400))
+        .await
+        .unwrap();
+    seen(NOW).await;
+    store
+        .touch_client(&cid, NOW + 60, Some(NOW + 60 + 86_400))
+        .await
+        .unwrap();
+    seen(NOW + 60).await;
 }
