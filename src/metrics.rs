@@ -228,7 +228,7 @@ impl Default for Metrics {
         );
         r.register(
             "prewarm_refreshes",
-            "Pre-warm checks by outcome: started, followed, fresh, budget_spent, no_spare_slot, busy, limits_unavailable, no_key, failed",
+            "Pre-warm checks by outcome: started, followed, fresh, budget_spent, no_spare_slot, busy, limits_unavailable, no_key, disabled, failed",
             m.prewarm_refreshes.clone(),
         );
         r.register(

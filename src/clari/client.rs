@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use reqwest::Method;
 
 use super::error::{ClariError, clean};
-use super::response::{Ctx, decode};
+use super::response::{Ctx, compact_len, decode};
 use super::transport::Call;
 pub use super::transport::{ClariClient, ClariTarget, ClientOptions, RetryPolicy, check_base_url};
 use super::types::*;
@@ -154,10 +154,9 @@ impl ClariClient {
         target: &ClariTarget,
         job_id: &JobId,
     ) -> Result<ForecastResults, ClariError> {
-        let raw = self.results_raw(target, job_id).await?;
-        let results: ForecastResults = decode(&raw)?;
+        let results: ForecastResults = decode(&self.results_raw(target, job_id).await?)?;
         Ok(ForecastResults {
-            source_bytes: raw.len(),
+            content_bytes: compact_len(&results),
             ..results
         })
     }
@@ -175,10 +174,9 @@ impl ClariClient {
         target: &ClariTarget,
         job_id: &JobId,
     ) -> Result<ActivityResults, ClariError> {
-        let raw = self.results_raw(target, job_id).await?;
-        let results: ActivityResults = decode(&raw)?;
+        let results: ActivityResults = decode(&self.results_raw(target, job_id).await?)?;
         Ok(ActivityResults {
-            source_bytes: raw.len(),
+            content_bytes: compact_len(&results),
             ..results
         })
     }

@@ -28,6 +28,25 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClariError>
     })
 }
 
+/// The length of `value` as compact JSON, counted without building it: what a result weighs,
+/// whatever whitespace or padding the answer carried.
+pub(super) fn compact_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail, and the types serialize.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 pub(super) fn transport_error(e: &reqwest::Error) -> ClariError {
     if e.is_timeout() {
         ClariError::Timeout
@@ -113,6 +132,22 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn a_result_weighs_its_content_not_the_whitespace_around_it() {
+        let padded = format!(
+            "{{\"activities\": [{{\"activityId\": \"a1\", \"activityType\": \"Call\", \"date\": 1}}]}}{}",
+            " ".repeat(100_000)
+        );
+        let results: crate::clari::types::ActivityResults = decode(padded.as_bytes()).unwrap();
+        let weight = compact_len(&results);
+        assert_eq!(
+            weight,
+            serde_json::to_vec(&results).unwrap().len(),
+            "what the content takes as compact JSON"
+        );
+        assert!(weight < 1_000, "{weight}");
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

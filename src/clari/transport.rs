@@ -362,13 +362,14 @@ enum Capped {
 }
 
 /// The body of `resp`, decompressed, refused once it passes `limit` bytes: by its declared
-/// length before anything is read, else as the chunks arrive, so no more than `limit` bytes
-/// plus one chunk are ever held.
+/// length before anything is read, else as the chunks arrive. The buffer grows as data comes
+/// (a declared length reserves at most 1 MiB up front), so it holds at most about twice the
+/// limit while reading.
 async fn read_capped(mut resp: reqwest::Response, limit: u64) -> Result<Bytes, Capped> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(Capped::TooLarge);
     }
-    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 20) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(Capped::Read)? {
         if (body.len() + chunk.len()) as u64 > limit {
             return Err(Capped::TooLarge);

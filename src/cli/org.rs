@@ -70,7 +70,8 @@ pub enum OrgCommand {
         #[arg(long)]
         required: bool,
     },
-    /// Disable an organisation: its tokens and API keys stop working on the next request.
+    /// Disable an organisation: its tokens and API keys stop working on the next request, and
+    /// its Clari exports in flight are cancelled (their results are not kept).
     Disable {
         #[arg(long, value_name = "ORG")]
         org: String,

@@ -112,7 +112,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "export_cache_mb",
         default: "`256`",
-        meaning: "megabytes of Clari's answers each replica keeps in finished exports, of each kind; the oldest go first when either this or the number of exports is reached. In memory an export takes about 4.7 times its answer (the sandbox's data), so size it to the replica's memory (1 to 1048576)",
+        meaning: "megabytes of finished exports each replica keeps, of each kind, weighed as their content's compact JSON (whitespace in Clari's answer weighs nothing); those closest to expiry go first when either this or the number of exports is reached, and an export that alone outweighs it is not kept. In memory an export takes about 4.7 times its weight with the sandbox's data, up to about 10 times for answers of many tiny records, so size it to the replica's memory (1 to 1048576)",
     },
     Setting {
         key: "clari_max_response_mb",

@@ -4,11 +4,12 @@
 //! where the export stands (queued behind Clari's concurrency limit, or running) while a spawned
 //! task carries on and fills the cache. Errors are never cached.
 //!
-//! Bounded: at most `max_entries` keys, finished exports weighing at most `max_bytes` (each
-//! weighs the size of Clari's answer it was read from), and at most `max_pending_per_org` exports
-//! in progress per organisation. Both bounds are kept when an export is added and when one
-//! finishes (see [`ExportCache::trim`]). Every key is an [`ExportKey`], whose organisation is a field of its own, so one
-//! organisation never sees another's data and its entries are found by that field alone.
+//! Bounded ([`Capacity`]): at most so many keys, finished exports weighing at most so many bytes
+//! (see [`Weigh`]), and at most `max_pending_per_org` exports in progress per organisation. Both
+//! bounds are kept when an export is added and when one finishes (see [`ExportCache::trim`]); an
+//! export that alone outweighs the bound is never kept, so it cannot push the others out. Every
+//! key is an [`ExportKey`], whose organisation is a field of its own, so one organisation never
+//! sees another's data and its entries are found by that field alone.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -113,7 +114,9 @@ struct Slot<T> {
 
 pub const MAX_PENDING_PER_ORG: usize = 16;
 
-/// What a finished export weighs against the cache's byte bound.
+/// What a finished export weighs against the cache's byte bound: the size of its content as
+/// compact JSON (whitespace or padding in Clari's answer weighs nothing, since it is not kept).
+/// In memory an export takes a few times that (about 4.7 times with the sandbox's data).
 pub trait Weigh {
     fn weight(&self) -> usize;
 }
@@ -194,7 +197,8 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
 
     /// Serves `value` for `key` until `expires`, in place of what was there: the outcome of a
     /// refresh made ahead of expiry. Callers waiting on a replaced export keep their own
-    /// receivers. Skipped when every entry is an export in progress.
+    /// receivers. What was there goes in any case; `value` is not kept when it alone outweighs
+    /// the byte bound, or when every other entry is an export in progress.
     pub fn install(&self, key: ExportKey, value: Arc<T>, expires: i64, prewarmed: bool) {
         let now = self.clock.now();
         let mut slots = self.slots.lock().expect("cache lock");
@@ -272,9 +276,9 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
         current
     }
 
-    /// Frees room for one more entry of `org`: drops what expired or failed, then the oldest
-    /// finished entry; refuses when the organisation already has too many exports in progress
-    /// or every entry is an export in progress.
+    /// Frees room for one more entry of `org` (see [`Self::trim_locked`]); refuses when the
+    /// organisation already has too many exports in progress or every entry is an export in
+    /// progress.
     fn make_room(
         &self,
         slots: &mut HashMap<ExportKey, Slot<T>>,
@@ -299,20 +303,21 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
         }
     }
 
-    /// Keeps the byte bound once an export has finished: its weight is known only then. Drops
-    /// what expired or failed, then the finished exports closest to expiry (the one that just
-    /// finished last; it goes too when it alone outweighs the bound, and its callers still get
-    /// it).
+    /// Keeps the byte bound once an export has finished: its weight is known only then (see
+    /// [`Self::trim_locked`]). One that alone outweighs the bound goes first, and alone: its
+    /// callers still get it.
     pub fn trim(&self) {
         let now = self.clock.now();
         let mut slots = self.slots.lock().expect("cache lock");
         self.trim_locked(&mut slots, now, None);
     }
 
-    /// Drops what expired or failed, then the finished entries closest to expiry, until the
-    /// finished ones weigh at most the byte bound and, when `adding` one more entry of that
-    /// weight (0 for an export just starting), it fits with them; `false` when no more fits
-    /// by count because every entry is an export in progress.
+    /// Drops what expired or failed and any finished entry that alone outweighs the byte bound,
+    /// then the finished entries closest to expiry (an export's expiry is set when it starts, a
+    /// pre-warmed one's when it is installed), until the finished ones weigh at most the bound
+    /// and, when `adding` one more entry of that weight (0 for an export just starting), it fits
+    /// with them; `false` when no more fits by count because every entry is an export in
+    /// progress.
     fn trim_locked(
         &self,
         slots: &mut HashMap<ExportKey, Slot<T>>,
@@ -326,7 +331,11 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
         if room(slots) && weight(slots) + incoming <= self.capacity.bytes {
             return true;
         }
-        slots.retain(|_, s| self.live(s, now));
+        let bound = self.capacity.bytes;
+        slots.retain(|_, s| {
+            self.live(s, now)
+                && !matches!(&*s.rx.borrow(), Ok(ExportState::Ready(v)) if v.weight() > bound)
+        });
         let mut weighs = weight(slots) + incoming;
         if room(slots) && weighs <= self.capacity.bytes {
             return true;
@@ -339,7 +348,12 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
                 _ => None,
             })
             .collect();
-        done.sort_unstable_by_key(|(expires, _, _)| std::cmp::Reverse(*expires));
+        // Closest to expiry last in the vector (popped first); ties in key order, so the
+        // choice never depends on the map's order.
+        fn order((expires, key, _): &(i64, ExportKey, usize)) -> (i64, &str, &str) {
+            (*expires, key.org.as_str(), &key.request)
+        }
+        done.sort_unstable_by(|a, b| order(b).cmp(&order(a)));
         while !room(slots) || weighs > self.capacity.bytes {
             // Nothing finished is left, so nothing weighs: only the count can be short.
             let Some((_, key, w)) = done.pop() else {
@@ -675,14 +689,16 @@ mod tests {
         assert_eq!(cache.weight(), 80);
         assert!(cache.peek(&key("0")).is_none() && cache.peek(&key("1")).is_none());
         assert!(cache.peek(&key("2")).is_some() && cache.peek(&key("3")).is_some());
-        // Too heavy to keep at all: answered, then dropped with everything older.
+        // Too heavy to keep at all: answered, then dropped alone, pushing nothing out.
+        clock.advance(1);
         let got = cache
             .get(key("big"), Duration::from_secs(5), ready(500))
             .await
             .unwrap();
         assert!(matches!(got, ExportState::Ready(v) if *v == 500));
         cache.trim();
-        assert_eq!((cache.len(), cache.weight()), (0, 0));
+        assert_eq!((cache.len(), cache.weight()), (2, 80));
+        assert!(cache.peek(&key("big")).is_none());
         // The pre-warmer's install keeps the bound too.
         cache.install(key("a"), Arc::new(60), 2_000, true);
         cache.install(key("b"), Arc::new(60), 2_100, true);

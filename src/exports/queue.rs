@@ -72,11 +72,12 @@ async fn concurrent_limit(state: &AppState, org: &OrgId, target: &ClariTarget) -
     }
 }
 
-/// Whether the organisation is still enabled: asked before every step of a queued export and
-/// before every poll of a background one. A failing check is not taken as disabled.
+/// Whether the organisation is still enabled: asked before every turn of a queued export's
+/// wait, again just before its Clari job is created, and before every poll of a background
+/// one. A failing check is not taken as disabled.
 pub(super) async fn org_enabled(state: &AppState, org: &OrgId) -> bool {
-    match state.store.find_org(org.as_str()).await {
-        Ok(Some(o)) if !o.disabled => true,
+    match state.store.org_disabled(org).await {
+        Ok(Some(false)) => true,
         Ok(_) => {
             tracing::info!(org_id = %org, "organisation disabled: abandoning its export");
             false
@@ -227,6 +228,13 @@ where
                         tokio::time::sleep(pause * 5).await;
                         continue;
                     }
+                    // The slot may have come free because the organisation was disabled (its
+                    // running export was cancelled), or the disable landed while Clari was
+                    // asked for its limits: asked once more, just before the job would exist.
+                    if !org_enabled(state, org).await {
+                        finish_quietly(state, org, &key, false).await;
+                        return Err(ClariError::Abandoned { job_id: None });
+                    }
                     say(Waiting::Starting, &mut last);
                     match create().await {
                         Ok(job_id) => {
@@ -362,6 +370,10 @@ where
             return Ok(SpareStart::Skipped("no_spare_slot"));
         }
         Promotion::Lost => return Ok(SpareStart::Skipped("busy")),
+    }
+    if !org_enabled(state, org).await {
+        finish_quietly(state, org, &key, false).await;
+        return Ok(SpareStart::Skipped("disabled"));
     }
     if !spend().await {
         finish_quietly(state, org, &key, false).await;

@@ -43,13 +43,13 @@ pub struct Forecast {
 impl super::cache::Weigh for Forecast {
     /// Clari's answer's size; the view's lookups come on top.
     fn weight(&self) -> usize {
-        self.results.source_bytes
+        self.results.content_bytes
     }
 }
 
 impl super::cache::Weigh for ActivityResults {
     fn weight(&self) -> usize {
-        self.source_bytes
+        self.content_bytes
     }
 }
 

@@ -133,8 +133,8 @@ UPDATE refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS
 /// Only dynamically registered clients expire when unused; a metadata document's expiry is its
 /// cache lifetime. Written at most once a [`LAST_USED_GRANULARITY`] per client: a popular
 /// agent's row is shared by every organisation's tokens, and a write per token made it the
-/// hottest row of the database (the scale model: 21,348 updates an hour on 3 rows). A row
-/// that does not match takes no lock and leaves no dead version.
+/// hottest row of the database (the scale model: 21,348 updates an hour on 3 rows). On
+/// PostgreSQL a row that does not match takes no row lock and leaves no dead version.
 const TOUCH: &str = "\
 UPDATE oauth_clients SET last_used_at = $1,
     expires_at = CASE WHEN kind = 'dcr' THEN $2 ELSE expires_at END

@@ -19,6 +19,8 @@ pub trait OrgStore: Send + Sync {
     /// organisation's name that equals it).
     async fn find_org(&self, id_or_name: &str) -> Result<Option<Organization>, StoreError>;
     async fn set_org_disabled(&self, org: &OrgId, disabled: bool) -> Result<(), StoreError>;
+    /// Whether the organisation with exactly this id is disabled; `None` when there is none.
+    async fn org_disabled(&self, org: &OrgId) -> Result<Option<bool>, StoreError>;
     /// The kill switch, in one transaction: disables the organisation and revokes every grant,
     /// refresh token, API key and machine client it has. Enabling it later resurrects none of them.
     async fn kill_org(&self, org: &OrgId, now: UnixTime) -> Result<Killed, StoreError>;
@@ -91,6 +93,8 @@ SELECT id, name, disabled, created_at, COALESCE(slug, id) AS slug FROM organizat
 WHERE id = $1 OR name = $1 OR slug = $1 ORDER BY (id = $1) DESC, (slug = $1) DESC LIMIT 1";
 
 const SET_DISABLED: &str = "UPDATE organizations SET disabled = $1 WHERE id = $2";
+
+const DISABLED: &str = "SELECT disabled FROM organizations WHERE id = $1";
 
 /// Live credentials per organisation that has any: grouped once per table, never a subquery
 /// per organisation.
@@ -260,6 +264,15 @@ macro_rules! org_store {
                     .await?;
                 change.done().await;
                 StoreError::found(done.rows_affected(), "organisation")
+            }
+
+            #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_disabled", otel.kind = "client", db.operation.name = "org_disabled", db.system.name = Self::DB_SYSTEM))]
+            async fn org_disabled(&self, org: &OrgId) -> Result<Option<bool>, StoreError> {
+                let row: Option<(bool,)> = sqlx::query_as(DISABLED)
+                    .bind(org.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(d,)| d))
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.org_activity", otel.kind = "client", db.operation.name = "org_activity", db.system.name = Self::DB_SYSTEM))]

@@ -38,10 +38,10 @@ pub struct ActivityExportRequest {
 pub struct ActivityResults {
     #[serde(default)]
     pub activities: Vec<Activity>,
-    /// The size of Clari's answer this was read from (0 when built otherwise): what the export
-    /// weighs in the cache.
+    /// The size of this content as compact JSON, set when it is read from Clari's answer (0 when
+    /// built otherwise): what the export weighs in the cache.
     #[serde(skip)]
-    pub source_bytes: usize,
+    pub content_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

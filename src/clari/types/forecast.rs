@@ -17,10 +17,10 @@ pub struct ForecastResults {
     pub time_periods: Vec<TimePeriodInfo>,
     #[serde(default)]
     pub time_frames: Vec<TimeFrame>,
-    /// The size of Clari's answer this was read from (0 when built otherwise): what the export
-    /// weighs in the cache.
+    /// The size of this content as compact JSON, set when it is read from Clari's answer (0 when
+    /// built otherwise): what the export weighs in the cache.
     #[serde(skip)]
-    pub source_bytes: usize,
+    pub content_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
