@@ -396,7 +396,15 @@ pub async fn refresh_gauges(state: &AppState) -> Result<(), crate::store::StoreE
         .store
         .org_activity(now, state.config.metrics_orgs)
         .await?;
-    state.metrics.set_org_gauges(&activity);
+    state.metrics.set_org_gauges(
+        (
+            activity.organisations,
+            activity.grants,
+            activity.clients,
+            activity.api_keys,
+        ),
+        &activity.top,
+    );
     let queue: Vec<_> = state
         .store
         .export_queue_summary()

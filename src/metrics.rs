@@ -527,11 +527,14 @@ impl Metrics {
     /// Replaces the credential gauges with fresh counts: the totals, and one series per
     /// organisation only for the few with the most, so the series do not grow with the number
     /// of organisations.
-    pub fn set_org_gauges(&self, activity: &crate::store::ActivitySummary) {
+    /// `totals` are `(organisations holding any, grants, clients, API keys)`; `top` rows
+    /// `(organisation, grants, clients, API keys)`.
+    pub fn set_org_gauges(&self, totals: (i64, i64, i64, i64), top: &[(String, i64, i64, i64)]) {
+        let (organisations, grants, clients, api_keys) = totals;
         for (kind, n) in [
-            ("grants", activity.grants),
-            ("clients", activity.clients),
-            ("api_keys", activity.api_keys),
+            ("grants", grants),
+            ("clients", clients),
+            ("api_keys", api_keys),
         ] {
             self.live_credentials
                 .get_or_create(&KindLabel {
@@ -539,11 +542,11 @@ impl Metrics {
                 })
                 .set(n);
         }
-        self.active_organisations.set(activity.organisations);
+        self.active_organisations.set(organisations);
         self.active_grants.clear();
         self.active_clients.clear();
         self.active_api_keys.clear();
-        for (org, grants, clients, keys) in &activity.top {
+        for (org, grants, clients, keys) in top {
             let l = OrgLabel { org: org.clone() };
             self.active_grants.get_or_create(&l).set(*grants);
             self.active_clients.get_or_create(&l).set(*clients);

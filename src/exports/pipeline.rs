@@ -52,6 +52,19 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
     ClariTarget::new(base, key)
 }
 
+impl Weigh for Forecast {
+    /// The content's weight; the view's lookups come on top.
+    fn weight(&self) -> usize {
+        self.results.content_bytes
+    }
+}
+
+impl Weigh for ActivityResults {
+    fn weight(&self) -> usize {
+        self.content_bytes
+    }
+}
+
 /// One kind of Clari export: how to name it, start it, and finish it.
 pub trait ExportKind: Send + Sync + 'static {
     type Output: Weigh + Send + Sync + 'static;

@@ -40,19 +40,6 @@ pub struct Forecast {
     by_node: HashMap<String, usize>,
 }
 
-impl super::cache::Weigh for Forecast {
-    /// Clari's answer's size; the view's lookups come on top.
-    fn weight(&self) -> usize {
-        self.results.content_bytes
-    }
-}
-
-impl super::cache::Weigh for ActivityResults {
-    fn weight(&self) -> usize {
-        self.content_bytes
-    }
-}
-
 impl Forecast {
     pub fn new(results: ForecastResults) -> Self {
         let latest_frame = results
