@@ -238,7 +238,7 @@ where
                     say(Waiting::Starting, &mut last);
                     match create().await {
                         Ok(job_id) => {
-                            record_job(state, org, &key, &job_id).await;
+                            record_job(state, org, target, &key, &job_id).await?;
                             return Ok(Started {
                                 job_id,
                                 owner: true,
@@ -381,7 +381,9 @@ where
     }
     match create().await {
         Ok(job_id) => {
-            record_job(state, org, &key, &job_id).await;
+            if record_job(state, org, target, &key, &job_id).await.is_err() {
+                return Ok(SpareStart::Skipped("disabled"));
+            }
             Ok(SpareStart::Started(Started {
                 job_id,
                 owner: true,
@@ -418,13 +420,36 @@ where
 }
 
 /// `starting` → `running` with the Clari job's id, so other replicas follow it.
-async fn record_job(state: &AppState, org: &OrgId, key: &str, job_id: &JobId) {
-    if let Err(e) = state
+///
+/// When the row is no longer `starting`, the kill switch closed it while Clari was creating the
+/// job (after this replica's last look at the organisation): the kill never saw the job, so it
+/// is cancelled here, with the key still in hand, and the export ends as abandoned.
+async fn record_job(
+    state: &AppState,
+    org: &OrgId,
+    target: &ClariTarget,
+    key: &str,
+    job_id: &JobId,
+) -> Result<(), ClariError> {
+    match state
         .store
         .record_export_job(org, key, job_id.as_str(), state.now())
         .await
     {
-        tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
+        Ok(true) => Ok(()),
+        Ok(false) if !org_enabled(state, org).await => {
+            if let Err(e) = state.clari.cancel_job(target, job_id).await {
+                tracing::warn!(error = %e, org_id = %org, %job_id, "cancelling an export created during a disable failed");
+            }
+            Err(ClariError::Abandoned {
+                job_id: Some(job_id.to_string()),
+            })
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, org_id = %org, %job_id, "recording the export job failed; other replicas may start their own");
+            Ok(())
+        }
     }
 }
 

@@ -114,14 +114,15 @@ pub trait ExportStore: Send + Sync {
         stale: ExportStaleness,
     ) -> Result<Promotion, StoreError>;
 
-    /// `starting` → `running` with the Clari job id.
+    /// `starting` → `running` with the Clari job id; `false` when the row is no longer
+    /// `starting` (the kill switch closed it while the job was being created).
     async fn record_export_job(
         &self,
         org: &OrgId,
         key: &str,
         clari_job_id: &str,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// `starting` → `queued` (Clari refused for lack of a slot that other clients hold); the row
     /// keeps its place in the queue.
@@ -222,7 +223,7 @@ WHERE organization_id = $3 AND request_key = $4";
 
 const RECORD_JOB: &str = "\
 UPDATE export_jobs SET clari_job_id = $1, status = 'running', updated_at = $2
-WHERE organization_id = $3 AND request_key = $4";
+WHERE organization_id = $3 AND request_key = $4 AND status = 'starting'";
 
 const UNFINISHED: &str = "\
 SELECT request_key, status, clari_job_id FROM export_jobs
@@ -437,15 +438,15 @@ macro_rules! export_store {
                 key: &str,
                 clari_job_id: &str,
                 now: UnixTime,
-            ) -> Result<(), StoreError> {
-                sqlx::query(RECORD_JOB)
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(RECORD_JOB)
                     .bind(clari_job_id)
                     .bind(now)
                     .bind(org.as_str())
                     .bind(key)
                     .execute(&self.pool)
                     .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
             #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.requeue_export", otel.kind = "client", db.operation.name = "requeue_export", db.system.name = Self::DB_SYSTEM))]

@@ -384,14 +384,23 @@ async fn the_export_queue_never_grants_more_slots_than_the_limit(db: &TestDb) {
         other => panic!("{other:?}"),
     }
     // A finished export frees its slot for the next in line.
-    store
-        .record_export_job(&org, "k0", "job0", NOW + 10)
-        .await
-        .unwrap();
+    assert!(
+        store
+            .record_export_job(&org, "k0", "job0", NOW + 10)
+            .await
+            .unwrap()
+    );
     store
         .finish_export(&org, "k0", true, NOW + 11)
         .await
         .unwrap();
+    // A job is recorded only on a row still starting: never on one the kill switch closed.
+    assert!(
+        !store
+            .record_export_job(&org, "k0", "job-late", NOW + 11)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store
             .promote_export(&org, "k2", 2, NOW + 12, stale)
