@@ -26,8 +26,8 @@ impl PgStore {
             .connect(url)
             .await?;
         Ok(Self {
+            changes: Changes::listening(url, pool.clone()),
             pool,
-            changes: Changes::listening(url),
         })
     }
 

@@ -1,7 +1,8 @@
-//! A PostgreSQL replica's listener of change notifications: it hears the triggers' notifications
-//! and its own pings and markers, and says whether the caches may be trusted.
+//! A PostgreSQL replica's listener of change notifications: it hears the triggers'
+//! notifications, its own pings, the other replicas' markers (which it acknowledges) and their
+//! acknowledgements of its own markers, and says whether the caches may be trusted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,11 +10,35 @@ use std::time::{Duration, Instant};
 use super::{CHANNEL, Changes, LISTENER_LATE, LISTENER_NAME, PING_EVERY, SYNC_WAIT};
 use crate::store::OrgId;
 
+/// At most this many acknowledgements wait to be sent; past it they are dropped, and the
+/// replicas that sent those markers wait out [`SYNC_WAIT`] instead.
+const ACKS_QUEUED: usize = 1024;
+
+/// A change's marker, waiting for the other replicas' listeners to acknowledge it.
+struct Waiter {
+    /// The other listeners connected when the marker was sent; `None` until that is known.
+    expected: Option<HashSet<i32>>,
+    /// The listeners (backend process ids) that acknowledged it so far.
+    acked: HashSet<i32>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Waiter {
+    /// Wakes the change once every expected listener has acknowledged.
+    fn settle(&mut self) {
+        if let Some(expected) = &self.expected
+            && expected.is_subset(&self.acked)
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(());
+        }
+    }
+}
+
+type Waiting = Mutex<HashMap<u64, Waiter>>;
+
 /// Forgets a marker's waiter when dropped.
-struct Forget<'a>(
-    &'a Mutex<HashMap<u64, tokio::sync::oneshot::Sender<()>>>,
-    u64,
-);
+struct Forget<'a>(&'a Waiting, u64);
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
@@ -33,12 +58,22 @@ pub(super) struct Listener {
     /// Names this replica's pings and markers in the shared channel.
     replica: String,
     connected: AtomicBool,
+    /// The listening connection's backend process id once it listens (0 before, and while it
+    /// is lost): what the other replicas' `pg_stat_activity` shows, and what it acknowledges
+    /// with.
+    pid: tokio::sync::watch::Sender<i32>,
     pub(super) losses: AtomicU64,
     next_marker: AtomicU64,
-    waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<()>>>,
-    /// Where pings and markers are sent from (not the listening connection).
+    waiting: Waiting,
+    /// Where pings and acknowledgements are sent from (not the listening connection).
     sender: Mutex<Option<sqlx::PgPool>>,
+    /// Held by a test to stand for a listener that lags: notifications wait unread.
+    hold: Arc<tokio::sync::RwLock<()>>,
 }
+
+/// A listener kept from reading notifications until this is dropped (see
+/// [`Changes::hold_listener`]).
+pub struct Hold(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>);
 
 impl Listener {
     pub(super) fn new() -> Self {
@@ -47,10 +82,12 @@ impl Listener {
             start: Instant::now(),
             replica: crate::crypto::random_token(9),
             connected: AtomicBool::new(false),
+            pid: tokio::sync::watch::Sender::new(0),
             losses: AtomicU64::new(0),
             next_marker: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
             sender: Mutex::new(None),
+            hold: Arc::new(tokio::sync::RwLock::new(())),
         }
     }
 
@@ -66,40 +103,87 @@ impl Listener {
             && self.millis().saturating_sub(heard) < LISTENER_LATE.as_millis() as u64
     }
 
-    fn pool(&self) -> Option<sqlx::PgPool> {
-        self.sender.lock().expect("listener sender lock").clone()
+    pub(super) async fn hold(&self) -> Hold {
+        Hold(self.hold.clone().write_owned().await)
     }
 
-    /// Sends a marker after this replica's change and waits until its own listener hears it.
-    /// Notifications reach a listener in commit order, so by then the change's has been sent.
-    pub(super) async fn sync(&self) {
-        if !self.is_current() {
-            // Nothing here trusts the cache meanwhile; other replicas hear the triggers.
-            return;
-        }
-        let Some(pool) = self.pool() else { return };
+    /// Sends a marker after this process's committed change and returns once every other
+    /// listener connected then has acknowledged it, or at most [`SYNC_WAIT`] after it was sent.
+    ///
+    /// Notifications reach each listener in commit order, so a listener that acknowledges the
+    /// marker has applied the change's notification first. One that has not acknowledged it
+    /// by the end of the wait has not heard any ping sent after the marker either (those come
+    /// after it in the channel), so its newest ping is older than [`LISTENER_LATE`]: it trusts
+    /// nothing it cached and reads the store. Either way, when this returns, the next call on
+    /// any replica sees the change. A listener that connects after the marker listens after
+    /// the change committed and holds nothing older.
+    pub(super) async fn sync(&self, pool: &sqlx::PgPool) {
+        // Acknowledgements reach this process through its own listener: give it a moment to
+        // connect (a command-line process that has just started).
+        let mut pid = self.pid.subscribe();
+        let own = tokio::time::timeout(SYNC_WAIT, pid.wait_for(|p| *p != 0))
+            .await
+            .ok()
+            .and_then(|p| p.ok().map(|p| *p))
+            .unwrap_or(0);
         let n = self.next_marker.fetch_add(1, SeqCst);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("listener waiting lock")
-            .insert(n, tx);
+        self.waiting.lock().expect("listener waiting lock").insert(
+            n,
+            Waiter {
+                expected: None,
+                acked: HashSet::new(),
+                done: Some(tx),
+            },
+        );
         // Removed however this ends, a cancelled wait included.
         let _forget = Forget(&self.waiting, n);
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("sync {} {n}", self.replica))
-            .execute(&pool)
-            .await;
-        let heard = match sent {
-            Ok(_) => tokio::time::timeout(SYNC_WAIT, rx).await.is_ok(),
+        // One statement: the marker is sent when it commits, and the listeners it must reach
+        // are those connected by then.
+        let sent: Result<Vec<i32>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT ARRAY(SELECT pid FROM pg_stat_activity
+                          WHERE application_name = $3 AND datname = current_database()
+                            AND pid <> $4)
+             FROM pg_notify($1, $2)",
+        )
+        .bind(CHANNEL)
+        .bind(format!("sync {} {n}", self.replica))
+        .bind(LISTENER_NAME)
+        .bind(own)
+        .fetch_one(pool)
+        .await;
+        let deadline = tokio::time::Instant::now() + SYNC_WAIT;
+        let peers = match sent {
+            Ok(peers) => peers,
             Err(e) => {
+                // Nothing was sent; the triggers' notification was, with the change itself.
                 tracing::warn!(error = %e, "sending a change marker failed");
-                false
+                tokio::time::sleep_until(deadline).await;
+                return;
             }
         };
-        if !heard {
-            tracing::warn!("this replica's change listener did not confirm a change in time");
+        if peers.is_empty() {
+            return;
+        }
+        if own == 0 {
+            // No acknowledgement can be heard: wait until every listener has heard the marker
+            // or stopped trusting its cache.
+            tokio::time::sleep_until(deadline).await;
+            return;
+        }
+        if let Some(w) = self
+            .waiting
+            .lock()
+            .expect("listener waiting lock")
+            .get_mut(&n)
+        {
+            w.expected = Some(peers.into_iter().collect());
+            w.settle();
+        }
+        if tokio::time::timeout_at(deadline, rx).await.is_err() {
+            tracing::warn!(
+                "another replica's change listener did not acknowledge a change in time; it reads the store until it catches up"
+            );
         }
     }
 
@@ -107,32 +191,53 @@ impl Listener {
         if self.connected.swap(false, SeqCst) {
             self.losses.fetch_add(1, SeqCst);
         }
+        self.pid.send_replace(0);
         self.heard.store(0, SeqCst);
         changes.everything_changed();
     }
 
-    /// One notification: an organisation's change, a change of everything, or this replica's
-    /// own ping or marker.
-    fn heard(&self, changes: &Changes, payload: &str) {
+    /// One notification: an organisation's change, a change of everything, this replica's own
+    /// ping, another replica's marker (acknowledged through `acks` once what came before it has
+    /// been applied), or another listener's acknowledgement of this replica's marker.
+    fn heard(&self, changes: &Changes, payload: &str, acks: &tokio::sync::mpsc::Sender<String>) {
         let mut words = payload.split(' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some("org"), Some(org), None) => match OrgId::parse(org) {
+        let words = (words.next(), words.next(), words.next(), words.next());
+        match words {
+            (Some("org"), Some(org), None, None) => match OrgId::parse(org) {
                 Ok(org) => changes.org_changed(&org),
                 Err(_) => changes.everything_changed(),
             },
-            (Some(kind @ ("ping" | "sync")), Some(replica), Some(n)) => {
-                // Other replicas' pings and markers are theirs.
-                let Ok(n) = n.parse::<u64>() else { return };
-                if replica != self.replica {
-                } else if kind == "ping" {
+            (Some("ping"), Some(replica), Some(n), None) => {
+                // Other replicas' pings are theirs.
+                if replica == self.replica
+                    && let Ok(n) = n.parse::<u64>()
+                {
                     self.heard.fetch_max(n, SeqCst);
-                } else if let Some(tx) = self
+                }
+            }
+            (Some("sync"), Some(replica), Some(n), None) => {
+                if replica != self.replica {
+                    let pid = *self.pid.borrow();
+                    if acks.try_send(format!("ack {replica} {n} {pid}")).is_err() {
+                        tracing::debug!("a change acknowledgement was dropped: too many queued");
+                    }
+                }
+            }
+            (Some("ack"), Some(replica), Some(n), Some(pid)) => {
+                if replica != self.replica {
+                    return;
+                }
+                let (Ok(n), Ok(pid)) = (n.parse::<u64>(), pid.parse::<i32>()) else {
+                    return;
+                };
+                if let Some(w) = self
                     .waiting
                     .lock()
                     .expect("listener waiting lock")
-                    .remove(&n)
+                    .get_mut(&n)
                 {
-                    let _ = tx.send(());
+                    w.acked.insert(pid);
+                    w.settle();
                 }
             }
             _ => changes.everything_changed(),
@@ -141,7 +246,7 @@ impl Listener {
 }
 
 /// The listener's life: connect, `LISTEN`, hear notifications until the connection is lost,
-/// and again; pings go out beside it. Ends when the store is dropped.
+/// and again; pings and acknowledgements go out beside it. Ends when the store is dropped.
 pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, url: String) {
     use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
     use std::str::FromStr;
@@ -164,14 +269,17 @@ pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, 
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.eager_reconnect(false);
             listener.listen(CHANNEL).await?;
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut listener)
+                .await?;
             let sender = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_with(opts.clone())
                 .await?;
-            Ok::<_, sqlx::Error>((listener, sender))
+            Ok::<_, sqlx::Error>((listener, pid, sender))
         }
         .await;
-        let (mut listener, sender) = match connected {
+        let (mut listener, pid, sender) = match connected {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "the change listener cannot connect; caches are off");
@@ -186,14 +294,21 @@ pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, 
         backoff = Duration::from_millis(100);
         *l.sender.lock().expect("listener sender lock") = Some(sender.clone());
         l.connected.store(true, SeqCst);
-        let pinger = tokio::spawn(ping(l.clone(), sender));
+        l.pid.send_replace(pid);
+        let pinger = tokio::spawn(ping(l.clone(), sender.clone()));
+        let (acks, queued) = tokio::sync::mpsc::channel(ACKS_QUEUED);
+        let acker = tokio::spawn(acknowledge(queued, sender));
         loop {
             let Some(c) = changes.upgrade() else {
                 pinger.abort();
+                acker.abort();
                 return;
             };
             match listener.try_recv().await {
-                Ok(Some(n)) => l.heard(&c, n.payload()),
+                Ok(Some(n)) => {
+                    let _open = l.hold.read().await;
+                    l.heard(&c, n.payload(), &acks);
+                }
                 Ok(None) => {
                     tracing::warn!(
                         "the change listener lost its connection; caches are off until it is back"
@@ -209,6 +324,7 @@ pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, 
             }
         }
         pinger.abort();
+        acker.abort();
     }
 }
 
@@ -227,5 +343,21 @@ async fn ping(l: Arc<Listener>, pool: sqlx::PgPool) {
         {
             tracing::debug!(error = %e, "a change listener ping failed");
         }
+    }
+}
+
+/// Sends the acknowledgements of other replicas' markers, all those queued in one statement.
+async fn acknowledge(mut queued: tokio::sync::mpsc::Receiver<String>, pool: sqlx::PgPool) {
+    let mut batch = Vec::new();
+    while queued.recv_many(&mut batch, ACKS_QUEUED).await > 0 {
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, a) FROM unnest($2::text[]) AS a")
+            .bind(CHANNEL)
+            .bind(&batch)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "acknowledging change markers failed");
+        }
+        batch.clear();
     }
 }

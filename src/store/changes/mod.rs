@@ -12,19 +12,24 @@
 //!   whoever makes it (a replica, the operator's CLI, a SQL console). Each replica `LISTEN`s. A
 //!   replica whose listener is down, or behind by more than [`LISTENER_LATE`] (measured with its
 //!   own pings through the channel), trusts nothing it has cached and reads the store on every
-//!   call until the listener has caught up; what it cached before is dropped. The replica that
-//!   made a change returns only after its own listener received a marker sent after the change,
-//!   so the change's notification has been sent to every listener.
+//!   call until the listener has caught up; what it cached before is dropped. The process that
+//!   made a change sends a marker after it and returns only once every other listener
+//!   connected then has acknowledged the marker (so has applied the change), or after
+//!   [`SYNC_WAIT`], by when a listener that has not heard the marker no longer trusts its cache
+//!   either.
 //! - **SQLite** (one server, and the operator's CLI beside it): the writer puts a fresh random
 //!   value into a small file beside the database after committing; every check reads those 8
 //!   bytes (one `pread`, about a microsecond) and drops everything cached when they differ.
 //!
 //! The limits: another replica applies a change when its listener has read the notification
-//! (milliseconds after the commit when it keeps up), not at the commit itself; a replica that is
-//! behind, or whose listener connection died silently (a network partition that neither end
-//! sees), may serve what it cached for at most [`LISTENER_LATE`], after which its missing pings
-//! make it read the store. A connection closed by the server or the network is noticed at once.
-//! Every entry also expires after its cache's TTL.
+//! (milliseconds after the commit when it keeps up), not at the commit itself, so a call that
+//! another replica serves while the change is being made may still see the old state; every
+//! call after the change returned sees the new one. A change written without this process (a
+//! SQL console) has nobody waiting for the acknowledgements: a replica that is behind, or whose
+//! listener connection died silently (a network partition that neither end sees), may serve
+//! what it cached for at most [`LISTENER_LATE`] after it, after which its missing pings make it
+//! read the store. A connection closed by the server or the network is noticed at once. Every
+//! entry also expires after its cache's TTL.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -36,6 +41,7 @@ use super::OrgId;
 use crate::clock::UnixTime;
 
 mod listener;
+pub use listener::Hold;
 use listener::{Listener, listen};
 
 /// The PostgreSQL channel the triggers of migration 0019 notify, and the listeners hear.
@@ -47,8 +53,11 @@ pub(super) const PING_EVERY: Duration = Duration::from_millis(500);
 /// A listener that has not heard a ping sent this recently is behind (or gone): caches are
 /// not trusted until it catches up.
 pub const LISTENER_LATE: Duration = Duration::from_secs(2);
-/// How long a change waits for its own listener to hear the marker sent after it.
+/// How long a change waits at most for the other listeners to acknowledge the marker sent
+/// after it. No shorter than [`LISTENER_LATE`]: a listener that has not acknowledged by then
+/// has stopped trusting its cache.
 pub(super) const SYNC_WAIT: Duration = Duration::from_secs(2);
+const _: () = assert!(SYNC_WAIT.as_millis() >= LISTENER_LATE.as_millis());
 /// How long a cached grant, machine client or setting is kept at most, even unchanged.
 pub const CACHED_FOR: UnixTime = 300;
 /// Organisations share this many counters (by hash): a change to one may also drop another's
@@ -67,8 +76,8 @@ enum Feed {
         seen: AtomicU64,
         checks: AtomicU64,
     },
-    /// PostgreSQL: this replica's listener.
-    Listener(Arc<Listener>),
+    /// PostgreSQL: this replica's listener, and the pool its markers are sent through.
+    Listener(Arc<Listener>, sqlx::PgPool),
 }
 
 /// The change counters of this process, and where it hears of other writers' changes.
@@ -159,10 +168,11 @@ impl Changes {
         }))
     }
 
-    /// For PostgreSQL: starts this replica's listener (and its pings) on `url`.
-    pub fn listening(url: &str) -> Arc<Self> {
+    /// For PostgreSQL: starts this replica's listener (and its pings) on `url`; markers go
+    /// through `pool`.
+    pub fn listening(url: &str, pool: sqlx::PgPool) -> Arc<Self> {
         let listener = Arc::new(Listener::new());
-        let changes = Arc::new(Self::with_feed(Feed::Listener(listener.clone())));
+        let changes = Arc::new(Self::with_feed(Feed::Listener(listener.clone(), pool)));
         tokio::spawn(listen(Arc::downgrade(&changes), listener, url.to_owned()));
         changes
     }
@@ -192,7 +202,7 @@ impl Changes {
                 }
                 None => false,
             },
-            Feed::Listener(l) => l.is_current(),
+            Feed::Listener(l, _) => l.is_current(),
         }
     }
 
@@ -252,13 +262,13 @@ impl Changes {
 
     /// Called by the store after a committed write that may change cached values: of `org`, or
     /// of every organisation (`None`: a person, or an OAuth client, spans them). Drops them in
-    /// this process at once, and makes sure every other process will: SQLite writes the change
-    /// file, PostgreSQL waits until this replica's listener heard a marker sent after the
-    /// triggers' notification.
+    /// this process at once, and makes sure every other process will before it returns: SQLite
+    /// writes the change file, PostgreSQL waits until the other replicas' listeners have
+    /// acknowledged a marker sent after the triggers' notification (see `Listener::sync`).
     pub async fn changed(&self, org: Option<&OrgId>) {
         self.mark(org);
-        if let Feed::Listener(l) = &self.feed {
-            l.sync().await;
+        if let Feed::Listener(l, pool) = &self.feed {
+            l.sync(pool).await;
         }
     }
 
@@ -292,8 +302,18 @@ impl Changes {
     /// How often the listener was found lost (PostgreSQL), since start.
     pub fn listener_losses(&self) -> u64 {
         match &self.feed {
-            Feed::Listener(l) => l.losses.load(SeqCst),
+            Feed::Listener(l, _) => l.losses.load(SeqCst),
             _ => 0,
+        }
+    }
+
+    /// Keeps this replica's listener from reading notifications until the hold is dropped, as a
+    /// listener that lags behind would (PostgreSQL only; `None` otherwise). For tests.
+    #[doc(hidden)]
+    pub async fn hold_listener(&self) -> Option<Hold> {
+        match &self.feed {
+            Feed::Listener(l, _) => Some(l.hold().await),
+            _ => None,
         }
     }
 

@@ -212,6 +212,94 @@ async fn a_replica_whose_change_listener_was_cut_still_refuses_a_revoked_key_ove
     db.cleanup().await;
 }
 
+/// A replica whose listener lags behind cannot serve what a change on another replica (or
+/// the operator's CLI) revoked, once that change has returned: the change waits for every
+/// listener's acknowledgement, and a listener that gives none in time has stopped trusting
+/// its cache by then. Without the wait, B would still answer from memory here.
+#[tokio::test]
+async fn a_change_returns_only_when_a_lagging_replica_has_heard_it_or_distrusts_its_cache() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        crate::helpers::announce_skip(
+            "mcp::a_change_returns_only_when_a_lagging_replica_has_heard_it_or_distrusts_its_cache",
+        );
+        return;
+    };
+    let vault_key = clari_mcp::crypto::Vault::generate_key();
+    let vault_key = secrecy::ExposeSecret::expose_secret(&vault_key).to_owned();
+    let (env, b) =
+        crate::helpers::mcp::mcp_env_with_replica_and(&db, &[("CLARI_MCP_VAULT_KEYS", &vault_key)])
+            .await;
+    let changes = b.state.store.changes();
+    let trusted = async || changes.trusted() && env.app.state.store.changes().trusted();
+    crate::helpers::eventually("both change listeners to be current", trusted).await;
+    let key = env.api_key("forecasts:read").await;
+    let other = env.api_key("forecasts:read").await;
+    for k in [&key, &other] {
+        assert_eq!(rpc(&b, Some(k), "tools/list", json!({})).await.status, 200);
+    }
+    assert_eq!(b.state.cached.api_keys.len(), 2, "B keeps both keys");
+
+    // B's listener stops reading, as one behind a slow network would; A revokes a key.
+    let hold = changes
+        .hold_listener()
+        .await
+        .expect("a PostgreSQL listener");
+    let a = &env.app.state.store;
+    let id = a
+        .list_api_keys(&env.org)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| key.ends_with(&k.key_hint))
+        .unwrap()
+        .id;
+    a.revoke_api_key(&env.org, &id, env.app.clock.now_for_tests())
+        .await
+        .unwrap();
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        401,
+        "B has not heard the revocation, and no longer trusts what it kept"
+    );
+    drop(hold);
+    crate::helpers::eventually("B's listener to catch up", trusted).await;
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        401
+    );
+    assert_eq!(
+        rpc(&b, Some(&other), "tools/list", json!({})).await.status,
+        200,
+        "B serves the other key again"
+    );
+
+    // The same from the operator's CLI, a process of its own.
+    let hold = changes
+        .hold_listener()
+        .await
+        .expect("a PostgreSQL listener");
+    let mut cli = crate::helpers::Cli::new(&db);
+    cli.env.insert("CLARI_MCP_VAULT_KEYS".to_owned(), vault_key);
+    let keys: Vec<serde_json::Value> =
+        serde_json::from_str(&cli.ok(&["api-key", "list", "--json"], None)).unwrap();
+    let other_id = keys
+        .iter()
+        .find(|k| other.ends_with(k["key_hint"].as_str().unwrap()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::task::spawn_blocking(move || cli.ok(&["api-key", "revoke", &other_id], None))
+        .await
+        .unwrap();
+    assert_eq!(
+        rpc(&b, Some(&other), "tools/list", json!({})).await.status,
+        401
+    );
+    drop(hold);
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_cli_change_applies_to_the_next_call_of_a_running_sqlite_server() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
