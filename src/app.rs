@@ -173,7 +173,7 @@ fn exposition(state: &AppState, headers: &axum::http::HeaderMap) -> Response {
             ("time_zone", cached.time_zones.lookups()),
         ],
         changes.trusted(),
-        changes.listener_losses(),
+        (changes.listener_losses(), changes.unacknowledged_changes()),
     );
     let open_metrics = headers
         .get(axum::http::header::ACCEPT)

@@ -139,6 +139,7 @@ pub struct Metrics {
     pub cache_lookups: Family<LookupLabels, Counter>,
     pub change_feed_trusted: Gauge,
     pub change_feed_losses: Counter,
+    pub change_feed_unacknowledged: Counter,
     /// Serialises the scrape-time copies of process counters into the counters above.
     synced: std::sync::Mutex<()>,
 }
@@ -176,6 +177,7 @@ impl Default for Metrics {
             cache_lookups: Family::default(),
             change_feed_trusted: Gauge::default(),
             change_feed_losses: Counter::default(),
+            change_feed_unacknowledged: Counter::default(),
             synced: Default::default(),
             registry: Registry::default(),
             series: Default::default(),
@@ -321,6 +323,11 @@ impl Default for Metrics {
             "Times this replica found its PostgreSQL listener lost and dropped everything it kept in memory",
             m.change_feed_losses.clone(),
         );
+        r.register(
+            "change_feed_unacknowledged",
+            "Changes made on this replica (PostgreSQL) that waited the full 2.1 s because another replica's listener did not acknowledge them in time (that replica read the store meanwhile), or this one's was away",
+            m.change_feed_unacknowledged.clone(),
+        );
         Self { registry: r, ..m }
     }
 }
@@ -338,7 +345,12 @@ impl Metrics {
 
     /// Copies counts kept by the process (cache lookups, listener losses) into their counters,
     /// at a scrape: the hot path only bumps its own atomics.
-    pub fn sync_counts(&self, lookups: &[(&'static str, (u64, u64))], trusted: bool, losses: u64) {
+    pub fn sync_counts(
+        &self,
+        lookups: &[(&'static str, (u64, u64))],
+        trusted: bool,
+        (losses, unacknowledged): (u64, u64),
+    ) {
         fn raise(counter: &Counter, total: u64) {
             let seen = counter.get();
             if total > seen {
@@ -357,6 +369,7 @@ impl Metrics {
         }
         self.change_feed_trusted.set(i64::from(trusted));
         raise(&self.change_feed_losses, losses);
+        raise(&self.change_feed_unacknowledged, unacknowledged);
     }
 
     /// The exposition (OpenMetrics text, which Prometheus scrapes).
@@ -589,15 +602,16 @@ mod tests {
                 })
                 .get()
         };
-        m.sync_counts(&[("api_key", (5, 2))], true, 0);
-        m.sync_counts(&[("api_key", (5, 2))], true, 0);
+        m.sync_counts(&[("api_key", (5, 2))], true, (0, 0));
+        m.sync_counts(&[("api_key", (5, 2))], true, (0, 0));
         assert_eq!(hits(&m), 5);
-        m.sync_counts(&[("api_key", (3, 2))], false, 1);
+        m.sync_counts(&[("api_key", (3, 2))], false, (1, 2));
         assert_eq!(hits(&m), 5);
         assert_eq!(m.change_feed_trusted.get(), 0);
-        m.sync_counts(&[("api_key", (9, 4))], true, 1);
+        m.sync_counts(&[("api_key", (9, 4))], true, (1, 2));
         assert_eq!(hits(&m), 9);
         assert_eq!(m.change_feed_losses.get(), 1);
+        assert_eq!(m.change_feed_unacknowledged.get(), 2);
         let text = m.render_text();
         assert!(
             text.contains(r#"clari_mcp_cache_lookups_total{cache="api_key",result="miss"} 4"#),

@@ -121,6 +121,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(cli.config.as_deref()).context("configuration")?;
     crate::telemetry::init(config.log_format, config.otlp_endpoint.as_deref());
+    if !matches!(cli.command, Command::Serve | Command::Sandbox(_)) {
+        crate::store::changes::operator_process();
+    }
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {

@@ -340,7 +340,6 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
         if room(slots) && weighs <= self.capacity.bytes {
             return true;
         }
-        // Closest to expiry first.
         let mut done: Vec<(i64, ExportKey, usize)> = slots
             .iter()
             .filter_map(|(k, s)| match &*s.rx.borrow() {

@@ -731,6 +731,10 @@ async fn metrics_show_the_workload_and_only_to_whoever_holds_the_token() {
     assert_eq!((lookups("hit"), lookups("miss")), (1.0, 2.0), "{text}");
     assert_eq!(value("clari_mcp_change_feed_trusted", &[]), 1.0);
     assert_eq!(value("clari_mcp_change_feed_losses_total", &[]), 0.0);
+    assert_eq!(
+        value("clari_mcp_change_feed_unacknowledged_total", &[]),
+        0.0
+    );
     assert!(
         text.contains("clari_mcp_change_feed_losses_total 0"),
         "{text}"

@@ -7,12 +7,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{CHANNEL, Changes, LISTENER_LATE, LISTENER_NAME, PING_EVERY, SYNC_WAIT};
+use super::{
+    CHANNEL, Changes, LISTENER_LATE, LISTENER_NAME, OPERATOR_LISTENER_NAME, PING_EVERY, SYNC_WAIT,
+};
 use crate::store::OrgId;
 
 /// At most this many acknowledgements wait to be sent; past it they are dropped, and the
 /// replicas that sent those markers wait out [`SYNC_WAIT`] instead.
 const ACKS_QUEUED: usize = 1024;
+/// At most this many other servers' listeners are remembered from their pings.
+const MAX_PINGING: usize = 256;
+
+/// Whether `s` has the shape of a replica's name (as [`crate::crypto::random_token`] makes them).
+fn is_token(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// A change's marker, waiting for the other replicas' listeners to acknowledge it.
 struct Waiter {
@@ -49,6 +60,9 @@ impl Drop for Forget<'_> {
     }
 }
 
+/// The listening connection's name until it listens.
+const STARTING_NAME: &str = "clari-mcp-changes-starting";
+
 /// A replica's listening connection, as the callers see it.
 pub(super) struct Listener {
     /// Milliseconds since `start` at which the newest ping this listener heard was sent; 0 when
@@ -58,11 +72,22 @@ pub(super) struct Listener {
     /// Names this replica's pings and markers in the shared channel.
     replica: String,
     connected: AtomicBool,
+    /// Whether it has connected once: a process that has just started waits for that before it
+    /// sends its first marker.
+    ever_connected: AtomicBool,
     /// The listening connection's backend process id once it listens (0 before, and while it
     /// is lost): what the other replicas' `pg_stat_activity` shows, and what it acknowledges
     /// with.
     pid: tokio::sync::watch::Sender<i32>,
+    /// An operator's command (not a server): it keeps nothing in memory, so the others do not
+    /// wait for its acknowledgements.
+    operator: bool,
+    /// The listening connections of the servers whose pings were heard, and when: one that
+    /// pinged lately but is gone from `pg_stat_activity` may not have noticed yet.
+    pinging: Mutex<HashMap<i32, Instant>>,
     pub(super) losses: AtomicU64,
+    /// Markers sent here that some listener did not acknowledge within [`SYNC_WAIT`].
+    pub(super) unacknowledged: AtomicU64,
     next_marker: AtomicU64,
     waiting: Waiting,
     /// Where pings and acknowledgements are sent from (not the listening connection).
@@ -76,14 +101,18 @@ pub(super) struct Listener {
 pub struct Hold(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>);
 
 impl Listener {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(operator: bool) -> Self {
         Self {
             heard: AtomicU64::new(0),
             start: Instant::now(),
             replica: crate::crypto::random_token(9),
             connected: AtomicBool::new(false),
+            ever_connected: AtomicBool::new(false),
             pid: tokio::sync::watch::Sender::new(0),
+            operator,
+            pinging: Mutex::new(HashMap::new()),
             losses: AtomicU64::new(0),
+            unacknowledged: AtomicU64::new(0),
             next_marker: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
             sender: Mutex::new(None),
@@ -96,9 +125,12 @@ impl Listener {
         self.start.elapsed().as_millis() as u64 + 1
     }
 
+    /// Whether what this process keeps may be trusted: never in an operator's command, which
+    /// nobody waits for.
     pub(super) fn is_current(&self) -> bool {
         let heard = self.heard.load(SeqCst);
-        self.connected.load(SeqCst)
+        !self.operator
+            && self.connected.load(SeqCst)
             && heard != 0
             && self.millis().saturating_sub(heard) < LISTENER_LATE.as_millis() as u64
     }
@@ -107,25 +139,32 @@ impl Listener {
         Hold(self.hold.clone().write_owned().await)
     }
 
-    /// Sends a marker after this process's committed change and returns once every other
-    /// listener connected then has acknowledged it, or at most [`SYNC_WAIT`] after it was sent.
+    /// Sends a marker after this process's committed change and returns once every server's
+    /// listener connected then has acknowledged it, or [`SYNC_WAIT`] after it was sent.
     ///
-    /// Notifications reach each listener in commit order, so a listener that acknowledges the
-    /// marker has applied the change's notification first. One that has not acknowledged it
-    /// by the end of the wait has not heard any ping sent after the marker either (those come
-    /// after it in the channel), so its newest ping is older than [`LISTENER_LATE`]: it trusts
-    /// nothing it cached and reads the store. Either way, when this returns, the next call on
-    /// any replica sees the change. A listener that connects after the marker listens after
-    /// the change committed and holds nothing older.
+    /// Notifications reach each listener in commit order (PostgreSQL, `NOTIFY`: "notifications
+    /// from different transactions are delivered in the order in which the transactions
+    /// committed"), so a listener that acknowledges the marker has applied the change's
+    /// notification first. One that has not heard the marker by the end of the wait has not
+    /// heard any ping sent after it either (those come after it in the channel), so its newest
+    /// ping is older than [`LISTENER_LATE`]: it trusts nothing it kept and reads the store.
+    /// Either way, when this returns, the next call on any replica sees the change. A listener
+    /// that announces itself after the marker listened before it did, so after the change
+    /// committed, and holds nothing older; one that pinged lately but is no longer listed (its
+    /// connection closed, and it may not know yet) is waited out in full.
     pub(super) async fn sync(&self, pool: &sqlx::PgPool) {
-        // Acknowledgements reach this process through its own listener: give it a moment to
-        // connect (a command-line process that has just started).
+        // Acknowledgements reach this process through its own listener: a process that has
+        // just started (a command) gives it a moment to connect.
         let mut pid = self.pid.subscribe();
-        let own = tokio::time::timeout(SYNC_WAIT, pid.wait_for(|p| *p != 0))
-            .await
-            .ok()
-            .and_then(|p| p.ok().map(|p| *p))
-            .unwrap_or(0);
+        let own = if self.ever_connected.load(SeqCst) {
+            *pid.borrow()
+        } else {
+            tokio::time::timeout(SYNC_WAIT, pid.wait_for(|p| *p != 0))
+                .await
+                .ok()
+                .and_then(|p| p.ok().map(|p| *p))
+                .unwrap_or(0)
+        };
         let n = self.next_marker.fetch_add(1, SeqCst);
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.waiting.lock().expect("listener waiting lock").insert(
@@ -140,6 +179,7 @@ impl Listener {
         let _forget = Forget(&self.waiting, n);
         // One statement: the marker is sent when it commits, and the listeners it must reach
         // are those connected by then.
+        let since = Instant::now();
         let sent: Result<Vec<i32>, sqlx::Error> = sqlx::query_scalar(
             "SELECT ARRAY(SELECT pid FROM pg_stat_activity
                           WHERE application_name = $3 AND datname = current_database()
@@ -153,21 +193,37 @@ impl Listener {
         .fetch_one(pool)
         .await;
         let deadline = tokio::time::Instant::now() + SYNC_WAIT;
-        let peers = match sent {
-            Ok(peers) => peers,
+        let peers: HashSet<i32> = match sent {
+            Ok(peers) => peers.into_iter().collect(),
             Err(e) => {
                 // Nothing was sent; the triggers' notification was, with the change itself.
                 tracing::warn!(error = %e, "sending a change marker failed");
+                self.unacknowledged.fetch_add(1, SeqCst);
                 tokio::time::sleep_until(deadline).await;
                 return;
             }
         };
-        if peers.is_empty() {
+        let vanished = self
+            .pinging
+            .lock()
+            .expect("listener pinging lock")
+            .iter()
+            .any(|(p, at)| {
+                *p != own
+                    && !peers.contains(p)
+                    && since.saturating_duration_since(*at) < LISTENER_LATE
+            });
+        if peers.is_empty() && !vanished {
             return;
         }
-        if own == 0 {
-            // No acknowledgement can be heard: wait until every listener has heard the marker
-            // or stopped trusting its cache.
+        if own == 0 || vanished {
+            // No acknowledgement can be heard, or a server may still trust what it kept without
+            // hearing anything: wait until every listener has heard the marker or stopped
+            // trusting its cache.
+            self.unacknowledged.fetch_add(1, SeqCst);
+            tracing::warn!(
+                "a change waits out the full time: this replica's change listener is away, or another replica's has just gone"
+            );
             tokio::time::sleep_until(deadline).await;
             return;
         }
@@ -177,10 +233,11 @@ impl Listener {
             .expect("listener waiting lock")
             .get_mut(&n)
         {
-            w.expected = Some(peers.into_iter().collect());
+            w.expected = Some(peers);
             w.settle();
         }
         if tokio::time::timeout_at(deadline, rx).await.is_err() {
+            self.unacknowledged.fetch_add(1, SeqCst);
             tracing::warn!(
                 "another replica's change listener did not acknowledge a change in time; it reads the store until it catches up"
             );
@@ -207,16 +264,26 @@ impl Listener {
                 Ok(org) => changes.org_changed(&org),
                 Err(_) => changes.everything_changed(),
             },
-            (Some("ping"), Some(replica), Some(n), None) => {
-                // Other replicas' pings are theirs.
-                if replica == self.replica
-                    && let Ok(n) = n.parse::<u64>()
-                {
-                    self.heard.fetch_max(n, SeqCst);
+            (Some("ping"), Some(replica), Some(n), pid) => {
+                let Ok(n) = n.parse::<u64>() else { return };
+                if replica == self.replica {
+                    // Never from the future: that would be trusted for ever.
+                    if n <= self.millis() {
+                        self.heard.fetch_max(n, SeqCst);
+                    }
+                } else if let Some(Ok(pid)) = pid.map(str::parse::<i32>) {
+                    // Another server's: its listener is to be waited for.
+                    let mut pinging = self.pinging.lock().expect("listener pinging lock");
+                    let now = Instant::now();
+                    pinging.retain(|_, at| now.saturating_duration_since(*at) < LISTENER_LATE);
+                    if pinging.len() < MAX_PINGING || pinging.contains_key(&pid) {
+                        pinging.insert(pid, now);
+                    }
                 }
             }
             (Some("sync"), Some(replica), Some(n), None) => {
-                if replica != self.replica {
+                // Acknowledged as the marker came, within the length NOTIFY allows.
+                if replica != self.replica && is_token(replica) && n.parse::<u64>().is_ok() {
                     let pid = *self.pid.borrow();
                     if acks.try_send(format!("ack {replica} {n} {pid}")).is_err() {
                         tracing::debug!("a change acknowledgement was dropped: too many queued");
@@ -264,14 +331,24 @@ pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, 
                 .max_connections(1)
                 .max_lifetime(None)
                 .idle_timeout(None)
-                .connect_with(opts.clone().application_name(LISTENER_NAME))
+                .connect_with(opts.clone().application_name(STARTING_NAME))
                 .await?;
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.eager_reconnect(false);
             listener.listen(CHANNEL).await?;
-            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                .fetch_one(&mut listener)
-                .await?;
+            // Named (so waited for) only once it listens: a marker sent while it connects would
+            // otherwise be waited for in vain.
+            let name = if l.operator {
+                OPERATOR_LISTENER_NAME
+            } else {
+                LISTENER_NAME
+            };
+            let pid: i32 = sqlx::query_scalar(
+                "SELECT pg_backend_pid() FROM set_config('application_name', $1, false)",
+            )
+            .bind(name)
+            .fetch_one(&mut listener)
+            .await?;
             let sender = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_with(opts.clone())
@@ -294,6 +371,7 @@ pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, 
         backoff = Duration::from_millis(100);
         *l.sender.lock().expect("listener sender lock") = Some(sender.clone());
         l.connected.store(true, SeqCst);
+        l.ever_connected.store(true, SeqCst);
         l.pid.send_replace(pid);
         let pinger = tokio::spawn(ping(l.clone(), sender.clone()));
         let (acks, queued) = tokio::sync::mpsc::channel(ACKS_QUEUED);
@@ -328,13 +406,18 @@ pub(super) async fn listen(changes: std::sync::Weak<Changes>, l: Arc<Listener>, 
     }
 }
 
-/// Sends this replica's pings: the time each was sent, which its listener compares with now.
+/// Sends this replica's pings: the time each was sent, which its listener compares with now,
+/// and (a server's) its listening connection, which the others then wait for.
 async fn ping(l: Arc<Listener>, pool: sqlx::PgPool) {
     let mut every = tokio::time::interval(PING_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let payload = format!("ping {} {}", l.replica, l.millis());
+        let payload = if l.operator {
+            format!("ping {} {}", l.replica, l.millis())
+        } else {
+            format!("ping {} {} {}", l.replica, l.millis(), *l.pid.borrow())
+        };
         if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(payload)

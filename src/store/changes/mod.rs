@@ -13,10 +13,10 @@
 //!   replica whose listener is down, or behind by more than [`LISTENER_LATE`] (measured with its
 //!   own pings through the channel), trusts nothing it has cached and reads the store on every
 //!   call until the listener has caught up; what it cached before is dropped. The process that
-//!   made a change sends a marker after it and returns only once every other listener
-//!   connected then has acknowledged the marker (so has applied the change), or after
+//!   made a change sends a marker after it and returns only once every server's listener
+//!   listening then has acknowledged the marker (so has applied the change), or after
 //!   [`SYNC_WAIT`], by when a listener that has not heard the marker no longer trusts its cache
-//!   either.
+//!   either. An operator's command keeps nothing in memory, so nobody waits for it.
 //! - **SQLite** (one server, and the operator's CLI beside it): the writer puts a fresh random
 //!   value into a small file beside the database after committing; every check reads those 8
 //!   bytes (one `pread`, about a microsecond) and drops everything cached when they differ.
@@ -46,8 +46,11 @@ use listener::{Listener, listen};
 
 /// The PostgreSQL channel the triggers of migration 0019 notify, and the listeners hear.
 pub const CHANNEL: &str = "clari_mcp_changes";
-/// The `application_name` of each replica's listening connection.
+/// The `application_name` of each server's listening connection (once it listens).
 pub const LISTENER_NAME: &str = "clari-mcp-changes";
+/// The `application_name` of an operator command's listening connection: it hears the
+/// acknowledgements of its own changes, keeps nothing in memory, and is not waited for.
+pub const OPERATOR_LISTENER_NAME: &str = "clari-mcp-changes-operator";
 /// How often a replica sends itself a ping through the channel.
 pub(super) const PING_EVERY: Duration = Duration::from_millis(500);
 /// A listener that has not heard a ping sent this recently is behind (or gone): caches are
@@ -56,8 +59,19 @@ pub const LISTENER_LATE: Duration = Duration::from_secs(2);
 /// How long a change waits at most for the other listeners to acknowledge the marker sent
 /// after it. No shorter than [`LISTENER_LATE`]: a listener that has not acknowledged by then
 /// has stopped trusting its cache.
-pub(super) const SYNC_WAIT: Duration = Duration::from_secs(2);
-const _: () = assert!(SYNC_WAIT.as_millis() >= LISTENER_LATE.as_millis());
+/// The margin is for clocks that run at slightly different rates on different hosts.
+pub(super) const SYNC_WAIT: Duration = Duration::from_millis(2_100);
+const _: () = assert!(SYNC_WAIT.as_millis() > LISTENER_LATE.as_millis());
+
+/// Set by an operator's command before it opens the store (see [`operator_process`]).
+static OPERATOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as an operator's command rather than a server: on PostgreSQL it keeps
+/// nothing in memory, so the servers' changes do not wait for it; its own changes still wait
+/// for them.
+pub fn operator_process() {
+    OPERATOR.store(true, SeqCst);
+}
 /// How long a cached grant, machine client or setting is kept at most, even unchanged.
 pub const CACHED_FOR: UnixTime = 300;
 /// Organisations share this many counters (by hash): a change to one may also drop another's
@@ -171,7 +185,7 @@ impl Changes {
     /// For PostgreSQL: starts this replica's listener (and its pings) on `url`; markers go
     /// through `pool`.
     pub fn listening(url: &str, pool: sqlx::PgPool) -> Arc<Self> {
-        let listener = Arc::new(Listener::new());
+        let listener = Arc::new(Listener::new(OPERATOR.load(SeqCst)));
         let changes = Arc::new(Self::with_feed(Feed::Listener(listener.clone(), pool)));
         tokio::spawn(listen(Arc::downgrade(&changes), listener, url.to_owned()));
         changes
@@ -303,6 +317,15 @@ impl Changes {
     pub fn listener_losses(&self) -> u64 {
         match &self.feed {
             Feed::Listener(l, _) => l.losses.load(SeqCst),
+            _ => 0,
+        }
+    }
+
+    /// How many changes made here waited out [`SYNC_WAIT`] because some listener did not
+    /// acknowledge them (PostgreSQL), since start.
+    pub fn unacknowledged_changes(&self) -> u64 {
+        match &self.feed {
+            Feed::Listener(l, _) => l.unacknowledged.load(SeqCst),
             _ => 0,
         }
     }

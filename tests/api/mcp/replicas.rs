@@ -234,28 +234,45 @@ async fn a_change_returns_only_when_a_lagging_replica_has_heard_it_or_distrusts_
     crate::helpers::eventually("both change listeners to be current", trusted).await;
     let key = env.api_key("forecasts:read").await;
     let other = env.api_key("forecasts:read").await;
-    for k in [&key, &other] {
+    let spare = env.api_key("forecasts:read").await;
+    for k in [&key, &other, &spare] {
         assert_eq!(rpc(&b, Some(k), "tools/list", json!({})).await.status, 200);
     }
-    assert_eq!(b.state.cached.api_keys.len(), 2, "B keeps both keys");
+    assert_eq!(b.state.cached.api_keys.len(), 3, "B keeps the keys");
+    let a = &env.app.state.store;
+    let revoke = async |key: &str| {
+        let id = a
+            .list_api_keys(&env.org)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| key.ends_with(&k.key_hint))
+            .unwrap()
+            .id;
+        a.revoke_api_key(&env.org, &id, env.app.clock.now_for_tests())
+            .await
+            .unwrap();
+    };
+
+    // B, keeping up, acknowledges A's change: A does not wait it out.
+    revoke(&spare).await;
+    assert_eq!(a.changes().unacknowledged_changes(), 0, "B acknowledged");
+    assert_eq!(
+        rpc(&b, Some(&spare), "tools/list", json!({})).await.status,
+        401
+    );
 
     // B's listener stops reading, as one behind a slow network would; A revokes a key.
     let hold = changes
         .hold_listener()
         .await
         .expect("a PostgreSQL listener");
-    let a = &env.app.state.store;
-    let id = a
-        .list_api_keys(&env.org)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|k| key.ends_with(&k.key_hint))
-        .unwrap()
-        .id;
-    a.revoke_api_key(&env.org, &id, env.app.clock.now_for_tests())
-        .await
-        .unwrap();
+    revoke(&key).await;
+    assert_eq!(
+        a.changes().unacknowledged_changes(),
+        1,
+        "A waited B out, and counts it"
+    );
     assert_eq!(
         rpc(&b, Some(&key), "tools/list", json!({})).await.status,
         401,
@@ -297,6 +314,68 @@ async fn a_change_returns_only_when_a_lagging_replica_has_heard_it_or_distrusts_
         401
     );
     drop(hold);
+    db.cleanup().await;
+}
+
+/// A replica whose listening connection the database closed, before the replica notices, is
+/// not listed as listening any more, yet may still trust what it keeps: a change waits it out
+/// because it pinged lately.
+#[tokio::test]
+async fn a_change_waits_out_a_replica_whose_listener_was_closed_before_it_noticed() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        crate::helpers::announce_skip(
+            "mcp::a_change_waits_out_a_replica_whose_listener_was_closed_before_it_noticed",
+        );
+        return;
+    };
+    let (env, b) = mcp_env_with_replica(&db).await;
+    let (on_a, on_b) = (env.app.state.store.changes(), b.state.store.changes());
+    crate::helpers::eventually("both change listeners to be current", async || {
+        on_a.trusted() && on_b.trusted()
+    })
+    .await;
+    let key = env.api_key("forecasts:read").await;
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        200
+    );
+    // B reads nothing more from its listener, so it cannot see its connection close.
+    let hold = on_b.hold_listener().await.expect("a PostgreSQL listener");
+    let losses = on_a.listener_losses();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+         WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind(clari_mcp::store::changes::LISTENER_NAME)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    crate::helpers::eventually("A's listener to be back", async || {
+        on_a.listener_losses() > losses && on_a.trusted()
+    })
+    .await;
+    let a = &env.app.state.store;
+    let id = a.list_api_keys(&env.org).await.unwrap()[0].id.clone();
+    a.revoke_api_key(&env.org, &id, env.app.clock.now_for_tests())
+        .await
+        .unwrap();
+    assert_eq!(on_a.unacknowledged_changes(), 1, "B was waited out");
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        401
+    );
+    drop(hold);
+    crate::helpers::eventually("B to notice and come back", async || {
+        on_b.listener_losses() > 0 && on_b.trusted()
+    })
+    .await;
+    assert_eq!(
+        rpc(&b, Some(&key), "tools/list", json!({})).await.status,
+        401
+    );
     db.cleanup().await;
 }
 
