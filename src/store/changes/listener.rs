@@ -198,9 +198,7 @@ impl Listener {
             Err(e) => {
                 // Nothing was sent; the triggers' notification was, with the change itself.
                 tracing::warn!(error = %e, "sending a change marker failed");
-                self.unacknowledged.fetch_add(1, SeqCst);
-                tokio::time::sleep_until(deadline).await;
-                return;
+                return self.wait_out(deadline).await;
             }
         };
         let vanished = self
@@ -220,27 +218,37 @@ impl Listener {
             // No acknowledgement can be heard, or a server may still trust what it kept without
             // hearing anything: wait until every listener has heard the marker or stopped
             // trusting its cache.
-            self.unacknowledged.fetch_add(1, SeqCst);
             tracing::warn!(
                 "a change waits out the full time: this replica's change listener is away, or another replica's has just gone"
             );
-            tokio::time::sleep_until(deadline).await;
-            return;
+            return self.wait_out(deadline).await;
         }
+        self.update_waiter(n, |w| w.expected = Some(peers));
+        if tokio::time::timeout_at(deadline, rx).await.is_err() {
+            self.unacknowledged.fetch_add(1, SeqCst);
+            tracing::warn!(
+                "another replica's change listener did not acknowledge a change in time; it reads the store until it catches up"
+            );
+        }
+    }
+
+    /// Waits until `deadline` without acknowledgements, counted as such.
+    async fn wait_out(&self, deadline: tokio::time::Instant) {
+        self.unacknowledged.fetch_add(1, SeqCst);
+        tokio::time::sleep_until(deadline).await;
+    }
+
+    /// Changes marker `n`'s waiter, if it still waits, and wakes it once it has every
+    /// acknowledgement it expects.
+    fn update_waiter(&self, n: u64, change: impl FnOnce(&mut Waiter)) {
         if let Some(w) = self
             .waiting
             .lock()
             .expect("listener waiting lock")
             .get_mut(&n)
         {
-            w.expected = Some(peers);
+            change(w);
             w.settle();
-        }
-        if tokio::time::timeout_at(deadline, rx).await.is_err() {
-            self.unacknowledged.fetch_add(1, SeqCst);
-            tracing::warn!(
-                "another replica's change listener did not acknowledge a change in time; it reads the store until it catches up"
-            );
         }
     }
 
@@ -297,15 +305,9 @@ impl Listener {
                 let (Ok(n), Ok(pid)) = (n.parse::<u64>(), pid.parse::<i32>()) else {
                     return;
                 };
-                if let Some(w) = self
-                    .waiting
-                    .lock()
-                    .expect("listener waiting lock")
-                    .get_mut(&n)
-                {
+                self.update_waiter(n, |w| {
                     w.acked.insert(pid);
-                    w.settle();
-                }
+                });
             }
             _ => changes.everything_changed(),
         }
