@@ -53,9 +53,10 @@ pub async fn target(state: &AppState, org: &OrgId) -> Result<ClariTarget, ClariE
 }
 
 impl Weigh for Forecast {
-    /// The content's weight; the view's lookups come on top.
+    /// The content's weight, and the most the answers kept with it may weigh; the view's
+    /// lookups come on top.
     fn weight(&self) -> usize {
-        self.results.content_bytes
+        self.results.content_bytes + crate::exports::kept::KEPT_BYTES
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::kept::{Keeps, Kept};
 use crate::clari::types::*;
 
 // --- the forecast view ------------------------------------------------------------------------
@@ -38,6 +39,14 @@ pub struct Forecast {
     children: HashMap<String, Vec<usize>>,
     /// hierarchy id → index of the user at that node (first occurrence).
     by_node: HashMap<String, usize>,
+    /// The tools' answers rendered from this export ([`super::kept`]).
+    kept: Kept,
+}
+
+impl Keeps for Forecast {
+    fn kept(&self) -> &Kept {
+        &self.kept
+    }
 }
 
 impl Forecast {
@@ -83,6 +92,7 @@ impl Forecast {
             by_user,
             children,
             by_node,
+            kept: Kept::default(),
         }
     }
 

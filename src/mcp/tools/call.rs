@@ -46,12 +46,13 @@ pub async fn call(
     args: JsonObject,
 ) -> Option<CallToolResult> {
     let entry = find(name)?;
+    let canonical = serde_json::to_string(&args).expect("JSON values serialise");
     let call = Call {
         state,
         ctx,
         meta,
         entry,
-        digest: state.audit.digest_args(&ctx.org_id, &args),
+        digest: state.audit.digest_args(&ctx.org_id, &canonical),
         started: Instant::now(),
     };
     let policy = match gate(&call).await {
@@ -62,7 +63,7 @@ pub async fn call(
         .scope(
             crate::mcp::tasks::owner(ctx),
             CACHE_USE.scope(Cell::new(CacheUse::default()), async {
-                let answer = (entry.handler)(state, ctx, args).await;
+                let answer = (entry.handler)(state, ctx, args, &canonical).await;
                 (answer, CACHE_USE.with(Cell::get))
             }),
         )

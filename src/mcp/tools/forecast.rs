@@ -226,7 +226,7 @@ impl Tool for GetForecast {
             wait(a.wait_seconds),
         )
         .await?;
-        Export::from_state(got, |f: &Forecast| {
+        Export::from_kept(got, |f: &Forecast| {
             let top = match &a.manager {
                 Some(m) => Some(f.find_user(m).ok_or_else(|| {
                     ToolError::arg(

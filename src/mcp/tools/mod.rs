@@ -147,7 +147,10 @@ pub trait Tool: Send + Sync + 'static {
 /// A handler's answer, and the class of its error when it failed.
 type Answer = (CallToolResult, Option<&'static str>);
 
-type Handler = for<'a> fn(&'a AppState, &'a AuthContext, JsonObject) -> BoxFuture<'a, Answer>;
+/// A tool's handler: the state, the caller, the arguments, and the same arguments as compact
+/// JSON (the key of the answers kept with an export, [`render::Keeping`]).
+type Handler =
+    for<'a> fn(&'a AppState, &'a AuthContext, JsonObject, &'a str) -> BoxFuture<'a, Answer>;
 
 /// A registered tool: its advertised definition (schemas generated once) and its handler.
 pub struct Entry {
@@ -161,14 +164,23 @@ fn handle<'a, T: Tool>(
     state: &'a AppState,
     ctx: &'a AuthContext,
     args: JsonObject,
+    canonical: &'a str,
 ) -> BoxFuture<'a, Answer> {
     Box::pin(async move {
-        let result = match parse::<T::Args>(args) {
-            Ok(args) => T::run(state, ctx, args).await,
-            Err(e) => Err(e),
-        };
+        let (result, mut keeping) = render::Keeping::run(T::NAME, canonical, async {
+            match parse::<T::Args>(args) {
+                Ok(args) => T::run(state, ctx, args).await,
+                Err(e) => Err(e),
+            }
+        })
+        .await;
         match result {
-            Ok(out) => (render::answer(T::NAME, &out), None),
+            Ok(_) if let Some(kept) = keeping.found.take() => (kept, None),
+            Ok(out) => {
+                let answer = render::answer(T::NAME, &out);
+                keeping.keep(&answer);
+                (answer, None)
+            }
             Err(e) => {
                 log_tool_error(T::NAME, &e);
                 (render::failure(&e), Some(e.class))

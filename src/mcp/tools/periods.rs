@@ -87,7 +87,7 @@ impl Tool for ListTimePeriods {
             wait(a.wait_seconds),
         )
         .await?;
-        Export::from_state(got, |f: &Forecast| {
+        Export::from_kept(got, |f: &Forecast| {
             let mut weeks: Vec<WeekRow> = f
                 .results
                 .time_frames

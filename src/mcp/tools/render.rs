@@ -4,6 +4,7 @@
 //! Numbers stay exact: whole amounts serialize as integers, fractions as at most cents.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use super::ToolError;
 use crate::clari::ExportState;
+use crate::exports::Keeps;
 
 /// The first line of an answer's text: what this is, how many, what to call next.
 pub trait Summary {
@@ -153,6 +155,11 @@ pub enum Export<T> {
         waiting_for_job_id: Option<String>,
         retry_after_seconds: u32,
     },
+    /// The answer for these arguments is kept with the export ([`Export::from_kept`]): the
+    /// tool's handler answers that, and this value is never rendered.
+    #[serde(skip)]
+    #[schemars(skip)]
+    Kept,
 }
 
 impl<T> Export<T> {
@@ -165,6 +172,22 @@ impl<T> Export<T> {
             ExportState::Ready(v) => Ok(Self::Ready(f(&v)?)),
             other => Ok(Self::not_ready(&other).expect("not ready")),
         }
+    }
+
+    /// [`Export::from_state`] for a tool whose answer is a function of its arguments and this
+    /// export alone (not the clock, not a setting, not the caller): when an answer for the same
+    /// tool and arguments is kept with the export, `Kept` (the handler answers what was kept)
+    /// without running `f`; otherwise the answer the handler renders is kept with it.
+    pub fn from_kept<U: Keeps + 'static>(
+        got: ExportState<Arc<U>>,
+        f: impl FnOnce(&U) -> Result<T, ToolError>,
+    ) -> Result<Self, ToolError> {
+        if let ExportState::Ready(v) = &got
+            && found_kept(v)
+        {
+            return Ok(Self::Kept);
+        }
+        Self::from_state(got, f)
     }
 
     /// The answer for an export that is not ready yet; `None` when it is.
@@ -191,6 +214,7 @@ impl<T: Summary> Summary for Export<T> {
     fn summary(&self, tool: &str) -> String {
         match self {
             Self::Ready(t) => t.summary(tool),
+            Self::Kept => String::new(),
             Self::Running {
                 job_id,
                 retry_after_seconds,
@@ -214,6 +238,83 @@ impl<T: Summary> Summary for Export<T> {
             ),
         }
     }
+}
+
+// --- answers kept with their export ----------------------------------------------------------
+
+tokio::task_local! {
+    /// The call a tool handler is answering: its key among the answers kept with an export, and
+    /// what [`Export::from_kept`] found there.
+    static KEEPING: RefCell<Keeping>;
+}
+
+/// What a call found of the answers kept with the export it read.
+#[derive(Default)]
+pub struct Keeping {
+    key: String,
+    /// The answer kept for this call's tool and arguments.
+    pub found: Option<CallToolResult>,
+    /// The export read, when nothing was kept for this call: its answer is to be kept with it.
+    source: Option<Arc<dyn Keeps>>,
+}
+
+impl Keeping {
+    /// Runs a tool's work for `tool` with these arguments (compact JSON, as the audit trail
+    /// digests them); what it found kept.
+    pub async fn run<R>(tool: &str, arguments: &str, work: impl Future<Output = R>) -> (R, Self) {
+        let keeping = Keeping {
+            key: format!("{tool}\n{arguments}"),
+            ..Keeping::default()
+        };
+        KEEPING
+            .scope(RefCell::new(keeping), async {
+                let r = work.await;
+                (r, KEEPING.with(|k| std::mem::take(&mut *k.borrow_mut())))
+            })
+            .await
+    }
+
+    /// Keeps a successful answer with the export it was rendered from, when the tool read one
+    /// through [`Export::from_kept`]. It weighs its text twice: the structured content holds
+    /// the same data.
+    pub fn keep(self, answer: &CallToolResult) {
+        let Some(source) = self.source else {
+            return;
+        };
+        let text: usize = answer
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.len()))
+            .sum();
+        source
+            .kept()
+            .put(&self.key, Arc::new(answer.clone()), 2 * text);
+    }
+}
+
+/// Whether an answer for the current call is kept with `export` (then it is taken into the
+/// call's [`Keeping`]); when not, the export is noted so the answer rendered is kept with it.
+/// Outside a tool handler, nothing is kept.
+fn found_kept<U: Keeps + 'static>(export: &Arc<U>) -> bool {
+    KEEPING
+        .try_with(|k| {
+            let mut k = k.borrow_mut();
+            let kept = export.kept().get(&k.key);
+            match kept
+                .as_ref()
+                .and_then(|v| v.downcast_ref::<CallToolResult>())
+            {
+                Some(answer) => {
+                    k.found = Some(answer.clone());
+                    true
+                }
+                None => {
+                    k.source = Some(Arc::clone(export) as Arc<dyn Keeps>);
+                    false
+                }
+            }
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl Tool for ListUsers {
         let limit = limit(a.limit)?;
         let got = pipeline::forecast(state, &ctx.org_id, &forecast_id, None, wait(a.wait_seconds))
             .await?;
-        Export::from_state(got, |f: &Forecast| {
+        Export::from_kept(got, |f: &Forecast| {
             let users: Vec<&ForecastUser> = match &a.manager {
                 Some(m) => {
                     let top = f.find_user(m).ok_or_else(|| {

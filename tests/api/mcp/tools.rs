@@ -5,6 +5,7 @@ use super::*;
 both_backends!(
     every_tool_answers_from_clari_with_numbers_that_add_up,
     slow_exports_answer_running_then_ready_from_one_upstream_job,
+    an_answer_kept_with_its_export_is_the_answer_built_again_and_goes_with_it,
 );
 
 async fn every_tool_answers_from_clari_with_numbers_that_add_up(db: &TestDb) {
@@ -300,6 +301,73 @@ async fn slow_exports_answer_running_then_ready_from_one_upstream_job(db: &TestD
         "served from the cache"
     );
     assert_eq!(env.sandbox.jobs_created(), 1);
+}
+
+/// A warm call answers what is kept with the export for the same tool and arguments: exactly
+/// the answer built the first time. Other arguments or another tool get their own; a failure
+/// is not kept; and a refreshed export starts with nothing kept, so a kept answer never
+/// outlives its data.
+async fn an_answer_kept_with_its_export_is_the_answer_built_again_and_goes_with_it(db: &TestDb) {
+    use clari_mcp::exports::{ExportKey, Keeps};
+    let env = mcp_env(db).await;
+    let key = env.api_key("clari:read").await;
+    let call = |tool: &'static str, args: Value| call_tool(&env.app, &key, tool, args);
+    let export = || {
+        env.app
+            .state
+            .forecasts
+            .peek(&ExportKey::new(
+                env.org.clone(),
+                "forecast:forecast:current",
+            ))
+            .expect("the forecast is cached")
+    };
+    let first = call("get_forecast", json!({"wait_seconds": 50})).await;
+    assert_eq!(first["structuredContent"]["status"], "ready", "{first}");
+    let forecast = export();
+    assert_eq!(forecast.kept().usage().0, 1, "the answer is kept");
+
+    let again = call("get_forecast", json!({"wait_seconds": 50})).await;
+    assert_eq!(again, first, "the kept answer is the answer built");
+    assert_eq!(forecast.kept().usage().0, 1);
+
+    let top_one = call("get_forecast", json!({"wait_seconds": 50, "limit": 1})).await;
+    assert_eq!(
+        top_one["structuredContent"]["breakdown"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_ne!(top_one["structuredContent"], first["structuredContent"]);
+    let users = call("list_users", json!({"wait_seconds": 50})).await;
+    assert_eq!(users["isError"], false, "{users}");
+    assert_eq!(forecast.kept().usage().0, 3, "one per tool and arguments");
+    assert_eq!(
+        call("get_forecast", json!({"wait_seconds": 50, "limit": 1})).await,
+        top_one
+    );
+
+    let unknown = json!({"wait_seconds": 50, "manager": "nobody of that name"});
+    for _ in 0..2 {
+        let r = call("get_forecast", unknown.clone()).await;
+        assert_eq!(r["isError"], true, "{r}");
+        assert!(text(&r).contains("`manager`"), "{}", text(&r));
+    }
+    assert_eq!(forecast.kept().usage().0, 3, "a failure is not kept");
+
+    // Past its time to live the export is fetched again: the new one keeps only the answer
+    // built from it, and the old one (with what was kept) is gone from the cache.
+    env.app
+        .clock
+        .advance(env.app.state.config.export_cache_ttl.as_secs() as i64 + 1);
+    let fresh = call("get_forecast", json!({"wait_seconds": 50})).await;
+    assert_eq!(fresh["structuredContent"]["status"], "ready", "{fresh}");
+    assert_eq!(env.sandbox.jobs_created(), 2);
+    let refreshed = export();
+    assert!(!std::sync::Arc::ptr_eq(&forecast, &refreshed));
+    assert_eq!(refreshed.kept().usage().0, 1);
+    assert_eq!(fresh["structuredContent"], first["structuredContent"]);
 }
 
 /// A call that waits for a slow export and carries a `progressToken` hears, each second, how long
