@@ -180,54 +180,43 @@ impl ServerHandler for ClariMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let span = self.mcp_span(&ctx, "tools/call", Some(request.name.as_ref()));
-        async move {
-            let auth = self.caller(&ctx).await?;
-            #[cfg(feature = "conformance")]
-            if let Some(r) = super::conformance::call(&request.name, &ctx).await {
-                return Ok(r.into());
-            }
-            let args = request.arguments.unwrap_or_default();
-            let meta = self.request_meta(&ctx);
-            let tasks_declared = ctx
-                .client_capabilities()
-                .is_some_and(|c| c.supports_tasks());
-            #[cfg(feature = "conformance")]
-            if let Some(r) = super::conformance::call_task_fixture(
-                &self.state,
-                &auth,
-                &request.name,
-                &args,
-                tasks_declared,
-            )
-            .await
-            {
-                return r;
-            }
-            let token = tools::waits_for_exports(&request.name)
-                .then(|| ctx.meta.get_progress_token())
-                .flatten();
-            let longest = super::progress::longest_wait(&args, tasks_declared);
-            // A call that asked for no progress awaits its work in place; one that did boxes
-            // the reporting (its timer, its `select!` and a second copy of the work) around it.
-            // rmcp moves this future whole at each of its layers: with the reporting inline it
-            // was 10,096 bytes, now 2,744.
-            let answer = match token {
-                None => {
-                    super::tasks::call_tool(
-                        &self.state,
-                        &auth,
-                        &meta,
-                        &request.name,
-                        args,
-                        tasks_declared,
-                    )
-                    .await
+        // Boxed: rmcp holds this future inside its per-request task and moves that task's
+        // state whole several times per request; a call's future (the gates, the tool, the
+        // audit) made each of those moves kilobytes larger.
+        Box::pin(
+            async move {
+                let auth = self.caller(&ctx).await?;
+                #[cfg(feature = "conformance")]
+                if let Some(r) = super::conformance::call(&request.name, &ctx).await {
+                    return Ok(r.into());
                 }
-                Some(token) => {
-                    Box::pin(super::progress::reporting(
-                        &ctx.peer,
-                        token,
-                        longest,
+                let args = request.arguments.unwrap_or_default();
+                let meta = self.request_meta(&ctx);
+                let tasks_declared = ctx
+                    .client_capabilities()
+                    .is_some_and(|c| c.supports_tasks());
+                #[cfg(feature = "conformance")]
+                if let Some(r) = super::conformance::call_task_fixture(
+                    &self.state,
+                    &auth,
+                    &request.name,
+                    &args,
+                    tasks_declared,
+                )
+                .await
+                {
+                    return r;
+                }
+                let token = tools::waits_for_exports(&request.name)
+                    .then(|| ctx.meta.get_progress_token())
+                    .flatten();
+                let longest = super::progress::longest_wait(&args, tasks_declared);
+                // A call that asked for no progress awaits its work in place; one that did boxes
+                // the reporting (its timer, its `select!` and a second copy of the work) around it.
+                // rmcp moves this future whole at each of its layers: with the reporting inline it
+                // was 10,096 bytes, now 2,744.
+                let answer = match token {
+                    None => {
                         super::tasks::call_tool(
                             &self.state,
                             &auth,
@@ -235,23 +224,39 @@ impl ServerHandler for ClariMcp {
                             &request.name,
                             args,
                             tasks_declared,
+                        )
+                        .await
+                    }
+                    Some(token) => {
+                        Box::pin(super::progress::reporting(
+                            &ctx.peer,
+                            token,
+                            longest,
+                            super::tasks::call_tool(
+                                &self.state,
+                                &auth,
+                                &meta,
+                                &request.name,
+                                args,
+                                tasks_declared,
+                            ),
+                        ))
+                        .await
+                    }
+                };
+                match answer {
+                    Some(response) => Ok(response),
+                    None => Err(McpError::invalid_params(
+                        format!(
+                            "unknown tool '{}'; tools/list shows the available tools",
+                            request.name
                         ),
-                    ))
-                    .await
+                        None,
+                    )),
                 }
-            };
-            match answer {
-                Some(response) => Ok(response),
-                None => Err(McpError::invalid_params(
-                    format!(
-                        "unknown tool '{}'; tools/list shows the available tools",
-                        request.name
-                    ),
-                    None,
-                )),
             }
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 
@@ -261,12 +266,15 @@ impl ServerHandler for ClariMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, McpError> {
         let span = self.mcp_span(&ctx, "tasks/get", None);
-        async move {
-            let auth = self.caller(&ctx).await?;
-            let meta = self.request_meta(&ctx);
-            super::tasks::get(&self.state, &auth, &meta, &request.task_id).await
-        }
-        .instrument(span)
+        // Boxed, as `call_tool` is: it may run the tool again.
+        Box::pin(
+            async move {
+                let auth = self.caller(&ctx).await?;
+                let meta = self.request_meta(&ctx);
+                super::tasks::get(&self.state, &auth, &meta, &request.task_id).await
+            }
+            .instrument(span),
+        )
         .await
     }
 
