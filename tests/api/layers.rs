@@ -51,7 +51,15 @@ const LAYERS: &[&[&str]] = &[
     &["crypto"],
     &["serve"],
     &[
-        "clock", "scope", "ids", "metrics", "redact", "orgname", "mail", "files",
+        "clock",
+        "scope",
+        "ids",
+        "metrics",
+        "redact",
+        "orgname",
+        "mail",
+        "files",
+        "exports::kept",
     ],
 ];
 
