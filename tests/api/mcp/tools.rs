@@ -304,9 +304,9 @@ async fn slow_exports_answer_running_then_ready_from_one_upstream_job(db: &TestD
 }
 
 /// A warm call answers what is kept with the export for the same tool and arguments: exactly
-/// the answer built the first time. Other arguments or another tool get their own; a failure
-/// is not kept; and a refreshed export starts with nothing kept, so a kept answer never
-/// outlives its data.
+/// the answer built the first time. Other arguments or another tool get their own; redaction
+/// applies to a kept answer as to one just built; a failure is not kept; and a refreshed export
+/// starts with nothing kept, so a kept answer never outlives its data.
 async fn an_answer_kept_with_its_export_is_the_answer_built_again_and_goes_with_it(db: &TestDb) {
     use clari_mcp::exports::{ExportKey, Keeps};
     let env = mcp_env(db).await;
@@ -347,6 +347,33 @@ async fn an_answer_kept_with_its_export_is_the_answer_built_again_and_goes_with_
         call("get_forecast", json!({"wait_seconds": 50, "limit": 1})).await,
         top_one
     );
+
+    // What is kept is the answer before redaction: a policy set now applies to the next call,
+    // kept or not, and what is kept stays as it was.
+    let emails = |r: &Value| -> Vec<String> {
+        r["structuredContent"]["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|u| u["email"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(emails(&users).iter().any(|e| e.contains('@')), "{users}");
+    let store = &env.app.state.store;
+    store
+        .set_org_redaction(&env.org, Some(r#"{"kinds":["email"],"custom":[]}"#))
+        .await
+        .unwrap();
+    let redacted = call("list_users", json!({"wait_seconds": 50})).await;
+    assert!(!emails(&redacted).is_empty());
+    assert!(
+        !emails(&redacted).iter().any(|e| e.contains('@')),
+        "{redacted}"
+    );
+    assert!(!redacted.to_string().contains(&emails(&users)[0]));
+    store.set_org_redaction(&env.org, None).await.unwrap();
+    assert_eq!(call("list_users", json!({"wait_seconds": 50})).await, users);
+    assert_eq!(forecast.kept().usage().0, 3);
 
     let unknown = json!({"wait_seconds": 50, "manager": "nobody of that name"});
     for _ in 0..2 {
