@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 /// Most values one export keeps.
 pub const KEPT_ENTRIES: usize = 16;
-/// Most bytes (as the reader weighs its values) one export keeps; a value heavier than this
-/// is not kept.
+/// Most bytes (the values as the reader weighs them, and their keys) one export keeps; a value
+/// heavier than this is not kept.
 pub const KEPT_BYTES: usize = 64 * 1024;
 
 /// A kept value, shared with whoever reads it.
@@ -44,8 +44,10 @@ impl Kept {
     }
 
     /// Keeps `value` under `key` (replacing what was kept there), dropping the oldest values
-    /// while either bound is exceeded. A value of more than [`KEPT_BYTES`] is not kept.
+    /// while either bound is exceeded. A value weighs `bytes` and its key's length; one of more
+    /// than [`KEPT_BYTES`] is not kept.
     pub fn put(&self, key: &str, value: KeptValue, bytes: usize) {
+        let bytes = bytes + key.len();
         if bytes > KEPT_BYTES {
             return;
         }
@@ -103,31 +105,29 @@ mod tests {
         k.put("b", value(2), 10);
         k.put("a", value(3), 20);
         assert_eq!((read(&k, "a"), read(&k, "b")), (Some(3), Some(2)));
-        assert_eq!(k.usage(), (2, 30));
+        assert_eq!(k.usage(), (2, 32), "the keys weigh too");
     }
 
     #[test]
     fn bounded_in_count_and_bytes_oldest_first() {
         let k = Kept::default();
-        for i in 0..(KEPT_ENTRIES as u32 + 4) {
+        for i in 10..(KEPT_ENTRIES as u32 + 14) {
             k.put(&i.to_string(), value(i), 1);
         }
-        assert_eq!(k.usage(), (KEPT_ENTRIES, KEPT_ENTRIES));
-        assert_eq!(read(&k, "0"), None);
-        assert_eq!(
-            read(&k, &(KEPT_ENTRIES as u32 + 3).to_string()),
-            Some(KEPT_ENTRIES as u32 + 3)
-        );
+        assert_eq!(k.usage(), (KEPT_ENTRIES, 3 * KEPT_ENTRIES));
+        assert_eq!(read(&k, "10"), None);
+        let last = KEPT_ENTRIES as u32 + 13;
+        assert_eq!(read(&k, &last.to_string()), Some(last));
 
         let k = Kept::default();
-        k.put("old", value(1), KEPT_BYTES / 2);
-        k.put("mid", value(2), KEPT_BYTES / 2);
+        k.put("old", value(1), KEPT_BYTES / 2 - 3);
+        k.put("mid", value(2), KEPT_BYTES / 2 - 3);
         k.put("new", value(3), 1);
         assert_eq!(read(&k, "old"), None);
         assert_eq!((read(&k, "mid"), read(&k, "new")), (Some(2), Some(3)));
         assert!(k.usage().1 <= KEPT_BYTES);
 
-        k.put("huge", value(4), KEPT_BYTES + 1);
+        k.put("huge", value(4), KEPT_BYTES - 3);
         assert_eq!(read(&k, "huge"), None);
         assert_eq!(k.usage().0, 2);
     }

@@ -590,9 +590,21 @@ async fn the_export_cache_keeps_its_bound_in_bytes() {
                 env.org.clone(),
                 format!("forecast:{tab}:{period}"),
             ))
-            .map(|f| clari_mcp::exports::cache::Weigh::weight(&*f));
+            .map(|f| {
+                let w = clari_mcp::exports::cache::Weigh::weight(&*f);
+                let content = f.results.content_bytes;
+                assert!(
+                    content > 1_000,
+                    "an export weighs its answer's size: {content}"
+                );
+                assert_eq!(
+                    w,
+                    content + clari_mcp::exports::kept::KEPT_BYTES,
+                    "and the most the answers kept with it may weigh"
+                );
+                w
+            });
         if let Some(w) = one {
-            assert!(w > 1_000, "an export weighs its answer's size: {w}");
             added += w;
             made += 1;
         }

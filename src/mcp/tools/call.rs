@@ -63,7 +63,7 @@ pub async fn call(
         .scope(
             crate::mcp::tasks::owner(ctx),
             CACHE_USE.scope(Cell::new(CacheUse::default()), async {
-                let answer = (entry.handler)(state, ctx, args, &canonical).await;
+                let answer = (entry.handler)(state, ctx, args, &call.digest).await;
                 (answer, CACHE_USE.with(Cell::get))
             }),
         )

@@ -147,8 +147,9 @@ pub trait Tool: Send + Sync + 'static {
 /// A handler's answer, and the class of its error when it failed.
 type Answer = (CallToolResult, Option<&'static str>);
 
-/// A tool's handler: the state, the caller, the arguments, and the same arguments as compact
-/// JSON (the key of the answers kept with an export, [`render::Keeping`]).
+/// A tool's handler: the state, the caller, the arguments, and their keyed digest (the audit
+/// trail's, a fixed size whatever the arguments: with the tool's name, the key of the answers
+/// kept with an export, [`render::Keeping`]).
 type Handler =
     for<'a> fn(&'a AppState, &'a AuthContext, JsonObject, &'a str) -> BoxFuture<'a, Answer>;
 
@@ -164,10 +165,10 @@ fn handle<'a, T: Tool>(
     state: &'a AppState,
     ctx: &'a AuthContext,
     args: JsonObject,
-    canonical: &'a str,
+    digest: &'a str,
 ) -> BoxFuture<'a, Answer> {
     Box::pin(async move {
-        let (result, mut keeping) = render::Keeping::run(T::NAME, canonical, async {
+        let (result, mut keeping) = render::Keeping::run(T::NAME, digest, async {
             match parse::<T::Args>(args) {
                 Ok(args) => T::run(state, ctx, args).await,
                 Err(e) => Err(e),
@@ -175,12 +176,14 @@ fn handle<'a, T: Tool>(
         })
         .await;
         match result {
-            Ok(_) if let Some(kept) = keeping.found.take() => (kept, None),
-            Ok(out) => {
-                let answer = render::answer(T::NAME, &out);
-                keeping.keep(&answer);
-                (answer, None)
-            }
+            Ok(out) => match keeping.found.take() {
+                Some(kept) => (kept, None),
+                None => {
+                    let answer = render::answer(T::NAME, &out);
+                    keeping.keep(&answer);
+                    (answer, None)
+                }
+            },
             Err(e) => {
                 log_tool_error(T::NAME, &e);
                 (render::failure(&e), Some(e.class))

@@ -259,11 +259,11 @@ pub struct Keeping {
 }
 
 impl Keeping {
-    /// Runs a tool's work for `tool` with these arguments (compact JSON, as the audit trail
-    /// digests them); what it found kept.
-    pub async fn run<R>(tool: &str, arguments: &str, work: impl Future<Output = R>) -> (R, Self) {
+    /// Runs a tool's work for `tool` with arguments of this digest (the audit trail's keyed
+    /// digest); what it found kept.
+    pub async fn run<R>(tool: &str, digest: &str, work: impl Future<Output = R>) -> (R, Self) {
         let keeping = Keeping {
-            key: format!("{tool}\n{arguments}"),
+            key: kept_key(tool, digest),
             ..Keeping::default()
         };
         KEEPING
@@ -290,6 +290,12 @@ impl Keeping {
             .kept()
             .put(&self.key, Arc::new(answer.clone()), 2 * text);
     }
+}
+
+/// The key of a tool's answer for arguments of this digest among those kept with an export: a
+/// fixed size, whatever the arguments.
+pub fn kept_key(tool: &str, digest: &str) -> String {
+    format!("{tool}\n{digest}")
 }
 
 /// Whether an answer for the current call is kept with `export` (then it is taken into the

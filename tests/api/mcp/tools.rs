@@ -375,6 +375,25 @@ async fn an_answer_kept_with_its_export_is_the_answer_built_again_and_goes_with_
     assert_eq!(call("list_users", json!({"wait_seconds": 50})).await, users);
     assert_eq!(forecast.kept().usage().0, 3);
 
+    // The hit path itself: an answer planted under the key of the first call's tool and
+    // arguments is what the next identical call answers.
+    let args = json!({"wait_seconds": 50});
+    let digest = env
+        .app
+        .state
+        .audit
+        .digest_args(&env.org, &serde_json::to_string(&args).unwrap());
+    let mut planted =
+        rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text("planted")]);
+    planted.structured_content = Some(json!({"status": "ready", "planted": true}));
+    forecast.kept().put(
+        &clari_mcp::mcp::tools::render::kept_key("get_forecast", &digest),
+        std::sync::Arc::new(planted),
+        1,
+    );
+    let hit = call("get_forecast", args.clone()).await;
+    assert_eq!(hit["structuredContent"]["planted"], true, "{hit}");
+
     let unknown = json!({"wait_seconds": 50, "manager": "nobody of that name"});
     for _ in 0..2 {
         let r = call("get_forecast", unknown.clone()).await;
@@ -394,7 +413,10 @@ async fn an_answer_kept_with_its_export_is_the_answer_built_again_and_goes_with_
     let refreshed = export();
     assert!(!std::sync::Arc::ptr_eq(&forecast, &refreshed));
     assert_eq!(refreshed.kept().usage().0, 1);
-    assert_eq!(fresh["structuredContent"], first["structuredContent"]);
+    assert_eq!(
+        fresh["structuredContent"], first["structuredContent"],
+        "built again from the new export, not the answer planted in the old one"
+    );
 }
 
 /// A call that waits for a slow export and carries a `progressToken` hears, each second, how long
