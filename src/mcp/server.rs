@@ -215,33 +215,18 @@ impl ServerHandler for ClariMcp {
                 // the reporting (its timer, its `select!` and a second copy of the work) around it.
                 // rmcp moves this future whole at each of its layers: with the reporting inline it
                 // was 10,096 bytes, now 2,744.
+                let work = super::tasks::call_tool(
+                    &self.state,
+                    &auth,
+                    &meta,
+                    &request.name,
+                    args,
+                    tasks_declared,
+                );
                 let answer = match token {
-                    None => {
-                        super::tasks::call_tool(
-                            &self.state,
-                            &auth,
-                            &meta,
-                            &request.name,
-                            args,
-                            tasks_declared,
-                        )
-                        .await
-                    }
+                    None => work.await,
                     Some(token) => {
-                        Box::pin(super::progress::reporting(
-                            &ctx.peer,
-                            token,
-                            longest,
-                            super::tasks::call_tool(
-                                &self.state,
-                                &auth,
-                                &meta,
-                                &request.name,
-                                args,
-                                tasks_declared,
-                            ),
-                        ))
-                        .await
+                        Box::pin(super::progress::reporting(&ctx.peer, token, longest, work)).await
                     }
                 };
                 match answer {

@@ -110,7 +110,7 @@ impl Call<'_> {
             self.entry.name,
             Some(refusal.class),
             self.started.elapsed().as_secs_f64(),
-            answer_bytes(&result),
+            render::answer_bytes(&result),
         );
         let event = self.event(&result, Some(refusal.class), CacheUse::default());
         self.state
@@ -152,7 +152,7 @@ impl Call<'_> {
             self.entry.name,
             error,
             self.started.elapsed().as_secs_f64(),
-            answer_bytes(result),
+            render::answer_bytes(result),
         );
         let event = self
             .event(result, error, cache)
@@ -175,7 +175,7 @@ impl Call<'_> {
         error: Option<&'static str>,
         cache: CacheUse,
     ) -> Event {
-        let bytes = answer_bytes(result);
+        let bytes = render::answer_bytes(result);
         let (request_id, client_ip) = self.meta.parts();
         let tool = self.entry.name;
         let event = with_caller(
@@ -286,15 +286,6 @@ fn redact(r: &Redactor, result: &mut CallToolResult, pseudonym: &dyn Fn(&str) ->
         }
     }
     n
-}
-
-/// The size of an answer's text content (which carries the whole answer).
-fn answer_bytes(result: &CallToolResult) -> u64 {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.len() as u64))
-        .sum()
 }
 
 tokio::task_local! {

@@ -36,6 +36,15 @@ pub fn answer<T: Serialize + Summary>(tool: &str, out: &T) -> CallToolResult {
     r
 }
 
+/// The size of an answer's text content (which carries the whole answer).
+pub fn answer_bytes(result: &CallToolResult) -> u64 {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.len() as u64))
+        .sum()
+}
+
 /// A failed call: one sentence of what happened, one of what to do; no structured content.
 pub fn failure(e: &ToolError) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!(
@@ -281,14 +290,10 @@ impl Keeping {
         let Some(source) = self.source else {
             return;
         };
-        let text: usize = answer
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.len()))
-            .sum();
+        let text = usize::try_from(answer_bytes(answer)).unwrap_or(usize::MAX);
         source
             .kept()
-            .put(&self.key, Arc::new(answer.clone()), 2 * text);
+            .put(&self.key, Arc::new(answer.clone()), text.saturating_mul(2));
     }
 }
 
