@@ -5,7 +5,7 @@
 //! - a request head must arrive within the header read timeout (hyper's `header_read_timeout`,
 //!   which also ends a keep-alive connection idle for as long);
 //! - a request body must arrive within the body read timeout of the request's start
-//!   ([`body_deadline`]): reading it then fails, the handler answers, the connection closes;
+//!   ([`with_body_deadline`]): reading it then fails, the handler answers, the connection closes;
 //! - one address holds at most so many connections at once; a connection over the limit is
 //!   closed as soon as it is accepted, before a byte is read.
 //!
@@ -25,8 +25,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -261,8 +259,9 @@ impl HttpBody for Deadline {
     }
 }
 
-/// Middleware: the request's body must arrive within `timeout` of the request's start.
-pub async fn body_deadline(timeout: Duration, req: Request, next: Next) -> Response {
+/// The request's body must arrive within `timeout` of the request's start: reading it later
+/// fails with [`BodyTimedOut`].
+pub fn with_body_deadline(timeout: Duration, req: Request) -> Request {
     let (parts, body) = req.into_parts();
     let body = if body.is_end_stream() {
         body
@@ -272,7 +271,7 @@ pub async fn body_deadline(timeout: Duration, req: Request, next: Next) -> Respo
             sleep: Box::pin(tokio::time::sleep(timeout)),
         })
     };
-    next.run(Request::from_parts(parts, body)).await
+    Request::from_parts(parts, body)
 }
 
 /// Whether a body-read error is [`BodyTimedOut`] (somewhere in its chain).

@@ -12,9 +12,8 @@
 //! the tools, which read it from there. The caller's token never leaves this process.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -212,7 +211,11 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 /// A body that is JSON but not a usable JSON-RPC 2.0 message gets 400 with a JSON-RPC error
 /// (JSON-RPC 2.0 §5.1, -32700 / -32600), never the transport's 415, which is kept for bodies
 /// that are not JSON at all (MCP 2025-11-25 Transports, "Sending Messages to the Server").
-pub async fn require_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require_auth<F, Fut>(state: &AppState, req: Request, transport: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -222,18 +225,18 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
         return too_large();
     }
     if credentials(req.headers()).is_none() {
-        return unauthorized(&state, None);
+        return unauthorized(state, None);
     }
-    let url = public_url(&state, req.uri());
+    let url = public_url(state, req.uri());
     let uses_dpop = matches!(credentials(req.headers()), Some((Scheme::Dpop, _)));
-    let ctx = match authenticate_request(&state, Presented::new(req.headers(), req.method(), &url))
+    let ctx = match authenticate_request(state, Presented::new(req.headers(), req.method(), &url))
         .await
     {
         Ok(ctx) => ctx,
         Err(AuthFailure::Unavailable) => return service_unavailable(),
         Err(failure) => {
             tracing::info!(?failure, "MCP request refused");
-            return refused(&state, &failure, true);
+            return refused(state, &failure, true);
         }
     };
     let (mut parts, body) = req.into_parts();
@@ -265,7 +268,7 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
             && let Some(needed) = required_scope(&tool)
             && !ctx.scopes.allows(needed)
         {
-            return insufficient_scope(&state, id, &ctx.scopes, needed, &tool);
+            return insufficient_scope(state, id, &ctx.scopes, needed, &tool);
         }
     }
     tracing::debug!(org_id = %ctx.org_id, "MCP request authenticated");
@@ -279,11 +282,9 @@ pub async fn require_auth(State(state): State<AppState>, req: Request, next: Nex
         );
     }
     let json = is_json(&parts.headers);
-    let mut answer = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let mut answer = transport(Request::from_parts(parts, Body::from(bytes))).await;
     if uses_dpop {
-        add_dpop_nonce(&state, &mut answer);
+        add_dpop_nonce(state, &mut answer);
     }
     // The transport answers 415 to any message it cannot deserialize, such as a known method
     // with ill-typed params; a JSON body is a bad request, not a wrong media type.

@@ -100,58 +100,62 @@ pub fn router(state: &AppState) -> Router<AppState> {
         Arc::new(NeverSessionManager::default()),
         config,
     ));
-    // The router clones the service it routes to on every request, and rmcp's own `call` clones
-    // it again, host and origin lists included: one shared instance, called by reference.
-    let service = tower::service_fn(move |req: axum::extract::Request| {
-        let service = Arc::clone(&service);
-        async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
-    });
-    let router = Router::new().nest_service("/mcp", service);
     #[cfg(feature = "conformance")]
     if let Some(identity) = state.conformance_identity.get().cloned() {
         // Conformance build: a fixed test identity stands in for the bearer layer.
-        return router.layer(axum::middleware::from_fn(
-            move |mut req: axum::extract::Request, next: axum::middleware::Next| {
-                req.extensions_mut().insert(identity.clone());
-                next.run(req)
-            },
-        ));
+        let service = tower::service_fn(move |mut req: axum::extract::Request| {
+            let service = Arc::clone(&service);
+            req.extensions_mut().insert(identity.clone());
+            async move { Ok::<_, std::convert::Infallible>(service.handle(req).await) }
+        });
+        return Router::new()
+            .route_service("/mcp", service)
+            .layer(cors(origins));
     }
-    // Host and Origin are checked before authentication: a foreign page gets 403 whether or not
-    // it carries a token, and never learns anything from a 401 challenge. Both in one layer:
-    // each layer is cloned and boxed per request.
-    let gate = Gate {
+    // One endpoint, shared: the router clones the service it routes to on every request, and
+    // rmcp's own `call` clones it again, host and origin lists included; so the route holds an
+    // `Arc` of it, called by reference. The Host and Origin check and authentication run in it
+    // rather than as layers, which the router would clone and box for every request.
+    let endpoint = Arc::new(Endpoint {
         state: state.clone(),
-        hosts: Arc::new(allowed_hosts(state)),
-        origins: Arc::new(origins.clone()),
-    };
-    router
-        .layer(axum::middleware::from_fn_with_state(gate, gate_request))
+        hosts: allowed_hosts(state),
+        origins: origins.clone(),
+        transport: service,
+    });
+    let service = tower::service_fn(move |req: axum::extract::Request| {
+        let endpoint = Arc::clone(&endpoint);
+        async move { Ok::<_, std::convert::Infallible>(endpoint.serve(req).await) }
+    });
+    Router::new()
+        .route_service("/mcp", service)
         .layer(cors(origins))
 }
 
-/// What `/mcp` checks before the transport sees a request.
-#[derive(Clone)]
-struct Gate {
+/// `/mcp`: what is checked before the transport sees a request, and the transport.
+struct Endpoint {
     state: AppState,
-    hosts: Arc<Vec<String>>,
-    origins: Arc<Vec<String>>,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+    transport: Arc<StreamableHttpService<server::ClariMcp, NeverSessionManager>>,
 }
 
-/// The Host and Origin check (403), then authentication ([`auth::require_auth`]).
-async fn gate_request(
-    axum::extract::State(gate): axum::extract::State<Gate>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if !host_and_origin_allowed(req.headers(), &gate.hosts, &gate.origins) {
-        return (
-            axum::http::StatusCode::FORBIDDEN,
-            "Forbidden: this Host or Origin may not call the MCP endpoint",
-        )
-            .into_response();
+impl Endpoint {
+    /// Host and Origin are checked before authentication: a foreign page gets 403 whether or
+    /// not it carries a token, and never learns anything from a 401 challenge. Then
+    /// authentication ([`auth::require_auth`]), then the transport.
+    async fn serve(&self, req: axum::extract::Request) -> axum::response::Response {
+        if !host_and_origin_allowed(req.headers(), &self.hosts, &self.origins) {
+            return (
+                axum::http::StatusCode::FORBIDDEN,
+                "Forbidden: this Host or Origin may not call the MCP endpoint",
+            )
+                .into_response();
+        }
+        auth::require_auth(&self.state, req, |req| async move {
+            self.transport.handle(req).await.map(axum::body::Body::new)
+        })
+        .await
     }
-    auth::require_auth(axum::extract::State(gate.state), req, next).await
 }
 
 /// CORS for browser-based MCP clients of the allowed origins (the Fetch standard's CORS

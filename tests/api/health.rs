@@ -37,7 +37,7 @@ fn routed_paths() -> std::collections::BTreeSet<String> {
     let mut paths = std::collections::BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for marker in [".route(", ".nest_service("] {
+        for marker in [".route(", ".route_service(", ".nest_service("] {
             for (i, _) in text.match_indices(marker) {
                 let rest = text[i + marker.len()..].trim_start();
                 if let Some(lit) = rest.strip_prefix('"') {
