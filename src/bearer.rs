@@ -11,6 +11,7 @@ use crate::crypto::sha256_hex;
 use crate::principal::{AuthContext, Subject};
 use crate::scope::ScopeSet;
 use crate::state::AppState;
+use crate::store::changes::Checked;
 
 /// Where the protected-resource metadata is, for `WWW-Authenticate` challenges.
 pub fn resource_metadata_url(state: &AppState) -> String {
@@ -168,9 +169,10 @@ async fn api_key(
     state: &AppState,
     digest: &str,
     now: crate::clock::UnixTime,
+    checked: Checked,
 ) -> Result<Option<crate::store::ApiKeyPrincipal>, AuthFailure> {
     let (cache, changes) = (&state.cached.api_keys, state.store.changes());
-    if let Some(p) = cache.get(changes, digest, now)
+    if let Some(p) = cache.get_checked(changes, Some(checked), digest, now)
         && p.expires_at.is_none_or(|at| at > now)
     {
         return Ok(Some(p));
@@ -217,6 +219,8 @@ pub async fn authenticate_request(
         _ => dpop_failure("invalid_dpop_proof", "the DPoP header is not usable"),
     })?;
     let now = state.now();
+    // The change feed is read once here; the cached lookups of this request go by it.
+    let checked = state.store.changes().check();
     if crate::apikeys::is_api_key(token) {
         if scheme == Scheme::Dpop {
             return Err(dpop_failure(
@@ -224,7 +228,9 @@ pub async fn authenticate_request(
                 "an API key is not DPoP-bound; send it as Bearer",
             ));
         }
-        let principal = api_key(state, &sha256_hex(token), now).await?.ok_or(
+        let principal = api_key(state, &sha256_hex(token), now, checked)
+            .await?
+            .ok_or(
             "the API key is unknown, revoked or expired, or its user or organisation is disabled",
         )?;
         return Ok(AuthContext {
@@ -234,10 +240,12 @@ pub async fn authenticate_request(
                 key_id: principal.key_id,
             },
             scopes: principal.scopes,
+            checked: Some(checked),
         });
     }
     let crate::signing::ValidToken { claims, behind } = state
         .access_tokens()
+        .checked(checked)
         .validate(token, now)
         .await
         .map_err(|e| match e {
@@ -331,11 +339,13 @@ pub async fn authenticate_request(
                 client_id: grant.client_id,
             },
             scopes: parsed.intersect(&grant.scope),
+            checked: Some(checked),
         },
         crate::signing::Behind::Service(client) => AuthContext {
             org_id: client.organization_id.clone(),
             user_id: None,
             scopes: parsed.intersect(&client.scopes),
+            checked: Some(checked),
             subject: Subject::Service {
                 client_id: client.id,
                 name: client.name,

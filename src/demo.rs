@@ -308,6 +308,7 @@ pub async fn conformance_server(port: u16) -> anyhow::Result<()> {
                 key_id: crate::store::ApiKeyId::parse("conformance").expect("a fixed id parses"),
             },
             scopes: ScopeSet::new([Scope::ClariRead]),
+            checked: None,
         });
     let app = Application::build(state).await?;
     println!("conformance server on http://127.0.0.1:{port}/mcp");

@@ -27,4 +27,7 @@ pub struct AuthContext {
     pub user_id: Option<UserId>,
     pub subject: Subject,
     pub scopes: ScopeSet,
+    /// The change feed as this request's authentication read it, for the request's later
+    /// lookups of cached settings; `None` where no request read it (they read it themselves).
+    pub checked: Option<crate::store::changes::Checked>,
 }

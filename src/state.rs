@@ -200,12 +200,22 @@ impl AppState {
         org: &crate::store::OrgId,
         which: OrgSetting,
     ) -> Result<Option<String>, crate::store::StoreError> {
+        self.org_setting_checked(org, which, None).await
+    }
+
+    /// [`AppState::org_setting`] for a request that has read the change feed already.
+    pub async fn org_setting_checked(
+        &self,
+        org: &crate::store::OrgId,
+        which: OrgSetting,
+        checked: Option<crate::store::changes::Checked>,
+    ) -> Result<Option<String>, crate::store::StoreError> {
         let cache = match which {
             OrgSetting::Redaction => &self.cached.redaction,
             OrgSetting::TimeZone => &self.cached.time_zones,
         };
         let (changes, now) = (self.store.changes(), self.now());
-        if let Some(v) = cache.get(changes, org, now) {
+        if let Some(v) = cache.get_checked(changes, checked, org, now) {
             return Ok(v);
         }
         let ticket = changes.ticket();
@@ -231,6 +241,7 @@ impl AppState {
             vault: &self.vault,
             issuer: &self.config.issuer,
             audience: &self.config.mcp_url,
+            checked: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::{AccessClaims, KeyError, Keys, RELOAD_AT_MOST_EVERY};
 use crate::clock::UnixTime;
 use crate::crypto::Vault;
-use crate::store::changes::OrgCache;
+use crate::store::changes::{Checked, OrgCache};
 use crate::store::{OrgId, Store};
 
 /// Machine clients' ids begin with this; their tokens carry the client id where a grant id
@@ -87,9 +87,19 @@ pub struct AccessTokens<'a> {
     pub vault: &'a Vault,
     pub issuer: &'a str,
     pub audience: &'a str,
+    /// The change feed as the request read it already, if it did.
+    pub checked: Option<Checked>,
 }
 
 impl AccessTokens<'_> {
+    /// For a request that has read the change feed already.
+    pub fn checked(self, checked: Checked) -> Self {
+        Self {
+            checked: Some(checked),
+            ..self
+        }
+    }
+
     pub async fn validate(&self, token: &str, now: UnixTime) -> Result<ValidToken, TokenError> {
         let claims = self
             .keys
@@ -121,7 +131,7 @@ impl AccessTokens<'_> {
     /// the organisation has not changed, else from the store (and then kept).
     async fn behind(&self, org: &OrgId, gid: &str, now: UnixTime) -> Result<Behind, TokenError> {
         let changes = self.store.changes();
-        if let Some(b) = self.live.get(changes, gid, now)
+        if let Some(b) = self.live.get_checked(changes, self.checked, gid, now)
             && b.organization_id() == org
         {
             return Ok(b);

@@ -16,7 +16,6 @@ use crate::http::RequestMeta;
 use crate::principal::{AuthContext, Subject};
 use crate::redact::{RedactionPolicy, Redactor};
 use crate::state::AppState;
-use crate::store::OrgId;
 
 /// Error classes that refuse a call before or instead of doing its work: their audit events
 /// are summarised per caller and window ([`crate::audit::refusals`]), not written each.
@@ -99,7 +98,7 @@ async fn gate(call: &Call<'_>) -> Result<Arc<Redactor>, ToolError> {
             class: "audit_unavailable",
         });
     }
-    redactor(call.state, &call.ctx.org_id).await
+    redactor(call.state, call.ctx).await
 }
 
 impl Call<'_> {
@@ -218,7 +217,8 @@ fn redact_answer(call: &Call<'_>, policy: &Redactor, result: &mut CallToolResult
 /// control: it applies to the next call on every replica, through `store::changes`) and
 /// compiled once per distinct policy. A policy that cannot be read refuses the call: an answer must not leave unredacted
 /// because a setting was unreadable.
-async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolError> {
+async fn redactor(state: &AppState, ctx: &AuthContext) -> Result<Arc<Redactor>, ToolError> {
+    let org = &ctx.org_id;
     let refuse = |why: String| {
         tracing::error!(org_id = %org, error = %why, "the redaction policy cannot be applied");
         ToolError {
@@ -228,7 +228,7 @@ async fn redactor(state: &AppState, org: &OrgId) -> Result<Arc<Redactor>, ToolEr
         }
     };
     let (key, policy) = match state
-        .org_setting(org, crate::state::OrgSetting::Redaction)
+        .org_setting_checked(org, crate::state::OrgSetting::Redaction, ctx.checked)
         .await
     {
         Ok(Some(json)) => {

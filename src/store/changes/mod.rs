@@ -18,8 +18,9 @@
 //!   [`SYNC_WAIT`], by when a listener that has not heard the marker no longer trusts its cache
 //!   either. An operator's command keeps nothing in memory, so nobody waits for it.
 //! - **SQLite** (one server, and the operator's CLI beside it): the writer puts a fresh random
-//!   value into a small file beside the database after committing; every check reads those 8
-//!   bytes (one `pread`, about a microsecond) and drops everything cached when they differ.
+//!   value into a small file beside the database after committing; every request reads those 8
+//!   bytes once (one `pread`, about a microsecond), when it authenticates, and drops everything
+//!   cached when they differ; the request's later lookups go by that read ([`Checked`]).
 //!
 //! The limits: another replica applies a change when its listener has read the notification
 //! (milliseconds after the commit when it keeps up), not at the commit itself, so a call that
@@ -145,6 +146,16 @@ pub struct Stamp {
     bucket: u64,
 }
 
+/// The change feed as one request found it when it began: the later lookups of that request
+/// use it instead of reading the feed again. A change that completes while a call is under way
+/// may or may not apply to that call; it applies to every call that starts after it, which is
+/// the guarantee ([`Changes`]). Only the SQLite change file is carried this way (its read is a
+/// system call); a PostgreSQL listener's state is read in memory on every lookup as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    trusted: bool,
+}
+
 /// Taken before a store read whose result may be cached: the counters' sequence then. The
 /// result is cached only if nothing changed until it is stamped.
 #[derive(Debug, Clone, Copy)]
@@ -247,6 +258,22 @@ impl Changes {
     /// The organisation's counters now, if cached values may be trusted.
     pub fn stamp(&self, org: &OrgId) -> Option<Stamp> {
         self.current().then(|| self.stamp_now(org))
+    }
+
+    /// Reads the feed once for a request, for its later lookups ([`Checked`]).
+    pub fn check(&self) -> Checked {
+        Checked {
+            trusted: self.current(),
+        }
+    }
+
+    /// [`Changes::stamp`], with the feed as `checked` found it when it is the change file.
+    fn stamp_checked(&self, org: &OrgId, checked: Option<Checked>) -> Option<Stamp> {
+        let trusted = match (&self.feed, checked) {
+            (Feed::File { .. }, Some(c)) => c.trusted,
+            _ => self.current(),
+        };
+        trusted.then(|| self.stamp_now(org))
     }
 
     fn stamp_now(&self, org: &OrgId) -> Stamp {
@@ -424,7 +451,22 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let found = self.lookup(changes, key, now);
+        self.get_checked(changes, None, key, now)
+    }
+
+    /// [`OrgCache::get`] for a request that has read the change feed already (`checked`).
+    pub fn get_checked<Q>(
+        &self,
+        changes: &Changes,
+        checked: Option<Checked>,
+        key: &Q,
+        now: UnixTime,
+    ) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = self.lookup(changes, checked, key, now);
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -434,7 +476,13 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
         found
     }
 
-    fn lookup<Q>(&self, changes: &Changes, key: &Q, now: UnixTime) -> Option<V>
+    fn lookup<Q>(
+        &self,
+        changes: &Changes,
+        checked: Option<Checked>,
+        key: &Q,
+        now: UnixTime,
+    ) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -447,7 +495,7 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
             }
             (e.org.clone(), e.stamp, e.value.clone())
         };
-        (changes.stamp(&org) == Some(stamp)).then_some(value)
+        (changes.stamp_checked(&org, checked) == Some(stamp)).then_some(value)
     }
 
     /// Lookups answered from memory and lookups that read the store, since start.
@@ -547,6 +595,48 @@ mod tests {
         assert_eq!(cache.get(&server, &"k", 1), Some(1));
         cli.changed(Some(&org("org_b"))).await;
         assert_eq!(cache.get(&server, &"k", 1), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_reads_the_change_file_once_and_the_next_request_sees_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let server = Changes::beside(&db).unwrap();
+        let cli = Changes::beside(&db).unwrap();
+        let cache = OrgCache::new(10);
+        let a = org("org_a");
+        cache.put(&server, server.ticket(), "k", &a, 1, 100);
+        let this_request = server.check();
+        assert_eq!(
+            cache.get_checked(&server, Some(this_request), &"k", 1),
+            Some(1)
+        );
+        // The operator's change completes while this request is under way.
+        cli.changed(Some(&org("org_b"))).await;
+        assert_eq!(
+            cache.get_checked(&server, Some(this_request), &"k", 1),
+            Some(1),
+            "the request goes by the feed as it began"
+        );
+        let next_request = server.check();
+        assert_eq!(
+            cache.get_checked(&server, Some(next_request), &"k", 1),
+            None,
+            "the next request sees the change"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_that_found_the_feed_untrusted_trusts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let server = Changes::beside(&db).unwrap();
+        let cache = OrgCache::new(10);
+        let a = org("org_a");
+        cache.put(&server, server.ticket(), "k", &a, 1, 100);
+        let untrusted = Checked { trusted: false };
+        assert_eq!(cache.get_checked(&server, Some(untrusted), &"k", 1), None);
+        assert_eq!(cache.get_checked(&server, None, &"k", 1), Some(1));
     }
 
     #[tokio::test]
