@@ -226,46 +226,53 @@ impl<T: Weigh + Send + Sync + 'static> ExportCache<T> {
         F: FnOnce(watch::Sender<Progress<T>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let mut rx = {
+        let (mut rx, done) = {
             let now = self.clock.now();
             let mut slots = self.slots.lock().expect("cache lock");
-            let fresh = slots.get(&key).is_some_and(|s| self.live(s, now));
-            let done = fresh
-                && slots
-                    .get(&key)
-                    .is_some_and(|s| matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_))));
-            let prewarmed = done && slots.get(&key).is_some_and(|s| s.prewarmed);
-            note(|u| match (fresh, done) {
-                (true, true) => {
-                    u.hits += 1;
-                    u.prewarmed += u32::from(prewarmed);
-                }
-                (true, false) => u.joined += 1,
-                (false, _) => u.misses += 1,
+            // One lookup of the key on the path of a warm call.
+            let found = slots.get(&key).filter(|s| self.live(s, now)).map(|s| {
+                let done = matches!(&*s.rx.borrow(), Ok(ExportState::Ready(_)));
+                (s.rx.clone(), done, done && s.prewarmed)
             });
-            if !fresh {
-                self.make_room(&mut slots, key.org(), now)?;
-                let (tx, rx) = watch::channel(Ok(ExportState::Running { job_id: None }));
-                slots.insert(
-                    key.clone(),
-                    Slot {
-                        rx: rx.clone(),
-                        expires: now + self.ttl_secs,
-                        prewarmed: false,
-                    },
-                );
-                tokio::spawn(run(tx));
+            note(|u| match &found {
+                Some((_, true, prewarmed)) => {
+                    u.hits += 1;
+                    u.prewarmed += u32::from(*prewarmed);
+                }
+                Some((_, false, _)) => u.joined += 1,
+                None => u.misses += 1,
+            });
+            match found {
+                Some((rx, done, _)) => (rx, done),
+                None => {
+                    self.make_room(&mut slots, key.org(), now)?;
+                    let (tx, rx) = watch::channel(Ok(ExportState::Running { job_id: None }));
+                    slots.insert(
+                        key.clone(),
+                        Slot {
+                            rx: rx.clone(),
+                            expires: now + self.ttl_secs,
+                            prewarmed: false,
+                        },
+                    );
+                    tokio::spawn(run(tx));
+                    (rx, false)
+                }
             }
-            slots.get(&key).expect("inserted above").rx.clone()
         };
-        let outcome = tokio::time::timeout(wait, rx.wait_for(|p| !pending(p)))
-            .await
-            .map(|r| r.map(|p| p.clone()));
-        let current = match outcome {
-            Ok(Ok(p)) => p,
-            // The task ended without reporting (it panicked): treat as unavailable.
-            Ok(Err(_)) => Err(ClariError::Unavailable { status: 500 }),
-            Err(_) => rx.borrow().clone(),
+        // A finished export is answered as it is, with no timer.
+        let current = if done {
+            rx.borrow().clone()
+        } else {
+            let outcome = tokio::time::timeout(wait, rx.wait_for(|p| !pending(p)))
+                .await
+                .map(|r| r.map(|p| p.clone()));
+            match outcome {
+                Ok(Ok(p)) => p,
+                // The task ended without reporting (it panicked): treat as unavailable.
+                Ok(Err(_)) => Err(ClariError::Unavailable { status: 500 }),
+                Err(_) => rx.borrow().clone(),
+            }
         };
         if current.is_err() {
             let mut slots = self.slots.lock().expect("cache lock");

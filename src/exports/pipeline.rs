@@ -120,13 +120,17 @@ pub async fn shared_export<K: ExportKind>(
             tracing::warn!(error = %e, "noting who waits for an export failed");
         }
     }
-    let (task_state, task_org, request) = (state.clone(), org.clone(), key.to_string());
     K::cache(state)
-        .get(key, wait, move |tx| async move {
-            let outcome = run_export(&task_state, &task_org, &request, &kind, &tx).await;
-            let _ = tx.send(outcome.map(|v| ExportState::Ready(Arc::new(v))));
-            // Its weight is known now.
-            K::cache(&task_state).trim();
+        .get(key, wait, |tx| {
+            // Only when the export has to be made: a warm call allocates none of this.
+            let (task_state, task_org) = (state.clone(), org.clone());
+            let request = kind.request_key(org).to_string();
+            async move {
+                let outcome = run_export(&task_state, &task_org, &request, &kind, &tx).await;
+                let _ = tx.send(outcome.map(|v| ExportState::Ready(Arc::new(v))));
+                // Its weight is known now.
+                K::cache(&task_state).trim();
+            }
         })
         .await
 }
