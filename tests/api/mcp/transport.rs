@@ -298,3 +298,51 @@ async fn what_is_not_json_rpc_is_400_and_a_missing_or_wildcard_accept_is_fine() 
     }
     assert_eq!(send(list, Some("text/html")).await.unwrap().status(), 406);
 }
+
+/// The MCP endpoint is exactly `/mcp` (the resource its metadata names), behind the layers every
+/// request passes: a path below it is unknown, and both answers carry a request id.
+#[tokio::test]
+async fn the_endpoint_is_exactly_its_path_behind_the_common_layers() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let env = mcp_env(&db).await;
+    let key = env.api_key("clari:read").await;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let post = |path: &'static str| {
+        env.app
+            .http
+            .post(env.app.url(path))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", PROTOCOL)
+            .json(&body)
+            .send()
+    };
+    let r = post("/mcp").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().contains_key("x-request-id"),
+        "{:?}",
+        r.headers()
+    );
+    for path in ["/mcp/", "/mcp/tools"] {
+        let r = post(path).await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(r.headers().contains_key("x-request-id"), "{path}");
+    }
+    let r = env
+        .app
+        .http
+        .post(env.app.url("/mcp"))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-from-client")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", PROTOCOL)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "req-from-client");
+}
