@@ -255,11 +255,6 @@ impl Changes {
         self.current().then(|| Ticket(self.seq.load(SeqCst)))
     }
 
-    /// The organisation's counters now, if cached values may be trusted.
-    pub fn stamp(&self, org: &OrgId) -> Option<Stamp> {
-        self.current().then(|| self.stamp_now(org))
-    }
-
     /// Reads the feed once for a request, for its later lookups ([`Checked`]).
     pub fn check(&self) -> Checked {
         Checked {
@@ -267,8 +262,9 @@ impl Changes {
         }
     }
 
-    /// [`Changes::stamp`], with the feed as `checked` found it when it is the change file.
-    fn stamp_checked(&self, org: &OrgId, checked: Option<Checked>) -> Option<Stamp> {
+    /// The organisation's counters now, if cached values may be trusted: by the change file as
+    /// `checked` found it, when the request read it already, else by the feed now.
+    fn stamp(&self, org: &OrgId, checked: Option<Checked>) -> Option<Stamp> {
         let trusted = match (&self.feed, checked) {
             (Feed::File { .. }, Some(c)) => c.trusted,
             _ => self.current(),
@@ -466,7 +462,16 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let found = self.lookup(changes, checked, key, now);
+        let found = {
+            let entries = self.entries.lock().expect("org cache lock");
+            entries
+                .get(key)
+                .filter(|e| e.until > now)
+                .map(|e| (e.org.clone(), e.stamp, e.value.clone()))
+        }
+        .and_then(|(org, stamp, value)| {
+            (changes.stamp(&org, checked) == Some(stamp)).then_some(value)
+        });
         let counter = if found.is_some() {
             &self.hits
         } else {
@@ -474,28 +479,6 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
-    }
-
-    fn lookup<Q>(
-        &self,
-        changes: &Changes,
-        checked: Option<Checked>,
-        key: &Q,
-        now: UnixTime,
-    ) -> Option<V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let (org, stamp, value) = {
-            let entries = self.entries.lock().expect("org cache lock");
-            let e = entries.get(key)?;
-            if e.until <= now {
-                return None;
-            }
-            (e.org.clone(), e.stamp, e.value.clone())
-        };
-        (changes.stamp_checked(&org, checked) == Some(stamp)).then_some(value)
     }
 
     /// Lookups answered from memory and lookups that read the store, since start.

@@ -306,43 +306,31 @@ async fn the_endpoint_is_exactly_its_path_behind_the_common_layers() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let env = mcp_env(&db).await;
     let key = env.api_key("clari:read").await;
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-    let post = |path: &'static str| {
-        env.app
+    let r = rpc(&env.app, Some(&key), "tools/list", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.headers.contains_key("x-request-id"), "{:?}", r.headers);
+    // Paths below /mcp, which `rpc` never calls.
+    let post = |path: &'static str, request_id: Option<&'static str>| {
+        let mut req = env
+            .app
             .http
             .post(env.app.url(path))
             .bearer_auth(&key)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", PROTOCOL)
-            .json(&body)
-            .send()
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+        if let Some(id) = request_id {
+            req = req.header("x-request-id", id);
+        }
+        req.send()
     };
-    let r = post("/mcp").await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.headers().contains_key("x-request-id"),
-        "{:?}",
-        r.headers()
-    );
     for path in ["/mcp/", "/mcp/tools"] {
-        let r = post(path).await.unwrap();
+        let r = post(path, None).await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
         assert!(r.headers().contains_key("x-request-id"), "{path}");
     }
-    let r = env
-        .app
-        .http
-        .post(env.app.url("/mcp"))
-        .bearer_auth(&key)
-        .header("x-request-id", "req-from-client")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", PROTOCOL)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post("/mcp", Some("req-from-client")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-request-id"], "req-from-client");
 }
