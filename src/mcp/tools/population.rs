@@ -46,7 +46,10 @@ pub(super) async fn population<T>(
     wait: Duration,
 ) -> Result<Result<Population, Export<T>>, ToolError> {
     let now = state.now();
+    // From the start of that UTC day: the answer says it covers activity since a day
+    // (`since_day`), so a deal whose only activity was earlier on that day is in it too.
     let from = from.min(now - ACTIVITY_DAYS * 86_400);
+    let from = from - from.rem_euclid(86_400);
     let got = pipeline::activities(state, &ctx.org_id, (from, now + 1), wait).await?;
     if let Some(not_ready) = Export::not_ready(&got) {
         return Ok(Err(not_ready));
