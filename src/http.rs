@@ -125,6 +125,9 @@ impl RequestMeta {
 /// The caller's IP: the socket peer, or, behind `CLARI_MCP_TRUSTED_PROXIES` proxies, the address
 /// the outermost trusted proxy saw.
 pub fn client_ip(trusted_proxies: u8, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
+    if trusted_proxies == 0 {
+        return peer.ip();
+    }
     let entries: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()

@@ -145,18 +145,22 @@ impl AuditKeys {
     pub fn digest(&self, chain: &str, canonical_args: &str) -> String {
         let org_key = {
             let mut keys = self.org_keys.lock().expect("audit key lock");
-            if keys.len() >= 10_000 {
-                keys.clear();
-            }
-            keys.entry(chain.to_owned())
-                .or_insert_with(|| {
+            match keys.get(chain) {
+                // The common case allocates nothing: a known organisation's key is copied out.
+                Some(key) => key.clone(),
+                None => {
+                    if keys.len() >= 10_000 {
+                        keys.clear();
+                    }
                     let mut m = Hmac::<Sha256>::new_from_slice(&self.digest_secret)
                         .expect("HMAC takes any key length");
                     m.update(b"clari-mcp audit arguments v1\n");
                     m.update(chain.as_bytes());
-                    Zeroizing::new(m.finalize().into_bytes().into())
-                })
-                .clone()
+                    let key = Zeroizing::new(m.finalize().into_bytes().into());
+                    keys.insert(chain.to_owned(), Zeroizing::clone(&key));
+                    key
+                }
+            }
         };
         let mut m =
             Hmac::<Sha256>::new_from_slice(&org_key[..]).expect("HMAC takes any key length");

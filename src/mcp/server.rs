@@ -54,14 +54,10 @@ impl ClariMcp {
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<crate::http::RequestSpan>())
             .and_then(|s| s.0.id());
-        let name = match target {
-            Some(t) => format!("{method} {t}"),
-            None => method.to_owned(),
-        };
         let span = tracing::info_span!(
             parent: parent,
             "mcp",
-            otel.name = %name,
+            otel.name = %SpanName(method, target),
             otel.kind = "server",
             mcp.method.name = %method,
             gen_ai.tool.name = tracing::field::Empty,
@@ -130,21 +126,40 @@ const INSTRUCTIONS: &str = "Read-only access to this organisation's Clari revenu
 const PROMPT_PREP: &str = "forecast_call_prep";
 const PROMPT_REVIEW: &str = "weekly_pipeline_review";
 
+// `enable_logging` is deprecated from 2026-07-28 but required by 2025-11-25 clients.
+#[allow(deprecated)]
+fn server_info() -> ServerConfig {
+    ServerConfig::new(
+        ServerCapabilities::builder()
+            .enable_logging()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_tasks()
+            .build(),
+    )
+    .with_server_info(Implementation::new("clari-mcp", env!("CARGO_PKG_VERSION")))
+    .with_instructions(INSTRUCTIONS)
+}
+
+/// A span's name, `method` or `method target`, written only if a subscriber records the span
+/// (with tracing off, a call formats nothing).
+struct SpanName<'a>(&'a str, Option<&'a str>);
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(target) => write!(f, "{} {target}", self.0),
+            None => f.write_str(self.0),
+        }
+    }
+}
+
 impl ServerHandler for ClariMcp {
-    // `enable_logging` is deprecated from 2026-07-28 but required by 2025-11-25 clients.
-    #[allow(deprecated)]
+    /// Built once: rmcp asks for it on every request of a stateless session.
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_logging()
-                .enable_tools()
-                .enable_resources()
-                .enable_prompts()
-                .enable_tasks()
-                .build(),
-        )
-        .with_server_info(Implementation::new("clari-mcp", env!("CARGO_PKG_VERSION")))
-        .with_instructions(INSTRUCTIONS)
+        static INFO: std::sync::OnceLock<ServerConfig> = std::sync::OnceLock::new();
+        INFO.get_or_init(server_info).clone()
     }
 
     /// Accepted for clients that set a level; this server's tools send no log messages. Logging is
