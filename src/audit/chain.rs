@@ -14,36 +14,72 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
-use crate::crypto::sha256_hex;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::token::hex;
 use crate::store::{AuditCheckpoint, AuditRecord, NewAuditEvent};
 
 /// The `prev_hash` of a chain's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// An event's canonical form, ready to be serialised (a tuple serialises as the JSON array).
+type Canonical<'a> = (
+    u8,
+    &'a str,
+    i64,
+    i64,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+);
+
 #[allow(clippy::too_many_arguments)]
-fn canonical(
-    chain: &str,
+fn canonical<'a>(
+    chain: &'a str,
     seq: i64,
     at: i64,
-    actor: (&str, Option<&str>, Option<&str>),
-    action: &str,
-    target: Option<&str>,
-    outcome: &str,
-    from: (Option<&str>, Option<&str>),
-    details: &str,
-    prev: &str,
-) -> String {
-    // A tuple serialises as the same JSON array, without building a `Value` first.
-    serde_json::to_string(&(
+    actor: (&'a str, Option<&'a str>, Option<&'a str>),
+    action: &'a str,
+    target: Option<&'a str>,
+    outcome: &'a str,
+    from: (Option<&'a str>, Option<&'a str>),
+    details: &'a str,
+    prev: &'a str,
+) -> Canonical<'a> {
+    (
         1, chain, seq, at, actor.0, actor.1, actor.2, action, target, outcome, from.0, from.1,
         details, prev,
-    ))
-    .expect("strings and numbers serialise")
+    )
+}
+
+/// The lower-case hex SHA-256 of the canonical form's bytes. They are written straight into the
+/// hash, never gathered into a string first: every event of the trail passes here.
+fn hash(form: &Canonical<'_>) -> String {
+    struct Hashing(Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Hashing(Sha256::new());
+    serde_json::to_writer(&mut out, form).expect("strings and numbers serialise");
+    hex(&out.0.finalize())
 }
 
 /// The hash of a new event at `seq` after `prev`.
 pub fn event_hash(prev: &str, seq: i64, e: &NewAuditEvent) -> String {
-    sha256_hex(&canonical(
+    hash(&canonical(
         &e.chain,
         seq,
         e.at,
@@ -63,7 +99,7 @@ pub fn event_hash(prev: &str, seq: i64, e: &NewAuditEvent) -> String {
 
 /// The hash a stored event must have.
 pub fn record_hash(r: &AuditRecord) -> String {
-    sha256_hex(&canonical(
+    hash(&canonical(
         &r.chain,
         r.seq,
         r.at,
@@ -414,22 +450,26 @@ mod tests {
     fn the_canonical_form_is_stable() {
         // Changing the canonical form breaks every stored chain: this pins it.
         let e = event("o", "tool.call");
+        let form = canonical(
+            &e.chain,
+            1,
+            e.at,
+            ("user", Some("u1"), None),
+            &e.action,
+            None,
+            "success",
+            (None, None),
+            "{}",
+            GENESIS,
+        );
+        let text = serde_json::to_string(&form).unwrap();
         assert_eq!(
-            canonical(
-                &e.chain,
-                1,
-                e.at,
-                ("user", Some("u1"), None),
-                &e.action,
-                None,
-                "success",
-                (None, None),
-                "{}",
-                GENESIS
-            ),
+            text,
             format!(
                 "[1,\"o\",1,1800000000,\"user\",\"u1\",null,\"tool.call\",null,\"success\",null,null,\"{{}}\",\"{GENESIS}\"]"
             )
         );
+        // The hash is of exactly those bytes, however they reach it.
+        assert_eq!(hash(&form), crate::crypto::sha256_hex(&text));
     }
 }

@@ -304,23 +304,26 @@ macro_rules! audit_store {
                 if heads.len() != chains.len() {
                     return Err(StoreError::Database(sqlx::Error::RowNotFound));
                 }
-                // Hashes first (each links to the one before), then one multi-row insert per
-                // chunk: one round trip for many events.
+                // One multi-row insert per chunk (one round trip for many events), each chunk's
+                // hashes (each links to the one before) computed just before it is sent: the
+                // hashing of a full batch is then spread between the inserts' waits instead of
+                // holding the server's thread for all of it at once.
                 let at: std::collections::HashMap<String, usize> = heads
                     .iter()
                     .enumerate()
                     .map(|(i, (name, _, _))| (name.clone(), i))
                     .collect();
-                let mut rows = Vec::with_capacity(events.len());
-                for e in events {
-                    let (_, seq, prev) = &mut heads[at[&e.chain]];
-                    *seq += 1;
-                    let hash = chain(prev, *seq, e);
-                    rows.push((e.chain.as_str(), *seq, e, std::mem::replace(prev, hash.clone()), hash));
-                }
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(chunk.len(), numbered)));
-                    for (name, seq, e, prev_hash, hash) in chunk {
+                let mut rows = Vec::with_capacity(INSERT_CHUNK);
+                for events in events.chunks(INSERT_CHUNK) {
+                    rows.clear();
+                    for e in events {
+                        let (_, seq, prev) = &mut heads[at[&e.chain]];
+                        *seq += 1;
+                        let hash = chain(prev, *seq, e);
+                        rows.push((e.chain.as_str(), *seq, e, std::mem::replace(prev, hash.clone()), hash));
+                    }
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(insert_sql(rows.len(), numbered)));
+                    for (name, seq, e, prev_hash, hash) in &rows {
                         q = q
                             .bind(*name)
                             .bind(*seq)
