@@ -38,6 +38,14 @@ pub(super) struct Population {
     pub email_names: HashMap<String, String>,
 }
 
+/// Where the activity a population is read from starts: `from`, or [`ACTIVITY_DAYS`] days ago if
+/// that is earlier, at the start of its UTC day. The answer says it covers activity since a day
+/// (`since_day`), so a deal whose only activity was earlier on that day is in it too.
+fn activity_from(from: i64, now: i64) -> i64 {
+    let from = from.min(now - ACTIVITY_DAYS * 86_400);
+    from - from.rem_euclid(86_400)
+}
+
 /// Reads the population, or where the activity export stands.
 pub(super) async fn population<T>(
     state: &AppState,
@@ -46,10 +54,7 @@ pub(super) async fn population<T>(
     wait: Duration,
 ) -> Result<Result<Population, Export<T>>, ToolError> {
     let now = state.now();
-    // From the start of that UTC day: the answer says it covers activity since a day
-    // (`since_day`), so a deal whose only activity was earlier on that day is in it too.
-    let from = from.min(now - ACTIVITY_DAYS * 86_400);
-    let from = from - from.rem_euclid(86_400);
+    let from = activity_from(from, now);
     let got = pipeline::activities(state, &ctx.org_id, (from, now + 1), wait).await?;
     if let Some(not_ready) = Export::not_ready(&got) {
         return Ok(Err(not_ready));
@@ -146,4 +151,20 @@ pub(super) async fn population<T>(
         people,
         email_names,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_activity_read_starts_at_midnight_utc_of_the_day_the_answer_names() {
+        // 2026-12-08T04:15:00Z: ninety days before is 2026-09-09T04:15:00Z.
+        let now = 1_796_703_300;
+        let from = activity_from(now, now);
+        assert_eq!(rfc3339(from), "2026-09-09T00:00:00Z");
+        // An earlier start asked for is kept, at the start of its day.
+        let earlier = activity_from(now - 200 * 86_400 + 3_600, now);
+        assert_eq!(rfc3339(earlier), "2026-05-22T00:00:00Z");
+    }
 }
