@@ -314,9 +314,9 @@ macro_rules! audit_store {
                     .map(|(i, (name, _, _))| (name.clone(), i))
                     .collect();
                 let mut rows = Vec::with_capacity(INSERT_CHUNK);
-                for events in events.chunks(INSERT_CHUNK) {
+                for chunk in events.chunks(INSERT_CHUNK) {
                     rows.clear();
-                    for e in events {
+                    for e in chunk {
                         let (_, seq, prev) = &mut heads[at[&e.chain]];
                         *seq += 1;
                         let hash = chain(prev, *seq, e);

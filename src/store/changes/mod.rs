@@ -531,6 +531,23 @@ impl<K: Hash + Eq, V: Clone> OrgCache<K, V> {
 mod tests {
     use super::*;
 
+    /// One database's change file as the server and the operator's CLI each open it, and the
+    /// server's cache holding one value of `org_a` (1 under `k`, until 100).
+    fn server_and_cli() -> (
+        tempfile::TempDir,
+        Changes,
+        Changes,
+        OrgCache<&'static str, i32>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let server = Changes::beside(&db).unwrap();
+        let cli = Changes::beside(&db).unwrap();
+        let cache = OrgCache::new(10);
+        cache.put(&server, server.ticket(), "k", &org("org_a"), 1, 100);
+        (dir, server, cli, cache)
+    }
+
     fn org(s: &str) -> OrgId {
         OrgId::parse(s).unwrap()
     }
@@ -568,13 +585,7 @@ mod tests {
 
     #[tokio::test]
     async fn another_process_writing_the_change_file_drops_everything() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("x.db");
-        let server = Changes::beside(&db).unwrap();
-        let cli = Changes::beside(&db).unwrap();
-        let cache = OrgCache::new(10);
-        let a = org("org_a");
-        cache.put(&server, server.ticket(), "k", &a, 1, 100);
+        let (_dir, server, cli, cache) = server_and_cli();
         assert_eq!(cache.get(&server, &"k", 1), Some(1));
         cli.changed(Some(&org("org_b"))).await;
         assert_eq!(cache.get(&server, &"k", 1), None);
@@ -582,13 +593,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_reads_the_change_file_once_and_the_next_request_sees_the_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("x.db");
-        let server = Changes::beside(&db).unwrap();
-        let cli = Changes::beside(&db).unwrap();
-        let cache = OrgCache::new(10);
-        let a = org("org_a");
-        cache.put(&server, server.ticket(), "k", &a, 1, 100);
+        let (_dir, server, cli, cache) = server_and_cli();
         let this_request = server.check();
         assert_eq!(
             cache.get_checked(&server, Some(this_request), &"k", 1),
